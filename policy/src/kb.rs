@@ -1,0 +1,666 @@
+//! The dated knowledge base: zones, regimes, instruments and prohibitions, as data.
+//!
+//! The built-in base is compiled in from `policy/kb/*.toml`; a user can add rows from their own
+//! files. Rows are validated and indexed once at load so that evaluation is lookups only.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::country::Country;
+use crate::date::{Date, Validity};
+
+/// How far a row has been checked against its source (transfer-law.md section 0.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub enum Verification {
+    /// Verified against the instrument's text or an official copy.
+    #[serde(rename = "V-P")]
+    Primary,
+    /// Verified in reputable secondary sources.
+    #[serde(rename = "V-S")]
+    Secondary,
+    /// Not verified: never the sole basis of an allow unless the policy says so.
+    #[serde(rename = "U")]
+    Unverified,
+}
+
+impl Verification {
+    pub fn is_verified(self) -> bool {
+        !matches!(self, Verification::Unverified)
+    }
+}
+
+/// The provenance every legal fact carries.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provenance {
+    pub reference: String,
+    pub source: String,
+    pub verification: Verification,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawZone {
+    id: String,
+    zone: String,
+    countries: Vec<Country>,
+    valid_from: Date,
+    valid_to: Option<Date>,
+    #[serde(flatten)]
+    provenance: Provenance,
+}
+
+/// One period during which some countries belong to a zone.
+#[derive(Debug, Clone)]
+pub struct ZoneRow {
+    pub id: Arc<str>,
+    pub zone: Arc<str>,
+    pub countries: Vec<Country>,
+    pub validity: Validity,
+    pub provenance: Provenance,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegimeKind {
+    /// Transfers out of the free zones need a basis.
+    TransferGate,
+    /// No general restriction; prohibitions only.
+    Open,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegime {
+    id: String,
+    name: String,
+    kind: RegimeKind,
+    covers_zone: String,
+    transfer_free_zones: Vec<String>,
+    valid_from: Date,
+    valid_to: Option<Date>,
+    #[serde(flatten)]
+    provenance: Provenance,
+}
+
+/// A data-protection regime and the subjects it covers.
+#[derive(Debug, Clone)]
+pub struct Regime {
+    pub id: Arc<str>,
+    pub name: String,
+    pub kind: RegimeKind,
+    pub covers_zone: Arc<str>,
+    pub transfer_free_zones: Vec<Arc<str>>,
+    pub validity: Validity,
+    pub provenance: Provenance,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InstrumentKind {
+    Adequacy,
+    DataBridge,
+}
+
+/// What an instrument row covers beyond its destination and dates.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scope {
+    /// The recipient must hold this certification on the evaluation date.
+    pub certification: Option<String>,
+    /// HR data is covered only when the certification includes HR data.
+    #[serde(default)]
+    pub hr_needs_certification: bool,
+    /// The recipient's sector must be one of these.
+    pub recipient_sectors: Option<Vec<String>>,
+    /// Transfers for these purposes fall outside the row.
+    #[serde(default)]
+    pub excluded_purposes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInstrument {
+    id: String,
+    kind: InstrumentKind,
+    regimes: Vec<String>,
+    destination: Option<Country>,
+    destination_zone: Option<String>,
+    basis: String,
+    title: String,
+    adopted: Date,
+    valid_from: Date,
+    valid_to: Option<Date>,
+    ended_by: Option<String>,
+    #[serde(default)]
+    scope: Scope,
+    note: Option<String>,
+    #[serde(flatten)]
+    provenance: Provenance,
+}
+
+/// Where an instrument lets data go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InstrumentDestination {
+    Country(Country),
+    Zone(Arc<str>),
+}
+
+/// An adequacy decision or data bridge, with its dates and scope.
+#[derive(Debug, Clone)]
+pub struct Instrument {
+    pub id: Arc<str>,
+    pub kind: InstrumentKind,
+    pub regimes: Vec<Arc<str>>,
+    pub destination: InstrumentDestination,
+    /// The basis as recorded in decisions, e.g. `adequacy:EU/2023/1795`.
+    pub basis: Arc<str>,
+    pub title: String,
+    pub adopted: Date,
+    pub validity: Validity,
+    pub ended_by: Option<String>,
+    pub scope: Scope,
+    pub note: Option<String>,
+    pub provenance: Provenance,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProhibition {
+    id: String,
+    regimes: Vec<String>,
+    destinations: Vec<Country>,
+    purposes: Vec<String>,
+    title: String,
+    valid_from: Date,
+    valid_to: Option<Date>,
+    note: Option<String>,
+    #[serde(flatten)]
+    provenance: Provenance,
+}
+
+/// A transfer that is forbidden whatever the basis.
+#[derive(Debug, Clone)]
+pub struct Prohibition {
+    pub id: Arc<str>,
+    pub regimes: Vec<Arc<str>>,
+    pub destinations: Vec<Country>,
+    pub purposes: Vec<String>,
+    pub title: String,
+    pub validity: Validity,
+    pub note: Option<String>,
+    pub provenance: Provenance,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    zone: Vec<RawZone>,
+    #[serde(default)]
+    regime: Vec<RawRegime>,
+    #[serde(default)]
+    instrument: Vec<RawInstrument>,
+    #[serde(default)]
+    prohibition: Vec<RawProhibition>,
+}
+
+/// A problem in a knowledge-base file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KbError {
+    #[error("{file}: {message}")]
+    Parse { file: String, message: String },
+    #[error("{file}: row {id}: {message}")]
+    Row {
+        file: String,
+        id: String,
+        message: String,
+    },
+}
+
+const BUILTIN: &[(&str, &str)] = &[
+    ("policy/kb/zones.toml", include_str!("../kb/zones.toml")),
+    ("policy/kb/regimes.toml", include_str!("../kb/regimes.toml")),
+    (
+        "policy/kb/instruments.toml",
+        include_str!("../kb/instruments.toml"),
+    ),
+    (
+        "policy/kb/prohibitions.toml",
+        include_str!("../kb/prohibitions.toml"),
+    ),
+];
+
+/// The validated, indexed knowledge base.
+#[derive(Clone)]
+pub struct KnowledgeBase {
+    zones: Vec<ZoneRow>,
+    regimes: Vec<Regime>,
+    instruments: Vec<Instrument>,
+    prohibitions: Vec<Prohibition>,
+    /// zone name → dense zone id.
+    zone_ids: HashMap<Arc<str>, usize>,
+    /// regime id → position in `regimes`.
+    regime_ids: HashMap<Arc<str>, usize>,
+    /// (zone id, country) → indexes into `zones`.
+    zone_index: HashMap<(usize, Country), Vec<usize>>,
+    /// (regime position, destination country) → indexes into `instruments` (country rows).
+    instrument_index: HashMap<(usize, Country), Vec<usize>>,
+    /// regime position → instruments whose destination is a zone.
+    zone_instruments: HashMap<usize, Vec<usize>>,
+    /// regime position → indexes into `prohibitions`.
+    prohibition_index: HashMap<usize, Vec<usize>>,
+    /// A digest of every source text, for the policy revision.
+    digest: u64,
+}
+
+impl fmt::Debug for KnowledgeBase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KnowledgeBase")
+            .field("zones", &self.zones.len())
+            .field("regimes", &self.regimes.len())
+            .field("instruments", &self.instruments.len())
+            .field("prohibitions", &self.prohibitions.len())
+            .finish()
+    }
+}
+
+impl KnowledgeBase {
+    /// The knowledge base compiled into Domicile.
+    pub fn builtin() -> Result<KnowledgeBase, Vec<KbError>> {
+        KnowledgeBase::from_sources(BUILTIN.iter().map(|(f, t)| (f.to_string(), t.to_string())))
+    }
+
+    /// The built-in base plus the user's files (`(name, text)` pairs), whose rows are added.
+    pub fn builtin_with(
+        extra: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<KnowledgeBase, Vec<KbError>> {
+        let builtin = BUILTIN.iter().map(|(f, t)| (f.to_string(), t.to_string()));
+        KnowledgeBase::from_sources(builtin.chain(extra))
+    }
+
+    /// Loads and validates rows from named TOML texts. Every problem is reported.
+    pub fn from_sources(
+        sources: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<KnowledgeBase, Vec<KbError>> {
+        let mut errors = Vec::new();
+        let mut files = Vec::new();
+        let mut digest = Fnv::new();
+        for (name, text) in sources {
+            digest.write(name.as_bytes());
+            digest.write(text.as_bytes());
+            match toml::from_str::<RawFile>(&text) {
+                Ok(raw) => files.push((name, raw)),
+                Err(e) => errors.push(KbError::Parse {
+                    file: name,
+                    message: e.to_string().trim_end().to_owned(),
+                }),
+            }
+        }
+        let mut kb = KnowledgeBase {
+            zones: Vec::new(),
+            regimes: Vec::new(),
+            instruments: Vec::new(),
+            prohibitions: Vec::new(),
+            zone_ids: HashMap::new(),
+            regime_ids: HashMap::new(),
+            zone_index: HashMap::new(),
+            instrument_index: HashMap::new(),
+            zone_instruments: HashMap::new(),
+            prohibition_index: HashMap::new(),
+            digest: digest.finish(),
+        };
+        let mut ids = HashSet::new();
+        let mut interner: HashMap<String, Arc<str>> = HashMap::new();
+        let mut intern = |s: &str| -> Arc<str> {
+            interner
+                .entry(s.to_owned())
+                .or_insert_with(|| Arc::from(s))
+                .clone()
+        };
+        let mut row_err = |file: &str, id: &str, message: String, errors: &mut Vec<KbError>| {
+            errors.push(KbError::Row {
+                file: file.to_owned(),
+                id: id.to_owned(),
+                message,
+            })
+        };
+        for (file, raw) in &files {
+            let mut check = |id: &str, from: Date, to: Option<Date>, errors: &mut Vec<KbError>| {
+                if !ids.insert(id.to_owned()) {
+                    row_err(file, id, "duplicate row id".into(), errors);
+                }
+                if let Some(to) = to
+                    && to <= from
+                {
+                    row_err(
+                        file,
+                        id,
+                        format!("valid_to {to} is not after valid_from {from}"),
+                        errors,
+                    );
+                }
+            };
+            for z in &raw.zone {
+                check(&z.id, z.valid_from, z.valid_to, &mut errors);
+                kb.zones.push(ZoneRow {
+                    id: intern(&z.id),
+                    zone: intern(&z.zone),
+                    countries: z.countries.clone(),
+                    validity: Validity {
+                        from: z.valid_from,
+                        to: z.valid_to,
+                    },
+                    provenance: z.provenance.clone(),
+                });
+            }
+            for r in &raw.regime {
+                check(&r.id, r.valid_from, r.valid_to, &mut errors);
+                kb.regimes.push(Regime {
+                    id: intern(&r.id),
+                    name: r.name.clone(),
+                    kind: r.kind,
+                    covers_zone: intern(&r.covers_zone),
+                    transfer_free_zones: r.transfer_free_zones.iter().map(|z| intern(z)).collect(),
+                    validity: Validity {
+                        from: r.valid_from,
+                        to: r.valid_to,
+                    },
+                    provenance: r.provenance.clone(),
+                });
+            }
+            for i in &raw.instrument {
+                check(&i.id, i.valid_from, i.valid_to, &mut errors);
+                let destination = match (&i.destination, &i.destination_zone) {
+                    (Some(c), None) => InstrumentDestination::Country(*c),
+                    (None, Some(z)) => InstrumentDestination::Zone(intern(z)),
+                    _ => {
+                        row_err(
+                            file,
+                            &i.id,
+                            "exactly one of destination and destination_zone must be set".into(),
+                            &mut errors,
+                        );
+                        continue;
+                    }
+                };
+                if i.valid_to.is_some() && i.ended_by.is_none() {
+                    row_err(
+                        file,
+                        &i.id,
+                        "a row with valid_to must say what ended it (ended_by)".into(),
+                        &mut errors,
+                    );
+                }
+                kb.instruments.push(Instrument {
+                    id: intern(&i.id),
+                    kind: i.kind,
+                    regimes: i.regimes.iter().map(|r| intern(r)).collect(),
+                    destination,
+                    basis: intern(&i.basis),
+                    title: i.title.clone(),
+                    adopted: i.adopted,
+                    validity: Validity {
+                        from: i.valid_from,
+                        to: i.valid_to,
+                    },
+                    ended_by: i.ended_by.clone(),
+                    scope: i.scope.clone(),
+                    note: i.note.clone(),
+                    provenance: i.provenance.clone(),
+                });
+            }
+            for p in &raw.prohibition {
+                check(&p.id, p.valid_from, p.valid_to, &mut errors);
+                kb.prohibitions.push(Prohibition {
+                    id: intern(&p.id),
+                    regimes: p.regimes.iter().map(|r| intern(r)).collect(),
+                    destinations: p.destinations.clone(),
+                    purposes: p.purposes.clone(),
+                    title: p.title.clone(),
+                    validity: Validity {
+                        from: p.valid_from,
+                        to: p.valid_to,
+                    },
+                    note: p.note.clone(),
+                    provenance: p.provenance.clone(),
+                });
+            }
+        }
+        // Cross-references: every zone and regime named must exist.
+        let zone_names: HashSet<Arc<str>> = kb.zones.iter().map(|z| z.zone.clone()).collect();
+        let regime_names: HashSet<Arc<str>> = kb.regimes.iter().map(|r| r.id.clone()).collect();
+        for r in &kb.regimes {
+            for z in std::iter::once(&r.covers_zone).chain(&r.transfer_free_zones) {
+                if !zone_names.contains(z) {
+                    errors.push(KbError::Row {
+                        file: "knowledge base".into(),
+                        id: r.id.to_string(),
+                        message: format!("unknown zone {z:?}"),
+                    });
+                }
+            }
+        }
+        for (id, regimes) in kb
+            .instruments
+            .iter()
+            .map(|i| (&i.id, &i.regimes))
+            .chain(kb.prohibitions.iter().map(|p| (&p.id, &p.regimes)))
+        {
+            for r in regimes {
+                if !regime_names.contains(r) {
+                    errors.push(KbError::Row {
+                        file: "knowledge base".into(),
+                        id: id.to_string(),
+                        message: format!("unknown regime {r:?}"),
+                    });
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        for z in &kb.zones {
+            let next = kb.zone_ids.len();
+            kb.zone_ids.entry(z.zone.clone()).or_insert(next);
+        }
+        for (n, r) in kb.regimes.iter().enumerate() {
+            kb.regime_ids.insert(r.id.clone(), n);
+        }
+        for (n, z) in kb.zones.iter().enumerate() {
+            let zid = kb.zone_ids[&z.zone];
+            for c in &z.countries {
+                kb.zone_index.entry((zid, *c)).or_default().push(n);
+            }
+        }
+        for (n, i) in kb.instruments.iter().enumerate() {
+            for r in &i.regimes {
+                let rid = kb.regime_ids[r];
+                match &i.destination {
+                    InstrumentDestination::Country(c) => {
+                        kb.instrument_index.entry((rid, *c)).or_default().push(n)
+                    }
+                    InstrumentDestination::Zone(_) => {
+                        kb.zone_instruments.entry(rid).or_default().push(n)
+                    }
+                }
+            }
+        }
+        for (n, p) in kb.prohibitions.iter().enumerate() {
+            for r in &p.regimes {
+                let rid = kb.regime_ids[r];
+                kb.prohibition_index.entry(rid).or_default().push(n);
+            }
+        }
+        Ok(kb)
+    }
+
+    /// The zone row that puts `country` in `zone` on `at`, if any.
+    pub fn zone_membership(&self, zone: &str, country: Country, at: Date) -> Option<&ZoneRow> {
+        let zid = *self.zone_ids.get(zone)?;
+        self.zone_index
+            .get(&(zid, country))?
+            .iter()
+            .map(|&n| &self.zones[n])
+            .find(|z| z.validity.contains(at))
+    }
+
+    /// Regimes in force on `at` whose covered zone holds `country`, with the zone row.
+    pub fn regimes_for(&self, country: Country, at: Date) -> Vec<(&Regime, &ZoneRow)> {
+        self.regimes
+            .iter()
+            .filter(|r| r.validity.contains(at))
+            .filter_map(|r| Some((r, self.zone_membership(&r.covers_zone, country, at)?)))
+            .collect()
+    }
+
+    /// Instruments of `regime` whose destination is `country` or a zone (any date: the engine
+    /// explains rows that are out of date too). Zone rows still need a membership check.
+    pub fn instruments_for<'a>(
+        &'a self,
+        regime: &str,
+        country: Country,
+    ) -> impl Iterator<Item = &'a Instrument> + 'a {
+        let rid = self.regime_ids.get(regime).copied();
+        let direct = rid
+            .and_then(|r| self.instrument_index.get(&(r, country)))
+            .into_iter()
+            .flatten();
+        let zoned = rid
+            .and_then(|r| self.zone_instruments.get(&r))
+            .into_iter()
+            .flatten();
+        direct.chain(zoned).map(|&n| &self.instruments[n])
+    }
+
+    /// Prohibitions of `regime`.
+    pub fn prohibitions_for<'a>(
+        &'a self,
+        regime: &str,
+    ) -> impl Iterator<Item = &'a Prohibition> + 'a {
+        self.regime_ids
+            .get(regime)
+            .and_then(|r| self.prohibition_index.get(r))
+            .into_iter()
+            .flatten()
+            .map(|&n| &self.prohibitions[n])
+    }
+
+    pub fn zones(&self) -> &[ZoneRow] {
+        &self.zones
+    }
+    pub fn regimes(&self) -> &[Regime] {
+        &self.regimes
+    }
+    pub fn instruments(&self) -> &[Instrument] {
+        &self.instruments
+    }
+    pub fn prohibitions(&self) -> &[Prohibition] {
+        &self.prohibitions
+    }
+
+    /// A stable digest of the knowledge-base texts (FNV-1a), part of the policy revision.
+    pub fn digest(&self) -> u64 {
+        self.digest
+    }
+}
+
+/// FNV-1a, 64 bit: a stable, dependency-free digest for revision ids (not a security hash).
+#[derive(Debug, Clone, Copy)]
+pub struct Fnv(u64);
+
+impl Fnv {
+    pub fn new() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+    pub fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    pub fn finish(self) -> u64 {
+        self.0
+    }
+}
+
+impl Default for Fnv {
+    fn default() -> Fnv {
+        Fnv::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> Date {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn builtin_loads_and_every_row_has_provenance() {
+        let kb = KnowledgeBase::builtin().unwrap();
+        assert!(kb.instruments().len() >= 20);
+        for i in kb.instruments() {
+            assert!(!i.provenance.reference.is_empty(), "{}", i.id);
+            assert!(!i.provenance.source.is_empty(), "{}", i.id);
+        }
+    }
+
+    #[test]
+    fn eea_membership_is_dated() {
+        let kb = KnowledgeBase::builtin().unwrap();
+        let no = Country::parse("NO").unwrap();
+        assert!(kb.zone_membership("EEA", no, d("2018-07-19")).is_none());
+        assert!(kb.zone_membership("EEA", no, d("2018-07-20")).is_some());
+        let gb = Country::parse("GB").unwrap();
+        assert!(kb.zone_membership("EEA", gb, d("2020-12-31")).is_some());
+        assert!(kb.zone_membership("EEA", gb, d("2021-01-01")).is_none());
+    }
+
+    #[test]
+    fn bad_rows_are_all_reported() {
+        let text = r#"
+            [[zone]]
+            id = "z"
+            zone = "Z"
+            countries = ["DE"]
+            valid_from = "2020-01-01"
+            valid_to = "2019-01-01"
+            reference = "r"
+            source = "s"
+            verification = "V-P"
+
+            [[instrument]]
+            id = "i"
+            kind = "adequacy"
+            regimes = ["NOPE"]
+            destination = "US"
+            basis = "adequacy:x"
+            title = "t"
+            adopted = "2020-01-01"
+            valid_from = "2020-01-01"
+            valid_to = "2021-01-01"
+            reference = "r"
+            source = "s"
+            verification = "U"
+        "#;
+        let errs =
+            KnowledgeBase::from_sources([("user.toml".to_string(), text.to_string())]).unwrap_err();
+        let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        assert!(
+            text.iter()
+                .any(|e| e.contains("valid_to 2019-01-01 is not after")),
+            "{text:?}"
+        );
+        assert!(text.iter().any(|e| e.contains("ended_by")), "{text:?}");
+        assert!(
+            text.iter().any(|e| e.contains("unknown regime \"NOPE\"")),
+            "{text:?}"
+        );
+    }
+}
