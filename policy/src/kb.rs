@@ -321,7 +321,7 @@ impl KnowledgeBase {
                 .or_insert_with(|| Arc::from(s))
                 .clone()
         };
-        let mut row_err = |file: &str, id: &str, message: String, errors: &mut Vec<KbError>| {
+        let row_err = |file: &str, id: &str, message: String, errors: &mut Vec<KbError>| {
             errors.push(KbError::Row {
                 file: file.to_owned(),
                 id: id.to_owned(),

@@ -1,1 +1,19 @@
-//! placeholder
+//! Domicile's view of the world outside the request: which regions exist and who runs them,
+//! who the client really is, which country an address is in, and which jurisdictions the subject
+//! plausibly belongs to.
+//!
+//! # Layout
+//! - [`registry`]: regions, their countries, operating entities and the countries they serve.
+//! - [`client_addr`]: the real client address through the trusted-proxy chain.
+//! - [`geoip`]: MaxMind DB lookups (and building small country DBs for the demo and tests).
+//! - [`resolve`]: evidence and the jurisdiction resolution.
+
+pub mod client_addr;
+pub mod geoip;
+pub mod registry;
+pub mod resolve;
+
+pub use client_addr::{ClientAddr, TrustedProxies};
+pub use geoip::GeoIp;
+pub use registry::{Region, Registry};
+pub use resolve::{Evidence, EvidenceSource, Resolution};

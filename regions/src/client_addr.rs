@@ -1,0 +1,193 @@
+//! The real client address, through the configured trusted-proxy chain.
+//!
+//! `X-Forwarded-For` is honoured only when the socket peer is a trusted proxy, and then walked
+//! right to left: trusted hops are skipped and the first untrusted hop is the client. A malformed
+//! entry makes the address unknown (which resolves to the strictest regime), never a guess.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+/// The CIDRs whose `X-Forwarded-For` we believe.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies {
+    nets: Vec<IpNet>,
+}
+
+/// How the client address was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddrSource {
+    /// The TCP peer itself.
+    Peer,
+    /// An `X-Forwarded-For` entry added by a trusted proxy.
+    ForwardedFor,
+}
+
+/// The resolved client address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientAddr {
+    /// `None` when a trusted chain carried a malformed entry.
+    pub ip: Option<IpAddr>,
+    pub source: AddrSource,
+    /// An `X-Forwarded-For` arrived from an untrusted peer and was ignored.
+    pub ignored_forwarded_for: bool,
+    /// A trusted chain held an entry that is not an IP address.
+    pub malformed: bool,
+}
+
+impl TrustedProxies {
+    pub fn new(nets: Vec<IpNet>) -> TrustedProxies {
+        TrustedProxies { nets }
+    }
+
+    pub fn is_trusted(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        self.nets.iter().any(|n| n.contains(&ip))
+    }
+
+    pub fn nets(&self) -> &[IpNet] {
+        &self.nets
+    }
+
+    /// Resolves the client from the peer and the `X-Forwarded-For` header values in order.
+    pub fn resolve<'a>(
+        &self,
+        peer: IpAddr,
+        forwarded_for: impl DoubleEndedIterator<Item = &'a [u8]>,
+    ) -> ClientAddr {
+        let peer = canonical(peer);
+        let mut entries = forwarded_for.peekable();
+        if !self.is_trusted(peer) {
+            return ClientAddr {
+                ip: Some(peer),
+                source: AddrSource::Peer,
+                ignored_forwarded_for: entries.peek().is_some(),
+                malformed: false,
+            };
+        }
+        let mut last = None;
+        // Header values are walked from the last one, and each value from its last entry.
+        for value in entries.rev() {
+            for entry in value.rsplit(|b| *b == b',') {
+                let Some(ip) = parse_entry(entry) else {
+                    return ClientAddr {
+                        ip: None,
+                        source: AddrSource::ForwardedFor,
+                        ignored_forwarded_for: false,
+                        malformed: true,
+                    };
+                };
+                if !self.is_trusted(ip) {
+                    return ClientAddr {
+                        ip: Some(ip),
+                        source: AddrSource::ForwardedFor,
+                        ignored_forwarded_for: false,
+                        malformed: false,
+                    };
+                }
+                last = Some(ip);
+            }
+        }
+        match last {
+            Some(ip) => ClientAddr {
+                ip: Some(ip),
+                source: AddrSource::ForwardedFor,
+                ignored_forwarded_for: false,
+                malformed: false,
+            },
+            None => ClientAddr {
+                ip: Some(peer),
+                source: AddrSource::Peer,
+                ignored_forwarded_for: false,
+                malformed: false,
+            },
+        }
+    }
+}
+
+/// Strict parse of one `X-Forwarded-For` entry: a bare IPv4 or IPv6 address, optional spaces
+/// around it. Ports, brackets, `unknown` and obfuscated forms are rejected.
+fn parse_entry(entry: &[u8]) -> Option<IpAddr> {
+    let s = std::str::from_utf8(entry).ok()?.trim_matches([' ', '\t']);
+    s.parse::<IpAddr>().ok().map(canonical)
+}
+
+/// IPv4-mapped IPv6 addresses are looked up as the IPv4 address they carry.
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        },
+        v4 => v4,
+    }
+}
+
+/// The address truncated for records: /24 for IPv4, /48 for IPv6.
+pub fn truncate(ip: IpAddr) -> String {
+    match canonical(ip) {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            format!("{}.{}.{}.0/24", o[0], o[1], o[2])
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tp() -> TrustedProxies {
+        TrustedProxies::new(vec!["10.0.0.0/8".parse().unwrap(), "127.0.0.0/8".parse().unwrap()])
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn untrusted_peer_ignores_forwarded_for() {
+        let c = tp().resolve(ip("198.51.100.7"), [b"192.0.2.1".as_slice()].into_iter());
+        assert_eq!(c.ip, Some(ip("198.51.100.7")));
+        assert!(c.ignored_forwarded_for);
+    }
+
+    #[test]
+    fn trusted_chain_takes_rightmost_untrusted() {
+        let c = tp().resolve(
+            ip("127.0.0.1"),
+            [b"192.0.2.66, 198.51.100.7, 10.1.2.3".as_slice()].into_iter(),
+        );
+        assert_eq!(c.ip, Some(ip("198.51.100.7")));
+        assert_eq!(c.source, AddrSource::ForwardedFor);
+    }
+
+    #[test]
+    fn several_headers_are_one_list() {
+        let c = tp().resolve(
+            ip("127.0.0.1"),
+            [b"192.0.2.66".as_slice(), b"10.0.0.1".as_slice()].into_iter(),
+        );
+        assert_eq!(c.ip, Some(ip("192.0.2.66")));
+    }
+
+    #[test]
+    fn malformed_entries_make_the_client_unknown() {
+        for bad in ["1.2.3.4:80", "unknown", "[2001:db8::1]", "0x7f000001", "001.002.003.004", ""] {
+            let c = tp().resolve(ip("127.0.0.1"), [bad.as_bytes()].into_iter());
+            assert_eq!(c.ip, None, "{bad}");
+            assert!(c.malformed, "{bad}");
+        }
+    }
+
+    #[test]
+    fn mapped_addresses_are_canonical_and_truncated() {
+        assert_eq!(canonical(ip("::ffff:192.0.2.9")), ip("192.0.2.9"));
+        assert_eq!(truncate(ip("192.0.2.9")), "192.0.2.0/24");
+        assert_eq!(truncate(ip("2001:db8:1:2::5")), "2001:db8:1::/48");
+    }
+}

@@ -1,0 +1,153 @@
+//! Country of an IP address from a MaxMind DB (GeoIP2/GeoLite2 Country or City, or any DB with
+//! the same `country.iso_code` path).
+
+use std::net::IpAddr;
+use std::path::Path;
+
+use domicile_policy::Country;
+use maxminddb::PathElement;
+
+use crate::client_addr::canonical;
+
+/// A loaded MaxMind database.
+pub struct GeoIp {
+    reader: maxminddb::Reader<Vec<u8>>,
+    description: String,
+}
+
+impl std::fmt::Debug for GeoIp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GeoIp")
+            .field("database_type", &self.reader.metadata().database_type)
+            .field("build_epoch", &self.reader.metadata().build_epoch)
+            .finish()
+    }
+}
+
+/// A database that could not be opened or read.
+#[derive(Debug, thiserror::Error)]
+#[error("GeoIP database {what}: {source}")]
+pub struct GeoIpError {
+    what: String,
+    #[source]
+    source: maxminddb::MaxMindDbError,
+}
+
+impl GeoIp {
+    /// Opens a database file (read fully into memory, so a file replaced on disk later does not
+    /// change what this instance answers).
+    pub fn open(path: &Path) -> Result<GeoIp, GeoIpError> {
+        let reader = maxminddb::Reader::open_readfile(path).map_err(|source| GeoIpError {
+            what: path.display().to_string(),
+            source,
+        })?;
+        GeoIp::check(reader, path.display().to_string())
+    }
+
+    /// Reads a database from bytes.
+    pub fn from_bytes(bytes: Vec<u8>, what: &str) -> Result<GeoIp, GeoIpError> {
+        let reader = maxminddb::Reader::from_source(bytes).map_err(|source| GeoIpError {
+            what: what.to_owned(),
+            source,
+        })?;
+        GeoIp::check(reader, what.to_owned())
+    }
+
+    fn check(reader: maxminddb::Reader<Vec<u8>>, what: String) -> Result<GeoIp, GeoIpError> {
+        let geo = GeoIp {
+            description: format!("{} ({})", reader.metadata().database_type, what),
+            reader,
+        };
+        // A probe lookup walks the tree and decodes a record: a corrupt file fails here rather
+        // than on the request path.
+        for probe in ["1.1.1.1", "8.8.8.8", "2001:4860::1"] {
+            if let Ok(ip) = probe.parse() {
+                geo.lookup_checked(ip).map_err(|source| GeoIpError {
+                    what: geo.description.clone(),
+                    source,
+                })?;
+            }
+        }
+        Ok(geo)
+    }
+
+    fn lookup_checked(&self, ip: IpAddr) -> Result<Option<Country>, maxminddb::MaxMindDbError> {
+        let result = self.reader.lookup(canonical(ip))?;
+        if !result.has_data() {
+            return Ok(None);
+        }
+        let path = [PathElement::Key("country"), PathElement::Key("iso_code")];
+        let code: Option<&str> = result.decode_path(&path)?;
+        let code = match code {
+            Some(c) => Some(c),
+            // DBs with a flat `country_code` field (several free country DBs).
+            None => result.decode_path(&[PathElement::Key("country_code")])?,
+        };
+        Ok(code.and_then(|c| Country::parse(c).ok()))
+    }
+
+    /// The country of `ip`; `None` when the database has no country for it or the record is
+    /// unreadable (both resolve to "unknown", which is the strictest case).
+    pub fn lookup(&self, ip: IpAddr) -> Option<Country> {
+        self.lookup_checked(ip).ok().flatten()
+    }
+
+    /// The database's build time (seconds since the epoch), for decision records.
+    pub fn build_epoch(&self) -> u64 {
+        self.reader.metadata().build_epoch
+    }
+
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+}
+
+/// Builds a small country database in memory, e.g. for the demo and for tests.
+pub fn build_country_db(
+    entries: &[(&str, &str)],
+    database_type: &str,
+) -> Result<Vec<u8>, String> {
+    #[derive(serde::Serialize)]
+    struct CountryRec<'a> {
+        iso_code: &'a str,
+    }
+    #[derive(serde::Serialize)]
+    struct Rec<'a> {
+        country: CountryRec<'a>,
+    }
+    let mut w = mmdb_writer::Writer::new(database_type);
+    for (net, code) in entries {
+        let net: ipnet::IpNet = net.parse().map_err(|e| format!("{net}: {e}"))?;
+        w.insert(net, &Rec { country: CountryRec { iso_code: code } })
+            .map_err(|e| format!("{net}: {e}"))?;
+    }
+    w.to_bytes().map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_db_answers_countries() {
+        let bytes = build_country_db(
+            &[("192.0.2.0/24", "DE"), ("198.51.100.0/24", "US"), ("2001:db8::/32", "FR")],
+            "Test-Country",
+        )
+        .unwrap();
+        let geo = GeoIp::from_bytes(bytes, "test").unwrap();
+        assert_eq!(geo.lookup("192.0.2.77".parse().unwrap()).map(|c| c.to_string()).as_deref(), Some("DE"));
+        assert_eq!(geo.lookup("::ffff:198.51.100.1".parse().unwrap()).map(|c| c.to_string()).as_deref(), Some("US"));
+        assert_eq!(geo.lookup("2001:db8::1".parse().unwrap()).map(|c| c.to_string()).as_deref(), Some("FR"));
+        assert_eq!(geo.lookup("203.0.113.1".parse().unwrap()), None);
+    }
+
+    #[test]
+    fn corrupt_db_is_refused() {
+        let mut bytes = build_country_db(&[("192.0.2.0/24", "DE")], "Test-Country").unwrap();
+        let keep = bytes.len() / 3;
+        bytes.drain(..keep);
+        assert!(GeoIp::from_bytes(bytes, "truncated").is_err());
+        assert!(GeoIp::from_bytes(b"not a database".to_vec(), "junk").is_err());
+    }
+}
