@@ -1,1 +1,409 @@
-fn main() {}
+//! The `domicile` command: serve, check, policy test, explain.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use domicile_gateway::config::{Config, LogFormat};
+use domicile_gateway::{StartOptions, demo};
+use domicile_policy::{
+    Category, Country, Date, Destination, Engine, EngineOptions, Entity, KnowledgeBase, Query,
+    Sector,
+};
+
+#[derive(Parser)]
+#[command(
+    name = "domicile",
+    version,
+    about = "A data-residency gateway for HTTP APIs"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve(ServeArgs),
+    /// Validate a config file and report every problem with file, line, column and key.
+    Check { file: PathBuf },
+    /// Policy tools for privacy officers.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Evaluate one hypothetical transfer and print the reason trail.
+    Explain(ExplainArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// The config file.
+    #[arg(long, required_unless_present = "demo", conflicts_with = "demo")]
+    config: Option<PathBuf>,
+    /// Run the embedded demo: two regions with built-in backends and a built-in GeoIP table.
+    #[arg(long)]
+    demo: bool,
+    /// Listen address, overriding the config (port 0 picks a free port).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Admin listen address, overriding the config.
+    #[arg(long)]
+    admin_listen: Option<SocketAddr>,
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Run policy test cases written as data (TOML `[[case]]` tables).
+    Test { files: Vec<PathBuf> },
+}
+
+#[derive(Args)]
+struct ExplainArgs {
+    /// The subject's jurisdiction(s), comma separated ISO codes (e.g. DE or DE,US).
+    #[arg(long)]
+    subject: String,
+    /// Data categories, comma separated (email, phone, health, ...).
+    #[arg(long)]
+    data: String,
+    #[arg(long)]
+    purpose: String,
+    /// Destination: a region of --config, or a country code.
+    #[arg(long)]
+    to: String,
+    /// Evaluation date (YYYY-MM-DD); today by default.
+    #[arg(long)]
+    at: Option<String>,
+    /// A config file whose regions and entities to use.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Certifications the recipient holds (without --config), e.g. EU-US-DPF.
+    #[arg(long, value_delimiter = ',')]
+    certified: Vec<String>,
+    /// The recipient's sector (without --config): commercial, non_profit or public.
+    #[arg(long, default_value = "commercial")]
+    sector: String,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Check { file } => check(&file),
+        Command::Policy(PolicyCommand::Test { files }) => policy_test(&files),
+        Command::Explain(args) => explain(args),
+    }
+}
+
+fn init_logging(format: LogFormat, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let runtime = |threads: Option<usize>| {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.enable_all();
+        if let Some(n) = threads {
+            b.worker_threads(n);
+        }
+        b.build()
+    };
+    if args.demo {
+        let rt = match runtime(None) {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("error: cannot start the runtime: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        return rt.block_on(async move {
+            let (eu, us) = match (
+                demo::start_echo_backend("eu-central").await,
+                demo::start_echo_backend("us-east").await,
+            ) {
+                (Ok(eu), Ok(us)) => (eu, us),
+                (Err(e), _) | (_, Err(e)) => {
+                    eprintln!("error: cannot start the demo backends: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let trace_dir = std::env::temp_dir().join("domicile-demo").join("traces");
+            let text = demo::config_text(eu, us, &trace_dir);
+            let config = match Config::from_str(&text, "demo.toml", Path::new(".")) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: the demo configuration is invalid:\n{e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            init_logging(config.log_format, &config.log_level);
+            println!("demo backends: eu-central at {eu}, us-east at {us}");
+            println!("decision records in {}", trace_dir.display());
+            run(
+                config,
+                StartOptions {
+                    listen: args.listen,
+                    admin_listen: args.admin_listen,
+                    config_path: None,
+                    watch: false,
+                },
+            )
+            .await
+        });
+    }
+    let Some(path) = args.config else {
+        eprintln!("error: --config FILE or --demo is required");
+        return ExitCode::FAILURE;
+    };
+    let config = match Config::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    init_logging(config.log_format, &config.log_level);
+    let rt = match runtime(config.server.worker_threads) {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(run(
+        config,
+        StartOptions {
+            listen: args.listen,
+            admin_listen: args.admin_listen,
+            config_path: Some(path),
+            watch: true,
+        },
+    ))
+}
+
+async fn run(config: Config, opts: StartOptions) -> ExitCode {
+    let running = match domicile_gateway::start(config, opts).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("listening on {}", running.addr);
+    println!("admin listening on {}", running.admin_addr);
+    let stop = running.shutdown_handle();
+    tokio::spawn(async move {
+        let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+        let Ok(mut term) = term else { return };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        tracing::info!("shutting down: draining in-flight requests");
+        let _ = stop.send(true);
+    });
+    running.wait().await;
+    ExitCode::SUCCESS
+}
+
+fn check(file: &Path) -> ExitCode {
+    match Config::load(file) {
+        Ok(config) => match domicile_gateway::state::Snapshot::build(config) {
+            Ok(s) => {
+                println!(
+                    "{}: ok ({} regions, {} routes, revision {})",
+                    file.display(),
+                    s.config.regions.len(),
+                    s.config.routes.len(),
+                    s.revision
+                );
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                for e in errors {
+                    println!("{}: {e}", file.display());
+                }
+                ExitCode::FAILURE
+            }
+        },
+        Err(e) => {
+            println!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn builtin_engine() -> Option<Engine> {
+    match KnowledgeBase::builtin() {
+        Ok(kb) => Some(Engine::new(Arc::new(kb), EngineOptions::default())),
+        Err(errors) => {
+            for e in errors {
+                eprintln!("knowledge base: {e}");
+            }
+            None
+        }
+    }
+}
+
+fn policy_test(files: &[PathBuf]) -> ExitCode {
+    let Some(engine) = builtin_engine() else {
+        return ExitCode::FAILURE;
+    };
+    let (mut passed, mut failed) = (0, 0);
+    for f in files {
+        let parsed = std::fs::read_to_string(f)
+            .map_err(|e| e.to_string())
+            .and_then(|t| domicile_policy::cases::parse_cases(&t).map_err(|e| e.to_string()));
+        let cases = match parsed {
+            Ok(c) => c.cases,
+            Err(e) => {
+                println!("{}: {e}", f.display());
+                failed += 1;
+                continue;
+            }
+        };
+        for case in cases {
+            let r = case.run(&engine);
+            if r.passed {
+                passed += 1;
+                println!("ok   {}", r.name);
+            } else {
+                failed += 1;
+                println!("FAIL {}: {}", r.name, r.mismatch.unwrap_or_default());
+                for reason in &r.decision.reasons {
+                    println!(
+                        "       [{}] {}: {}",
+                        reason.step, reason.rule, reason.finding
+                    );
+                }
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn explain(args: ExplainArgs) -> ExitCode {
+    let fail = |m: String| {
+        eprintln!("error: {m}");
+        ExitCode::FAILURE
+    };
+    let subjects: Result<Vec<Country>, _> = args
+        .subject
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| Country::parse(s.trim()))
+        .collect();
+    let subjects = match subjects {
+        Ok(s) => s,
+        Err(e) => return fail(e.to_string()),
+    };
+    let categories: Result<Vec<Category>, _> = args
+        .data
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| s.trim().parse::<Category>())
+        .collect();
+    let categories = match categories {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let at = match &args.at {
+        Some(s) => match s.parse::<Date>() {
+            Ok(d) => d,
+            Err(e) => return fail(e.to_string()),
+        },
+        None => domicile_gateway::clock::today(),
+    };
+    let (engine, region, country, entity) = if let Some(path) = &args.config {
+        let config = match Config::load(path) {
+            Ok(c) => c,
+            Err(e) => return fail(e.to_string()),
+        };
+        let snap = match domicile_gateway::state::Snapshot::build(config) {
+            Ok(s) => s,
+            Err(e) => return fail(e.join("\n")),
+        };
+        let Some(r) = snap.registry.get(&args.to) else {
+            return fail(format!("no region {:?} in {}", args.to, path.display()));
+        };
+        (
+            snap.engine.clone(),
+            r.id.to_string(),
+            r.country,
+            (*r.entity).clone(),
+        )
+    } else {
+        let Some(engine) = builtin_engine() else {
+            return ExitCode::FAILURE;
+        };
+        let country = match Country::parse(&args.to) {
+            Ok(c) => c,
+            Err(e) => return fail(format!("{e} (without --config, --to is a country)")),
+        };
+        let sector = match args.sector.as_str() {
+            "commercial" => Sector::Commercial,
+            "non_profit" => Sector::NonProfit,
+            "public" => Sector::Public,
+            other => return fail(format!("unknown sector {other:?}")),
+        };
+        let entity = Entity {
+            id: "recipient".into(),
+            name: "recipient".into(),
+            country,
+            sector: Some(sector),
+            certifications: args
+                .certified
+                .iter()
+                .map(|s| domicile_policy::Certification {
+                    scheme: s.clone(),
+                    validity: domicile_policy::Validity {
+                        from: Date::from_unix_days(0),
+                        to: None,
+                    },
+                    hr: false,
+                })
+                .collect(),
+        };
+        (engine, country.to_string(), country, entity)
+    };
+    let q = Query {
+        jurisdictions: &subjects,
+        categories: &categories,
+        purpose: &args.purpose,
+        destination: Destination {
+            region: &region,
+            country,
+            entity: &entity,
+        },
+        at,
+    };
+    let d = engine.evaluate(&q);
+    println!("verdict: {}", d.verdict);
+    println!("reason: {}", d.reason_code);
+    if !d.basis.is_empty() {
+        let b: Vec<&str> = d.basis.iter().map(|b| &**b).collect();
+        println!("basis: {}", b.join(", "));
+    }
+    if let Some(r) = d.re_evaluate_at {
+        println!("re-evaluate at: {r}");
+    }
+    println!("trail:");
+    for r in &d.reasons {
+        println!("  [{}] {}: {}", r.step, r.rule, r.finding);
+    }
+    ExitCode::SUCCESS
+}

@@ -142,7 +142,10 @@ mod tests {
     use super::*;
 
     fn tp() -> TrustedProxies {
-        TrustedProxies::new(vec!["10.0.0.0/8".parse().unwrap(), "127.0.0.0/8".parse().unwrap()])
+        TrustedProxies::new(vec![
+            "10.0.0.0/8".parse().unwrap(),
+            "127.0.0.0/8".parse().unwrap(),
+        ])
     }
 
     fn ip(s: &str) -> IpAddr {
@@ -177,7 +180,14 @@ mod tests {
 
     #[test]
     fn malformed_entries_make_the_client_unknown() {
-        for bad in ["1.2.3.4:80", "unknown", "[2001:db8::1]", "0x7f000001", "001.002.003.004", ""] {
+        for bad in [
+            "1.2.3.4:80",
+            "unknown",
+            "[2001:db8::1]",
+            "0x7f000001",
+            "001.002.003.004",
+            "",
+        ] {
             let c = tp().resolve(ip("127.0.0.1"), [bad.as_bytes()].into_iter());
             assert_eq!(c.ip, None, "{bad}");
             assert!(c.malformed, "{bad}");

@@ -103,10 +103,7 @@ impl GeoIp {
 }
 
 /// Builds a small country database in memory, e.g. for the demo and for tests.
-pub fn build_country_db(
-    entries: &[(&str, &str)],
-    database_type: &str,
-) -> Result<Vec<u8>, String> {
+pub fn build_country_db(entries: &[(&str, &str)], database_type: &str) -> Result<Vec<u8>, String> {
     #[derive(serde::Serialize)]
     struct CountryRec<'a> {
         iso_code: &'a str,
@@ -118,8 +115,13 @@ pub fn build_country_db(
     let mut w = mmdb_writer::Writer::new(database_type);
     for (net, code) in entries {
         let net: ipnet::IpNet = net.parse().map_err(|e| format!("{net}: {e}"))?;
-        w.insert(net, &Rec { country: CountryRec { iso_code: code } })
-            .map_err(|e| format!("{net}: {e}"))?;
+        w.insert(
+            net,
+            &Rec {
+                country: CountryRec { iso_code: code },
+            },
+        )
+        .map_err(|e| format!("{net}: {e}"))?;
     }
     w.to_bytes().map_err(|e| e.to_string())
 }
@@ -131,14 +133,33 @@ mod tests {
     #[test]
     fn built_db_answers_countries() {
         let bytes = build_country_db(
-            &[("192.0.2.0/24", "DE"), ("198.51.100.0/24", "US"), ("2001:db8::/32", "FR")],
+            &[
+                ("192.0.2.0/24", "DE"),
+                ("198.51.100.0/24", "US"),
+                ("2001:db8::/32", "FR"),
+            ],
             "Test-Country",
         )
         .unwrap();
         let geo = GeoIp::from_bytes(bytes, "test").unwrap();
-        assert_eq!(geo.lookup("192.0.2.77".parse().unwrap()).map(|c| c.to_string()).as_deref(), Some("DE"));
-        assert_eq!(geo.lookup("::ffff:198.51.100.1".parse().unwrap()).map(|c| c.to_string()).as_deref(), Some("US"));
-        assert_eq!(geo.lookup("2001:db8::1".parse().unwrap()).map(|c| c.to_string()).as_deref(), Some("FR"));
+        assert_eq!(
+            geo.lookup("192.0.2.77".parse().unwrap())
+                .map(|c| c.to_string())
+                .as_deref(),
+            Some("DE")
+        );
+        assert_eq!(
+            geo.lookup("::ffff:198.51.100.1".parse().unwrap())
+                .map(|c| c.to_string())
+                .as_deref(),
+            Some("US")
+        );
+        assert_eq!(
+            geo.lookup("2001:db8::1".parse().unwrap())
+                .map(|c| c.to_string())
+                .as_deref(),
+            Some("FR")
+        );
         assert_eq!(geo.lookup("203.0.113.1".parse().unwrap()), None);
     }
 

@@ -72,9 +72,24 @@ mod tests {
     #[test]
     fn conflicting_evidence_keeps_every_country() {
         let r = Resolution::from_evidence(vec![
-            Evidence { source: EvidenceSource::Phone, country: c("DE"), weight: 40, location: "/phone".into() },
-            Evidence { source: EvidenceSource::Geoip, country: c("US"), weight: 60, location: "client_address".into() },
-            Evidence { source: EvidenceSource::Phone, country: c("DE"), weight: 40, location: "/alt".into() },
+            Evidence {
+                source: EvidenceSource::Phone,
+                country: c("DE"),
+                weight: 40,
+                location: "/phone".into(),
+            },
+            Evidence {
+                source: EvidenceSource::Geoip,
+                country: c("US"),
+                weight: 60,
+                location: "client_address".into(),
+            },
+            Evidence {
+                source: EvidenceSource::Phone,
+                country: c("DE"),
+                weight: 40,
+                location: "/alt".into(),
+            },
         ]);
         assert_eq!(r.jurisdictions, vec![c("US"), c("DE")]);
         assert!(r.conflict);

@@ -1,0 +1,106 @@
+//! One body type for both directions: streamed from hyper, buffered after inspection, or made
+//! by the gateway. An enum rather than a boxed trait object: no allocation per request.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::HeaderMap;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug, Default)]
+pub enum Body {
+    #[default]
+    Empty,
+    /// Streamed as it arrives (pass-through routes, upstream responses).
+    Incoming(hyper::body::Incoming),
+    /// Buffered and inspected; trailers kept.
+    Buffered {
+        data: Option<Bytes>,
+        trailers: Option<HeaderMap>,
+    },
+    /// A buffered prefix followed by the rest of the stream (a body larger than the inspection
+    /// buffer that a route keeps local).
+    Chained {
+        prefix: Option<Bytes>,
+        rest: hyper::body::Incoming,
+    },
+}
+
+impl Body {
+    pub fn full(data: impl Into<Bytes>) -> Body {
+        Body::Buffered {
+            data: Some(data.into()),
+            trailers: None,
+        }
+    }
+}
+
+impl HttpBody for Body {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            Body::Empty => Poll::Ready(None),
+            Body::Incoming(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            Body::Buffered { data, trailers } => {
+                if let Some(d) = data.take().filter(|d| !d.is_empty()) {
+                    return Poll::Ready(Some(Ok(Frame::data(d))));
+                }
+                Poll::Ready(trailers.take().map(|t| Ok(Frame::trailers(t))))
+            }
+            Body::Chained { prefix, rest } => {
+                if let Some(d) = prefix.take().filter(|d| !d.is_empty()) {
+                    return Poll::Ready(Some(Ok(Frame::data(d))));
+                }
+                Pin::new(rest).poll_frame(cx).map_err(Into::into)
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Body::Empty => true,
+            Body::Incoming(b) => b.is_end_stream(),
+            Body::Buffered { data, trailers } => {
+                data.as_ref().is_none_or(Bytes::is_empty) && trailers.is_none()
+            }
+            Body::Chained { prefix, rest } => {
+                prefix.as_ref().is_none_or(Bytes::is_empty) && rest.is_end_stream()
+            }
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Body::Empty => SizeHint::with_exact(0),
+            Body::Incoming(b) => b.size_hint(),
+            Body::Buffered { data, trailers } => {
+                let n = data.as_ref().map_or(0, |d| d.len() as u64);
+                if trailers.is_some() {
+                    let mut h = SizeHint::new();
+                    h.set_lower(n);
+                    h
+                } else {
+                    SizeHint::with_exact(n)
+                }
+            }
+            Body::Chained { prefix, rest } => {
+                let n = prefix.as_ref().map_or(0, |d| d.len() as u64);
+                let r = rest.size_hint();
+                let mut h = SizeHint::new();
+                h.set_lower(r.lower() + n);
+                if let Some(u) = r.upper() {
+                    h.set_upper(u + n);
+                }
+                h
+            }
+        }
+    }
+}

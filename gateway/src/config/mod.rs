@@ -1,0 +1,1005 @@
+//! Configuration: the TOML file is read into raw structs ([`raw`]) and converted into validated
+//! types that cannot be invalid. Every problem found is reported at once, each with file, line,
+//! column and key.
+
+pub mod raw;
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use domicile_policy::{Certification, Country, Date, Entity, Sector, Unmodelled, Validity};
+use ipnet::IpNet;
+
+use raw::{FileConfig, S};
+
+/// One problem in a config file, located in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    /// The dotted key path (`routes[2].placement`), empty when the file cannot be parsed.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file, self.line, self.column, self.message
+            )
+        } else {
+            write!(
+                f,
+                "{}:{}:{}: {}: {}",
+                self.file, self.line, self.column, self.key, self.message
+            )
+        }
+    }
+}
+
+/// All the problems of one config file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigProblem>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (n, p) in self.0.iter().enumerate() {
+            if n > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_header_bytes: usize,
+    pub max_body_bytes: usize,
+    pub max_concurrent_requests: usize,
+    pub max_connections: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Timeouts {
+    pub header_read: Duration,
+    pub body_read: Duration,
+    pub idle: Duration,
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub tls: Option<TlsFiles>,
+    pub limits: Limits,
+    pub timeouts: Timeouts,
+    pub worker_threads: Option<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+    pub token: Option<String>,
+}
+
+/// How durable a decision record must be before the request takes effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync each record before forwarding.
+    Always,
+    /// Group commit: requests wait for a shared fsync.
+    Batch,
+    /// Written to the OS, no fsync.
+    None,
+}
+
+impl Durability {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Durability::Always => "always",
+            Durability::Batch => "batch",
+            Durability::None => "none",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TraceConfig {
+    pub dir: PathBuf,
+    pub durability: Durability,
+}
+
+/// Where the GeoIP database comes from.
+#[derive(Debug, Clone)]
+pub enum GeoipSource {
+    File(PathBuf),
+    /// The demo's built-in table.
+    Demo,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Http1,
+    Http2,
+}
+
+#[derive(Debug, Clone)]
+pub struct BackendConfig {
+    pub url: http::Uri,
+    pub protocol: Protocol,
+    pub ca: Option<PathBuf>,
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+    pub connect_timeout: Duration,
+    pub response_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct RegionConfig {
+    pub id: Arc<str>,
+    pub country: Country,
+    pub entity: Arc<Entity>,
+    pub serves: Vec<Country>,
+    pub backends: Vec<BackendConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// The subject's home region.
+    Home,
+    /// A named region; the transfer there is evaluated.
+    Fixed(Arc<str>),
+    /// Anywhere: the route carries no personal data. Requests go to the named region.
+    Any(Arc<str>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Enforce,
+    DryRun,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamHost {
+    Preserve,
+    Backend,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnUninspectable {
+    /// Refuse with 413/415.
+    Reject,
+    /// Keep it in the subject's home region.
+    Local,
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    pub id: Arc<str>,
+    pub host: Option<String>,
+    pub path: String,
+    pub methods: Option<Vec<http::Method>>,
+    pub purpose: Arc<str>,
+    pub placement: Placement,
+    pub inspect: bool,
+    pub mode: Mode,
+    pub upstream_host: UpstreamHost,
+    pub on_uninspectable: OnUninspectable,
+    pub allow_upgrade: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct PolicyConfig {
+    pub unmodelled: Unmodelled,
+    pub allow_unverified: bool,
+    pub knowledge_base: Vec<PathBuf>,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub source: String,
+    pub server: ServerConfig,
+    pub admin: AdminConfig,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub trace: TraceConfig,
+    pub geoip: Option<GeoipSource>,
+    pub trusted_proxies: Vec<IpNet>,
+    pub policy: PolicyConfig,
+    pub regions: Vec<RegionConfig>,
+    pub routes: Vec<RouteConfig>,
+    /// A digest of the file text, part of the policy revision.
+    pub text_digest: u64,
+}
+
+/// Maps byte offsets to 1-based line and column.
+struct Locator<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Locator<'_> {
+    fn at(
+        &self,
+        offset: usize,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ConfigProblem {
+        let offset = offset.min(self.text.len());
+        let before = &self.text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        ConfigProblem {
+            file: self.file.to_owned(),
+            line,
+            column,
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+struct Checker<'a> {
+    loc: Locator<'a>,
+    problems: Vec<ConfigProblem>,
+    base_dir: PathBuf,
+}
+
+impl Checker<'_> {
+    fn err<T>(&mut self, spanned: &S<T>, key: impl Into<String>, message: impl Into<String>) {
+        let p = self.loc.at(spanned.span().start, key, message);
+        self.problems.push(p);
+    }
+
+    fn parse<T, V>(
+        &mut self,
+        v: &S<T>,
+        key: &str,
+        f: impl FnOnce(&T) -> Result<V, String>,
+    ) -> Option<V> {
+        match f(v.get_ref()) {
+            Ok(x) => Some(x),
+            Err(e) => {
+                self.err(v, key, e);
+                None
+            }
+        }
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+
+    fn duration(&mut self, v: &Option<S<String>>, key: &str, default: Duration) -> Duration {
+        match v {
+            None => default,
+            Some(v) => self.parse(v, key, |s| parse_duration(s)).unwrap_or(default),
+        }
+    }
+
+    fn positive(&mut self, v: &Option<S<i64>>, key: &str, default: usize) -> usize {
+        match v {
+            None => default,
+            Some(v) => self
+                .parse(v, key, |n| {
+                    usize::try_from(*n)
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| format!("must be a positive number, got {n}"))
+                })
+                .unwrap_or(default),
+        }
+    }
+
+    fn one_of<T: Copy>(
+        &mut self,
+        v: &Option<S<String>>,
+        key: &str,
+        options: &[(&str, T)],
+        default: T,
+    ) -> T {
+        let Some(v) = v else { return default };
+        match options.iter().find(|(name, _)| *name == v.get_ref()) {
+            Some((_, t)) => *t,
+            None => {
+                let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
+                self.err(
+                    v,
+                    key,
+                    format!(
+                        "unknown value {:?}; expected one of {}",
+                        v.get_ref(),
+                        names.join(", ")
+                    ),
+                );
+                default
+            }
+        }
+    }
+}
+
+/// Parses `250ms`, `10s`, `2m`, `1h`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| {
+        format!("invalid duration {s:?}; expected a number and a unit (ms, s, m, h)")
+    })?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!(
+            "invalid duration {s:?}; expected a unit of ms, s, m or h"
+        )),
+    }
+}
+
+fn parse_country(s: &str) -> Result<Country, String> {
+    Country::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_date(s: &str) -> Result<Date, String> {
+    s.parse::<Date>().map_err(|e| e.to_string())
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigProblem {
+                file: name.clone(),
+                line: 0,
+                column: 0,
+                key: String::new(),
+                message: format!("cannot read the file: {e}"),
+            }])
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Config::from_str(&text, &name, &base)
+    }
+
+    /// Validates config text; relative paths resolve against `base_dir`.
+    pub fn from_str(text: &str, file: &str, base_dir: &Path) -> Result<Config, ConfigErrors> {
+        let loc = Locator { file, text };
+        let raw: FileConfig = match toml::from_str(text) {
+            Ok(raw) => raw,
+            Err(e) => {
+                let offset = e.span().map_or(0, |s| s.start);
+                let key = e
+                    .message()
+                    .split('`')
+                    .nth(1)
+                    .filter(|_| e.message().contains("field"))
+                    .unwrap_or("");
+                return Err(ConfigErrors(vec![loc.at(
+                    offset,
+                    key,
+                    e.message().trim_end(),
+                )]));
+            }
+        };
+        let mut c = Checker {
+            loc,
+            problems: Vec::new(),
+            base_dir: base_dir.to_path_buf(),
+        };
+        let config = convert(&mut c, raw, text);
+        if c.problems.is_empty() {
+            Ok(config)
+        } else {
+            c.problems.sort_by_key(|p| (p.line, p.column));
+            Err(ConfigErrors(c.problems))
+        }
+    }
+}
+
+fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
+    let mut digest = domicile_policy::kb::Fnv::new();
+    digest.write(text.as_bytes());
+
+    // [server]
+    let listen = match &raw.server.listen {
+        Some(v) => c
+            .parse(v, "server.listen", |s| {
+                s.parse::<SocketAddr>()
+                    .map_err(|_| format!("invalid address {s:?}; expected IP:PORT"))
+            })
+            .unwrap_or_else(default_listen),
+        None => default_listen(),
+    };
+    let tls = raw.server.tls.as_ref().map(|t| TlsFiles {
+        cert: c.path(t.cert.get_ref()),
+        key: c.path(t.key.get_ref()),
+    });
+    let l = &raw.server.limits;
+    let limits = Limits {
+        max_header_bytes: c.positive(
+            &l.max_header_bytes,
+            "server.limits.max_header_bytes",
+            64 * 1024,
+        ),
+        max_body_bytes: c.positive(
+            &l.max_body_bytes,
+            "server.limits.max_body_bytes",
+            1024 * 1024,
+        ),
+        max_concurrent_requests: c.positive(
+            &l.max_concurrent_requests,
+            "server.limits.max_concurrent_requests",
+            4096,
+        ),
+        max_connections: c.positive(&l.max_connections, "server.limits.max_connections", 16_384),
+    };
+    let t = &raw.server.timeouts;
+    let timeouts = Timeouts {
+        header_read: c.duration(
+            &t.header_read,
+            "server.timeouts.header_read",
+            Duration::from_secs(10),
+        ),
+        body_read: c.duration(
+            &t.body_read,
+            "server.timeouts.body_read",
+            Duration::from_secs(30),
+        ),
+        idle: c.duration(&t.idle, "server.timeouts.idle", Duration::from_secs(60)),
+        shutdown_grace: c.duration(
+            &t.shutdown_grace,
+            "server.timeouts.shutdown_grace",
+            Duration::from_secs(30),
+        ),
+    };
+    let worker_threads = raw
+        .server
+        .worker_threads
+        .as_ref()
+        .map(|w| c.positive(&Some(w.clone()), "server.worker_threads", 1));
+
+    // [admin]
+    let admin_listen = match &raw.admin.listen {
+        Some(v) => c
+            .parse(v, "admin.listen", |s| {
+                s.parse::<SocketAddr>()
+                    .map_err(|_| format!("invalid address {s:?}; expected IP:PORT"))
+            })
+            .unwrap_or_else(default_admin),
+        None => default_admin(),
+    };
+    let token = raw.admin.token.as_ref().map(|t| t.get_ref().clone());
+    if let Some(v) = &raw.admin.listen
+        && !admin_listen.ip().is_loopback()
+        && token.is_none()
+    {
+        c.err(
+            v,
+            "admin.listen",
+            "a non-loopback admin listener needs admin.token",
+        );
+    }
+
+    // [log]
+    let log_format = c.one_of(
+        &raw.log.format,
+        "log.format",
+        &[("text", LogFormat::Text), ("json", LogFormat::Json)],
+        LogFormat::Text,
+    );
+    let log_level = raw
+        .log
+        .level
+        .as_ref()
+        .map_or_else(|| "info".to_owned(), |l| l.get_ref().clone());
+
+    // [trace]
+    let trace = TraceConfig {
+        dir: raw
+            .trace
+            .dir
+            .as_ref()
+            .map_or_else(|| c.path("traces"), |d| c.path(d.get_ref())),
+        durability: c.one_of(
+            &raw.trace.durability,
+            "trace.durability",
+            &[
+                ("always", Durability::Always),
+                ("batch", Durability::Batch),
+                ("none", Durability::None),
+            ],
+            Durability::Batch,
+        ),
+    };
+
+    // [geoip]
+    let geoip = raw.geoip.as_ref().map(|g| {
+        if g.database.get_ref() == "builtin:demo" {
+            GeoipSource::Demo
+        } else {
+            GeoipSource::File(c.path(g.database.get_ref()))
+        }
+    });
+
+    // [network]
+    let trusted_proxies = raw
+        .network
+        .trusted_proxies
+        .iter()
+        .enumerate()
+        .filter_map(|(n, v)| {
+            c.parse(v, &format!("network.trusted_proxies[{n}]"), |s| {
+                s.parse::<IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+                    .map_err(|_| format!("invalid CIDR {s:?}"))
+            })
+        })
+        .collect();
+
+    // [policy]
+    let policy = PolicyConfig {
+        unmodelled: c.one_of(
+            &raw.policy.unmodelled_jurisdictions,
+            "policy.unmodelled_jurisdictions",
+            &[("block", Unmodelled::Block), ("allow", Unmodelled::Allow)],
+            Unmodelled::Block,
+        ),
+        allow_unverified: raw.policy.allow_unverified.unwrap_or(false),
+        knowledge_base: raw
+            .policy
+            .knowledge_base
+            .iter()
+            .map(|p| c.path(p.get_ref()))
+            .collect(),
+    };
+
+    // [[entities]]
+    let mut entities: HashMap<String, Arc<Entity>> = HashMap::new();
+    for (n, e) in raw.entities.iter().enumerate() {
+        let key = |k: &str| format!("entities[{n}].{k}");
+        let country = c.parse(&e.country, &key("country"), |s| parse_country(s));
+        let sector = e.sector.as_ref().and_then(|s| {
+            c.parse(s, &key("sector"), |v| match v.as_str() {
+                "commercial" => Ok(Sector::Commercial),
+                "non_profit" => Ok(Sector::NonProfit),
+                "public" => Ok(Sector::Public),
+                other => Err(format!(
+                    "unknown sector {other:?}; expected one of commercial, non_profit, public"
+                )),
+            })
+        });
+        let mut certifications = Vec::new();
+        for (m, cert) in e.certifications.iter().enumerate() {
+            let ck = |k: &str| format!("entities[{n}].certifications[{m}].{k}");
+            let from = c.parse(&cert.valid_from, &ck("valid_from"), |s| parse_date(s));
+            let to = cert
+                .valid_to
+                .as_ref()
+                .and_then(|t| c.parse(t, &ck("valid_to"), |s| parse_date(s)));
+            if let (Some(from), Some(to), Some(span)) = (from, to, cert.valid_to.as_ref())
+                && to <= from
+            {
+                c.err(
+                    span,
+                    ck("valid_to"),
+                    format!("{to} is not after valid_from {from}"),
+                );
+            }
+            if let Some(from) = from {
+                certifications.push(Certification {
+                    scheme: cert.scheme.get_ref().clone(),
+                    validity: Validity { from, to },
+                    hr: cert.hr,
+                });
+            }
+        }
+        if entities.contains_key(e.id.get_ref()) {
+            c.err(
+                &e.id,
+                key("id"),
+                format!("entity {:?} is defined twice", e.id.get_ref()),
+            );
+        }
+        if let Some(country) = country {
+            entities.insert(
+                e.id.get_ref().clone(),
+                Arc::new(Entity {
+                    id: e.id.get_ref().clone(),
+                    name: e.name.clone().unwrap_or_else(|| e.id.get_ref().clone()),
+                    country,
+                    sector,
+                    certifications,
+                }),
+            );
+        }
+    }
+
+    // [[regions]]
+    let mut regions = Vec::new();
+    let mut region_ids = HashSet::new();
+    let mut served: HashMap<Country, String> = HashMap::new();
+    let today = crate::clock::today();
+    let kb = domicile_policy::KnowledgeBase::builtin().ok();
+    for (n, r) in raw.regions.iter().enumerate() {
+        let key = |k: &str| format!("regions[{n}].{k}");
+        if !region_ids.insert(r.id.get_ref().clone()) {
+            c.err(
+                &r.id,
+                key("id"),
+                format!("region {:?} is defined twice", r.id.get_ref()),
+            );
+        }
+        let country = c.parse(&r.country, &key("country"), |s| parse_country(s));
+        let entity = match entities.get(r.entity.get_ref()) {
+            Some(e) => Some(e.clone()),
+            None => {
+                c.err(
+                    &r.entity,
+                    key("entity"),
+                    format!("no entity with id {:?} in [[entities]]", r.entity.get_ref()),
+                );
+                None
+            }
+        };
+        let mut serves = Vec::new();
+        for (m, s) in r.serves.iter().enumerate() {
+            let sk = format!("regions[{n}].serves[{m}]");
+            let countries: Vec<Country> = if s.get_ref().len() == 2 {
+                c.parse(s, &sk, |v| parse_country(v)).into_iter().collect()
+            } else {
+                // A zone name: the countries in it today.
+                let zone = s.get_ref();
+                let members: Vec<Country> = kb
+                    .as_ref()
+                    .map(|kb| {
+                        kb.zones()
+                            .iter()
+                            .filter(|z| &*z.zone == zone.as_str() && z.validity.contains(today))
+                            .flat_map(|z| z.countries.iter().copied())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if members.is_empty() {
+                    c.err(
+                        s,
+                        &sk,
+                        format!("{zone:?} is neither a country code nor a zone with members today"),
+                    );
+                }
+                members
+            };
+            for country in countries {
+                if let Some(prev) = served.insert(country, r.id.get_ref().clone()) {
+                    c.err(
+                        s,
+                        &sk,
+                        format!("{country} is already served by region {prev:?}"),
+                    );
+                }
+                serves.push(country);
+            }
+        }
+        let mut backends = Vec::new();
+        for (m, b) in r.backends.iter().enumerate() {
+            let bk = |k: &str| format!("regions[{n}].backends[{m}].{k}");
+            let url = c.parse(&b.url, &bk("url"), |s| {
+                let uri: http::Uri = s.parse().map_err(|e| format!("invalid URL {s:?}: {e}"))?;
+                match uri.scheme_str() {
+                    Some("http") | Some("https") => {}
+                    _ => {
+                        return Err(format!(
+                            "invalid URL {s:?}: the scheme must be http or https"
+                        ));
+                    }
+                }
+                if uri.authority().is_none() {
+                    return Err(format!("invalid URL {s:?}: no host"));
+                }
+                Ok(uri)
+            });
+            let protocol = c.one_of(
+                &b.protocol,
+                &bk("protocol"),
+                &[("http1", Protocol::Http1), ("http2", Protocol::Http2)],
+                Protocol::Http1,
+            );
+            let client_cert = match (&b.client_cert, &b.client_key) {
+                (Some(cert), Some(key)) => Some((c.path(cert.get_ref()), c.path(key.get_ref()))),
+                (None, None) => None,
+                (Some(v), None) | (None, Some(v)) => {
+                    c.err(
+                        v,
+                        bk("client_cert"),
+                        "client_cert and client_key go together",
+                    );
+                    None
+                }
+            };
+            let connect_timeout = c.duration(
+                &b.connect_timeout,
+                &bk("connect_timeout"),
+                Duration::from_secs(2),
+            );
+            let response_timeout = c.duration(
+                &b.response_timeout,
+                &bk("response_timeout"),
+                Duration::from_secs(30),
+            );
+            if let Some(url) = url {
+                backends.push(BackendConfig {
+                    url,
+                    protocol,
+                    ca: b.ca.as_ref().map(|p| c.path(p.get_ref())),
+                    client_cert,
+                    connect_timeout,
+                    response_timeout,
+                });
+            }
+        }
+        if r.backends.is_empty() {
+            c.err(
+                &r.id,
+                key("backends"),
+                "a region needs at least one backend",
+            );
+        }
+        if let (Some(country), Some(entity)) = (country, entity) {
+            regions.push(RegionConfig {
+                id: Arc::from(r.id.get_ref().as_str()),
+                country,
+                entity,
+                serves,
+                backends,
+            });
+        }
+    }
+
+    // [[routes]]
+    let mut routes = Vec::new();
+    let mut route_ids = HashSet::new();
+    for (n, r) in raw.routes.iter().enumerate() {
+        let key = |k: &str| format!("routes[{n}].{k}");
+        if !route_ids.insert(r.id.get_ref().clone()) {
+            c.err(
+                &r.id,
+                key("id"),
+                format!("route {:?} is defined twice", r.id.get_ref()),
+            );
+        }
+        if !r.path.get_ref().starts_with('/') {
+            c.err(&r.path, key("path"), "a route path starts with /");
+        }
+        let methods = r.methods.as_ref().map(|ms| {
+            ms.iter()
+                .filter_map(|m| {
+                    c.parse(m, &key("methods"), |s| {
+                        http::Method::from_bytes(s.to_ascii_uppercase().as_bytes())
+                            .map_err(|_| format!("invalid method {s:?}"))
+                    })
+                })
+                .collect()
+        });
+        let region_ref = |c: &mut Checker<'_>| -> Option<Arc<str>> {
+            match &r.region {
+                Some(v) if region_ids.contains(v.get_ref()) => {
+                    Some(Arc::from(v.get_ref().as_str()))
+                }
+                Some(v) => {
+                    c.err(
+                        v,
+                        key("region"),
+                        format!("no region with id {:?}", v.get_ref()),
+                    );
+                    None
+                }
+                None => {
+                    c.err(
+                        &r.placement,
+                        key("region"),
+                        format!("placement {:?} needs a region", r.placement.get_ref()),
+                    );
+                    None
+                }
+            }
+        };
+        let placement = match r.placement.get_ref().as_str() {
+            "home" => {
+                if let Some(v) = &r.region {
+                    c.err(
+                        v,
+                        key("region"),
+                        "placement \"home\" takes no region: it is the subject's",
+                    );
+                }
+                Some(Placement::Home)
+            }
+            "fixed" => region_ref(c).map(Placement::Fixed),
+            "any" => region_ref(c).map(Placement::Any),
+            other => {
+                c.err(
+                    &r.placement,
+                    key("placement"),
+                    format!("unknown placement {other:?}; expected one of home, fixed, any"),
+                );
+                None
+            }
+        };
+        let mode = c.one_of(
+            &r.mode,
+            &key("mode"),
+            &[("enforce", Mode::Enforce), ("dry_run", Mode::DryRun)],
+            Mode::Enforce,
+        );
+        let upstream_host = match &r.upstream_host {
+            None => UpstreamHost::Preserve,
+            Some(v) => match v.get_ref().as_str() {
+                "preserve" => UpstreamHost::Preserve,
+                "backend" => UpstreamHost::Backend,
+                other => {
+                    c.err(
+                        v,
+                        key("upstream_host"),
+                        format!("unknown value {other:?}; expected one of preserve, backend"),
+                    );
+                    UpstreamHost::Preserve
+                }
+            },
+        };
+        let on_uninspectable = c.one_of(
+            &r.on_uninspectable,
+            &key("on_uninspectable"),
+            &[
+                ("reject", OnUninspectable::Reject),
+                ("local", OnUninspectable::Local),
+            ],
+            OnUninspectable::Reject,
+        );
+        let inspect = r
+            .inspect
+            .unwrap_or(!matches!(placement, Some(Placement::Any(_))));
+        if let Some(placement) = placement {
+            routes.push(RouteConfig {
+                id: Arc::from(r.id.get_ref().as_str()),
+                host: r.host.as_ref().map(|h| h.get_ref().to_ascii_lowercase()),
+                path: r.path.get_ref().clone(),
+                methods,
+                purpose: Arc::from(r.purpose.get_ref().as_str()),
+                placement,
+                inspect,
+                mode,
+                upstream_host,
+                on_uninspectable,
+                allow_upgrade: r.allow_upgrade.unwrap_or(false),
+            });
+        }
+    }
+
+    Config {
+        source: c.loc.file.to_owned(),
+        server: ServerConfig {
+            listen,
+            tls,
+            limits,
+            timeouts,
+            worker_threads,
+        },
+        admin: AdminConfig {
+            listen: admin_listen,
+            token,
+        },
+        log_format,
+        log_level,
+        trace,
+        geoip,
+        trusted_proxies,
+        policy,
+        regions,
+        routes,
+        text_digest: digest.finish(),
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 8080))
+}
+
+fn default_admin() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9901))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str) -> Result<Config, ConfigErrors> {
+        Config::from_str(text, "t.toml", Path::new("/etc/domicile"))
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_column_and_key() {
+        let e = check("[server]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n").unwrap_err();
+        assert_eq!(e.0.len(), 1);
+        let p = &e.0[0];
+        assert_eq!((p.line, p.column), (3, 1), "{p}");
+        assert_eq!(p.key, "lisen");
+        assert!(p.message.contains("unknown field"), "{p}");
+    }
+
+    #[test]
+    fn every_semantic_problem_is_reported() {
+        let text = r#"
+[server]
+listen = "nowhere"
+
+[[entities]]
+id = "e"
+country = "Germany"
+
+[[regions]]
+id = "eu"
+country = "DE"
+entity = "missing"
+backends = [{ url = "ftp://x" }]
+
+[[routes]]
+id = "r"
+path = "customers"
+purpose = "storage"
+placement = "fixed"
+region = "nope"
+"#;
+        let e = check(text).unwrap_err();
+        let lines: Vec<String> = e.0.iter().map(ToString::to_string).collect();
+        let want = [
+            "t.toml:3:10: server.listen: invalid address",
+            "t.toml:7:11: entities[0].country: invalid country code",
+            "t.toml:12:10: regions[0].entity: no entity with id \"missing\"",
+            "t.toml:13:20: regions[0].backends[0].url: invalid URL",
+            "t.toml:17:8: routes[0].path: a route path starts with /",
+            "t.toml:20:10: routes[0].region: no region with id \"nope\"",
+        ];
+        for w in want {
+            assert!(
+                lines.iter().any(|l| l.starts_with(w)),
+                "missing {w:?} in {lines:#?}"
+            );
+        }
+        assert_eq!(lines.len(), want.len(), "{lines:#?}");
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("2").is_err());
+        assert!(parse_duration("s").is_err());
+    }
+}

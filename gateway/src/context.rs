@@ -1,0 +1,89 @@
+//! The per-request context each phase adds to, carried in the request's extensions.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use domicile_policy::Decision;
+use domicile_regions::{ClientAddr, Resolution};
+use http::{Response, StatusCode};
+
+use crate::body::Body;
+use crate::framing::FramingLog;
+use crate::inspect::Inspection;
+use crate::problem::Problem;
+use crate::state::Snapshot;
+
+/// What the server knows about the connection a request came on.
+#[derive(Debug)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    pub tls: bool,
+    /// Framing facts hyper does not expose, recorded per HTTP/1 request head in order.
+    pub framing: Arc<FramingLog>,
+}
+
+/// What the gateway will do with the request once the decision is recorded.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Send it to a backend of this region.
+    Forward { region: Arc<str> },
+    /// Answer with this problem (451 block, 413/415/400 rejection, 503 unavailable).
+    Respond(Problem),
+}
+
+impl Action {
+    /// The outcome word recorded in the decision record.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Action::Forward { .. } => "forwarded",
+            Action::Respond(p) if p.status == 451 => "blocked",
+            Action::Respond(p) if p.status >= 500 => "unavailable",
+            Action::Respond(_) => "rejected",
+        }
+    }
+}
+
+/// Everything the phases learned about one request.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub decision_id: String,
+    pub received_micros: i64,
+    pub started: Instant,
+    pub snapshot: Arc<Snapshot>,
+    pub conn: Arc<ConnInfo>,
+    /// Index of the matched route in the snapshot.
+    pub route: Option<usize>,
+    pub inspection: Inspection,
+    pub client: Option<ClientAddr>,
+    pub resolution: Option<Resolution>,
+    pub decision: Option<Decision>,
+    /// The region the subject calls home, where the record is stored.
+    pub home_region: Option<Arc<str>>,
+    /// The region the request was evaluated for.
+    pub destination: Option<Arc<str>>,
+    pub action: Option<Action>,
+    /// False in dry-run mode: the verdict was recorded but not applied.
+    pub enforced: bool,
+}
+
+/// What the edge learns about a finished request, set on the response's extensions.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub route: Arc<str>,
+    pub verdict: &'static str,
+    pub decision_id: String,
+    pub subject: Option<String>,
+    pub region: Option<Arc<str>>,
+}
+
+/// The response for a request that lost its context: an internal error, never a forward.
+pub fn missing() -> Response<Body> {
+    Problem::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "the request context is missing; nothing was forwarded",
+    )
+    .into_response()
+}

@@ -1,0 +1,142 @@
+//! Phase 6, decide: ask the policy engine whether this subject's data, of the categories found,
+//! for the route's purpose, may go to the candidate region today, and pick the destination.
+//!
+//! For `home` routes the candidates are the home regions of the subject's plausible
+//! jurisdictions (strongest first), or every region when none has a home; the first region the
+//! engine permits for *all* plausible jurisdictions is chosen. `fixed` and `any` routes have one
+//! candidate.
+
+use std::sync::Arc;
+
+use domicile_policy::{Date, Decision, Destination, Query, Reason, Verdict};
+use http::{Request, Response};
+
+use crate::body::Body;
+use crate::config::{Mode, OnUninspectable, Placement};
+use crate::context::RequestContext;
+use crate::inspect::InspectStatus;
+use crate::step::{Step, StepLayer, StepService};
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DecideStep;
+
+pub type DecideLayer = StepLayer<DecideStep>;
+pub type Decide<S> = StepService<DecideStep, S>;
+
+impl Step for DecideStep {
+    fn run(&self, req: &mut Request<Body>) -> Result<(), Response<Body>> {
+        let Some(ctx) = req.extensions_mut().get_mut::<RequestContext>() else {
+            return Err(crate::context::missing());
+        };
+        decide(ctx);
+        Ok(())
+    }
+}
+
+fn decide(ctx: &mut RequestContext) {
+    let snap = ctx.snapshot.clone();
+    let Some(route) = ctx.route.and_then(|n| snap.route(n)) else {
+        return;
+    };
+    let jurisdictions = ctx
+        .resolution
+        .as_ref()
+        .map(|r| r.jurisdictions.clone())
+        .unwrap_or_default();
+    let home: Option<Arc<str>> = jurisdictions
+        .iter()
+        .find_map(|j| snap.registry.home_for(*j))
+        .map(|r| r.id.clone());
+    ctx.home_region = home.clone();
+    ctx.enforced = route.mode == Mode::Enforce;
+    let at = Date::from_unix_seconds(ctx.received_micros.div_euclid(1_000_000));
+
+    if let InspectStatus::Uninspectable(why) = ctx.inspection.status
+        && route.on_uninspectable == OnUninspectable::Reject
+    {
+        ctx.destination = home.clone();
+        ctx.decision = Some(Decision {
+            verdict: Verdict::Block,
+            reason_code: "uninspectable",
+            basis: Vec::new(),
+            regimes: Vec::new(),
+            conditions: Vec::new(),
+            re_evaluate_at: None,
+            reasons: vec![Reason {
+                step: "inspect",
+                rule: Arc::from("route.on_uninspectable"),
+                finding: format!(
+                    "the body could not be inspected ({}); route {} rejects what it cannot inspect",
+                    why.as_str(),
+                    route.id
+                ),
+            }],
+        });
+        return;
+    }
+
+    let candidates: Vec<Arc<str>> = match &route.placement {
+        Placement::Any(r) | Placement::Fixed(r) => vec![r.clone()],
+        Placement::Home => {
+            let mut c: Vec<Arc<str>> = Vec::new();
+            for j in &jurisdictions {
+                if let Some(r) = snap.registry.home_for(*j)
+                    && !c.contains(&r.id)
+                {
+                    c.push(r.id.clone());
+                }
+            }
+            if c.is_empty() {
+                c = snap
+                    .registry
+                    .regions()
+                    .iter()
+                    .map(|r| r.id.clone())
+                    .collect();
+            }
+            c
+        }
+    };
+    let categories = ctx.inspection.categories();
+    let mut first: Option<(Arc<str>, Decision)> = None;
+    for region_id in candidates {
+        let Some(region) = snap.registry.get(&region_id) else {
+            continue;
+        };
+        let q = Query {
+            jurisdictions: &jurisdictions,
+            categories: &categories,
+            purpose: &route.purpose,
+            destination: Destination {
+                region: &region.id,
+                country: region.country,
+                entity: &region.entity,
+            },
+            at,
+        };
+        let mut d = snap.engine.evaluate(&q);
+        if ctx.inspection.status == InspectStatus::Skipped {
+            d.reasons.insert(
+                0,
+                Reason {
+                    step: "inspect",
+                    rule: Arc::from(format!("route.{}", route.id)),
+                    finding: "the route is declared to carry no personal data; it is not inspected"
+                        .into(),
+                },
+            );
+        }
+        if d.verdict.permits() {
+            ctx.destination = Some(region_id);
+            ctx.decision = Some(d);
+            return;
+        }
+        if first.is_none() {
+            first = Some((region_id, d));
+        }
+    }
+    if let Some((region, d)) = first {
+        ctx.destination = Some(region);
+        ctx.decision = Some(d);
+    }
+}

@@ -1,0 +1,92 @@
+//! The outermost layer: the edge never fails. It counts every request by route, status and
+//! verdict, counts decisions, and logs one line per request without personal data.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use http::{Request, Response};
+use tower::{Layer, Service};
+
+use crate::body::Body;
+use crate::context::Summary;
+use crate::metrics as m;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EdgeLayer;
+
+impl<S> Layer<S> for EdgeLayer {
+    type Service = Edge<S>;
+    fn layer(&self, inner: S) -> Edge<S> {
+        Edge { inner }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Edge<S> {
+    inner: S,
+}
+
+type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+impl<S> Service<Request<Body>> for Edge<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Body>) -> BoxFuture {
+        let inner = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, inner);
+        let method = req.method().clone();
+        Box::pin(async move {
+            let started = Instant::now();
+            let mut res = match inner.call(req).await {
+                Ok(r) => r,
+                Err(never) => match never {},
+            };
+            let status = res.status().as_u16();
+            let summary = res.extensions_mut().remove::<Summary>();
+            let (route, verdict, id) = match &summary {
+                Some(s) => (s.route.to_string(), s.verdict, s.decision_id.as_str()),
+                None => ("none".to_owned(), "none", ""),
+            };
+            metrics::counter!(m::REQUESTS, "route" => route.clone(), "status" => status.to_string(), "verdict" => verdict)
+                .increment(1);
+            if let Some(s) = &summary
+                && s.verdict != "none"
+            {
+                metrics::counter!(
+                    m::DECISIONS,
+                    "verdict" => s.verdict,
+                    "subject_jurisdiction" => s.subject.clone().unwrap_or_else(|| "unknown".into()),
+                    "destination_region" => s.region.as_deref().unwrap_or("none").to_owned()
+                )
+                .increment(1);
+            }
+            tracing::info!(
+                target: "domicile::access",
+                decision_id = id,
+                method = %method,
+                route,
+                status,
+                verdict,
+                micros = started.elapsed().as_micros() as u64,
+                "request"
+            );
+            Ok(res)
+        })
+    }
+}

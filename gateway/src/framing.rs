@@ -1,0 +1,309 @@
+//! Strict HTTP/1 framing that hyper does not expose.
+//!
+//! hyper accepts a request carrying both `Content-Length` and `Transfer-Encoding`: it drops the
+//! length, reads the body as chunked and closes the connection afterwards, and the request it
+//! hands over no longer shows that there were two. Domicile refuses such requests outright (400
+//! and close, the request-smuggling rule of RFC 9112 section 6.1). [`Sniff`] watches the bytes
+//! hyper reads, follows message framing on its own, and records for each request head, in order,
+//! whether it was ambiguous; the limits phase reads the record for the request it handles.
+//! The bytes are never changed. On anything it cannot follow (HTTP/2, an upgrade, a head hyper
+//! will reject anyway), the sniffer stops, since hyper then closes or leaves HTTP/1.
+
+use std::collections::VecDeque;
+use std::io;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Framing facts about one request head.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FramingFacts {
+    /// Both `Content-Length` and `Transfer-Encoding` were present.
+    pub length_and_chunked: bool,
+}
+
+/// The facts for each request head of one connection, oldest first.
+#[derive(Debug, Default)]
+pub struct FramingLog {
+    facts: Mutex<VecDeque<FramingFacts>>,
+}
+
+impl FramingLog {
+    /// The facts of the next request in order, if the sniffer saw its head.
+    pub fn next(&self) -> Option<FramingFacts> {
+        self.facts.lock().ok()?.pop_front()
+    }
+
+    fn push(&self, f: FramingFacts) {
+        if let Ok(mut q) = self.facts.lock() {
+            q.push_back(f);
+        }
+    }
+}
+
+const MAX_HEAD: usize = 256 * 1024;
+
+#[derive(Debug)]
+enum State {
+    Head,
+    Body(u64),
+    ChunkSize { line: Vec<u8> },
+    ChunkData(u64),
+    ChunkDataEnd(u8),
+    Trailers { line_len: usize },
+    Off,
+}
+
+/// A byte-stream wrapper that follows HTTP/1 framing and logs facts per request head.
+#[derive(Debug)]
+pub struct Sniff<IO> {
+    io: IO,
+    log: std::sync::Arc<FramingLog>,
+    state: State,
+    head: Vec<u8>,
+}
+
+impl<IO> Sniff<IO> {
+    pub fn new(io: IO, log: std::sync::Arc<FramingLog>) -> Sniff<IO> {
+        Sniff {
+            io,
+            log,
+            state: State::Head,
+            head: Vec::new(),
+        }
+    }
+
+    /// Stops following (for connections that are not HTTP/1).
+    pub fn off(io: IO, log: std::sync::Arc<FramingLog>) -> Sniff<IO> {
+        Sniff {
+            io,
+            log,
+            state: State::Off,
+            head: Vec::new(),
+        }
+    }
+
+    pub fn get_ref(&self) -> &IO {
+        &self.io
+    }
+
+    fn feed(&mut self, mut buf: &[u8]) {
+        while !buf.is_empty() {
+            match &mut self.state {
+                State::Off => return,
+                State::Head => {
+                    if self.head.is_empty() {
+                        // Empty lines before a request line are allowed and ignored.
+                        let skip = buf
+                            .iter()
+                            .take_while(|c| **c == b'\r' || **c == b'\n')
+                            .count();
+                        buf = &buf[skip..];
+                        if buf.is_empty() {
+                            return;
+                        }
+                    }
+                    let start = self.head.len().saturating_sub(3);
+                    self.head.extend_from_slice(buf);
+                    let Some(end) = find(&self.head[start..], b"\r\n\r\n").map(|p| start + p + 4)
+                    else {
+                        if self.head.len() > MAX_HEAD {
+                            self.state = State::Off;
+                        }
+                        return;
+                    };
+                    let consumed_from_buf = buf.len() - (self.head.len() - end);
+                    buf = &buf[consumed_from_buf..];
+                    let head = std::mem::take(&mut self.head);
+                    self.state = self.on_head(&head[..end]);
+                }
+                State::Body(n) => {
+                    let take = (*n).min(buf.len() as u64);
+                    *n -= take;
+                    buf = &buf[take as usize..];
+                    if *n == 0 {
+                        self.state = State::Head;
+                    }
+                }
+                State::ChunkSize { line } => {
+                    let Some(nl) = buf.iter().position(|c| *c == b'\n') else {
+                        line.extend_from_slice(buf);
+                        if line.len() > 4096 {
+                            self.state = State::Off;
+                        }
+                        return;
+                    };
+                    line.extend_from_slice(&buf[..nl]);
+                    buf = &buf[nl + 1..];
+                    let text = std::str::from_utf8(line).unwrap_or("");
+                    let size = text
+                        .trim_end_matches('\r')
+                        .split(';')
+                        .next()
+                        .unwrap_or("")
+                        .trim();
+                    self.state = match u64::from_str_radix(size, 16) {
+                        Ok(0) => State::Trailers { line_len: 0 },
+                        Ok(n) => State::ChunkData(n),
+                        Err(_) => State::Off,
+                    };
+                }
+                State::ChunkData(n) => {
+                    let take = (*n).min(buf.len() as u64);
+                    *n -= take;
+                    buf = &buf[take as usize..];
+                    if *n == 0 {
+                        self.state = State::ChunkDataEnd(2);
+                    }
+                }
+                State::ChunkDataEnd(left) => {
+                    let take = (*left as usize).min(buf.len());
+                    *left -= take as u8;
+                    buf = &buf[take..];
+                    if *left == 0 {
+                        self.state = State::ChunkSize { line: Vec::new() };
+                    }
+                }
+                State::Trailers { line_len } => {
+                    let c = buf[0];
+                    buf = &buf[1..];
+                    match c {
+                        b'\n' if *line_len == 0 => self.state = State::Head,
+                        b'\n' => *line_len = 0,
+                        b'\r' => {}
+                        _ => *line_len += 1,
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_head(&self, head: &[u8]) -> State {
+        if head.starts_with(b"PRI * HTTP/2.0") {
+            return State::Off;
+        }
+        let mut headers = [httparse::EMPTY_HEADER; 128];
+        let mut req = httparse::Request::new(&mut headers);
+        match req.parse(head) {
+            Ok(httparse::Status::Complete(_)) => {}
+            _ => return State::Off,
+        }
+        let mut length: Option<u64> = None;
+        let mut chunked = false;
+        let mut upgrade = req.method == Some("CONNECT");
+        for h in req.headers.iter() {
+            if h.name.eq_ignore_ascii_case("content-length") {
+                length = std::str::from_utf8(h.value)
+                    .ok()
+                    .and_then(|v| v.split(',').next())
+                    .and_then(|v| v.trim().parse().ok())
+                    .or(Some(0));
+            } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                chunked = true;
+            } else if h.name.eq_ignore_ascii_case("upgrade") {
+                upgrade = true;
+            }
+        }
+        self.log.push(FramingFacts {
+            length_and_chunked: length.is_some() && chunked,
+        });
+        if upgrade || (length.is_some() && chunked) {
+            // hyper closes after an ambiguous request and leaves HTTP/1 after an upgrade.
+            return State::Off;
+        }
+        match (chunked, length) {
+            (true, _) => State::ChunkSize { line: Vec::new() },
+            (false, Some(n)) if n > 0 => State::Body(n),
+            _ => State::Head,
+        }
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Sniff<IO> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let res = Pin::new(&mut this.io).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = res
+            && !matches!(this.state, State::Off)
+        {
+            let fresh = buf.filled()[before..].to_vec();
+            this.feed(&fresh);
+        }
+        res
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Sniff<IO> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn facts(stream: &[u8], split: usize) -> Vec<FramingFacts> {
+        let log = Arc::new(FramingLog::default());
+        let mut s = Sniff::new((), log.clone());
+        for part in stream.chunks(split.max(1)) {
+            s.feed(part);
+        }
+        std::iter::from_fn(|| log.next()).collect()
+    }
+
+    #[test]
+    fn follows_pipelined_requests_in_any_split() {
+        let stream = b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello\
+GET /b HTTP/1.1\r\nHost: x\r\n\r\n\
+POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n0\r\nX-T: 1\r\n\r\n\
+POST /d HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+        for split in [1, 2, 3, 7, 64, stream.len()] {
+            let f = facts(stream, split);
+            let ambiguous: Vec<bool> = f.iter().map(|f| f.length_and_chunked).collect();
+            assert_eq!(ambiguous, vec![false, false, false, true], "split {split}");
+        }
+    }
+
+    #[test]
+    fn stops_on_http2_and_upgrades() {
+        assert!(facts(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 5).is_empty());
+        let f = facts(
+            b"GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\nGET / HTTP/1.1\r\n\r\n",
+            9,
+        );
+        assert_eq!(f.len(), 1);
+    }
+}

@@ -1,0 +1,210 @@
+//! Wiring: the shared state, the phase pipeline, and starting and stopping a gateway.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tower::ServiceBuilder;
+
+use crate::config::Config;
+use crate::decide::DecideLayer;
+use crate::edge::EdgeLayer;
+use crate::enforce::EnforceLayer;
+use crate::forward::Forward;
+use crate::inspect::InspectLayer;
+use crate::limits::LimitsLayer;
+use crate::resolve::ResolveLayer;
+use crate::route::RouteLayer;
+use crate::server;
+use crate::state::Snapshot;
+use crate::trace::{TraceLayer, TraceWriter};
+
+/// State shared by every connection and the admin listener.
+#[derive(Debug)]
+pub struct Shared {
+    pub snapshot: ArcSwap<Snapshot>,
+    pub instance: Arc<str>,
+    pub instance_tag: u32,
+    pub writer: TraceWriter,
+    /// The file reloads read, when the config came from one.
+    pub config_path: Option<PathBuf>,
+}
+
+/// The request pipeline, phase by phase (see the crate docs for the order and why).
+pub fn pipeline(
+    shared: Arc<Shared>,
+    max_concurrent: usize,
+) -> impl tower::Service<
+    http::Request<crate::body::Body>,
+    Response = http::Response<crate::body::Body>,
+    Error = std::convert::Infallible,
+    Future = impl Send,
+> + Clone
++ Send
++ 'static {
+    let trace = TraceLayer::new(shared.writer.clone(), shared.instance.clone());
+    ServiceBuilder::new()
+        .layer(EdgeLayer)
+        .layer(LimitsLayer::new(shared, max_concurrent))
+        .layer(RouteLayer::default())
+        .layer(InspectLayer)
+        .layer(ResolveLayer::default())
+        .layer(DecideLayer::default())
+        .layer(EnforceLayer::default())
+        .layer(trace)
+        .service(Forward)
+}
+
+/// Where to listen, overriding the config.
+#[derive(Debug, Clone, Default)]
+pub struct StartOptions {
+    pub listen: Option<SocketAddr>,
+    pub admin_listen: Option<SocketAddr>,
+    pub config_path: Option<PathBuf>,
+    /// Watch the config file and reload on change (and on SIGHUP).
+    pub watch: bool,
+}
+
+/// A gateway that failed to start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("invalid configuration:\n{}", .0.join("\n"))]
+    Config(Vec<String>),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("trace directory {dir}: {source}")]
+    Trace { dir: String, source: std::io::Error },
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
+}
+
+/// A running gateway.
+#[derive(Debug)]
+pub struct Running {
+    pub addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub shared: Arc<Shared>,
+    shutdown: watch::Sender<bool>,
+    server: JoinHandle<()>,
+    admin: JoinHandle<()>,
+    grace: Duration,
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests finish within the grace period, then returns.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = tokio::time::timeout(self.grace + Duration::from_secs(1), self.server).await;
+        self.admin.abort();
+    }
+
+    /// Waits until the server stops (after a shutdown signal).
+    pub async fn wait(self) {
+        let _ = self.server.await;
+        self.admin.abort();
+    }
+
+    pub fn shutdown_handle(&self) -> watch::Sender<bool> {
+        self.shutdown.clone()
+    }
+}
+
+/// Starts a gateway: binds its listeners and serves until shut down.
+pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartError> {
+    let listen = opts.listen.unwrap_or(config.server.listen);
+    let admin_listen = opts.admin_listen.unwrap_or(config.admin.listen);
+    let tls = match &config.server.tls {
+        Some(t) => Some(crate::tls::server_config(&t.cert, &t.key)?),
+        None => None,
+    };
+    let writer = TraceWriter::start(config.trace.dir.clone(), config.trace.durability).map_err(
+        |source| StartError::Trace {
+            dir: config.trace.dir.display().to_string(),
+            source,
+        },
+    )?;
+    let limits = config.server.limits.clone();
+    let timeouts = config.server.timeouts.clone();
+    let admin_token = config.admin.token.clone();
+    let snapshot = Snapshot::build(config).map_err(StartError::Config)?;
+    crate::metrics::handle();
+    let revision = snapshot.revision.clone();
+    let instance_tag: u32 = rand::random();
+    let shared = Arc::new(Shared {
+        snapshot: ArcSwap::from_pointee(snapshot),
+        instance: Arc::from(format!("{}-{:06x}", hostname(), instance_tag & 0xff_ffff)),
+        instance_tag,
+        writer,
+        config_path: opts.config_path.clone(),
+    });
+    crate::reload::publish_revision(&revision);
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: listen,
+            source,
+        })?;
+    let admin_listener =
+        TcpListener::bind(admin_listen)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: admin_listen,
+                source,
+            })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: listen,
+        source,
+    })?;
+    let admin_addr = admin_listener
+        .local_addr()
+        .map_err(|source| StartError::Bind {
+            addr: admin_listen,
+            source,
+        })?;
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let svc = pipeline(shared.clone(), limits.max_concurrent_requests);
+    let grace = timeouts.shutdown_grace;
+    let server = tokio::spawn(server::serve(
+        listener,
+        tls,
+        svc,
+        server::ConnSettings { limits, timeouts },
+        shutdown_rx.clone(),
+    ));
+    let admin = tokio::spawn(crate::admin::serve(
+        admin_listener,
+        shared.clone(),
+        admin_token,
+        shutdown_rx.clone(),
+    ));
+    if opts.watch
+        && let Some(path) = opts.config_path
+    {
+        crate::reload::spawn_watchers(shared.clone(), path, shutdown_rx);
+    }
+    Ok(Running {
+        addr,
+        admin_addr,
+        shared,
+        shutdown,
+        server,
+        admin,
+        grace,
+    })
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "domicile".into())
+}

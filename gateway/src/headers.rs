@@ -1,0 +1,70 @@
+//! Header names Domicile sets and the hop-by-hop rules of RFC 9110 section 7.6.1.
+
+use http::header::{self, HeaderMap, HeaderName};
+
+pub const DECISION: HeaderName = HeaderName::from_static("domicile-decision");
+pub const SUBJECT_JURISDICTION: HeaderName =
+    HeaderName::from_static("domicile-subject-jurisdiction");
+pub const REGION: HeaderName = HeaderName::from_static("domicile-region");
+pub const VERDICT: HeaderName = HeaderName::from_static("domicile-verdict");
+
+const OWN: [HeaderName; 4] = [DECISION, SUBJECT_JURISDICTION, REGION, VERDICT];
+
+/// Removes client-sent copies of the headers only Domicile may set.
+pub fn strip_own(h: &mut HeaderMap) {
+    for name in OWN {
+        h.remove(name);
+    }
+}
+
+/// Removes hop-by-hop headers: `Connection` and every header it names, `Keep-Alive`, `TE`,
+/// `Trailer`, `Transfer-Encoding`, `Upgrade` and `Proxy-*`.
+pub fn strip_hop_by_hop(h: &mut HeaderMap) {
+    let named: Vec<HeaderName> = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
+        h.remove(n);
+    }
+    for n in [
+        header::CONNECTION,
+        HeaderName::from_static("keep-alive"),
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+    ] {
+        h.remove(n);
+    }
+    let proxy: Vec<HeaderName> = h
+        .keys()
+        .filter(|k| k.as_str().starts_with("proxy-"))
+        .cloned()
+        .collect();
+    for n in proxy {
+        h.remove(n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_and_named_headers_go() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, "keep-alive, X-Secret".parse().unwrap());
+        h.insert("x-secret", "1".parse().unwrap());
+        h.insert("keep-alive", "timeout=5".parse().unwrap());
+        h.insert(header::TE, "trailers".parse().unwrap());
+        h.insert("proxy-authorization", "x".parse().unwrap());
+        h.insert("x-kept", "1".parse().unwrap());
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-kept"));
+    }
+}

@@ -1,0 +1,190 @@
+//! Phase 2, limits: the request gets its decision id and context, ambiguous framing and
+//! upgrades are refused, header size and concurrency are bounded, and client copies of
+//! Domicile's own headers are stripped.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use http::{Method, Request, Response, StatusCode, Version, header};
+use tokio::sync::Semaphore;
+use tower::{Layer, Service};
+
+use crate::body::Body;
+use crate::context::{ConnInfo, RequestContext};
+use crate::gateway::Shared;
+use crate::headers;
+use crate::problem::{Problem, close_connection};
+
+/// Builds [`Limits`].
+#[derive(Debug, Clone)]
+pub struct LimitsLayer {
+    shared: Arc<Shared>,
+    concurrency: Arc<Semaphore>,
+}
+
+impl LimitsLayer {
+    pub fn new(shared: Arc<Shared>, max_concurrent: usize) -> LimitsLayer {
+        LimitsLayer {
+            shared,
+            concurrency: Arc::new(Semaphore::new(max_concurrent)),
+        }
+    }
+}
+
+impl<S> Layer<S> for LimitsLayer {
+    type Service = Limits<S>;
+    fn layer(&self, inner: S) -> Limits<S> {
+        Limits {
+            shared: self.shared.clone(),
+            concurrency: self.concurrency.clone(),
+            inner,
+        }
+    }
+}
+
+/// The limits phase.
+#[derive(Debug, Clone)]
+pub struct Limits<S> {
+    shared: Arc<Shared>,
+    concurrency: Arc<Semaphore>,
+    inner: S,
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A time-ordered, unique decision id: 12 hex digits of milliseconds, 6 of instance, 8 of
+/// sequence.
+pub fn new_decision_id(instance_tag: u32, micros: i64) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "{:012x}{:06x}{:08x}",
+        (micros / 1000) as u64 & 0xffff_ffff_ffff,
+        instance_tag & 0xff_ffff,
+        n as u32
+    )
+}
+
+type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+impl<S> Service<Request<Body>> for Limits<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<Body>) -> BoxFuture {
+        let micros = crate::clock::now_micros();
+        let decision_id = new_decision_id(self.shared.instance_tag, micros);
+        let snapshot = self.shared.snapshot.load_full();
+        let Some(conn) = req.extensions_mut().remove::<Arc<ConnInfo>>() else {
+            return Box::pin(async { Ok(crate::context::missing()) });
+        };
+        if let Err(res) = check(
+            &mut req,
+            &conn,
+            &snapshot.config.server.limits,
+            &decision_id,
+        ) {
+            return Box::pin(async { Ok(res) });
+        }
+        let Ok(permit) = self.concurrency.clone().try_acquire_owned() else {
+            let res = Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "too many requests in flight; nothing was forwarded",
+            )
+            .with_decision(&decision_id)
+            .into_response();
+            return Box::pin(async { Ok(res) });
+        };
+        req.extensions_mut().insert(RequestContext {
+            decision_id,
+            received_micros: micros,
+            started: Instant::now(),
+            snapshot,
+            conn,
+            route: None,
+            inspection: Default::default(),
+            client: None,
+            resolution: None,
+            decision: None,
+            home_region: None,
+            destination: None,
+            action: None,
+            enforced: true,
+        });
+        let inner = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, inner);
+        Box::pin(async move {
+            let res = inner.call(req).await;
+            drop(permit);
+            res
+        })
+    }
+}
+
+fn check(
+    req: &mut Request<Body>,
+    conn: &ConnInfo,
+    limits: &crate::config::Limits,
+    decision_id: &str,
+) -> Result<(), Response<Body>> {
+    if req.version() <= Version::HTTP_11
+        && conn.framing.next().is_some_and(|f| f.length_and_chunked)
+    {
+        return Err(close_connection(
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "ambiguous_framing",
+                "the request carries both Content-Length and Transfer-Encoding",
+            )
+            .with_decision(decision_id)
+            .into_response(),
+        ));
+    }
+    let header_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum();
+    if header_bytes > limits.max_header_bytes {
+        return Err(close_connection(
+            Problem::new(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+                format!(
+                    "the request headers exceed the limit of {} bytes",
+                    limits.max_header_bytes
+                ),
+            )
+            .with_decision(decision_id)
+            .into_response(),
+        ));
+    }
+    if req.method() == Method::CONNECT || req.headers().contains_key(header::UPGRADE) {
+        return Err(Problem::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "upgrade_refused",
+            "protocol upgrades and CONNECT are not forwarded",
+        )
+        .with_decision(decision_id)
+        .into_response());
+    }
+    headers::strip_own(req.headers_mut());
+    Ok(())
+}

@@ -1,0 +1,82 @@
+//! RFC 9457 problem responses. Bodies never echo request content.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use serde::Serialize;
+
+use crate::body::Body;
+
+/// The problem body. `type` is a URN naming the problem; `reason` is the stable machine code.
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: &'static str,
+    pub status: u16,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject_jurisdiction: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination_region: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+impl Problem {
+    /// A problem named `code`, with the standard title for `status`.
+    pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Problem {
+        Problem {
+            kind: format!("urn:domicile:problem:{code}"),
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: status.as_u16(),
+            detail: detail.into(),
+            reason: None,
+            decision_id: None,
+            subject_jurisdiction: None,
+            destination_region: None,
+            request_id: None,
+        }
+    }
+
+    pub fn with_reason(mut self, reason: &str) -> Problem {
+        self.reason = Some(reason.to_owned());
+        self
+    }
+
+    pub fn with_decision(mut self, id: &str) -> Problem {
+        self.decision_id = Some(id.to_owned());
+        self
+    }
+
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    /// The HTTP response carrying this problem.
+    pub fn into_response(self) -> Response<Body> {
+        let status = self.status();
+        let bytes = serde_json::to_vec(&self).unwrap_or_else(|_| {
+            br#"{"type":"urn:domicile:problem:internal","title":"Internal Server Error","status":500}"#.to_vec()
+        });
+        let mut res = Response::new(Body::full(Bytes::from(bytes)));
+        *res.status_mut() = status;
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        res.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        res
+    }
+}
+
+/// Marks a response so the connection is closed after it (HTTP/1).
+pub fn close_connection(mut res: Response<Body>) -> Response<Body> {
+    res.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    res
+}

@@ -1,0 +1,84 @@
+//! Phase 3, route: host and path (and method) select a configured route, using one canonical
+//! authority for both matching and what goes upstream.
+
+use http::{Request, Response, StatusCode, header};
+
+use crate::body::Body;
+use crate::context::RequestContext;
+use crate::problem::Problem;
+use crate::step::{Step, StepLayer, StepService};
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RouteStep;
+
+pub type RouteLayer = StepLayer<RouteStep>;
+pub type Route<S> = StepService<RouteStep, S>;
+
+/// Lower-case, no port, no trailing dot.
+pub fn canonical_host(h: &str) -> String {
+    let h = match h.rfind(':') {
+        Some(i) if !h.ends_with(']') && h[i + 1..].bytes().all(|c| c.is_ascii_digit()) => &h[..i],
+        _ => h,
+    };
+    h.trim_end_matches('.').to_ascii_lowercase()
+}
+
+impl Step for RouteStep {
+    fn run(&self, req: &mut Request<Body>) -> Result<(), Response<Body>> {
+        let host_header = req.headers().get(header::HOST).map(|v| v.to_str());
+        let authority = req.uri().authority().map(|a| canonical_host(a.as_str()));
+        let host = match (host_header, authority) {
+            (Some(Err(_)), _) => return Err(bad(req, "the Host header is not valid text")),
+            (Some(Ok(h)), Some(a)) if canonical_host(h) != a => {
+                return Err(bad(
+                    req,
+                    "the request target's authority and the Host header differ",
+                ));
+            }
+            (Some(Ok(h)), _) => Some(canonical_host(h)),
+            (None, a) => a,
+        };
+        if req.headers().get_all(header::HOST).iter().count() > 1 {
+            return Err(bad(req, "the request carries more than one Host header"));
+        }
+        let Some(ctx) = req.extensions().get::<RequestContext>() else {
+            return Err(crate::context::missing());
+        };
+        let found = ctx
+            .snapshot
+            .match_route(host.as_deref(), req.uri().path(), req.method());
+        let Some(n) = found else {
+            return Err(Problem::new(
+                StatusCode::NOT_FOUND,
+                "no_route",
+                "no route matches this request",
+            )
+            .with_decision(&ctx.decision_id)
+            .into_response());
+        };
+        if let Some(ctx) = req.extensions_mut().get_mut::<RequestContext>() {
+            ctx.route = Some(n);
+        }
+        Ok(())
+    }
+}
+
+fn bad(req: &Request<Body>, detail: &str) -> Response<Body> {
+    let mut p = Problem::new(StatusCode::BAD_REQUEST, "bad_authority", detail);
+    if let Some(ctx) = req.extensions().get::<RequestContext>() {
+        p = p.with_decision(&ctx.decision_id);
+    }
+    crate::problem::close_connection(p.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_are_canonical() {
+        assert_eq!(canonical_host("API.Example.com.:8443"), "api.example.com");
+        assert_eq!(canonical_host("[::1]"), "[::1]");
+        assert_eq!(canonical_host("[::1]:80"), "[::1]");
+    }
+}

@@ -1,0 +1,279 @@
+//! Phase 1, accept: the listener. HTTP/1.1 and HTTP/2 (ALPN on TLS, prior knowledge on plain
+//! sockets), a connection cap, header-read and idle timeouts, and graceful draining.
+
+use std::convert::Infallible;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tower::{Service, ServiceExt};
+
+use crate::body::Body;
+use crate::config::{Limits, Timeouts};
+use crate::context::ConnInfo;
+use crate::framing::{FramingLog, Sniff};
+
+/// What every connection is held to.
+#[derive(Debug, Clone)]
+pub struct ConnSettings {
+    pub limits: Limits,
+    pub timeouts: Timeouts,
+}
+
+/// Milliseconds since the connection started, at its last read or write.
+#[derive(Debug)]
+struct Activity {
+    origin: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn touch(&self) {
+        self.last_ms
+            .store(self.origin.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+    fn last(&self) -> Instant {
+        self.origin + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
+    }
+}
+
+/// A stream that records when bytes last moved.
+struct Tracked<IO> {
+    io: IO,
+    activity: Arc<Activity>,
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Tracked<IO> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.io).poll_read(cx, buf);
+        if r.is_ready() {
+            this.activity.touch();
+        }
+        r
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Tracked<IO> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.io).poll_write(cx, buf);
+        if r.is_ready() {
+            this.activity.touch();
+        }
+        r
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        if r.is_ready() {
+            this.activity.touch();
+        }
+        r
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+}
+
+fn builder(settings: &ConnSettings) -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.timeouts.header_read)
+        // hyper refuses buffers under 8 KiB.
+        .max_buf_size(settings.limits.max_header_bytes.max(8192) + 1024)
+        .keep_alive(true);
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(256)
+        .max_header_list_size(u32::try_from(settings.limits.max_header_bytes).unwrap_or(u32::MAX));
+    b
+}
+
+/// Serves `listener` until `shutdown` turns true, then drains within the grace period.
+pub async fn serve<S>(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    svc: S,
+    settings: ConnSettings,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
+    let max = settings.limits.max_connections;
+    let conns = Arc::new(Semaphore::new(max));
+    let builder = Arc::new(builder(&settings));
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let local = listener.local_addr().ok();
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.changed() => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of file descriptors and similar: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = conns.clone().try_acquire_owned() else {
+            tracing::warn!("connection limit reached; closing a new connection");
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let svc = svc.clone();
+        let builder = builder.clone();
+        let acceptor = acceptor.clone();
+        let settings = settings.clone();
+        let shutdown = shutdown.clone();
+        let local = local.unwrap_or(peer);
+        tokio::spawn(async move {
+            let framing = Arc::new(FramingLog::default());
+            let info = |tls: bool| {
+                Arc::new(ConnInfo {
+                    peer,
+                    local,
+                    tls,
+                    framing: framing.clone(),
+                })
+            };
+            match acceptor {
+                None => {
+                    let io = Sniff::new(stream, framing.clone());
+                    serve_conn(&builder, io, info(false), svc, &settings, shutdown).await;
+                }
+                Some(acceptor) => {
+                    let hs = tokio::time::timeout(
+                        settings.timeouts.header_read,
+                        acceptor.accept(stream),
+                    )
+                    .await;
+                    let Ok(Ok(tls)) = hs else {
+                        tracing::debug!(%peer, "TLS handshake failed or timed out");
+                        return;
+                    };
+                    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+                    let io = if h2 {
+                        Sniff::off(tls, framing.clone())
+                    } else {
+                        Sniff::new(tls, framing.clone())
+                    };
+                    serve_conn(&builder, io, info(true), svc, &settings, shutdown).await;
+                }
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    // Drain: every connection holds a permit; all permits back means all connections closed.
+    let grace = settings.timeouts.shutdown_grace;
+    let all = u32::try_from(max).unwrap_or(u32::MAX);
+    if tokio::time::timeout(grace, conns.acquire_many(all))
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            ?grace,
+            "shutdown grace period over; closing remaining connections"
+        );
+    }
+}
+
+async fn serve_conn<IO, S>(
+    builder: &auto::Builder<TokioExecutor>,
+    io: IO,
+    info: Arc<ConnInfo>,
+    svc: S,
+    settings: &ConnSettings,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
+    let activity = Arc::new(Activity {
+        origin: Instant::now(),
+        last_ms: AtomicU64::new(0),
+    });
+    let io = Tracked {
+        io,
+        activity: activity.clone(),
+    };
+    let hyper_svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let svc = svc.clone();
+        let info = info.clone();
+        async move {
+            let mut req = req.map(Body::Incoming);
+            req.extensions_mut().insert(info);
+            svc.oneshot(req).await
+        }
+    });
+    let conn = builder.serve_connection(TokioIo::new(io), hyper_svc);
+    tokio::pin!(conn);
+    let idle = settings.timeouts.idle;
+    let mut closing = *shutdown.borrow();
+    if closing {
+        conn.as_mut().graceful_shutdown();
+    }
+    loop {
+        let idle_deadline = tokio::time::Instant::from_std(activity.last() + idle);
+        tokio::select! {
+            res = conn.as_mut() => {
+                if let Err(e) = res {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            _ = shutdown.changed(), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            _ = tokio::time::sleep_until(idle_deadline), if !closing => {
+                if activity.last() + idle <= Instant::now() {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
+}

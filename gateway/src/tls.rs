@@ -1,0 +1,95 @@
+//! TLS with rustls 0.23 and the `ring` provider, installed explicitly (never a process default):
+//! TLS 1.2 and 1.3 only, ALPN h2 and http/1.1 on the server.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+
+/// A TLS file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{path}: {message}")]
+    File { path: String, message: String },
+    #[error("TLS configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn file_err(path: &Path, message: impl Into<String>) -> TlsError {
+    TlsError::File {
+        path: path.display().to_string(),
+        message: message.into(),
+    }
+}
+
+/// Reads every certificate in a PEM file.
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let f = File::open(path).map_err(|e| file_err(path, e.to_string()))?;
+    let certs: Result<Vec<_>, _> = rustls_pemfile::certs(&mut BufReader::new(f)).collect();
+    let certs = certs.map_err(|e| file_err(path, format!("invalid PEM: {e}")))?;
+    if certs.is_empty() {
+        return Err(file_err(path, "no certificate found"));
+    }
+    Ok(certs)
+}
+
+/// Reads the first private key in a PEM file.
+pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let f = File::open(path).map_err(|e| file_err(path, e.to_string()))?;
+    rustls_pemfile::private_key(&mut BufReader::new(f))
+        .map_err(|e| file_err(path, format!("invalid PEM: {e}")))?
+        .ok_or_else(|| file_err(path, "no private key found"))
+}
+
+/// The listener's TLS configuration from PEM files.
+pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+    let certs = load_certs(cert)?;
+    let key = load_key(key)?;
+    let mut cfg = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+/// A client configuration for one backend: its CA bundle (or the system roots) and an optional
+/// client certificate for mTLS.
+pub fn client_config(
+    ca: Option<&Path>,
+    client_cert: Option<(&Path, &Path)>,
+    system_roots: bool,
+) -> Result<ClientConfig, TlsError> {
+    let mut roots = RootCertStore::empty();
+    match ca {
+        Some(ca) => {
+            for c in load_certs(ca)? {
+                roots
+                    .add(c)
+                    .map_err(|e| file_err(ca, format!("unusable CA certificate: {e}")))?;
+            }
+        }
+        None if system_roots => {
+            let native = rustls_native_certs::load_native_certs();
+            for c in native.certs {
+                // Unparseable system roots are skipped, as every TLS client does.
+                let _ = roots.add(c);
+            }
+        }
+        None => {}
+    }
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_root_certificates(roots);
+    Ok(match client_cert {
+        Some((cert, key)) => builder.with_client_auth_cert(load_certs(cert)?, load_key(key)?)?,
+        None => builder.with_no_client_auth(),
+    })
+}

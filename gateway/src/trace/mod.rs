@@ -1,0 +1,193 @@
+//! Phase 8, trace: the decision record is written durably before the request takes effect
+//! (forwarded upstream, or answered with 451). If it cannot be written, the request fails
+//! closed with 503 and nothing is forwarded.
+
+pub mod record;
+pub mod writer;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use domicile_regions::client_addr::{AddrSource, truncate};
+use http::{Request, Response, StatusCode};
+use tower::{Layer, Service};
+
+use crate::body::Body;
+use crate::context::{Action, RequestContext};
+use crate::metrics as m;
+use crate::problem::Problem;
+use record::{DecisionRecord, DestinationRecord, GatewayInfo, OutcomeRecord, SubjectRecord};
+pub use writer::TraceWriter;
+
+/// The directory name for subjects with no resolved home region.
+pub const UNRESOLVED_REGION: &str = "unresolved";
+
+/// Builds [`Trace`].
+#[derive(Debug, Clone)]
+pub struct TraceLayer {
+    writer: TraceWriter,
+    instance: Arc<str>,
+}
+
+impl TraceLayer {
+    pub fn new(writer: TraceWriter, instance: Arc<str>) -> TraceLayer {
+        TraceLayer { writer, instance }
+    }
+}
+
+impl<S> Layer<S> for TraceLayer {
+    type Service = Trace<S>;
+    fn layer(&self, inner: S) -> Trace<S> {
+        Trace {
+            writer: self.writer.clone(),
+            instance: self.instance.clone(),
+            inner,
+        }
+    }
+}
+
+/// The trace phase.
+#[derive(Debug, Clone)]
+pub struct Trace<S> {
+    writer: TraceWriter,
+    instance: Arc<str>,
+    inner: S,
+}
+
+type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+/// Serialises the record for a request (without `prev_hash`/`hash`) and names its region.
+pub fn encode(
+    req: &Request<Body>,
+    ctx: &RequestContext,
+    instance: &str,
+) -> Option<(Arc<str>, Vec<u8>)> {
+    let decision = ctx.decision.as_ref()?;
+    let route = ctx.route.and_then(|n| ctx.snapshot.route(n))?;
+    let region = ctx
+        .destination
+        .as_ref()
+        .and_then(|r| ctx.snapshot.registry.get(r));
+    let (outcome, status) = match &ctx.action {
+        Some(a @ Action::Respond(p)) => (a.outcome(), Some(p.status)),
+        Some(a) => (a.outcome(), None),
+        None => ("unavailable", Some(503)),
+    };
+    let empty_j: &[domicile_policy::Country] = &[];
+    let empty_e: &[domicile_regions::Evidence] = &[];
+    let record = DecisionRecord {
+        schema: record::SCHEMA,
+        decision_id: &ctx.decision_id,
+        time: crate::clock::rfc3339_micros(ctx.received_micros),
+        gateway: GatewayInfo {
+            instance,
+            listen: ctx.conn.local.to_string(),
+        },
+        policy_revision: &ctx.snapshot.revision,
+        route: &route.id,
+        method: req.method().as_str(),
+        purpose: &route.purpose,
+        subject: SubjectRecord {
+            jurisdictions: ctx
+                .resolution
+                .as_ref()
+                .map_or(empty_j, |r| &r.jurisdictions),
+            regimes: &decision.regimes,
+            conflict: ctx.resolution.as_ref().is_some_and(|r| r.conflict),
+            evidence: ctx.resolution.as_ref().map_or(empty_e, |r| &r.evidence),
+            client_address: ctx.client.as_ref().and_then(|c| c.ip).map(truncate),
+            client_address_source: match ctx.client.as_ref().map(|c| c.source) {
+                Some(AddrSource::ForwardedFor) => "x_forwarded_for",
+                _ => "peer",
+            },
+            forwarded_for_ignored: ctx.client.as_ref().is_some_and(|c| c.ignored_forwarded_for),
+            geoip_build_epoch: ctx.snapshot.geoip.as_ref().map(|g| g.build_epoch()),
+            home_region: ctx.home_region.as_deref(),
+        },
+        inspection: &ctx.inspection.status,
+        findings: &ctx.inspection.findings,
+        destination: region.map(|r| DestinationRecord {
+            region: &r.id,
+            country: r.country,
+            entity: &r.entity.id,
+        }),
+        verdict: decision.verdict.as_str(),
+        reason_code: decision.reason_code,
+        basis: &decision.basis,
+        conditions: &decision.conditions,
+        re_evaluate_at: decision.re_evaluate_at,
+        reasons: &decision.reasons,
+        enforced: ctx.enforced,
+        outcome: OutcomeRecord {
+            action: outcome,
+            status,
+        },
+    };
+    let body = serde_json::to_vec(&record).ok()?;
+    let dir = ctx
+        .home_region
+        .clone()
+        .unwrap_or_else(|| Arc::from(UNRESOLVED_REGION));
+    Some((dir, body))
+}
+
+impl<S> Service<Request<Body>> for Trace<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Body>) -> BoxFuture {
+        let inner = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, inner);
+        let writer = self.writer.clone();
+        let encoded = req
+            .extensions()
+            .get::<RequestContext>()
+            .map(|ctx| (ctx.decision_id.clone(), encode(&req, ctx, &self.instance)));
+        Box::pin(async move {
+            let Some((decision_id, encoded)) = encoded else {
+                return Ok(crate::context::missing());
+            };
+            let Some((region, body)) = encoded else {
+                // No decision was made (the request never reached the decide phase's output).
+                return Ok(unavailable(
+                    &decision_id,
+                    "no decision record could be built",
+                ));
+            };
+            if let Err(e) = writer.append(region, body).await {
+                metrics::counter!(m::TRACE_WRITE_FAILURES).increment(1);
+                tracing::error!(decision_id, error = %e, "decision record not written; failing closed");
+                return Ok(unavailable(
+                    &decision_id,
+                    "the decision record could not be written",
+                ));
+            }
+            inner.call(req).await
+        })
+    }
+}
+
+fn unavailable(decision_id: &str, why: &str) -> Response<Body> {
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "trace_unavailable",
+        format!("{why}; nothing was forwarded"),
+    )
+    .with_decision(decision_id)
+    .into_response()
+}
