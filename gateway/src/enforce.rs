@@ -5,6 +5,7 @@
 use http::{Request, Response, StatusCode};
 
 use crate::body::Body;
+use crate::config::OnUninspectable;
 use crate::context::{Action, RequestContext};
 use crate::inspect::InspectStatus;
 use crate::problem::Problem;
@@ -48,7 +49,11 @@ fn action(ctx: &RequestContext) -> Action {
                 .join(",")
         })
         .filter(|s| !s.is_empty());
-    if decision.reason_code == "uninspectable"
+    let rejects = ctx
+        .route
+        .and_then(|n| ctx.snapshot.route(n))
+        .is_some_and(|r| r.on_uninspectable == OnUninspectable::Reject);
+    if rejects
         && let InspectStatus::Uninspectable(why) = ctx.inspection.status
         && ctx.enforced
     {

@@ -1,0 +1,492 @@
+//! The first request path end to end: which backend got what, status codes, headers, problem
+//! bodies and decision records.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use bytes::Bytes;
+use domicile_tests::client::{self, post_json};
+use domicile_tests::{Backend, Gateway};
+use http::Request;
+use http_body_util::Full;
+
+const EU_IP: &str = "192.0.2.10";
+const US_IP: &str = "198.51.100.7";
+
+#[tokio::test]
+async fn eu_customer_is_stored_in_eu_central_with_subject_headers() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let gw = Gateway::two_regions(&eu, &us, "").await;
+    let r = post_json(
+        &gw.url("/customers"),
+        EU_IP,
+        r#"{"name":"Jane","email":"jane@example.com"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), "eu");
+    assert_eq!(r.header("domicile-region"), Some("eu-central"));
+    let id = r.header("domicile-decision").unwrap().to_owned();
+    assert_eq!((eu.count(), us.count()), (1, 0));
+    let got = &eu.received()[0];
+    assert_eq!(got.headers["domicile-subject-jurisdiction"], "DE");
+    assert_eq!(got.headers["domicile-decision"], id.as_str());
+    assert_eq!(
+        got.body.as_ref(),
+        br#"{"name":"Jane","email":"jane@example.com"}"#
+    );
+    // The backend's hop-by-hop headers do not reach the client.
+    assert_eq!(r.header("x-backend"), Some("eu"));
+    assert_eq!(r.header("x-hop"), None);
+
+    let rec = gw.record(&id);
+    assert_eq!(rec["verdict"], "allow");
+    assert_eq!(rec["basis"][0], "not_a_transfer:EEA");
+    assert_eq!(rec["route"], "customers");
+    assert_eq!(rec["destination"]["region"], "eu-central");
+    assert_eq!(rec["subject"]["jurisdictions"][0], "DE");
+    assert_eq!(rec["subject"]["client_address"], "192.0.2.0/24");
+    assert_eq!(rec["findings"][0]["category"], "email");
+    assert_eq!(rec["findings"][0]["location"], "/email");
+    assert_eq!(rec["outcome"]["action"], "forwarded");
+    assert!(!gw.trace_text().contains("jane@example.com"));
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn us_customer_is_stored_in_us_east() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let gw = Gateway::two_regions(&eu, &us, "").await;
+    let r = post_json(
+        &gw.url("/customers"),
+        US_IP,
+        r#"{"email":"joe@example.com"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("domicile-region"), Some("us-east"));
+    assert_eq!((eu.count(), us.count()), (0, 1));
+    assert_eq!(
+        us.received()[0].headers["domicile-subject-jurisdiction"],
+        "US"
+    );
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn eu_personal_data_to_a_us_route_is_blocked_with_451_and_recorded() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let gw = Gateway::two_regions(&eu, &us, "").await;
+    let r = post_json(
+        &gw.url("/analytics"),
+        EU_IP,
+        r#"{"user":{"email":"jane@example.com"}}"#,
+    )
+    .await;
+    assert_eq!(r.status, 451, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    let p = r.json();
+    assert_eq!(p["type"], "urn:domicile:problem:transfer_blocked");
+    assert_eq!(p["status"], 451);
+    assert_eq!(p["reason"], "no_transfer_basis");
+    assert_eq!(p["subject_jurisdiction"], "DE");
+    assert_eq!(p["destination_region"], "us-east");
+    let id = p["decision_id"].as_str().unwrap().to_owned();
+    assert_eq!(r.header("domicile-decision"), Some(id.as_str()));
+    assert!(!r.text().contains("jane@example.com"));
+    assert_eq!((eu.count(), us.count()), (0, 0));
+
+    let rec = gw.record(&id);
+    assert_eq!(rec["verdict"], "block");
+    assert_eq!(rec["reason_code"], "no_transfer_basis");
+    assert_eq!(rec["outcome"]["action"], "blocked");
+    assert_eq!(rec["outcome"]["status"], 451);
+    assert_eq!(rec["findings"][0]["location"], "/user/email");
+    let reasons = rec["reasons"].to_string();
+    assert!(reasons.contains("eu.adequacy.us.dpf"), "{reasons}");
+    assert!(reasons.contains("EU-US-DPF"), "{reasons}");
+    // Stored in the subject's home region.
+    assert!(gw.trace_dir().join("eu-central/decisions.jsonl").exists());
+    assert!(!gw.trace_text().contains("jane@example.com"));
+
+    // The same request without personal data goes through.
+    let r = post_json(
+        &gw.url("/analytics"),
+        EU_IP,
+        r#"{"page":"/home","clicks":3}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(us.count(), 1);
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn phone_evidence_from_a_us_address_is_judged_by_the_strictest_regime() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let gw = Gateway::two_regions(&eu, &us, "").await;
+    // A +49 number from a US client: plausible {US, DE}; GDPR forbids us-east, so the home
+    // route picks eu-central, where both regimes allow it.
+    let r = post_json(&gw.url("/customers"), US_IP, r#"{"phone":"+49 30 901820"}"#).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("domicile-region"), Some("eu-central"));
+    let rec = gw.record(r.header("domicile-decision").unwrap());
+    assert_eq!(
+        rec["subject"]["jurisdictions"],
+        serde_json::json!(["US", "DE"])
+    );
+    assert_eq!(rec["subject"]["conflict"], true);
+    assert_eq!(us.received().len(), 0);
+    // On the fixed US route the same data is blocked.
+    let r = post_json(&gw.url("/analytics"), US_IP, r#"{"phone":"+49 30 901820"}"#).await;
+    assert_eq!(r.status, 451);
+    assert_eq!(us.count(), 0);
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn forwarded_for_from_an_untrusted_peer_is_ignored() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("traces");
+    let text = domicile_tests::two_regions(&eu.url(), &us.url(), &trace, "").replace(
+        r#"trusted_proxies = ["127.0.0.0/8"]"#,
+        "trusted_proxies = []",
+    );
+    let gw = Gateway::start(dir, &text, false).await;
+    // The client claims an EU address; the socket peer (loopback) has no country.
+    let r = post_json(
+        &gw.url("/customers"),
+        EU_IP,
+        r#"{"email":"jane@example.com"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 451, "{}", r.text());
+    assert_eq!(r.json()["reason"], "jurisdiction_unknown");
+    let rec = gw.record(r.header("domicile-decision").unwrap());
+    assert_eq!(rec["subject"]["forwarded_for_ignored"], true);
+    assert_eq!(rec["subject"]["client_address"], "127.0.0.0/24");
+    assert_eq!(rec["subject"]["client_address_source"], "peer");
+    assert_eq!(eu.count() + us.count(), 0);
+    // Upstream, the spoofable chain is replaced by the real peer.
+    let r = client::get(&gw.url("/catalog")).await;
+    assert_eq!(r.status, 200);
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn proxy_headers_hop_by_hop_and_own_headers() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let gw = Gateway::two_regions(&eu, &us, "").await;
+    let req = Request::post(gw.url("/customers/7?x=1"))
+        .header("host", "api.example.test")
+        .header("content-type", "application/json")
+        .header("x-forwarded-for", EU_IP)
+        .header("connection", "x-secret")
+        .header("x-secret", "hop")
+        .header("keep-alive", "timeout=5")
+        .header("proxy-authorization", "Basic Zm9vOmJhcg==")
+        .header("domicile-subject-jurisdiction", "US")
+        .header("domicile-decision", "forged")
+        .body(Full::new(Bytes::from_static(
+            br#"{"email":"jane@example.com"}"#,
+        )))
+        .unwrap();
+    let r = client::send(req, false).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let got = &eu.received()[0];
+    assert_eq!(got.path, "/customers/7?x=1");
+    for gone in [
+        "x-secret",
+        "keep-alive",
+        "proxy-authorization",
+        "connection",
+    ] {
+        assert!(
+            !got.headers.contains_key(gone),
+            "{gone} reached the backend"
+        );
+    }
+    assert_eq!(got.headers["domicile-subject-jurisdiction"], "DE");
+    assert_ne!(got.headers["domicile-decision"], "forged");
+    assert_eq!(got.headers["host"], "api.example.test");
+    assert_eq!(
+        got.headers["x-forwarded-for"],
+        format!("{EU_IP}, 127.0.0.1").as_str()
+    );
+    assert_eq!(got.headers["x-forwarded-proto"], "http");
+    assert_eq!(got.headers["x-forwarded-host"], "api.example.test");
+    assert_eq!(
+        got.headers["forwarded"],
+        "for=127.0.0.1;proto=http;host=\"api.example.test\""
+    );
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn host_is_rewritten_to_the_backend_when_the_route_says_so() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let extra = r#"
+[[routes]]
+id = "orders"
+path = "/orders"
+purpose = "storage"
+placement = "home"
+upstream_host = "backend"
+"#;
+    let gw = Gateway::two_regions(&eu, &us, extra).await;
+    let req = Request::post(gw.url("/orders"))
+        .header("host", "api.example.test")
+        .header("x-forwarded-for", EU_IP)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from_static(b"{}")))
+        .unwrap();
+    assert_eq!(client::send(req, false).await.status, 200);
+    assert_eq!(
+        eu.received()[0].headers["host"],
+        eu.addr.to_string().as_str()
+    );
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn h2c_prior_knowledge_is_served() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let gw = Gateway::two_regions(&eu, &us, "").await;
+    let req = Request::post(gw.url("/customers"))
+        .header("x-forwarded-for", EU_IP)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from_static(
+            br#"{"email":"jane@example.com"}"#,
+        )))
+        .unwrap();
+    let r = client::send(req, true).await;
+    assert_eq!(r.version, http::Version::HTTP_2);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("domicile-region"), Some("eu-central"));
+    // The HTTP/1.1 backend got an HTTP/1.1 request.
+    assert_eq!(eu.received()[0].version, http::Version::HTTP_11);
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn uninspectable_bodies_are_rejected_and_never_forwarded() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let extra = "[server.limits]\nmax_body_bytes = 1024\n";
+    // [server.limits] must come before the routes' array tables: put it in the server section.
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("traces");
+    let text = domicile_tests::two_regions(&eu.url(), &us.url(), &trace, "")
+        .replace("[server.timeouts]", &format!("{extra}\n[server.timeouts]"));
+    let gw = Gateway::start(dir, &text, false).await;
+
+    let big = format!(
+        r#"{{"email":"jane@example.com","pad":"{}"}}"#,
+        "x".repeat(4096)
+    );
+    let r = post_json(&gw.url("/customers"), EU_IP, &big).await;
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert_eq!(r.json()["reason"], "too_large");
+    let rec = gw.record(r.header("domicile-decision").unwrap());
+    assert_eq!(rec["outcome"]["action"], "rejected");
+    assert_eq!(rec["inspection"]["reason"], "too_large");
+
+    let req = Request::post(gw.url("/customers"))
+        .header("x-forwarded-for", EU_IP)
+        .header("content-type", "application/octet-stream")
+        .body(Full::new(Bytes::from_static(b"\x00\x01jane@example.com")))
+        .unwrap();
+    let r = client::send(req, false).await;
+    assert_eq!(r.status, 415);
+
+    let r = post_json(
+        &gw.url("/customers"),
+        EU_IP,
+        r#"{"email":"jane@example.com""#,
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["reason"], "invalid_json");
+
+    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    let r = post_json(&gw.url("/customers"), EU_IP, &deep).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["reason"], "too_deep");
+
+    let req = Request::post(gw.url("/customers"))
+        .header("x-forwarded-for", EU_IP)
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(Full::new(Bytes::from_static(b"\x1f\x8b\x08\x00")))
+        .unwrap();
+    assert_eq!(client::send(req, false).await.status, 415);
+    assert_eq!(eu.count() + us.count(), 0);
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn uninspectable_bodies_on_a_local_route_stay_home() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let extra = r#"
+[[routes]]
+id = "uploads"
+path = "/uploads"
+purpose = "storage"
+placement = "home"
+on_uninspectable = "local"
+
+[[routes]]
+id = "exports"
+path = "/exports"
+purpose = "processing"
+placement = "fixed"
+region = "us-east"
+on_uninspectable = "local"
+"#;
+    let gw = Gateway::two_regions(&eu, &us, extra).await;
+    let req = |path: &str| {
+        Request::post(gw.url(path))
+            .header("x-forwarded-for", EU_IP)
+            .header("content-type", "application/pdf")
+            .body(Full::new(Bytes::from_static(b"%PDF-1.7 opaque")))
+            .unwrap()
+    };
+    let r = client::send(req("/uploads"), false).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(eu.count(), 1);
+    let r = client::send(req("/exports"), false).await;
+    assert_eq!(r.status, 451);
+    assert_eq!(r.json()["reason"], "uninspectable");
+    assert_eq!(us.count(), 0);
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn pass_through_routes_stream_large_bodies() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let gw = Gateway::two_regions(&eu, &us, "").await;
+    let big = vec![b'a'; 3 * 1024 * 1024];
+    let req = Request::post(gw.url("/catalog/import"))
+        .header("content-type", "application/octet-stream")
+        .body(Full::new(Bytes::from(big.clone())))
+        .unwrap();
+    let r = client::send(req, false).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(us.received()[0].body.len(), big.len());
+    let rec = gw.record(r.header("domicile-decision").unwrap());
+    assert_eq!(rec["inspection"]["status"], "skipped");
+    assert_eq!(rec["verdict"], "allow");
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn problems_for_unknown_routes_upgrades_and_dead_backends() {
+    let eu = Backend::start("eu").await;
+    // us-east points at a closed port.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("traces");
+    let text = domicile_tests::two_regions(&eu.url(), &format!("http://{closed}"), &trace, "");
+    let gw = Gateway::start(dir, &text, false).await;
+
+    let r = client::get(&gw.url("/nowhere")).await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["type"], "urn:domicile:problem:no_route");
+
+    let req = Request::get(gw.url("/catalog"))
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let r = client::send(req, false).await;
+    assert_eq!(r.status, 501);
+    assert_eq!(r.json()["type"], "urn:domicile:problem:upgrade_refused");
+
+    let r = client::get(&gw.url("/catalog")).await;
+    assert_eq!(r.status, 502);
+    assert_eq!(r.json()["type"], "urn:domicile:problem:upstream_failed");
+    assert!(r.json()["decision_id"].is_string());
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn every_decided_request_has_exactly_one_record_and_the_chain_verifies() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let gw = Gateway::two_regions(&eu, &us, "").await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let (path, ip) = match i % 4 {
+            0 => ("/customers", EU_IP),
+            1 => ("/customers", US_IP),
+            2 => ("/analytics", EU_IP),
+            _ => ("/catalog", US_IP),
+        };
+        let r = post_json(
+            &gw.url(path),
+            ip,
+            &format!(r#"{{"email":"user{i}@example.com"}}"#),
+        )
+        .await;
+        assert!(
+            r.status == 200 || r.status == 451,
+            "{} {}",
+            r.status,
+            r.text()
+        );
+        ids.push(r.header("domicile-decision").unwrap().to_owned());
+    }
+    let records = gw.records();
+    assert_eq!(records.len(), 20);
+    for id in &ids {
+        assert_eq!(
+            records
+                .iter()
+                .filter(|r| r["decision_id"] == id.as_str())
+                .count(),
+            1
+        );
+    }
+    for region in ["eu-central", "us-east"] {
+        let f = gw.trace_dir().join(region).join("decisions.jsonl");
+        domicile_gateway::trace::writer::verify_file(&f).unwrap();
+    }
+    let text = gw.trace_text();
+    for i in 0..20 {
+        assert!(!text.contains(&format!("user{i}@example.com")));
+    }
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_trace_that_cannot_be_written_fails_closed() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let gw = Gateway::two_regions(&eu, &us, "").await;
+    // A file where the region's directory should be: the record cannot be written.
+    std::fs::create_dir_all(gw.trace_dir()).unwrap();
+    std::fs::write(gw.trace_dir().join("eu-central"), b"not a directory").unwrap();
+    let r = post_json(
+        &gw.url("/customers"),
+        EU_IP,
+        r#"{"email":"jane@example.com"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.json()["type"], "urn:domicile:problem:trace_unavailable");
+    assert_eq!(eu.count(), 0);
+    // Blocks are not answered without their record either.
+    let r = post_json(
+        &gw.url("/analytics"),
+        EU_IP,
+        r#"{"email":"jane@example.com"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 503);
+    let metrics = client::get(&gw.admin_url("/metrics")).await.text();
+    assert!(
+        metrics.contains("domicile_trace_write_failures_total"),
+        "{metrics}"
+    );
+    gw.running.shutdown().await;
+}
