@@ -138,6 +138,8 @@ where
     }
 }
 
+// The error is the answer itself, produced at most once per request.
+#[allow(clippy::result_large_err)]
 fn check(
     req: &mut Request<Body>,
     conn: &ConnInfo,

@@ -14,6 +14,8 @@ use crate::body::Body;
 /// One synchronous phase.
 pub trait Step: Clone + Send + Sync + 'static {
     /// Runs the phase; `Err` answers the request without going further.
+    // The error is the answer itself, produced at most once per request.
+    #[allow(clippy::result_large_err)]
     fn run(&self, req: &mut Request<Body>) -> Result<(), Response<Body>>;
 }
 

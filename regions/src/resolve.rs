@@ -41,7 +41,7 @@ pub struct Resolution {
 impl Resolution {
     /// Builds the resolution from evidence in any order.
     pub fn from_evidence(mut evidence: Vec<Evidence>) -> Resolution {
-        evidence.sort_by(|a, b| b.weight.cmp(&a.weight));
+        evidence.sort_by_key(|e| std::cmp::Reverse(e.weight));
         let mut jurisdictions: Vec<Country> = Vec::with_capacity(evidence.len());
         for e in &evidence {
             if !jurisdictions.contains(&e.country) {

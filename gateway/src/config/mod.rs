@@ -583,6 +583,12 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
 
     // [[entities]]
     let mut entities: HashMap<String, Arc<Entity>> = HashMap::new();
+    // Declared ids, valid or not: a reference to an invalid entity is not a second problem.
+    let declared: HashSet<&str> = raw
+        .entities
+        .iter()
+        .map(|e| e.id.get_ref().as_str())
+        .collect();
     for (n, e) in raw.entities.iter().enumerate() {
         let key = |k: &str| format!("entities[{n}].{k}");
         let country = c.parse(&e.country, &key("country"), |s| parse_country(s));
@@ -660,6 +666,7 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
         let country = c.parse(&r.country, &key("country"), |s| parse_country(s));
         let entity = match entities.get(r.entity.get_ref()) {
             Some(e) => Some(e.clone()),
+            None if declared.contains(r.entity.get_ref().as_str()) => None,
             None => {
                 c.err(
                     &r.entity,
@@ -982,7 +989,7 @@ region = "nope"
             "t.toml:3:10: server.listen: invalid address",
             "t.toml:7:11: entities[0].country: invalid country code",
             "t.toml:12:10: regions[0].entity: no entity with id \"missing\"",
-            "t.toml:13:20: regions[0].backends[0].url: invalid URL",
+            "t.toml:13:21: regions[0].backends[0].url: invalid URL",
             "t.toml:17:8: routes[0].path: a route path starts with /",
             "t.toml:20:10: routes[0].region: no region with id \"nope\"",
         ];

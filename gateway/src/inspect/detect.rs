@@ -99,8 +99,8 @@ fn valid_domain(d: &[u8]) -> bool {
         && (last.iter().all(|c| c.is_ascii_alphabetic() || *c >= 0x80) || last.starts_with(b"xn--"))
 }
 
-/// Finds an international number: `+` then 8 to 15 digits, with single spaces, dots, dashes
-/// or parentheses between them. Returns the number's country when libphonenumber's metadata
+/// Finds an international number: `+` then 8 to 15 digits, with spaces, dots, dashes or
+/// parentheses (at most two in a row) between them. Returns the number's country when libphonenumber's metadata
 /// knows it (`Some(None)` for a well-formed number of no single country).
 fn find_e164(s: &str) -> Option<Option<Country>> {
     let b = s.as_bytes();
@@ -113,20 +113,24 @@ fn find_e164(s: &str) -> Option<Option<Country>> {
         }
         let mut digits = 0;
         let mut end = start + 1;
-        let mut prev_sep = false;
+        // Separators come alone or in pairs such as ") " or " (".
+        let mut sep_run = 0;
         while end < b.len() {
             let c = b[end];
             if c.is_ascii_digit() {
                 digits += 1;
-                prev_sep = false;
-            } else if matches!(c, b' ' | b'-' | b'.' | b'(' | b')') && !prev_sep && digits > 0 {
-                prev_sep = true;
+                sep_run = 0;
+            } else if matches!(c, b' ' | b'-' | b'.' | b'(' | b')') && sep_run < 2 && digits > 0 {
+                sep_run += 1;
             } else {
                 break;
             }
             end += 1;
         }
         // Trailing separators are not part of the number.
+        while end > start + 1 && matches!(b[end - 1], b' ' | b'-' | b'.' | b'(' | b')') {
+            end -= 1;
+        }
         let followed_by_alnum = end < b.len() && b[end].is_ascii_alphanumeric();
         if !(8..=15).contains(&digits) || followed_by_alnum || b.get(start + 1) == Some(&b'0') {
             continue;

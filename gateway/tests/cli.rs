@@ -1,0 +1,309 @@
+//! The `domicile` command as a user runs it: exit codes and what it prints.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_domicile");
+
+fn run(args: &[&str]) -> (i32, String) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text)
+}
+
+const GOOD: &str = r#"
+[server]
+listen = "127.0.0.1:0"
+
+[trace]
+dir = "traces"
+
+[[entities]]
+id = "acme-eu"
+country = "DE"
+sector = "commercial"
+
+[[regions]]
+id = "eu-central"
+country = "DE"
+entity = "acme-eu"
+serves = ["EEA"]
+backends = [{ url = "http://127.0.0.1:9" }]
+
+[[routes]]
+id = "customers"
+path = "/customers"
+purpose = "storage"
+placement = "home"
+"#;
+
+#[test]
+fn check_accepts_a_valid_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("good.toml");
+    std::fs::write(&f, GOOD).unwrap();
+    let (code, out) = run(&["check", f.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("ok (1 regions, 1 routes"), "{out}");
+}
+
+#[test]
+fn check_reports_every_problem_with_file_line_column_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("bad.toml");
+    let bad = GOOD
+        .replace("country = \"DE\"\nsector", "country = \"Germany\"\nsector")
+        .replace(
+            "placement = \"home\"",
+            "placement = \"home\"\nregion = \"mars\"",
+        );
+    std::fs::write(&f, bad).unwrap();
+    let (code, out) = run(&["check", f.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    let name = f.display().to_string();
+    assert!(
+        out.contains(&format!(
+            "{name}:10:11: entities[0].country: invalid country code \"Germany\""
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "{name}:25:10: routes[0].region: placement \"home\" takes no region"
+        )),
+        "{out}"
+    );
+    assert_eq!(out.lines().count(), 2, "{out}");
+
+    std::fs::write(
+        &f,
+        GOOD.replace("[trace]\ndir", "[trace]\ndurabilty = \"batch\"\ndir"),
+    )
+    .unwrap();
+    let (code, out) = run(&["check", f.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!("{name}:6:1: durabilty: unknown field `durabilty`")),
+        "{out}"
+    );
+}
+
+#[test]
+fn policy_test_runs_cases_and_fails_on_a_wrong_expectation() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("cases.toml");
+    std::fs::write(
+        &f,
+        r#"
+[[case]]
+name = "Schrems II"
+subject = ["DE"]
+data = ["email"]
+purpose = "storage"
+to = "US"
+recipient = { sector = "commercial", certifications = [{ scheme = "EU-US-PrivacyShield", from = "2016-08-01" }] }
+at = "2020-07-16"
+expect = "block"
+
+[[case]]
+name = "wrong on purpose"
+subject = ["DE"]
+data = ["email"]
+purpose = "storage"
+to = "US"
+at = "2026-11-28"
+expect = "allow"
+"#,
+    )
+    .unwrap();
+    let (code, out) = run(&["policy", "test", f.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("ok   Schrems II"), "{out}");
+    assert!(
+        out.contains("FAIL wrong on purpose: verdict block (expected allow)"),
+        "{out}"
+    );
+    assert!(out.contains("1 passed, 1 failed"), "{out}");
+}
+
+#[test]
+fn explain_prints_the_verdict_basis_and_trail() {
+    let (code, out) = run(&[
+        "explain",
+        "--subject",
+        "DE",
+        "--data",
+        "email",
+        "--purpose",
+        "storage",
+        "--to",
+        "US",
+        "--certified",
+        "EU-US-PrivacyShield",
+        "--at",
+        "2019-03-01",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("verdict: allow"), "{out}");
+    assert!(out.contains("basis: adequacy:EU/2016/1250"), "{out}");
+    assert!(out.contains("re-evaluate at: 2020-07-16"), "{out}");
+    let (_, out) = run(&[
+        "explain",
+        "--subject",
+        "DE",
+        "--data",
+        "email",
+        "--purpose",
+        "storage",
+        "--to",
+        "US",
+        "--certified",
+        "EU-US-PrivacyShield",
+        "--at",
+        "2020-08-01",
+    ]);
+    assert!(out.contains("verdict: block"), "{out}");
+    assert!(out.contains("C-311/18"), "{out}");
+}
+
+/// Starts `domicile serve` and returns the child with its two announced addresses.
+fn serve(args: &[&str]) -> (std::process::Child, String, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let (mut listen, mut admin) = (None, None);
+    while listen.is_none() || admin.is_none() {
+        let line = lines
+            .next()
+            .expect("serve exited before announcing its addresses")
+            .unwrap();
+        if let Some(a) = line.strip_prefix("listening on ") {
+            listen = Some(a.to_owned());
+        } else if let Some(a) = line.strip_prefix("admin listening on ") {
+            admin = Some(a.to_owned());
+        }
+    }
+    (child, listen.unwrap(), admin.unwrap())
+}
+
+fn http(addr: &str, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+fn stop(mut child: std::process::Child) {
+    // SIGTERM, then wait for the drain to finish.
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    for _ in 0..100 {
+        if child.try_wait().unwrap().is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    panic!("domicile did not stop on SIGTERM");
+}
+
+#[test]
+fn serve_demo_routes_by_jurisdiction_and_blocks_with_451() {
+    let (child, listen, admin) = serve(&[
+        "serve",
+        "--demo",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ]);
+    let body = r#"{"email":"jane@example.com"}"#;
+    let post = |path: &str, ip: &str| {
+        http(
+            &listen,
+            &format!(
+                "POST {path} HTTP/1.1\r\nHost: demo\r\nX-Forwarded-For: {ip}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            ),
+        )
+    };
+    let eu = post("/customers", "192.0.2.10");
+    assert!(eu.starts_with("HTTP/1.1 200"), "{eu}");
+    assert!(eu.contains("domicile-region: eu-central"), "{eu}");
+    assert!(eu.contains("\"region\":\"eu-central\""), "{eu}");
+    let us = post("/customers", "198.51.100.7");
+    assert!(us.contains("\"region\":\"us-east\""), "{us}");
+    let blocked = post("/analytics", "192.0.2.10");
+    assert!(blocked.starts_with("HTTP/1.1 451"), "{blocked}");
+    assert!(!blocked.contains("jane@example.com"), "{blocked}");
+    let health = http(
+        &admin,
+        "GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    );
+    assert!(health.ends_with("ok\n"), "{health}");
+    stop(child);
+}
+
+#[test]
+fn serve_reloads_on_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("domicile.toml");
+    std::fs::write(&f, GOOD).unwrap();
+    let (child, _listen, admin) = serve(&[
+        "serve",
+        "--config",
+        f.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ]);
+    let readyz = || {
+        http(
+            &admin,
+            "GET /readyz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        )
+    };
+    let revision = |s: String| {
+        s.split("\"revision\":\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let before = revision(readyz());
+    // Rewrite the file (the watcher may also see it) and send SIGHUP.
+    std::fs::write(
+        &f,
+        GOOD.replace("purpose = \"storage\"", "purpose = \"support\""),
+    )
+    .unwrap();
+    let _ = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status();
+    let mut after = before.clone();
+    for _ in 0..100 {
+        after = revision(readyz());
+        if after != before {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_ne!(after, before, "the revision did not change after SIGHUP");
+    stop(child);
+}

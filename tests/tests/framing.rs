@@ -1,0 +1,78 @@
+//! Strict HTTP/1 framing on the wire: ambiguous requests get 400 and the connection closes, and
+//! nothing reaches a backend.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use domicile_tests::client::raw;
+use domicile_tests::{Backend, Gateway};
+
+async fn setup() -> (Backend, Backend, Gateway) {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let gw = Gateway::two_regions(&eu, &us, "").await;
+    (eu, us, gw)
+}
+
+#[tokio::test]
+async fn content_length_with_transfer_encoding_is_refused_and_closed() {
+    let (eu, us, gw) = setup().await;
+    for req in [
+        // CL.TE with a smuggled request in the body.
+        "POST /catalog HTTP/1.1\r\nHost: x\r\nContent-Length: 44\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /catalog/smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
+        // TE.CL.
+        "POST /catalog HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n2c\r\nGET /catalog/smuggled HTTP/1.1\r\nHost: x\r\n\r\n\r\n0\r\n\r\n",
+    ] {
+        let (resp, closed) = raw(gw.running.addr, req.as_bytes()).await;
+        assert!(resp.starts_with("HTTP/1.1 400"), "{resp}");
+        assert!(
+            resp.contains("urn:domicile:problem:ambiguous_framing"),
+            "{resp}"
+        );
+        assert!(closed, "connection left open: {resp}");
+        assert_eq!(resp.matches("HTTP/1.1").count(), 1, "{resp}");
+    }
+    assert_eq!(eu.count() + us.count(), 0);
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn differing_content_lengths_and_obs_fold_are_refused() {
+    let (eu, us, gw) = setup().await;
+    for req in [
+        "POST /catalog HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+        "GET /catalog HTTP/1.1\r\nHost: x\r\nX-Folded: a\r\n b\r\n\r\n",
+        "POST /catalog HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\nhello",
+        "POST /catalog HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+        "GET /catalog HTTP/1.1\r\nHost: x\r\nBad Name: y\r\n\r\n",
+    ] {
+        let (resp, closed) = raw(gw.running.addr, req.as_bytes()).await;
+        assert!(resp.starts_with("HTTP/1.1 400"), "{req:?} -> {resp}");
+        assert!(closed, "{req:?}: connection left open");
+    }
+    assert_eq!(eu.count() + us.count(), 0);
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn pipelined_requests_are_each_decided_in_order() {
+    let (_eu, us, gw) = setup().await;
+    let two = "GET /catalog/a HTTP/1.1\r\nHost: x\r\n\r\nPOST /catalog/b HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /catalog/c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let (resp, closed) = raw(gw.running.addr, two.as_bytes()).await;
+    assert_eq!(resp.matches("HTTP/1.1 200").count(), 3, "{resp}");
+    assert!(closed);
+    let paths: Vec<String> = us.received().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(paths, vec!["/catalog/a", "/catalog/b", "/catalog/c"]);
+    assert_eq!(gw.records().len(), 3);
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn conflicting_authority_and_host_are_refused() {
+    let (eu, us, gw) = setup().await;
+    let req = "GET http://us.internal/catalog HTTP/1.1\r\nHost: eu.example\r\n\r\n";
+    let (resp, closed) = raw(gw.running.addr, req.as_bytes()).await;
+    assert!(resp.starts_with("HTTP/1.1 400"), "{resp}");
+    assert!(resp.contains("bad_authority"), "{resp}");
+    assert!(closed);
+    assert_eq!(eu.count() + us.count(), 0);
+    gw.running.shutdown().await;
+}

@@ -1,0 +1,185 @@
+//! Operations: hot reload (good and bad files), the admin endpoints and metrics, and graceful
+//! shutdown that drains in-flight requests.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use domicile_tests::client::{self, post_json};
+use domicile_tests::{Backend, BackendOptions, Gateway};
+
+async fn revision(gw: &Gateway) -> String {
+    client::get(&gw.admin_url("/readyz")).await.json()["revision"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Waits (bounded) until the revision differs from `old`.
+async fn wait_revision_change(gw: &Gateway, old: &str) -> Option<String> {
+    for _ in 0..100 {
+        let r = revision(gw).await;
+        if r != old {
+            return Some(r);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
+#[tokio::test]
+async fn file_change_reloads_and_a_bad_file_keeps_the_running_config() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("traces");
+    let text = domicile_tests::two_regions(&eu.url(), &us.url(), &trace, "");
+    let gw = Gateway::start(dir, &text, true).await;
+    let rev0 = revision(&gw).await;
+    assert_eq!(client::get(&gw.url("/reports")).await.status, 404);
+
+    // A good change: a new route appears without a restart.
+    let added = format!(
+        "{text}\n[[routes]]\nid = \"reports\"\npath = \"/reports\"\npurpose = \"analytics\"\nplacement = \"any\"\nregion = \"eu-central\"\n"
+    );
+    std::fs::write(&gw.config_path, &added).unwrap();
+    let rev1 = wait_revision_change(&gw, &rev0)
+        .await
+        .expect("the file change was not picked up");
+    let r = client::get(&gw.url("/reports")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "eu");
+    let rec = gw.record(r.header("domicile-decision").unwrap());
+    assert_eq!(rec["policy_revision"], rev1.as_str());
+
+    // A bad change: refused, the running config stays, and the failure is counted.
+    std::fs::write(
+        &gw.config_path,
+        added.replace("placement = \"any\"", "placement = \"anywhere\""),
+    )
+    .unwrap();
+    let refused = client::send(
+        http::Request::post(gw.admin_url("/reload"))
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap(),
+        false,
+    )
+    .await;
+    assert_eq!(refused.status, 422);
+    let errors = refused.json()["errors"].to_string();
+    assert!(
+        errors.contains("routes[3].placement: unknown placement \\\"anywhere\\\""),
+        "{errors}"
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(revision(&gw).await, rev1);
+    assert_eq!(client::get(&gw.url("/reports")).await.status, 200);
+    let metrics = client::get(&gw.admin_url("/metrics")).await.text();
+    assert!(
+        metrics.contains("domicile_config_reloads_total{result=\"error\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!(
+            "domicile_config_revision_info{{revision=\"{rev1}\"}} 1"
+        )),
+        "{metrics}"
+    );
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn admin_endpoints_and_metrics() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let gw = Gateway::two_regions(&eu, &us, "").await;
+    assert_eq!(client::get(&gw.admin_url("/healthz")).await.text(), "ok\n");
+    let ready = client::get(&gw.admin_url("/readyz")).await.json();
+    assert_eq!(ready["ready"], true);
+    assert_eq!(
+        ready["regions"],
+        serde_json::json!(["eu-central", "us-east"])
+    );
+
+    post_json(
+        &gw.url("/customers"),
+        "192.0.2.1",
+        r#"{"email":"a@example.com"}"#,
+    )
+    .await;
+    post_json(
+        &gw.url("/analytics"),
+        "192.0.2.1",
+        r#"{"email":"a@example.com"}"#,
+    )
+    .await;
+    let m = client::get(&gw.admin_url("/metrics")).await.text();
+    for want in [
+        r#"domicile_requests_total{route="customers",status="200",verdict="allow"}"#,
+        r#"domicile_requests_total{route="analytics",status="451",verdict="block"}"#,
+        r#"domicile_decisions_total{verdict="block",subject_jurisdiction="DE",destination_region="us-east"}"#,
+        r#"domicile_upstream_duration_seconds_bucket{region="eu-central""#,
+    ] {
+        assert!(m.contains(want), "missing {want} in\n{m}");
+    }
+    assert!(!m.contains("a@example.com"));
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn admin_token_guards_everything_but_healthz() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("traces");
+    let text = domicile_tests::two_regions(&eu.url(), &us.url(), &trace, "").replace(
+        "[admin]\nlisten = \"127.0.0.1:0\"",
+        "[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"s3cret\"",
+    );
+    let gw = Gateway::start(dir, &text, false).await;
+    assert_eq!(client::get(&gw.admin_url("/healthz")).await.status, 200);
+    assert_eq!(client::get(&gw.admin_url("/metrics")).await.status, 401);
+    let authed = client::send(
+        http::Request::get(gw.admin_url("/readyz"))
+            .header("authorization", "Bearer s3cret")
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap(),
+        false,
+    )
+    .await;
+    assert_eq!(authed.status, 200);
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_drains_in_flight_requests_and_stops_accepting() {
+    let eu = Backend::start_with(
+        "eu",
+        BackendOptions {
+            tls: None,
+            delay: Some(Duration::from_millis(400)),
+        },
+    )
+    .await;
+    let us = Backend::start("us").await;
+    let gw = Gateway::two_regions(&eu, &us, "").await;
+    let addr = gw.running.addr;
+    let url = gw.url("/customers");
+    let in_flight =
+        tokio::spawn(
+            async move { post_json(&url, "192.0.2.1", r#"{"email":"a@example.com"}"#).await },
+        );
+    // Wait until the backend holds the request, then shut down.
+    for _ in 0..100 {
+        if eu.count() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(eu.count(), 1);
+    let stop = tokio::spawn(gw.running.shutdown());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // New connections are refused once shutdown began.
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    let r = in_flight.await.unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "eu");
+    stop.await.unwrap();
+}
