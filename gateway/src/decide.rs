@@ -126,6 +126,16 @@ fn decide(ctx: &mut RequestContext) {
                 },
             );
         }
+        if ctx.inspection.tunnel {
+            d.reasons.insert(
+                0,
+                Reason {
+                    step: "inspect",
+                    rule: Arc::from(format!("route.{}.allow_upgrade", route.id)),
+                    finding: "the request upgrades to a tunnel whose content cannot be inspected; it is treated as personal data of unknown category".into(),
+                },
+            );
+        }
         if d.verdict.permits() {
             ctx.destination = Some(region_id);
             ctx.decision = Some(d);

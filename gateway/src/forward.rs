@@ -18,10 +18,21 @@ use crate::context::{Action, RequestContext, Summary};
 use crate::headers;
 use crate::metrics as m;
 use crate::problem::Problem;
+use crate::trace::TraceWriter;
+use crate::trace::record::{OUTCOME_SCHEMA, OutcomeLine};
 
-/// The innermost service.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Forward;
+/// The innermost service. With a writer, each forwarded request's outcome (upstream status
+/// and latency) is appended to the trace after its decision record.
+#[derive(Debug, Clone, Default)]
+pub struct Forward {
+    outcomes: Option<TraceWriter>,
+}
+
+impl Forward {
+    pub fn new(outcomes: Option<TraceWriter>) -> Forward {
+        Forward { outcomes }
+    }
+}
 
 type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
 
@@ -35,6 +46,7 @@ impl Service<Request<Body>> for Forward {
     }
 
     fn call(&mut self, mut req: Request<Body>) -> BoxFuture {
+        let outcomes = self.outcomes.clone();
         Box::pin(async move {
             let Some(ctx) = req.extensions_mut().remove::<RequestContext>() else {
                 return Ok(crate::context::missing());
@@ -55,7 +67,14 @@ impl Service<Request<Body>> for Forward {
             };
             let mut res = match ctx.action.clone() {
                 Some(Action::Respond(p)) => p.into_response(),
-                Some(Action::Forward { region }) => forward(req, &ctx, &region).await,
+                Some(Action::Forward { region }) => {
+                    let started = Instant::now();
+                    let res = forward(req, &ctx, &region).await;
+                    if let Some(w) = &outcomes {
+                        record_outcome(w, &ctx, &region, &res, started);
+                    }
+                    res
+                }
                 None => crate::context::missing(),
             };
             let h = res.headers_mut();
@@ -79,6 +98,36 @@ impl Service<Request<Body>> for Forward {
         })
     }
 }
+
+/// Appends the outcome line for a forwarded request (not awaited: the effect already happened).
+fn record_outcome(
+    w: &TraceWriter,
+    ctx: &RequestContext,
+    region: &str,
+    res: &Response<Body>,
+    started: Instant,
+) {
+    let error = res.extensions().get::<UpstreamError>().map(|e| e.0);
+    let line = OutcomeLine {
+        schema: OUTCOME_SCHEMA,
+        decision_id: &ctx.decision_id,
+        time: crate::clock::rfc3339_micros(crate::clock::now_micros()),
+        region,
+        upstream_status: error.is_none().then(|| res.status().as_u16()),
+        error,
+        latency_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+    };
+    let Ok(body) = serde_json::to_vec(&line) else {
+        return;
+    };
+    if !w.append_detached(crate::trace::record_region(ctx), body) {
+        metrics::counter!(m::TRACE_OUTCOMES_DROPPED).increment(1);
+    }
+}
+
+/// Marks a response the gateway made because the backend did not answer.
+#[derive(Debug, Clone, Copy)]
+struct UpstreamError(&'static str);
 
 fn header_list(ctx: &RequestContext) -> String {
     let list: Vec<String> = ctx
@@ -135,6 +184,16 @@ async fn forward(mut req: Request<Body>, ctx: &RequestContext, region: &str) -> 
         .find(|r| &*r.id == region)
         .and_then(|r| r.backends.iter().find(|b| b.url == backend.url))
         .is_some_and(|b| b.protocol == Protocol::Http2);
+    let upgrade = crate::route::is_upgrade(&req);
+    if upgrade && is_h2_backend {
+        return problem(
+            StatusCode::BAD_GATEWAY,
+            "upgrade_unsupported",
+            "protocol upgrades cannot be forwarded to an HTTP/2 backend",
+        );
+    }
+    let upgrade_value = req.headers().get(header::UPGRADE).cloned();
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     *req.uri_mut() = uri;
     *req.version_mut() = if is_h2_backend {
         Version::HTTP_2
@@ -144,6 +203,11 @@ async fn forward(mut req: Request<Body>, ctx: &RequestContext, region: &str) -> 
     let peer_trusted = ctx.snapshot.trusted.is_trusted(ctx.conn.peer.ip());
     let h = req.headers_mut();
     headers::strip_hop_by_hop(h);
+    if let Some(v) = upgrade_value {
+        // An allowed upgrade keeps the two headers that ask for it.
+        h.insert(header::UPGRADE, v);
+        h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
     let peer = ctx.conn.peer.ip().to_string();
     let xff = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
         // Only a trusted proxy's chain is passed on; anyone else's is replaced.
@@ -207,24 +271,52 @@ async fn forward(mut req: Request<Body>, ctx: &RequestContext, region: &str) -> 
     metrics::histogram!(m::UPSTREAM_DURATION, "region" => region.to_owned())
         .record(started.elapsed().as_secs_f64());
     match result {
-        Ok(Ok(res)) => {
+        Ok(Ok(mut res)) => {
+            let switching = res.status() == StatusCode::SWITCHING_PROTOCOLS;
+            if let (true, Some(client_upgrade)) = (switching, client_upgrade) {
+                let upstream_upgrade = hyper::upgrade::on(&mut res);
+                let decision_id = ctx.decision_id.clone();
+                tokio::spawn(async move {
+                    match tokio::join!(client_upgrade, upstream_upgrade) {
+                        (Ok(client), Ok(upstream)) => {
+                            let mut client = hyper_util::rt::TokioIo::new(client);
+                            let mut upstream = hyper_util::rt::TokioIo::new(upstream);
+                            let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                        }
+                        _ => tracing::debug!(decision_id, "upgrade did not complete"),
+                    }
+                });
+            }
             let (mut parts, body) = res.into_parts();
+            let upgrade_value = parts.headers.get(header::UPGRADE).cloned();
             headers::strip_hop_by_hop(&mut parts.headers);
             headers::strip_own(&mut parts.headers);
+            if switching && let Some(v) = upgrade_value {
+                parts.headers.insert(header::UPGRADE, v);
+                parts
+                    .headers
+                    .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            }
             Response::from_parts(parts, Body::Incoming(body))
         }
         Ok(Err(e)) => {
             tracing::warn!(decision_id = %ctx.decision_id, region, error = %e, "upstream request failed");
-            problem(
+            let mut r = problem(
                 StatusCode::BAD_GATEWAY,
                 "upstream_failed",
                 "the backend could not be reached or answered badly",
-            )
+            );
+            r.extensions_mut().insert(UpstreamError("upstream_failed"));
+            r
         }
-        Err(_) => problem(
-            StatusCode::GATEWAY_TIMEOUT,
-            "upstream_timeout",
-            "the backend did not answer in time",
-        ),
+        Err(_) => {
+            let mut r = problem(
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream_timeout",
+                "the backend did not answer in time",
+            );
+            r.extensions_mut().insert(UpstreamError("upstream_timeout"));
+            r
+        }
     }
 }

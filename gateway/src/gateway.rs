@@ -48,6 +48,13 @@ pub fn pipeline(
 + Send
 + 'static {
     let trace = TraceLayer::new(shared.writer.clone(), shared.instance.clone());
+    let outcomes = shared
+        .snapshot
+        .load()
+        .config
+        .trace
+        .outcomes
+        .then(|| shared.writer.clone());
     ServiceBuilder::new()
         .layer(EdgeLayer)
         .layer(LimitsLayer::new(shared, max_concurrent))
@@ -57,7 +64,7 @@ pub fn pipeline(
         .layer(DecideLayer::default())
         .layer(EnforceLayer::default())
         .layer(trace)
-        .service(Forward)
+        .service(Forward::new(outcomes))
 }
 
 /// Where to listen, overriding the config.
@@ -138,9 +145,15 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
     crate::metrics::handle();
     let revision = snapshot.revision.clone();
     let instance_tag: u32 = rand::random();
+    let instance = snapshot
+        .config
+        .server
+        .instance
+        .clone()
+        .unwrap_or_else(|| format!("{}-{:06x}", hostname(), instance_tag & 0xff_ffff));
     let shared = Arc::new(Shared {
         snapshot: ArcSwap::from_pointee(snapshot),
-        instance: Arc::from(format!("{}-{:06x}", hostname(), instance_tag & 0xff_ffff)),
+        instance: Arc::from(instance),
         instance_tag,
         writer,
         config_path: opts.config_path.clone(),

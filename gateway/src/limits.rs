@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use http::{Method, Request, Response, StatusCode, Version, header};
+use http::{Method, Request, Response, StatusCode, Version};
 use tokio::sync::Semaphore;
 use tower::{Layer, Service};
 
@@ -178,11 +178,11 @@ fn check(
             .into_response(),
         ));
     }
-    if req.method() == Method::CONNECT || req.headers().contains_key(header::UPGRADE) {
+    if req.method() == Method::CONNECT {
         return Err(Problem::new(
             StatusCode::NOT_IMPLEMENTED,
             "upgrade_refused",
-            "protocol upgrades and CONNECT are not forwarded",
+            "CONNECT is not forwarded",
         )
         .with_decision(decision_id)
         .into_response());

@@ -8,6 +8,7 @@ pub const REQUESTS: &str = "domicile_requests_total";
 pub const DECISIONS: &str = "domicile_decisions_total";
 pub const UPSTREAM_DURATION: &str = "domicile_upstream_duration_seconds";
 pub const TRACE_WRITE_FAILURES: &str = "domicile_trace_write_failures_total";
+pub const TRACE_OUTCOMES_DROPPED: &str = "domicile_trace_outcomes_dropped_total";
 pub const CONFIG_RELOADS: &str = "domicile_config_reloads_total";
 pub const CONFIG_REVISION: &str = "domicile_config_revision_info";
 pub const FORWARDED_FOR_IGNORED: &str = "domicile_forwarded_for_ignored_total";

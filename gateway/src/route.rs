@@ -56,11 +56,26 @@ impl Step for RouteStep {
             .with_decision(&ctx.decision_id)
             .into_response());
         };
+        let allows_upgrade = ctx.snapshot.route(n).is_some_and(|r| r.allow_upgrade);
+        if is_upgrade(req) && !allows_upgrade {
+            return Err(Problem::new(
+                StatusCode::NOT_IMPLEMENTED,
+                "upgrade_refused",
+                "this route does not allow protocol upgrades",
+            )
+            .with_decision(&ctx.decision_id)
+            .into_response());
+        }
         if let Some(ctx) = req.extensions_mut().get_mut::<RequestContext>() {
             ctx.route = Some(n);
         }
         Ok(())
     }
+}
+
+/// An HTTP/1.1 `Upgrade` request (e.g. WebSocket).
+pub fn is_upgrade<B>(req: &Request<B>) -> bool {
+    req.headers().contains_key(header::UPGRADE)
 }
 
 fn bad(req: &Request<Body>, detail: &str) -> Response<Body> {

@@ -248,7 +248,7 @@ async fn serve_conn<IO, S>(
             svc.oneshot(req).await
         }
     });
-    let conn = builder.serve_connection(TokioIo::new(io), hyper_svc);
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), hyper_svc);
     tokio::pin!(conn);
     let idle = settings.timeouts.idle;
     let mut closing = *shutdown.borrow();

@@ -342,8 +342,24 @@ impl Gateway {
         self.dir.path().join("traces")
     }
 
-    /// Every record written so far, from every region file, as JSON.
+    /// Every decision record written so far, from every region file, as JSON.
     pub fn records(&self) -> Vec<serde_json::Value> {
+        self.lines()
+            .into_iter()
+            .filter(|r| r["schema"] == "domicile.decision/1")
+            .collect()
+    }
+
+    /// Every outcome line written so far.
+    pub fn outcomes(&self) -> Vec<serde_json::Value> {
+        self.lines()
+            .into_iter()
+            .filter(|r| r["schema"] == "domicile.outcome/1")
+            .collect()
+    }
+
+    /// Every trace line, decisions and outcomes.
+    pub fn lines(&self) -> Vec<serde_json::Value> {
         let mut out = Vec::new();
         let Ok(dirs) = std::fs::read_dir(self.trace_dir()) else {
             return out;

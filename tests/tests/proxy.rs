@@ -49,6 +49,24 @@ async fn eu_customer_is_stored_in_eu_central_with_subject_headers() {
     assert_eq!(rec["findings"][0]["location"], "/email");
     assert_eq!(rec["outcome"]["action"], "forwarded");
     assert!(!gw.trace_text().contains("jane@example.com"));
+    // The outcome follows the decision in the same chained file (appended without waiting).
+    let mut outcome = None;
+    for _ in 0..100 {
+        outcome = gw
+            .outcomes()
+            .into_iter()
+            .find(|o| o["decision_id"] == id.as_str());
+        if outcome.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let outcome = outcome.expect("no outcome line");
+    assert_eq!(outcome["upstream_status"], 200);
+    assert_eq!(outcome["region"], "eu-central");
+    assert!(outcome["latency_us"].as_u64().is_some());
+    let file = gw.trace_dir().join("eu-central/decisions.jsonl");
+    domicile_gateway::trace::writer::verify_file(&file).unwrap();
     gw.running.shutdown().await;
 }
 

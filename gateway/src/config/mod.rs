@@ -96,6 +96,10 @@ pub struct ServerConfig {
     pub limits: Limits,
     pub timeouts: Timeouts,
     pub worker_threads: Option<usize>,
+    /// The region this gateway runs in (recorded in every decision).
+    pub region: Option<Arc<str>>,
+    /// The instance name in records; the host name and a random suffix by default.
+    pub instance: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -129,6 +133,8 @@ impl Durability {
 pub struct TraceConfig {
     pub dir: PathBuf,
     pub durability: Durability,
+    /// Append an outcome line (upstream status and latency) after each forwarded request.
+    pub outcomes: bool,
 }
 
 /// Where the GeoIP database comes from.
@@ -538,6 +544,7 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
             ],
             Durability::Batch,
         ),
+        outcomes: raw.trace.outcomes.unwrap_or(true),
     };
 
     // [geoip]
@@ -909,6 +916,18 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
         }
     }
 
+    let region = raw.server.region.as_ref().and_then(|v| {
+        if region_ids.contains(v.get_ref()) {
+            Some(Arc::from(v.get_ref().as_str()))
+        } else {
+            c.err(
+                v,
+                "server.region",
+                format!("no region with id {:?}", v.get_ref()),
+            );
+            None
+        }
+    });
     Config {
         source: c.loc.file.to_owned(),
         server: ServerConfig {
@@ -917,6 +936,8 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
             limits,
             timeouts,
             worker_threads,
+            region,
+            instance: raw.server.instance.clone(),
         },
         admin: AdminConfig {
             listen: admin_listen,

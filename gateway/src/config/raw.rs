@@ -40,6 +40,8 @@ pub struct FileServer {
     #[serde(default)]
     pub timeouts: FileTimeouts,
     pub worker_threads: Option<S<i64>>,
+    pub region: Option<S<String>>,
+    pub instance: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -86,6 +88,7 @@ pub struct FileLog {
 pub struct FileTrace {
     pub dir: Option<S<String>>,
     pub durability: Option<S<String>>,
+    pub outcomes: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -93,13 +93,15 @@ pub enum InspectStatus {
 pub struct Inspection {
     pub status: InspectStatus,
     pub findings: Vec<Finding>,
+    /// The request upgrades the connection to a tunnel whose content cannot be inspected.
+    pub tunnel: bool,
 }
 
 impl Inspection {
     /// Distinct categories found, with `uninspectable` when the body could not be inspected.
     pub fn categories(&self) -> Vec<Category> {
         let mut cats: Vec<Category> = self.findings.iter().map(|f| f.category).collect();
-        if matches!(self.status, InspectStatus::Uninspectable(_)) {
+        if matches!(self.status, InspectStatus::Uninspectable(_)) || self.tunnel {
             cats.push(Category::Uninspectable);
         }
         cats.sort_unstable();
@@ -264,6 +266,12 @@ async fn inspect_request(mut req: Request<Body>) -> Result<Request<Body>, Respon
         return Ok(req);
     };
     if !route.inspect {
+        if crate::route::is_upgrade(&req)
+            && let Some(ctx) = req.extensions_mut().get_mut::<RequestContext>()
+        {
+            // A declared-clean route still cannot vouch for what flows through a tunnel.
+            ctx.inspection.tunnel = true;
+        }
         return Ok(req);
     }
     let limit = ctx.snapshot.config.server.limits.max_body_bytes;
@@ -272,6 +280,7 @@ async fn inspect_request(mut req: Request<Body>) -> Result<Request<Body>, Respon
     let mut inspection = Inspection {
         status: InspectStatus::Complete,
         findings: Vec::new(),
+        tunnel: crate::route::is_upgrade(&req),
     };
     if let Some(q) = req.uri().query() {
         inspect_query(q, &mut inspection);

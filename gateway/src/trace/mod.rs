@@ -84,6 +84,7 @@ pub fn encode(
         time: crate::clock::rfc3339_micros(ctx.received_micros),
         gateway: GatewayInfo {
             instance,
+            region: ctx.snapshot.config.server.region.as_deref(),
             listen: ctx.conn.local.to_string(),
         },
         policy_revision: &ctx.snapshot.revision,
@@ -127,11 +128,14 @@ pub fn encode(
         },
     };
     let body = serde_json::to_vec(&record).ok()?;
-    let dir = ctx
-        .home_region
+    Some((record_region(ctx), body))
+}
+
+/// The region whose trace store holds this request's records: the subject's home region.
+pub fn record_region(ctx: &RequestContext) -> Arc<str> {
+    ctx.home_region
         .clone()
-        .unwrap_or_else(|| Arc::from(UNRESOLVED_REGION));
-    Some((dir, body))
+        .unwrap_or_else(|| Arc::from(UNRESOLVED_REGION))
 }
 
 impl<S> Service<Request<Body>> for Trace<S>

@@ -16,6 +16,7 @@ pub const SCHEMA: &str = "domicile.decision/1";
 #[derive(Debug, Serialize)]
 pub struct GatewayInfo<'a> {
     pub instance: &'a str,
+    pub region: Option<&'a str>,
     pub listen: String,
 }
 
@@ -48,6 +49,24 @@ pub struct OutcomeRecord {
     /// The status the gateway answers with itself; absent when forwarded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
+}
+
+/// The schema id of outcome lines.
+pub const OUTCOME_SCHEMA: &str = "domicile.outcome/1";
+
+/// What happened after a forwarded request's record was written: appended to the same file,
+/// chained like decisions, joined to its decision by `decision_id`.
+#[derive(Debug, Serialize)]
+pub struct OutcomeLine<'a> {
+    pub schema: &'static str,
+    pub decision_id: &'a str,
+    pub time: String,
+    pub region: &'a str,
+    /// The backend's status, absent when it did not answer.
+    pub upstream_status: Option<u16>,
+    /// `upstream_failed` or `upstream_timeout` when it did not.
+    pub error: Option<&'static str>,
+    pub latency_us: u64,
 }
 
 /// One decision.

@@ -79,6 +79,13 @@ impl TraceWriter {
         self.durability
     }
 
+    /// Queues a supplementary line (an outcome) without waiting. Returns false when the queue
+    /// is full and the line was not queued.
+    pub fn append_detached(&self, region: Arc<str>, body: Vec<u8>) -> bool {
+        let (done, _) = oneshot::channel();
+        self.tx.try_send(Job { region, body, done }).is_ok()
+    }
+
     /// Appends one record to `region`'s file and waits until it is durable.
     pub async fn append(&self, region: Arc<str>, body: Vec<u8>) -> Result<(), TraceError> {
         let (done, wait) = oneshot::channel();
