@@ -13,7 +13,9 @@ use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -24,13 +26,47 @@ pub struct FramingFacts {
     pub length_and_chunked: bool,
 }
 
-/// The facts for each request head of one connection, oldest first.
-#[derive(Debug, Default)]
+/// The facts for each request head of one connection, oldest first, and whether a head is
+/// being read right now (for the header-read timeout, which runs from a head's first byte).
+#[derive(Debug)]
 pub struct FramingLog {
     facts: Mutex<VecDeque<FramingFacts>>,
+    origin: Instant,
+    /// Milliseconds since `origin` + 1 when the current head began; 0 when none is in progress.
+    head_since: AtomicU64,
+}
+
+impl Default for FramingLog {
+    fn default() -> FramingLog {
+        FramingLog {
+            facts: Mutex::new(VecDeque::new()),
+            origin: Instant::now(),
+            head_since: AtomicU64::new(0),
+        }
+    }
 }
 
 impl FramingLog {
+    /// Marks the start of a head (at accept, and at a head's first byte).
+    pub fn head_started(&self) {
+        let now = self.origin.elapsed().as_millis() as u64 + 1;
+        let _ = self
+            .head_since
+            .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    fn head_done(&self) {
+        self.head_since.store(0, Ordering::Relaxed);
+    }
+
+    /// When the head being read began, if one is.
+    pub fn head_in_progress_since(&self) -> Option<Instant> {
+        match self.head_since.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(self.origin + std::time::Duration::from_millis(ms - 1)),
+        }
+    }
+
     /// The facts of the next request in order, if the sniffer saw its head.
     pub fn next(&self) -> Option<FramingFacts> {
         self.facts.lock().ok()?.pop_front()
@@ -77,6 +113,7 @@ impl<IO> Sniff<IO> {
 
     /// Stops following (for connections that are not HTTP/1).
     pub fn off(io: IO, log: std::sync::Arc<FramingLog>) -> Sniff<IO> {
+        log.head_done();
         Sniff {
             io,
             log,
@@ -92,7 +129,10 @@ impl<IO> Sniff<IO> {
     fn feed(&mut self, mut buf: &[u8]) {
         while !buf.is_empty() {
             match &mut self.state {
-                State::Off => return,
+                State::Off => {
+                    self.log.head_done();
+                    return;
+                }
                 State::Head => {
                     if self.head.is_empty() {
                         // Empty lines before a request line are allowed and ignored.
@@ -105,6 +145,7 @@ impl<IO> Sniff<IO> {
                             return;
                         }
                     }
+                    self.log.head_started();
                     let start = self.head.len().saturating_sub(3);
                     self.head.extend_from_slice(buf);
                     let Some(end) = find(&self.head[start..], b"\r\n\r\n").map(|p| start + p + 4)
@@ -117,6 +158,7 @@ impl<IO> Sniff<IO> {
                     let consumed_from_buf = buf.len() - (self.head.len() - end);
                     buf = &buf[consumed_from_buf..];
                     let head = std::mem::take(&mut self.head);
+                    self.log.head_done();
                     self.state = self.on_head(&head[..end]);
                 }
                 State::Body(n) => {

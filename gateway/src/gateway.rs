@@ -33,6 +33,8 @@ pub struct Shared {
     pub writer: TraceWriter,
     /// The file reloads read, when the config came from one.
     pub config_path: Option<PathBuf>,
+    /// The revision last published in the revision gauge.
+    pub published_revision: std::sync::Mutex<Option<String>>,
 }
 
 /// The request pipeline, phase by phase (see the crate docs for the order and why).
@@ -128,6 +130,11 @@ impl Running {
 pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartError> {
     let listen = opts.listen.unwrap_or(config.server.listen);
     let admin_listen = opts.admin_listen.unwrap_or(config.admin.listen);
+    if !admin_listen.ip().is_loopback() && config.admin.token.is_none() {
+        return Err(StartError::Config(vec![format!(
+            "the admin listener {admin_listen} is not on loopback: set admin.token"
+        )]));
+    }
     let tls = match &config.server.tls {
         Some(t) => Some(crate::tls::server_config(&t.cert, &t.key)?),
         None => None,
@@ -157,8 +164,9 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
         instance_tag,
         writer,
         config_path: opts.config_path.clone(),
+        published_revision: std::sync::Mutex::new(None),
     });
-    crate::reload::publish_revision(&revision);
+    crate::reload::publish_revision(&shared, &revision);
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|source| StartError::Bind {

@@ -3,7 +3,7 @@
 //! problem and counts the failure.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher};
@@ -14,15 +14,16 @@ use crate::gateway::Shared;
 use crate::metrics as m;
 use crate::state::Snapshot;
 
-static LAST_REVISION: Mutex<Option<String>> = Mutex::new(None);
-
-/// Points the revision gauge at `revision`.
-pub fn publish_revision(revision: &str) {
-    if let Ok(mut last) = LAST_REVISION.lock() {
+/// Points this instance's revision gauge at `revision` (the previous one drops to 0).
+pub fn publish_revision(shared: &Shared, revision: &str) {
+    if let Ok(mut last) = shared.published_revision.lock() {
+        let instance = shared.instance.to_string();
         if let Some(old) = last.take() {
-            metrics::gauge!(m::CONFIG_REVISION, "revision" => old).set(0.0);
+            metrics::gauge!(m::CONFIG_REVISION, "instance" => instance.clone(), "revision" => old)
+                .set(0.0);
         }
-        metrics::gauge!(m::CONFIG_REVISION, "revision" => revision.to_owned()).set(1.0);
+        metrics::gauge!(m::CONFIG_REVISION, "instance" => instance, "revision" => revision.to_owned())
+            .set(1.0);
         *last = Some(revision.to_owned());
     }
 }
@@ -47,7 +48,7 @@ pub fn reload(shared: &Shared) -> Result<String, Vec<String>> {
             }
             let rev = snapshot.revision.clone();
             shared.snapshot.store(Arc::new(snapshot));
-            publish_revision(&rev);
+            publish_revision(shared, &rev);
             metrics::counter!(m::CONFIG_RELOADS, "result" => "ok").increment(1);
             tracing::info!(revision = %rev, "configuration reloaded");
             Ok(rev)
@@ -60,6 +61,26 @@ pub fn reload(shared: &Shared) -> Result<String, Vec<String>> {
             Err(errors)
         }
     }
+}
+
+/// Whether a file event changes the config: a write, creation, removal or rename of the file,
+/// or of `..data`, the link Kubernetes swaps when a mounted ConfigMap or Secret changes. Reads
+/// and metadata-only events are not changes (reading the file while reloading must not
+/// trigger another reload).
+fn changes_config(ev: &notify::Event, file_name: Option<&std::ffi::OsStr>) -> bool {
+    use notify::EventKind;
+    use notify::event::ModifyKind;
+    let relevant = matches!(
+        ev.kind,
+        EventKind::Create(_)
+            | EventKind::Remove(_)
+            | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Name(_) | ModifyKind::Any)
+    );
+    relevant
+        && ev.paths.iter().any(|p| {
+            let name = p.file_name();
+            name == file_name || name == Some(std::ffi::OsStr::new("..data"))
+        })
 }
 
 /// Reloads on SIGHUP and when the config file changes (debounced).
@@ -84,10 +105,7 @@ pub fn spawn_watchers(shared: Arc<Shared>, path: PathBuf, shutdown: watch::Recei
     let watch_tx = tx.clone();
     let watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
         if let Ok(ev) = ev
-            && ev
-                .paths
-                .iter()
-                .any(|p| p.file_name() == file_name.as_deref())
+            && changes_config(&ev, file_name.as_deref())
         {
             let _ = watch_tx.try_send(());
         }
@@ -122,4 +140,44 @@ pub fn spawn_watchers(shared: Arc<Shared>, path: PathBuf, shutdown: watch::Recei
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::event::{AccessKind, CreateKind, DataChange, EventKind, ModifyKind, RenameMode};
+
+    fn ev(kind: EventKind, path: &str) -> notify::Event {
+        notify::Event::new(kind).add_path(PathBuf::from(path))
+    }
+
+    #[test]
+    fn only_changes_to_the_config_trigger_a_reload() {
+        let name = Some(std::ffi::OsStr::new("domicile.toml"));
+        let write = EventKind::Modify(ModifyKind::Data(DataChange::Content));
+        assert!(changes_config(&ev(write, "/etc/d/domicile.toml"), name));
+        assert!(changes_config(
+            &ev(EventKind::Create(CreateKind::File), "/etc/d/domicile.toml"),
+            name
+        ));
+        assert!(changes_config(
+            &ev(
+                EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+                "/etc/d/..data"
+            ),
+            name
+        ));
+        assert!(!changes_config(
+            &ev(EventKind::Access(AccessKind::Read), "/etc/d/domicile.toml"),
+            name
+        ));
+        assert!(!changes_config(
+            &ev(
+                EventKind::Access(AccessKind::Open(notify::event::AccessMode::Any)),
+                "/etc/d/domicile.toml"
+            ),
+            name
+        ));
+        assert!(!changes_config(&ev(write, "/etc/d/other.toml"), name));
+    }
 }

@@ -106,9 +106,12 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Tracked<IO> {
 
 fn builder(settings: &ConnSettings) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
+    // The header-read timeout is enforced in `serve_conn`, from a head's first byte: hyper's own
+    // would also run while a keep-alive connection waits for its next request, cutting the idle
+    // timeout short.
     b.http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(settings.timeouts.header_read)
+        .header_read_timeout(None)
         // hyper refuses buffers under 8 KiB.
         .max_buf_size(settings.limits.max_header_bytes.max(8192) + 1024)
         .keep_alive(true);
@@ -239,6 +242,9 @@ async fn serve_conn<IO, S>(
         io,
         activity: activity.clone(),
     };
+    let framing = info.framing.clone();
+    // A new connection must deliver its first request head within the header-read timeout.
+    framing.head_started();
     let hyper_svc = hyper::service::service_fn(move |req: Request<Incoming>| {
         let svc = svc.clone();
         let info = info.clone();
@@ -251,12 +257,23 @@ async fn serve_conn<IO, S>(
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), hyper_svc);
     tokio::pin!(conn);
     let idle = settings.timeouts.idle;
+    let header_read = settings.timeouts.header_read;
     let mut closing = *shutdown.borrow();
     if closing {
         conn.as_mut().graceful_shutdown();
     }
     loop {
-        let idle_deadline = tokio::time::Instant::from_std(activity.last() + idle);
+        let head_deadline = framing.head_in_progress_since().map(|t| t + header_read);
+        if head_deadline.is_some_and(|d| d <= Instant::now()) {
+            // A head that does not finish in time (slowloris): drop the connection.
+            tracing::debug!("request head not received in time; closing the connection");
+            return;
+        }
+        let mut deadline = activity.last() + idle;
+        if let Some(h) = head_deadline {
+            deadline = deadline.min(h);
+        }
+        let deadline = tokio::time::Instant::from_std(deadline);
         tokio::select! {
             res = conn.as_mut() => {
                 if let Err(e) = res {
@@ -268,8 +285,8 @@ async fn serve_conn<IO, S>(
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }
-            _ = tokio::time::sleep_until(idle_deadline), if !closing => {
-                if activity.last() + idle <= Instant::now() {
+            _ = tokio::time::sleep_until(deadline) => {
+                if !closing && activity.last() + idle <= Instant::now() {
                     closing = true;
                     conn.as_mut().graceful_shutdown();
                 }

@@ -307,3 +307,33 @@ fn serve_reloads_on_sighup() {
     assert_ne!(after, before, "the revision did not change after SIGHUP");
     stop(child);
 }
+
+#[test]
+fn an_admin_listener_off_loopback_needs_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("domicile.toml");
+    std::fs::write(&f, GOOD).unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "serve",
+            "--config",
+            f.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "0.0.0.0:0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is not on loopback: set admin.token"), "{err}");
+
+    std::fs::write(&f, format!("{GOOD}\n[admin]\ntoken = \"\"\n")).unwrap();
+    let (code, out) = run(&["check", f.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("admin.token: the admin token must be at least 16 characters"),
+        "{out}"
+    );
+}

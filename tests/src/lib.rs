@@ -48,6 +48,8 @@ pub struct Backend {
 pub struct BackendOptions {
     pub tls: Option<(rustls::ServerConfig,)>,
     pub delay: Option<Duration>,
+    /// Answer `Upgrade` requests with 101 and echo the tunnel's bytes back.
+    pub upgrade_echo: bool,
 }
 
 impl Backend {
@@ -64,6 +66,7 @@ impl Backend {
             .tls
             .map(|(cfg,)| tokio_rustls::TlsAcceptor::from(Arc::new(cfg)));
         let delay = opts.delay;
+        let upgrade_echo = opts.upgrade_echo;
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -72,9 +75,32 @@ impl Backend {
                 let rec = rec.clone();
                 let acceptor = acceptor.clone();
                 tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                         let rec = rec.clone();
                         async move {
+                            if upgrade_echo && req.headers().contains_key("upgrade") {
+                                let on = hyper::upgrade::on(&mut req);
+                                tokio::spawn(async move {
+                                    if let Ok(up) = on.await {
+                                        let (mut r, mut w) = tokio::io::split(TokioIo::new(up));
+                                        let _ = tokio::io::copy(&mut r, &mut w).await;
+                                    }
+                                });
+                                let mut res = Response::new(Full::new(Bytes::new()));
+                                *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+                                res.headers_mut().insert("upgrade", "echo".parse().unwrap());
+                                res.headers_mut()
+                                    .insert("connection", "upgrade".parse().unwrap());
+                                rec.lock().unwrap().push(Received {
+                                    method: req.method().to_string(),
+                                    path: req.uri().to_string(),
+                                    version: req.version(),
+                                    headers: req.headers().clone(),
+                                    body: Bytes::new(),
+                                    trailers: None,
+                                });
+                                return Ok::<_, Infallible>(res);
+                            }
                             let (parts, body) = req.into_parts();
                             let collected = body.collect().await.unwrap();
                             let trailers = collected.trailers().cloned();
@@ -105,11 +131,15 @@ impl Backend {
                         hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                     match acceptor {
                         None => {
-                            let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                            let _ = builder
+                                .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                                .await;
                         }
                         Some(a) => {
                             if let Ok(tls) = a.accept(stream).await {
-                                let _ = builder.serve_connection(TokioIo::new(tls), svc).await;
+                                let _ = builder
+                                    .serve_connection_with_upgrades(TokioIo::new(tls), svc)
+                                    .await;
                             }
                         }
                     }

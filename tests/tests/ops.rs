@@ -79,9 +79,10 @@ async fn file_change_reloads_and_a_bad_file_keeps_the_running_config() {
         "{metrics}"
     );
     assert!(
-        metrics.contains(&format!(
-            "domicile_config_revision_info{{revision=\"{rev1}\"}} 1"
-        )),
+        metrics
+            .lines()
+            .any(|l| l.starts_with("domicile_config_revision_info{")
+                && l.ends_with(&format!("revision=\"{rev1}\"}} 1"))),
         "{metrics}"
     );
     gw.running.shutdown().await;
@@ -131,14 +132,14 @@ async fn admin_token_guards_everything_but_healthz() {
     let trace = dir.path().join("traces");
     let text = domicile_tests::two_regions(&eu.url(), &us.url(), &trace, "").replace(
         "[admin]\nlisten = \"127.0.0.1:0\"",
-        "[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"s3cret\"",
+        "[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"s3cret-admin-token-0123\"",
     );
     let gw = Gateway::start(dir, &text, false).await;
     assert_eq!(client::get(&gw.admin_url("/healthz")).await.status, 200);
     assert_eq!(client::get(&gw.admin_url("/metrics")).await.status, 401);
     let authed = client::send(
         http::Request::get(gw.admin_url("/readyz"))
-            .header("authorization", "Bearer s3cret")
+            .header("authorization", "Bearer s3cret-admin-token-0123")
             .body(http_body_util::Full::new(bytes::Bytes::new()))
             .unwrap(),
         false,
@@ -155,6 +156,7 @@ async fn shutdown_drains_in_flight_requests_and_stops_accepting() {
         BackendOptions {
             tls: None,
             delay: Some(Duration::from_millis(400)),
+            upgrade_echo: false,
         },
     )
     .await;
@@ -182,4 +184,65 @@ async fn shutdown_drains_in_flight_requests_and_stops_accepting() {
     assert_eq!(r.status, 200);
     assert_eq!(r.text(), "eu");
     stop.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_kubernetes_style_symlink_swap_is_reloaded() {
+    use std::os::unix::fs::symlink;
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    domicile_tests::geoip_file(d);
+    let trace = d.join("traces");
+    let text = domicile_tests::two_regions(&eu.url(), &us.url(), &trace, "").replace(
+        "database = \"country.mmdb\"",
+        &format!("database = \"{}\"", d.join("country.mmdb").display()),
+    );
+    // The kubelet's layout: a versioned directory, `..data` pointing at it, and the file
+    // itself a link through `..data`.
+    std::fs::create_dir(d.join("..v1")).unwrap();
+    std::fs::write(d.join("..v1/domicile.toml"), &text).unwrap();
+    symlink("..v1", d.join("..data")).unwrap();
+    symlink("..data/domicile.toml", d.join("domicile.toml")).unwrap();
+    let config_path = d.join("domicile.toml");
+    let config = domicile_gateway::Config::load(&config_path).unwrap();
+    let running = domicile_gateway::start(
+        config,
+        domicile_gateway::StartOptions {
+            config_path: Some(config_path),
+            watch: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let readyz = format!("http://{}/readyz", running.admin_addr);
+    let rev0 = client::get(&readyz).await.json()["revision"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    std::fs::create_dir(d.join("..v2")).unwrap();
+    std::fs::write(
+        d.join("..v2/domicile.toml"),
+        text.replace("purpose = \"storage\"", "purpose = \"support\""),
+    )
+    .unwrap();
+    symlink("..v2", d.join("..data_tmp")).unwrap();
+    std::fs::rename(d.join("..data_tmp"), d.join("..data")).unwrap();
+
+    let mut changed = false;
+    for _ in 0..100 {
+        let rev = client::get(&readyz).await.json()["revision"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        if rev != rev0 {
+            changed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(changed, "the swapped ConfigMap was not reloaded");
+    running.shutdown().await;
 }

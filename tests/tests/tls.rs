@@ -179,6 +179,7 @@ async fn backends_over_tls_with_a_custom_ca_client_certificate_and_http2() {
         BackendOptions {
             tls: Some((backend_tls(&pki, true, false),)),
             delay: None,
+            upgrade_echo: false,
         },
     )
     .await;
@@ -187,6 +188,7 @@ async fn backends_over_tls_with_a_custom_ca_client_certificate_and_http2() {
         BackendOptions {
             tls: Some((backend_tls(&pki, false, true),)),
             delay: None,
+            upgrade_echo: false,
         },
     )
     .await;
@@ -233,6 +235,7 @@ async fn a_backend_requiring_a_client_certificate_refuses_a_gateway_without_one(
         BackendOptions {
             tls: Some((backend_tls(&pki, true, false),)),
             delay: None,
+            upgrade_echo: false,
         },
     )
     .await;

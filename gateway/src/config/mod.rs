@@ -503,6 +503,15 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
         None => default_admin(),
     };
     let token = raw.admin.token.as_ref().map(|t| t.get_ref().clone());
+    if let Some(t) = &raw.admin.token
+        && t.get_ref().trim().len() < 16
+    {
+        c.err(
+            t,
+            "admin.token",
+            "the admin token must be at least 16 characters (e.g. openssl rand -hex 32)",
+        );
+    }
     if let Some(v) = &raw.admin.listen
         && !admin_listen.ip().is_loopback()
         && token.is_none()

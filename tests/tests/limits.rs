@@ -1,0 +1,254 @@
+//! Timeouts, concurrency limits, upgrades on routes that allow them, and trailers.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use domicile_tests::client::{self, raw};
+use domicile_tests::{Backend, BackendOptions, Gateway};
+use http::{HeaderMap, Request};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn gateway_with(eu: &Backend, us: &Backend, server_extra: &str, routes: &str) -> Gateway {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("traces");
+    let text = domicile_tests::two_regions(&eu.url(), &us.url(), &trace, routes).replace(
+        "[server.timeouts]\nshutdown_grace = \"5s\"",
+        &format!("{server_extra}\n"),
+    );
+    Gateway::start(dir, &text, false).await
+}
+
+#[tokio::test]
+async fn slow_headers_slow_bodies_and_idle_connections_time_out() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let gw = gateway_with(
+        &eu,
+        &us,
+        "[server.timeouts]\nheader_read = \"300ms\"\nbody_read = \"300ms\"\nidle = \"500ms\"\nshutdown_grace = \"2s\"",
+        "",
+    )
+    .await;
+    let addr = gw.running.addr;
+
+    // A head that never ends: the connection is closed.
+    let started = std::time::Instant::now();
+    let (_, closed) = raw(addr, b"GET /catalog HTTP/1.1\r\nHost: x\r\n").await;
+    assert!(closed, "a slow header section kept the connection open");
+    assert!(started.elapsed() < Duration::from_secs(4));
+
+    // A body that never arrives on an inspected route: 408, nothing forwarded.
+    let (resp, closed) = raw(
+        addr,
+        b"POST /customers HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 192.0.2.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"email\":",
+    )
+    .await;
+    assert!(resp.starts_with("HTTP/1.1 408"), "{resp}");
+    assert!(resp.contains("body_read_timeout"), "{resp}");
+    assert!(closed);
+    assert_eq!(eu.count(), 0);
+
+    // An idle keep-alive connection is closed after the idle timeout.
+    let started = std::time::Instant::now();
+    let (resp, closed) = raw(addr, b"GET /catalog HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(closed, "an idle connection was kept open");
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        started.elapsed()
+    );
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn requests_over_the_concurrency_limit_get_503() {
+    let eu = Backend::start_with(
+        "eu",
+        BackendOptions {
+            delay: Some(Duration::from_millis(500)),
+            ..Default::default()
+        },
+    )
+    .await;
+    let us = Backend::start("us").await;
+    let gw = gateway_with(
+        &eu,
+        &us,
+        "[server.limits]\nmax_concurrent_requests = 1\n\n[server.timeouts]\nshutdown_grace = \"2s\"",
+        "",
+    )
+    .await;
+    let url = gw.url("/customers");
+    let first = tokio::spawn(async move { client::post_json(&url, "192.0.2.1", "{}").await });
+    for _ in 0..100 {
+        if eu.count() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let second = client::post_json(&gw.url("/customers"), "192.0.2.1", "{}").await;
+    assert_eq!(second.status, 503);
+    assert_eq!(second.json()["type"], "urn:domicile:problem:overloaded");
+    assert_eq!(first.await.unwrap().status, 200);
+    assert_eq!(eu.count(), 1);
+    gw.running.shutdown().await;
+}
+
+const UPGRADE_ROUTES: &str = r#"
+[[routes]]
+id = "chat"
+path = "/chat"
+purpose = "support"
+placement = "home"
+allow_upgrade = true
+
+[[routes]]
+id = "chat-us"
+path = "/chat-us"
+purpose = "support"
+placement = "fixed"
+region = "us-east"
+allow_upgrade = true
+"#;
+
+#[tokio::test]
+async fn upgrades_tunnel_only_where_no_border_is_crossed() {
+    let opts = BackendOptions {
+        upgrade_echo: true,
+        ..Default::default()
+    };
+    let eu = Backend::start_with("eu", opts.clone()).await;
+    let us = Backend::start_with("us", opts).await;
+    let gw = gateway_with(
+        &eu,
+        &us,
+        "[server.timeouts]\nshutdown_grace = \"2s\"",
+        UPGRADE_ROUTES,
+    )
+    .await;
+
+    // EU subject, home route: the tunnel stays in eu-central and works both ways.
+    let mut s = tokio::net::TcpStream::connect(gw.running.addr)
+        .await
+        .unwrap();
+    s.write_all(b"GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\nX-Forwarded-For: 192.0.2.1\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: echo"), "{head}");
+    assert!(head.contains("domicile-region: eu-central"), "{head}");
+    s.write_all(b"ping through the tunnel").await.unwrap();
+    let mut echo = [0u8; 23];
+    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut echo))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&echo, b"ping through the tunnel");
+    assert_eq!(eu.count(), 1);
+
+    // The same tunnel to us-east would carry uninspectable EU data across a border: 451.
+    let (resp, _) = raw(
+        gw.running.addr,
+        b"GET /chat-us HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\nX-Forwarded-For: 192.0.2.1\r\n\r\n",
+    )
+    .await;
+    assert!(resp.starts_with("HTTP/1.1 451"), "{resp}");
+    assert_eq!(us.count(), 0);
+    let rec = gw
+        .records()
+        .into_iter()
+        .find(|r| r["route"] == "chat-us")
+        .unwrap();
+    assert_eq!(rec["reason_code"], "uninspectable");
+    gw.running.shutdown().await;
+}
+
+fn body_with_trailers(data: &'static str) -> StreamBody<futures_stream::Frames> {
+    let mut trailers = HeaderMap::new();
+    trailers.insert("x-checksum", "abc123".parse().unwrap());
+    StreamBody::new(futures_stream::Frames::new(vec![
+        Frame::data(Bytes::from_static(data.as_bytes())),
+        Frame::trailers(trailers),
+    ]))
+}
+
+mod futures_stream {
+    //! A tiny stream of body frames.
+    use bytes::Bytes;
+    use hyper::body::Frame;
+    use std::convert::Infallible;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    pub struct Frames(std::collections::VecDeque<Frame<Bytes>>);
+
+    impl Frames {
+        pub fn new(v: Vec<Frame<Bytes>>) -> Frames {
+            Frames(v.into())
+        }
+    }
+
+    impl futures_core::Stream for Frames {
+        type Item = Result<Frame<Bytes>, Infallible>;
+        fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            Poll::Ready(self.0.pop_front().map(Ok))
+        }
+    }
+}
+
+#[tokio::test]
+async fn trailers_pass_on_streamed_and_inspected_routes() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("traces");
+    let text = domicile_tests::two_regions(&eu.url(), &us.url(), &trace, "")
+        .replace(
+            &format!("backends = [{{ url = \"{}\" }}]", eu.url()),
+            &format!(
+                "backends = [{{ url = \"{}\", protocol = \"http2\" }}]",
+                eu.url()
+            ),
+        )
+        .replace(
+            &format!("backends = [{{ url = \"{}\" }}]", us.url()),
+            &format!(
+                "backends = [{{ url = \"{}\", protocol = \"http2\" }}]",
+                us.url()
+            ),
+        );
+    let gw = Gateway::start(dir, &text, false).await;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http();
+    for (path, backend, body) in [
+        ("/catalog/upload", &us, "plain bytes"),
+        ("/customers", &eu, r#"{"email":"jane@example.com"}"#),
+    ] {
+        let req = Request::post(gw.url(path))
+            .header("content-type", "application/json")
+            .header("x-forwarded-for", "192.0.2.1")
+            .body(body_with_trailers(body))
+            .unwrap();
+        let res = client.request(req).await.unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        let _ = res.into_body().collect().await.unwrap();
+        let got = backend.received().pop().unwrap();
+        assert_eq!(got.body.as_ref(), body.as_bytes(), "{path}");
+        let trailers = got
+            .trailers
+            .unwrap_or_else(|| panic!("{path}: no trailers reached the backend"));
+        assert_eq!(trailers["x-checksum"], "abc123", "{path}");
+    }
+    gw.running.shutdown().await;
+}
