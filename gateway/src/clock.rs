@@ -22,12 +22,29 @@ pub fn rfc3339_micros(micros: i64) -> String {
     let frac = micros.rem_euclid(1_000_000);
     let date = Date::from_unix_seconds(secs);
     let tod = secs.rem_euclid(86_400);
-    format!(
-        "{date}T{:02}:{:02}:{:02}.{frac:06}Z",
-        tod / 3600,
-        (tod % 3600) / 60,
-        tod % 60
-    )
+    let mut s = String::with_capacity(27);
+    push_digits(&mut s, i64::from(date.year()), 4);
+    s.push('-');
+    push_digits(&mut s, i64::from(date.month()), 2);
+    s.push('-');
+    push_digits(&mut s, i64::from(date.day()), 2);
+    s.push('T');
+    push_digits(&mut s, tod / 3600, 2);
+    s.push(':');
+    push_digits(&mut s, (tod % 3600) / 60, 2);
+    s.push(':');
+    push_digits(&mut s, tod % 60, 2);
+    s.push('.');
+    push_digits(&mut s, frac, 6);
+    s.push('Z');
+    s
+}
+
+/// Appends `n` zero-padded to `width` digits.
+fn push_digits(s: &mut String, n: i64, width: u32) {
+    for p in (0..width).rev() {
+        s.push((b'0' + ((n / 10_i64.pow(p)) % 10) as u8) as char);
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use domicile_policy::Decision;
 use domicile_regions::{ClientAddr, Resolution};
-use http::{Response, StatusCode};
+use http::{HeaderValue, Response, StatusCode};
 
 use crate::body::Body;
 use crate::framing::FramingLog;
@@ -20,8 +20,31 @@ pub struct ConnInfo {
     pub peer: SocketAddr,
     pub local: SocketAddr,
     pub tls: bool,
+    /// Text forms made once per connection, not per request.
+    pub peer_ip: String,
+    pub local_text: String,
+    pub peer_truncated: String,
     /// Framing facts hyper does not expose, recorded per HTTP/1 request head in order.
     pub framing: Arc<FramingLog>,
+}
+
+impl ConnInfo {
+    pub fn new(
+        peer: SocketAddr,
+        local: SocketAddr,
+        tls: bool,
+        framing: Arc<FramingLog>,
+    ) -> ConnInfo {
+        ConnInfo {
+            peer,
+            local,
+            tls,
+            peer_ip: peer.ip().to_string(),
+            local_text: local.to_string(),
+            peer_truncated: domicile_regions::client_addr::truncate(peer.ip()),
+            framing,
+        }
+    }
 }
 
 /// What the gateway will do with the request once the decision is recorded.
@@ -49,6 +72,8 @@ impl Action {
 #[derive(Debug, Clone)]
 pub struct RequestContext {
     pub decision_id: String,
+    /// The decision id as a header value, made once and shared by every header that carries it.
+    pub decision_header: HeaderValue,
     pub received_micros: i64,
     pub started: Instant,
     pub snapshot: Arc<Snapshot>,
@@ -71,10 +96,10 @@ pub struct RequestContext {
 /// What the edge learns about a finished request, set on the response's extensions.
 #[derive(Debug, Clone)]
 pub struct Summary {
-    pub route: Arc<str>,
+    pub route: Option<Arc<str>>,
     pub verdict: &'static str,
-    pub decision_id: String,
-    pub subject: Option<String>,
+    pub decision_id: HeaderValue,
+    pub subject: Option<domicile_policy::Country>,
     pub region: Option<Arc<str>>,
 }
 

@@ -60,27 +60,24 @@ where
             let status = res.status().as_u16();
             let summary = res.extensions_mut().remove::<Summary>();
             let (route, verdict, id) = match &summary {
-                Some(s) => (s.route.to_string(), s.verdict, s.decision_id.as_str()),
-                None => ("none".to_owned(), "none", ""),
+                Some(s) => (
+                    s.route.as_ref(),
+                    s.verdict,
+                    s.decision_id.to_str().unwrap_or(""),
+                ),
+                None => (None, "none", ""),
             };
-            metrics::counter!(m::REQUESTS, "route" => route.clone(), "status" => status.to_string(), "verdict" => verdict)
-                .increment(1);
+            m::count_request(route, status, verdict);
             if let Some(s) = &summary
                 && s.verdict != "none"
             {
-                metrics::counter!(
-                    m::DECISIONS,
-                    "verdict" => s.verdict,
-                    "subject_jurisdiction" => s.subject.clone().unwrap_or_else(|| "unknown".into()),
-                    "destination_region" => s.region.as_deref().unwrap_or("none").to_owned()
-                )
-                .increment(1);
+                m::count_decision(s.verdict, s.subject, s.region.as_ref());
             }
             tracing::info!(
                 target: "domicile::access",
                 decision_id = id,
                 method = %method,
-                route,
+                route = route.map_or("none", |r| &**r),
                 status,
                 verdict,
                 micros = started.elapsed().as_micros() as u64,

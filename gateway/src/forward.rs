@@ -5,6 +5,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -55,14 +56,10 @@ impl Service<Request<Body>> for Forward {
                 route: ctx
                     .route
                     .and_then(|n| ctx.snapshot.route(n))
-                    .map_or_else(|| "none".into(), |r| r.id.clone()),
+                    .map(|r| r.id.clone()),
                 verdict: ctx.decision.as_ref().map_or("none", |d| d.verdict.as_str()),
-                decision_id: ctx.decision_id.clone(),
-                subject: ctx
-                    .resolution
-                    .as_ref()
-                    .and_then(|r| r.primary())
-                    .map(|c| c.to_string()),
+                decision_id: ctx.decision_header.clone(),
+                subject: ctx.resolution.as_ref().and_then(|r| r.primary()),
                 region: ctx.destination.clone(),
             };
             let mut res = match ctx.action.clone() {
@@ -78,9 +75,7 @@ impl Service<Request<Body>> for Forward {
                 None => crate::context::missing(),
             };
             let h = res.headers_mut();
-            if let Ok(v) = HeaderValue::from_str(&ctx.decision_id) {
-                h.insert(headers::DECISION, v);
-            }
+            h.insert(headers::DECISION, ctx.decision_header.clone());
             if let Some(Ok(v)) = ctx.destination.as_deref().map(HeaderValue::from_str) {
                 h.insert(headers::REGION, v);
             }
@@ -142,7 +137,11 @@ fn header_list(ctx: &RequestContext) -> String {
     }
 }
 
-async fn forward(mut req: Request<Body>, ctx: &RequestContext, region: &str) -> Response<Body> {
+async fn forward(
+    mut req: Request<Body>,
+    ctx: &RequestContext,
+    region: &Arc<str>,
+) -> Response<Body> {
     let problem = |status, code: &str, detail: &str| {
         Problem::new(status, code, detail)
             .with_decision(&ctx.decision_id)
@@ -176,14 +175,7 @@ async fn forward(mut req: Request<Body>, ctx: &RequestContext, region: &str) -> 
             .authority()
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
     });
-    let is_h2_backend = ctx
-        .snapshot
-        .config
-        .regions
-        .iter()
-        .find(|r| &*r.id == region)
-        .and_then(|r| r.backends.iter().find(|b| b.url == backend.url))
-        .is_some_and(|b| b.protocol == Protocol::Http2);
+    let is_h2_backend = backend.protocol == Protocol::Http2;
     let upgrade = crate::route::is_upgrade(&req);
     if upgrade && is_h2_backend {
         return problem(
@@ -208,7 +200,7 @@ async fn forward(mut req: Request<Body>, ctx: &RequestContext, region: &str) -> 
         h.insert(header::UPGRADE, v);
         h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
-    let peer = ctx.conn.peer.ip().to_string();
+    let peer = &ctx.conn.peer_ip;
     let xff = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
         // Only a trusted proxy's chain is passed on; anyone else's is replaced.
         Some(prev) if peer_trusted => format!("{prev}, {peer}"),
@@ -240,9 +232,7 @@ async fn forward(mut req: Request<Body>, ctx: &RequestContext, region: &str) -> 
             h.insert(name, v);
         }
     }
-    if let Ok(v) = HeaderValue::from_str(&ctx.decision_id) {
-        h.insert(headers::DECISION, v);
-    }
+    h.insert(headers::DECISION, ctx.decision_header.clone());
     if let Ok(v) = HeaderValue::from_str(&header_list(ctx)) {
         h.insert(headers::SUBJECT_JURISDICTION, v);
     }
@@ -268,8 +258,7 @@ async fn forward(mut req: Request<Body>, ctx: &RequestContext, region: &str) -> 
     }
     let started = Instant::now();
     let result = tokio::time::timeout(backend.response_timeout, backend.client.request(req)).await;
-    metrics::histogram!(m::UPSTREAM_DURATION, "region" => region.to_owned())
-        .record(started.elapsed().as_secs_f64());
+    m::observe_upstream(region, started.elapsed().as_secs_f64());
     match result {
         Ok(Ok(mut res)) => {
             let switching = res.status() == StatusCode::SWITCHING_PROTOCOLS;
@@ -300,7 +289,7 @@ async fn forward(mut req: Request<Body>, ctx: &RequestContext, region: &str) -> 
             Response::from_parts(parts, Body::Incoming(body))
         }
         Ok(Err(e)) => {
-            tracing::warn!(decision_id = %ctx.decision_id, region, error = %e, "upstream request failed");
+            tracing::warn!(decision_id = %ctx.decision_id, region = &**region, error = %e, "upstream request failed");
             let mut r = problem(
                 StatusCode::BAD_GATEWAY,
                 "upstream_failed",

@@ -157,9 +157,10 @@ impl<IO> Sniff<IO> {
                     };
                     let consumed_from_buf = buf.len() - (self.head.len() - end);
                     buf = &buf[consumed_from_buf..];
-                    let head = std::mem::take(&mut self.head);
                     self.log.head_done();
-                    self.state = self.on_head(&head[..end]);
+                    self.state = self.on_head(end);
+                    // Keep the allocation for the next head.
+                    self.head.clear();
                 }
                 State::Body(n) => {
                     let take = (*n).min(buf.len() as u64);
@@ -222,7 +223,8 @@ impl<IO> Sniff<IO> {
         }
     }
 
-    fn on_head(&self, head: &[u8]) -> State {
+    fn on_head(&self, end: usize) -> State {
+        let head = &self.head[..end];
         if head.starts_with(b"PRI * HTTP/2.0") {
             return State::Off;
         }
@@ -279,8 +281,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Sniff<IO> {
         if let Poll::Ready(Ok(())) = res
             && !matches!(this.state, State::Off)
         {
-            let fresh = buf.filled()[before..].to_vec();
-            this.feed(&fresh);
+            this.feed(&buf.filled()[before..]);
         }
         res
     }

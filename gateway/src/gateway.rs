@@ -113,12 +113,14 @@ impl Running {
         let _ = self.shutdown.send(true);
         let _ = tokio::time::timeout(self.grace + Duration::from_secs(1), self.server).await;
         self.admin.abort();
+        self.shared.writer.flush();
     }
 
     /// Waits until the server stops (after a shutdown signal).
     pub async fn wait(self) {
         let _ = self.server.await;
         self.admin.abort();
+        self.shared.writer.flush();
     }
 
     pub fn shutdown_handle(&self) -> watch::Sender<bool> {

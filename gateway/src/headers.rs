@@ -20,32 +20,38 @@ pub fn strip_own(h: &mut HeaderMap) {
 /// Removes hop-by-hop headers: `Connection` and every header it names, `Keep-Alive`, `TE`,
 /// `Trailer`, `Transfer-Encoding`, `Upgrade` and `Proxy-*`.
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
-    let named: Vec<HeaderName> = h
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for n in named {
-        h.remove(n);
+    // One pass over the names; most messages carry only `Connection`, if anything.
+    let mut remove: Vec<HeaderName> = Vec::new();
+    for k in h.keys() {
+        let n = k.as_str();
+        if matches!(
+            n,
+            "connection" | "keep-alive" | "te" | "trailer" | "transfer-encoding" | "upgrade"
+        ) || n.starts_with("proxy-")
+        {
+            remove.push(k.clone());
+        }
     }
-    for n in [
-        header::CONNECTION,
-        HeaderName::from_static("keep-alive"),
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-    ] {
-        h.remove(n);
+    if remove.is_empty() {
+        return;
     }
-    let proxy: Vec<HeaderName> = h
-        .keys()
-        .filter(|k| k.as_str().starts_with("proxy-"))
-        .cloned()
-        .collect();
-    for n in proxy {
+    for v in h.get_all(header::CONNECTION) {
+        let Ok(v) = v.to_str() else { continue };
+        for n in v.split(',') {
+            let n = n.trim();
+            // `close` and `keep-alive` are options, not header names to drop.
+            if n.is_empty()
+                || n.eq_ignore_ascii_case("close")
+                || n.eq_ignore_ascii_case("keep-alive")
+            {
+                continue;
+            }
+            if let Ok(name) = HeaderName::from_bytes(n.as_bytes()) {
+                remove.push(name);
+            }
+        }
+    }
+    for n in remove {
         h.remove(n);
     }
 }

@@ -61,12 +61,18 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// sequence.
 pub fn new_decision_id(instance_tag: u32, micros: i64) -> String {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!(
-        "{:012x}{:06x}{:08x}",
-        (micros / 1000) as u64 & 0xffff_ffff_ffff,
-        instance_tag & 0xff_ffff,
-        n as u32
-    )
+    let mut id = String::with_capacity(26);
+    push_hex(&mut id, (micros / 1000) as u64 & 0xffff_ffff_ffff, 12);
+    push_hex(&mut id, u64::from(instance_tag & 0xff_ffff), 6);
+    push_hex(&mut id, u64::from(n as u32), 8);
+    id
+}
+
+fn push_hex(out: &mut String, v: u64, digits: u32) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for shift in (0..digits).rev() {
+        out.push(HEX[((v >> (shift * 4)) & 0xf) as usize] as char);
+    }
 }
 
 type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
@@ -112,8 +118,11 @@ where
             .into_response();
             return Box::pin(async { Ok(res) });
         };
+        let decision_header = http::HeaderValue::from_str(&decision_id)
+            .unwrap_or_else(|_| http::HeaderValue::from_static("invalid"));
         req.extensions_mut().insert(RequestContext {
             decision_id,
+            decision_header,
             received_micros: micros,
             started: Instant::now(),
             snapshot,

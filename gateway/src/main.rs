@@ -86,6 +86,11 @@ struct ExplainArgs {
     sector: String,
 }
 
+// A proxy allocates and frees many small, short-lived objects per request; mimalloc does that
+// with less CPU and less fragmentation than the system allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -109,10 +114,14 @@ fn init_logging(format: LogFormat, level: &str) {
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
+    // One worker: a current-thread runtime, with no cross-thread wake-ups on the request path.
     let runtime = |threads: Option<usize>| {
-        let mut b = tokio::runtime::Builder::new_multi_thread();
+        let mut b = match threads {
+            Some(1) => tokio::runtime::Builder::new_current_thread(),
+            _ => tokio::runtime::Builder::new_multi_thread(),
+        };
         b.enable_all();
-        if let Some(n) = threads {
+        if let Some(n) = threads.filter(|n| *n > 1) {
             b.worker_threads(n);
         }
         b.build()

@@ -1,7 +1,11 @@
 //! Metric names (one place) and the Prometheus recorder.
 
-use std::sync::OnceLock;
+use rustc_hash::FxHashMap as HashMap;
+use std::cell::RefCell;
+use std::sync::{Arc, OnceLock};
 
+use domicile_policy::Country;
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub const REQUESTS: &str = "domicile_requests_total";
@@ -42,4 +46,64 @@ pub fn render() -> String {
         }
         None => String::new(),
     }
+}
+
+// Per-request metrics are looked up in the recorder once per label set and thread, then
+// incremented through the cached handle: no label allocation or registry lookup per request.
+type RequestKey = (Arc<str>, u16, &'static str);
+type DecisionKey = (&'static str, Option<Country>, Arc<str>);
+
+thread_local! {
+    static REQUEST_COUNTERS: RefCell<HashMap<RequestKey, Counter>> =
+        RefCell::new(HashMap::default());
+    static DECISION_COUNTERS: RefCell<HashMap<DecisionKey, Counter>> =
+        RefCell::new(HashMap::default());
+    static UPSTREAM_HISTOGRAMS: RefCell<HashMap<Arc<str>, Histogram>> =
+        RefCell::new(HashMap::default());
+}
+
+/// Counts a finished request (`route` is `None` when no route matched).
+pub fn count_request(route: Option<&Arc<str>>, status: u16, verdict: &'static str) {
+    static NONE: OnceLock<Arc<str>> = OnceLock::new();
+    let route = route.unwrap_or_else(|| NONE.get_or_init(|| Arc::from("none")));
+    REQUEST_COUNTERS.with(|c| {
+        let mut c = c.borrow_mut();
+        let key = (route.clone(), status, verdict);
+        c.entry(key)
+            .or_insert_with(|| {
+                metrics::counter!(REQUESTS, "route" => route.to_string(), "status" => status.to_string(), "verdict" => verdict)
+            })
+            .increment(1);
+    });
+}
+
+/// Counts a decision (`subject` is the strongest plausible jurisdiction).
+pub fn count_decision(verdict: &'static str, subject: Option<Country>, region: Option<&Arc<str>>) {
+    static NONE: OnceLock<Arc<str>> = OnceLock::new();
+    let region = region.unwrap_or_else(|| NONE.get_or_init(|| Arc::from("none")));
+    DECISION_COUNTERS.with(|c| {
+        c.borrow_mut()
+            .entry((verdict, subject, region.clone()))
+            .or_insert_with(|| {
+                metrics::counter!(
+                    DECISIONS,
+                    "verdict" => verdict,
+                    "subject_jurisdiction" => subject.map_or_else(|| "unknown".to_owned(), |c| c.to_string()),
+                    "destination_region" => region.to_string()
+                )
+            })
+            .increment(1);
+    });
+}
+
+/// Records an upstream round trip.
+pub fn observe_upstream(region: &Arc<str>, seconds: f64) {
+    UPSTREAM_HISTOGRAMS.with(|c| {
+        c.borrow_mut()
+            .entry(region.clone())
+            .or_insert_with(
+                || metrics::histogram!(UPSTREAM_DURATION, "region" => region.to_string()),
+            )
+            .record(seconds);
+    });
 }

@@ -169,14 +169,7 @@ pub async fn serve<S>(
         let local = local.unwrap_or(peer);
         tokio::spawn(async move {
             let framing = Arc::new(FramingLog::default());
-            let info = |tls: bool| {
-                Arc::new(ConnInfo {
-                    peer,
-                    local,
-                    tls,
-                    framing: framing.clone(),
-                })
-            };
+            let info = |tls: bool| Arc::new(ConnInfo::new(peer, local, tls, framing.clone()));
             match acceptor {
                 None => {
                     let io = Sniff::new(stream, framing.clone());

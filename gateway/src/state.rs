@@ -1,7 +1,7 @@
 //! The active configuration snapshot. A request loads it once and keeps it to the end, so a
 //! reload in the middle of a request never mixes two policies.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
 use domicile_policy::{Engine, EngineOptions, KnowledgeBase};

@@ -1,7 +1,7 @@
 //! The upstream client: one pooled hyper client per backend (HTTP/1.1 or HTTP/2, plain or TLS
 //! with a custom CA and optional client certificate), grouped into region pools.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -22,6 +22,7 @@ pub type HttpClient = Client<HttpsConnector<HttpConnector>, Body>;
 #[derive(Debug)]
 pub struct Backend {
     pub url: Uri,
+    pub protocol: Protocol,
     pub client: HttpClient,
     pub response_timeout: Duration,
 }
@@ -76,6 +77,7 @@ fn build_backend(b: &BackendConfig) -> Result<Backend, String> {
         .http2_only(b.protocol == Protocol::Http2);
     Ok(Backend {
         url: b.url.clone(),
+        protocol: b.protocol,
         client: builder.build(connector),
         response_timeout: b.response_timeout,
     })
@@ -84,7 +86,7 @@ fn build_backend(b: &BackendConfig) -> Result<Backend, String> {
 /// Builds every region's pool.
 pub fn build_pools(regions: &[RegionConfig]) -> Result<HashMap<Arc<str>, RegionPool>, Vec<String>> {
     let mut errors = Vec::new();
-    let mut pools = HashMap::new();
+    let mut pools = HashMap::default();
     for r in regions {
         let mut backends = Vec::new();
         for b in &r.backends {

@@ -1,9 +1,9 @@
 //! The region registry: where Domicile can send data, which country that is, and who runs it.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use domicile_policy::{Country, Entity};
+use rustc_hash::FxHashMap as HashMap;
 
 /// A deployment region with its operating entity.
 #[derive(Debug, Clone)]
@@ -39,8 +39,8 @@ pub enum RegistryError {
 impl Registry {
     pub fn new(regions: Vec<Region>) -> Result<Registry, Vec<RegistryError>> {
         let mut errors = Vec::new();
-        let mut by_id = HashMap::new();
-        let mut home = HashMap::new();
+        let mut by_id = HashMap::default();
+        let mut home = HashMap::default();
         for (n, r) in regions.iter().enumerate() {
             if by_id.insert(r.id.clone(), n).is_some() {
                 errors.push(RegistryError::Duplicate(r.id.to_string()));

@@ -17,6 +17,15 @@ pub enum EvidenceSource {
     Phone,
 }
 
+impl EvidenceSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EvidenceSource::Geoip => "geoip",
+            EvidenceSource::Phone => "phone",
+        }
+    }
+}
+
 /// One signal about the subject's jurisdiction. It never holds the personal-data value itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Evidence {

@@ -2,6 +2,7 @@
 //! (forwarded upstream, or answered with 451). If it cannot be written, the request fails
 //! closed with 503 and nothing is forwarded.
 
+pub mod json;
 pub mod record;
 pub mod writer;
 
@@ -85,7 +86,7 @@ pub fn encode(
         gateway: GatewayInfo {
             instance,
             region: ctx.snapshot.config.server.region.as_deref(),
-            listen: ctx.conn.local.to_string(),
+            listen: &ctx.conn.local_text,
         },
         policy_revision: &ctx.snapshot.revision,
         route: &route.id,
@@ -99,7 +100,11 @@ pub fn encode(
             regimes: &decision.regimes,
             conflict: ctx.resolution.as_ref().is_some_and(|r| r.conflict),
             evidence: ctx.resolution.as_ref().map_or(empty_e, |r| &r.evidence),
-            client_address: ctx.client.as_ref().and_then(|c| c.ip).map(truncate),
+            client_address: match ctx.client.as_ref() {
+                Some(c) if c.source == AddrSource::Peer => Some(ctx.conn.peer_truncated.clone()),
+                Some(c) => c.ip.map(truncate),
+                None => None,
+            },
             client_address_source: match ctx.client.as_ref().map(|c| c.source) {
                 Some(AddrSource::ForwardedFor) => "x_forwarded_for",
                 _ => "peer",
@@ -127,7 +132,8 @@ pub fn encode(
             status,
         },
     };
-    let body = serde_json::to_vec(&record).ok()?;
+    let mut body = Vec::with_capacity(1536);
+    record.write_json(&mut body);
     Some((record_region(ctx), body))
 }
 

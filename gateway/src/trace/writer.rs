@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
@@ -40,12 +40,119 @@ struct Job {
     done: oneshot::Sender<Result<(), TraceError>>,
 }
 
-/// Handle to the writer thread; cheap to clone.
+/// Handle to the writer; cheap to clone.
+///
+/// With `always` and `batch` durability a writer thread appends and syncs, and each request
+/// waits for its acknowledgement. With `none` the record is chained into an in-memory buffer on
+/// the request's own thread (no hand-off) and a flusher thread writes the buffers out every
+/// few milliseconds, without fsync.
 #[derive(Debug, Clone)]
 pub struct TraceWriter {
     tx: mpsc::Sender<Job>,
     dir: PathBuf,
     durability: Durability,
+    buffered: Option<Arc<Buffered>>,
+}
+
+/// How often the `none`-durability buffers are written out, and the size that triggers an
+/// early write.
+const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
+const FLUSH_BYTES: usize = 256 * 1024;
+
+#[derive(Debug)]
+struct RegionBuf {
+    head: String,
+    data: Vec<u8>,
+    path: PathBuf,
+}
+
+#[derive(Debug)]
+struct Buffered {
+    dir: PathBuf,
+    regions: Mutex<HashMap<Arc<str>, RegionBuf>>,
+    wake: Condvar,
+}
+
+impl Buffered {
+    fn append(&self, region: Arc<str>, body: &[u8]) -> Result<(), TraceError> {
+        let mut regions = self.regions.lock().map_err(|_| TraceError::Stopped)?;
+        if !regions.contains_key(&region) {
+            // Once per region: repair a torn tail and read the chain head.
+            let f = open_chain(&self.dir, &region)?;
+            regions.insert(
+                region.clone(),
+                RegionBuf {
+                    head: f.head,
+                    data: Vec::new(),
+                    path: f.path,
+                },
+            );
+        }
+        let Some(rb) = regions.get_mut(&region) else {
+            return Err(TraceError::Stopped);
+        };
+        rb.head = chain_into(&mut rb.data, body, &rb.head);
+        if rb.data.len() >= FLUSH_BYTES {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Takes every buffer's pending bytes.
+    fn take(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        let Ok(mut regions) = self.regions.lock() else {
+            return Vec::new();
+        };
+        regions
+            .values_mut()
+            .filter(|rb| !rb.data.is_empty())
+            .map(|rb| {
+                // The next period starts with the capacity this one needed.
+                let next = Vec::with_capacity(rb.data.capacity());
+                (rb.path.clone(), std::mem::replace(&mut rb.data, next))
+            })
+            .collect()
+    }
+}
+
+fn write_out(files: &mut HashMap<PathBuf, File>, pending: Vec<(PathBuf, Vec<u8>)>) {
+    for (path, data) in pending {
+        let file = match files.get_mut(&path) {
+            Some(f) => f,
+            None => match OpenOptions::new().append(true).open(&path) {
+                Ok(f) => files.entry(path.clone()).or_insert(f),
+                Err(e) => {
+                    metrics::counter!(crate::metrics::TRACE_WRITE_FAILURES).increment(1);
+                    tracing::error!(path = %path.display(), error = %e, "trace buffer lost: cannot open the file");
+                    continue;
+                }
+            },
+        };
+        if let Err(e) = file.write_all(&data) {
+            metrics::counter!(crate::metrics::TRACE_WRITE_FAILURES).increment(1);
+            tracing::error!(path = %path.display(), error = %e, "trace buffer lost: write failed");
+        }
+    }
+}
+
+fn run_flusher(buffered: std::sync::Weak<Buffered>) {
+    let mut files = HashMap::new();
+    loop {
+        let Some(b) = buffered.upgrade() else { return };
+        let pending = {
+            let Ok(guard) = b.regions.lock() else { return };
+            let _ = b.wake.wait_timeout(guard, FLUSH_EVERY);
+            b.take()
+        };
+        drop(b);
+        write_out(&mut files, pending);
+    }
+}
+
+impl Drop for Buffered {
+    fn drop(&mut self) {
+        write_out(&mut HashMap::new(), self.take());
+    }
 }
 
 struct ChainFile {
@@ -64,11 +171,33 @@ impl TraceWriter {
         std::thread::Builder::new()
             .name("domicile-trace".into())
             .spawn(move || run(rx, thread_dir, durability))?;
+        let buffered = if durability == Durability::None {
+            let b = Arc::new(Buffered {
+                dir: dir.clone(),
+                regions: Mutex::new(HashMap::new()),
+                wake: Condvar::new(),
+            });
+            let weak = Arc::downgrade(&b);
+            std::thread::Builder::new()
+                .name("domicile-trace-flush".into())
+                .spawn(move || run_flusher(weak))?;
+            Some(b)
+        } else {
+            None
+        };
         Ok(TraceWriter {
             tx,
             dir,
             durability,
+            buffered,
         })
+    }
+
+    /// Writes out anything buffered (`none` durability) now.
+    pub fn flush(&self) {
+        if let Some(b) = &self.buffered {
+            write_out(&mut HashMap::new(), b.take());
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -82,12 +211,18 @@ impl TraceWriter {
     /// Queues a supplementary line (an outcome) without waiting. Returns false when the queue
     /// is full and the line was not queued.
     pub fn append_detached(&self, region: Arc<str>, body: Vec<u8>) -> bool {
+        if let Some(b) = &self.buffered {
+            return b.append(region, &body).is_ok();
+        }
         let (done, _) = oneshot::channel();
         self.tx.try_send(Job { region, body, done }).is_ok()
     }
 
     /// Appends one record to `region`'s file and waits until it is durable.
     pub async fn append(&self, region: Arc<str>, body: Vec<u8>) -> Result<(), TraceError> {
+        if let Some(b) = &self.buffered {
+            return b.append(region, &body);
+        }
         let (done, wait) = oneshot::channel();
         self.tx
             .send(Job { region, body, done })
@@ -168,17 +303,24 @@ pub fn extract_hash(line: &[u8]) -> Option<String> {
 
 /// Chains `body` after `prev`: returns the line (with newline) and its hash.
 pub fn chain_line(body: &[u8], prev: &str) -> (Vec<u8>, String) {
-    let mut obj = Vec::with_capacity(body.len() + 160);
-    obj.extend_from_slice(&body[..body.len().saturating_sub(1)]);
-    obj.extend_from_slice(b",\"prev_hash\":\"");
-    obj.extend_from_slice(prev.as_bytes());
-    obj.extend_from_slice(b"\"}");
-    let hash = hex::encode(Sha256::digest(&obj));
-    obj.truncate(obj.len() - 1);
-    obj.extend_from_slice(HASH_FIELD);
-    obj.extend_from_slice(hash.as_bytes());
-    obj.extend_from_slice(b"\"}\n");
-    (obj, hash)
+    let mut out = Vec::with_capacity(body.len() + 160);
+    let hash = chain_into(&mut out, body, prev);
+    (out, hash)
+}
+
+/// Appends the chained line for `body` to `out` in place; returns its hash.
+pub fn chain_into(out: &mut Vec<u8>, body: &[u8], prev: &str) -> String {
+    let start = out.len();
+    out.extend_from_slice(&body[..body.len().saturating_sub(1)]);
+    out.extend_from_slice(b",\"prev_hash\":\"");
+    out.extend_from_slice(prev.as_bytes());
+    out.extend_from_slice(b"\"}");
+    let hash = hex::encode(Sha256::digest(&out[start..]));
+    out.truncate(out.len() - 1);
+    out.extend_from_slice(HASH_FIELD);
+    out.extend_from_slice(hash.as_bytes());
+    out.extend_from_slice(b"\"}\n");
+    hash
 }
 
 fn run(mut rx: mpsc::Receiver<Job>, dir: PathBuf, durability: Durability) {
@@ -355,6 +497,7 @@ mod tests {
         w.append(Arc::from("eu"), b"{\"n\":0}".to_vec())
             .await
             .unwrap();
+        w.flush();
         drop(w);
         let path = dir.path().join("eu").join(FILE_NAME);
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();

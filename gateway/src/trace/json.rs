@@ -1,0 +1,149 @@
+//! A small JSON writer for the hot path: decision records and outcome lines are written field
+//! by field with static keys, and strings are escaped with a word-at-a-time scan. The output is
+//! byte-for-byte what `serde_json` writes for the same record (tested in `record.rs`), so the
+//! serde types stay the schema's definition.
+
+/// Appends `s` as a JSON string (quoted, escaped like `serde_json`).
+pub fn string(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    escaped(out, s.as_bytes());
+    out.push(b'"');
+}
+
+/// Appends `"key":` for a key that needs no escaping.
+#[inline]
+pub fn key(out: &mut Vec<u8>, k: &'static str) {
+    out.push(b'"');
+    out.extend_from_slice(k.as_bytes());
+    out.extend_from_slice(b"\":");
+}
+
+/// Appends `null` or the string.
+pub fn opt_string(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => string(out, s),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+pub fn boolean(out: &mut Vec<u8>, b: bool) {
+    out.extend_from_slice(if b { b"true" } else { b"false" });
+}
+
+/// Appends an unsigned integer.
+pub fn number(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// Appends `[` items `]`, each written by `f`.
+pub fn array<T>(out: &mut Vec<u8>, items: &[T], mut f: impl FnMut(&mut Vec<u8>, &T)) {
+    out.push(b'[');
+    for (n, item) in items.iter().enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        f(out, item);
+    }
+    out.push(b']');
+}
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// Whether any byte of the word is a control character, `"` or `\`.
+#[inline]
+fn needs_escape(w: u64) -> bool {
+    let below_space = w.wrapping_sub(LO * 0x20) & !w;
+    let quote = w ^ (LO * b'"' as u64);
+    let backslash = w ^ (LO * b'\\' as u64);
+    let has_quote = quote.wrapping_sub(LO) & !quote;
+    let has_backslash = backslash.wrapping_sub(LO) & !backslash;
+    (below_space | has_quote | has_backslash) & HI != 0
+}
+
+fn escaped(out: &mut Vec<u8>, b: &[u8]) {
+    let mut start = 0;
+    let mut i = 0;
+    while i < b.len() {
+        // Skip eight clean bytes at a time.
+        if i + 8 <= b.len() {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&b[i..i + 8]);
+            if !needs_escape(u64::from_le_bytes(word)) {
+                i += 8;
+                continue;
+            }
+        }
+        let c = b[i];
+        let esc: &[u8] = match c {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => {
+                out.extend_from_slice(&b[start..i]);
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(&[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[(c >> 4) as usize],
+                    HEX[(c & 0xf) as usize],
+                ]);
+                i += 1;
+                start = i;
+                continue;
+            }
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        out.extend_from_slice(&b[start..i]);
+        out.extend_from_slice(esc);
+        i += 1;
+        start = i;
+    }
+    out.extend_from_slice(&b[start..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_escape_like_serde_json() {
+        for s in [
+            "",
+            "plain",
+            "a \"quoted\" \\ back",
+            "tab\tnew\nline\r\u{8}\u{c}\u{1}\u{1f}",
+            "ünïcødé and 日本語 \u{7f}",
+            "exactly8",
+            "0123456789abcdef\"0123456789abcdef",
+        ] {
+            let mut out = Vec::new();
+            string(&mut out, s);
+            assert_eq!(out, serde_json::to_vec(s).unwrap(), "{s:?}");
+        }
+        for n in [0u64, 7, 10, 1_795_910_466, u64::MAX] {
+            let mut out = Vec::new();
+            number(&mut out, n);
+            assert_eq!(out, n.to_string().into_bytes());
+        }
+    }
+}
