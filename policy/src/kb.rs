@@ -3,7 +3,9 @@
 //! The built-in base is compiled in from `policy/kb/*.toml`; a user can add rows from their own
 //! files. Rows are validated and indexed once at load so that evaluation is lookups only.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+
+use rustc_hash::FxHashMap as HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -305,16 +307,16 @@ impl KnowledgeBase {
             regimes: Vec::new(),
             instruments: Vec::new(),
             prohibitions: Vec::new(),
-            zone_ids: HashMap::new(),
-            regime_ids: HashMap::new(),
-            zone_index: HashMap::new(),
-            instrument_index: HashMap::new(),
-            zone_instruments: HashMap::new(),
-            prohibition_index: HashMap::new(),
+            zone_ids: HashMap::default(),
+            regime_ids: HashMap::default(),
+            zone_index: HashMap::default(),
+            instrument_index: HashMap::default(),
+            zone_instruments: HashMap::default(),
+            prohibition_index: HashMap::default(),
             digest: digest.finish(),
         };
         let mut ids = HashSet::new();
-        let mut interner: HashMap<String, Arc<str>> = HashMap::new();
+        let mut interner: HashMap<String, Arc<str>> = HashMap::default();
         let mut intern = |s: &str| -> Arc<str> {
             interner
                 .entry(s.to_owned())

@@ -136,17 +136,57 @@ fn find_e164(s: &str) -> Option<Option<Country>> {
             continue;
         }
         let candidate = &s[start..end];
-        let country = phonenumber::parse(None, candidate).ok().and_then(|n| {
-            if !phonenumber::is_valid(&n) {
-                return None;
-            }
-            n.country()
-                .id()
-                .and_then(|id| Country::parse(id.as_ref()).ok())
-        });
-        return Some(country);
+        return Some(number_country(candidate));
     }
     None
+}
+
+/// The country a number in international form belongs to. A calling code that only one
+/// country uses answers directly; a shared one (+1, +7, +44, ...) needs libphonenumber's
+/// number-range rules, which are much slower, so only those numbers are fully parsed.
+fn number_country(candidate: &str) -> Option<Country> {
+    let digits = candidate.bytes().filter(u8::is_ascii_digit).take(3);
+    let mut code: u16 = 0;
+    for (len, d) in digits.enumerate() {
+        code = code * 10 + u16::from(d - b'0');
+        match single_country_codes().get(&code) {
+            Some(Some(c)) => return Some(*c),
+            Some(None) => break,
+            None if len < 2 => continue,
+            None => return None,
+        }
+    }
+    phonenumber::parse(None, candidate).ok().and_then(|n| {
+        if !phonenumber::is_valid(&n) {
+            return None;
+        }
+        n.country()
+            .id()
+            .and_then(|id| Country::parse(id.as_ref()).ok())
+    })
+}
+
+/// Calling code → its country when exactly one country uses it, `None` when several do.
+fn single_country_codes() -> &'static rustc_hash::FxHashMap<u16, Option<Country>> {
+    static TABLE: std::sync::OnceLock<rustc_hash::FxHashMap<u16, Option<Country>>> =
+        std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let db = &*phonenumber::metadata::DATABASE;
+        (1u16..1000)
+            .filter_map(|code| {
+                let regions = db.region(&code)?;
+                let countries: Vec<Country> = regions
+                    .iter()
+                    .filter_map(|r| Country::parse(r).ok())
+                    .collect();
+                match countries.as_slice() {
+                    [] => None,
+                    [one] if regions.len() == 1 => Some((code, Some(*one))),
+                    _ => Some((code, None)),
+                }
+            })
+            .collect()
+    })
 }
 
 #[cfg(test)]
@@ -202,6 +242,18 @@ mod tests {
         assert_eq!(
             cats("+442079460000"),
             vec![(Category::Phone, Some("GB".into()))]
+        );
+        assert_eq!(
+            cats("+33 6 12 34 56 78"),
+            vec![(Category::Phone, Some("FR".into()))]
+        );
+        assert_eq!(
+            cats("+7 495 123-45-67"),
+            vec![(Category::Phone, Some("RU".into()))]
+        );
+        assert_eq!(
+            cats("+44 1534 123456"),
+            vec![(Category::Phone, Some("JE".into()))]
         );
         for s in [
             "+123",
