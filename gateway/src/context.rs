@@ -91,6 +91,8 @@ pub struct RequestContext {
     pub action: Option<Action>,
     /// False in dry-run mode: the verdict was recorded but not applied.
     pub enforced: bool,
+    /// This request's place under the concurrency limit.
+    pub permit: Option<Arc<tokio::sync::OwnedSemaphorePermit>>,
 }
 
 /// What the edge learns about a finished request, set on the response's extensions.

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use http::{Request, Response};
+use http::{Method, Request, Response};
 use tower::{Layer, Service};
 
 use crate::body::Body;
@@ -29,61 +29,76 @@ pub struct Edge<S> {
     inner: S,
 }
 
-type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
-
 impl<S> Service<Request<Body>> for Edge<S>
 where
-    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send,
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
 {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = BoxFuture;
+    type Future = EdgeFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<Body>) -> BoxFuture {
-        let inner = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, inner);
-        let method = req.method().clone();
-        Box::pin(async move {
-            let started = Instant::now();
-            let mut res = match inner.call(req).await {
-                Ok(r) => r,
-                Err(never) => match never {},
-            };
-            let status = res.status().as_u16();
-            let summary = res.extensions_mut().remove::<Summary>();
-            let (route, verdict, id) = match &summary {
-                Some(s) => (
-                    s.route.as_ref(),
-                    s.verdict,
-                    s.decision_id.to_str().unwrap_or(""),
-                ),
-                None => (None, "none", ""),
-            };
-            m::count_request(route, status, verdict);
-            if let Some(s) = &summary
-                && s.verdict != "none"
-            {
-                m::count_decision(s.verdict, s.subject, s.region.as_ref());
-            }
-            tracing::info!(
-                target: "domicile::access",
-                decision_id = id,
-                method = %method,
-                route = route.map_or("none", |r| &**r),
-                status,
-                verdict,
-                micros = started.elapsed().as_micros() as u64,
-                "request"
-            );
-            Ok(res)
-        })
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        EdgeFuture {
+            method: req.method().clone(),
+            started: Instant::now(),
+            inner: self.inner.call(req),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The pipeline's future, observed when it completes.
+    pub struct EdgeFuture<F> {
+        #[pin]
+        inner: F,
+        method: Method,
+        started: Instant,
+    }
+}
+
+impl<F> Future for EdgeFuture<F>
+where
+    F: Future<Output = Result<Response<Body>, Infallible>>,
+{
+    type Output = Result<Response<Body>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut res = match this.inner.poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Ok(r)) => r,
+            Poll::Ready(Err(never)) => match never {},
+        };
+        let status = res.status().as_u16();
+        let summary = res.extensions_mut().remove::<Summary>();
+        let (route, verdict, id) = match &summary {
+            Some(s) => (
+                s.route.as_ref(),
+                s.verdict,
+                s.decision_id.to_str().unwrap_or(""),
+            ),
+            None => (None, "none", ""),
+        };
+        m::count_request(route, status, verdict);
+        if let Some(s) = &summary
+            && s.verdict != "none"
+        {
+            m::count_decision(s.verdict, s.subject, s.region.as_ref());
+        }
+        tracing::info!(
+            target: "domicile::access",
+            decision_id = id,
+            method = %this.method,
+            route = route.map_or("none", |r| &**r),
+            status,
+            verdict,
+            micros = this.started.elapsed().as_micros() as u64,
+            "request"
+        );
+        Poll::Ready(Ok(res))
     }
 }

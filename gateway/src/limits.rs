@@ -3,8 +3,6 @@
 //! Domicile's own headers are stripped.
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
@@ -19,6 +17,7 @@ use crate::context::{ConnInfo, RequestContext};
 use crate::gateway::Shared;
 use crate::headers;
 use crate::problem::{Problem, close_connection};
+use crate::step::PhaseFuture;
 
 /// Builds [`Limits`].
 #[derive(Debug, Clone)]
@@ -75,8 +74,6 @@ fn push_hex(out: &mut String, v: u64, digits: u32) {
     }
 }
 
-type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
-
 impl<S> Service<Request<Body>> for Limits<S>
 where
     S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
@@ -87,18 +84,20 @@ where
 {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = BoxFuture;
+    type Future = PhaseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<Body>) -> BoxFuture {
+    fn call(&mut self, mut req: Request<Body>) -> Self::Future {
         let micros = crate::clock::now_micros();
         let decision_id = new_decision_id(self.shared.instance_tag, micros);
         let snapshot = self.shared.snapshot.load_full();
         let Some(conn) = req.extensions_mut().remove::<Arc<ConnInfo>>() else {
-            return Box::pin(async { Ok(crate::context::missing()) });
+            return PhaseFuture::Answered {
+                res: Some(crate::context::missing()),
+            };
         };
         if let Err(res) = check(
             &mut req,
@@ -106,7 +105,7 @@ where
             &snapshot.config.server.limits,
             &decision_id,
         ) {
-            return Box::pin(async { Ok(res) });
+            return PhaseFuture::Answered { res: Some(res) };
         }
         let Ok(permit) = self.concurrency.clone().try_acquire_owned() else {
             let res = Problem::new(
@@ -116,7 +115,7 @@ where
             )
             .with_decision(&decision_id)
             .into_response();
-            return Box::pin(async { Ok(res) });
+            return PhaseFuture::Answered { res: Some(res) };
         };
         let decision_header = http::HeaderValue::from_str(&decision_id)
             .unwrap_or_else(|_| http::HeaderValue::from_static("invalid"));
@@ -136,14 +135,15 @@ where
             destination: None,
             action: None,
             enforced: true,
+            permit: None,
         });
-        let inner = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, inner);
-        Box::pin(async move {
-            let res = inner.call(req).await;
-            drop(permit);
-            res
-        })
+        if let Some(ctx) = req.extensions_mut().get_mut::<RequestContext>() {
+            // Released when the context is dropped, at the end of the request's effect.
+            ctx.permit = Some(Arc::new(permit));
+        }
+        PhaseFuture::Inner {
+            fut: self.inner.call(req),
+        }
     }
 }
 

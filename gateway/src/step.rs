@@ -47,7 +47,7 @@ where
 {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = StepFuture<S::Future>;
+    type Future = PhaseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
@@ -55,24 +55,30 @@ where
 
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
         match self.step.run(&mut req) {
-            Ok(()) => StepFuture::Inner {
+            Ok(()) => PhaseFuture::Inner {
                 fut: self.inner.call(req),
             },
-            Err(res) => StepFuture::Answered { res: Some(res) },
+            Err(res) => PhaseFuture::Answered { res: Some(res) },
         }
     }
 }
 
+/// A boxed response future, for phases that must await something of their own.
+pub type BoxFuture =
+    Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send + 'static>>;
+
 pin_project_lite::pin_project! {
-    /// The rest of the pipeline's future, or the step's own answer.
-    #[project = StepFutureProj]
-    pub enum StepFuture<F> {
+    /// A phase's future: the rest of the pipeline directly (no allocation), a boxed future when
+    /// the phase awaits something itself, or the phase's own answer.
+    #[project = PhaseFutureProj]
+    pub enum PhaseFuture<F> {
         Inner { #[pin] fut: F },
+        Boxed { fut: BoxFuture },
         Answered { res: Option<Response<Body>> },
     }
 }
 
-impl<F> Future for StepFuture<F>
+impl<F> Future for PhaseFuture<F>
 where
     F: Future<Output = Result<Response<Body>, Infallible>>,
 {
@@ -80,8 +86,9 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {
-            StepFutureProj::Inner { fut } => fut.poll(cx),
-            StepFutureProj::Answered { res } => match res.take() {
+            PhaseFutureProj::Inner { fut } => fut.poll(cx),
+            PhaseFutureProj::Boxed { fut } => fut.as_mut().poll(cx),
+            PhaseFutureProj::Answered { res } => match res.take() {
                 Some(r) => Poll::Ready(Ok(r)),
                 None => Poll::Ready(Ok(crate::context::missing())),
             },

@@ -9,8 +9,6 @@ pub mod detect;
 pub mod json;
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
@@ -23,6 +21,7 @@ use tower::{Layer, Service};
 use crate::body::Body;
 use crate::context::RequestContext;
 use crate::problem::Problem;
+use crate::step::PhaseFuture;
 
 /// Maximum JSON nesting inspected; deeper documents are uninspectable.
 pub const MAX_JSON_DEPTH: usize = 128;
@@ -227,8 +226,6 @@ pub struct Inspect<S> {
     inner: S,
 }
 
-type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
-
 impl<S> Service<Request<Body>> for Inspect<S>
 where
     S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
@@ -239,22 +236,41 @@ where
 {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = BoxFuture;
+    type Future = PhaseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<Body>) -> BoxFuture {
+    fn call(&mut self, mut req: Request<Body>) -> Self::Future {
+        let inspects = req
+            .extensions()
+            .get::<RequestContext>()
+            .and_then(|ctx| ctx.route.and_then(|n| ctx.snapshot.route(n)))
+            .is_some_and(|r| r.inspect);
+        if !inspects {
+            // Nothing to read: no allocation, straight on.
+            if crate::route::is_upgrade(&req)
+                && let Some(ctx) = req.extensions_mut().get_mut::<RequestContext>()
+            {
+                // A declared-clean route still cannot vouch for what flows through a tunnel.
+                ctx.inspection.tunnel = true;
+            }
+            return PhaseFuture::Inner {
+                fut: self.inner.call(req),
+            };
+        }
         let inner = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, inner);
-        Box::pin(async move {
-            let req = match inspect_request(req).await {
-                Ok(req) => req,
-                Err(res) => return Ok(res),
-            };
-            inner.call(req).await
-        })
+        PhaseFuture::Boxed {
+            fut: Box::pin(async move {
+                let req = match inspect_request(req).await {
+                    Ok(req) => req,
+                    Err(res) => return Ok(res),
+                };
+                inner.call(req).await
+            }),
+        }
     }
 }
 
@@ -266,12 +282,6 @@ async fn inspect_request(mut req: Request<Body>) -> Result<Request<Body>, Respon
         return Ok(req);
     };
     if !route.inspect {
-        if crate::route::is_upgrade(&req)
-            && let Some(ctx) = req.extensions_mut().get_mut::<RequestContext>()
-        {
-            // A declared-clean route still cannot vouch for what flows through a tunnel.
-            ctx.inspection.tunnel = true;
-        }
         return Ok(req);
     }
     let limit = ctx.snapshot.config.server.limits.max_body_bytes;

@@ -7,8 +7,6 @@ pub mod record;
 pub mod writer;
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -20,6 +18,7 @@ use crate::body::Body;
 use crate::context::{Action, RequestContext};
 use crate::metrics as m;
 use crate::problem::Problem;
+use crate::step::PhaseFuture;
 use record::{DecisionRecord, DestinationRecord, GatewayInfo, OutcomeRecord, SubjectRecord};
 pub use writer::TraceWriter;
 
@@ -57,8 +56,6 @@ pub struct Trace<S> {
     instance: Arc<str>,
     inner: S,
 }
-
-type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
 
 /// Serialises the record for a request (without `prev_hash`/`hash`) and names its region.
 pub fn encode(
@@ -154,42 +151,57 @@ where
 {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = BoxFuture;
+    type Future = PhaseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<Body>) -> BoxFuture {
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let Some(ctx) = req.extensions().get::<RequestContext>() else {
+            return PhaseFuture::Answered {
+                res: Some(crate::context::missing()),
+            };
+        };
+        let decision_id = ctx.decision_id.clone();
+        let Some((region, body)) = encode(&req, ctx, &self.instance) else {
+            // No decision was made (the request never reached the decide phase's output).
+            return PhaseFuture::Answered {
+                res: Some(unavailable(
+                    &decision_id,
+                    "no decision record could be built",
+                )),
+            };
+        };
+        // Without fsync the record is chained into memory right here: no hand-off, no wait.
+        if let Some(written) = self.writer.append_now(&region, &body) {
+            return match written {
+                Ok(()) => PhaseFuture::Inner {
+                    fut: self.inner.call(req),
+                },
+                Err(e) => PhaseFuture::Answered {
+                    res: Some(write_failed(&decision_id, &e)),
+                },
+            };
+        }
         let inner = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, inner);
         let writer = self.writer.clone();
-        let encoded = req
-            .extensions()
-            .get::<RequestContext>()
-            .map(|ctx| (ctx.decision_id.clone(), encode(&req, ctx, &self.instance)));
-        Box::pin(async move {
-            let Some((decision_id, encoded)) = encoded else {
-                return Ok(crate::context::missing());
-            };
-            let Some((region, body)) = encoded else {
-                // No decision was made (the request never reached the decide phase's output).
-                return Ok(unavailable(
-                    &decision_id,
-                    "no decision record could be built",
-                ));
-            };
-            if let Err(e) = writer.append(region, body).await {
-                metrics::counter!(m::TRACE_WRITE_FAILURES).increment(1);
-                tracing::error!(decision_id, error = %e, "decision record not written; failing closed");
-                return Ok(unavailable(
-                    &decision_id,
-                    "the decision record could not be written",
-                ));
-            }
-            inner.call(req).await
-        })
+        PhaseFuture::Boxed {
+            fut: Box::pin(async move {
+                if let Err(e) = writer.append(region, body).await {
+                    return Ok(write_failed(&decision_id, &e));
+                }
+                inner.call(req).await
+            }),
+        }
     }
+}
+
+fn write_failed(decision_id: &str, e: &writer::TraceError) -> Response<Body> {
+    metrics::counter!(m::TRACE_WRITE_FAILURES).increment(1);
+    tracing::error!(decision_id, error = %e, "decision record not written; failing closed");
+    unavailable(decision_id, "the decision record could not be written")
 }
 
 fn unavailable(decision_id: &str, why: &str) -> Response<Body> {

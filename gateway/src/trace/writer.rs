@@ -218,6 +218,14 @@ impl TraceWriter {
         self.tx.try_send(Job { region, body, done }).is_ok()
     }
 
+    /// With `none` durability, appends the record now (in memory, written out shortly);
+    /// `None` means the record must go through [`TraceWriter::append`] and be waited for.
+    pub fn append_now(&self, region: &Arc<str>, body: &[u8]) -> Option<Result<(), TraceError>> {
+        self.buffered
+            .as_ref()
+            .map(|b| b.append(region.clone(), body))
+    }
+
     /// Appends one record to `region`'s file and waits until it is durable.
     pub async fn append(&self, region: Arc<str>, body: Vec<u8>) -> Result<(), TraceError> {
         if let Some(b) = &self.buffered {
