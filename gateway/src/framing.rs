@@ -8,6 +8,9 @@
 //! whether it was ambiguous; the limits phase reads the record for the request it handles.
 //! The bytes are never changed. On anything it cannot follow (HTTP/2, an upgrade, a head hyper
 //! will reject anyway), the sniffer stops, since hyper then closes or leaves HTTP/1.
+//!
+//! The same wrapper records when bytes last moved, for the idle timeout: one wrapper around the
+//! connection instead of two.
 
 use std::collections::VecDeque;
 use std::io;
@@ -18,6 +21,38 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// When bytes last moved on a connection, in milliseconds since it opened.
+#[derive(Debug)]
+pub struct Activity {
+    origin: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    pub fn new() -> Activity {
+        Activity {
+            origin: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        self.last_ms
+            .store(self.origin.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// The last time bytes were read or written.
+    pub fn last(&self) -> Instant {
+        self.origin + std::time::Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
+    }
+}
+
+impl Default for Activity {
+    fn default() -> Activity {
+        Activity::new()
+    }
+}
 
 /// Framing facts about one request head.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -99,6 +134,7 @@ pub struct Sniff<IO> {
     log: std::sync::Arc<FramingLog>,
     state: State,
     head: Vec<u8>,
+    activity: std::sync::Arc<Activity>,
 }
 
 impl<IO> Sniff<IO> {
@@ -108,7 +144,13 @@ impl<IO> Sniff<IO> {
             log,
             state: State::Head,
             head: Vec::new(),
+            activity: std::sync::Arc::new(Activity::new()),
         }
+    }
+
+    /// The connection's activity clock.
+    pub fn activity(&self) -> std::sync::Arc<Activity> {
+        self.activity.clone()
     }
 
     /// Stops following (for connections that are not HTTP/1).
@@ -119,6 +161,7 @@ impl<IO> Sniff<IO> {
             log,
             state: State::Off,
             head: Vec::new(),
+            activity: std::sync::Arc::new(Activity::new()),
         }
     }
 
@@ -278,6 +321,9 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Sniff<IO> {
         let this = self.get_mut();
         let before = buf.filled().len();
         let res = Pin::new(&mut this.io).poll_read(cx, buf);
+        if res.is_ready() {
+            this.activity.touch();
+        }
         if let Poll::Ready(Ok(())) = res
             && !matches!(this.state, State::Off)
         {
@@ -293,7 +339,12 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Sniff<IO> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.io).poll_write(cx, buf);
+        if r.is_ready() {
+            this.activity.touch();
+        }
+        r
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().io).poll_flush(cx)
@@ -306,7 +357,12 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Sniff<IO> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        if r.is_ready() {
+            this.activity.touch();
+        }
+        r
     }
     fn is_write_vectored(&self) -> bool {
         self.io.is_write_vectored()

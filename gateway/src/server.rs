@@ -2,18 +2,14 @@
 //! sockets), a connection cap, header-read and idle timeouts, and graceful draining.
 
 use std::convert::Infallible;
-use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tower::{Service, ServiceExt};
@@ -28,80 +24,6 @@ use crate::framing::{FramingLog, Sniff};
 pub struct ConnSettings {
     pub limits: Limits,
     pub timeouts: Timeouts,
-}
-
-/// Milliseconds since the connection started, at its last read or write.
-#[derive(Debug)]
-struct Activity {
-    origin: Instant,
-    last_ms: AtomicU64,
-}
-
-impl Activity {
-    fn touch(&self) {
-        self.last_ms
-            .store(self.origin.elapsed().as_millis() as u64, Ordering::Relaxed);
-    }
-    fn last(&self) -> Instant {
-        self.origin + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
-    }
-}
-
-/// A stream that records when bytes last moved.
-struct Tracked<IO> {
-    io: IO,
-    activity: Arc<Activity>,
-}
-
-impl<IO: AsyncRead + Unpin> AsyncRead for Tracked<IO> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let r = Pin::new(&mut this.io).poll_read(cx, buf);
-        if r.is_ready() {
-            this.activity.touch();
-        }
-        r
-    }
-}
-
-impl<IO: AsyncWrite + Unpin> AsyncWrite for Tracked<IO> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let r = Pin::new(&mut this.io).poll_write(cx, buf);
-        if r.is_ready() {
-            this.activity.touch();
-        }
-        r
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
-    }
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let r = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
-        if r.is_ready() {
-            this.activity.touch();
-        }
-        r
-    }
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
 }
 
 fn builder(settings: &ConnSettings) -> auto::Builder<TokioExecutor> {
@@ -214,7 +136,7 @@ pub async fn serve<S>(
 
 async fn serve_conn<IO, S>(
     builder: &auto::Builder<TokioExecutor>,
-    io: IO,
+    io: Sniff<IO>,
     info: Arc<ConnInfo>,
     svc: S,
     settings: &ConnSettings,
@@ -227,15 +149,8 @@ async fn serve_conn<IO, S>(
         + 'static,
     S::Future: Send,
 {
-    let activity = Arc::new(Activity {
-        origin: Instant::now(),
-        last_ms: AtomicU64::new(0),
-    });
-    let io = Tracked {
-        io,
-        activity: activity.clone(),
-    };
     let framing = info.framing.clone();
+    let activity = io.activity();
     // A new connection must deliver its first request head within the header-read timeout.
     framing.head_started();
     let hyper_svc = hyper::service::service_fn(move |req: Request<Incoming>| {

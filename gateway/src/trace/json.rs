@@ -57,6 +57,78 @@ pub fn array<T>(out: &mut Vec<u8>, items: &[T], mut f: impl FnMut(&mut Vec<u8>, 
     out.push(b']');
 }
 
+/// Writes one JSON object: each call adds a member, commas are placed for you.
+#[derive(Debug)]
+pub struct Obj<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+}
+
+impl<'a> Obj<'a> {
+    pub fn new(out: &'a mut Vec<u8>) -> Obj<'a> {
+        out.push(b'{');
+        Obj { out, first: true }
+    }
+
+    fn key(&mut self, k: &'static str) -> &mut Vec<u8> {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        key(self.out, k);
+        self.out
+    }
+
+    pub fn str(&mut self, k: &'static str, v: &str) -> &mut Self {
+        string(self.key(k), v);
+        self
+    }
+
+    pub fn opt_str(&mut self, k: &'static str, v: Option<&str>) -> &mut Self {
+        opt_string(self.key(k), v);
+        self
+    }
+
+    pub fn num(&mut self, k: &'static str, v: u64) -> &mut Self {
+        number(self.key(k), v);
+        self
+    }
+
+    pub fn opt_num(&mut self, k: &'static str, v: Option<u64>) -> &mut Self {
+        match v {
+            Some(n) => number(self.key(k), n),
+            None => self.key(k).extend_from_slice(b"null"),
+        }
+        self
+    }
+
+    pub fn bool(&mut self, k: &'static str, v: bool) -> &mut Self {
+        boolean(self.key(k), v);
+        self
+    }
+
+    /// A member whose value `f` writes (an object, an array, `null`).
+    pub fn with(&mut self, k: &'static str, f: impl FnOnce(&mut Vec<u8>)) -> &mut Self {
+        f(self.key(k));
+        self
+    }
+
+    /// An array member, each item written by `f`.
+    pub fn array<T>(
+        &mut self,
+        k: &'static str,
+        items: &[T],
+        f: impl FnMut(&mut Vec<u8>, &T),
+    ) -> &mut Self {
+        array(self.key(k), items, f);
+        self
+    }
+
+    pub fn end(&mut self) {
+        self.out.push(b'}');
+    }
+}
+
 const LO: u64 = 0x0101_0101_0101_0101;
 const HI: u64 = 0x8080_8080_8080_8080;
 

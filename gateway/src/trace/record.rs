@@ -94,222 +94,118 @@ pub struct DecisionRecord<'a> {
     pub outcome: OutcomeRecord,
 }
 
-use super::json;
+use super::json::{self, Obj};
 
 impl DecisionRecord<'_> {
     /// Writes the record as JSON: the same bytes as `serde_json::to_vec(self)`, faster.
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        out.push(b'{');
-        json::key(out, "schema");
-        json::string(out, self.schema);
-        out.push(b',');
-        json::key(out, "decision_id");
-        json::string(out, self.decision_id);
-        out.push(b',');
-        json::key(out, "time");
-        json::string(out, &self.time);
-        out.push(b',');
-        json::key(out, "gateway");
-        out.push(b'{');
-        json::key(out, "instance");
-        json::string(out, self.gateway.instance);
-        out.push(b',');
-        json::key(out, "region");
-        json::opt_string(out, self.gateway.region);
-        out.push(b',');
-        json::key(out, "listen");
-        json::string(out, self.gateway.listen);
-        out.extend_from_slice(b"},");
-        json::key(out, "policy_revision");
-        json::string(out, self.policy_revision);
-        out.push(b',');
-        json::key(out, "route");
-        json::string(out, self.route);
-        out.push(b',');
-        json::key(out, "method");
-        json::string(out, self.method);
-        out.push(b',');
-        json::key(out, "purpose");
-        json::string(out, self.purpose);
-        out.push(b',');
-        json::key(out, "subject");
         let s = &self.subject;
-        out.push(b'{');
-        json::key(out, "jurisdictions");
-        json::array(out, s.jurisdictions, |o, c| json::string(o, c.as_str()));
-        out.push(b',');
-        json::key(out, "regimes");
-        json::array(out, s.regimes, |o, r| json::string(o, r));
-        out.push(b',');
-        json::key(out, "conflict");
-        json::boolean(out, s.conflict);
-        out.push(b',');
-        json::key(out, "evidence");
-        json::array(out, s.evidence, |o, e| {
-            o.push(b'{');
-            json::key(o, "source");
-            json::string(o, e.source.as_str());
-            o.push(b',');
-            json::key(o, "country");
-            json::string(o, e.country.as_str());
-            o.push(b',');
-            json::key(o, "weight");
-            json::number(o, u64::from(e.weight));
-            o.push(b',');
-            json::key(o, "location");
-            json::string(o, &e.location);
-            o.push(b'}');
-        });
-        out.push(b',');
-        json::key(out, "client_address");
-        json::opt_string(out, s.client_address.as_deref());
-        out.push(b',');
-        json::key(out, "client_address_source");
-        json::string(out, s.client_address_source);
-        out.push(b',');
-        json::key(out, "forwarded_for_ignored");
-        json::boolean(out, s.forwarded_for_ignored);
-        out.push(b',');
-        json::key(out, "geoip_build_epoch");
-        match s.geoip_build_epoch {
-            Some(n) => json::number(out, n),
-            None => out.extend_from_slice(b"null"),
-        }
-        out.push(b',');
-        json::key(out, "home_region");
-        json::opt_string(out, s.home_region);
-        out.extend_from_slice(b"},");
-        json::key(out, "inspection");
-        out.push(b'{');
-        json::key(out, "status");
-        match self.inspection {
-            InspectStatus::Skipped => json::string(out, "skipped"),
-            InspectStatus::Complete => json::string(out, "complete"),
-            InspectStatus::Uninspectable(why) => {
-                json::string(out, "uninspectable");
-                out.push(b',');
-                json::key(out, "reason");
-                json::string(out, why.as_str());
-            }
-        }
-        out.extend_from_slice(b"},");
-        json::key(out, "findings");
-        json::array(out, self.findings, |o, f| {
-            o.push(b'{');
-            json::key(o, "category");
-            json::string(o, f.category.as_str());
-            o.push(b',');
-            json::key(o, "location");
-            json::string(o, &f.location);
-            o.push(b',');
-            json::key(o, "detector");
-            json::string(o, f.detector);
-            if let Some(c) = f.country {
-                o.push(b',');
-                json::key(o, "country");
-                json::string(o, c.as_str());
-            }
-            o.push(b'}');
-        });
-        out.push(b',');
-        json::key(out, "destination");
-        match &self.destination {
-            Some(d) => {
-                out.push(b'{');
-                json::key(out, "region");
-                json::string(out, d.region);
-                out.push(b',');
-                json::key(out, "country");
-                json::string(out, d.country.as_str());
-                out.push(b',');
-                json::key(out, "entity");
-                json::string(out, d.entity);
-                out.push(b'}');
-            }
-            None => out.extend_from_slice(b"null"),
-        }
-        out.push(b',');
-        json::key(out, "verdict");
-        json::string(out, self.verdict);
-        out.push(b',');
-        json::key(out, "reason_code");
-        json::string(out, self.reason_code);
-        out.push(b',');
-        json::key(out, "basis");
-        json::array(out, self.basis, |o, b| json::string(o, b));
-        out.push(b',');
-        json::key(out, "conditions");
-        json::array(out, self.conditions, |o, c| json::string(o, c));
-        out.push(b',');
-        json::key(out, "re_evaluate_at");
-        match self.re_evaluate_at {
-            Some(d) => {
-                let mut s = String::with_capacity(10);
-                use std::fmt::Write as _;
-                let _ = write!(s, "{d}");
-                json::string(out, &s);
-            }
-            None => out.extend_from_slice(b"null"),
-        }
-        out.push(b',');
-        json::key(out, "reasons");
-        json::array(out, self.reasons, |o, r| {
-            o.push(b'{');
-            json::key(o, "step");
-            json::string(o, r.step);
-            o.push(b',');
-            json::key(o, "rule");
-            json::string(o, &r.rule);
-            o.push(b',');
-            json::key(o, "finding");
-            json::string(o, &r.finding);
-            o.push(b'}');
-        });
-        out.push(b',');
-        json::key(out, "enforced");
-        json::boolean(out, self.enforced);
-        out.push(b',');
-        json::key(out, "outcome");
-        out.push(b'{');
-        json::key(out, "action");
-        json::string(out, self.outcome.action);
-        if let Some(st) = self.outcome.status {
-            out.push(b',');
-            json::key(out, "status");
-            json::number(out, u64::from(st));
-        }
-        out.extend_from_slice(b"}}");
+        Obj::new(out)
+            .str("schema", self.schema)
+            .str("decision_id", self.decision_id)
+            .str("time", &self.time)
+            .with("gateway", |o| {
+                Obj::new(o)
+                    .str("instance", self.gateway.instance)
+                    .opt_str("region", self.gateway.region)
+                    .str("listen", self.gateway.listen)
+                    .end()
+            })
+            .str("policy_revision", self.policy_revision)
+            .str("route", self.route)
+            .str("method", self.method)
+            .str("purpose", self.purpose)
+            .with("subject", |o| {
+                Obj::new(o)
+                    .array("jurisdictions", s.jurisdictions, |o, c| {
+                        json::string(o, c.as_str())
+                    })
+                    .array("regimes", s.regimes, |o, r| json::string(o, r))
+                    .bool("conflict", s.conflict)
+                    .array("evidence", s.evidence, |o, e| {
+                        Obj::new(o)
+                            .str("source", e.source.as_str())
+                            .str("country", e.country.as_str())
+                            .num("weight", u64::from(e.weight))
+                            .str("location", &e.location)
+                            .end()
+                    })
+                    .opt_str("client_address", s.client_address.as_deref())
+                    .str("client_address_source", s.client_address_source)
+                    .bool("forwarded_for_ignored", s.forwarded_for_ignored)
+                    .opt_num("geoip_build_epoch", s.geoip_build_epoch)
+                    .opt_str("home_region", s.home_region)
+                    .end()
+            })
+            .with("inspection", |o| {
+                let mut i = Obj::new(o);
+                match self.inspection {
+                    InspectStatus::Skipped => i.str("status", "skipped"),
+                    InspectStatus::Complete => i.str("status", "complete"),
+                    InspectStatus::Uninspectable(why) => {
+                        i.str("status", "uninspectable").str("reason", why.as_str())
+                    }
+                }
+                .end()
+            })
+            .array("findings", self.findings, |o, f| {
+                let mut fo = Obj::new(o);
+                fo.str("category", f.category.as_str())
+                    .str("location", &f.location)
+                    .str("detector", f.detector);
+                if let Some(c) = f.country {
+                    fo.str("country", c.as_str());
+                }
+                fo.end()
+            })
+            .with("destination", |o| match &self.destination {
+                Some(d) => Obj::new(o)
+                    .str("region", d.region)
+                    .str("country", d.country.as_str())
+                    .str("entity", d.entity)
+                    .end(),
+                None => o.extend_from_slice(b"null"),
+            })
+            .str("verdict", self.verdict)
+            .str("reason_code", self.reason_code)
+            .array("basis", self.basis, |o, b| json::string(o, b))
+            .array("conditions", self.conditions, |o, c| json::string(o, c))
+            .opt_str(
+                "re_evaluate_at",
+                self.re_evaluate_at.map(|d| d.to_string()).as_deref(),
+            )
+            .array("reasons", self.reasons, |o, r| {
+                Obj::new(o)
+                    .str("step", r.step)
+                    .str("rule", &r.rule)
+                    .str("finding", &r.finding)
+                    .end()
+            })
+            .bool("enforced", self.enforced)
+            .with("outcome", |o| {
+                let mut oo = Obj::new(o);
+                oo.str("action", self.outcome.action);
+                if let Some(st) = self.outcome.status {
+                    oo.num("status", u64::from(st));
+                }
+                oo.end()
+            })
+            .end();
     }
 }
 
 impl OutcomeLine<'_> {
     /// Writes the line as JSON: the same bytes as `serde_json::to_vec(self)`.
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        out.push(b'{');
-        json::key(out, "schema");
-        json::string(out, self.schema);
-        out.push(b',');
-        json::key(out, "decision_id");
-        json::string(out, self.decision_id);
-        out.push(b',');
-        json::key(out, "time");
-        json::string(out, &self.time);
-        out.push(b',');
-        json::key(out, "region");
-        json::string(out, self.region);
-        out.push(b',');
-        json::key(out, "upstream_status");
-        match self.upstream_status {
-            Some(s) => json::number(out, u64::from(s)),
-            None => out.extend_from_slice(b"null"),
-        }
-        out.push(b',');
-        json::key(out, "error");
-        json::opt_string(out, self.error);
-        out.push(b',');
-        json::key(out, "latency_us");
-        json::number(out, self.latency_us);
-        out.push(b'}');
+        Obj::new(out)
+            .str("schema", self.schema)
+            .str("decision_id", self.decision_id)
+            .str("time", &self.time)
+            .str("region", self.region)
+            .opt_num("upstream_status", self.upstream_status.map(u64::from))
+            .opt_str("error", self.error)
+            .num("latency_us", self.latency_us)
+            .end();
     }
 }
 
