@@ -35,6 +35,77 @@ enum Command {
     Policy(PolicyCommand),
     /// Evaluate one hypothetical transfer and print the reason trail.
     Explain(ExplainArgs),
+    /// Read the decision trail: verify, list, show, stats.
+    #[command(subcommand)]
+    Trace(TraceCommand),
+}
+
+#[derive(Subcommand)]
+enum TraceCommand {
+    /// Check every hash chain under DIR; report the first broken record of each file.
+    Verify { dir: PathBuf },
+    /// List decisions, filtered, as a table or JSON lines.
+    List {
+        dir: PathBuf,
+        #[command(flatten)]
+        filter: TraceFilter,
+        /// JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One decision with its reason trail, in words.
+    Show { dir: PathBuf, id: String },
+    /// Counts by verdict, destination and basis.
+    Stats {
+        dir: PathBuf,
+        #[command(flatten)]
+        filter: TraceFilter,
+    },
+}
+
+#[derive(Args)]
+struct TraceFilter {
+    /// Records at or after this RFC 3339 time (or date).
+    #[arg(long)]
+    since: Option<String>,
+    /// Records before this RFC 3339 time (or date).
+    #[arg(long)]
+    until: Option<String>,
+    #[arg(long)]
+    verdict: Option<String>,
+    /// The kind of basis: adequacy, not_a_transfer, no_restriction, none...
+    #[arg(long)]
+    basis_kind: Option<String>,
+    /// One of the subject's plausible jurisdictions (ISO code).
+    #[arg(long)]
+    jurisdiction: Option<String>,
+    /// The destination region.
+    #[arg(long)]
+    region: Option<String>,
+    #[arg(long)]
+    route: Option<String>,
+    /// A finding category (email, phone, ...).
+    #[arg(long)]
+    category: Option<String>,
+    /// A decision id.
+    #[arg(long)]
+    id: Option<String>,
+}
+
+impl TraceFilter {
+    fn into_filter(self) -> domicile_gateway::trace::read::Filter {
+        domicile_gateway::trace::read::Filter {
+            since: self.since,
+            until: self.until,
+            verdict: self.verdict,
+            basis_kind: self.basis_kind,
+            jurisdiction: self.jurisdiction.map(|j| j.to_ascii_uppercase()),
+            region: self.region,
+            route: self.route,
+            category: self.category,
+            id: self.id,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -98,6 +169,94 @@ fn main() -> ExitCode {
         Command::Check { file } => check(&file),
         Command::Policy(PolicyCommand::Test { files }) => policy_test(&files),
         Command::Explain(args) => explain(args),
+        Command::Trace(cmd) => trace(cmd),
+    }
+}
+
+fn trace(cmd: TraceCommand) -> ExitCode {
+    use domicile_gateway::trace::read;
+    let load = |dir: &Path| match read::read_dir(dir) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            eprintln!("error: {}: {e}", dir.display());
+            None
+        }
+    };
+    match cmd {
+        TraceCommand::Verify { dir } => {
+            let results = match read::verify_dir(&dir) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: {}: {e}", dir.display());
+                    return ExitCode::FAILURE;
+                }
+            };
+            let mut broken = 0;
+            for v in &results {
+                match &v.result {
+                    Ok(n) => println!("ok     {} ({n} lines)", v.path.display()),
+                    Err(e) => {
+                        broken += 1;
+                        println!("BROKEN {e}");
+                    }
+                }
+            }
+            println!("{} files, {} broken", results.len(), broken);
+            if broken == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        TraceCommand::List { dir, filter, json } => {
+            let Some(trail) = load(&dir) else {
+                return ExitCode::FAILURE;
+            };
+            let filter = filter.into_filter();
+            if !json {
+                println!("{}", read::table_header());
+            }
+            for r in trail.decisions.iter().filter(|r| filter.matches(r)) {
+                if json {
+                    println!("{r}");
+                } else {
+                    println!("{}", read::table_row(r));
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        TraceCommand::Show { dir, id } => {
+            let Some(trail) = load(&dir) else {
+                return ExitCode::FAILURE;
+            };
+            match trail
+                .decisions
+                .iter()
+                .find(|r| r["decision_id"] == id.as_str())
+            {
+                Some(r) => {
+                    print!("{}", read::show(r, trail.outcomes.get(&id)));
+                    ExitCode::SUCCESS
+                }
+                None => {
+                    eprintln!("error: no decision {id} under {}", dir.display());
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        TraceCommand::Stats { dir, filter } => {
+            let Some(trail) = load(&dir) else {
+                return ExitCode::FAILURE;
+            };
+            let filter = filter.into_filter();
+            let kept: Vec<_> = trail
+                .decisions
+                .into_iter()
+                .filter(|r| filter.matches(r))
+                .collect();
+            print!("{}", read::stats(&kept));
+            ExitCode::SUCCESS
+        }
     }
 }
 

@@ -337,3 +337,107 @@ fn an_admin_listener_off_loopback_needs_a_token() {
         "{out}"
     );
 }
+
+#[test]
+fn trace_commands_verify_list_show_and_count_the_demo_trail() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .env("TMPDIR", tmp.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut listen = None;
+    while listen.is_none() {
+        let line = lines.next().unwrap().unwrap();
+        listen = line.strip_prefix("listening on ").map(str::to_owned);
+    }
+    let listen = listen.unwrap();
+    let body = r#"{"email":"jane@example.com"}"#;
+    let post = |path: &str, ip: &str| {
+        http(
+            &listen,
+            &format!(
+                "POST {path} HTTP/1.1\r\nHost: demo\r\nX-Forwarded-For: {ip}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            ),
+        )
+    };
+    assert!(post("/customers", "192.0.2.10").starts_with("HTTP/1.1 200"));
+    let blocked = post("/analytics", "192.0.2.10");
+    assert!(blocked.starts_with("HTTP/1.1 451"));
+    let id = blocked
+        .split("\"decision_id\":\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(post("/customers", "198.51.100.7").starts_with("HTTP/1.1 200"));
+    stop(child);
+
+    let dir = tmp.path().join("domicile-demo").join("traces");
+    let d = dir.to_str().unwrap();
+    let (code, out) = run(&["trace", "verify", d]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("2 files, 0 broken"), "{out}");
+
+    let (code, out) = run(&["trace", "list", d, "--verdict", "block"]);
+    assert_eq!(code, 0, "{out}");
+    let rows: Vec<&str> = out.lines().skip(1).collect();
+    assert_eq!(rows.len(), 1, "{out}");
+    assert!(
+        rows[0].contains(&id)
+            && rows[0].contains("analytics")
+            && rows[0].contains("no_transfer_basis"),
+        "{out}"
+    );
+    let (_, out) = run(&["trace", "list", d, "--jurisdiction", "us", "--json"]);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.contains("\"region\":\"us-east\""), "{out}");
+
+    let (code, out) = run(&["trace", "show", d, &id]);
+    assert_eq!(code, 0, "{out}");
+    for want in [
+        "verdict      block (no_transfer_basis)",
+        "finding      email at /email (email.rfc5322)",
+        "destination  us-east (US, operated by acme-us)",
+        "outcome      blocked (451)",
+        "requires the recipient to hold EU-US-DPF",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in\n{out}");
+    }
+    assert!(!out.contains("jane@example.com"));
+
+    let (_, out) = run(&["trace", "stats", d]);
+    assert!(out.starts_with("3 decisions"), "{out}");
+    assert!(
+        out.contains("       1  adequacy") || out.contains("not_a_transfer:EEA"),
+        "{out}"
+    );
+
+    // An edited record breaks its file's chain at that line.
+    let file = dir.join("eu-central").join("decisions.jsonl");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        text.replacen("\"route\":\"analytics\"", "\"route\":\"catalog\"", 1),
+    )
+    .unwrap();
+    let (code, out) = run(&["trace", "verify", d]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("BROKEN") && out.contains("(the record was edited)"),
+        "{out}"
+    );
+}

@@ -3,6 +3,7 @@
 //! closed with 503 and nothing is forwarded.
 
 pub mod json;
+pub mod read;
 pub mod record;
 pub mod writer;
 

@@ -1,0 +1,415 @@
+//! Reading the decision trail: every file under a trace directory, chain verification, filters,
+//! one decision with its reason trail, and counts. Used by `domicile trace ...`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::record::{OUTCOME_SCHEMA, SCHEMA};
+use super::writer::{ChainBreak, verify_file};
+
+/// Every trace file under `dir` (`<dir>/<region>/*.jsonl`), sorted.
+pub fn files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for region in std::fs::read_dir(dir)? {
+        let region = region?.path();
+        if !region.is_dir() {
+            continue;
+        }
+        for f in std::fs::read_dir(&region)? {
+            let f = f?.path();
+            if f.extension().is_some_and(|e| e == "jsonl") {
+                out.push(f);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The result of verifying one file.
+#[derive(Debug)]
+pub struct Verified {
+    pub path: PathBuf,
+    pub result: Result<usize, ChainBreak>,
+}
+
+/// Verifies every chain under `dir`.
+pub fn verify_dir(dir: &Path) -> std::io::Result<Vec<Verified>> {
+    Ok(files(dir)?
+        .into_iter()
+        .map(|path| Verified {
+            result: verify_file(&path),
+            path,
+        })
+        .collect())
+}
+
+/// What `list` keeps. Every set field must match.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// RFC 3339 times; records at or after `since` and before `until`.
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub verdict: Option<String>,
+    /// The basis kind: the part before `:` (`adequacy`, `not_a_transfer`, ...).
+    pub basis_kind: Option<String>,
+    /// One of the subject's plausible jurisdictions.
+    pub jurisdiction: Option<String>,
+    /// The destination region.
+    pub region: Option<String>,
+    pub route: Option<String>,
+    /// A finding category.
+    pub category: Option<String>,
+    pub id: Option<String>,
+}
+
+fn str_of<'a>(v: &'a Value, path: &[&str]) -> &'a str {
+    let mut v = v;
+    for p in path {
+        v = &v[*p];
+    }
+    v.as_str().unwrap_or("")
+}
+
+impl Filter {
+    pub fn matches(&self, r: &Value) -> bool {
+        let time = str_of(r, &["time"]);
+        let eq = |want: &Option<String>, got: &str| want.as_deref().is_none_or(|w| w == got);
+        self.since.as_deref().is_none_or(|s| time >= s)
+            && self.until.as_deref().is_none_or(|u| time < u)
+            && eq(&self.verdict, str_of(r, &["verdict"]))
+            && eq(&self.route, str_of(r, &["route"]))
+            && eq(&self.region, str_of(r, &["destination", "region"]))
+            && eq(&self.id, str_of(r, &["decision_id"]))
+            && self.basis_kind.as_deref().is_none_or(|k| {
+                r["basis"].as_array().is_some_and(|b| {
+                    b.iter()
+                        .filter_map(Value::as_str)
+                        .any(|b| b.split(':').next() == Some(k))
+                })
+            })
+            && self.jurisdiction.as_deref().is_none_or(|j| {
+                r["subject"]["jurisdictions"]
+                    .as_array()
+                    .is_some_and(|js| js.iter().any(|x| x.as_str() == Some(j)))
+            })
+            && self.category.as_deref().is_none_or(|c| {
+                r["findings"]
+                    .as_array()
+                    .is_some_and(|fs| fs.iter().any(|f| f["category"].as_str() == Some(c)))
+            })
+    }
+}
+
+/// A trace line that is not JSON.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}:{line}: not a JSON record: {message}")]
+pub struct BadLine {
+    pub path: String,
+    pub line: usize,
+    pub message: String,
+}
+
+/// Decision records and outcome lines, in file order.
+#[derive(Debug, Default)]
+pub struct Trail {
+    pub decisions: Vec<Value>,
+    /// decision id → outcome line.
+    pub outcomes: BTreeMap<String, Value>,
+}
+
+/// Reads every line under `dir`.
+pub fn read_dir(dir: &Path) -> Result<Trail, Box<dyn std::error::Error>> {
+    let mut trail = Trail::default();
+    for path in files(dir)? {
+        let text = std::fs::read_to_string(&path)?;
+        for (n, line) in text.lines().enumerate() {
+            if line.is_empty() {
+                continue;
+            }
+            let v: Value = serde_json::from_str(line).map_err(|e| BadLine {
+                path: path.display().to_string(),
+                line: n + 1,
+                message: e.to_string(),
+            })?;
+            match v["schema"].as_str() {
+                Some(SCHEMA) => trail.decisions.push(v),
+                Some(OUTCOME_SCHEMA) => {
+                    let id = str_of(&v, &["decision_id"]).to_owned();
+                    trail.outcomes.insert(id, v);
+                }
+                _ => {}
+            }
+        }
+    }
+    trail
+        .decisions
+        .sort_by(|a, b| str_of(a, &["time"]).cmp(str_of(b, &["time"])));
+    Ok(trail)
+}
+
+/// One line of `list`'s table.
+pub fn table_row(r: &Value) -> String {
+    let list = |v: &Value| -> String {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "-".into())
+    };
+    format!(
+        "{:<27} {:<26} {:<12} {:<8} {:<12} {:<8} {:<22} {}",
+        str_of(r, &["time"]),
+        str_of(r, &["decision_id"]),
+        str_of(r, &["route"]),
+        list(&r["subject"]["jurisdictions"]),
+        r["destination"]["region"].as_str().unwrap_or("-"),
+        str_of(r, &["verdict"]),
+        str_of(r, &["reason_code"]),
+        list(&r["basis"]),
+    )
+}
+
+/// The header of `list`'s table.
+pub fn table_header() -> String {
+    format!(
+        "{:<27} {:<26} {:<12} {:<8} {:<12} {:<8} {:<22} {}",
+        "TIME", "DECISION", "ROUTE", "SUBJECT", "DESTINATION", "VERDICT", "REASON", "BASIS"
+    )
+}
+
+/// One decision in words, with its reason trail and, when recorded, its outcome.
+pub fn show(r: &Value, outcome: Option<&Value>) -> String {
+    let mut s = String::new();
+    let line = |s: &mut String, k: &str, v: String| {
+        s.push_str(&format!("{k:<13}{v}\n"));
+    };
+    let list = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    line(&mut s, "decision", str_of(r, &["decision_id"]).into());
+    line(&mut s, "time", str_of(r, &["time"]).into());
+    line(
+        &mut s,
+        "gateway",
+        format!(
+            "{} ({}), policy revision {}",
+            str_of(r, &["gateway", "instance"]),
+            r["gateway"]["region"].as_str().unwrap_or("no region set"),
+            str_of(r, &["policy_revision"])
+        ),
+    );
+    line(
+        &mut s,
+        "request",
+        format!(
+            "{} on route {} (purpose {})",
+            str_of(r, &["method"]),
+            str_of(r, &["route"]),
+            str_of(r, &["purpose"])
+        ),
+    );
+    let subj = &r["subject"];
+    let js = list(&subj["jurisdictions"]);
+    let regimes = list(&subj["regimes"]);
+    line(
+        &mut s,
+        "subject",
+        format!(
+            "{} under {}{}",
+            if js.is_empty() {
+                "unknown jurisdiction".into()
+            } else {
+                js.join(", ")
+            },
+            if regimes.is_empty() {
+                "no regime".into()
+            } else {
+                regimes.join(", ")
+            },
+            if subj["conflict"].as_bool() == Some(true) {
+                "; the evidence conflicts, the strictest applies"
+            } else {
+                ""
+            }
+        ),
+    );
+    line(
+        &mut s,
+        "client",
+        format!(
+            "{} (from {}{})",
+            subj["client_address"].as_str().unwrap_or("unknown"),
+            str_of(subj, &["client_address_source"]),
+            if subj["forwarded_for_ignored"].as_bool() == Some(true) {
+                "; an untrusted X-Forwarded-For was ignored"
+            } else {
+                ""
+            }
+        ),
+    );
+    for e in subj["evidence"].as_array().into_iter().flatten() {
+        line(
+            &mut s,
+            "evidence",
+            format!(
+                "{} says {} (weight {}) at {}",
+                str_of(e, &["source"]),
+                str_of(e, &["country"]),
+                e["weight"],
+                str_of(e, &["location"])
+            ),
+        );
+    }
+    let findings = r["findings"].as_array().cloned().unwrap_or_default();
+    if findings.is_empty() {
+        line(
+            &mut s,
+            "findings",
+            format!("none (inspection {})", str_of(r, &["inspection", "status"])),
+        );
+    }
+    for f in &findings {
+        line(
+            &mut s,
+            "finding",
+            format!(
+                "{} at {} ({})",
+                str_of(f, &["category"]),
+                str_of(f, &["location"]),
+                str_of(f, &["detector"])
+            ),
+        );
+    }
+    let d = &r["destination"];
+    line(
+        &mut s,
+        "destination",
+        match d.as_object() {
+            Some(_) => format!(
+                "{} ({}, operated by {})",
+                str_of(d, &["region"]),
+                str_of(d, &["country"]),
+                str_of(d, &["entity"])
+            ),
+            None => "none".into(),
+        },
+    );
+    let basis = list(&r["basis"]);
+    line(
+        &mut s,
+        "verdict",
+        format!(
+            "{} ({}){}",
+            str_of(r, &["verdict"]),
+            str_of(r, &["reason_code"]),
+            if r["enforced"].as_bool() == Some(false) {
+                ", dry run: not enforced"
+            } else {
+                ""
+            }
+        ),
+    );
+    line(
+        &mut s,
+        "basis",
+        if basis.is_empty() {
+            "none".into()
+        } else {
+            basis.join(", ")
+        },
+    );
+    if let Some(at) = r["re_evaluate_at"].as_str() {
+        line(&mut s, "re-evaluate", format!("on {at}"));
+    }
+    let o = &r["outcome"];
+    line(
+        &mut s,
+        "outcome",
+        match o["status"].as_u64() {
+            Some(st) => format!("{} ({st})", str_of(o, &["action"])),
+            None => str_of(o, &["action"]).to_owned(),
+        },
+    );
+    if let Some(out) = outcome {
+        line(
+            &mut s,
+            "upstream",
+            match out["upstream_status"].as_u64() {
+                Some(st) => format!("answered {st} in {} µs", out["latency_us"]),
+                None => format!(
+                    "{} after {} µs",
+                    out["error"].as_str().unwrap_or("no answer"),
+                    out["latency_us"]
+                ),
+            },
+        );
+    }
+    s.push_str("reasons:\n");
+    for (n, reason) in r["reasons"].as_array().into_iter().flatten().enumerate() {
+        s.push_str(&format!(
+            "  {}. [{}] {}: {}\n",
+            n + 1,
+            str_of(reason, &["step"]),
+            str_of(reason, &["rule"]),
+            str_of(reason, &["finding"])
+        ));
+    }
+    s
+}
+
+/// Counts by verdict, destination region and basis.
+pub fn stats(decisions: &[Value]) -> String {
+    let mut verdicts: BTreeMap<String, usize> = BTreeMap::new();
+    let mut regions: BTreeMap<String, usize> = BTreeMap::new();
+    let mut bases: BTreeMap<String, usize> = BTreeMap::new();
+    for r in decisions {
+        *verdicts
+            .entry(str_of(r, &["verdict"]).to_owned())
+            .or_default() += 1;
+        *regions
+            .entry(
+                r["destination"]["region"]
+                    .as_str()
+                    .unwrap_or("none")
+                    .to_owned(),
+            )
+            .or_default() += 1;
+        let b: Vec<&str> = r["basis"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        *bases
+            .entry(if b.is_empty() {
+                "none".into()
+            } else {
+                b.join(" + ")
+            })
+            .or_default() += 1;
+    }
+    let mut s = format!("{} decisions\n", decisions.len());
+    for (title, map) in [
+        ("verdict", &verdicts),
+        ("destination", &regions),
+        ("basis", &bases),
+    ] {
+        s.push_str(&format!("\nby {title}:\n"));
+        for (k, n) in map {
+            s.push_str(&format!("  {n:>8}  {k}\n"));
+        }
+    }
+    s
+}
