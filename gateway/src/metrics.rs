@@ -16,6 +16,7 @@ pub const TRACE_OUTCOMES_DROPPED: &str = "domicile_trace_outcomes_dropped_total"
 pub const CONFIG_RELOADS: &str = "domicile_config_reloads_total";
 pub const CONFIG_REVISION: &str = "domicile_config_revision_info";
 pub const FORWARDED_FOR_IGNORED: &str = "domicile_forwarded_for_ignored_total";
+pub const GEOIP_BUILD_EPOCH: &str = "domicile_geoip_build_epoch_seconds";
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 

@@ -2,6 +2,7 @@
 //! path and swap the snapshot atomically. A bad file keeps the running config, logs every
 //! problem and counts the failure.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +10,7 @@ use std::time::Duration;
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::watch;
 
-use crate::config::Config;
+use crate::config::{Config, GeoipSource};
 use crate::gateway::Shared;
 use crate::metrics as m;
 use crate::state::Snapshot;
@@ -25,6 +26,11 @@ pub fn publish_revision(shared: &Shared, revision: &str) {
         metrics::gauge!(m::CONFIG_REVISION, "instance" => instance, "revision" => revision.to_owned())
             .set(1.0);
         *last = Some(revision.to_owned());
+    }
+    // How old the GeoIP data is: alert on a database that stopped being updated.
+    if let Some(geo) = &shared.snapshot.load().geoip {
+        metrics::gauge!(m::GEOIP_BUILD_EPOCH, "instance" => shared.instance.to_string())
+            .set(geo.build_epoch() as f64);
     }
 }
 
@@ -63,11 +69,11 @@ pub fn reload(shared: &Shared) -> Result<String, Vec<String>> {
     }
 }
 
-/// Whether a file event changes the config: a write, creation, removal or rename of the file,
+/// Whether a file event changes a watched file: a write, creation, removal or rename of it,
 /// or of `..data`, the link Kubernetes swaps when a mounted ConfigMap or Secret changes. Reads
 /// and metadata-only events are not changes (reading the file while reloading must not
 /// trigger another reload).
-fn changes_config(ev: &notify::Event, file_name: Option<&std::ffi::OsStr>) -> bool {
+fn changes_watched(ev: &notify::Event, names: &[OsString]) -> bool {
     use notify::EventKind;
     use notify::event::ModifyKind;
     let relevant = matches!(
@@ -78,8 +84,8 @@ fn changes_config(ev: &notify::Event, file_name: Option<&std::ffi::OsStr>) -> bo
     );
     relevant
         && ev.paths.iter().any(|p| {
-            let name = p.file_name();
-            name == file_name || name == Some(std::ffi::OsStr::new("..data"))
+            p.file_name()
+                .is_some_and(|name| name == "..data" || names.iter().any(|n| n == name))
         })
 }
 
@@ -96,28 +102,48 @@ pub fn spawn_watchers(shared: Arc<Shared>, path: PathBuf, shutdown: watch::Recei
             let _ = hup_tx.send(()).await;
         }
     });
-    // Watch the directory, not the file: editors replace files by renaming.
-    let dir = path
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."));
-    let file_name = path.file_name().map(|f| f.to_owned());
+    // The files whose change reloads: the config, the GeoIP database and any extra
+    // knowledge-base files it names. Directories are watched, not files: editors and
+    // deployment tools replace files by renaming.
+    let mut files = vec![path.clone()];
+    {
+        let snap = shared.snapshot.load();
+        if let Some(GeoipSource::File(db)) = &snap.config.geoip {
+            files.push(db.clone());
+        }
+        files.extend(snap.config.policy.knowledge_base.iter().cloned());
+    }
+    let names: Vec<OsString> = files
+        .iter()
+        .filter_map(|f| f.file_name().map(|n| n.to_owned()))
+        .collect();
+    let mut dirs: Vec<PathBuf> = files
+        .iter()
+        .map(|f| {
+            f.parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map_or_else(|| PathBuf::from("."), PathBuf::from)
+        })
+        .collect();
+    dirs.sort();
+    dirs.dedup();
     let watch_tx = tx.clone();
     let watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
         if let Ok(ev) = ev
-            && changes_config(&ev, file_name.as_deref())
+            && changes_watched(&ev, &names)
         {
             let _ = watch_tx.try_send(());
         }
     });
     let watcher = match watcher {
-        Ok(mut w) => match w.watch(&dir, RecursiveMode::NonRecursive) {
-            Ok(()) => Some(w),
-            Err(e) => {
-                tracing::warn!(error = %e, dir = %dir.display(), "cannot watch the config directory; reload with SIGHUP");
-                None
+        Ok(mut w) => {
+            for dir in &dirs {
+                if let Err(e) = w.watch(dir, RecursiveMode::NonRecursive) {
+                    tracing::warn!(error = %e, dir = %dir.display(), "cannot watch this directory; reload with SIGHUP");
+                }
             }
-        },
+            Some(w)
+        }
         Err(e) => {
             tracing::warn!(error = %e, "cannot watch files; reload with SIGHUP");
             None
@@ -153,31 +179,31 @@ mod tests {
 
     #[test]
     fn only_changes_to_the_config_trigger_a_reload() {
-        let name = Some(std::ffi::OsStr::new("domicile.toml"));
+        let name = &[OsString::from("domicile.toml")][..];
         let write = EventKind::Modify(ModifyKind::Data(DataChange::Content));
-        assert!(changes_config(&ev(write, "/etc/d/domicile.toml"), name));
-        assert!(changes_config(
+        assert!(changes_watched(&ev(write, "/etc/d/domicile.toml"), name));
+        assert!(changes_watched(
             &ev(EventKind::Create(CreateKind::File), "/etc/d/domicile.toml"),
             name
         ));
-        assert!(changes_config(
+        assert!(changes_watched(
             &ev(
                 EventKind::Modify(ModifyKind::Name(RenameMode::To)),
                 "/etc/d/..data"
             ),
             name
         ));
-        assert!(!changes_config(
+        assert!(!changes_watched(
             &ev(EventKind::Access(AccessKind::Read), "/etc/d/domicile.toml"),
             name
         ));
-        assert!(!changes_config(
+        assert!(!changes_watched(
             &ev(
                 EventKind::Access(AccessKind::Open(notify::event::AccessMode::Any)),
                 "/etc/d/domicile.toml"
             ),
             name
         ));
-        assert!(!changes_config(&ev(write, "/etc/d/other.toml"), name));
+        assert!(!changes_watched(&ev(write, "/etc/d/other.toml"), name));
     }
 }

@@ -246,3 +246,61 @@ async fn a_kubernetes_style_symlink_swap_is_reloaded() {
     assert!(changed, "the swapped ConfigMap was not reloaded");
     running.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_new_geoip_database_on_disk_is_used_without_restart_and_a_corrupt_one_is_refused() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("traces");
+    let text = domicile_tests::two_regions(&eu.url(), &us.url(), &trace, "");
+    let gw = Gateway::start(dir, &text, true).await;
+    let url = gw.url("/customers");
+    let send = || post_json(&url, "192.0.2.10", r#"{"email":"a@example.com"}"#);
+    assert_eq!(send().await.header("domicile-region"), Some("eu-central"));
+
+    // The same network now belongs to the US: replace the file as deployment tools do.
+    let db = gw.dir.path().join("country.mmdb");
+    let moved =
+        domicile_regions::geoip::build_country_db(&[("192.0.2.0/24", "US")], "Test-Country")
+            .unwrap();
+    let tmp = gw.dir.path().join("country.mmdb.new");
+    std::fs::write(&tmp, moved).unwrap();
+    std::fs::rename(&tmp, &db).unwrap();
+    let mut region = String::new();
+    for _ in 0..100 {
+        region = send()
+            .await
+            .header("domicile-region")
+            .unwrap_or("")
+            .to_owned();
+        if region == "us-east" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(region, "us-east", "the new database was not picked up");
+
+    // A corrupt file is refused: the last good database keeps answering, and it is counted.
+    let before = client::get(&gw.admin_url("/metrics")).await.text();
+    let errors = |m: &str| {
+        m.lines()
+            .find(|l| l.starts_with("domicile_config_reloads_total{result=\"error\"}"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    std::fs::write(&tmp, b"this is not a MaxMind database").unwrap();
+    std::fs::rename(&tmp, &db).unwrap();
+    let mut counted = false;
+    for _ in 0..100 {
+        let m = client::get(&gw.admin_url("/metrics")).await.text();
+        if errors(&m) > errors(&before) {
+            counted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(counted, "the corrupt database was not reported");
+    assert_eq!(send().await.header("domicile-region"), Some("us-east"));
+    gw.running.shutdown().await;
+}
