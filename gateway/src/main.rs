@@ -128,6 +128,21 @@ struct ServeArgs {
 enum PolicyCommand {
     /// Run policy test cases written as data (TOML `[[case]]` tables).
     Test { files: Vec<PathBuf> },
+    /// List the knowledge base's dated rows with their references and sources.
+    Rows {
+        /// Only rows in force on this date (YYYY-MM-DD).
+        #[arg(long)]
+        at: Option<String>,
+        /// Only rows of this regime (GDPR, UK-GDPR, ...).
+        #[arg(long)]
+        regime: Option<String>,
+        /// Also the rows of these knowledge-base files.
+        #[arg(long)]
+        kb: Vec<PathBuf>,
+        /// JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -168,6 +183,12 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::Check { file } => check(&file),
         Command::Policy(PolicyCommand::Test { files }) => policy_test(&files),
+        Command::Policy(PolicyCommand::Rows {
+            at,
+            regime,
+            kb,
+            json,
+        }) => policy_rows(at.as_deref(), regime.as_deref(), &kb, json),
         Command::Explain(args) => explain(args),
         Command::Trace(cmd) => trace(cmd),
     }
@@ -213,14 +234,17 @@ fn trace(cmd: TraceCommand) -> ExitCode {
                 return ExitCode::FAILURE;
             };
             let filter = filter.into_filter();
-            if !json {
-                println!("{}", read::table_header());
+            if !json && !emit(read::table_header()) {
+                return ExitCode::SUCCESS;
             }
             for r in trail.decisions.iter().filter(|r| filter.matches(r)) {
-                if json {
-                    println!("{r}");
+                let printed = if json {
+                    emit(r)
                 } else {
-                    println!("{}", read::table_row(r));
+                    emit(read::table_row(r))
+                };
+                if !printed {
+                    break;
                 }
             }
             ExitCode::SUCCESS
@@ -235,7 +259,7 @@ fn trace(cmd: TraceCommand) -> ExitCode {
                 .find(|r| r["decision_id"] == id.as_str())
             {
                 Some(r) => {
-                    print!("{}", read::show(r, trail.outcomes.get(&id)));
+                    emit(read::show(r, trail.outcomes.get(&id)).trim_end());
                     ExitCode::SUCCESS
                 }
                 None => {
@@ -254,10 +278,17 @@ fn trace(cmd: TraceCommand) -> ExitCode {
                 .into_iter()
                 .filter(|r| filter.matches(r))
                 .collect();
-            print!("{}", read::stats(&kept));
+            emit(read::stats(&kept).trim_end());
             ExitCode::SUCCESS
         }
     }
+}
+
+/// Prints one line to stdout; false once the reader has gone (a closed pipe such as `| head`),
+/// so long listings stop quietly instead of failing.
+fn emit(line: impl std::fmt::Display) -> bool {
+    use std::io::Write;
+    writeln!(std::io::stdout().lock(), "{line}").is_ok()
 }
 
 fn init_logging(format: LogFormat, level: &str) {
@@ -462,6 +493,172 @@ fn policy_test(files: &[PathBuf]) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+fn policy_rows(at: Option<&str>, regime: Option<&str>, extra: &[PathBuf], json: bool) -> ExitCode {
+    let at = match at.map(str::parse::<Date>) {
+        Some(Ok(d)) => Some(d),
+        Some(Err(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+        None => None,
+    };
+    let mut texts = Vec::new();
+    for f in extra {
+        match std::fs::read_to_string(f) {
+            Ok(t) => texts.push((f.display().to_string(), t)),
+            Err(e) => {
+                eprintln!("error: {}: {e}", f.display());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let kb = match KnowledgeBase::builtin_with(texts) {
+        Ok(kb) => kb,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("knowledge base: {e}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    struct Row<'a> {
+        kind: &'static str,
+        id: &'a str,
+        regimes: String,
+        place: String,
+        validity: domicile_policy::Validity,
+        basis: &'a str,
+        provenance: &'a domicile_policy::kb::Provenance,
+        ended_by: Option<&'a str>,
+    }
+    let mut rows: Vec<Row<'_>> = Vec::new();
+    for z in kb.zones() {
+        rows.push(Row {
+            kind: "zone",
+            id: &z.id,
+            regimes: z.zone.to_string(),
+            place: z
+                .countries
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" "),
+            validity: z.validity,
+            basis: "",
+            provenance: &z.provenance,
+            ended_by: None,
+        });
+    }
+    for r in kb.regimes() {
+        rows.push(Row {
+            kind: "regime",
+            id: &r.id,
+            regimes: r.id.to_string(),
+            place: format!("covers {}", r.covers_zone),
+            validity: r.validity,
+            basis: "",
+            provenance: &r.provenance,
+            ended_by: None,
+        });
+    }
+    for i in kb.instruments() {
+        rows.push(Row {
+            kind: match i.kind {
+                domicile_policy::kb::InstrumentKind::Adequacy => "adequacy",
+                domicile_policy::kb::InstrumentKind::DataBridge => "data_bridge",
+            },
+            id: &i.id,
+            regimes: i
+                .regimes
+                .iter()
+                .map(|r| r.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+            place: match &i.destination {
+                domicile_policy::kb::InstrumentDestination::Country(c) => c.to_string(),
+                domicile_policy::kb::InstrumentDestination::Zone(z) => format!("zone {z}"),
+            },
+            validity: i.validity,
+            basis: &i.basis,
+            provenance: &i.provenance,
+            ended_by: i.ended_by.as_deref(),
+        });
+    }
+    for p in kb.prohibitions() {
+        rows.push(Row {
+            kind: "prohibition",
+            id: &p.id,
+            regimes: p
+                .regimes
+                .iter()
+                .map(|r| r.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+            place: p
+                .destinations
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" "),
+            validity: p.validity,
+            basis: "",
+            provenance: &p.provenance,
+            ended_by: None,
+        });
+    }
+    let verification = |v: domicile_policy::kb::Verification| match v {
+        domicile_policy::kb::Verification::Primary => "V-P",
+        domicile_policy::kb::Verification::Secondary => "V-S",
+        domicile_policy::kb::Verification::Unverified => "U",
+    };
+    if !json
+        && !emit(format!(
+            "{:<12} {:<32} {:<14} {:<16} {:<10} {:<10} {:<4} REFERENCE",
+            "KIND", "ID", "REGIME", "PLACE", "FROM", "TO", "VER"
+        ))
+    {
+        return ExitCode::SUCCESS;
+    }
+    for r in rows
+        .iter()
+        .filter(|r| at.is_none_or(|d| r.validity.contains(d)))
+        .filter(|r| regime.is_none_or(|g| r.regimes.split(',').any(|x| x == g)))
+    {
+        let to = r
+            .validity
+            .to
+            .map_or_else(|| "-".to_owned(), |d| d.to_string());
+        let printed = if json {
+            emit(serde_json::json!({
+                    "kind": r.kind, "id": r.id, "regimes": r.regimes, "place": r.place,
+                    "valid_from": r.validity.from.to_string(),
+                    "valid_to": r.validity.to.map(|d| d.to_string()),
+                    "basis": (!r.basis.is_empty()).then_some(r.basis),
+                    "ended_by": r.ended_by,
+                    "reference": r.provenance.reference, "source": r.provenance.source,
+                    "verification": verification(r.provenance.verification),
+            }))
+        } else {
+            let place: String = r.place.chars().take(16).collect();
+            emit(format!(
+                "{:<12} {:<32} {:<14} {:<16} {:<10} {:<10} {:<4} {}",
+                r.kind,
+                r.id,
+                r.regimes,
+                place,
+                r.validity.from,
+                to,
+                verification(r.provenance.verification),
+                r.provenance.reference
+            ))
+        };
+        if !printed {
+            break;
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 fn explain(args: ExplainArgs) -> ExitCode {

@@ -441,3 +441,30 @@ fn trace_commands_verify_list_show_and_count_the_demo_trail() {
         "{out}"
     );
 }
+
+#[test]
+fn policy_rows_lists_dated_rows_with_their_references() {
+    let (code, out) = run(&["policy", "rows", "--regime", "GDPR", "--at", "2019-03-01"]);
+    assert_eq!(code, 0, "{out}");
+    let ps = out
+        .lines()
+        .find(|l| l.contains("eu.adequacy.us.privacy-shield"))
+        .expect(&out);
+    assert!(
+        ps.contains("2016-07-12 2020-07-16 V-P  Commission Implementing Decision (EU) 2016/1250"),
+        "{ps}"
+    );
+    assert!(
+        !out.contains("eu.adequacy.us.dpf"),
+        "the DPF was not in force in 2019:\n{out}"
+    );
+    let (_, out) = run(&["policy", "rows", "--regime", "GDPR", "--at", "2020-07-16"]);
+    assert!(!out.contains("privacy-shield"), "{out}");
+    let (_, out) = run(&["policy", "rows", "--json"]);
+    for line in out.lines() {
+        let row: serde_json::Value = serde_json::from_str(line).unwrap();
+        for key in ["id", "valid_from", "reference", "source", "verification"] {
+            assert!(row[key].is_string(), "{key} missing in {line}");
+        }
+    }
+}
