@@ -16,6 +16,21 @@ pub fn today() -> Date {
     Date::from_unix_seconds(now_micros() / 1_000_000)
 }
 
+/// The calendar day in Brussels (CET, UTC+1; CEST, UTC+2 from the last Sunday of March to
+/// the last Sunday of October, switching at 01:00 UTC) at a Unix time.
+pub fn brussels_date(secs: i64) -> Date {
+    let utc_day = Date::from_unix_seconds(secs);
+    let year = utc_day.year();
+    let last_sunday = |month: u8| -> i64 {
+        let last = Date::new(year, month, 31).map_or(0, Date::unix_days);
+        // 1970-01-01 was a Thursday: day 0 has weekday 4 (0 = Sunday).
+        let weekday = (last + 4).rem_euclid(7);
+        (last - weekday) * 86_400 + 3_600
+    };
+    let summer = secs >= last_sunday(3) && secs < last_sunday(10);
+    Date::from_unix_seconds(secs + if summer { 7_200 } else { 3_600 })
+}
+
 /// RFC 3339 UTC timestamp with microseconds, e.g. `2026-11-28T23:47:06.123456Z`.
 pub fn rfc3339_micros(micros: i64) -> String {
     let secs = micros.div_euclid(1_000_000);
@@ -50,6 +65,18 @@ fn push_digits(s: &mut String, n: i64, width: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn brussels_days_start_at_local_midnight() {
+        // 2020-07-15 22:30 UTC is 2020-07-16 00:30 in Brussels (summer time).
+        assert_eq!(brussels_date(1_594_852_200).to_string(), "2020-07-16");
+        assert_eq!(brussels_date(1_594_850_400 - 1).to_string(), "2020-07-15");
+        // 2015-10-05 22:00 UTC is 2015-10-06 00:00 CEST.
+        assert_eq!(brussels_date(1_444_082_400).to_string(), "2015-10-06");
+        // Winter: 2022-12-26 23:30 UTC is 2022-12-27 00:30 CET.
+        assert_eq!(brussels_date(1_672_097_400).to_string(), "2022-12-27");
+        assert_eq!(brussels_date(1_672_093_800).to_string(), "2022-12-26");
+    }
 
     #[test]
     fn formats_rfc3339() {

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use domicile_policy::{Date, Decision, Destination, Query, Reason, Verdict};
+use domicile_policy::{Decision, Destination, Query, Reason, Verdict};
 use http::{Request, Response};
 
 use crate::body::Body;
@@ -43,13 +43,16 @@ fn decide(ctx: &mut RequestContext) {
         .as_ref()
         .map(|r| r.jurisdictions.clone())
         .unwrap_or_default();
+    let incomplete = ctx.resolution.as_ref().is_none_or(|r| r.address_unknown);
     let home: Option<Arc<str>> = jurisdictions
         .iter()
         .find_map(|j| snap.registry.home_for(*j))
         .map(|r| r.id.clone());
     ctx.home_region = home.clone();
     ctx.enforced = route.mode == Mode::Enforce;
-    let at = Date::from_unix_seconds(ctx.received_micros.div_euclid(1_000_000));
+    // Legal dates are days in the issuing authority's time zone; the knowledge base is
+    // mostly EU law, so the day is taken in Brussels (CET/CEST).
+    let at = crate::clock::brussels_date(ctx.received_micros.div_euclid(1_000_000));
 
     if let InspectStatus::Uninspectable(why) = ctx.inspection.status
         && route.on_uninspectable == OnUninspectable::Reject
@@ -105,6 +108,7 @@ fn decide(ctx: &mut RequestContext) {
         };
         let q = Query {
             jurisdictions: &jurisdictions,
+            incomplete,
             categories: &categories,
             purpose: &route.purpose,
             destination: Destination {

@@ -53,10 +53,8 @@ fn action(ctx: &RequestContext) -> Action {
         .route
         .and_then(|n| ctx.snapshot.route(n))
         .is_some_and(|r| r.on_uninspectable == OnUninspectable::Reject);
-    if rejects
-        && let InspectStatus::Uninspectable(why) = ctx.inspection.status
-        && ctx.enforced
-    {
+    // Rejecting what cannot be inspected is a fail-closed rule: dry runs keep it.
+    if rejects && let InspectStatus::Uninspectable(why) = ctx.inspection.status {
         let mut p = Problem::new(
             why.status(),
             "uninspectable",
@@ -80,7 +78,14 @@ fn action(ctx: &RequestContext) -> Action {
             .with_decision(&ctx.decision_id),
         );
     };
-    if decision.verdict.permits() || !ctx.enforced {
+    // A dry run forwards what enforcement would block on known facts, so a new policy can be
+    // watched before it bites. What could not be inspected or resolved, and tunnels, still
+    // never cross a border: those are fail-closed rules, not policy.
+    let fail_closed = matches!(
+        decision.reason_code,
+        "uninspectable" | "jurisdiction_unknown" | "regime_not_modelled"
+    ) || ctx.inspection.tunnel;
+    if decision.verdict.permits() || (!ctx.enforced && !fail_closed) {
         return Action::Forward { region };
     }
     let mut p = Problem::new(

@@ -201,10 +201,25 @@ async fn forward(
         h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
     let peer = &ctx.conn.peer_ip;
-    let xff = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        // Only a trusted proxy's chain is passed on; anyone else's is replaced.
-        Some(prev) if peer_trusted => format!("{prev}, {peer}"),
-        _ => peer.clone(),
+    if !peer_trusted {
+        for name in headers::SPOOFABLE {
+            h.remove(name);
+        }
+    }
+    // Only a trusted proxy's chain is passed on (all its header lines, in order); anyone
+    // else's is replaced by the peer.
+    let prev: Vec<&str> = if peer_trusted {
+        h.get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let xff = if prev.is_empty() {
+        peer.clone()
+    } else {
+        format!("{}, {peer}", prev.join(", "))
     };
     let proto = if ctx.conn.tls { "https" } else { "http" };
     let host_str = original_host
@@ -217,7 +232,8 @@ async fn forward(
     } else {
         peer.clone()
     };
-    let fwd_elem = format!("for={for_node};proto={proto};host=\"{host_str}\"");
+    let host_quoted = host_str.replace('\\', "\\\\").replace('"', "\\\"");
+    let fwd_elem = format!("for={for_node};proto={proto};host=\"{host_quoted}\"");
     let forwarded = match h.get(header::FORWARDED).and_then(|v| v.to_str().ok()) {
         Some(prev) if peer_trusted => format!("{prev}, {fwd_elem}"),
         _ => fwd_elem,

@@ -59,6 +59,8 @@ impl Default for Activity {
 pub struct FramingFacts {
     /// Both `Content-Length` and `Transfer-Encoding` were present.
     pub length_and_chunked: bool,
+    /// A line ended with a bare LF instead of CRLF.
+    pub bare_lf: bool,
 }
 
 /// The facts for each request head of one connection, oldest first, and whether a head is
@@ -191,8 +193,8 @@ impl<IO> Sniff<IO> {
                     self.log.head_started();
                     let start = self.head.len().saturating_sub(3);
                     self.head.extend_from_slice(buf);
-                    let Some(end) = find(&self.head[start..], b"\r\n\r\n").map(|p| start + p + 4)
-                    else {
+                    // The head ends at an empty line, CRLF or (as hyper also accepts) bare LF.
+                    let Some(end) = head_end(&self.head, start) else {
                         if self.head.len() > MAX_HEAD {
                             self.state = State::Off;
                         }
@@ -293,8 +295,13 @@ impl<IO> Sniff<IO> {
                 upgrade = true;
             }
         }
+        let bare_lf = head
+            .iter()
+            .enumerate()
+            .any(|(i, c)| *c == b'\n' && (i == 0 || head[i - 1] != b'\r'));
         self.log.push(FramingFacts {
             length_and_chunked: length.is_some() && chunked,
+            bare_lf,
         });
         if upgrade || (length.is_some() && chunked) {
             // hyper closes after an ambiguous request and leaves HTTP/1 after an upgrade.
@@ -308,8 +315,21 @@ impl<IO> Sniff<IO> {
     }
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+/// The end of the head (just past its empty line), searching from `from`.
+fn head_end(head: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while let Some(off) = head[i..].iter().position(|c| *c == b'\n') {
+        let nl = i + off;
+        // An empty line: "\n\n" or "\n\r\n" (the first \n ends the previous line).
+        if nl >= 1 && head[nl - 1] == b'\n' {
+            return Some(nl + 1);
+        }
+        if nl >= 2 && head[nl - 1] == b'\r' && head[nl - 2] == b'\n' {
+            return Some(nl + 1);
+        }
+        i = nl + 1;
+    }
+    None
 }
 
 impl<IO: AsyncRead + Unpin> AsyncRead for Sniff<IO> {
@@ -394,6 +414,16 @@ POST /d HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r
             let ambiguous: Vec<bool> = f.iter().map(|f| f.length_and_chunked).collect();
             assert_eq!(ambiguous, vec![false, false, false, true], "split {split}");
         }
+    }
+
+    #[test]
+    fn bare_lf_heads_are_found_and_flagged() {
+        let f = facts(
+            b"GET /a HTTP/1.1\nHost: x\n\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n",
+            3,
+        );
+        let flags: Vec<bool> = f.iter().map(|f| f.bare_lf).collect();
+        assert_eq!(flags, vec![true, false]);
     }
 
     #[test]

@@ -10,6 +10,32 @@ pub const VERDICT: HeaderName = HeaderName::from_static("domicile-verdict");
 
 const OWN: [HeaderName; 4] = [DECISION, SUBJECT_JURISDICTION, REGION, VERDICT];
 
+/// Headers that carry the message's meaning: `Connection` may not name them for removal, or
+/// the gateway and the backend would read different messages.
+const END_TO_END: [&str; 7] = [
+    "content-type",
+    "content-encoding",
+    "content-length",
+    "host",
+    "authorization",
+    "cookie",
+    "forwarded",
+];
+
+/// Headers that claim a client address, an original URL or another method. Believed from
+/// trusted proxies only; anyone else's are removed before forwarding.
+pub const SPOOFABLE: [&str; 9] = [
+    "x-real-ip",
+    "true-client-ip",
+    "cf-connecting-ip",
+    "x-client-ip",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-http-method-override",
+    "x-method-override",
+    "x-forwarded-port",
+];
+
 /// Removes client-sent copies of the headers only Domicile may set.
 pub fn strip_own(h: &mut HeaderMap) {
     for name in OWN {
@@ -46,7 +72,9 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
             {
                 continue;
             }
-            if let Ok(name) = HeaderName::from_bytes(n.as_bytes()) {
+            if let Ok(name) = HeaderName::from_bytes(n.as_bytes())
+                && !END_TO_END.contains(&name.as_str())
+            {
                 remove.push(name);
             }
         }
@@ -59,6 +87,21 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connection_cannot_remove_end_to_end_headers() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            "content-type, content-encoding".parse().unwrap(),
+        );
+        h.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+        h.insert(header::CONTENT_ENCODING, "identity".parse().unwrap());
+        strip_hop_by_hop(&mut h);
+        assert!(h.contains_key(header::CONTENT_TYPE));
+        assert!(h.contains_key(header::CONTENT_ENCODING));
+        assert!(!h.contains_key(header::CONNECTION));
+    }
 
     #[test]
     fn hop_by_hop_and_named_headers_go() {

@@ -155,18 +155,24 @@ fn check(
     limits: &crate::config::Limits,
     decision_id: &str,
 ) -> Result<(), Response<Body>> {
-    if req.version() <= Version::HTTP_11
-        && conn.framing.next().is_some_and(|f| f.length_and_chunked)
-    {
-        return Err(close_connection(
-            Problem::new(
-                StatusCode::BAD_REQUEST,
-                "ambiguous_framing",
-                "the request carries both Content-Length and Transfer-Encoding",
-            )
-            .with_decision(decision_id)
-            .into_response(),
-        ));
+    if req.version() <= Version::HTTP_11 {
+        let why = match conn.framing.next() {
+            Some(f) if f.length_and_chunked => {
+                Some("the request carries both Content-Length and Transfer-Encoding")
+            }
+            Some(f) if f.bare_lf => Some("the request head has a line ending in a bare LF"),
+            Some(_) => None,
+            // Every HTTP/1 head passes the sniffer before hyper parses it; a missing fact
+            // means the stream could not be followed, so nothing is trusted.
+            None => Some("the request's framing could not be verified"),
+        };
+        if let Some(why) = why {
+            return Err(close_connection(
+                Problem::new(StatusCode::BAD_REQUEST, "ambiguous_framing", why)
+                    .with_decision(decision_id)
+                    .into_response(),
+            ));
+        }
     }
     let header_bytes: usize = req
         .headers()
@@ -188,13 +194,16 @@ fn check(
         ));
     }
     if req.method() == Method::CONNECT {
-        return Err(Problem::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "upgrade_refused",
-            "CONNECT is not forwarded",
-        )
-        .with_decision(decision_id)
-        .into_response());
+        // The client may already be tunnelling: close.
+        return Err(close_connection(
+            Problem::new(
+                StatusCode::NOT_IMPLEMENTED,
+                "upgrade_refused",
+                "CONNECT is not forwarded",
+            )
+            .with_decision(decision_id)
+            .into_response(),
+        ));
     }
     headers::strip_own(req.headers_mut());
     Ok(())

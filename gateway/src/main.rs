@@ -747,6 +747,7 @@ fn explain(args: ExplainArgs) -> ExitCode {
     };
     let q = Query {
         jurisdictions: &subjects,
+        incomplete: false,
         categories: &categories,
         purpose: &args.purpose,
         destination: Destination {

@@ -35,9 +35,11 @@ impl Step for ResolveStep {
             .trusted
             .resolve(ctx.conn.peer.ip(), xff.into_iter());
         let mut evidence = Vec::new();
+        let mut address_known = false;
         if let (Some(ip), Some(geo)) = (client.ip, &ctx.snapshot.geoip)
             && let Some(country) = geo.lookup(ip)
         {
+            address_known = true;
             evidence.push(Evidence {
                 source: EvidenceSource::Geoip,
                 country,
@@ -55,7 +57,8 @@ impl Step for ResolveStep {
                 });
             }
         }
-        let resolution = Resolution::from_evidence(evidence);
+        let mut resolution = Resolution::from_evidence(evidence);
+        resolution.address_unknown = !address_known;
         if let Some(ctx) = req.extensions_mut().get_mut::<RequestContext>() {
             ctx.client = Some(client);
             ctx.resolution = Some(resolution);

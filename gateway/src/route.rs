@@ -41,6 +41,19 @@ impl Step for RouteStep {
         if req.headers().get_all(header::HOST).iter().count() > 1 {
             return Err(bad(req, "the request carries more than one Host header"));
         }
+        if let Some(h) = &host
+            && !valid_host(h)
+        {
+            return Err(bad(
+                req,
+                "the Host header is not a valid host name or address",
+            ));
+        }
+        if let Some(why) = ambiguous_path(req.uri().path()) {
+            // Routing, policy and the backend must see the same path: refuse what they
+            // could read differently.
+            return Err(bad_path(req, why));
+        }
         let Some(ctx) = req.extensions().get::<RequestContext>() else {
             return Err(crate::context::missing());
         };
@@ -58,13 +71,16 @@ impl Step for RouteStep {
         };
         let allows_upgrade = ctx.snapshot.route(n).is_some_and(|r| r.allow_upgrade);
         if is_upgrade(req) && !allows_upgrade {
-            return Err(Problem::new(
-                StatusCode::NOT_IMPLEMENTED,
-                "upgrade_refused",
-                "this route does not allow protocol upgrades",
-            )
-            .with_decision(&ctx.decision_id)
-            .into_response());
+            // The client may already be sending the upgraded protocol: close.
+            return Err(crate::problem::close_connection(
+                Problem::new(
+                    StatusCode::NOT_IMPLEMENTED,
+                    "upgrade_refused",
+                    "this route does not allow protocol upgrades",
+                )
+                .with_decision(&ctx.decision_id)
+                .into_response(),
+            ));
         }
         if let Some(ctx) = req.extensions_mut().get_mut::<RequestContext>() {
             ctx.route = Some(n);
@@ -73,9 +89,54 @@ impl Step for RouteStep {
     }
 }
 
+/// A host name (letters, digits, `-`, `.`, `_`) or an IP literal (`[...]` for IPv6).
+pub fn valid_host(h: &str) -> bool {
+    if h.is_empty() || h.len() > 253 {
+        return false;
+    }
+    if let Some(inner) = h.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+        return inner.parse::<std::net::Ipv6Addr>().is_ok();
+    }
+    h.bytes()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_'))
+}
+
+/// Why a path could be read differently by the gateway and a backend: dot segments (also
+/// with `;` parameters), encoded dots, slashes or backslashes, backslashes, empty segments,
+/// encoded NUL. `None` when it is unambiguous.
+pub fn ambiguous_path(path: &str) -> Option<&'static str> {
+    let lower = path.to_ascii_lowercase();
+    for bad in ["%2e", "%2f", "%5c", "%00", "%25"] {
+        if lower.contains(bad) {
+            return Some("the path contains an encoded dot, slash, backslash, percent or NUL");
+        }
+    }
+    if path.contains('\\') {
+        return Some("the path contains a backslash");
+    }
+    if path.contains("//") {
+        return Some("the path contains an empty segment");
+    }
+    for seg in path.split('/') {
+        let name = seg.split(';').next().unwrap_or("");
+        if name == "." || name == ".." {
+            return Some("the path contains a dot segment");
+        }
+    }
+    None
+}
+
 /// An HTTP/1.1 `Upgrade` request (e.g. WebSocket).
 pub fn is_upgrade<B>(req: &Request<B>) -> bool {
     req.headers().contains_key(header::UPGRADE)
+}
+
+fn bad_path(req: &Request<Body>, detail: &str) -> Response<Body> {
+    let mut p = Problem::new(StatusCode::BAD_REQUEST, "ambiguous_path", detail);
+    if let Some(ctx) = req.extensions().get::<RequestContext>() {
+        p = p.with_decision(&ctx.decision_id);
+    }
+    crate::problem::close_connection(p.into_response())
 }
 
 fn bad(req: &Request<Body>, detail: &str) -> Response<Body> {
@@ -89,6 +150,32 @@ fn bad(req: &Request<Body>, detail: &str) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ambiguous_paths_are_named() {
+        for p in [
+            "/public/../customers",
+            "/public/%2e%2e/customers",
+            "/public/%2E%2e/customers",
+            "/public/..;/customers",
+            "/a/./b",
+            "/a//b",
+            "/a\\b",
+            "/a%2fb",
+            "/a%5cb",
+            "/a%252e%252e/b",
+            "/a/..",
+        ] {
+            assert!(ambiguous_path(p).is_some(), "{p}");
+        }
+        for p in ["/", "/customers/7", "/a.b/c..d/.well-known", "/a;v=1/b"] {
+            assert_eq!(ambiguous_path(p), None, "{p}");
+        }
+        assert!(valid_host("api.example.com"));
+        assert!(valid_host("[::1]"));
+        assert!(!valid_host("a\";for=8.8.8.8"));
+        assert!(!valid_host("a b"));
+    }
 
     #[test]
     fn hosts_are_canonical() {

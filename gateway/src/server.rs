@@ -104,7 +104,7 @@ pub async fn serve<S>(
                     )
                     .await;
                     let Ok(Ok(tls)) = hs else {
-                        tracing::debug!(%peer, "TLS handshake failed or timed out");
+                        tracing::debug!("TLS handshake failed or timed out");
                         return;
                     };
                     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");

@@ -109,6 +109,7 @@ impl Case {
         let entity = self.entity();
         let q = Query {
             jurisdictions: &self.subject,
+            incomplete: false,
             categories: &self.data,
             purpose: &self.purpose,
             destination: Destination {

@@ -93,6 +93,15 @@ impl Engine {
                 reasons,
             );
         }
+        if q.incomplete {
+            reasons.push(Reason {
+                step: "regimes",
+                rule: Arc::from("subject"),
+                finding: "the client address has no known country, so the subject's jurisdictions may be incomplete; failing closed"
+                    .into(),
+            });
+            return finish(Partial::block("jurisdiction_unknown"), Vec::new(), reasons);
+        }
         if q.jurisdictions.is_empty() {
             reasons.push(Reason {
                 step: "regimes",
@@ -193,7 +202,9 @@ impl Engine {
         let dest = q.destination.country;
         // Step 3: is it a transfer at all?
         for zone in &regime.transfer_free_zones {
-            if let Some(row) = self.kb.zone_membership(zone, dest, q.at) {
+            if let Some(row) = self.kb.zone_membership(zone, dest, q.at)
+                && (row.provenance.verification.is_verified() || self.options.allow_unverified)
+            {
                 reasons.push(Reason {
                     step: "transfer",
                     rule: row.id.clone(),
@@ -246,7 +257,9 @@ impl Engine {
                 return Partial::block("prohibited_transfer");
             }
         }
-        if regime.kind == RegimeKind::Open {
+        if regime.kind == RegimeKind::Open
+            && (regime.provenance.verification.is_verified() || self.options.allow_unverified)
+        {
             reasons.push(Reason {
                 step: "transfer",
                 rule: regime.id.clone(),

@@ -170,6 +170,9 @@ pub struct Destination<'a> {
 pub struct Query<'a> {
     /// The subject's plausible jurisdictions; empty when nothing is known.
     pub jurisdictions: &'a [Country],
+    /// Some evidence that should be there is missing (the client address has no country):
+    /// the jurisdictions above may be incomplete, so personal data fails closed.
+    pub incomplete: bool,
     /// Categories found (deduplicated or not; order does not matter).
     pub categories: &'a [Category],
     pub purpose: &'a str,

@@ -45,6 +45,9 @@ pub struct Resolution {
     pub evidence: Vec<Evidence>,
     /// True when the evidence points to more than one country.
     pub conflict: bool,
+    /// The client address gave no country (no GeoIP, an address it does not know, a
+    /// malformed forwarding chain): the jurisdiction is incomplete and must fail closed.
+    pub address_unknown: bool,
 }
 
 impl Resolution {
@@ -61,6 +64,7 @@ impl Resolution {
             conflict: jurisdictions.len() > 1,
             jurisdictions,
             evidence,
+            address_unknown: false,
         }
     }
 

@@ -76,3 +76,27 @@ async fn conflicting_authority_and_host_are_refused() {
     assert_eq!(eu.count() + us.count(), 0);
     gw.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn bare_lf_heads_and_ambiguous_paths_are_refused() {
+    let (eu, us, gw) = setup().await;
+    for req in [
+        "GET /catalog HTTP/1.1\nHost: x\n\n",
+        "GET /catalog HTTP/1.1\r\nHost: x\nX-A: 1\r\n\r\n",
+        "GET /catalog/../customers HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /catalog/%2e%2e/customers HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /catalog/..;/customers HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /catalog//x HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /catalog HTTP/1.1\r\nHost: a\";for=8.8.8.8\r\n\r\n",
+        "CONNECT us.internal:443 HTTP/1.1\r\nHost: us.internal:443\r\n\r\n",
+    ] {
+        let (resp, closed) = raw(gw.running.addr, req.as_bytes()).await;
+        assert!(
+            resp.starts_with("HTTP/1.1 400") || resp.starts_with("HTTP/1.1 501"),
+            "{req:?} -> {resp}"
+        );
+        assert!(closed, "{req:?}: connection left open");
+    }
+    assert_eq!(eu.count() + us.count(), 0);
+    gw.running.shutdown().await;
+}

@@ -185,9 +185,22 @@ async fn forwarded_for_from_an_untrusted_peer_is_ignored() {
     assert_eq!(rec["subject"]["client_address"], "127.0.0.0/24");
     assert_eq!(rec["subject"]["client_address_source"], "peer");
     assert_eq!(eu.count() + us.count(), 0);
-    // Upstream, the spoofable chain is replaced by the real peer.
-    let r = client::get(&gw.url("/catalog")).await;
+    // Upstream, the spoofable chain is replaced by the real peer, and address claims go.
+    let r = client::send(
+        Request::get(gw.url("/catalog"))
+            .header("x-forwarded-for", EU_IP)
+            .header("x-real-ip", EU_IP)
+            .header("x-original-url", "/customers")
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+        false,
+    )
+    .await;
     assert_eq!(r.status, 200);
+    let got = us.received().pop().unwrap();
+    assert_eq!(got.headers["x-forwarded-for"], "127.0.0.1");
+    assert!(!got.headers.contains_key("x-real-ip"));
+    assert!(!got.headers.contains_key("x-original-url"));
     gw.running.shutdown().await;
 }
 
@@ -506,5 +519,100 @@ async fn a_trace_that_cannot_be_written_fails_closed() {
         metrics.contains("domicile_trace_write_failures_total"),
         "{metrics}"
     );
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn dry_run_relaxes_policy_but_not_fail_closed_rules() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let extra = r#"
+[[routes]]
+id = "trial"
+path = "/trial"
+purpose = "processing"
+placement = "fixed"
+region = "us-east"
+mode = "dry_run"
+on_uninspectable = "local"
+"#;
+    let gw = Gateway::two_regions(&eu, &us, extra).await;
+    // A policy block on known facts is only reported in a dry run.
+    let r = post_json(&gw.url("/trial"), EU_IP, r#"{"email":"jane@example.com"}"#).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("domicile-verdict"), Some("block"));
+    assert_eq!(us.count(), 1);
+    let rec = gw.record(r.header("domicile-decision").unwrap());
+    assert_eq!(rec["enforced"], false);
+    // What cannot be inspected, or whose subject is unknown, still never crosses the border.
+    let req = Request::post(gw.url("/trial"))
+        .header("x-forwarded-for", EU_IP)
+        .header("content-type", "application/pdf")
+        .body(Full::new(Bytes::from_static(b"%PDF opaque")))
+        .unwrap();
+    assert_eq!(client::send(req, false).await.status, 451);
+    let r = post_json(
+        &gw.url("/trial"),
+        "10.1.2.3",
+        r#"{"email":"jane@example.com"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 451, "{}", r.text());
+    assert_eq!(r.json()["reason"], "jurisdiction_unknown");
+    assert_eq!(us.count(), 1);
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_address_without_a_country_fails_closed_even_with_phone_evidence() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let gw = Gateway::two_regions(&eu, &us, "").await;
+    // 10.1.2.3 is in no GeoIP table; a US number alone must not decide.
+    let r = post_json(
+        &gw.url("/customers"),
+        "10.1.2.3",
+        r#"{"phone":"+1 202 456 1111"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 451, "{}", r.text());
+    assert_eq!(r.json()["reason"], "jurisdiction_unknown");
+    assert_eq!(eu.count() + us.count(), 0);
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn personal_data_in_queries_of_clean_routes_text_json_and_trailers_is_found() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let gw = Gateway::two_regions(&eu, &us, "").await;
+    // A declared-clean route still has its query inspected.
+    let r = client::send(
+        Request::get(gw.url("/catalog?notify=jane%40example.com"))
+            .header("x-forwarded-for", EU_IP)
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+        false,
+    )
+    .await;
+    assert_eq!(r.status, 451, "{}", r.text());
+    assert_eq!(us.count(), 0);
+    // JSON sent as text/plain, with the @ escaped.
+    let req = Request::post(gw.url("/analytics"))
+        .header("x-forwarded-for", EU_IP)
+        .header("content-type", "text/plain")
+        .body(Full::new(Bytes::from_static(
+            br#"{"e":"jane\u0040example.com"}"#,
+        )))
+        .unwrap();
+    assert_eq!(client::send(req, false).await.status, 451);
+    // Two Content-Type headers: the backend might read the other one.
+    let req = Request::post(gw.url("/customers"))
+        .header("x-forwarded-for", EU_IP)
+        .header("content-type", "application/json")
+        .header("content-type", "text/csv")
+        .body(Full::new(Bytes::from_static(b"{}")))
+        .unwrap();
+    let r = client::send(req, false).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.json()["reason"], "ambiguous_headers");
+    assert_eq!(us.count() + eu.count(), 0);
     gw.running.shutdown().await;
 }

@@ -351,7 +351,7 @@ impl Checker<'_> {
     }
 }
 
-/// Parses `250ms`, `10s`, `2m`, `1h`.
+/// Parses `250ms`, `10s`, `2m`, `1h`: from 1 ms to 7 days.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
@@ -359,14 +359,20 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let n: u64 = num.parse().map_err(|_| {
         format!("invalid duration {s:?}; expected a number and a unit (ms, s, m, h)")
     })?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        "h" => Ok(Duration::from_secs(n * 3600)),
-        _ => Err(format!(
-            "invalid duration {s:?}; expected a unit of ms, s, m or h"
-        )),
+    let ms = match unit {
+        "ms" => Some(n),
+        "s" => n.checked_mul(1_000),
+        "m" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        _ => {
+            return Err(format!(
+                "invalid duration {s:?}; expected a unit of ms, s, m or h"
+            ));
+        }
+    };
+    match ms {
+        Some(ms) if (1..=7 * 24 * 3_600_000).contains(&ms) => Ok(Duration::from_millis(ms)),
+        _ => Err(format!("duration {s:?} is out of range (1ms to 7 days)")),
     }
 }
 
@@ -573,9 +579,22 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
         .enumerate()
         .filter_map(|(n, v)| {
             c.parse(v, &format!("network.trusted_proxies[{n}]"), |s| {
-                s.parse::<IpNet>()
+                let net = s
+                    .parse::<IpNet>()
                     .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
-                    .map_err(|_| format!("invalid CIDR {s:?}"))
+                    .map_err(|_| format!("invalid CIDR {s:?}"))?;
+                // Trusting a whole address family (or most of it) would let any client
+                // choose its own address, and so its jurisdiction.
+                let too_wide = match net {
+                    IpNet::V4(n) => n.prefix_len() < 8,
+                    IpNet::V6(n) => n.prefix_len() < 16,
+                };
+                if too_wide {
+                    return Err(format!(
+                        "{s} is too wide to trust: list your proxies' own networks (/8 or longer for IPv4, /16 or longer for IPv6)"
+                    ));
+                }
+                Ok(net)
             })
         })
         .collect();
@@ -1033,10 +1052,28 @@ region = "nope"
     }
 
     #[test]
+    fn trusting_everyone_is_refused() {
+        let e = check("[network]\ntrusted_proxies = [\"0.0.0.0/0\", \"10.0.0.0/8\", \"::/0\"]\n")
+            .unwrap_err();
+        let lines: Vec<String> = e.0.iter().map(ToString::to_string).collect();
+        assert_eq!(lines.len(), 2, "{lines:#?}");
+        assert!(
+            lines[0].contains("network.trusted_proxies[0]: 0.0.0.0/0 is too wide to trust"),
+            "{lines:#?}"
+        );
+        assert!(
+            lines[1].contains("network.trusted_proxies[2]: ::/0 is too wide"),
+            "{lines:#?}"
+        );
+    }
+
+    #[test]
     fn durations_parse() {
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert!(parse_duration("2").is_err());
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("99999999999999h").is_err());
         assert!(parse_duration("s").is_err());
     }
 }

@@ -52,7 +52,7 @@ fn pointer(path: &[Seg<'_>], last_key_is_value: bool) -> String {
             Seg::Index(i) => p.push_str(&i.to_string()),
             Seg::Key(k) => {
                 let is_last = n + 1 == path.len();
-                if (is_last && last_key_is_value) || detect::is_personal(k) {
+                if (is_last && last_key_is_value) || !super::safe_key(k) {
                     p.push('*');
                 } else {
                     for c in k.chars() {
@@ -339,7 +339,19 @@ mod tests {
             vec![
                 (Category::Email, "/customer/contacts/0/email".into()),
                 (Category::Phone, "/customer/contacts/1/phone".into()),
-                (Category::Email, "/a~1b/0".into()),
+                (Category::Email, "/*/0".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn keys_that_look_like_data_are_masked_in_locations() {
+        let doc = r#"{"accounts":{"DE89370400440532013000":{"email":"a@b.io"}},"Jane Doe":{"e":"c@d.io"}}"#;
+        assert_eq!(
+            findings(doc).unwrap(),
+            vec![
+                (Category::Email, "/accounts/*/email".into()),
+                (Category::Email, "/*/e".into()),
             ]
         );
     }

@@ -48,6 +48,10 @@ pub enum Uninspectable {
     InvalidJson,
     TooDeep,
     InvalidUtf8,
+    /// More findings than one request may carry.
+    TooManyFindings,
+    /// `Content-Type` or `Content-Encoding` given more than once.
+    AmbiguousHeaders,
 }
 
 impl Uninspectable {
@@ -59,19 +63,24 @@ impl Uninspectable {
             Uninspectable::InvalidJson => "invalid_json",
             Uninspectable::TooDeep => "too_deep",
             Uninspectable::InvalidUtf8 => "invalid_utf8",
+            Uninspectable::TooManyFindings => "too_many_findings",
+            Uninspectable::AmbiguousHeaders => "ambiguous_headers",
         }
     }
 
     /// The status a rejecting route answers with.
     pub fn status(self) -> StatusCode {
         match self {
-            Uninspectable::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Uninspectable::TooLarge | Uninspectable::TooManyFindings => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             Uninspectable::ContentEncoding | Uninspectable::UnsupportedContentType => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
-            Uninspectable::InvalidJson | Uninspectable::TooDeep | Uninspectable::InvalidUtf8 => {
-                StatusCode::BAD_REQUEST
-            }
+            Uninspectable::InvalidJson
+            | Uninspectable::TooDeep
+            | Uninspectable::InvalidUtf8
+            | Uninspectable::AmbiguousHeaders => StatusCode::BAD_REQUEST,
         }
     }
 }
@@ -87,6 +96,11 @@ pub enum InspectStatus {
     Uninspectable(Uninspectable),
 }
 
+/// The most findings one request may carry; past it the request is uninspectable (a body
+/// made of personal data cannot be summarised in a bounded record, and checking it must not
+/// cost unbounded time).
+pub const MAX_FINDINGS: usize = 256;
+
 /// Findings and status, kept in the request context.
 #[derive(Debug, Clone, Default)]
 pub struct Inspection {
@@ -94,6 +108,9 @@ pub struct Inspection {
     pub findings: Vec<Finding>,
     /// The request upgrades the connection to a tunnel whose content cannot be inspected.
     pub tunnel: bool,
+    /// More than [`MAX_FINDINGS`] were found.
+    pub overflow: bool,
+    seen: rustc_hash::FxHashSet<(Category, String)>,
 }
 
 impl Inspection {
@@ -109,11 +126,11 @@ impl Inspection {
     }
 
     fn push(&mut self, hit: detect::Hit, location: String) {
-        if self
-            .findings
-            .iter()
-            .any(|f| f.category == hit.category && f.location == location)
-        {
+        if self.overflow || !self.seen.insert((hit.category, location.clone())) {
+            return;
+        }
+        if self.findings.len() >= MAX_FINDINGS {
+            self.overflow = true;
             return;
         }
         self.findings.push(Finding {
@@ -130,13 +147,25 @@ pub fn inspect_query(query: &str, out: &mut Inspection) {
     form_pairs(query.as_bytes(), "query", out);
 }
 
+/// Whether a key may appear in a location as it is. Keys can themselves be data (an account
+/// number, a name, an address used as a map key); only short, plain identifiers without long
+/// digit runs are kept, anything else is recorded as `*`.
+pub fn safe_key(k: &str) -> bool {
+    k.len() <= 64
+        && !k.is_empty()
+        && k.bytes().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.' | b'$' | b'[' | b']')
+        })
+        && k.bytes().filter(u8::is_ascii_digit).count() < 5
+        && !detect::is_personal(k)
+}
+
 fn form_pairs(bytes: &[u8], prefix: &str, out: &mut Inspection) {
     for (k, v) in form_urlencoded::parse(bytes) {
-        let key_is_data = detect::is_personal(&k);
-        let location = if key_is_data {
-            format!("{prefix}:*")
-        } else {
+        let location = if safe_key(&k) {
             format!("{prefix}:{k}")
+        } else {
+            format!("{prefix}:*")
         };
         detect::scan(&k, |h| out.push(h, location.clone()));
         detect::scan(&v, |h| out.push(h, location.clone()));
@@ -160,8 +189,16 @@ pub fn inspect_body(headers: &HeaderMap, body: &[u8], out: &mut Inspection) -> I
     if body.is_empty() {
         return InspectStatus::Complete;
     }
+    if headers.get_all(header::CONTENT_TYPE).iter().count() > 1
+        || headers.get_all(header::CONTENT_ENCODING).iter().count() > 1
+    {
+        return InspectStatus::Uninspectable(Uninspectable::AmbiguousHeaders);
+    }
     if let Some(enc) = headers.get(header::CONTENT_ENCODING)
-        && !enc.as_bytes().eq_ignore_ascii_case(b"identity")
+        && enc
+            .as_bytes()
+            .split(|c| *c == b',')
+            .any(|e| !e.trim_ascii().eq_ignore_ascii_case(b"identity"))
     {
         return InspectStatus::Uninspectable(Uninspectable::ContentEncoding);
     }
@@ -197,8 +234,23 @@ pub fn inspect_body(headers: &HeaderMap, body: &[u8], out: &mut Inspection) -> I
             InspectStatus::Complete
         }
         Kind::Text => {
+            // JSON sent as text is read as JSON too, as a lenient backend would (escapes
+            // decoded); the raw text is scanned either way.
+            let looks_json = text.trim_start().starts_with(|c| c == '{' || c == '[');
+            if looks_json {
+                let _ = json::walk(text, MAX_JSON_DEPTH, |h, p| out.push(h, p));
+            }
             detect::scan(text, |h| out.push(h, "body".to_owned()));
             InspectStatus::Complete
+        }
+    }
+}
+
+/// Scans trailer values (they arrive with the body and reach HTTP/2 backends).
+pub fn inspect_trailers(trailers: &HeaderMap, out: &mut Inspection) {
+    for (name, value) in trailers {
+        if let Ok(v) = value.to_str() {
+            detect::scan(v, |h| out.push(h, format!("trailer:{name}")));
         }
     }
 }
@@ -249,12 +301,21 @@ where
             .and_then(|ctx| ctx.route.and_then(|n| ctx.snapshot.route(n)))
             .is_some_and(|r| r.inspect);
         if !inspects {
-            // Nothing to read: no allocation, straight on.
-            if crate::route::is_upgrade(&req)
-                && let Some(ctx) = req.extensions_mut().get_mut::<RequestContext>()
-            {
+            // The body is not read, but the query is: a declared-clean route still gets no
+            // personal data through its URL unnoticed.
+            let upgrade = crate::route::is_upgrade(&req);
+            let mut found = Inspection::default();
+            if let Some(q) = req.uri().query() {
+                inspect_query(q, &mut found);
+            }
+            if let Some(ctx) = req.extensions_mut().get_mut::<RequestContext>() {
                 // A declared-clean route still cannot vouch for what flows through a tunnel.
-                ctx.inspection.tunnel = true;
+                ctx.inspection.tunnel = upgrade;
+                ctx.inspection.findings = found.findings;
+                if found.overflow {
+                    ctx.inspection.status =
+                        InspectStatus::Uninspectable(Uninspectable::TooManyFindings);
+                }
             }
             return PhaseFuture::Inner {
                 fut: self.inner.call(req),
@@ -289,8 +350,8 @@ async fn inspect_request(mut req: Request<Body>) -> Result<Request<Body>, Respon
     let decision_id = ctx.decision_id.clone();
     let mut inspection = Inspection {
         status: InspectStatus::Complete,
-        findings: Vec::new(),
         tunnel: crate::route::is_upgrade(&req),
+        ..Default::default()
     };
     if let Some(q) = req.uri().query() {
         inspect_query(q, &mut inspection);
@@ -327,6 +388,9 @@ async fn inspect_request(mut req: Request<Body>) -> Result<Request<Body>, Respon
             }
             Ok(Ok(Collected::Complete { data, trailers })) => {
                 inspection.status = inspect_body(req.headers(), &data, &mut inspection);
+                if let Some(t) = &trailers {
+                    inspect_trailers(t, &mut inspection);
+                }
                 *req.body_mut() = Body::Buffered {
                     data: Some(data),
                     trailers,
@@ -343,6 +407,9 @@ async fn inspect_request(mut req: Request<Body>) -> Result<Request<Body>, Respon
                 };
             }
         }
+    }
+    if inspection.overflow {
+        inspection.status = InspectStatus::Uninspectable(Uninspectable::TooManyFindings);
     }
     if let Some(ctx) = req.extensions_mut().get_mut::<RequestContext>() {
         ctx.inspection = inspection;
@@ -415,6 +482,25 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::CONTENT_TYPE, ct.parse().unwrap());
         h
+    }
+
+    #[test]
+    fn trailers_are_inspected_and_findings_are_bounded() {
+        let mut t = HeaderMap::new();
+        t.insert("x-contact", "jane@example.com".parse().unwrap());
+        let mut i = Inspection::default();
+        inspect_trailers(&t, &mut i);
+        assert_eq!(i.findings[0].location, "trailer:x-contact");
+
+        let many: String = (0..MAX_FINDINGS + 10)
+            .map(|n| format!("\"k{n}\":\"u{n}@example.com\""))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut i = Inspection::default();
+        let body = format!("{{{many}}}");
+        inspect_body(&headers("application/json"), body.as_bytes(), &mut i);
+        assert_eq!(i.findings.len(), MAX_FINDINGS);
+        assert!(i.overflow);
     }
 
     #[test]

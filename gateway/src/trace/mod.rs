@@ -88,7 +88,10 @@ pub fn encode(
         },
         policy_revision: &ctx.snapshot.revision,
         route: &route.id,
-        method: req.method().as_str(),
+        // Extension methods are client text: recorded only when short.
+        method: Some(req.method().as_str())
+            .filter(|m| m.len() <= 16)
+            .unwrap_or("EXTENSION"),
         purpose: &route.purpose,
         subject: SubjectRecord {
             jurisdictions: ctx

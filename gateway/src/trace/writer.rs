@@ -66,15 +66,30 @@ struct RegionBuf {
     path: PathBuf,
 }
 
+/// The most bytes held in memory per region before requests are refused: if writing stalls,
+/// requests fail instead of memory growing.
+const MAX_BUFFERED: usize = 64 * 1024 * 1024;
+
 #[derive(Debug)]
 struct Buffered {
     dir: PathBuf,
     regions: Mutex<HashMap<Arc<str>, RegionBuf>>,
     wake: Condvar,
+    /// Set when a write failed: the chain in memory is ahead of the file, so every later
+    /// request fails closed until restart (which resumes from what the file holds).
+    failed: Mutex<Option<String>>,
 }
 
 impl Buffered {
     fn append(&self, region: Arc<str>, body: &[u8]) -> Result<(), TraceError> {
+        if let Ok(failed) = self.failed.lock()
+            && let Some(why) = failed.as_ref()
+        {
+            return Err(TraceError::Io {
+                path: self.dir.display().to_string(),
+                message: format!("an earlier write failed ({why}); refusing until restart"),
+            });
+        }
         let mut regions = self.regions.lock().map_err(|_| TraceError::Stopped)?;
         if !regions.contains_key(&region) {
             // Once per region: repair a torn tail and read the chain head.
@@ -91,6 +106,13 @@ impl Buffered {
         let Some(rb) = regions.get_mut(&region) else {
             return Err(TraceError::Stopped);
         };
+        if rb.data.len() >= MAX_BUFFERED {
+            self.wake.notify_one();
+            return Err(TraceError::Io {
+                path: rb.path.display().to_string(),
+                message: "the trace buffer is full: writing has stalled".into(),
+            });
+        }
         rb.head = chain_into(&mut rb.data, body, &rb.head);
         if rb.data.len() >= FLUSH_BYTES {
             self.wake.notify_one();
@@ -115,22 +137,35 @@ impl Buffered {
     }
 }
 
-fn write_out(files: &mut HashMap<PathBuf, File>, pending: Vec<(PathBuf, Vec<u8>)>) {
+/// Writes buffered bytes out; on a failure removes any partial append and marks the writer
+/// failed, so later requests fail closed.
+fn write_out(
+    files: &mut HashMap<PathBuf, File>,
+    pending: Vec<(PathBuf, Vec<u8>)>,
+    failed: &Mutex<Option<String>>,
+) {
     for (path, data) in pending {
-        let file = match files.get_mut(&path) {
-            Some(f) => f,
-            None => match OpenOptions::new().append(true).open(&path) {
-                Ok(f) => files.entry(path.clone()).or_insert(f),
-                Err(e) => {
-                    metrics::counter!(crate::metrics::TRACE_WRITE_FAILURES).increment(1);
-                    tracing::error!(path = %path.display(), error = %e, "trace buffer lost: cannot open the file");
-                    continue;
+        let result = (|| -> std::io::Result<()> {
+            let file = match files.get_mut(&path) {
+                Some(f) => f,
+                None => {
+                    let f = OpenOptions::new().append(true).open(&path)?;
+                    files.entry(path.clone()).or_insert(f)
                 }
-            },
-        };
-        if let Err(e) = file.write_all(&data) {
+            };
+            let len = file.metadata()?.len();
+            if let Err(e) = file.write_all(&data) {
+                let _ = file.set_len(len);
+                return Err(e);
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
             metrics::counter!(crate::metrics::TRACE_WRITE_FAILURES).increment(1);
-            tracing::error!(path = %path.display(), error = %e, "trace buffer lost: write failed");
+            tracing::error!(path = %path.display(), error = %e, "decision records could not be written; failing closed");
+            if let Ok(mut f) = failed.lock() {
+                f.get_or_insert_with(|| format!("{}: {e}", path.display()));
+            }
         }
     }
 }
@@ -144,14 +179,14 @@ fn run_flusher(buffered: std::sync::Weak<Buffered>) {
             let _ = b.wake.wait_timeout(guard, FLUSH_EVERY);
             b.take()
         };
+        write_out(&mut files, pending, &b.failed);
         drop(b);
-        write_out(&mut files, pending);
     }
 }
 
 impl Drop for Buffered {
     fn drop(&mut self) {
-        write_out(&mut HashMap::new(), self.take());
+        write_out(&mut HashMap::new(), self.take(), &self.failed);
     }
 }
 
@@ -176,6 +211,7 @@ impl TraceWriter {
                 dir: dir.clone(),
                 regions: Mutex::new(HashMap::new()),
                 wake: Condvar::new(),
+                failed: Mutex::new(None),
             });
             let weak = Arc::downgrade(&b);
             std::thread::Builder::new()
@@ -196,7 +232,7 @@ impl TraceWriter {
     /// Writes out anything buffered (`none` durability) now.
     pub fn flush(&self) {
         if let Some(b) = &self.buffered {
-            write_out(&mut HashMap::new(), b.take());
+            write_out(&mut HashMap::new(), b.take(), &b.failed);
         }
     }
 
@@ -252,12 +288,23 @@ fn open_chain(dir: &Path, region: &str) -> Result<ChainFile, TraceError> {
     let region_dir = dir.join(sanitize(region));
     std::fs::create_dir_all(&region_dir).map_err(|e| io_err(&region_dir, e))?;
     let path = region_dir.join(FILE_NAME);
+    let new_file = !path.exists();
     let mut file = OpenOptions::new()
         .create(true)
         .read(true)
         .append(true)
         .open(&path)
         .map_err(|e| io_err(&path, e))?;
+    if new_file {
+        // Make the new file's directory entry durable too, or a crash could lose the whole
+        // file even after its records were synced.
+        File::open(&region_dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io_err(&region_dir, e))?;
+        if let Some(parent) = region_dir.parent() {
+            let _ = File::open(parent).and_then(|d| d.sync_all());
+        }
+    }
     let len = file.metadata().map_err(|e| io_err(&path, e))?.len();
     let tail_len = len.min(256 * 1024);
     let mut tail = vec![0; tail_len as usize];
