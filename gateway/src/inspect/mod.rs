@@ -236,7 +236,7 @@ pub fn inspect_body(headers: &HeaderMap, body: &[u8], out: &mut Inspection) -> I
         Kind::Text => {
             // JSON sent as text is read as JSON too, as a lenient backend would (escapes
             // decoded); the raw text is scanned either way.
-            let looks_json = text.trim_start().starts_with(|c| c == '{' || c == '[');
+            let looks_json = text.trim_start().starts_with(['{', '[']);
             if looks_json {
                 let _ = json::walk(text, MAX_JSON_DEPTH, |h, p| out.push(h, p));
             }
