@@ -195,6 +195,10 @@ struct ChainFile {
     file: File,
     head: String,
     len: u64,
+    /// Set after a failed write or sync: the kernel may have dropped pages it reported written
+    /// (after a failed fsync nothing about the file can be trusted), so the file takes no more
+    /// records until restart, which re-reads and repairs it.
+    broken: Option<String>,
 }
 
 impl TraceWriter {
@@ -328,6 +332,7 @@ fn open_chain(dir: &Path, region: &str) -> Result<ChainFile, TraceError> {
         file,
         head,
         len: good_len,
+        broken: None,
     })
 }
 
@@ -431,6 +436,12 @@ fn run(mut rx: mpsc::Receiver<Job>, dir: PathBuf, durability: Durability) {
 
 /// Writes records as one append and optionally syncs; on failure rolls the file back.
 fn write_jobs(f: &mut ChainFile, bodies: &[Vec<u8>], sync: bool) -> Result<(), TraceError> {
+    if let Some(why) = &f.broken {
+        return Err(TraceError::Io {
+            path: f.path.display().to_string(),
+            message: format!("an earlier write failed ({why}); refusing until restart"),
+        });
+    }
     let mut buf = Vec::new();
     let mut head = f.head.clone();
     for body in bodies {
@@ -451,6 +462,7 @@ fn write_jobs(f: &mut ChainFile, bodies: &[Vec<u8>], sync: bool) -> Result<(), T
         Err(e) => {
             // Best effort: remove any partial append so the chain stays intact.
             let _ = f.file.set_len(f.len);
+            f.broken = Some(e.to_string());
             Err(io_err(&f.path, e))
         }
     }
