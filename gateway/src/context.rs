@@ -91,6 +91,8 @@ pub struct RequestContext {
     pub action: Option<Action>,
     /// False in dry-run mode: the verdict was recorded but not applied.
     pub enforced: bool,
+    /// The lawful destination has no live backend and no lawful failover exists.
+    pub unavailable: bool,
     /// This request's place under the concurrency limit.
     pub permit: Option<Arc<tokio::sync::OwnedSemaphorePermit>>,
 }

@@ -43,16 +43,12 @@ fn decide(ctx: &mut RequestContext) {
         .as_ref()
         .map(|r| r.jurisdictions.clone())
         .unwrap_or_default();
-    let incomplete = ctx.resolution.as_ref().is_none_or(|r| r.address_unknown);
     let home: Option<Arc<str>> = jurisdictions
         .iter()
         .find_map(|j| snap.registry.home_for(*j))
         .map(|r| r.id.clone());
     ctx.home_region = home.clone();
     ctx.enforced = route.mode == Mode::Enforce;
-    // Legal dates are days in the issuing authority's time zone; the knowledge base is
-    // mostly EU law, so the day is taken in Brussels (CET/CEST).
-    let at = crate::clock::brussels_date(ctx.received_micros.div_euclid(1_000_000));
 
     if let InspectStatus::Uninspectable(why) = ctx.inspection.status
         && route.on_uninspectable == OnUninspectable::Reject
@@ -100,57 +96,130 @@ fn decide(ctx: &mut RequestContext) {
             c
         }
     };
-    let categories = ctx.inspection.categories();
+    // The first lawful candidate with a live backend. A lawful region that is down is
+    // remembered: if no other lawful region can take the request, the answer is 503, never a
+    // region where the transfer is unlawful.
     let mut first: Option<(Arc<str>, Decision)> = None;
-    for region_id in candidates {
-        let Some(region) = snap.registry.get(&region_id) else {
+    let mut lawful_but_down: Option<(Arc<str>, Decision)> = None;
+    for region_id in &candidates {
+        let Some(d) = evaluate_for(ctx, route, region_id) else {
             continue;
         };
-        let q = Query {
-            jurisdictions: &jurisdictions,
-            incomplete,
-            categories: &categories,
-            purpose: &route.purpose,
-            destination: Destination {
-                region: &region.id,
-                country: region.country,
-                entity: &region.entity,
-            },
-            at,
-        };
-        let mut d = snap.engine.evaluate(&q);
-        if ctx.inspection.status == InspectStatus::Skipped {
-            d.reasons.insert(
-                0,
-                Reason {
-                    step: "inspect",
-                    rule: Arc::from(format!("route.{}", route.id)),
-                    finding: "the route is declared to carry no personal data; it is not inspected"
-                        .into(),
-                },
-            );
-        }
-        if ctx.inspection.tunnel {
-            d.reasons.insert(
-                0,
-                Reason {
-                    step: "inspect",
-                    rule: Arc::from(format!("route.{}.allow_upgrade", route.id)),
-                    finding: "the request upgrades to a tunnel whose content cannot be inspected; it is treated as personal data of unknown category".into(),
-                },
-            );
-        }
         if d.verdict.permits() {
-            ctx.destination = Some(region_id);
-            ctx.decision = Some(d);
-            return;
+            if region_available(ctx, region_id) {
+                ctx.destination = Some(region_id.clone());
+                ctx.decision = Some(d);
+                return;
+            }
+            if lawful_but_down.is_none() {
+                lawful_but_down = Some((region_id.clone(), d));
+            }
+        } else if first.is_none() {
+            first = Some((region_id.clone(), d));
         }
-        if first.is_none() {
-            first = Some((region_id, d));
+    }
+    if let Some((down, _)) = &lawful_but_down {
+        // Failover: any other region where the same transfer is lawful and that is up.
+        let others: Vec<Arc<str>> = snap
+            .registry
+            .regions()
+            .iter()
+            .map(|r| r.id.clone())
+            .filter(|r| !candidates.contains(r))
+            .collect();
+        for region_id in others {
+            let Some(mut d) = evaluate_for(ctx, route, &region_id) else {
+                continue;
+            };
+            if d.verdict.permits() && region_available(ctx, &region_id) {
+                d.reasons.push(Reason {
+                    step: "route",
+                    rule: Arc::from("failover"),
+                    finding: format!(
+                        "{down} has no live backend; failed over to {region_id}, where this transfer is lawful"
+                    ),
+                });
+                ctx.destination = Some(region_id);
+                ctx.decision = Some(d);
+                return;
+            }
         }
+    }
+    if let Some((region, mut d)) = lawful_but_down {
+        d.reasons.push(Reason {
+            step: "route",
+            rule: Arc::from("failover"),
+            finding: format!(
+                "{region} has no live backend, and no other region where this transfer is lawful is available"
+            ),
+        });
+        d.reason_code = "home_region_unavailable";
+        ctx.unavailable = true;
+        ctx.destination = Some(region);
+        ctx.decision = Some(d);
+        return;
     }
     if let Some((region, d)) = first {
         ctx.destination = Some(region);
         ctx.decision = Some(d);
     }
+}
+
+/// Whether a region has a backend that is not marked down.
+fn region_available(ctx: &RequestContext, region: &str) -> bool {
+    ctx.snapshot.pools.get(region).is_some_and(|p| p.has_live())
+}
+
+/// Evaluates the request's transfer to one region.
+pub fn evaluate_for(
+    ctx: &RequestContext,
+    route: &crate::config::RouteConfig,
+    region_id: &str,
+) -> Option<Decision> {
+    let region = ctx.snapshot.registry.get(region_id)?;
+    let jurisdictions: &[domicile_policy::Country] = ctx
+        .resolution
+        .as_ref()
+        .map_or(&[], |r| r.jurisdictions.as_slice());
+    let incomplete = ctx.resolution.as_ref().is_none_or(|r| r.address_unknown);
+    let categories = ctx.inspection.categories();
+    // Legal dates are days in the issuing authority's time zone; the knowledge base is
+    // mostly EU law, so the day is taken in Brussels (CET/CEST).
+    let at = crate::clock::brussels_date(ctx.received_micros.div_euclid(1_000_000));
+    let q = Query {
+        jurisdictions,
+        incomplete,
+        categories: &categories,
+        purpose: &route.purpose,
+        destination: Destination {
+            region: &region.id,
+            country: region.country,
+            entity: &region.entity,
+        },
+        at,
+    };
+    let mut d = ctx.snapshot.engine.evaluate(&q);
+    if ctx.inspection.status == InspectStatus::Skipped {
+        d.reasons.insert(
+            0,
+            Reason {
+                step: "inspect",
+                rule: Arc::from(format!("route.{}", route.id)),
+                finding:
+                    "the route is declared to carry no personal data; its body is not inspected"
+                        .into(),
+            },
+        );
+    }
+    if ctx.inspection.tunnel {
+        d.reasons.insert(
+            0,
+            Reason {
+                step: "inspect",
+                rule: Arc::from(format!("route.{}.allow_upgrade", route.id)),
+                finding: "the request upgrades to a tunnel whose content cannot be inspected; it is treated as personal data of unknown category".into(),
+            },
+        );
+    }
+    Some(d)
 }

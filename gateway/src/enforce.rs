@@ -68,6 +68,19 @@ fn action(ctx: &RequestContext) -> Action {
         p.subject_jurisdiction = subject;
         return Action::Respond(p);
     }
+    if ctx.unavailable {
+        let mut p = Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "home_region_unavailable",
+            "the region this data may go to is unavailable, and no other region where the transfer is lawful is; nothing was forwarded",
+        )
+        .with_reason("home_region_unavailable")
+        .with_decision(&ctx.decision_id);
+        p.subject_jurisdiction = subject;
+        p.destination_region = ctx.destination.as_deref().map(str::to_owned);
+        p.retry_after = Some(crate::upstream::RETRY_AFTER_SECS);
+        return Action::Respond(p);
+    }
     let Some(region) = ctx.destination.clone() else {
         return Action::Respond(
             Problem::new(

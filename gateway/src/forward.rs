@@ -305,6 +305,10 @@ async fn forward(
             Response::from_parts(parts, Body::Incoming(body))
         }
         Ok(Err(e)) => {
+            if e.is_connect() {
+                // Passive health: skip this backend for a while.
+                backend.mark_failed();
+            }
             tracing::warn!(decision_id = %ctx.decision_id, region = &**region, error = %e, "upstream request failed");
             let mut r = problem(
                 StatusCode::BAD_GATEWAY,

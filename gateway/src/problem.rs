@@ -24,6 +24,9 @@ pub struct Problem {
     pub destination_region: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// Seconds for a `Retry-After` header (503s the client may retry).
+    #[serde(skip)]
+    pub retry_after: Option<u32>,
 }
 
 impl Problem {
@@ -39,6 +42,7 @@ impl Problem {
             subject_jurisdiction: None,
             destination_region: None,
             request_id: None,
+            retry_after: None,
         }
     }
 
@@ -70,6 +74,10 @@ impl Problem {
         );
         res.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(secs) = self.retry_after {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         res
     }
 }

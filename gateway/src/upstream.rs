@@ -18,13 +18,41 @@ use crate::tls;
 
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, Body>;
 
+/// How long a backend that failed to answer is skipped (passive health), and the
+/// `Retry-After` a client gets when no lawful region is up.
+pub const DOWN_FOR: std::time::Duration = std::time::Duration::from_secs(5);
+pub const RETRY_AFTER_SECS: u32 = 5;
+
+fn now_ms() -> u64 {
+    static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    ORIGIN
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+        + 1
+}
+
 /// One backend of a region.
 #[derive(Debug)]
 pub struct Backend {
+    /// Until when (ms on the process clock) the backend is considered down; 0 when up.
+    down_until: std::sync::atomic::AtomicU64,
     pub url: Uri,
     pub protocol: Protocol,
     pub client: HttpClient,
     pub response_timeout: Duration,
+}
+
+impl Backend {
+    pub fn is_up(&self) -> bool {
+        self.down_until.load(Ordering::Relaxed) <= now_ms()
+    }
+
+    /// Marks the backend down for [`DOWN_FOR`] after it failed to answer.
+    pub fn mark_failed(&self) {
+        self.down_until
+            .store(now_ms() + DOWN_FOR.as_millis() as u64, Ordering::Relaxed);
+    }
 }
 
 /// The backends of one region, picked round-robin.
@@ -37,11 +65,20 @@ pub struct RegionPool {
 impl RegionPool {
     /// The next backend in turn.
     pub fn pick(&self) -> Option<(usize, &Backend)> {
-        if self.backends.is_empty() {
+        let len = self.backends.len();
+        if len == 0 {
             return None;
         }
-        let n = self.next.fetch_add(1, Ordering::Relaxed) % self.backends.len();
-        Some((n, &self.backends[n]))
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        (0..len)
+            .map(|k| (start + k) % len)
+            .find(|&n| self.backends[n].is_up())
+            .map(|n| (n, &self.backends[n]))
+    }
+
+    /// Whether any backend is up.
+    pub fn has_live(&self) -> bool {
+        self.backends.iter().any(Backend::is_up)
     }
 }
 
@@ -76,6 +113,7 @@ fn build_backend(b: &BackendConfig) -> Result<Backend, String> {
         .pool_max_idle_per_host(256)
         .http2_only(b.protocol == Protocol::Http2);
     Ok(Backend {
+        down_until: std::sync::atomic::AtomicU64::new(0),
         url: b.url.clone(),
         protocol: b.protocol,
         client: builder.build(connector),

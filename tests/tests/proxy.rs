@@ -616,3 +616,82 @@ async fn personal_data_in_queries_of_clean_routes_text_json_and_trailers_is_foun
     assert_eq!(us.count() + eu.count(), 0);
     gw.running.shutdown().await;
 }
+
+fn closed_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", l.local_addr().unwrap())
+}
+
+#[tokio::test]
+async fn a_down_home_region_gives_503_never_an_unlawful_region() {
+    let us = Backend::start("us").await;
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("traces");
+    let text = domicile_tests::two_regions(&closed_port(), &us.url(), &trace, "");
+    let gw = Gateway::start(dir, &text, false).await;
+    // The first request finds the backend dead (502) and marks it down.
+    let r = post_json(
+        &gw.url("/customers"),
+        EU_IP,
+        r#"{"email":"jane@example.com"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    // Now the region is known to be down: EU data may not go to us-east instead.
+    let r = post_json(
+        &gw.url("/customers"),
+        EU_IP,
+        r#"{"email":"jane@example.com"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.header("retry-after"), Some("5"));
+    let p = r.json();
+    assert_eq!(p["reason"], "home_region_unavailable");
+    assert_eq!(p["destination_region"], "eu-central");
+    assert_eq!(us.count(), 0);
+    let rec = gw.record(p["decision_id"].as_str().unwrap());
+    assert_eq!(rec["reason_code"], "home_region_unavailable");
+    assert_eq!(rec["outcome"]["action"], "unavailable");
+    assert!(
+        rec["reasons"]
+            .to_string()
+            .contains("no other region where this transfer is lawful")
+    );
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_down_region_fails_over_where_the_transfer_is_lawful() {
+    let eu = Backend::start("eu").await;
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("traces");
+    let text = domicile_tests::two_regions(&eu.url(), &closed_port(), &trace, "");
+    let gw = Gateway::start(dir, &text, false).await;
+    let r = post_json(
+        &gw.url("/customers"),
+        US_IP,
+        r#"{"email":"joe@example.com"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    // US law places no general restriction on storing this in the EU: fail over.
+    let r = post_json(
+        &gw.url("/customers"),
+        US_IP,
+        r#"{"email":"joe@example.com"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("domicile-region"), Some("eu-central"));
+    assert_eq!(eu.count(), 1);
+    let rec = gw.record(r.header("domicile-decision").unwrap());
+    assert_eq!(rec["destination"]["region"], "eu-central");
+    assert!(
+        rec["reasons"]
+            .to_string()
+            .contains("failed over to eu-central"),
+        "{rec}"
+    );
+    gw.running.shutdown().await;
+}
