@@ -169,6 +169,7 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
         published_revision: std::sync::Mutex::new(None),
     });
     crate::reload::publish_revision(&shared, &revision);
+    crate::upstream::spawn_health_checks(&shared.snapshot.load_full());
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|source| StartError::Bind {

@@ -53,7 +53,9 @@ pub fn reload(shared: &Shared) -> Result<String, Vec<String>> {
                 tracing::warn!("listen address and trace directory changes take effect on restart");
             }
             let rev = snapshot.revision.clone();
-            shared.snapshot.store(Arc::new(snapshot));
+            let snapshot = Arc::new(snapshot);
+            shared.snapshot.store(snapshot.clone());
+            crate::upstream::spawn_health_checks(&snapshot);
             publish_revision(shared, &rev);
             metrics::counter!(m::CONFIG_RELOADS, "result" => "ok").increment(1);
             tracing::info!(revision = %rev, "configuration reloaded");

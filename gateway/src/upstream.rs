@@ -41,11 +41,52 @@ pub struct Backend {
     pub protocol: Protocol,
     pub client: HttpClient,
     pub response_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub health: Option<(String, Duration)>,
 }
 
 impl Backend {
     pub fn is_up(&self) -> bool {
         self.down_until.load(Ordering::Relaxed) <= now_ms()
+    }
+
+    /// Marks the backend up (a health check passed).
+    pub fn mark_up(&self) {
+        self.down_until.store(0, Ordering::Relaxed);
+    }
+
+    /// Marks the backend down for `d`.
+    pub fn mark_down_for(&self, d: Duration) {
+        self.down_until
+            .store(now_ms() + d.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// One active health check: `GET` the health path; 2xx is up, anything else down.
+    pub async fn probe(&self) -> bool {
+        let Some((path, interval)) = &self.health else {
+            return true;
+        };
+        let base = self.url.path().trim_end_matches('/');
+        let uri = Uri::builder()
+            .scheme(self.url.scheme_str().unwrap_or("http"))
+            .authority(self.url.authority().map_or("", |a| a.as_str()))
+            .path_and_query(format!("{base}{path}"))
+            .build();
+        let Ok(uri) = uri else { return false };
+        let mut req = http::Request::new(crate::body::Body::Empty);
+        *req.uri_mut() = uri;
+        let limit = (*interval).min(self.connect_timeout + Duration::from_secs(1));
+        let ok = matches!(
+            tokio::time::timeout(limit, self.client.request(req)).await,
+            Ok(Ok(res)) if res.status().is_success()
+        );
+        if ok {
+            self.mark_up();
+        } else {
+            // Down until a later check passes (or the passive window runs out).
+            self.mark_down_for(*interval + DOWN_FOR);
+        }
+        ok
     }
 
     /// Marks the backend down for [`DOWN_FOR`] after it failed to answer.
@@ -118,6 +159,8 @@ fn build_backend(b: &BackendConfig) -> Result<Backend, String> {
         protocol: b.protocol,
         client: builder.build(connector),
         response_timeout: b.response_timeout,
+        connect_timeout: b.connect_timeout,
+        health: b.health.clone(),
     })
 }
 
@@ -146,4 +189,33 @@ pub fn build_pools(regions: &[RegionConfig]) -> Result<HashMap<Arc<str>, RegionP
     } else {
         Err(errors)
     }
+}
+
+/// Runs the active health checks of every backend that has one, for as long as the snapshot
+/// they belong to is alive (a reload builds new pools and new checks).
+pub fn spawn_health_checks(snapshot: &std::sync::Arc<crate::state::Snapshot>) {
+    let weak = std::sync::Arc::downgrade(snapshot);
+    let has_checks = snapshot
+        .pools
+        .values()
+        .any(|p| p.backends.iter().any(|b| b.health.is_some()));
+    if !has_checks {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut tick = Duration::from_secs(3600);
+        loop {
+            let Some(snap) = weak.upgrade() else { return };
+            for pool in snap.pools.values() {
+                for b in &pool.backends {
+                    if let Some((_, interval)) = &b.health {
+                        tick = tick.min(*interval);
+                        b.probe().await;
+                    }
+                }
+            }
+            drop(snap);
+            tokio::time::sleep(tick).await;
+        }
+    });
 }

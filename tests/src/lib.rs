@@ -50,6 +50,9 @@ pub struct BackendOptions {
     pub delay: Option<Duration>,
     /// Answer `Upgrade` requests with 101 and echo the tunnel's bytes back.
     pub upgrade_echo: bool,
+    /// When set, `GET /healthz` answers 200 while the flag is true and 503 otherwise
+    /// (health checks are not recorded as received requests).
+    pub health: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Backend {
@@ -67,6 +70,7 @@ impl Backend {
             .map(|(cfg,)| tokio_rustls::TlsAcceptor::from(Arc::new(cfg)));
         let delay = opts.delay;
         let upgrade_echo = opts.upgrade_echo;
+        let health = opts.health.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -74,10 +78,21 @@ impl Backend {
                 };
                 let rec = rec.clone();
                 let acceptor = acceptor.clone();
+                let health = health.clone();
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                         let rec = rec.clone();
+                        let health = health.clone();
                         async move {
+                            if let Some(h) = &health
+                                && req.uri().path() == "/healthz"
+                            {
+                                let mut res = Response::new(Full::new(Bytes::new()));
+                                if !h.load(std::sync::atomic::Ordering::SeqCst) {
+                                    *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                                }
+                                return Ok::<_, Infallible>(res);
+                            }
                             if upgrade_echo && req.headers().contains_key("upgrade") {
                                 let on = hyper::upgrade::on(&mut req);
                                 tokio::spawn(async move {

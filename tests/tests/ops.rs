@@ -157,6 +157,7 @@ async fn shutdown_drains_in_flight_requests_and_stops_accepting() {
             tls: None,
             delay: Some(Duration::from_millis(400)),
             upgrade_echo: false,
+            health: None,
         },
     )
     .await;

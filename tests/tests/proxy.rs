@@ -695,3 +695,60 @@ async fn a_down_region_fails_over_where_the_transfer_is_lawful() {
     );
     gw.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn active_health_checks_take_a_failing_backend_out_and_back() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let healthy = Arc::new(AtomicBool::new(true));
+    let eu = Backend::start("eu").await;
+    let us = Backend::start_with(
+        "us",
+        domicile_tests::BackendOptions {
+            health: Some(healthy.clone()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("traces");
+    let text = domicile_tests::two_regions(&eu.url(), &us.url(), &trace, "").replace(
+        &format!("backends = [{{ url = \"{}\" }}]", us.url()),
+        &format!(
+            "backends = [{{ url = \"{}\", health_path = \"/healthz\", health_interval = \"100ms\" }}]",
+            us.url()
+        ),
+    );
+    let gw = Gateway::start(dir, &text, false).await;
+    let url = gw.url("/customers");
+    let region = || async {
+        post_json(&url, US_IP, "{}")
+            .await
+            .header("domicile-region")
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert_eq!(region().await, "us-east");
+    // The check fails: requests move to the lawful alternative without a failed request first.
+    healthy.store(false, Ordering::SeqCst);
+    let mut r = String::new();
+    for _ in 0..50 {
+        r = region().await;
+        if r == "eu-central" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(r, "eu-central");
+    // And back once it passes again.
+    healthy.store(true, Ordering::SeqCst);
+    for _ in 0..50 {
+        r = region().await;
+        if r == "us-east" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(r, "us-east");
+    gw.running.shutdown().await;
+}

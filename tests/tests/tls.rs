@@ -180,6 +180,7 @@ async fn backends_over_tls_with_a_custom_ca_client_certificate_and_http2() {
             tls: Some((backend_tls(&pki, true, false),)),
             delay: None,
             upgrade_echo: false,
+            health: None,
         },
     )
     .await;
@@ -189,6 +190,7 @@ async fn backends_over_tls_with_a_custom_ca_client_certificate_and_http2() {
             tls: Some((backend_tls(&pki, false, true),)),
             delay: None,
             upgrade_echo: false,
+            health: None,
         },
     )
     .await;
@@ -236,6 +238,7 @@ async fn a_backend_requiring_a_client_certificate_refuses_a_gateway_without_one(
             tls: Some((backend_tls(&pki, true, false),)),
             delay: None,
             upgrade_echo: false,
+            health: None,
         },
     )
     .await;

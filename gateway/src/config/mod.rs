@@ -159,6 +159,8 @@ pub struct BackendConfig {
     pub client_cert: Option<(PathBuf, PathBuf)>,
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
+    /// Active health check: `GET` this path every interval; a failure marks the backend down.
+    pub health: Option<(String, Duration)>,
 }
 
 #[derive(Debug, Clone)]
@@ -795,6 +797,22 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
                 &bk("response_timeout"),
                 Duration::from_secs(30),
             );
+            let health_interval = c.duration(
+                &b.health_interval,
+                &bk("health_interval"),
+                Duration::from_secs(5),
+            );
+            let health = b.health_path.as_ref().and_then(|p| {
+                c.parse(p, &bk("health_path"), |v| {
+                    if v.starts_with('/') && crate::route::ambiguous_path(v).is_none() {
+                        Ok((v.clone(), health_interval))
+                    } else {
+                        Err(format!(
+                            "invalid health path {v:?}: an absolute path such as /healthz"
+                        ))
+                    }
+                })
+            });
             if let Some(url) = url {
                 backends.push(BackendConfig {
                     url,
@@ -803,6 +821,7 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
                     client_cert,
                     connect_timeout,
                     response_timeout,
+                    health,
                 });
             }
         }

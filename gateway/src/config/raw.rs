@@ -156,6 +156,8 @@ pub struct FileBackend {
     pub client_key: Option<S<String>>,
     pub connect_timeout: Option<S<String>>,
     pub response_timeout: Option<S<String>>,
+    pub health_path: Option<S<String>>,
+    pub health_interval: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
