@@ -120,6 +120,35 @@ fn record_outcome(
     }
 }
 
+/// Copies an upgraded connection both ways until either side closes or nothing has moved for
+/// the idle timeout (every byte of the tunnel passes the client side, so that side's clock
+/// sees all activity).
+async fn tunnel(
+    client: hyper::upgrade::Upgraded,
+    upstream: hyper::upgrade::Upgraded,
+    idle: std::time::Duration,
+) {
+    let mut client = crate::framing::Sniff::off(
+        hyper_util::rt::TokioIo::new(client),
+        Arc::new(crate::framing::FramingLog::default()),
+    );
+    let activity = client.activity();
+    let mut upstream = hyper_util::rt::TokioIo::new(upstream);
+    let copy = tokio::io::copy_bidirectional(&mut client, &mut upstream);
+    tokio::pin!(copy);
+    loop {
+        let deadline = tokio::time::Instant::from_std(activity.last() + idle);
+        tokio::select! {
+            _ = &mut copy => return,
+            _ = tokio::time::sleep_until(deadline) => {
+                if activity.last() + idle <= std::time::Instant::now() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
 /// Marks a response the gateway made because the backend did not answer.
 #[derive(Debug, Clone, Copy)]
 struct UpstreamError(&'static str);
@@ -281,13 +310,10 @@ async fn forward(
             if let (true, Some(client_upgrade)) = (switching, client_upgrade) {
                 let upstream_upgrade = hyper::upgrade::on(&mut res);
                 let decision_id = ctx.decision_id.clone();
+                let idle = ctx.snapshot.config.server.timeouts.idle;
                 tokio::spawn(async move {
                     match tokio::join!(client_upgrade, upstream_upgrade) {
-                        (Ok(client), Ok(upstream)) => {
-                            let mut client = hyper_util::rt::TokioIo::new(client);
-                            let mut upstream = hyper_util::rt::TokioIo::new(upstream);
-                            let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
-                        }
+                        (Ok(client), Ok(upstream)) => tunnel(client, upstream, idle).await,
                         _ => tracing::debug!(decision_id, "upgrade did not complete"),
                     }
                 });
