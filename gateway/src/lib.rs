@@ -29,6 +29,8 @@
 //! - [`demo`]: the embedded demo.
 //! - [`body`], [`problem`], [`headers`], [`step`], [`clock`]: shared pieces.
 
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 pub mod admin;
 pub mod body;
 pub mod clock;

@@ -10,6 +10,8 @@
 //! - [`engine`]: the decision algorithm.
 //! - [`cases`]: policy test cases written as data, and their runner.
 
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 pub mod cases;
 pub mod country;
 pub mod date;

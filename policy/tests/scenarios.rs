@@ -1,5 +1,7 @@
 //! Runs the legal scenarios in `scenarios.toml` against the built-in knowledge base.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::sync::Arc;
 
 use domicile_policy::cases::parse_cases;

@@ -8,6 +8,8 @@
 //! - [`geoip`]: MaxMind DB lookups (and building small country DBs for the demo and tests).
 //! - [`resolve`]: evidence and the jurisdiction resolution.
 
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 pub mod client_addr;
 pub mod geoip;
 pub mod registry;
