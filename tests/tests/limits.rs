@@ -252,3 +252,45 @@ async fn trailers_pass_on_streamed_and_inspected_routes() {
     }
     gw.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_slow_backend_gets_504_and_the_outcome_says_so() {
+    let eu = Backend::start_with(
+        "eu",
+        BackendOptions {
+            delay: Some(Duration::from_millis(1500)),
+            ..Default::default()
+        },
+    )
+    .await;
+    let us = Backend::start("us").await;
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("traces");
+    let text = domicile_tests::two_regions(&eu.url(), &us.url(), &trace, "").replace(
+        &format!("backends = [{{ url = \"{}\" }}]", eu.url()),
+        &format!(
+            "backends = [{{ url = \"{}\", response_timeout = \"200ms\" }}]",
+            eu.url()
+        ),
+    );
+    let gw = Gateway::start(dir, &text, false).await;
+    let r = client::post_json(&gw.url("/customers"), "192.0.2.1", "{}").await;
+    assert_eq!(r.status, 504, "{}", r.text());
+    assert_eq!(r.json()["type"], "urn:domicile:problem:upstream_timeout");
+    let id = r.header("domicile-decision").unwrap().to_owned();
+    let mut outcome = None;
+    for _ in 0..50 {
+        outcome = gw
+            .outcomes()
+            .into_iter()
+            .find(|o| o["decision_id"] == id.as_str());
+        if outcome.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let outcome = outcome.expect("no outcome line");
+    assert_eq!(outcome["error"], "upstream_timeout");
+    assert!(outcome["upstream_status"].is_null());
+    gw.running.shutdown().await;
+}
