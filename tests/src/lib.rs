@@ -369,9 +369,14 @@ impl Gateway {
 
     /// The standard two-region gateway in front of `eu` and `us`.
     pub async fn two_regions(eu: &Backend, us: &Backend, extra: &str) -> Gateway {
+        Gateway::with_urls(&eu.url(), &us.url(), extra).await
+    }
+
+    /// The standard two-region gateway in front of these backend URLs.
+    pub async fn with_urls(eu: &str, us: &str, extra: &str) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let trace = dir.path().join("traces");
-        let text = two_regions(&eu.url(), &us.url(), &trace, extra);
+        let text = two_regions(eu, us, &trace, extra);
         Gateway::start(dir, &text, false).await
     }
 

@@ -417,10 +417,7 @@ async fn problems_for_unknown_routes_upgrades_and_dead_backends() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
     };
-    let dir = tempfile::tempdir().unwrap();
-    let trace = dir.path().join("traces");
-    let text = domicile_tests::two_regions(&eu.url(), &format!("http://{closed}"), &trace, "");
-    let gw = Gateway::start(dir, &text, false).await;
+    let gw = Gateway::with_urls(&eu.url(), &format!("http://{closed}"), "").await;
 
     let r = client::get(&gw.url("/nowhere")).await;
     assert_eq!(r.status, 404);
@@ -625,10 +622,7 @@ fn closed_port() -> String {
 #[tokio::test]
 async fn a_down_home_region_gives_503_never_an_unlawful_region() {
     let us = Backend::start("us").await;
-    let dir = tempfile::tempdir().unwrap();
-    let trace = dir.path().join("traces");
-    let text = domicile_tests::two_regions(&closed_port(), &us.url(), &trace, "");
-    let gw = Gateway::start(dir, &text, false).await;
+    let gw = Gateway::with_urls(&closed_port(), &us.url(), "").await;
     // The first request finds the backend dead (502) and marks it down.
     let r = post_json(
         &gw.url("/customers"),
@@ -664,10 +658,7 @@ async fn a_down_home_region_gives_503_never_an_unlawful_region() {
 #[tokio::test]
 async fn a_down_region_fails_over_where_the_transfer_is_lawful() {
     let eu = Backend::start("eu").await;
-    let dir = tempfile::tempdir().unwrap();
-    let trace = dir.path().join("traces");
-    let text = domicile_tests::two_regions(&eu.url(), &closed_port(), &trace, "");
-    let gw = Gateway::start(dir, &text, false).await;
+    let gw = Gateway::with_urls(&eu.url(), &closed_port(), "").await;
     let r = post_json(
         &gw.url("/customers"),
         US_IP,
