@@ -20,6 +20,8 @@ pub struct ConnInfo {
     pub peer: SocketAddr,
     pub local: SocketAddr,
     pub tls: bool,
+    /// The TLS server name the client asked for (lower-case), when it sent one.
+    pub sni: Option<String>,
     /// Text forms made once per connection, not per request.
     pub peer_ip: String,
     pub local_text: String,
@@ -33,12 +35,14 @@ impl ConnInfo {
         peer: SocketAddr,
         local: SocketAddr,
         tls: bool,
+        sni: Option<String>,
         framing: Arc<FramingLog>,
     ) -> ConnInfo {
         ConnInfo {
             peer,
             local,
             tls,
+            sni,
             peer_ip: peer.ip().to_string(),
             local_text: local.to_string(),
             peer_truncated: domicile_regions::client_addr::truncate(peer.ip()),

@@ -57,6 +57,21 @@ impl Step for RouteStep {
         let Some(ctx) = req.extensions().get::<RequestContext>() else {
             return Err(crate::context::missing());
         };
+        // The TLS name the client connected to must be the host it asks for: no fronting one
+        // region's name to reach another's route.
+        if let (Some(sni), Some(h)) = (&ctx.conn.sni, &host)
+            && canonical_host(sni) != *h
+        {
+            return Err(crate::problem::close_connection(
+                Problem::new(
+                    StatusCode::MISDIRECTED_REQUEST,
+                    "misdirected_request",
+                    "the request's host differs from the TLS server name of the connection",
+                )
+                .with_decision(&ctx.decision_id)
+                .into_response(),
+            ));
+        }
         let found = ctx
             .snapshot
             .match_route(host.as_deref(), req.uri().path(), req.method());

@@ -91,11 +91,13 @@ pub async fn serve<S>(
         let local = local.unwrap_or(peer);
         tokio::spawn(async move {
             let framing = Arc::new(FramingLog::default());
-            let info = |tls: bool| Arc::new(ConnInfo::new(peer, local, tls, framing.clone()));
+            let info = |tls: bool, sni: Option<String>| {
+                Arc::new(ConnInfo::new(peer, local, tls, sni, framing.clone()))
+            };
             match acceptor {
                 None => {
                     let io = Sniff::new(stream, framing.clone());
-                    serve_conn(&builder, io, info(false), svc, &settings, shutdown).await;
+                    serve_conn(&builder, io, info(false, None), svc, &settings, shutdown).await;
                 }
                 Some(acceptor) => {
                     let hs = tokio::time::timeout(
@@ -108,12 +110,13 @@ pub async fn serve<S>(
                         return;
                     };
                     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+                    let sni = tls.get_ref().1.server_name().map(str::to_ascii_lowercase);
                     let io = if h2 {
                         Sniff::off(tls, framing.clone())
                     } else {
                         Sniff::new(tls, framing.clone())
                     };
-                    serve_conn(&builder, io, info(true), svc, &settings, shutdown).await;
+                    serve_conn(&builder, io, info(true, sni), svc, &settings, shutdown).await;
                 }
             }
             drop(permit);

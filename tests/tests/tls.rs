@@ -57,6 +57,16 @@ async fn tls_get(
     cfg: rustls::ClientConfig,
     path: &str,
 ) -> (u16, http::Version, Option<Vec<u8>>, String) {
+    tls_get_host(addr, cfg, path, "localhost").await
+}
+
+/// As [`tls_get`], with the HTTP/1.1 `Host` given (the TLS name stays `localhost`).
+async fn tls_get_host(
+    addr: SocketAddr,
+    cfg: rustls::ClientConfig,
+    path: &str,
+    host: &str,
+) -> (u16, http::Version, Option<Vec<u8>>, String) {
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
@@ -77,8 +87,8 @@ async fn tls_get(
         let (mut send, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
         tokio::spawn(conn);
         let mut req = req;
-        req.headers_mut()
-            .insert("host", "localhost".parse().unwrap());
+        req.headers_mut().insert("host", host.parse().unwrap());
+        *req.uri_mut() = path.parse().unwrap();
         send.send_request(req).await.unwrap()
     };
     let status = res.status().as_u16();
@@ -137,6 +147,17 @@ async fn tls_listener_negotiates_h2_and_http11_with_tls12_and_13() {
 
     // The backend was told the client came over HTTPS.
     assert_eq!(us.received()[0].headers["x-forwarded-proto"], "https");
+
+    // A host other than the TLS name the client connected to is misdirected.
+    let (status, ..) = tls_get_host(
+        addr,
+        client_config(&pki.ca_pem, &[b"http/1.1"], &[&rustls::version::TLS13]),
+        "/catalog",
+        "eu.example.test",
+    )
+    .await;
+    assert_eq!(status, 421);
+    assert_eq!(us.count(), 2);
     gw.running.shutdown().await;
 }
 
