@@ -97,6 +97,8 @@ pub struct RequestContext {
     pub enforced: bool,
     /// The lawful destination has no live backend and no lawful failover exists.
     pub unavailable: bool,
+    /// This request's share of the inspection buffer budget.
+    pub buffer_permit: Option<Arc<tokio::sync::OwnedSemaphorePermit>>,
     /// This request's place under the concurrency limit.
     pub permit: Option<Arc<tokio::sync::OwnedSemaphorePermit>>,
 }

@@ -41,6 +41,7 @@ pub struct Shared {
 pub fn pipeline(
     shared: Arc<Shared>,
     max_concurrent: usize,
+    max_buffered_bytes: usize,
 ) -> impl tower::Service<
     http::Request<crate::body::Body>,
     Response = http::Response<crate::body::Body>,
@@ -61,7 +62,7 @@ pub fn pipeline(
         .layer(EdgeLayer)
         .layer(LimitsLayer::new(shared, max_concurrent))
         .layer(RouteLayer::default())
-        .layer(InspectLayer)
+        .layer(InspectLayer::new(max_buffered_bytes))
         .layer(ResolveLayer::default())
         .layer(DecideLayer::default())
         .layer(EnforceLayer::default())
@@ -194,7 +195,11 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
             source,
         })?;
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let svc = pipeline(shared.clone(), limits.max_concurrent_requests);
+    let svc = pipeline(
+        shared.clone(),
+        limits.max_concurrent_requests,
+        limits.max_buffered_bytes,
+    );
     let grace = timeouts.shutdown_grace;
     let server = tokio::spawn(server::serve(
         listener,

@@ -136,6 +136,7 @@ where
             action: None,
             enforced: true,
             permit: None,
+            buffer_permit: None,
             unavailable: false,
         });
         if let Some(ctx) = req.extensions_mut().get_mut::<RequestContext>() {

@@ -294,3 +294,48 @@ async fn a_slow_backend_gets_504_and_the_outcome_says_so() {
     assert!(outcome["upstream_status"].is_null());
     gw.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn bodies_buffered_for_inspection_share_a_bounded_budget() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let gw = gateway_with(
+        &eu,
+        &us,
+        "[server.limits]\nmax_body_bytes = 1024\nmax_buffered_bytes = 2048\n\n[server.timeouts]\nshutdown_grace = \"2s\"",
+        "",
+    )
+    .await;
+    // Two bodies that never finish hold the whole budget.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut s = tokio::net::TcpStream::connect(gw.running.addr)
+            .await
+            .unwrap();
+        s.write_all(b"POST /customers HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 192.0.2.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"a\":")
+            .await
+            .unwrap();
+        held.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let r = client::post_json(
+        &gw.url("/customers"),
+        "192.0.2.1",
+        r#"{"email":"a@example.com"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.json()["type"], "urn:domicile:problem:overloaded");
+    // Once they go, there is room again.
+    drop(held);
+    let mut ok = false;
+    for _ in 0..50 {
+        let r = client::post_json(&gw.url("/customers"), "192.0.2.1", "{}").await;
+        if r.status == 200 {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ok, "the budget was not given back");
+    gw.running.shutdown().await;
+}

@@ -79,6 +79,8 @@ pub struct Limits {
     pub max_body_bytes: usize,
     pub max_concurrent_requests: usize,
     pub max_connections: usize,
+    /// All bodies buffered for inspection at once, across requests.
+    pub max_buffered_bytes: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -474,7 +476,21 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
             4096,
         ),
         max_connections: c.positive(&l.max_connections, "server.limits.max_connections", 16_384),
+        max_buffered_bytes: c.positive(
+            &l.max_buffered_bytes,
+            "server.limits.max_buffered_bytes",
+            256 * 1024 * 1024,
+        ),
     };
+    if let Some(v) = &l.max_buffered_bytes
+        && limits.max_buffered_bytes < limits.max_body_bytes
+    {
+        c.err(
+            v,
+            "server.limits.max_buffered_bytes",
+            "must be at least server.limits.max_body_bytes",
+        );
+    }
     let t = &raw.server.timeouts;
     let timeouts = Timeouts {
         header_read: c.duration(

@@ -58,6 +58,7 @@ pub struct FileLimits {
     pub max_body_bytes: Option<S<i64>>,
     pub max_concurrent_requests: Option<S<i64>>,
     pub max_connections: Option<S<i64>>,
+    pub max_buffered_bytes: Option<S<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

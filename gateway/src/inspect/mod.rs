@@ -16,6 +16,9 @@ use domicile_policy::{Category, Country};
 use http::{HeaderMap, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use serde::Serialize;
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
 use tower::{Layer, Service};
 
 use crate::body::Body;
@@ -262,13 +265,28 @@ enum Kind {
 }
 
 /// Builds [`Inspect`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct InspectLayer;
+#[derive(Debug, Clone)]
+pub struct InspectLayer {
+    budget: Arc<Semaphore>,
+}
+
+impl InspectLayer {
+    /// `max_buffered_bytes` bounds the bodies held for inspection across all requests.
+    pub fn new(max_buffered_bytes: usize) -> InspectLayer {
+        let kib = u32::try_from(max_buffered_bytes.div_ceil(1024)).unwrap_or(u32::MAX);
+        InspectLayer {
+            budget: Arc::new(Semaphore::new(kib as usize)),
+        }
+    }
+}
 
 impl<S> Layer<S> for InspectLayer {
     type Service = Inspect<S>;
     fn layer(&self, inner: S) -> Inspect<S> {
-        Inspect { inner }
+        Inspect {
+            inner,
+            budget: self.budget.clone(),
+        }
     }
 }
 
@@ -276,6 +294,7 @@ impl<S> Layer<S> for InspectLayer {
 #[derive(Debug, Clone)]
 pub struct Inspect<S> {
     inner: S,
+    budget: Arc<Semaphore>,
 }
 
 impl<S> Service<Request<Body>> for Inspect<S>
@@ -323,9 +342,10 @@ where
         }
         let inner = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, inner);
+        let budget = self.budget.clone();
         PhaseFuture::Boxed {
             fut: Box::pin(async move {
-                let req = match inspect_request(req).await {
+                let req = match inspect_request(req, &budget).await {
                     Ok(req) => req,
                     Err(res) => return Ok(res),
                 };
@@ -335,7 +355,10 @@ where
     }
 }
 
-async fn inspect_request(mut req: Request<Body>) -> Result<Request<Body>, Response<Body>> {
+async fn inspect_request(
+    mut req: Request<Body>,
+    budget: &Arc<Semaphore>,
+) -> Result<Request<Body>, Response<Body>> {
     let Some(ctx) = req.extensions().get::<RequestContext>() else {
         return Err(crate::context::missing());
     };
@@ -361,6 +384,27 @@ async fn inspect_request(mut req: Request<Body>) -> Result<Request<Body>, Respon
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    // Reserve room for the body in the shared buffer budget first: many large bodies at once
+    // are refused (503) rather than exhausting memory.
+    let reserve = declared.map_or(limit, |n| (n as usize).min(limit)).max(1);
+    let kib = u32::try_from(reserve.div_ceil(1024)).unwrap_or(u32::MAX);
+    let needs_buffer = !declared.is_some_and(|n| n == 0 || n > limit as u64);
+    let buffer_permit = if needs_buffer {
+        match budget.clone().try_acquire_many_owned(kib) {
+            Ok(p) => Some(Arc::new(p)),
+            Err(_) => {
+                return Err(Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "overloaded",
+                    "too many request bodies are being inspected; nothing was forwarded",
+                )
+                .with_decision(&decision_id)
+                .into_response());
+            }
+        }
+    } else {
+        None
+    };
     let body = std::mem::take(req.body_mut());
     if declared.is_some_and(|n| n > limit as u64) {
         // Too large to inspect: decided on the headers, the body is left unread.
@@ -413,6 +457,8 @@ async fn inspect_request(mut req: Request<Body>) -> Result<Request<Body>, Respon
     }
     if let Some(ctx) = req.extensions_mut().get_mut::<RequestContext>() {
         ctx.inspection = inspection;
+        // Held until the buffered body has been forwarded or answered.
+        ctx.buffer_permit = buffer_permit;
     }
     Ok(req)
 }
