@@ -55,6 +55,18 @@ enum TraceCommand {
     },
     /// One decision with its reason trail, in words.
     Show { dir: PathBuf, id: String },
+    /// Re-evaluate recorded decisions under another config (and date): what would change.
+    Replay {
+        dir: PathBuf,
+        /// The config (and its knowledge base) to evaluate under.
+        #[arg(long)]
+        config: PathBuf,
+        /// Evaluate every record on this date (YYYY-MM-DD) instead of its own.
+        #[arg(long)]
+        at: Option<String>,
+        #[command(flatten)]
+        filter: TraceFilter,
+    },
     /// Counts by verdict, destination and basis.
     Stats {
         dir: PathBuf,
@@ -267,6 +279,43 @@ fn trace(cmd: TraceCommand) -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+        TraceCommand::Replay {
+            dir,
+            config,
+            at,
+            filter,
+        } => {
+            let at = match at.map(|a| a.parse::<Date>()) {
+                Some(Ok(d)) => Some(d),
+                Some(Err(e)) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+                None => None,
+            };
+            let snap = match Config::load(&config)
+                .map_err(|e| e.to_string())
+                .and_then(|c| domicile_gateway::state::Snapshot::build(c).map_err(|e| e.join("\n")))
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let Some(trail) = load(&dir) else {
+                return ExitCode::FAILURE;
+            };
+            let filter = filter.into_filter();
+            let kept: Vec<_> = trail
+                .decisions
+                .into_iter()
+                .filter(|r| filter.matches(r))
+                .collect();
+            let replayed = domicile_gateway::trace::replay::replay(&kept, &snap, at);
+            emit(domicile_gateway::trace::replay::report(&replayed).trim_end());
+            ExitCode::SUCCESS
         }
         TraceCommand::Stats { dir, filter } => {
             let Some(trail) = load(&dir) else {

@@ -468,3 +468,118 @@ fn policy_rows_lists_dated_rows_with_their_references() {
         }
     }
 }
+
+/// The demo's regions and entities, with `cert` added to the US entity.
+fn demo_like(cert: &str) -> String {
+    format!(
+        r#"
+[[entities]]
+id = "acme-eu"
+country = "DE"
+sector = "commercial"
+
+[[entities]]
+id = "acme-us"
+country = "US"
+sector = "commercial"
+{cert}
+
+[[regions]]
+id = "eu-central"
+country = "DE"
+entity = "acme-eu"
+serves = ["EEA"]
+backends = [{{ url = "http://127.0.0.1:9" }}]
+
+[[regions]]
+id = "us-east"
+country = "US"
+entity = "acme-us"
+serves = ["US"]
+backends = [{{ url = "http://127.0.0.1:9" }}]
+"#
+    )
+}
+
+#[test]
+fn trace_replay_shows_what_a_new_policy_or_date_would_change() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .env("TMPDIR", tmp.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut listen = None;
+    while listen.is_none() {
+        listen = lines
+            .next()
+            .unwrap()
+            .unwrap()
+            .strip_prefix("listening on ")
+            .map(str::to_owned);
+    }
+    let listen = listen.unwrap();
+    let body = r#"{"email":"jane@example.com"}"#;
+    for path in ["/analytics", "/customers"] {
+        let r = http(
+            &listen,
+            &format!(
+                "POST {path} HTTP/1.1\r\nHost: demo\r\nX-Forwarded-For: 192.0.2.10\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            ),
+        );
+        assert!(
+            r.starts_with("HTTP/1.1 451") || r.starts_with("HTTP/1.1 200"),
+            "{r}"
+        );
+    }
+    stop(child);
+    let dir = tmp.path().join("domicile-demo").join("traces");
+    let d = dir.to_str().unwrap();
+
+    // The US entity gets certified under the DPF: the blocked analytics transfer would pass.
+    let dpf = tmp.path().join("dpf.toml");
+    std::fs::write(
+        &dpf,
+        demo_like("certifications = [{ scheme = \"EU-US-DPF\", valid_from = \"2023-07-10\" }]"),
+    )
+    .unwrap();
+    let (code, out) = run(&["trace", "replay", d, "--config", dpf.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.starts_with("2 decisions replayed, 1 would change"),
+        "{out}"
+    );
+    assert!(
+        out.contains("analytics      DE         us-east        block -> allow (adequacy)"),
+        "{out}"
+    );
+
+    // A Privacy Shield certification only: the same traffic in 2019 passes, after Schrems II not.
+    let ps = tmp.path().join("ps.toml");
+    std::fs::write(
+        &ps,
+        demo_like(
+            "certifications = [{ scheme = \"EU-US-PrivacyShield\", valid_from = \"2016-08-01\" }]",
+        ),
+    )
+    .unwrap();
+    let p = ps.to_str().unwrap();
+    let (_, out) = run(&["trace", "replay", d, "--config", p, "--at", "2019-03-01"]);
+    assert!(out.contains("block -> allow (adequacy)"), "{out}");
+    let (_, out) = run(&["trace", "replay", d, "--config", p, "--at", "2020-07-16"]);
+    assert!(
+        out.starts_with("2 decisions replayed, 0 would change"),
+        "{out}"
+    );
+}

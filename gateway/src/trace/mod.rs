@@ -5,6 +5,7 @@
 pub mod json;
 pub mod read;
 pub mod record;
+pub mod replay;
 pub mod writer;
 
 use std::convert::Infallible;
