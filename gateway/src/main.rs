@@ -67,6 +67,12 @@ enum TraceCommand {
         #[command(flatten)]
         filter: TraceFilter,
     },
+    /// The register of transfers actually observed (Article 30(1)(e) style).
+    Register {
+        dir: PathBuf,
+        #[command(flatten)]
+        filter: TraceFilter,
+    },
     /// Counts by verdict, destination and basis.
     Stats {
         dir: PathBuf,
@@ -315,6 +321,19 @@ fn trace(cmd: TraceCommand) -> ExitCode {
                 .collect();
             let replayed = domicile_gateway::trace::replay::replay(&kept, &snap, at);
             emit(domicile_gateway::trace::replay::report(&replayed).trim_end());
+            ExitCode::SUCCESS
+        }
+        TraceCommand::Register { dir, filter } => {
+            let Some(trail) = load(&dir) else {
+                return ExitCode::FAILURE;
+            };
+            let filter = filter.into_filter();
+            let kept: Vec<_> = trail
+                .decisions
+                .into_iter()
+                .filter(|r| filter.matches(r))
+                .collect();
+            emit(read::register(&kept).trim_end());
             ExitCode::SUCCESS
         }
         TraceCommand::Stats { dir, filter } => {

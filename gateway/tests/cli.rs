@@ -421,6 +421,18 @@ fn trace_commands_verify_list_show_and_count_the_demo_trail() {
 
     let (_, out) = run(&["trace", "stats", d]);
     assert!(out.starts_with("3 decisions"), "{out}");
+    let (code, out) = run(&["trace", "register", d]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("2 transfer groups observed"), "{out}");
+    let de = out.lines().find(|l| l.starts_with("DE ")).expect(&out);
+    assert!(
+        de.contains("acme-eu") && de.contains("not_a_transfer:EEA") && de.contains("email"),
+        "{de}"
+    );
+    assert!(
+        !out.contains("analytics"),
+        "a blocked request is not a transfer:\n{out}"
+    );
     assert!(
         out.contains("       1  adequacy") || out.contains("not_a_transfer:EEA"),
         "{out}"

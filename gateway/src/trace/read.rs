@@ -413,3 +413,83 @@ pub fn stats(decisions: &[Value]) -> String {
     }
     s
 }
+
+/// An Article 30(1)(e)-style register of the transfers actually observed: forwarded decisions
+/// with personal data, by destination country, recipient and basis, with the categories seen
+/// and the first and last time.
+pub fn register(decisions: &[Value]) -> String {
+    #[derive(Default)]
+    struct Entry {
+        count: usize,
+        categories: std::collections::BTreeSet<String>,
+        subjects: std::collections::BTreeSet<String>,
+        first: String,
+        last: String,
+    }
+    let mut entries: BTreeMap<(String, String, String), Entry> = BTreeMap::new();
+    for r in decisions {
+        let forwarded = r["outcome"]["action"] == "forwarded";
+        let findings = r["findings"].as_array().cloned().unwrap_or_default();
+        if !forwarded || findings.is_empty() {
+            continue;
+        }
+        let d = &r["destination"];
+        let basis: Vec<&str> = r["basis"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let key = (
+            str_of(d, &["country"]).to_owned(),
+            str_of(d, &["entity"]).to_owned(),
+            if basis.is_empty() {
+                "none".into()
+            } else {
+                basis.join(" + ")
+            },
+        );
+        let e = entries.entry(key).or_default();
+        e.count += 1;
+        for f in &findings {
+            e.categories.insert(str_of(f, &["category"]).to_owned());
+        }
+        for j in r["subject"]["jurisdictions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            if let Some(j) = j.as_str() {
+                e.subjects.insert(j.to_owned());
+            }
+        }
+        let t = str_of(r, &["time"]).to_owned();
+        if e.first.is_empty() || t < e.first {
+            e.first = t.clone();
+        }
+        if t > e.last {
+            e.last = t;
+        }
+    }
+    let mut s = format!(
+        "{} transfer groups observed\n\n{:<8} {:<16} {:<34} {:<12} {:<24} {:>7}  FIRST / LAST\n",
+        entries.len(),
+        "COUNTRY",
+        "RECIPIENT",
+        "BASIS",
+        "SUBJECTS",
+        "CATEGORIES",
+        "COUNT"
+    );
+    for ((country, entity, basis), e) in &entries {
+        let cats: Vec<&str> = e.categories.iter().map(String::as_str).collect();
+        let subjects: Vec<&str> = e.subjects.iter().map(String::as_str).collect();
+        s.push_str(&format!(
+            "{country:<8} {entity:<16} {basis:<34} {:<12} {:<24} {:>7}  {} / {}\n",
+            subjects.join(","),
+            cats.join(","),
+            e.count,
+            e.first,
+            e.last
+        ));
+    }
+    s
+}
