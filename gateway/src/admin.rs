@@ -107,6 +107,11 @@ async fn handle(shared: &Shared, token: Option<&str>, req: Request<Incoming>) ->
             "text/plain; version=0.0.4",
             crate::metrics::render(),
         ),
+        (&Method::GET, "/v1/decisions") => decisions(shared, req.uri().query()).await,
+        (&Method::GET, p) if p.starts_with("/v1/decisions/") => {
+            let id = p.trim_start_matches("/v1/decisions/").to_owned();
+            decision(shared, id).await
+        }
         (&Method::POST, "/reload") => match crate::reload::reload(shared) {
             Ok(rev) => text(
                 StatusCode::OK,
@@ -121,5 +126,109 @@ async fn handle(shared: &Shared, token: Option<&str>, req: Request<Incoming>) ->
         },
         _ => Problem::new(StatusCode::NOT_FOUND, "not_found", "no such admin endpoint")
             .into_response(),
+    }
+}
+
+/// Reads the trail off the request path (file reads on a blocking thread).
+async fn read_trail(shared: &Shared) -> Result<crate::trace::read::Trail, Response<Body>> {
+    shared.writer.flush();
+    let dir = shared.writer.dir().to_path_buf();
+    match tokio::task::spawn_blocking(move || {
+        crate::trace::read::read_dir(&dir).map_err(|e| e.to_string())
+    })
+    .await
+    {
+        Ok(Ok(t)) => Ok(t),
+        Ok(Err(e)) => Err(
+            Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "trace_unreadable", e).into_response(),
+        ),
+        Err(_) => Err(Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "trace_unreadable",
+            "the trace could not be read",
+        )
+        .into_response()),
+    }
+}
+
+/// `GET /v1/decisions?verdict=&since=&until=&basis_kind=&jurisdiction=&region=&route=&category=&id=&limit=`
+/// as JSON lines, oldest first.
+async fn decisions(shared: &Shared, query: Option<&str>) -> Response<Body> {
+    let mut filter = crate::trace::read::Filter::default();
+    let mut limit = 1000usize;
+    for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        let v = v.into_owned();
+        match k.as_ref() {
+            "since" => filter.since = Some(v),
+            "until" => filter.until = Some(v),
+            "verdict" => filter.verdict = Some(v),
+            "basis_kind" => filter.basis_kind = Some(v),
+            "jurisdiction" => filter.jurisdiction = Some(v.to_ascii_uppercase()),
+            "region" => filter.region = Some(v),
+            "route" => filter.route = Some(v),
+            "category" => filter.category = Some(v),
+            "id" => filter.id = Some(v),
+            "limit" => match v.parse() {
+                Ok(n) => limit = n,
+                Err(_) => {
+                    return Problem::new(
+                        StatusCode::BAD_REQUEST,
+                        "bad_query",
+                        "limit must be a number",
+                    )
+                    .into_response();
+                }
+            },
+            other => {
+                return Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_query",
+                    format!("unknown filter {other:?}"),
+                )
+                .into_response();
+            }
+        }
+    }
+    let trail = match read_trail(shared).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let mut out = String::new();
+    for r in trail
+        .decisions
+        .iter()
+        .filter(|r| filter.matches(r))
+        .take(limit)
+    {
+        out.push_str(&r.to_string());
+        out.push('\n');
+    }
+    text(StatusCode::OK, "application/x-ndjson", out)
+}
+
+/// `GET /v1/decisions/{id}`: the record, with its outcome line when there is one.
+async fn decision(shared: &Shared, id: String) -> Response<Body> {
+    let trail = match read_trail(shared).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    match trail
+        .decisions
+        .iter()
+        .find(|r| r["decision_id"] == id.as_str())
+    {
+        Some(r) => {
+            let body = serde_json::json!({
+                "decision": r,
+                "outcome": trail.outcomes.get(&id),
+            });
+            text(StatusCode::OK, "application/json", body.to_string())
+        }
+        None => Problem::new(
+            StatusCode::NOT_FOUND,
+            "no_decision",
+            "no decision with this id",
+        )
+        .into_response(),
     }
 }

@@ -305,3 +305,61 @@ async fn a_new_geoip_database_on_disk_is_used_without_restart_and_a_corrupt_one_
     assert_eq!(send().await.header("domicile-region"), Some("us-east"));
     gw.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_admin_api_serves_decisions_with_filters() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let gw = Gateway::two_regions(&eu, &us, "").await;
+    let allowed = post_json(
+        &gw.url("/customers"),
+        "192.0.2.1",
+        r#"{"email":"a@example.com"}"#,
+    )
+    .await;
+    let blocked = post_json(
+        &gw.url("/analytics"),
+        "192.0.2.1",
+        r#"{"email":"a@example.com"}"#,
+    )
+    .await;
+    let blocked_id = blocked.header("domicile-decision").unwrap().to_owned();
+
+    let r = client::get(&gw.admin_url("/v1/decisions?verdict=block&jurisdiction=de")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/x-ndjson"));
+    let lines: Vec<serde_json::Value> = r
+        .text()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{}", r.text());
+    assert_eq!(lines[0]["decision_id"], blocked_id.as_str());
+
+    let r = client::get(&gw.admin_url("/v1/decisions?category=email")).await;
+    assert_eq!(r.text().lines().count(), 2);
+
+    let id = allowed.header("domicile-decision").unwrap();
+    let mut body = serde_json::Value::Null;
+    for _ in 0..50 {
+        body = client::get(&gw.admin_url(&format!("/v1/decisions/{id}")))
+            .await
+            .json();
+        if !body["outcome"].is_null() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(body["decision"]["verdict"], "allow");
+    assert_eq!(body["outcome"]["upstream_status"], 200);
+
+    assert_eq!(
+        client::get(&gw.admin_url("/v1/decisions/nope"))
+            .await
+            .status,
+        404
+    );
+    let bad = client::get(&gw.admin_url("/v1/decisions?colour=red")).await;
+    assert_eq!(bad.status, 400);
+    assert!(!r.text().contains("a@example.com"));
+    gw.running.shutdown().await;
+}
