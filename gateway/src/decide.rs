@@ -204,7 +204,7 @@ pub fn evaluate_for(
             0,
             Reason {
                 step: "inspect",
-                rule: Arc::from(format!("route.{}", route.id)),
+                rule: route.rule.clone(),
                 finding:
                     "the route is declared to carry no personal data; its body is not inspected"
                         .into(),
@@ -216,7 +216,7 @@ pub fn evaluate_for(
             0,
             Reason {
                 step: "inspect",
-                rule: Arc::from(format!("route.{}.allow_upgrade", route.id)),
+                rule: route.rule.clone(),
                 finding: "the request upgrades to a tunnel whose content cannot be inspected; it is treated as personal data of unknown category".into(),
             },
         );

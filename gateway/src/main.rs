@@ -248,14 +248,13 @@ fn trace(cmd: TraceCommand) -> ExitCode {
             }
         }
         TraceCommand::List { dir, filter, json } => {
-            let Some(trail) = load(&dir) else {
+            let Some(kept) = load_filtered(&dir, filter) else {
                 return ExitCode::FAILURE;
             };
-            let filter = filter.into_filter();
             if !json && !emit(read::table_header()) {
                 return ExitCode::SUCCESS;
             }
-            for r in trail.decisions.iter().filter(|r| filter.matches(r)) {
+            for r in &kept {
                 let printed = if json {
                     emit(r)
                 } else {
@@ -310,46 +309,43 @@ fn trace(cmd: TraceCommand) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let Some(trail) = load(&dir) else {
+            let Some(kept) = load_filtered(&dir, filter) else {
                 return ExitCode::FAILURE;
             };
-            let filter = filter.into_filter();
-            let kept: Vec<_> = trail
-                .decisions
-                .into_iter()
-                .filter(|r| filter.matches(r))
-                .collect();
             let replayed = domicile_gateway::trace::replay::replay(&kept, &snap, at);
             emit(domicile_gateway::trace::replay::report(&replayed).trim_end());
             ExitCode::SUCCESS
         }
         TraceCommand::Register { dir, filter } => {
-            let Some(trail) = load(&dir) else {
+            let Some(kept) = load_filtered(&dir, filter) else {
                 return ExitCode::FAILURE;
             };
-            let filter = filter.into_filter();
-            let kept: Vec<_> = trail
-                .decisions
-                .into_iter()
-                .filter(|r| filter.matches(r))
-                .collect();
             emit(read::register(&kept).trim_end());
             ExitCode::SUCCESS
         }
         TraceCommand::Stats { dir, filter } => {
-            let Some(trail) = load(&dir) else {
+            let Some(kept) = load_filtered(&dir, filter) else {
                 return ExitCode::FAILURE;
             };
-            let filter = filter.into_filter();
-            let kept: Vec<_> = trail
-                .decisions
-                .into_iter()
-                .filter(|r| filter.matches(r))
-                .collect();
             emit(read::stats(&kept).trim_end());
             ExitCode::SUCCESS
         }
     }
+}
+
+/// The decision records under `dir` that pass the filter, oldest first.
+fn load_filtered(dir: &Path, filter: TraceFilter) -> Option<Vec<serde_json::Value>> {
+    let trail = domicile_gateway::trace::read::read_dir(dir)
+        .map_err(|e| eprintln!("error: {}: {e}", dir.display()))
+        .ok()?;
+    let filter = filter.into_filter();
+    Some(
+        trail
+            .decisions
+            .into_iter()
+            .filter(|r| filter.matches(r))
+            .collect(),
+    )
 }
 
 /// Prints one line to stdout; false once the reader has gone (a closed pipe such as `| head`),

@@ -57,6 +57,9 @@ impl Step for ResolveStep {
                 });
             }
         }
+        if client.ignored_forwarded_for {
+            metrics::counter!(crate::metrics::FORWARDED_FOR_IGNORED).increment(1);
+        }
         let mut resolution = Resolution::from_evidence(evidence);
         resolution.address_unknown = !address_known;
         if let Some(ctx) = req.extensions_mut().get_mut::<RequestContext>() {

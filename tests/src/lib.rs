@@ -17,7 +17,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use domicile_gateway::body::Body;
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -530,9 +529,4 @@ pub mod client {
         };
         (String::from_utf8_lossy(&out).into_owned(), closed)
     }
-}
-
-/// Builds a request with a body for the gateway pipeline (for in-process uses).
-pub fn body(s: &str) -> Body {
-    Body::full(Bytes::from(s.to_owned()))
 }

@@ -207,6 +207,8 @@ pub enum OnUninspectable {
 #[derive(Debug, Clone)]
 pub struct RouteConfig {
     pub id: Arc<str>,
+    /// `route.<id>`: the rule id of this route's own entries in reason trails.
+    pub rule: Arc<str>,
     pub host: Option<String>,
     pub path: String,
     pub methods: Option<Vec<http::Method>>,
@@ -965,6 +967,7 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
         if let Some(placement) = placement {
             routes.push(RouteConfig {
                 id: Arc::from(r.id.get_ref().as_str()),
+                rule: Arc::from(format!("route.{}", r.id.get_ref())),
                 host: r.host.as_ref().map(|h| h.get_ref().to_ascii_lowercase()),
                 path: r.path.get_ref().clone(),
                 methods,
