@@ -112,9 +112,8 @@ fn record_outcome(
         error,
         latency_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
     };
-    let Ok(body) = serde_json::to_vec(&line) else {
-        return;
-    };
+    let mut body = Vec::with_capacity(192);
+    line.write_json(&mut body);
     if !w.append_detached(crate::trace::record_region(ctx), body) {
         metrics::counter!(m::TRACE_OUTCOMES_DROPPED).increment(1);
     }
@@ -154,16 +153,17 @@ async fn tunnel(
 struct UpstreamError(&'static str);
 
 fn header_list(ctx: &RequestContext) -> String {
-    let list: Vec<String> = ctx
-        .resolution
-        .as_ref()
-        .map(|r| r.jurisdictions.iter().map(ToString::to_string).collect())
-        .unwrap_or_default();
-    if list.is_empty() {
-        "unknown".into()
-    } else {
-        list.join(",")
+    let mut out = String::new();
+    for j in ctx.resolution.iter().flat_map(|r| r.jurisdictions.iter()) {
+        if !out.is_empty() {
+            out.push(',');
+        }
+        out.push_str(j.as_str());
     }
+    if out.is_empty() {
+        out.push_str("unknown");
+    }
+    out
 }
 
 async fn forward(
@@ -184,14 +184,26 @@ async fn forward(
         );
     };
     let route = ctx.route.and_then(|n| ctx.snapshot.route(n));
-    // Target: the backend's scheme and authority, its path prefix, then the request's path.
+    // Target: the backend's path prefix, then the request's path; origin form for the lean
+    // HTTP/1 pool, the backend's scheme and authority in front for the general client.
     let base_path = backend.url.path().trim_end_matches('/');
-    let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    let uri = Uri::builder()
-        .scheme(backend.url.scheme_str().unwrap_or("http"))
-        .authority(backend.url.authority().map_or("", |a| a.as_str()))
-        .path_and_query(format!("{base_path}{pq}"))
-        .build();
+    let pq = match req.uri().path_and_query() {
+        Some(pq) if base_path.is_empty() => Ok(pq.clone()),
+        Some(pq) => http::uri::PathAndQuery::try_from(format!("{base_path}{pq}")),
+        None if base_path.is_empty() => Ok(http::uri::PathAndQuery::from_static("/")),
+        None => http::uri::PathAndQuery::try_from(format!("{base_path}/")),
+    };
+    let uri = pq.map_err(http::Error::from).and_then(|pq| {
+        if backend.fast.is_some() {
+            Ok(Uri::from(pq))
+        } else {
+            Uri::builder()
+                .scheme(backend.url.scheme_str().unwrap_or("http"))
+                .authority(backend.url.authority().map_or("", |a| a.as_str()))
+                .path_and_query(pq)
+                .build()
+        }
+    });
     let Ok(uri) = uri else {
         return problem(
             StatusCode::BAD_GATEWAY,
@@ -231,54 +243,61 @@ async fn forward(
     }
     let peer = &ctx.conn.peer_ip;
     if !peer_trusted {
-        for name in headers::SPOOFABLE {
-            h.remove(name);
-        }
+        headers::strip_spoofable(h);
     }
     // Only a trusted proxy's chain is passed on (all its header lines, in order); anyone
     // else's is replaced by the peer.
-    let prev: Vec<&str> = if peer_trusted {
-        h.get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let xff = if prev.is_empty() {
-        peer.clone()
-    } else {
-        format!("{}, {peer}", prev.join(", "))
-    };
+    let mut xff = String::new();
+    if peer_trusted {
+        for v in h.get_all("x-forwarded-for") {
+            if let Ok(v) = v.to_str() {
+                xff.push_str(v);
+                xff.push_str(", ");
+            }
+        }
+    }
+    xff.push_str(peer);
     let proto = if ctx.conn.tls { "https" } else { "http" };
     let host_str = original_host
         .as_ref()
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    let for_node = if ctx.conn.peer.is_ipv6() {
-        format!("\"[{peer}]\"")
-    } else {
-        peer.clone()
-    };
-    let host_quoted = host_str.replace('\\', "\\\\").replace('"', "\\\"");
-    let fwd_elem = format!("for={for_node};proto={proto};host=\"{host_quoted}\"");
-    let forwarded = match h.get(header::FORWARDED).and_then(|v| v.to_str().ok()) {
-        Some(prev) if peer_trusted => format!("{prev}, {fwd_elem}"),
-        _ => fwd_elem,
-    };
-    for (name, value) in [
-        ("x-forwarded-for", xff),
-        ("forwarded", forwarded),
-        ("x-forwarded-proto", proto.to_owned()),
-        ("x-forwarded-host", host_str),
-    ] {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            h.insert(name, v);
-        }
+        .unwrap_or("");
+    let mut forwarded = String::with_capacity(64);
+    if peer_trusted && let Some(prev) = h.get(header::FORWARDED).and_then(|v| v.to_str().ok()) {
+        forwarded.push_str(prev);
+        forwarded.push_str(", ");
     }
+    forwarded.push_str("for=");
+    if ctx.conn.peer.is_ipv6() {
+        forwarded.push_str("\"[");
+        forwarded.push_str(peer);
+        forwarded.push_str("]\"");
+    } else {
+        forwarded.push_str(peer);
+    }
+    forwarded.push_str(";proto=");
+    forwarded.push_str(proto);
+    forwarded.push_str(";host=\"");
+    for c in host_str.chars() {
+        if matches!(c, '\\' | '"') {
+            forwarded.push('\\');
+        }
+        forwarded.push(c);
+    }
+    forwarded.push('"');
+    if let Ok(v) = HeaderValue::try_from(xff) {
+        h.insert("x-forwarded-for", v);
+    }
+    if let Ok(v) = HeaderValue::try_from(forwarded) {
+        h.insert(header::FORWARDED, v);
+    }
+    h.insert("x-forwarded-proto", HeaderValue::from_static(proto));
+    match &original_host {
+        Some(v) => h.insert("x-forwarded-host", v.clone()),
+        None => h.insert("x-forwarded-host", HeaderValue::from_static("")),
+    };
     h.insert(headers::DECISION, ctx.decision_header.clone());
-    if let Ok(v) = HeaderValue::from_str(&header_list(ctx)) {
+    if let Ok(v) = HeaderValue::try_from(header_list(ctx)) {
         h.insert(headers::SUBJECT_JURISDICTION, v);
     }
     match route.map(|r| &r.upstream_host) {
@@ -302,7 +321,7 @@ async fn forward(
         h.remove(header::HOST);
     }
     let started = Instant::now();
-    let result = tokio::time::timeout(backend.response_timeout, backend.client.request(req)).await;
+    let result = tokio::time::timeout(backend.response_timeout, backend.send(req)).await;
     m::observe_upstream(region, started.elapsed().as_secs_f64());
     match result {
         Ok(Ok(mut res)) => {

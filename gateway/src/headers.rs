@@ -38,8 +38,25 @@ pub const SPOOFABLE: [&str; 9] = [
 
 /// Removes client-sent copies of the headers only Domicile may set.
 pub fn strip_own(h: &mut HeaderMap) {
-    for name in OWN {
-        h.remove(name);
+    strip_where(h, |n| {
+        n.starts_with("domicile-") && OWN.iter().any(|o| o.as_str() == n)
+    });
+}
+
+/// Removes the [`SPOOFABLE`] headers (a client that is not a trusted proxy sent them).
+pub fn strip_spoofable(h: &mut HeaderMap) {
+    strip_where(h, |n| SPOOFABLE.contains(&n));
+}
+
+/// Removes every header whose name matches: one scan over the names present, rather than a
+/// hashed lookup per name that might be there.
+fn strip_where(h: &mut HeaderMap, matches: impl Fn(&str) -> bool) {
+    if !h.keys().any(|k| matches(k.as_str())) {
+        return;
+    }
+    let remove: Vec<HeaderName> = h.keys().filter(|k| matches(k.as_str())).cloned().collect();
+    for n in remove {
+        h.remove(n);
     }
 }
 
@@ -101,6 +118,27 @@ mod tests {
         assert!(h.contains_key(header::CONTENT_TYPE));
         assert!(h.contains_key(header::CONTENT_ENCODING));
         assert!(!h.contains_key(header::CONNECTION));
+    }
+
+    #[test]
+    fn own_and_spoofable_headers_go_and_others_stay() {
+        let mut h = HeaderMap::new();
+        h.insert("domicile-decision", "forged".parse().unwrap());
+        h.append("domicile-region", "a".parse().unwrap());
+        h.append("domicile-region", "b".parse().unwrap());
+        h.insert("domicile-other", "1".parse().unwrap());
+        h.insert("x-real-ip", "10.0.0.1".parse().unwrap());
+        h.insert("x-forwarded-port", "1".parse().unwrap());
+        h.insert("x-kept", "1".parse().unwrap());
+        strip_own(&mut h);
+        assert!(!h.contains_key("domicile-decision"));
+        assert!(!h.contains_key("domicile-region"));
+        assert!(h.contains_key("domicile-other"));
+        assert!(h.contains_key("x-real-ip"));
+        strip_spoofable(&mut h);
+        assert!(!h.contains_key("x-real-ip"));
+        assert!(!h.contains_key("x-forwarded-port"));
+        assert_eq!(h.len(), 2);
     }
 
     #[test]

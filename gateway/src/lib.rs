@@ -47,6 +47,7 @@ pub mod headers;
 pub mod inspect;
 pub mod limits;
 pub mod metrics;
+pub mod pool;
 pub mod problem;
 pub mod reload;
 pub mod resolve;

@@ -23,6 +23,10 @@ pub type HttpClient = Client<HttpsConnector<HttpConnector>, Body>;
 pub const DOWN_FOR: std::time::Duration = std::time::Duration::from_secs(5);
 pub const RETRY_AFTER_SECS: u32 = 5;
 
+/// How long an idle upstream connection is kept, and how many per backend.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+const POOL_MAX_IDLE: usize = 256;
+
 fn now_ms() -> u64 {
     static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
     ORIGIN
@@ -40,12 +44,40 @@ pub struct Backend {
     pub url: Uri,
     pub protocol: Protocol,
     pub client: HttpClient,
+    /// The lean pool, for plain HTTP/1.1 backends.
+    pub fast: Option<crate::pool::H1Pool>,
     pub response_timeout: Duration,
     pub connect_timeout: Duration,
     pub health: Option<(String, Duration)>,
 }
 
 impl Backend {
+    /// Sends a request with an absolute URI to this backend.
+    pub async fn send(
+        &self,
+        mut req: http::Request<Body>,
+    ) -> Result<http::Response<hyper::body::Incoming>, crate::pool::SendError> {
+        if let Some(pool) = &self.fast {
+            // Origin form on the wire, with a Host header (HTTP/1.1 requires one).
+            if !req.headers().contains_key(http::header::HOST)
+                && let Some(Ok(v)) = req
+                    .uri()
+                    .authority()
+                    .map(|a| http::HeaderValue::from_str(a.as_str()))
+            {
+                req.headers_mut().insert(http::header::HOST, v);
+            }
+            if let Some(pq) = req.uri().path_and_query().cloned() {
+                *req.uri_mut() = Uri::from(pq);
+            }
+            return pool.send(req).await;
+        }
+        self.client
+            .request(req)
+            .await
+            .map_err(crate::pool::SendError::Client)
+    }
+
     pub fn is_up(&self) -> bool {
         self.down_until.load(Ordering::Relaxed) <= now_ms()
     }
@@ -77,7 +109,7 @@ impl Backend {
         *req.uri_mut() = uri;
         let limit = (*interval).min(self.connect_timeout + Duration::from_secs(1));
         let ok = matches!(
-            tokio::time::timeout(limit, self.client.request(req)).await,
+            tokio::time::timeout(limit, self.send(req)).await,
             Ok(Ok(res)) if res.status().is_success()
         );
         if ok {
@@ -150,14 +182,28 @@ fn build_backend(b: &BackendConfig) -> Result<Backend, String> {
     builder
         .timer(TokioTimer::new())
         .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(256)
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .pool_max_idle_per_host(POOL_MAX_IDLE)
         .http2_only(b.protocol == Protocol::Http2);
+    let fast = (!https && b.protocol == Protocol::Http1)
+        .then(|| {
+            let host = b.url.host()?;
+            let port = b.url.port_u16().unwrap_or(80);
+            Some(crate::pool::H1Pool::new(
+                host,
+                port,
+                b.connect_timeout,
+                POOL_IDLE_TIMEOUT,
+                POOL_MAX_IDLE,
+            ))
+        })
+        .flatten();
     Ok(Backend {
         down_until: std::sync::atomic::AtomicU64::new(0),
         url: b.url.clone(),
         protocol: b.protocol,
         client: builder.build(connector),
+        fast,
         response_timeout: b.response_timeout,
         connect_timeout: b.connect_timeout,
         health: b.health.clone(),

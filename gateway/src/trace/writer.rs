@@ -375,7 +375,12 @@ pub fn chain_into(out: &mut Vec<u8>, body: &[u8], prev: &str) -> String {
     out.extend_from_slice(b",\"prev_hash\":\"");
     out.extend_from_slice(prev.as_bytes());
     out.extend_from_slice(b"\"}");
-    let hash = hex::encode(Sha256::digest(&out[start..]));
+    let mut buf = [0u8; 64];
+    // A 32-byte digest always fits 64 hex digits, and hex digits are ASCII.
+    let hash = match hex::encode_to_slice(Sha256::digest(&out[start..]), &mut buf) {
+        Ok(()) => String::from_utf8_lossy(&buf).into_owned(),
+        Err(_) => String::new(),
+    };
     out.truncate(out.len() - 1);
     out.extend_from_slice(HASH_FIELD);
     out.extend_from_slice(hash.as_bytes());

@@ -1,0 +1,294 @@
+//! A lean connection pool for plain HTTP/1.1 backends: idle `SendRequest` handles kept per
+//! backend, newest first, each driven by its own connection task.
+//!
+//! The general client (`hyper_util`'s pooled client) serves TLS and HTTP/2 backends; for the
+//! most common backend, plain HTTP/1.1 on a private network, this pool skips the connector
+//! machinery, the keyed pool map and the per-request checkout race. A request that could not
+//! be written because a kept connection had just closed is retried once on a new connection,
+//! as the general client does.
+
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+
+use crate::body::Body;
+
+/// Why a request did not get a response from the backend.
+#[derive(Debug)]
+pub enum SendError {
+    /// No connection could be made (refused, unreachable, timed out).
+    Connect(String),
+    /// The connection broke or the backend answered with something that is not HTTP.
+    Http(hyper::Error),
+    /// From the general client (TLS and HTTP/2 backends).
+    Client(hyper_util::client::legacy::Error),
+}
+
+impl SendError {
+    /// Whether the backend could not be reached at all (passive health counts these).
+    pub fn is_connect(&self) -> bool {
+        match self {
+            SendError::Connect(_) => true,
+            SendError::Http(_) => false,
+            SendError::Client(e) => e.is_connect(),
+        }
+    }
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::Connect(e) => write!(f, "connect: {e}"),
+            SendError::Http(e) => write!(f, "{e}"),
+            SendError::Client(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+struct Idle {
+    sender: http1::SendRequest<Body>,
+    since: Instant,
+}
+
+/// The idle connections of one plain HTTP/1.1 backend.
+pub struct H1Pool {
+    /// `host:port` as configured (resolved at connect time unless it is an address).
+    target: String,
+    addr: Option<SocketAddr>,
+    connect_timeout: Duration,
+    idle_timeout: Duration,
+    max_idle: usize,
+    idle: Mutex<Vec<Idle>>,
+}
+
+impl std::fmt::Debug for H1Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("H1Pool")
+            .field("target", &self.target)
+            .field("idle", &self.idle.lock().map_or(0, |v| v.len()))
+            .finish()
+    }
+}
+
+impl H1Pool {
+    pub fn new(
+        host: &str,
+        port: u16,
+        connect_timeout: Duration,
+        idle_timeout: Duration,
+        max_idle: usize,
+    ) -> H1Pool {
+        // An IPv6 literal comes bracketed in a URI's authority.
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let addr = bare
+            .parse::<std::net::IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, port));
+        H1Pool {
+            target: format!("{host}:{port}"),
+            addr,
+            connect_timeout,
+            idle_timeout,
+            max_idle,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A connection that can take a request now, if one is kept.
+    fn checkout(&self) -> Option<http1::SendRequest<Body>> {
+        let mut idle = self.idle.lock().ok()?;
+        let now = Instant::now();
+        // Newest first; closed and expired handles are dropped on the way. A handle whose
+        // previous response is still streaming stays for later.
+        let mut k = idle.len();
+        while k > 0 {
+            k -= 1;
+            let e = &idle[k];
+            if e.sender.is_closed() || now.duration_since(e.since) > self.idle_timeout {
+                idle.swap_remove(k);
+            } else if e.sender.is_ready() {
+                return Some(idle.swap_remove(k).sender);
+            }
+        }
+        None
+    }
+
+    fn checkin(&self, sender: http1::SendRequest<Body>) {
+        if sender.is_closed() {
+            return;
+        }
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < self.max_idle
+        {
+            idle.push(Idle {
+                sender,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    async fn connect(&self) -> Result<http1::SendRequest<Body>, SendError> {
+        let connecting = async {
+            match self.addr {
+                Some(a) => tokio::net::TcpStream::connect(a).await,
+                None => tokio::net::TcpStream::connect(self.target.as_str()).await,
+            }
+        };
+        let stream = match tokio::time::timeout(self.connect_timeout, connecting).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(SendError::Connect(format!("{}: {e}", self.target))),
+            Err(_) => {
+                return Err(SendError::Connect(format!(
+                    "{}: no connection within {:?}",
+                    self.target, self.connect_timeout
+                )));
+            }
+        };
+        // Nagle would hold small request heads back; a failure here only costs latency.
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) = http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(SendError::Http)?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!(error = %e, "upstream connection ended");
+            }
+        });
+        Ok(sender)
+    }
+
+    /// Sends a request (URI in origin form, `Host` set) and returns the response head; the
+    /// connection goes back to the pool, to be reused once its response has been read.
+    pub async fn send(&self, req: Request<Body>) -> Result<Response<Incoming>, SendError> {
+        let (mut sender, reused) = match self.checkout() {
+            Some(s) => (s, true),
+            None => (self.connect().await?, false),
+        };
+        match sender.try_send_request(req).await {
+            Ok(res) => {
+                self.checkin(sender);
+                Ok(res)
+            }
+            Err(mut e) => match e.take_message() {
+                // The kept connection closed before the request was written: once more, on a
+                // new connection.
+                Some(req) if reused => {
+                    let mut sender = self.connect().await?;
+                    let res = sender.send_request(req).await.map_err(SendError::Http)?;
+                    self.checkin(sender);
+                    Ok(res)
+                }
+                _ => Err(SendError::Http(e.into_error())),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A raw backend: answers every request head with `ok`; after `per_conn` answers on a
+    /// connection it closes that connection (without saying so in the response).
+    async fn backend(per_conn: usize) -> (SocketAddr, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let conns = Arc::new(AtomicUsize::new(0));
+        let counted = conns.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = listener.accept().await.unwrap();
+                counted.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut answered = 0;
+                    let mut chunk = [0u8; 1024];
+                    while answered < per_conn {
+                        let Ok(n) = s.read(&mut chunk).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            buf.drain(..end + 4);
+                            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                                .await
+                                .unwrap();
+                            answered += 1;
+                        }
+                    }
+                });
+            }
+        });
+        (addr, conns)
+    }
+
+    fn pool(addr: SocketAddr) -> H1Pool {
+        H1Pool::new(
+            &addr.ip().to_string(),
+            addr.port(),
+            Duration::from_secs(1),
+            Duration::from_secs(90),
+            8,
+        )
+    }
+
+    async fn get(p: &H1Pool) -> Result<String, SendError> {
+        let req = Request::builder()
+            .uri("/x")
+            .header("host", "backend")
+            .body(Body::Empty)
+            .unwrap();
+        let res = p.send(req).await?;
+        let body = http_body_util::BodyExt::collect(res.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn sequential_requests_share_one_connection() {
+        let (addr, conns) = backend(usize::MAX).await;
+        let p = pool(addr);
+        for _ in 0..5 {
+            assert_eq!(get(&p).await.unwrap(), "ok");
+            // Let the connection task see the end of the response.
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(conns.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_backend_closed_is_replaced() {
+        let (addr, conns) = backend(1).await;
+        let p = pool(addr);
+        for _ in 0..3 {
+            assert_eq!(get(&p).await.unwrap(), "ok");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(conns.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_a_connect_error() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let err = get(&pool(addr)).await.unwrap_err();
+        assert!(err.is_connect(), "{err}");
+        assert!(err.to_string().starts_with("connect: 127.0.0.1:"), "{err}");
+    }
+}
