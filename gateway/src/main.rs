@@ -9,8 +9,8 @@ use clap::{Args, Parser, Subcommand};
 use domicile_gateway::config::{Config, LogFormat};
 use domicile_gateway::{StartOptions, demo};
 use domicile_policy::{
-    Category, Country, Date, Destination, Engine, EngineOptions, Entity, KnowledgeBase, Query,
-    Sector,
+    Category, Country, Date, Destination, Engine, EngineOptions, Entity, Facts, Frequency,
+    KnowledgeBase, Query, Sector,
 };
 
 #[derive(Parser)]
@@ -188,6 +188,25 @@ struct ExplainArgs {
     /// The recipient's sector (without --config): commercial, non_profit or public.
     #[arg(long, default_value = "commercial")]
     sector: String,
+    /// The subject's citizenships, comma separated ISO codes (152-FZ follows Russian citizens).
+    #[arg(long, value_delimiter = ',')]
+    citizenship: Vec<String>,
+    /// The request carries `Sec-GPC: 1` (an opt-out of sale and sharing).
+    #[arg(long)]
+    gpc: bool,
+    /// The flow is occasional (Art 49 derogations need it); systematic by default.
+    #[arg(long)]
+    occasional: bool,
+    /// Evidence on file, comma separated (consent:explicit_transfer, contract_necessity,
+    /// art9:9_2_h, consent:separate, ...).
+    #[arg(long, value_delimiter = ',')]
+    evidence: Vec<String>,
+    /// The exporting entity (with --config; default: policy.exporter).
+    #[arg(long)]
+    exporter: Option<String>,
+    /// The decision as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 // A proxy allocates and frees many small, short-lived objects per request; mimalloc does that
@@ -757,7 +776,7 @@ fn explain(args: ExplainArgs) -> ExitCode {
         },
         None => domicile_gateway::clock::today(),
     };
-    let (engine, region, country, entity) = if let Some(path) = &args.config {
+    let (engine, region, country, entity, exporter, contracts) = if let Some(path) = &args.config {
         let config = match Config::load(path) {
             Ok(c) => c,
             Err(e) => return fail(e.to_string()),
@@ -769,11 +788,25 @@ fn explain(args: ExplainArgs) -> ExitCode {
         let Some(r) = snap.registry.get(&args.to) else {
             return fail(format!("no region {:?} in {}", args.to, path.display()));
         };
+        let exporter = match &args.exporter {
+            None => snap.config.policy.exporter.clone(),
+            Some(id) => match snap.registry.regions().iter().find(|r| r.entity.id == *id) {
+                Some(r) => Some(r.entity.clone()),
+                None => {
+                    return fail(format!(
+                        "no region in {} is run by entity {id:?}",
+                        path.display()
+                    ));
+                }
+            },
+        };
         (
             snap.engine.clone(),
             r.id.to_string(),
             r.country,
             (*r.entity).clone(),
+            exporter,
+            snap.config.policy.contracts.clone(),
         )
     } else {
         let Some(engine) = builtin_engine() else {
@@ -789,28 +822,48 @@ fn explain(args: ExplainArgs) -> ExitCode {
             "public" => Sector::Public,
             other => return fail(format!("unknown sector {other:?}")),
         };
-        let entity = Entity {
-            id: "recipient".into(),
-            name: "recipient".into(),
+        let mut entity = Entity::new("recipient", country);
+        entity.sector = Some(sector);
+        entity.certifications = args
+            .certified
+            .iter()
+            .map(|s| domicile_policy::Certification {
+                scheme: s.clone(),
+                validity: domicile_policy::Validity {
+                    from: Date::from_unix_days(0),
+                    to: None,
+                },
+                hr: false,
+            })
+            .collect();
+        (
+            engine,
+            country.to_string(),
             country,
-            sector: Some(sector),
-            certifications: args
-                .certified
-                .iter()
-                .map(|s| domicile_policy::Certification {
-                    scheme: s.clone(),
-                    validity: domicile_policy::Validity {
-                        from: Date::from_unix_days(0),
-                        to: None,
-                    },
-                    hr: false,
-                })
-                .collect(),
-        };
-        (engine, country.to_string(), country, entity)
+            entity,
+            None,
+            Vec::new(),
+        )
     };
+    let citizenship: Result<Vec<Country>, _> = args
+        .citizenship
+        .iter()
+        .map(|s| Country::parse(s.trim()))
+        .collect();
+    let citizenship = match citizenship {
+        Ok(c) => c,
+        Err(e) => return fail(e.to_string()),
+    };
+    if !domicile_policy::model::is_known_purpose(&args.purpose) {
+        return fail(format!(
+            "unknown purpose {:?}; expected one of {}",
+            args.purpose,
+            domicile_policy::model::purpose_names()
+        ));
+    }
     let q = Query {
         jurisdictions: &subjects,
+        citizenship: &citizenship,
         incomplete: false,
         categories: &categories,
         purpose: &args.purpose,
@@ -820,8 +873,31 @@ fn explain(args: ExplainArgs) -> ExitCode {
             entity: &entity,
         },
         at,
+        instant: None,
+        facts: Facts {
+            gpc: args.gpc,
+            limit_sensitive: false,
+            frequency: if args.occasional {
+                Frequency::Occasional
+            } else {
+                Frequency::Systematic
+            },
+            evidence: &args.evidence,
+            exporter: exporter.as_deref(),
+            contracts: &contracts,
+            volume: None,
+        },
     };
     let d = engine.evaluate(&q);
+    if args.json {
+        return match serde_json::to_string(&d) {
+            Ok(j) => {
+                emit(j);
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e.to_string()),
+        };
+    }
     println!("verdict: {}", d.verdict);
     println!("reason: {}", d.reason_code);
     if !d.basis.is_empty() {
@@ -830,6 +906,12 @@ fn explain(args: ExplainArgs) -> ExitCode {
     }
     if let Some(r) = d.re_evaluate_at {
         println!("re-evaluate at: {r}");
+    }
+    if !d.conditions.is_empty() {
+        println!("conditions:");
+        for c in &d.conditions {
+            println!("  - {c}");
+        }
     }
     println!("trail:");
     for r in &d.reasons {
