@@ -1179,3 +1179,278 @@ fn finish(p: Partial, regimes: Vec<Arc<str>>, reasons: Vec<Reason>) -> Decision 
         reasons,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Destination, Facts};
+
+    fn engine() -> Engine {
+        Engine::new(
+            Arc::new(KnowledgeBase::builtin().unwrap()),
+            EngineOptions::default(),
+        )
+    }
+
+    fn c(s: &str) -> Country {
+        Country::parse(s).unwrap()
+    }
+
+    fn d(s: &str) -> Date {
+        s.parse().unwrap()
+    }
+
+    fn query<'a>(
+        subject: &'a [Country],
+        categories: &'a [Category],
+        purpose: &'a str,
+        to: &'a Entity,
+        at: Date,
+    ) -> Query<'a> {
+        Query {
+            jurisdictions: subject,
+            citizenship: &[],
+            incomplete: false,
+            categories,
+            purpose,
+            destination: Destination {
+                region: "dest",
+                country: to.country,
+                entity: to,
+            },
+            at,
+            instant: None,
+            facts: Facts::default(),
+        }
+    }
+
+    fn certified(country: &str, scheme: &str) -> Entity {
+        let mut e = Entity::new("recipient", c(country));
+        e.sector = Some(crate::model::Sector::Commercial);
+        e.certifications.push(crate::model::Certification {
+            scheme: scheme.into(),
+            validity: crate::date::Validity {
+                from: d("2016-08-01"),
+                to: None,
+            },
+            hr: false,
+        });
+        e
+    }
+
+    #[test]
+    fn each_regime_reads_the_instant_in_its_own_time_zone() {
+        // 22:30 UTC on 15 July 2020 is already 16 July in Brussels: Privacy Shield is void
+        // there, while a regime read in UTC would still see the 15th.
+        let e = engine();
+        let to = certified("US", "EU-US-PrivacyShield");
+        let subject = [c("DE")];
+        let mut q = query(
+            &subject,
+            &[Category::Email],
+            "storage",
+            &to,
+            d("2020-07-15"),
+        );
+        assert_eq!(e.evaluate(&q).verdict, Verdict::Allow);
+        q.instant = Some(d("2020-07-15").unix_days() * 86_400 + 22 * 3_600 + 1_800);
+        let decision = e.evaluate(&q);
+        assert_eq!(decision.verdict, Verdict::Block, "{:#?}", decision.reasons);
+        assert!(
+            decision
+                .reasons
+                .iter()
+                .any(|r| r.finding.contains("on 2020-07-16")),
+            "{:#?}",
+            decision.reasons
+        );
+        // The same instant read by the UK regime (London, UTC+1 in summer) is 23:30 on the
+        // 15th: its legal day differs from Brussels'.
+        let gb = [c("GB")];
+        let to = Entity::new("recipient", c("DE"));
+        let mut q = query(&gb, &[Category::Email], "storage", &to, d("2026-07-15"));
+        q.instant = Some(d("2026-07-15").unix_days() * 86_400 + 22 * 3_600 + 1_800);
+        let decision = e.evaluate(&q);
+        assert!(
+            decision
+                .reasons
+                .iter()
+                .any(|r| r.finding.contains("covers subjects in GB on 2026-07-15")),
+            "{:#?}",
+            decision.reasons
+        );
+        let de = [c("DE")];
+        let mut q = query(&de, &[Category::Email], "storage", &to, d("2026-07-15"));
+        q.instant = Some(d("2026-07-15").unix_days() * 86_400 + 22 * 3_600 + 1_800);
+        assert!(
+            e.evaluate(&q)
+                .reasons
+                .iter()
+                .any(|r| r.finding.contains("covers subjects in DE on 2026-07-16"))
+        );
+    }
+
+    #[test]
+    fn a_block_override_tightens_and_an_exception_needs_no_basis_only() {
+        let to = certified("US", "EU-US-DPF");
+        let subject = [c("DE")];
+        let q = query(
+            &subject,
+            &[Category::Email],
+            "analytics",
+            &to,
+            d("2026-11-28"),
+        );
+        let tight = engine().with_overrides(vec![Override {
+            id: "no-us-analytics".into(),
+            destinations: vec![c("US")],
+            purposes: vec!["analytics".into()],
+            categories: Vec::new(),
+            regimes: Vec::new(),
+            effect: OverrideEffect::Block,
+        }]);
+        assert_eq!(engine().evaluate(&q).verdict, Verdict::Allow);
+        let decision = tight.evaluate(&q);
+        assert_eq!(decision.verdict, Verdict::Block);
+        assert_eq!(decision.reason_code, "policy_override");
+        assert!(decision.basis.is_empty());
+
+        let uncertified = Entity::new("recipient", c("US"));
+        let q = query(
+            &subject,
+            &[Category::Email],
+            "analytics",
+            &uncertified,
+            d("2026-11-28"),
+        );
+        let exception = engine().with_overrides(vec![Override {
+            id: "board-approved".into(),
+            destinations: vec![c("US")],
+            purposes: Vec::new(),
+            categories: Vec::new(),
+            regimes: Vec::new(),
+            effect: OverrideEffect::Exception {
+                reason: "migration window approved by the board".into(),
+                owner: "dpo@example.com".into(),
+            },
+        }]);
+        let decision = exception.evaluate(&q);
+        assert_eq!(decision.verdict, Verdict::AllowWithConditions);
+        assert_eq!(decision.basis, vec![Arc::from("exception:board-approved")]);
+        assert!(decision.conditions[0].contains("dpo@example.com"));
+
+        // An exception never lifts a prohibition.
+        let us = [c("US")];
+        let mut broker = Entity::new("broker", c("CN"));
+        broker.data_broker = Some(true);
+        let q = query(
+            &us,
+            &[Category::PreciseLocation],
+            "sale",
+            &broker,
+            d("2025-05-01"),
+        );
+        let decision = exception
+            .clone()
+            .with_overrides(vec![Override {
+                id: "anything".into(),
+                destinations: Vec::new(),
+                purposes: Vec::new(),
+                categories: Vec::new(),
+                regimes: Vec::new(),
+                effect: OverrideEffect::Exception {
+                    reason: "r".into(),
+                    owner: "o".into(),
+                },
+            }])
+            .evaluate(&q);
+        assert_eq!(decision.verdict, Verdict::Block);
+        assert_eq!(decision.reason_code, "prohibited_transfer");
+    }
+
+    #[test]
+    fn an_eea_joint_committee_decision_row_opens_a_gdpr_era_decision_to_norway() {
+        let to = {
+            let mut e = Entity::new("jp-co", c("JP"));
+            e.sector = Some(crate::model::Sector::Commercial);
+            e
+        };
+        let no = [c("NO")];
+        let q = query(&no, &[Category::Email], "storage", &to, d("2026-11-28"));
+        let decision = engine().evaluate(&q);
+        assert_eq!(decision.verdict, Verdict::Block);
+        assert!(
+            decision
+                .reasons
+                .iter()
+                .any(|r| r.finding.contains("EEA Joint Committee Decision")),
+            "{:#?}",
+            decision.reasons
+        );
+        let extra = r#"
+            [[eea_incorporation]]
+            id = "eea.jcd.jp"
+            instrument = "eu.adequacy.jp"
+            valid_from = "2020-01-01"
+            reference = "EEA Joint Committee Decision incorporating Implementing Decision (EU) 2019/419"
+            source = "user"
+            verification = "V-P"
+        "#;
+        let kb =
+            KnowledgeBase::builtin_with([("jcd.toml".to_string(), extra.to_string())]).unwrap();
+        let with_jcd = Engine::new(Arc::new(kb), EngineOptions::default());
+        assert_eq!(with_jcd.evaluate(&q).verdict, Verdict::Allow);
+    }
+
+    #[test]
+    fn citizenship_triggers_152fz_and_an_unknown_exporter_counts_as_ciio() {
+        let de = Entity::new("de-db", c("DE"));
+        let subject = [c("DE")];
+        let ru = [c("RU")];
+        let mut q = query(
+            &subject,
+            &[Category::Email],
+            "storage",
+            &de,
+            d("2025-07-02"),
+        );
+        assert_eq!(engine().evaluate(&q).verdict, Verdict::Allow);
+        q.citizenship = &ru;
+        let decision = engine().evaluate(&q);
+        assert_eq!(decision.verdict, Verdict::RouteLocal);
+        assert!(decision.regimes.iter().any(|r| &**r == "RU-152FZ"));
+        assert!(
+            decision
+                .reasons
+                .iter()
+                .any(|r| &*r.rule == "ru.152fz.art18-5.23fz"),
+            "{:#?}",
+            decision.reasons
+        );
+
+        let sg = Entity::new("sg", c("SG"));
+        let cn = [c("CN")];
+        let evidence = ["consent:separate".to_string()];
+        let mut q = query(&cn, &[Category::Name], "storage", &sg, d("2025-06-01"));
+        q.facts.evidence = &evidence;
+        let decision = engine().evaluate(&q);
+        assert_eq!(decision.verdict, Verdict::RouteLocal);
+        assert!(
+            decision
+                .reasons
+                .iter()
+                .any(|r| r.finding.contains("not on file")),
+            "{:#?}",
+            decision.reasons
+        );
+    }
+
+    #[test]
+    fn working_days_skip_weekends() {
+        // Monday 2 September 2024 to Friday 6 September: 4 working days after signature.
+        assert_eq!(working_days_between(d("2024-09-02"), d("2024-09-06")), 4);
+        // To the next Monday: 5.
+        assert_eq!(working_days_between(d("2024-09-02"), d("2024-09-09")), 5);
+        assert_eq!(working_days_between(d("2024-09-02"), d("2024-09-02")), 0);
+    }
+}
