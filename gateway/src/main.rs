@@ -691,6 +691,77 @@ fn policy_rows(at: Option<&str>, regime: Option<&str>, extra: &[PathBuf], json: 
             ended_by: None,
         });
     }
+    let joined = |regimes: &[Arc<str>]| {
+        regimes
+            .iter()
+            .map(|r| r.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let validity = |from, to| domicile_policy::Validity { from, to };
+    for r in kb.safeguards() {
+        rows.push(Row {
+            kind: "safeguard",
+            id: &r.id,
+            regimes: joined(&r.regimes),
+            place: format!("contract {}", r.instrument),
+            validity: validity(r.valid_from, r.valid_to),
+            basis: &r.basis,
+            provenance: &r.provenance,
+            ended_by: r.ended_by.as_deref(),
+        });
+    }
+    for r in kb.derogations() {
+        rows.push(Row {
+            kind: "derogation",
+            id: &r.id,
+            regimes: joined(&r.regimes),
+            place: r
+                .evidence
+                .as_deref()
+                .map_or_else(|| "any".to_owned(), |e| format!("evidence {e}")),
+            validity: validity(r.valid_from, r.valid_to),
+            basis: &r.basis,
+            provenance: &r.provenance,
+            ended_by: r.ended_by.as_deref(),
+        });
+    }
+    for r in kb.localisations() {
+        rows.push(Row {
+            kind: "localisation",
+            id: &r.id,
+            regimes: r.regime.to_string(),
+            place: format!("in {}", r.home_zone),
+            validity: validity(r.valid_from, r.valid_to),
+            basis: "",
+            provenance: &r.provenance,
+            ended_by: r.ended_by.as_deref(),
+        });
+    }
+    for r in kb.opt_outs() {
+        rows.push(Row {
+            kind: "opt_out",
+            id: &r.id,
+            regimes: joined(&r.regimes),
+            place: format!("signal {}", r.signal),
+            validity: validity(r.valid_from, r.valid_to),
+            basis: "",
+            provenance: &r.provenance,
+            ended_by: None,
+        });
+    }
+    for r in kb.eea_incorporations() {
+        rows.push(Row {
+            kind: "eea_jcd",
+            id: &r.id,
+            regimes: "GDPR".to_owned(),
+            place: r.instrument.to_string(),
+            validity: validity(r.valid_from, None),
+            basis: "",
+            provenance: &r.provenance,
+            ended_by: None,
+        });
+    }
     let verification = |v: domicile_policy::kb::Verification| match v {
         domicile_policy::kb::Verification::Primary => "V-P",
         domicile_policy::kb::Verification::Secondary => "V-S",

@@ -240,3 +240,53 @@ destinations = ["US"]
         );
     }
 }
+
+#[test]
+fn policy_rows_lists_safeguards_derogations_localisation_and_signals() {
+    let (code, out) = domicile(&["policy", "rows", "--regime", "RU-152FZ", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let rows: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let row = |id: &str| {
+        rows.iter()
+            .find(|r| r["id"] == id)
+            .unwrap_or_else(|| panic!("{id} in {out}"))
+    };
+    let old = row("ru.152fz.art18-5.242fz");
+    assert_eq!(old["kind"], "localisation");
+    assert_eq!(old["valid_from"], "2015-09-01");
+    assert_eq!(old["valid_to"], "2025-07-01");
+    assert!(old["ended_by"].as_str().unwrap().contains("23-FZ"));
+    assert_eq!(row("ru.152fz.art18-5.23fz")["valid_from"], "2025-07-01");
+    let rkn = row("ru.rkn-notification");
+    assert_eq!(rkn["kind"], "safeguard");
+    assert_eq!(rkn["valid_from"], "2023-03-01");
+    assert_eq!(rkn["source"], "S36");
+
+    let (_, out) = domicile(&[
+        "policy",
+        "rows",
+        "--at",
+        "2024-08-01",
+        "--regime",
+        "TR-KVKK",
+    ]);
+    assert!(out.contains("tr.old-art9.explicit-consent"), "{out}");
+    let (_, out) = domicile(&[
+        "policy",
+        "rows",
+        "--at",
+        "2024-10-01",
+        "--regime",
+        "TR-KVKK",
+    ]);
+    assert!(!out.contains("tr.old-art9.explicit-consent"), "{out}");
+    assert!(out.contains("tr.scc"), "{out}");
+    let (_, out) = domicile(&["policy", "rows", "--regime", "US-CA-CCPA"]);
+    assert!(
+        out.contains("us-ca.ccpa.gpc") && out.contains("opt_out"),
+        "{out}"
+    );
+}
