@@ -861,13 +861,10 @@ fn explain(args: ExplainArgs) -> ExitCode {
         };
         let exporter = match &args.exporter {
             None => snap.config.policy.exporter.clone(),
-            Some(id) => match snap.registry.regions().iter().find(|r| r.entity.id == *id) {
-                Some(r) => Some(r.entity.clone()),
+            Some(id) => match snap.config.policy.entities.iter().find(|e| e.id == *id) {
+                Some(e) => Some(e.clone()),
                 None => {
-                    return fail(format!(
-                        "no region in {} is run by entity {id:?}",
-                        path.display()
-                    ));
+                    return fail(format!("no entity {id:?} in {}", path.display()));
                 }
             },
         };

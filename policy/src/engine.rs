@@ -559,7 +559,7 @@ impl Engine {
                         "safeguards",
                         &sg.id,
                         format!(
-                            "contract {} ({}) is a valid {} on {day} ({})",
+                            "contract {} ({}) is valid on {day} as {} ({})",
                             c.id, c.instrument, sg.title, sg.provenance.reference
                         ),
                     ));

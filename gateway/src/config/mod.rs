@@ -242,6 +242,8 @@ pub struct PolicyConfig {
     pub contracts: Vec<Contract>,
     /// `[[overrides]]`.
     pub overrides: Vec<Override>,
+    /// Every `[[entities]]` entry, in file order.
+    pub entities: Vec<Arc<Entity>>,
 }
 
 /// A validated configuration.
@@ -1412,6 +1414,11 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
             exporter,
             contracts,
             overrides,
+            entities: raw
+                .entities
+                .iter()
+                .filter_map(|e| entities.get(e.id.get_ref()).cloned())
+                .collect(),
         },
         regions,
         routes,
