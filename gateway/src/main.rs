@@ -145,7 +145,13 @@ struct ServeArgs {
 #[derive(Subcommand)]
 enum PolicyCommand {
     /// Run policy test cases written as data (TOML `[[case]]` tables).
-    Test { files: Vec<PathBuf> },
+    Test {
+        files: Vec<PathBuf>,
+        /// Evaluate under this config's policy (its knowledge-base files, overrides and
+        /// [policy] options) instead of the built-in knowledge base alone.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// List the knowledge base's dated rows with their references and sources.
     Rows {
         /// Only rows in force on this date (YYYY-MM-DD).
@@ -219,7 +225,9 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Check { file } => check(&file),
-        Command::Policy(PolicyCommand::Test { files }) => policy_test(&files),
+        Command::Policy(PolicyCommand::Test { files, config }) => {
+            policy_test(&files, config.as_deref())
+        }
         Command::Policy(PolicyCommand::Rows {
             at,
             regime,
@@ -536,8 +544,21 @@ fn builtin_engine() -> Option<Engine> {
     }
 }
 
-fn policy_test(files: &[PathBuf]) -> ExitCode {
-    let Some(engine) = builtin_engine() else {
+fn policy_test(files: &[PathBuf], config: Option<&Path>) -> ExitCode {
+    let engine = match config {
+        None => builtin_engine(),
+        Some(path) => match Config::load(path)
+            .map_err(|e| e.to_string())
+            .and_then(|c| domicile_gateway::state::Snapshot::build(c).map_err(|e| e.join("\n")))
+        {
+            Ok(snap) => Some(snap.engine.clone()),
+            Err(e) => {
+                eprintln!("{e}");
+                None
+            }
+        },
+    };
+    let Some(engine) = engine else {
         return ExitCode::FAILURE;
     };
     let (mut passed, mut failed) = (0, 0);
@@ -840,12 +861,16 @@ fn explain(args: ExplainArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
-    let at = match &args.at {
+    // Without --at, now: each regime then reads the instant in its own time zone.
+    let (at, instant) = match &args.at {
         Some(s) => match s.parse::<Date>() {
-            Ok(d) => d,
+            Ok(d) => (d, None),
             Err(e) => return fail(e.to_string()),
         },
-        None => domicile_gateway::clock::today(),
+        None => (
+            domicile_gateway::clock::today(),
+            Some(domicile_gateway::clock::now_micros().div_euclid(1_000_000)),
+        ),
     };
     let (engine, region, country, entity, exporter, contracts) = if let Some(path) = &args.config {
         let config = match Config::load(path) {
@@ -941,7 +966,7 @@ fn explain(args: ExplainArgs) -> ExitCode {
             entity: &entity,
         },
         at,
-        instant: None,
+        instant,
         facts: Facts {
             gpc: args.gpc,
             limit_sensitive: false,

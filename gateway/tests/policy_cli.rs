@@ -290,3 +290,45 @@ fn policy_rows_lists_safeguards_derogations_localisation_and_signals() {
         "{out}"
     );
 }
+
+#[test]
+fn policy_test_with_a_config_applies_its_overrides() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("policy.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{POLICY}\n[[overrides]]\nid = \"no-health-abroad\"\neffect = \"block\"\ncategories = [\"health\"]\n"
+        ),
+    )
+    .unwrap();
+    let cases = dir.path().join("cases.toml");
+    std::fs::write(
+        &cases,
+        r#"
+[[case]]
+name = "health data to CH with explicit consent is blocked by our own rule"
+subject = ["DE"]
+data = ["health"]
+purpose = "storage"
+to = "CH"
+evidence = ["art9:9_2_a"]
+at = "2026-11-28"
+expect = "block"
+reason_code = "policy_override"
+"#,
+    )
+    .unwrap();
+    let (code, out) = domicile(&["policy", "test", cases.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("verdict allow (expected block)"), "{out}");
+    let (code, out) = domicile(&[
+        "policy",
+        "test",
+        "--config",
+        config.to_str().unwrap(),
+        cases.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("1 passed, 0 failed"), "{out}");
+}

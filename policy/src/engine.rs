@@ -457,7 +457,7 @@ impl Engine {
             };
             if p.validity.contains(day)
                 && p.destinations.contains(&dest)
-                && p.purposes.iter().any(|x| x == q.purpose)
+                && (p.purposes.is_empty() || p.purposes.iter().any(|x| x == q.purpose))
                 && flagged
             {
                 reasons.push(reason(
@@ -1443,6 +1443,31 @@ mod tests {
             "{:#?}",
             decision.reasons
         );
+    }
+
+    #[test]
+    fn a_dpdp_negative_list_row_blocks_every_purpose_to_the_listed_country() {
+        let us = Entity::new("us", c("US"));
+        let india = [c("IN")];
+        let q = query(&india, &[Category::Email], "storage", &us, d("2026-11-28"));
+        assert_eq!(engine().evaluate(&q).verdict, Verdict::Allow);
+        let extra = r#"
+            [[prohibition]]
+            id = "in.dpdp.s16.example"
+            regimes = ["IN-DPDP"]
+            destinations = ["US"]
+            purposes = []
+            title = "Central Government notification under DPDP Act s.16(1)"
+            valid_from = "2026-01-01"
+            reference = "DPDP Act 2023 s.16(1) notification (example)"
+            source = "user"
+            verification = "V-P"
+        "#;
+        let kb =
+            KnowledgeBase::builtin_with([("neg.toml".to_string(), extra.to_string())]).unwrap();
+        let decision = Engine::new(Arc::new(kb), EngineOptions::default()).evaluate(&q);
+        assert_eq!(decision.verdict, Verdict::Block);
+        assert_eq!(decision.reason_code, "prohibited_transfer");
     }
 
     #[test]
