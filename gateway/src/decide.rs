@@ -220,6 +220,7 @@ pub fn evaluate_for(
             exporter: ctx.snapshot.config.policy.exporter.as_deref(),
             contracts: &route.contracts,
             volume: None,
+            manual: false,
         },
     };
     let mut d = ctx.snapshot.engine.evaluate(&q);

@@ -979,6 +979,7 @@ fn explain(args: ExplainArgs) -> ExitCode {
             exporter: exporter.as_deref(),
             contracts: &contracts,
             volume: None,
+            manual: false,
         },
     };
     let d = engine.evaluate(&q);

@@ -154,6 +154,9 @@ pub struct Case {
     pub contracts: Vec<CaseContract>,
     /// Individuals whose data the exporter has sent abroad this year.
     pub volume: Option<u64>,
+    /// A manual transfer, not processed automatically on arrival.
+    #[serde(default)]
+    pub manual: bool,
 }
 
 fn default_region() -> String {
@@ -231,6 +234,7 @@ impl Case {
                 exporter: exporter.as_ref(),
                 contracts: &contracts,
                 volume: self.volume,
+                manual: self.manual,
             },
         };
         let decision = engine.evaluate(&q);

@@ -744,6 +744,12 @@ impl Engine {
                 row.title
             ));
         }
+        if row.scope.automated_only && q.facts.manual {
+            return Err(format!(
+                "{} covers automated transfers only (and manual ones processed automatically on arrival); this one is manual",
+                row.title
+            ));
+        }
         if row.scope.excluded_purposes.iter().any(|p| p == q.purpose) {
             return Err(format!(
                 "{} excludes transfers for the purpose {:?}",

@@ -166,6 +166,9 @@ pub struct Scope {
     pub requires_eea_jcd: bool,
     /// The recipient must be this international organisation (e.g. `INTL:EPO`).
     pub organisation: Option<String>,
+    /// Only automated transfers (and manual ones processed automatically on arrival).
+    #[serde(default)]
+    pub automated_only: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

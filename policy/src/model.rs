@@ -286,6 +286,9 @@ pub struct Facts<'a> {
     pub contracts: &'a [Contract],
     /// Individuals whose data this exporter has sent abroad this year (CN thresholds).
     pub volume: Option<u64>,
+    /// A manual (non-automated) transfer that is not processed automatically on arrival;
+    /// everything through the gateway is automated.
+    pub manual: bool,
 }
 
 /// Where the data would go.
