@@ -154,7 +154,10 @@ fn check_reports_policy_problems_with_file_line_column_and_key() {
             "purpose = \"storage\"",
             "purpose = \"stroage\"\ncontracts = [\"nope\"]",
         )
-        .replace("role = \"processor\"", "role = \"controller\"")
+        .replace(
+            "role = \"processor\"",
+            "role = \"controller\"\ncertifications = [{ scheme = \"EU-US-DFP\", valid_from = \"2024-01-01\" }]",
+        )
         + r#"
 [[contracts]]
 id = "scc-2024"
@@ -177,6 +180,11 @@ signed = "2024-02-01"
 id = "loosen"
 effect = "allow"
 destinations = ["US"]
+
+[[overrides]]
+id = "no-ap"
+effect = "block"
+regions = ["ap-south"]
 "#;
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("bad.toml");

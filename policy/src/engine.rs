@@ -1008,6 +1008,7 @@ impl Engine {
             let matches = (o.destinations.is_empty()
                 || o.destinations.contains(&q.destination.country))
                 && (o.purposes.is_empty() || o.purposes.iter().any(|p| p == q.purpose))
+                && (o.regions.is_empty() || o.regions.iter().any(|r| r == q.destination.region))
                 && (o.categories.is_empty()
                     || o.categories.iter().any(|c| q.categories.contains(c)))
                 && (o.regimes.is_empty()
@@ -1313,6 +1314,7 @@ mod tests {
             purposes: vec!["analytics".into()],
             categories: Vec::new(),
             regimes: Vec::new(),
+            regions: Vec::new(),
             effect: OverrideEffect::Block,
         }]);
         assert_eq!(engine().evaluate(&q).verdict, Verdict::Allow);
@@ -1335,6 +1337,7 @@ mod tests {
             purposes: Vec::new(),
             categories: Vec::new(),
             regimes: Vec::new(),
+            regions: Vec::new(),
             effect: OverrideEffect::Exception {
                 reason: "migration window approved by the board".into(),
                 owner: "dpo@example.com".into(),
@@ -1364,6 +1367,7 @@ mod tests {
                 purposes: Vec::new(),
                 categories: Vec::new(),
                 regimes: Vec::new(),
+                regions: Vec::new(),
                 effect: OverrideEffect::Exception {
                     reason: "r".into(),
                     owner: "o".into(),

@@ -257,6 +257,8 @@ pub struct Override {
     pub categories: Vec<Category>,
     /// Empty: any regime.
     pub regimes: Vec<String>,
+    /// Empty: any destination region.
+    pub regions: Vec<String>,
     pub effect: OverrideEffect,
 }
 

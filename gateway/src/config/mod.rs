@@ -706,6 +706,7 @@ fn convert_overrides(
                 purposes: o.purposes.iter().map(|p| p.get_ref().clone()).collect(),
                 categories,
                 regimes: o.regimes.iter().map(|r| r.get_ref().clone()).collect(),
+                regions: o.regions.iter().map(|r| r.get_ref().clone()).collect(),
                 effect,
             });
         }
@@ -956,6 +957,15 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
         .map(|p| c.path(p.get_ref()))
         .collect();
 
+    // The knowledge base with the user's files, best effort: a file that cannot be read or
+    // parsed is reported when the snapshot is built.
+    let extra_kb = knowledge_base
+        .iter()
+        .filter_map(|p| Some((p.display().to_string(), std::fs::read_to_string(p).ok()?)));
+    let kb = domicile_policy::KnowledgeBase::builtin_with(extra_kb)
+        .or_else(|_| domicile_policy::KnowledgeBase::builtin())
+        .ok();
+
     // [[entities]]
     let mut entities: HashMap<String, Arc<Entity>> = HashMap::new();
     // Declared ids, valid or not: a reference to an invalid entity is not a second problem.
@@ -980,6 +990,26 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
         let mut certifications = Vec::new();
         for (m, cert) in e.certifications.iter().enumerate() {
             let ck = |k: &str| format!("entities[{n}].certifications[{m}].{k}");
+            if let Some(kb) = &kb {
+                let mut schemes: Vec<&str> = kb
+                    .instruments()
+                    .iter()
+                    .filter_map(|i| i.scope.certification.as_deref())
+                    .collect();
+                schemes.sort_unstable();
+                schemes.dedup();
+                if !schemes.contains(&cert.scheme.get_ref().as_str()) {
+                    c.err(
+                        &cert.scheme,
+                        ck("scheme"),
+                        format!(
+                            "unknown certification scheme {:?}: no knowledge-base row asks for it; expected one of {}",
+                            cert.scheme.get_ref(),
+                            schemes.join(", ")
+                        ),
+                    );
+                }
+            }
             let from = c.parse(&cert.valid_from, &ck("valid_from"), |s| parse_date(s));
             let to = cert
                 .valid_to
@@ -1037,14 +1067,6 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
     let mut region_ids = HashSet::new();
     let mut served: HashMap<Country, String> = HashMap::new();
     let today = crate::clock::today();
-    // The knowledge base with the user's files, best effort: a file that cannot be read or
-    // parsed is reported when the snapshot is built.
-    let extra_kb = knowledge_base
-        .iter()
-        .filter_map(|p| Some((p.display().to_string(), std::fs::read_to_string(p).ok()?)));
-    let kb = domicile_policy::KnowledgeBase::builtin_with(extra_kb)
-        .or_else(|_| domicile_policy::KnowledgeBase::builtin())
-        .ok();
     let exporter = raw.policy.exporter.as_ref().and_then(|v| {
         let found = entities.get(v.get_ref()).cloned();
         if found.is_none() && !declared.contains(v.get_ref().as_str()) {
@@ -1207,6 +1229,18 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
                 serves,
                 backends,
             });
+        }
+    }
+
+    for (n, o) in raw.overrides.iter().enumerate() {
+        for (m, r) in o.regions.iter().enumerate() {
+            if !region_ids.contains(r.get_ref()) {
+                c.err(
+                    r,
+                    format!("overrides[{n}].regions[{m}]"),
+                    format!("no region with id {:?}", r.get_ref()),
+                );
+            }
         }
     }
 

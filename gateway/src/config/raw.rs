@@ -234,4 +234,6 @@ pub struct FileOverride {
     pub categories: Vec<S<String>>,
     #[serde(default)]
     pub regimes: Vec<S<String>>,
+    #[serde(default)]
+    pub regions: Vec<S<String>>,
 }
