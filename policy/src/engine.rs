@@ -316,12 +316,18 @@ impl Engine {
             if l.regime != regime.id || !l.validity().contains(day) {
                 continue;
             }
+            let resident = self.kb.zone_membership(&l.home_zone, j, day).is_some();
+            // With no citizenship on file, a resident may be a citizen: fail closed.
+            let assumed_citizen =
+                l.trigger == Trigger::Citizenship && q.citizenship.is_empty() && resident;
             let follows = match l.trigger {
-                Trigger::Citizenship => q
-                    .citizenship
-                    .iter()
-                    .any(|c| self.kb.zone_membership(&l.home_zone, *c, day).is_some()),
-                Trigger::Residence => self.kb.zone_membership(&l.home_zone, j, day).is_some(),
+                Trigger::Citizenship => {
+                    assumed_citizen
+                        || q.citizenship
+                            .iter()
+                            .any(|c| self.kb.zone_membership(&l.home_zone, *c, day).is_some())
+                }
+                Trigger::Residence => resident,
             };
             let flagged = match l.exporter_flag.as_deref() {
                 None => true,
@@ -344,6 +350,8 @@ impl Engine {
             }
             let who = if exporter.is_none() && l.exporter_flag.is_some() {
                 " (the exporter is not on file, so it counts as covered)"
+            } else if assumed_citizen {
+                " (no citizenship is on file, so a resident counts as a citizen)"
             } else {
                 ""
             };
