@@ -329,11 +329,8 @@ impl Engine {
                 }
                 Trigger::Residence => resident,
             };
-            let flagged = match l.exporter_flag.as_deref() {
-                None => true,
-                Some("ciio") => exporter.is_none_or(|e| e.ciio),
-                Some(_) => true,
-            };
+            // The only flag a localisation row may name (checked at load) is `ciio`.
+            let flagged = l.exporter_flag.is_none() || exporter.is_none_or(|e| e.ciio);
             if !follows || !flagged {
                 continue;
             }
@@ -459,10 +456,9 @@ impl Engine {
         }
         // Step 4: hard prohibitions.
         for p in self.kb.prohibitions_for(&regime.id) {
-            let flagged = match p.exporter_flag.as_deref() {
-                Some("data_broker") => exporter.is_none_or(|e| e.data_broker != Some(false)),
-                _ => true,
-            };
+            // The only flag a prohibition row may name (checked at load) is `data_broker`.
+            let flagged =
+                p.exporter_flag.is_none() || exporter.is_none_or(|e| e.data_broker != Some(false));
             if p.validity.contains(day)
                 && p.destinations.contains(&dest)
                 && (p.purposes.is_empty() || p.purposes.iter().any(|x| x == q.purpose))

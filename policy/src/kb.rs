@@ -743,6 +743,26 @@ impl KnowledgeBase {
                 });
             }
         }
+        let flags = kb
+            .localisations
+            .iter()
+            .map(|l| (&l.id, l.exporter_flag.as_deref(), "ciio"))
+            .chain(
+                kb.prohibitions
+                    .iter()
+                    .map(|p| (&p.id, p.exporter_flag.as_deref(), "data_broker")),
+            );
+        for (id, flag, known) in flags {
+            if let Some(flag) = flag
+                && flag != known
+            {
+                errors.push(KbError::Row {
+                    file: "knowledge base".into(),
+                    id: id.to_string(),
+                    message: format!("unknown exporter_flag {flag:?}; expected {known:?}"),
+                });
+            }
+        }
         let instrument_ids: HashSet<Arc<str>> =
             kb.instruments.iter().map(|i| i.id.clone()).collect();
         for e in &kb.eea_incorporations {
@@ -1021,5 +1041,59 @@ mod tests {
             text.iter().any(|e| e.contains("unknown regime \"NOPE\"")),
             "{text:?}"
         );
+    }
+
+    #[test]
+    fn unknown_purposes_flags_time_zones_and_signals_are_refused() {
+        let text = r#"
+            [[regime]]
+            id = "X"
+            name = "x"
+            kind = "open"
+            covers_zone = "EEA"
+            transfer_free_zones = []
+            timezone = "Mars/Olympus"
+            valid_from = "2020-01-01"
+            reference = "r"
+            source = "s"
+            verification = "V-P"
+
+            [[prohibition]]
+            id = "p"
+            regimes = ["X"]
+            destinations = ["US"]
+            purposes = ["telepathy"]
+            exporter_flag = "pirate"
+            title = "t"
+            valid_from = "2020-01-01"
+            reference = "r"
+            source = "s"
+            verification = "V-P"
+
+            [[opt_out]]
+            id = "o"
+            regimes = ["X"]
+            signal = "smoke"
+            purposes = ["sale"]
+            title = "t"
+            valid_from = "2020-01-01"
+            reference = "r"
+            source = "s"
+            verification = "V-P"
+        "#;
+        let errs =
+            KnowledgeBase::builtin_with([("user.toml".to_string(), text.to_string())]).unwrap_err();
+        let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        for want in [
+            "row X: unknown time zone \"Mars/Olympus\"",
+            "row p: unknown purpose \"telepathy\"",
+            "row p: unknown exporter_flag \"pirate\"",
+            "row o: unknown signal \"smoke\"",
+        ] {
+            assert!(
+                text.iter().any(|e| e.contains(want)),
+                "{want} not in {text:?}"
+            );
+        }
     }
 }
