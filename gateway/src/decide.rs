@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use domicile_policy::{Decision, Destination, Query, Reason, Verdict};
+use domicile_policy::{Decision, Destination, Facts, Query, Reason, Verdict};
 use http::{Request, Response};
 
 use crate::body::Body;
@@ -25,15 +25,25 @@ pub type Decide<S> = StepService<DecideStep, S>;
 
 impl Step for DecideStep {
     fn run(&self, req: &mut Request<Body>) -> Result<(), Response<Body>> {
+        let gpc = global_privacy_control(req.headers());
         let Some(ctx) = req.extensions_mut().get_mut::<RequestContext>() else {
             return Err(crate::context::missing());
         };
-        decide(ctx);
+        decide(ctx, gpc);
         Ok(())
     }
 }
 
-fn decide(ctx: &mut RequestContext) {
+/// `Sec-GPC: 1` is a Global Privacy Control opt-out of sale and sharing (11 CCR §7025); any
+/// other value, or no header, means no preference.
+pub fn global_privacy_control(headers: &http::HeaderMap) -> bool {
+    headers
+        .get_all("sec-gpc")
+        .iter()
+        .any(|v| v.as_bytes().trim_ascii() == b"1")
+}
+
+fn decide(ctx: &mut RequestContext, gpc: bool) {
     let snap = ctx.snapshot.clone();
     let Some(route) = ctx.route.and_then(|n| snap.route(n)) else {
         return;
@@ -102,7 +112,7 @@ fn decide(ctx: &mut RequestContext) {
     let mut first: Option<(Arc<str>, Decision)> = None;
     let mut lawful_but_down: Option<(Arc<str>, Decision)> = None;
     for region_id in &candidates {
-        let Some(d) = evaluate_for(ctx, route, region_id) else {
+        let Some(d) = evaluate_for(ctx, route, region_id, gpc) else {
             continue;
         };
         if d.verdict.permits() {
@@ -128,7 +138,7 @@ fn decide(ctx: &mut RequestContext) {
             .filter(|r| !candidates.contains(r))
             .collect();
         for region_id in others {
-            let Some(mut d) = evaluate_for(ctx, route, &region_id) else {
+            let Some(mut d) = evaluate_for(ctx, route, &region_id, gpc) else {
                 continue;
             };
             if d.verdict.permits() && region_available(ctx, &region_id) {
@@ -175,6 +185,7 @@ pub fn evaluate_for(
     ctx: &RequestContext,
     route: &crate::config::RouteConfig,
     region_id: &str,
+    gpc: bool,
 ) -> Option<Decision> {
     let region = ctx.snapshot.registry.get(region_id)?;
     let jurisdictions: &[domicile_policy::Country] = ctx
@@ -183,11 +194,14 @@ pub fn evaluate_for(
         .map_or(&[], |r| r.jurisdictions.as_slice());
     let incomplete = ctx.resolution.as_ref().is_none_or(|r| r.address_unknown);
     let categories = ctx.inspection.categories();
-    // Legal dates are days in the issuing authority's time zone; the knowledge base is
-    // mostly EU law, so the day is taken in Brussels (CET/CEST).
-    let at = crate::clock::brussels_date(ctx.received_micros.div_euclid(1_000_000));
+    // Legal dates are days in each regime's own time zone: the engine reads the instant.
+    // `at` (Brussels) only names the day in messages about unmodelled jurisdictions.
+    let secs = ctx.received_micros.div_euclid(1_000_000);
+    let at = crate::clock::brussels_date(secs);
     let q = Query {
         jurisdictions,
+        // Citizenship evidence is not gathered yet, so no regime is triggered by it here.
+        citizenship: &[],
         incomplete,
         categories: &categories,
         purpose: &route.purpose,
@@ -197,6 +211,17 @@ pub fn evaluate_for(
             entity: &region.entity,
         },
         at,
+        instant: Some(secs),
+        facts: Facts {
+            gpc,
+            limit_sensitive: false,
+            frequency: route.frequency,
+            evidence: &route.evidence,
+            exporter: ctx.snapshot.config.policy.exporter.as_deref(),
+            contracts: &route.contracts,
+            volume: None,
+            manual: false,
+        },
     };
     let mut d = ctx.snapshot.engine.evaluate(&q);
     if ctx.inspection.status == InspectStatus::Skipped {

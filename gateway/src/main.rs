@@ -9,8 +9,8 @@ use clap::{Args, Parser, Subcommand};
 use domicile_gateway::config::{Config, LogFormat};
 use domicile_gateway::{StartOptions, demo};
 use domicile_policy::{
-    Category, Country, Date, Destination, Engine, EngineOptions, Entity, KnowledgeBase, Query,
-    Sector,
+    Category, Country, Date, Destination, Engine, EngineOptions, Entity, Facts, Frequency,
+    KnowledgeBase, Query, Sector,
 };
 
 #[derive(Parser)]
@@ -145,7 +145,13 @@ struct ServeArgs {
 #[derive(Subcommand)]
 enum PolicyCommand {
     /// Run policy test cases written as data (TOML `[[case]]` tables).
-    Test { files: Vec<PathBuf> },
+    Test {
+        files: Vec<PathBuf>,
+        /// Evaluate under this config's policy (its knowledge-base files, overrides and
+        /// [policy] options) instead of the built-in knowledge base alone.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// List the knowledge base's dated rows with their references and sources.
     Rows {
         /// Only rows in force on this date (YYYY-MM-DD).
@@ -188,6 +194,25 @@ struct ExplainArgs {
     /// The recipient's sector (without --config): commercial, non_profit or public.
     #[arg(long, default_value = "commercial")]
     sector: String,
+    /// The subject's citizenships, comma separated ISO codes (152-FZ follows Russian citizens).
+    #[arg(long, value_delimiter = ',')]
+    citizenship: Vec<String>,
+    /// The request carries `Sec-GPC: 1` (an opt-out of sale and sharing).
+    #[arg(long)]
+    gpc: bool,
+    /// The flow is occasional (Art 49 derogations need it); systematic by default.
+    #[arg(long)]
+    occasional: bool,
+    /// Evidence on file, comma separated (consent:explicit_transfer, contract_necessity,
+    /// art9:9_2_h, consent:separate, ...).
+    #[arg(long, value_delimiter = ',')]
+    evidence: Vec<String>,
+    /// The exporting entity (with --config; default: policy.exporter).
+    #[arg(long)]
+    exporter: Option<String>,
+    /// The decision as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 // A proxy allocates and frees many small, short-lived objects per request; mimalloc does that
@@ -200,7 +225,9 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Check { file } => check(&file),
-        Command::Policy(PolicyCommand::Test { files }) => policy_test(&files),
+        Command::Policy(PolicyCommand::Test { files, config }) => {
+            policy_test(&files, config.as_deref())
+        }
         Command::Policy(PolicyCommand::Rows {
             at,
             regime,
@@ -517,8 +544,21 @@ fn builtin_engine() -> Option<Engine> {
     }
 }
 
-fn policy_test(files: &[PathBuf]) -> ExitCode {
-    let Some(engine) = builtin_engine() else {
+fn policy_test(files: &[PathBuf], config: Option<&Path>) -> ExitCode {
+    let engine = match config {
+        None => builtin_engine(),
+        Some(path) => match Config::load(path)
+            .map_err(|e| e.to_string())
+            .and_then(|c| domicile_gateway::state::Snapshot::build(c).map_err(|e| e.join("\n")))
+        {
+            Ok(snap) => Some(snap.engine.clone()),
+            Err(e) => {
+                eprintln!("{e}");
+                None
+            }
+        },
+    };
+    let Some(engine) = engine else {
         return ExitCode::FAILURE;
     };
     let (mut passed, mut failed) = (0, 0);
@@ -672,6 +712,77 @@ fn policy_rows(at: Option<&str>, regime: Option<&str>, extra: &[PathBuf], json: 
             ended_by: None,
         });
     }
+    let joined = |regimes: &[Arc<str>]| {
+        regimes
+            .iter()
+            .map(|r| r.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let validity = |from, to| domicile_policy::Validity { from, to };
+    for r in kb.safeguards() {
+        rows.push(Row {
+            kind: "safeguard",
+            id: &r.id,
+            regimes: joined(&r.regimes),
+            place: format!("contract {}", r.instrument),
+            validity: validity(r.valid_from, r.valid_to),
+            basis: &r.basis,
+            provenance: &r.provenance,
+            ended_by: r.ended_by.as_deref(),
+        });
+    }
+    for r in kb.derogations() {
+        rows.push(Row {
+            kind: "derogation",
+            id: &r.id,
+            regimes: joined(&r.regimes),
+            place: r
+                .evidence
+                .as_deref()
+                .map_or_else(|| "any".to_owned(), |e| format!("evidence {e}")),
+            validity: validity(r.valid_from, r.valid_to),
+            basis: &r.basis,
+            provenance: &r.provenance,
+            ended_by: r.ended_by.as_deref(),
+        });
+    }
+    for r in kb.localisations() {
+        rows.push(Row {
+            kind: "localisation",
+            id: &r.id,
+            regimes: r.regime.to_string(),
+            place: format!("in {}", r.home_zone),
+            validity: validity(r.valid_from, r.valid_to),
+            basis: "",
+            provenance: &r.provenance,
+            ended_by: r.ended_by.as_deref(),
+        });
+    }
+    for r in kb.opt_outs() {
+        rows.push(Row {
+            kind: "opt_out",
+            id: &r.id,
+            regimes: joined(&r.regimes),
+            place: format!("signal {}", r.signal),
+            validity: validity(r.valid_from, r.valid_to),
+            basis: "",
+            provenance: &r.provenance,
+            ended_by: None,
+        });
+    }
+    for r in kb.eea_incorporations() {
+        rows.push(Row {
+            kind: "eea_jcd",
+            id: &r.id,
+            regimes: "GDPR".to_owned(),
+            place: r.instrument.to_string(),
+            validity: validity(r.valid_from, None),
+            basis: "",
+            provenance: &r.provenance,
+            ended_by: None,
+        });
+    }
     let verification = |v: domicile_policy::kb::Verification| match v {
         domicile_policy::kb::Verification::Primary => "V-P",
         domicile_policy::kb::Verification::Secondary => "V-S",
@@ -750,14 +861,18 @@ fn explain(args: ExplainArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
-    let at = match &args.at {
+    // Without --at, now: each regime then reads the instant in its own time zone.
+    let (at, instant) = match &args.at {
         Some(s) => match s.parse::<Date>() {
-            Ok(d) => d,
+            Ok(d) => (d, None),
             Err(e) => return fail(e.to_string()),
         },
-        None => domicile_gateway::clock::today(),
+        None => (
+            domicile_gateway::clock::today(),
+            Some(domicile_gateway::clock::now_micros().div_euclid(1_000_000)),
+        ),
     };
-    let (engine, region, country, entity) = if let Some(path) = &args.config {
+    let (engine, region, country, entity, exporter, contracts) = if let Some(path) = &args.config {
         let config = match Config::load(path) {
             Ok(c) => c,
             Err(e) => return fail(e.to_string()),
@@ -769,11 +884,22 @@ fn explain(args: ExplainArgs) -> ExitCode {
         let Some(r) = snap.registry.get(&args.to) else {
             return fail(format!("no region {:?} in {}", args.to, path.display()));
         };
+        let exporter = match &args.exporter {
+            None => snap.config.policy.exporter.clone(),
+            Some(id) => match snap.config.policy.entities.iter().find(|e| e.id == *id) {
+                Some(e) => Some(e.clone()),
+                None => {
+                    return fail(format!("no entity {id:?} in {}", path.display()));
+                }
+            },
+        };
         (
             snap.engine.clone(),
             r.id.to_string(),
             r.country,
             (*r.entity).clone(),
+            exporter,
+            snap.config.policy.contracts.clone(),
         )
     } else {
         let Some(engine) = builtin_engine() else {
@@ -789,28 +915,48 @@ fn explain(args: ExplainArgs) -> ExitCode {
             "public" => Sector::Public,
             other => return fail(format!("unknown sector {other:?}")),
         };
-        let entity = Entity {
-            id: "recipient".into(),
-            name: "recipient".into(),
+        let mut entity = Entity::new("recipient", country);
+        entity.sector = Some(sector);
+        entity.certifications = args
+            .certified
+            .iter()
+            .map(|s| domicile_policy::Certification {
+                scheme: s.clone(),
+                validity: domicile_policy::Validity {
+                    from: Date::from_unix_days(0),
+                    to: None,
+                },
+                hr: false,
+            })
+            .collect();
+        (
+            engine,
+            country.to_string(),
             country,
-            sector: Some(sector),
-            certifications: args
-                .certified
-                .iter()
-                .map(|s| domicile_policy::Certification {
-                    scheme: s.clone(),
-                    validity: domicile_policy::Validity {
-                        from: Date::from_unix_days(0),
-                        to: None,
-                    },
-                    hr: false,
-                })
-                .collect(),
-        };
-        (engine, country.to_string(), country, entity)
+            entity,
+            None,
+            Vec::new(),
+        )
     };
+    let citizenship: Result<Vec<Country>, _> = args
+        .citizenship
+        .iter()
+        .map(|s| Country::parse(s.trim()))
+        .collect();
+    let citizenship = match citizenship {
+        Ok(c) => c,
+        Err(e) => return fail(e.to_string()),
+    };
+    if !domicile_policy::model::is_known_purpose(&args.purpose) {
+        return fail(format!(
+            "unknown purpose {:?}; expected one of {}",
+            args.purpose,
+            domicile_policy::model::purpose_names()
+        ));
+    }
     let q = Query {
         jurisdictions: &subjects,
+        citizenship: &citizenship,
         incomplete: false,
         categories: &categories,
         purpose: &args.purpose,
@@ -820,8 +966,32 @@ fn explain(args: ExplainArgs) -> ExitCode {
             entity: &entity,
         },
         at,
+        instant,
+        facts: Facts {
+            gpc: args.gpc,
+            limit_sensitive: false,
+            frequency: if args.occasional {
+                Frequency::Occasional
+            } else {
+                Frequency::Systematic
+            },
+            evidence: &args.evidence,
+            exporter: exporter.as_deref(),
+            contracts: &contracts,
+            volume: None,
+            manual: false,
+        },
     };
     let d = engine.evaluate(&q);
+    if args.json {
+        return match serde_json::to_string(&d) {
+            Ok(j) => {
+                emit(j);
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e.to_string()),
+        };
+    }
     println!("verdict: {}", d.verdict);
     println!("reason: {}", d.reason_code);
     if !d.basis.is_empty() {
@@ -830,6 +1000,12 @@ fn explain(args: ExplainArgs) -> ExitCode {
     }
     if let Some(r) = d.re_evaluate_at {
         println!("re-evaluate at: {r}");
+    }
+    if !d.conditions.is_empty() {
+        println!("conditions:");
+        for c in &d.conditions {
+            println!("  - {c}");
+        }
     }
     println!("trail:");
     for r in &d.reasons {

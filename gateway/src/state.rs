@@ -98,7 +98,8 @@ impl Snapshot {
                 allow_unverified: config.policy.allow_unverified,
                 unmodelled: config.policy.unmodelled,
             },
-        );
+        )
+        .with_overrides(config.policy.overrides.clone());
         Ok(Snapshot {
             trusted: TrustedProxies::new(config.trusted_proxies.clone()),
             config,

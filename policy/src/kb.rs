@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use crate::country::Country;
 use crate::date::{Date, Validity};
+use crate::tz::LegalTz;
 
 /// How far a row has been checked against its source (transfer-law.md section 0.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -82,10 +83,36 @@ struct RawRegime {
     kind: RegimeKind,
     covers_zone: String,
     transfer_free_zones: Vec<String>,
+    #[serde(default = "default_triggers")]
+    triggers: Vec<Trigger>,
+    timezone: String,
+    #[serde(default)]
+    special_categories_need_condition: bool,
+    #[serde(default)]
+    same_entity_is_not_transfer: bool,
+    #[serde(default)]
+    requires_evidence: Vec<String>,
+    #[serde(default)]
+    conditions: Vec<String>,
+    note: Option<String>,
     valid_from: Date,
     valid_to: Option<Date>,
     #[serde(flatten)]
     provenance: Provenance,
+}
+
+fn default_triggers() -> Vec<Trigger> {
+    vec![Trigger::Residence]
+}
+
+/// What makes a subject someone a regime protects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// The subject is in one of the covered zone's countries.
+    Residence,
+    /// The subject is a citizen of one of them, wherever they live.
+    Citizenship,
 }
 
 /// A data-protection regime and the subjects it covers.
@@ -96,6 +123,18 @@ pub struct Regime {
     pub kind: RegimeKind,
     pub covers_zone: Arc<str>,
     pub transfer_free_zones: Vec<Arc<str>>,
+    pub triggers: Vec<Trigger>,
+    /// The issuing authority's time zone: the regime's legal day.
+    pub timezone: LegalTz,
+    /// Special categories need their own condition (GDPR Art 9(2)) whatever the basis.
+    pub special_categories_need_condition: bool,
+    /// Access by the same legal entity abroad is not a transfer (EDPB Guidelines 05/2021).
+    pub same_entity_is_not_transfer: bool,
+    /// Evidence every permitted transfer needs (e.g. PIPL Art 39 separate consent).
+    pub requires_evidence: Vec<String>,
+    /// Conditions every permitted transfer carries (e.g. PIPL Art 55 PIPIA).
+    pub conditions: Vec<String>,
+    pub note: Option<String>,
     pub validity: Validity,
     pub provenance: Provenance,
 }
@@ -121,6 +160,15 @@ pub struct Scope {
     /// Transfers for these purposes fall outside the row.
     #[serde(default)]
     pub excluded_purposes: Vec<String>,
+    /// An EU act that reaches IS/LI/NO exporters only once an EEA Joint Committee Decision
+    /// incorporates it (an `[[eea_incorporation]]` row).
+    #[serde(default)]
+    pub requires_eea_jcd: bool,
+    /// The recipient must be this international organisation (e.g. `INTL:EPO`).
+    pub organisation: Option<String>,
+    /// Only automated transfers (and manual ones processed automatically on arrival).
+    #[serde(default)]
+    pub automated_only: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -176,6 +224,7 @@ struct RawProhibition {
     regimes: Vec<String>,
     destinations: Vec<Country>,
     purposes: Vec<String>,
+    exporter_flag: Option<String>,
     title: String,
     valid_from: Date,
     valid_to: Option<Date>,
@@ -191,15 +240,176 @@ pub struct Prohibition {
     pub regimes: Vec<Arc<str>>,
     pub destinations: Vec<Country>,
     pub purposes: Vec<String>,
+    /// Only for exporters with this flag (`data_broker` for PADFA); unknown counts as set.
+    pub exporter_flag: Option<String>,
     pub title: String,
     pub validity: Validity,
     pub note: Option<String>,
     pub provenance: Provenance,
 }
 
+/// An Art 46-type instrument (SCCs, IDTA, BCRs, a filed standard contract): a contract of
+/// this kind on file, valid and in scope, gives `allow_with_conditions`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Safeguard {
+    pub id: Arc<str>,
+    /// The code contracts name (`EU-SCC-2021/914`).
+    pub instrument: String,
+    pub regimes: Vec<Arc<str>>,
+    pub basis: Arc<str>,
+    pub title: String,
+    pub valid_from: Date,
+    pub valid_to: Option<Date>,
+    pub ended_by: Option<String>,
+    /// Contracts signed on or after this day cannot use the instrument.
+    pub new_contracts_until: Option<Date>,
+    /// The contract's module must match the exporter's and importer's roles (SCC 2021/914).
+    #[serde(default)]
+    pub modules: bool,
+    /// From this day a transfer impact assessment is needed (Schrems II, Clause 14).
+    pub assessment_required_from: Option<Date>,
+    /// The contract must be notified or filed within this many working days of signature.
+    pub notify_within_working_days: Option<u32>,
+    /// The contract must be notified to the authority before the transfer.
+    #[serde(default)]
+    pub notification_required: bool,
+    /// Only for exporters sending fewer individuals' data than this this year.
+    pub max_volume: Option<u64>,
+    /// Not for critical information infrastructure operators.
+    #[serde(default)]
+    pub not_ciio: bool,
+    #[serde(default)]
+    pub conditions: Vec<String>,
+    pub note: Option<String>,
+    #[serde(flatten)]
+    pub provenance: Provenance,
+}
+
+impl Safeguard {
+    pub fn validity(&self) -> Validity {
+        Validity {
+            from: self.valid_from,
+            to: self.valid_to,
+        }
+    }
+}
+
+/// A derogation or exemption (GDPR Art 49, PIPL exemptions, consent grounds): usable only
+/// with its evidence and within its limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Derogation {
+    pub id: Arc<str>,
+    pub regimes: Vec<Arc<str>>,
+    pub basis: Arc<str>,
+    pub title: String,
+    /// The evidence key the flow must carry (`consent:explicit_transfer`); none for
+    /// exemptions that depend only on volume.
+    pub evidence: Option<String>,
+    /// Only for occasional flows.
+    #[serde(default)]
+    pub occasional_only: bool,
+    /// Not for public authorities exercising public powers (GDPR Art 49(3)).
+    #[serde(default)]
+    pub not_public_authority: bool,
+    pub max_volume: Option<u64>,
+    #[serde(default)]
+    pub not_ciio: bool,
+    pub valid_from: Date,
+    pub valid_to: Option<Date>,
+    pub ended_by: Option<String>,
+    #[serde(default)]
+    pub conditions: Vec<String>,
+    pub note: Option<String>,
+    #[serde(flatten)]
+    pub provenance: Provenance,
+}
+
+impl Derogation {
+    pub fn validity(&self) -> Validity {
+        Validity {
+            from: self.valid_from,
+            to: self.valid_to,
+        }
+    }
+}
+
+/// A localisation rule: the primary copy must be created in the home zone. No contract cures
+/// it; the gateway routes locally.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Localisation {
+    pub id: Arc<str>,
+    pub regime: Arc<str>,
+    /// Which subjects the rule follows (152-FZ: Russian citizens).
+    pub trigger: Trigger,
+    pub home_zone: Arc<str>,
+    /// Only for exporters with this flag (`ciio` for PIPL Art 40).
+    pub exporter_flag: Option<String>,
+    pub title: String,
+    pub valid_from: Date,
+    pub valid_to: Option<Date>,
+    pub ended_by: Option<String>,
+    pub note: Option<String>,
+    #[serde(flatten)]
+    pub provenance: Provenance,
+}
+
+impl Localisation {
+    pub fn validity(&self) -> Validity {
+        Validity {
+            from: self.valid_from,
+            to: self.valid_to,
+        }
+    }
+}
+
+/// A signal the subject sends that forbids some purposes, whatever the destination (CCPA GPC
+/// opt-out of sale and sharing; the CPRA limit on sensitive data).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptOut {
+    pub id: Arc<str>,
+    pub regimes: Vec<Arc<str>>,
+    /// `gpc` or `limit_sensitive`.
+    pub signal: String,
+    pub purposes: Vec<String>,
+    /// Only when these categories are present: `special` for sensitive data; empty for any.
+    #[serde(default)]
+    pub categories: Vec<String>,
+    pub title: String,
+    pub valid_from: Date,
+    pub valid_to: Option<Date>,
+    #[serde(flatten)]
+    pub provenance: Provenance,
+}
+
+/// An EEA Joint Committee Decision incorporating an EU adequacy decision for IS/LI/NO.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EeaIncorporation {
+    pub id: Arc<str>,
+    /// The instrument row incorporated.
+    pub instrument: Arc<str>,
+    pub valid_from: Date,
+    #[serde(flatten)]
+    pub provenance: Provenance,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
+    #[serde(default)]
+    safeguard: Vec<Safeguard>,
+    #[serde(default)]
+    derogation: Vec<Derogation>,
+    #[serde(default)]
+    localisation: Vec<Localisation>,
+    #[serde(default)]
+    opt_out: Vec<OptOut>,
+    #[serde(default)]
+    eea_incorporation: Vec<EeaIncorporation>,
     #[serde(default)]
     zone: Vec<RawZone>,
     #[serde(default)]
@@ -223,6 +433,8 @@ pub enum KbError {
     },
 }
 
+const ENDED_BY: &str = "a row with valid_to must say what ended it (ended_by)";
+
 const BUILTIN: &[(&str, &str)] = &[
     ("policy/kb/zones.toml", include_str!("../kb/zones.toml")),
     ("policy/kb/regimes.toml", include_str!("../kb/regimes.toml")),
@@ -234,6 +446,19 @@ const BUILTIN: &[(&str, &str)] = &[
         "policy/kb/prohibitions.toml",
         include_str!("../kb/prohibitions.toml"),
     ),
+    (
+        "policy/kb/safeguards.toml",
+        include_str!("../kb/safeguards.toml"),
+    ),
+    (
+        "policy/kb/derogations.toml",
+        include_str!("../kb/derogations.toml"),
+    ),
+    (
+        "policy/kb/localisation.toml",
+        include_str!("../kb/localisation.toml"),
+    ),
+    ("policy/kb/signals.toml", include_str!("../kb/signals.toml")),
 ];
 
 /// The validated, indexed knowledge base.
@@ -243,6 +468,11 @@ pub struct KnowledgeBase {
     regimes: Vec<Regime>,
     instruments: Vec<Instrument>,
     prohibitions: Vec<Prohibition>,
+    safeguards: Vec<Safeguard>,
+    derogations: Vec<Derogation>,
+    localisations: Vec<Localisation>,
+    opt_outs: Vec<OptOut>,
+    eea_incorporations: Vec<EeaIncorporation>,
     /// zone name → dense zone id.
     zone_ids: HashMap<Arc<str>, usize>,
     /// regime id → position in `regimes`.
@@ -266,6 +496,9 @@ impl fmt::Debug for KnowledgeBase {
             .field("regimes", &self.regimes.len())
             .field("instruments", &self.instruments.len())
             .field("prohibitions", &self.prohibitions.len())
+            .field("safeguards", &self.safeguards.len())
+            .field("derogations", &self.derogations.len())
+            .field("localisations", &self.localisations.len())
             .finish()
     }
 }
@@ -307,6 +540,11 @@ impl KnowledgeBase {
             regimes: Vec::new(),
             instruments: Vec::new(),
             prohibitions: Vec::new(),
+            safeguards: Vec::new(),
+            derogations: Vec::new(),
+            localisations: Vec::new(),
+            opt_outs: Vec::new(),
+            eea_incorporations: Vec::new(),
             zone_ids: HashMap::default(),
             regime_ids: HashMap::default(),
             zone_index: HashMap::default(),
@@ -361,7 +599,21 @@ impl KnowledgeBase {
             }
             for r in &raw.regime {
                 check(&r.id, r.valid_from, r.valid_to, &mut errors);
+                let timezone = match r.timezone.parse::<LegalTz>() {
+                    Ok(tz) => tz,
+                    Err(e) => {
+                        row_err(file, &r.id, e.to_string(), &mut errors);
+                        LegalTz::default()
+                    }
+                };
                 kb.regimes.push(Regime {
+                    triggers: r.triggers.clone(),
+                    timezone,
+                    special_categories_need_condition: r.special_categories_need_condition,
+                    same_entity_is_not_transfer: r.same_entity_is_not_transfer,
+                    requires_evidence: r.requires_evidence.clone(),
+                    conditions: r.conditions.clone(),
+                    note: r.note.clone(),
                     id: intern(&r.id),
                     name: r.name.clone(),
                     kind: r.kind,
@@ -390,12 +642,7 @@ impl KnowledgeBase {
                     }
                 };
                 if i.valid_to.is_some() && i.ended_by.is_none() {
-                    row_err(
-                        file,
-                        &i.id,
-                        "a row with valid_to must say what ended it (ended_by)".into(),
-                        &mut errors,
-                    );
+                    row_err(file, &i.id, ENDED_BY.into(), &mut errors);
                 }
                 kb.instruments.push(Instrument {
                     id: intern(&i.id),
@@ -422,6 +669,7 @@ impl KnowledgeBase {
                     regimes: p.regimes.iter().map(|r| intern(r)).collect(),
                     destinations: p.destinations.clone(),
                     purposes: p.purposes.clone(),
+                    exporter_flag: p.exporter_flag.clone(),
                     title: p.title.clone(),
                     validity: Validity {
                         from: p.valid_from,
@@ -431,8 +679,101 @@ impl KnowledgeBase {
                     provenance: p.provenance.clone(),
                 });
             }
+            for r in &raw.safeguard {
+                check(&r.id, r.valid_from, r.valid_to, &mut errors);
+                if r.valid_to.is_some() && r.ended_by.is_none() {
+                    row_err(file, &r.id, ENDED_BY.into(), &mut errors);
+                }
+                kb.safeguards.push(r.clone());
+            }
+            for r in &raw.derogation {
+                check(&r.id, r.valid_from, r.valid_to, &mut errors);
+                if r.valid_to.is_some() && r.ended_by.is_none() {
+                    row_err(file, &r.id, ENDED_BY.into(), &mut errors);
+                }
+                kb.derogations.push(r.clone());
+            }
+            for r in &raw.localisation {
+                check(&r.id, r.valid_from, r.valid_to, &mut errors);
+                if r.valid_to.is_some() && r.ended_by.is_none() {
+                    row_err(file, &r.id, ENDED_BY.into(), &mut errors);
+                }
+                kb.localisations.push(r.clone());
+            }
+            for r in &raw.opt_out {
+                check(&r.id, r.valid_from, r.valid_to, &mut errors);
+                if !matches!(r.signal.as_str(), "gpc" | "limit_sensitive") {
+                    row_err(
+                        file,
+                        &r.id,
+                        format!(
+                            "unknown signal {:?}; expected gpc or limit_sensitive",
+                            r.signal
+                        ),
+                        &mut errors,
+                    );
+                }
+                kb.opt_outs.push(r.clone());
+            }
+            for r in &raw.eea_incorporation {
+                check(&r.id, r.valid_from, None, &mut errors);
+                kb.eea_incorporations.push(r.clone());
+            }
         }
         // Cross-references: every zone and regime named must exist.
+        let mut purposes_named: Vec<(Arc<str>, &String)> = Vec::new();
+        for p in &kb.prohibitions {
+            purposes_named.extend(p.purposes.iter().map(|x| (p.id.clone(), x)));
+        }
+        for i in &kb.instruments {
+            purposes_named.extend(i.scope.excluded_purposes.iter().map(|x| (i.id.clone(), x)));
+        }
+        for o in &kb.opt_outs {
+            purposes_named.extend(o.purposes.iter().map(|x| (o.id.clone(), x)));
+        }
+        for (id, purpose) in purposes_named {
+            if !crate::model::is_known_purpose(purpose) {
+                errors.push(KbError::Row {
+                    file: "knowledge base".into(),
+                    id: id.to_string(),
+                    message: format!(
+                        "unknown purpose {purpose:?}; expected one of {}",
+                        crate::model::purpose_names()
+                    ),
+                });
+            }
+        }
+        let flags = kb
+            .localisations
+            .iter()
+            .map(|l| (&l.id, l.exporter_flag.as_deref(), "ciio"))
+            .chain(
+                kb.prohibitions
+                    .iter()
+                    .map(|p| (&p.id, p.exporter_flag.as_deref(), "data_broker")),
+            );
+        for (id, flag, known) in flags {
+            if let Some(flag) = flag
+                && flag != known
+            {
+                errors.push(KbError::Row {
+                    file: "knowledge base".into(),
+                    id: id.to_string(),
+                    message: format!("unknown exporter_flag {flag:?}; expected {known:?}"),
+                });
+            }
+        }
+        let instrument_ids: HashSet<Arc<str>> =
+            kb.instruments.iter().map(|i| i.id.clone()).collect();
+        for e in &kb.eea_incorporations {
+            if !instrument_ids.contains(&e.instrument) {
+                errors.push(KbError::Row {
+                    file: "knowledge base".into(),
+                    id: e.id.to_string(),
+                    message: format!("unknown instrument row {:?}", e.instrument),
+                });
+            }
+        }
         let zone_names: HashSet<Arc<str>> = kb.zones.iter().map(|z| z.zone.clone()).collect();
         let regime_names: HashSet<Arc<str>> = kb.regimes.iter().map(|r| r.id.clone()).collect();
         for r in &kb.regimes {
@@ -446,11 +787,20 @@ impl KnowledgeBase {
                 }
             }
         }
+        let localisation_regimes: Vec<(Arc<str>, Vec<Arc<str>>)> = kb
+            .localisations
+            .iter()
+            .map(|l| (l.id.clone(), vec![l.regime.clone()]))
+            .collect();
         for (id, regimes) in kb
             .instruments
             .iter()
             .map(|i| (&i.id, &i.regimes))
             .chain(kb.prohibitions.iter().map(|p| (&p.id, &p.regimes)))
+            .chain(kb.safeguards.iter().map(|p| (&p.id, &p.regimes)))
+            .chain(kb.derogations.iter().map(|p| (&p.id, &p.regimes)))
+            .chain(kb.opt_outs.iter().map(|p| (&p.id, &p.regimes)))
+            .chain(localisation_regimes.iter().map(|(i, r)| (i, r)))
         {
             for r in regimes {
                 if !regime_names.contains(r) {
@@ -563,6 +913,33 @@ impl KnowledgeBase {
     pub fn prohibitions(&self) -> &[Prohibition] {
         &self.prohibitions
     }
+    pub fn safeguards(&self) -> &[Safeguard] {
+        &self.safeguards
+    }
+    pub fn derogations(&self) -> &[Derogation] {
+        &self.derogations
+    }
+    pub fn localisations(&self) -> &[Localisation] {
+        &self.localisations
+    }
+    pub fn opt_outs(&self) -> &[OptOut] {
+        &self.opt_outs
+    }
+    pub fn eea_incorporations(&self) -> &[EeaIncorporation] {
+        &self.eea_incorporations
+    }
+
+    /// The safeguard row of `regime` for an instrument code.
+    pub fn safeguard(&self, regime: &str, instrument: &str) -> Option<&Safeguard> {
+        self.safeguards
+            .iter()
+            .find(|s| s.instrument == instrument && s.regimes.iter().any(|r| &**r == regime))
+    }
+
+    /// Whether a regime id exists.
+    pub fn has_regime(&self, regime: &str) -> bool {
+        self.regime_ids.contains_key(regime)
+    }
 
     /// A stable digest of the knowledge-base texts (FNV-1a), part of the policy revision.
     pub fn digest(&self) -> u64 {
@@ -664,5 +1041,59 @@ mod tests {
             text.iter().any(|e| e.contains("unknown regime \"NOPE\"")),
             "{text:?}"
         );
+    }
+
+    #[test]
+    fn unknown_purposes_flags_time_zones_and_signals_are_refused() {
+        let text = r#"
+            [[regime]]
+            id = "X"
+            name = "x"
+            kind = "open"
+            covers_zone = "EEA"
+            transfer_free_zones = []
+            timezone = "Mars/Olympus"
+            valid_from = "2020-01-01"
+            reference = "r"
+            source = "s"
+            verification = "V-P"
+
+            [[prohibition]]
+            id = "p"
+            regimes = ["X"]
+            destinations = ["US"]
+            purposes = ["telepathy"]
+            exporter_flag = "pirate"
+            title = "t"
+            valid_from = "2020-01-01"
+            reference = "r"
+            source = "s"
+            verification = "V-P"
+
+            [[opt_out]]
+            id = "o"
+            regimes = ["X"]
+            signal = "smoke"
+            purposes = ["sale"]
+            title = "t"
+            valid_from = "2020-01-01"
+            reference = "r"
+            source = "s"
+            verification = "V-P"
+        "#;
+        let errs =
+            KnowledgeBase::builtin_with([("user.toml".to_string(), text.to_string())]).unwrap_err();
+        let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        for want in [
+            "row X: unknown time zone \"Mars/Olympus\"",
+            "row p: unknown purpose \"telepathy\"",
+            "row p: unknown exporter_flag \"pirate\"",
+            "row o: unknown signal \"smoke\"",
+        ] {
+            assert!(
+                text.iter().any(|e| e.contains(want)),
+                "{want} not in {text:?}"
+            );
+        }
     }
 }

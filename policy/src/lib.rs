@@ -7,6 +7,7 @@
 //! - [`kb`]: the dated knowledge base (zones, regimes, instruments, prohibitions) loaded from
 //!   `policy/kb/*.toml`, validated and indexed.
 //! - [`model`]: the engine's inputs (query, entity, categories) and outputs (decision, reasons).
+//! - [`tz`]: the legal day of each regime's time zone.
 //! - [`engine`]: the decision algorithm.
 //! - [`cases`]: policy test cases written as data, and their runner.
 
@@ -18,11 +19,14 @@ pub mod date;
 pub mod engine;
 pub mod kb;
 pub mod model;
+pub mod tz;
 
 pub use country::Country;
 pub use date::{Date, Validity};
 pub use engine::{Engine, EngineOptions, Unmodelled};
 pub use kb::KnowledgeBase;
 pub use model::{
-    Category, Certification, Decision, Destination, Entity, Query, Reason, Sector, Verdict,
+    Assessment, Category, Certification, Contract, Decision, Destination, Entity, Facts, Frequency,
+    Override, OverrideEffect, Query, Reason, Role, Sector, Verdict,
 };
+pub use tz::LegalTz;

@@ -146,7 +146,24 @@ pub struct Certification {
     pub hr: bool,
 }
 
-/// A legal entity that operates a region or receives data.
+/// The role an entity plays in a processing operation (SCC modules depend on it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Controller,
+    Processor,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Controller => "controller",
+            Role::Processor => "processor",
+        }
+    }
+}
+
+/// A legal entity that operates a region, exports or receives data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entity {
     pub id: String,
@@ -155,6 +172,125 @@ pub struct Entity {
     /// Unknown sectors fail every sector-scoped row.
     pub sector: Option<Sector>,
     pub certifications: Vec<Certification>,
+    /// Controller or processor; unknown roles fail every module check.
+    pub role: Option<Role>,
+    /// A public authority exercising public powers (GDPR Art 49(3)).
+    pub public_authority: bool,
+    /// A critical information infrastructure operator (PIPL Art 40).
+    pub ciio: bool,
+    /// A data broker (PADFA 2024); `None` means not on file, which counts as one.
+    pub data_broker: Option<bool>,
+    /// An international organisation's id (e.g. `INTL:EPO`): transfers to it are looked up
+    /// by organisation, not by country.
+    pub organisation: Option<String>,
+}
+
+impl Entity {
+    /// An entity with only the facts every entity has; the flags are off and unknown.
+    pub fn new(id: impl Into<String>, country: Country) -> Entity {
+        let id = id.into();
+        Entity {
+            name: id.clone(),
+            id,
+            country,
+            sector: None,
+            certifications: Vec::new(),
+            role: None,
+            public_authority: false,
+            ciio: false,
+            data_broker: None,
+            organisation: None,
+        }
+    }
+}
+
+/// How often a flow happens: Art 49 derogations need it to be occasional.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Frequency {
+    Occasional,
+    /// The default: a gateway route is a systematic flow unless the policy says otherwise.
+    #[default]
+    Systematic,
+}
+
+/// A transfer impact assessment (or PIA/PIPIA) on file for a contract.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assessment {
+    pub id: String,
+    pub date: Date,
+    /// When it is due for review; after it the decision carries `tia_review_overdue`.
+    pub review: Option<Date>,
+    /// The assessment found that the destination's law impinges on the clauses, so an
+    /// effective supplementary measure is needed.
+    pub impingement: bool,
+}
+
+/// A contract on file: an Art 46-type instrument between an exporter and an importer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contract {
+    pub id: String,
+    /// The instrument code, matched against knowledge-base safeguard rows (`EU-SCC-2021/914`).
+    pub instrument: String,
+    /// The SCC module (1 C→C, 2 C→P, 3 P→P, 4 P→C), when the instrument has modules.
+    pub module: Option<u8>,
+    pub exporter: String,
+    pub importer: String,
+    pub signed: Date,
+    pub assessment: Option<Assessment>,
+    /// Supplementary measures, e.g. `encryption-keys-held:EEA`, `pseudonymised:email,name`.
+    pub measures: Vec<String>,
+    /// When the contract was filed with or notified to the authority (KVKK, CAC, RKN).
+    pub notified: Option<Date>,
+}
+
+/// What the policy adds to the law: a rule that tightens it, or an exception (which loosens
+/// it) with a reason and an owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Override {
+    pub id: String,
+    /// Empty: any destination country.
+    pub destinations: Vec<Country>,
+    /// Empty: any purpose.
+    pub purposes: Vec<String>,
+    /// Empty: any category.
+    pub categories: Vec<Category>,
+    /// Empty: any regime.
+    pub regimes: Vec<String>,
+    /// Empty: any destination region.
+    pub regions: Vec<String>,
+    pub effect: OverrideEffect,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OverrideEffect {
+    /// Tighten: block what the law would allow.
+    Block,
+    /// Loosen: allow (with conditions) a transfer the law has no basis for. Never lifts a
+    /// prohibition, a localisation rule, or a fail-closed rule.
+    Exception { reason: String, owner: String },
+}
+
+/// Signals and facts about the flow beyond its data and destination.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Facts<'a> {
+    /// A Global Privacy Control signal (`Sec-GPC: 1`): an opt-out of sale and sharing.
+    pub gpc: bool,
+    /// A CPRA request to limit the use of sensitive personal information.
+    pub limit_sensitive: bool,
+    pub frequency: Frequency,
+    /// Evidence on file for this flow: `consent:explicit_transfer`, `contract_necessity`,
+    /// `consent:separate`, `art9:9_2_h`, ... (the README lists them).
+    pub evidence: &'a [String],
+    /// The exporting entity; `None` when unknown (exporter-dependent facts fail closed).
+    pub exporter: Option<&'a Entity>,
+    /// The contracts on file; the engine uses those whose importer is the destination entity.
+    pub contracts: &'a [Contract],
+    /// Individuals whose data this exporter has sent abroad this year (CN thresholds).
+    pub volume: Option<u64>,
+    /// A manual (non-automated) transfer that is not processed automatically on arrival;
+    /// everything through the gateway is automated.
+    pub manual: bool,
 }
 
 /// Where the data would go.
@@ -170,6 +306,8 @@ pub struct Destination<'a> {
 pub struct Query<'a> {
     /// The subject's plausible jurisdictions; empty when nothing is known.
     pub jurisdictions: &'a [Country],
+    /// The subject's known citizenships (152-FZ is triggered by Russian citizenship).
+    pub citizenship: &'a [Country],
     /// Some evidence that should be there is missing (the client address has no country):
     /// the jurisdictions above may be incomplete, so personal data fails closed.
     pub incomplete: bool,
@@ -177,8 +315,12 @@ pub struct Query<'a> {
     pub categories: &'a [Category],
     pub purpose: &'a str,
     pub destination: Destination<'a>,
-    /// The evaluation date (the transfer's date, in the regime's time zone).
+    /// The evaluation date, used as every regime's legal day when `instant` is not set.
     pub at: Date,
+    /// The transfer's instant (Unix seconds); each regime then reads it as a day in its own
+    /// time zone.
+    pub instant: Option<i64>,
+    pub facts: Facts<'a>,
 }
 
 /// The engine's answer, from most permissive to most restrictive.
@@ -244,4 +386,69 @@ pub struct Decision {
     /// The nearest date on which this answer may change (a basis or certification ending).
     pub re_evaluate_at: Option<Date>,
     pub reasons: Vec<Reason>,
+}
+
+/// The closed vocabulary of purposes: routes, cases and knowledge-base rows may name only
+/// these, so a misspelt purpose cannot slip past a scope limit or a prohibition.
+pub const PURPOSES: &[(&str, &str)] = &[
+    (
+        "storage",
+        "storing the data (the system of record, backups)",
+    ),
+    (
+        "processing",
+        "processing on the data controller's instructions",
+    ),
+    (
+        "support",
+        "customer support and remote access to troubleshoot",
+    ),
+    (
+        "catalog",
+        "content declared free of personal data (product catalogues, static pages)",
+    ),
+    ("payment", "payment and order fulfilment"),
+    ("analytics", "usage analytics"),
+    ("marketing", "first-party marketing"),
+    ("advertising", "advertising"),
+    (
+        "cross_context_advertising",
+        "cross-context behavioural advertising (CCPA sharing)",
+    ),
+    ("sharing", "sharing with a third party (CCPA sharing)"),
+    ("sale", "sale to a third party"),
+    ("data_brokerage", "data brokerage"),
+    ("hr", "human-resources (employment) data"),
+    ("employment", "employment records"),
+    ("research", "research"),
+    ("journalism", "journalism"),
+    ("immigration_control", "immigration control"),
+    ("law_enforcement", "law enforcement"),
+    ("public_security", "public security"),
+    (
+        "credit_information",
+        "personal credit information (Korea's Credit Information Act)",
+    ),
+    (
+        "missionary_activity",
+        "religious organisations' missionary activities",
+    ),
+    (
+        "candidate_nomination",
+        "political parties' nomination of candidates",
+    ),
+];
+
+/// Whether `purpose` is in the closed vocabulary.
+pub fn is_known_purpose(purpose: &str) -> bool {
+    PURPOSES.iter().any(|(p, _)| *p == purpose)
+}
+
+/// The vocabulary, comma separated, for error messages.
+pub fn purpose_names() -> String {
+    PURPOSES
+        .iter()
+        .map(|(p, _)| *p)
+        .collect::<Vec<_>>()
+        .join(", ")
 }

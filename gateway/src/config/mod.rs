@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use domicile_policy::{Certification, Country, Date, Entity, Sector, Unmodelled, Validity};
+use domicile_policy::{
+    Assessment, Category, Certification, Contract, Country, Date, Entity, Frequency, Override,
+    OverrideEffect, Role, Sector, Unmodelled, Validity,
+};
 use ipnet::IpNet;
 
 use raw::{FileConfig, S};
@@ -219,6 +222,13 @@ pub struct RouteConfig {
     pub upstream_host: UpstreamHost,
     pub on_uninspectable: OnUninspectable,
     pub allow_upgrade: bool,
+    /// How often the route's flow happens (Art 49 derogations need `occasional`).
+    pub frequency: Frequency,
+    /// Evidence on file for the route's flow (`contract_necessity`, `art9:9_2_h`, ...).
+    pub evidence: Vec<String>,
+    /// The contracts the route's transfers may rely on (all contracts unless the route names
+    /// some).
+    pub contracts: Arc<[Contract]>,
 }
 
 #[derive(Debug, Clone)]
@@ -226,6 +236,14 @@ pub struct PolicyConfig {
     pub unmodelled: Unmodelled,
     pub allow_unverified: bool,
     pub knowledge_base: Vec<PathBuf>,
+    /// The exporting entity (`policy.exporter`): whose contracts, role and flags count.
+    pub exporter: Option<Arc<Entity>>,
+    /// `[[contracts]]`.
+    pub contracts: Vec<Contract>,
+    /// `[[overrides]]`.
+    pub overrides: Vec<Override>,
+    /// Every `[[entities]]` entry, in file order.
+    pub entities: Vec<Arc<Entity>>,
 }
 
 /// A validated configuration.
@@ -388,6 +406,312 @@ fn parse_country(s: &str) -> Result<Country, String> {
 
 fn parse_date(s: &str) -> Result<Date, String> {
     s.parse::<Date>().map_err(|e| e.to_string())
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    match s {
+        "controller" => Ok(Role::Controller),
+        "processor" => Ok(Role::Processor),
+        other => Err(format!(
+            "unknown role {other:?}; expected controller or processor"
+        )),
+    }
+}
+
+/// `[[contracts]]`: references to entities and instruments, dates in order, the SCC module
+/// against the roles.
+fn convert_contracts(
+    c: &mut Checker<'_>,
+    raw: &[raw::FileContract],
+    entities: &HashMap<String, Arc<Entity>>,
+    declared: &HashSet<&str>,
+    kb: Option<&domicile_policy::KnowledgeBase>,
+) -> Vec<Contract> {
+    let mut out = Vec::new();
+    let mut ids = HashSet::new();
+    for (n, k) in raw.iter().enumerate() {
+        let key = |f: &str| format!("contracts[{n}].{f}");
+        if !ids.insert(k.id.get_ref().clone()) {
+            c.err(
+                &k.id,
+                key("id"),
+                format!("contract {:?} is defined twice", k.id.get_ref()),
+            );
+        }
+        let entity = |c: &mut Checker<'_>, v: &S<String>, f: &str| {
+            let e = entities.get(v.get_ref()).cloned();
+            if e.is_none() && !declared.contains(v.get_ref().as_str()) {
+                c.err(
+                    v,
+                    key(f),
+                    format!("no entity with id {:?} in [[entities]]", v.get_ref()),
+                );
+            }
+            e
+        };
+        let exporter = entity(c, &k.exporter, "exporter");
+        let importer = entity(c, &k.importer, "importer");
+        let safeguards: Vec<&domicile_policy::kb::Safeguard> = kb
+            .map(|kb| {
+                kb.safeguards()
+                    .iter()
+                    .filter(|s| s.instrument == *k.instrument.get_ref())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if kb.is_some() && safeguards.is_empty() {
+            let mut known: Vec<&str> = kb
+                .map(|kb| {
+                    kb.safeguards()
+                        .iter()
+                        .map(|s| s.instrument.as_str())
+                        .collect()
+                })
+                .unwrap_or_default();
+            known.sort_unstable();
+            known.dedup();
+            c.err(
+                &k.instrument,
+                key("instrument"),
+                format!(
+                    "unknown instrument {:?}; expected one of {}",
+                    k.instrument.get_ref(),
+                    known.join(", ")
+                ),
+            );
+        }
+        let module = k.module.as_ref().and_then(|m| {
+            c.parse(m, &key("module"), |v| {
+                u8::try_from(*v)
+                    .ok()
+                    .filter(|v| (1..=4).contains(v))
+                    .ok_or_else(|| format!("module {v} does not exist; expected 1, 2, 3 or 4"))
+            })
+        });
+        if safeguards.iter().any(|s| s.modules) {
+            match (module, exporter.as_ref().and_then(|e| e.role), importer.as_ref().and_then(|e| e.role)) {
+                (None, _, _) if k.module.is_none() => c.err(
+                    &k.instrument,
+                    key("module"),
+                    format!(
+                        "{} needs a module: 1 controller to controller, 2 controller to processor, 3 processor to processor, 4 processor to controller",
+                        k.instrument.get_ref()
+                    ),
+                ),
+                (Some(m), Some(er), Some(ir)) => {
+                    let want = domicile_policy::engine::scc_module(er, ir);
+                    if m != want
+                        && let Some(span) = &k.module
+                    {
+                        c.err(
+                            span,
+                            key("module"),
+                            format!(
+                                "module {m} does not match the roles: exporter {} is a {}, importer {} is a {}, which is module {want}",
+                                k.exporter.get_ref(),
+                                er.as_str(),
+                                k.importer.get_ref(),
+                                ir.as_str()
+                            ),
+                        );
+                    }
+                }
+                (Some(_), er, ir) if exporter.is_some() && importer.is_some() => {
+                    let missing: Vec<&str> = [
+                        (er.is_none(), k.exporter.get_ref().as_str()),
+                        (ir.is_none(), k.importer.get_ref().as_str()),
+                    ]
+                    .into_iter()
+                    .filter_map(|(m, id)| m.then_some(id))
+                    .collect();
+                    c.err(
+                        &k.instrument,
+                        key("module"),
+                        format!(
+                            "the module cannot be checked: set role (controller or processor) on entity {}",
+                            missing.join(" and ")
+                        ),
+                    );
+                }
+                _ => {}
+            }
+        }
+        let signed = c.parse(&k.signed, &key("signed"), |s| parse_date(s));
+        let notified = k
+            .notified
+            .as_ref()
+            .and_then(|v| c.parse(v, &key("notified"), |s| parse_date(s)));
+        if let (Some(sd), Some(nd), Some(span)) = (signed, notified, k.notified.as_ref())
+            && nd < sd
+        {
+            c.err(
+                span,
+                key("notified"),
+                format!("{nd} is before the contract was signed on {sd}"),
+            );
+        }
+        let assessment = k.tia.as_ref().and_then(|t| {
+            let date = c.parse(&t.date, &key("tia.date"), |s| parse_date(s));
+            let review = t
+                .review
+                .as_ref()
+                .and_then(|v| c.parse(v, &key("tia.review"), |s| parse_date(s)));
+            if let (Some(d), Some(r), Some(span)) = (date, review, t.review.as_ref())
+                && r <= d
+            {
+                c.err(
+                    span,
+                    key("tia.review"),
+                    format!("{r} is not after the assessment's date {d}"),
+                );
+            }
+            Some(Assessment {
+                id: t.id.get_ref().clone(),
+                date: date?,
+                review,
+                impingement: t.impingement.unwrap_or(false),
+            })
+        });
+        for (m, measure) in k.measures.iter().enumerate() {
+            let v = measure.get_ref();
+            let ok = match v.split_once(':') {
+                Some(("encryption-keys-held", place)) => {
+                    place == "EEA" || Country::parse(place).is_ok()
+                }
+                Some(("pseudonymised", fields)) => !fields.is_empty(),
+                _ => false,
+            };
+            if !ok {
+                c.err(
+                    measure,
+                    format!("contracts[{n}].measures[{m}]"),
+                    format!(
+                        "unknown measure {v:?}; expected encryption-keys-held:<EEA or country> or pseudonymised:<fields>"
+                    ),
+                );
+            }
+        }
+        if let Some(signed) = signed {
+            out.push(Contract {
+                id: k.id.get_ref().clone(),
+                instrument: k.instrument.get_ref().clone(),
+                module,
+                exporter: k.exporter.get_ref().clone(),
+                importer: k.importer.get_ref().clone(),
+                signed,
+                assessment,
+                measures: k.measures.iter().map(|m| m.get_ref().clone()).collect(),
+                notified,
+            });
+        }
+    }
+    out
+}
+
+/// `[[overrides]]`: a rule may only tighten the law (`effect = "block"`) unless it is marked
+/// `exception = true` with a reason and an owner.
+fn convert_overrides(
+    c: &mut Checker<'_>,
+    raw: &[raw::FileOverride],
+    kb: Option<&domicile_policy::KnowledgeBase>,
+) -> Vec<Override> {
+    let mut out = Vec::new();
+    for (n, o) in raw.iter().enumerate() {
+        let key = |f: &str| format!("overrides[{n}].{f}");
+        let exception = o.exception.as_ref().is_some_and(|e| *e.get_ref());
+        let effect = match o.effect.get_ref().as_str() {
+            "block" => Some(OverrideEffect::Block),
+            "allow" if !exception => {
+                c.err(
+                    &o.effect,
+                    key("effect"),
+                    "an override can only tighten the law; an \"allow\" must be marked exception = true with a reason and an owner",
+                );
+                None
+            }
+            "allow" => {
+                let mut text = |v: &Option<S<String>>, f: &str| match v {
+                    Some(v) if !v.get_ref().trim().is_empty() => Some(v.get_ref().clone()),
+                    Some(v) => {
+                        c.err(v, key(f), format!("an exception needs a non-empty {f}"));
+                        None
+                    }
+                    None => {
+                        c.err(&o.effect, key(f), format!("an exception needs a {f}"));
+                        None
+                    }
+                };
+                let reason = text(&o.reason, "reason");
+                let owner = text(&o.owner, "owner");
+                Some(OverrideEffect::Exception {
+                    reason: reason.unwrap_or_default(),
+                    owner: owner.unwrap_or_default(),
+                })
+            }
+            other => {
+                c.err(
+                    &o.effect,
+                    key("effect"),
+                    format!("unknown effect {other:?}; expected block or allow"),
+                );
+                None
+            }
+        };
+        let destinations: Vec<Country> = o
+            .destinations
+            .iter()
+            .enumerate()
+            .filter_map(|(m, v)| {
+                c.parse(v, &format!("overrides[{n}].destinations[{m}]"), |s| {
+                    parse_country(s)
+                })
+            })
+            .collect();
+        let categories: Vec<Category> = o
+            .categories
+            .iter()
+            .enumerate()
+            .filter_map(|(m, v)| {
+                c.parse(v, &format!("overrides[{n}].categories[{m}]"), |s| {
+                    s.parse::<Category>()
+                })
+            })
+            .collect();
+        for (m, p) in o.purposes.iter().enumerate() {
+            if !domicile_policy::model::is_known_purpose(p.get_ref()) {
+                c.err(
+                    p,
+                    format!("overrides[{n}].purposes[{m}]"),
+                    format!(
+                        "unknown purpose {:?}; expected one of {}",
+                        p.get_ref(),
+                        domicile_policy::model::purpose_names()
+                    ),
+                );
+            }
+        }
+        for (m, r) in o.regimes.iter().enumerate() {
+            if kb.is_some_and(|kb| !kb.has_regime(r.get_ref())) {
+                c.err(
+                    r,
+                    format!("overrides[{n}].regimes[{m}]"),
+                    format!("unknown regime {:?}", r.get_ref()),
+                );
+            }
+        }
+        if let Some(effect) = effect {
+            out.push(Override {
+                id: o.id.get_ref().clone(),
+                destinations,
+                purposes: o.purposes.iter().map(|p| p.get_ref().clone()).collect(),
+                categories,
+                regimes: o.regimes.iter().map(|r| r.get_ref().clone()).collect(),
+                regions: o.regions.iter().map(|r| r.get_ref().clone()).collect(),
+                effect,
+            });
+        }
+    }
+    out
 }
 
 impl Config {
@@ -620,21 +944,27 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
         .collect();
 
     // [policy]
-    let policy = PolicyConfig {
-        unmodelled: c.one_of(
-            &raw.policy.unmodelled_jurisdictions,
-            "policy.unmodelled_jurisdictions",
-            &[("block", Unmodelled::Block), ("allow", Unmodelled::Allow)],
-            Unmodelled::Block,
-        ),
-        allow_unverified: raw.policy.allow_unverified.unwrap_or(false),
-        knowledge_base: raw
-            .policy
-            .knowledge_base
-            .iter()
-            .map(|p| c.path(p.get_ref()))
-            .collect(),
-    };
+    let unmodelled = c.one_of(
+        &raw.policy.unmodelled_jurisdictions,
+        "policy.unmodelled_jurisdictions",
+        &[("block", Unmodelled::Block), ("allow", Unmodelled::Allow)],
+        Unmodelled::Block,
+    );
+    let knowledge_base: Vec<PathBuf> = raw
+        .policy
+        .knowledge_base
+        .iter()
+        .map(|p| c.path(p.get_ref()))
+        .collect();
+
+    // The knowledge base with the user's files, best effort: a file that cannot be read or
+    // parsed is reported when the snapshot is built.
+    let extra_kb = knowledge_base
+        .iter()
+        .filter_map(|p| Some((p.display().to_string(), std::fs::read_to_string(p).ok()?)));
+    let kb = domicile_policy::KnowledgeBase::builtin_with(extra_kb)
+        .or_else(|_| domicile_policy::KnowledgeBase::builtin())
+        .ok();
 
     // [[entities]]
     let mut entities: HashMap<String, Arc<Entity>> = HashMap::new();
@@ -660,6 +990,26 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
         let mut certifications = Vec::new();
         for (m, cert) in e.certifications.iter().enumerate() {
             let ck = |k: &str| format!("entities[{n}].certifications[{m}].{k}");
+            if let Some(kb) = &kb {
+                let mut schemes: Vec<&str> = kb
+                    .instruments()
+                    .iter()
+                    .filter_map(|i| i.scope.certification.as_deref())
+                    .collect();
+                schemes.sort_unstable();
+                schemes.dedup();
+                if !schemes.contains(&cert.scheme.get_ref().as_str()) {
+                    c.err(
+                        &cert.scheme,
+                        ck("scheme"),
+                        format!(
+                            "unknown certification scheme {:?}: no knowledge-base row asks for it; expected one of {}",
+                            cert.scheme.get_ref(),
+                            schemes.join(", ")
+                        ),
+                    );
+                }
+            }
             let from = c.parse(&cert.valid_from, &ck("valid_from"), |s| parse_date(s));
             let to = cert
                 .valid_to
@@ -689,6 +1039,10 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
                 format!("entity {:?} is defined twice", e.id.get_ref()),
             );
         }
+        let role = e
+            .role
+            .as_ref()
+            .and_then(|r| c.parse(r, &key("role"), |v| parse_role(v)));
         if let Some(country) = country {
             entities.insert(
                 e.id.get_ref().clone(),
@@ -698,6 +1052,11 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
                     country,
                     sector,
                     certifications,
+                    role,
+                    public_authority: e.public_authority.unwrap_or(false),
+                    ciio: e.ciio.unwrap_or(false),
+                    data_broker: e.data_broker,
+                    organisation: e.organisation.as_ref().map(|o| o.get_ref().clone()),
                 }),
             );
         }
@@ -708,7 +1067,19 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
     let mut region_ids = HashSet::new();
     let mut served: HashMap<Country, String> = HashMap::new();
     let today = crate::clock::today();
-    let kb = domicile_policy::KnowledgeBase::builtin().ok();
+    let exporter = raw.policy.exporter.as_ref().and_then(|v| {
+        let found = entities.get(v.get_ref()).cloned();
+        if found.is_none() && !declared.contains(v.get_ref().as_str()) {
+            c.err(
+                v,
+                "policy.exporter",
+                format!("no entity with id {:?} in [[entities]]", v.get_ref()),
+            );
+        }
+        found
+    });
+    let contracts = convert_contracts(c, &raw.contracts, &entities, &declared, kb.as_ref());
+    let overrides = convert_overrides(c, &raw.overrides, kb.as_ref());
     for (n, r) in raw.regions.iter().enumerate() {
         let key = |k: &str| format!("regions[{n}].{k}");
         if !region_ids.insert(r.id.get_ref().clone()) {
@@ -861,6 +1232,18 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
         }
     }
 
+    for (n, o) in raw.overrides.iter().enumerate() {
+        for (m, r) in o.regions.iter().enumerate() {
+            if !region_ids.contains(r.get_ref()) {
+                c.err(
+                    r,
+                    format!("overrides[{n}].regions[{m}]"),
+                    format!("no region with id {:?}", r.get_ref()),
+                );
+            }
+        }
+    }
+
     // [[routes]]
     let mut routes = Vec::new();
     let mut route_ids = HashSet::new();
@@ -964,6 +1347,47 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
         let inspect = r
             .inspect
             .unwrap_or(!matches!(placement, Some(Placement::Any(_))));
+        if !domicile_policy::model::is_known_purpose(r.purpose.get_ref()) {
+            c.err(
+                &r.purpose,
+                key("purpose"),
+                format!(
+                    "unknown purpose {:?}; expected one of {}",
+                    r.purpose.get_ref(),
+                    domicile_policy::model::purpose_names()
+                ),
+            );
+        }
+        let frequency = c.one_of(
+            &r.frequency,
+            &key("frequency"),
+            &[
+                ("systematic", Frequency::Systematic),
+                ("occasional", Frequency::Occasional),
+            ],
+            Frequency::Systematic,
+        );
+        let route_contracts: Arc<[Contract]> = match &r.contracts {
+            None => Arc::from(contracts.clone()),
+            Some(names) => {
+                let mut picked = Vec::new();
+                for (m, name) in names.iter().enumerate() {
+                    match contracts.iter().find(|k| k.id == *name.get_ref()) {
+                        Some(k) => picked.push(k.clone()),
+                        None if raw
+                            .contracts
+                            .iter()
+                            .any(|k| k.id.get_ref() == name.get_ref()) => {}
+                        None => c.err(
+                            name,
+                            format!("routes[{n}].contracts[{m}]"),
+                            format!("no contract with id {:?} in [[contracts]]", name.get_ref()),
+                        ),
+                    }
+                }
+                Arc::from(picked)
+            }
+        };
         if let Some(placement) = placement {
             routes.push(RouteConfig {
                 id: Arc::from(r.id.get_ref().as_str()),
@@ -978,6 +1402,9 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
                 upstream_host,
                 on_uninspectable,
                 allow_upgrade: r.allow_upgrade.unwrap_or(false),
+                frequency,
+                evidence: r.evidence.iter().map(|e| e.get_ref().clone()).collect(),
+                contracts: route_contracts,
             });
         }
     }
@@ -1014,7 +1441,19 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
         trace,
         geoip,
         trusted_proxies,
-        policy,
+        policy: PolicyConfig {
+            unmodelled,
+            allow_unverified: raw.policy.allow_unverified.unwrap_or(false),
+            knowledge_base,
+            exporter,
+            contracts,
+            overrides,
+            entities: raw
+                .entities
+                .iter()
+                .filter_map(|e| entities.get(e.id.get_ref()).cloned())
+                .collect(),
+        },
         regions,
         routes,
         text_digest: digest.finish(),

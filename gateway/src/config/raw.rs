@@ -28,6 +28,10 @@ pub struct FileConfig {
     pub regions: Vec<FileRegion>,
     #[serde(default)]
     pub routes: Vec<FileRoute>,
+    #[serde(default)]
+    pub contracts: Vec<FileContract>,
+    #[serde(default)]
+    pub overrides: Vec<FileOverride>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -112,6 +116,7 @@ pub struct FilePolicy {
     pub allow_unverified: Option<bool>,
     #[serde(default)]
     pub knowledge_base: Vec<S<String>>,
+    pub exporter: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -123,6 +128,11 @@ pub struct FileEntity {
     pub sector: Option<S<String>>,
     #[serde(default)]
     pub certifications: Vec<FileCertification>,
+    pub role: Option<S<String>>,
+    pub public_authority: Option<bool>,
+    pub ciio: Option<bool>,
+    pub data_broker: Option<bool>,
+    pub organisation: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -176,4 +186,54 @@ pub struct FileRoute {
     pub upstream_host: Option<S<String>>,
     pub on_uninspectable: Option<S<String>>,
     pub allow_upgrade: Option<bool>,
+    pub frequency: Option<S<String>>,
+    #[serde(default)]
+    pub evidence: Vec<S<String>>,
+    pub contracts: Option<Vec<S<String>>>,
+}
+
+/// A contract on file: an Art 46-type instrument between two entities.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileContract {
+    pub id: S<String>,
+    pub instrument: S<String>,
+    pub module: Option<S<i64>>,
+    pub exporter: S<String>,
+    pub importer: S<String>,
+    pub signed: S<String>,
+    pub tia: Option<FileTia>,
+    #[serde(default)]
+    pub measures: Vec<S<String>>,
+    pub notified: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileTia {
+    pub id: S<String>,
+    pub date: S<String>,
+    pub review: Option<S<String>>,
+    pub impingement: Option<bool>,
+}
+
+/// A rule of the user's policy on top of the law.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileOverride {
+    pub id: S<String>,
+    pub effect: S<String>,
+    pub exception: Option<S<bool>>,
+    pub reason: Option<S<String>>,
+    pub owner: Option<S<String>>,
+    #[serde(default)]
+    pub destinations: Vec<S<String>>,
+    #[serde(default)]
+    pub purposes: Vec<S<String>>,
+    #[serde(default)]
+    pub categories: Vec<S<String>>,
+    #[serde(default)]
+    pub regimes: Vec<S<String>>,
+    #[serde(default)]
+    pub regions: Vec<S<String>>,
 }

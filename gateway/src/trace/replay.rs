@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use domicile_policy::{Category, Country, Date, Destination, Query, Verdict};
+use domicile_policy::{Category, Country, Date, Destination, Facts, Query, Verdict};
 use serde_json::Value;
 
 use crate::state::Snapshot;
@@ -59,10 +59,16 @@ pub fn replay(decisions: &[Value], snap: &Snapshot, at: Option<Date>) -> Vec<Rep
             continue;
         };
         let purpose = r["purpose"].as_str().unwrap_or("");
+        let route = snap
+            .config
+            .routes
+            .iter()
+            .find(|x| r["route"].as_str() == Some(&*x.id));
         let after = match snap.registry.get(region_id) {
             Some(region) => {
                 let q = Query {
                     jurisdictions: &jurisdictions,
+                    citizenship: &[],
                     incomplete,
                     categories: &categories,
                     purpose,
@@ -72,6 +78,15 @@ pub fn replay(decisions: &[Value], snap: &Snapshot, at: Option<Date>) -> Vec<Rep
                         entity: &region.entity,
                     },
                     at: day,
+                    instant: None,
+                    // The record does not keep request signals (GPC): they count as absent.
+                    facts: Facts {
+                        frequency: route.map(|x| x.frequency).unwrap_or_default(),
+                        evidence: route.map_or(&[], |x| x.evidence.as_slice()),
+                        exporter: snap.config.policy.exporter.as_deref(),
+                        contracts: route.map_or(&snap.config.policy.contracts, |x| &x.contracts),
+                        ..Facts::default()
+                    },
                 };
                 let d = snap.engine.evaluate(&q);
                 (d.verdict, d.reason_code.to_owned())
