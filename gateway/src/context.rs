@@ -87,6 +87,10 @@ pub struct RequestContext {
     pub inspection: Inspection,
     pub client: Option<ClientAddr>,
     pub resolution: Option<Resolution>,
+    /// The subject id for the directory (personal data: never recorded or logged).
+    pub subject_id: Option<String>,
+    /// What the subject directory contributed.
+    pub directory: DirectoryUse,
     pub decision: Option<Decision>,
     /// The region the subject calls home, where the record is stored.
     pub home_region: Option<Arc<str>>,
@@ -101,6 +105,34 @@ pub struct RequestContext {
     pub buffer_permit: Option<Arc<tokio::sync::OwnedSemaphorePermit>>,
     /// This request's place under the concurrency limit.
     pub permit: Option<Arc<tokio::sync::OwnedSemaphorePermit>>,
+}
+
+/// What the subject directory contributed to a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DirectoryUse {
+    /// No directory, or no subject id in the request.
+    #[default]
+    None,
+    /// The subject id has no entry.
+    Absent,
+    /// The subject's entry gave the home region and jurisdiction.
+    Found,
+    /// The subject had no entry; this request's destination was stored as its home.
+    Stored,
+    /// The directory could not be read or written.
+    Failed,
+}
+
+impl DirectoryUse {
+    pub fn as_str(self) -> Option<&'static str> {
+        match self {
+            DirectoryUse::None => None,
+            DirectoryUse::Absent => Some("absent"),
+            DirectoryUse::Found => Some("found"),
+            DirectoryUse::Stored => Some("stored"),
+            DirectoryUse::Failed => Some("failed"),
+        }
+    }
 }
 
 /// What the edge learns about a finished request, set on the response's extensions.

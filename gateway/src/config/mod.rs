@@ -3,6 +3,7 @@
 //! column and key.
 
 pub mod raw;
+pub mod signals;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -219,6 +220,9 @@ pub struct RouteConfig {
     pub upstream_host: UpstreamHost,
     pub on_uninspectable: OnUninspectable,
     pub allow_upgrade: bool,
+    /// Regions besides the home region that reads (GET, HEAD, OPTIONS) of a `home` route may
+    /// go to, each only when the policy allows the transfer there.
+    pub read_regions: Vec<Arc<str>>,
 }
 
 #[derive(Debug, Clone)]
@@ -242,6 +246,8 @@ pub struct Config {
     pub policy: PolicyConfig,
     pub regions: Vec<RegionConfig>,
     pub routes: Vec<RouteConfig>,
+    /// `[resolve]`: jurisdiction signals, their precedence and the GeoIP rules.
+    pub resolve: signals::ResolveConfig,
     /// A digest of the file text, part of the policy revision.
     pub text_digest: u64,
 }
@@ -964,6 +970,17 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
         let inspect = r
             .inspect
             .unwrap_or(!matches!(placement, Some(Placement::Any(_))));
+        let mut read_regions = Vec::new();
+        for (m, v) in r.read_regions.iter().enumerate() {
+            let rk = format!("routes[{n}].read_regions[{m}]");
+            if placement != Some(Placement::Home) {
+                c.err(v, &rk, "read_regions applies to placement \"home\" only");
+            } else if region_ids.contains(v.get_ref()) {
+                read_regions.push(Arc::from(v.get_ref().as_str()));
+            } else {
+                c.err(v, &rk, format!("no region with id {:?}", v.get_ref()));
+            }
+        }
         if let Some(placement) = placement {
             routes.push(RouteConfig {
                 id: Arc::from(r.id.get_ref().as_str()),
@@ -978,6 +995,7 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
                 upstream_host,
                 on_uninspectable,
                 allow_upgrade: r.allow_upgrade.unwrap_or(false),
+                read_regions,
             });
         }
     }
@@ -994,6 +1012,7 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
             None
         }
     });
+    let resolve = signals::convert(c, &raw);
     Config {
         source: c.loc.file.to_owned(),
         server: ServerConfig {
@@ -1017,6 +1036,7 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
         policy,
         regions,
         routes,
+        resolve,
         text_digest: digest.finish(),
     }
 }

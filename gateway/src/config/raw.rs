@@ -28,6 +28,8 @@ pub struct FileConfig {
     pub regions: Vec<FileRegion>,
     #[serde(default)]
     pub routes: Vec<FileRoute>,
+    #[serde(default)]
+    pub resolve: FileResolve,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -96,6 +98,13 @@ pub struct FileTrace {
 #[serde(deny_unknown_fields)]
 pub struct FileGeoip {
     pub database: S<String>,
+    /// `country` (default) or `registered_country`.
+    pub country_field: Option<S<String>>,
+    /// What an address without a country gives: `fail_closed` (default), `ignore`, or a
+    /// country code to assume.
+    pub unknown: Option<S<String>>,
+    /// What an anonymiser address gives: `unknown` (default) or `country`.
+    pub anonymous: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -103,6 +112,8 @@ pub struct FileGeoip {
 pub struct FileNetwork {
     #[serde(default)]
     pub trusted_proxies: Vec<S<String>>,
+    /// `x-forwarded-for` (default) or `forwarded`.
+    pub client_address_header: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -176,4 +187,71 @@ pub struct FileRoute {
     pub upstream_host: Option<S<String>>,
     pub on_uninspectable: Option<S<String>>,
     pub allow_upgrade: Option<bool>,
+    /// Where reads (GET, HEAD, OPTIONS) of a `home` route may go besides the home region.
+    #[serde(default)]
+    pub read_regions: Vec<S<String>>,
+}
+
+/// `[resolve]`: the jurisdiction signals and their precedence.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileResolve {
+    pub precedence: Option<Vec<S<String>>>,
+    pub on_conflict: Option<S<String>>,
+    #[serde(default)]
+    pub headers: Vec<FileSubjectHeader>,
+    pub tokens: Option<FileTokens>,
+    pub directory: Option<FileDirectory>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSubjectHeader {
+    pub name: S<String>,
+    pub says: S<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileTokens {
+    pub header: Option<S<String>>,
+    pub cookie: Option<S<String>>,
+    pub leeway: Option<S<String>>,
+    #[serde(default)]
+    pub claims: FileClaims,
+    #[serde(default)]
+    pub issuers: Vec<FileIssuer>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileClaims {
+    pub country: Option<String>,
+    pub residence: Option<String>,
+    pub citizenship: Option<String>,
+    pub home_region: Option<String>,
+    pub subject: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileIssuer {
+    pub issuer: S<String>,
+    #[serde(default)]
+    pub audience: Vec<S<String>>,
+    pub jwks: Option<S<String>>,
+    pub pem: Option<S<String>>,
+    pub kid: Option<String>,
+    pub hs256_secret_file: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileDirectory {
+    pub path: S<String>,
+    pub subject_claim: Option<bool>,
+    pub subject_header: Option<S<String>>,
+    pub subject_path_segment: Option<S<i64>>,
+    pub subject_body_field: Option<S<String>>,
+    pub record_first_write: Option<bool>,
 }
