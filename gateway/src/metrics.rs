@@ -23,6 +23,8 @@ pub const TOKENS_REJECTED: &str = "domicile_tokens_rejected_total";
 pub const SUBJECT_HEADER_SPOOFS: &str = "domicile_subject_header_spoofs_total";
 /// Subject-directory lookups and first-write stores that failed.
 pub const DIRECTORY_ERRORS: &str = "domicile_directory_errors_total";
+/// Requests shed because every live backend of the region was at its concurrency limit.
+pub const UPSTREAM_SHED: &str = "domicile_upstream_shed_total";
 /// Subjects stored in the directory on their first write.
 pub const DIRECTORY_FIRST_WRITES: &str = "domicile_directory_first_writes_total";
 
@@ -115,4 +117,9 @@ pub fn observe_upstream(region: &Arc<str>, seconds: f64) {
             )
             .record(seconds);
     });
+}
+
+/// Counts a request shed at a saturated region.
+pub fn count_shed(region: &Arc<str>) {
+    metrics::counter!(UPSTREAM_SHED, "region" => region.to_string()).increment(1);
 }

@@ -29,7 +29,8 @@ fn city_db(dir: &std::path::Path) {
         ("203.0.113.0/24", json!({"country_code": "FR"})),
     ];
     for (net, rec) in rows {
-        w.insert(net.parse::<ipnet::IpNet>().unwrap(), &rec).unwrap();
+        w.insert(net.parse::<ipnet::IpNet>().unwrap(), &rec)
+            .unwrap();
     }
     std::fs::write(dir.join("city.mmdb"), w.to_bytes().unwrap()).unwrap();
 }
@@ -55,7 +56,11 @@ async fn post(gw: &Gateway, headers: &[(&str, &str)], json: &str) -> Reply {
     for (k, v) in headers {
         b = b.header(*k, *v);
     }
-    client::send(b.body(Full::new(Bytes::from(json.to_owned()))).unwrap(), false).await
+    client::send(
+        b.body(Full::new(Bytes::from(json.to_owned()))).unwrap(),
+        false,
+    )
+    .await
 }
 
 const EMAIL: &str = r#"{"email":"a@example.com"}"#;
@@ -69,7 +74,10 @@ async fn forwarded_header_flat_country_code_and_anonymous_addresses() {
     // row says FR.
     let r = post(
         &gw,
-        &[("forwarded", "for=\"203.0.113.5:4711\";proto=https, for=127.0.0.1")],
+        &[(
+            "forwarded",
+            "for=\"203.0.113.5:4711\";proto=https, for=127.0.0.1",
+        )],
         EMAIL,
     )
     .await;
@@ -82,7 +90,10 @@ async fn forwarded_header_flat_country_code_and_anonymous_addresses() {
     assert_eq!(s["jurisdictions"], json!(["FR"]));
     let date = s["geoip_build_date"].as_str().unwrap();
     assert_eq!(date.len(), 10, "{date}");
-    assert!(date.starts_with("20") && date.as_bytes()[4] == b'-', "{date}");
+    assert!(
+        date.starts_with("20") && date.as_bytes()[4] == b'-',
+        "{date}"
+    );
 
     // An anonymiser address is unknown by default: personal data fails closed.
     let r = post(&gw, &[("forwarded", "for=198.51.100.7")], EMAIL).await;

@@ -164,6 +164,8 @@ pub struct BackendConfig {
     pub response_timeout: Duration,
     /// Active health check: `GET` this path every interval; a failure marks the backend down.
     pub health: Option<(String, Duration)>,
+    /// At most this many requests awaiting the backend at once; more are shed with 503.
+    pub max_concurrent: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -837,6 +839,10 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
                     }
                 })
             });
+            let max_concurrent = b
+                .max_concurrent
+                .as_ref()
+                .map(|v| c.positive(&Some(v.clone()), &bk("max_concurrent"), 1));
             if let Some(url) = url {
                 backends.push(BackendConfig {
                     url,
@@ -846,6 +852,7 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
                     connect_timeout,
                     response_timeout,
                     health,
+                    max_concurrent,
                 });
             }
         }

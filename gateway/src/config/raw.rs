@@ -170,6 +170,7 @@ pub struct FileBackend {
     pub response_timeout: Option<S<String>>,
     pub health_path: Option<S<String>>,
     pub health_interval: Option<S<String>>,
+    pub max_concurrent: Option<S<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
