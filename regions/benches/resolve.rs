@@ -107,3 +107,27 @@ fn full_resolution_with_body_evidence(b: divan::Bencher) {
         Resolution::resolve(ev, &p)
     });
 }
+
+/// A subject-directory read (redb) for a subject that has an entry.
+#[divan::bench]
+fn directory_lookup(b: divan::Bencher) {
+    use domicile_regions::directory::{Directory, DirectoryEntry, EntrySource};
+    let dir = std::env::temp_dir().join(format!("domicile-bench-{}", std::process::id()));
+    let d = Directory::open(&dir.join("subjects.redb")).unwrap();
+    for n in 0..10_000 {
+        d.set(
+            &format!("subject-{n}"),
+            &DirectoryEntry {
+                home_region: "eu-central".into(),
+                jurisdiction: Country::parse("DE").unwrap(),
+                source: EntrySource::Admin,
+                updated: 0,
+                decision_id: None,
+            },
+        )
+        .unwrap();
+    }
+    b.bench(|| d.get(black_box("subject-4711")).unwrap());
+    drop(d);
+    let _ = std::fs::remove_dir_all(&dir);
+}
