@@ -296,11 +296,9 @@ impl Resolution {
             .into_iter()
             .map(|(country, w)| Plausible {
                 country,
-                confidence: if total == 0 {
-                    0
-                } else {
-                    ((w * 100 + total / 2) / total).min(100) as u8
-                },
+                confidence: (w * 100 + total / 2)
+                    .checked_div(total)
+                    .map_or(0, |c| c.min(100) as u8),
             })
             .collect();
         Resolution {
