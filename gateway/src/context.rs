@@ -28,6 +28,8 @@ pub struct ConnInfo {
     pub peer_truncated: String,
     /// Framing facts hyper does not expose, recorded per HTTP/1 request head in order.
     pub framing: Arc<FramingLog>,
+    /// The client's verified certificate (mTLS), when it presented one.
+    pub client_cert: Option<rustls::pki_types::CertificateDer<'static>>,
 }
 
 impl ConnInfo {
@@ -47,7 +49,30 @@ impl ConnInfo {
             local_text: local.to_string(),
             peer_truncated: domicile_regions::client_addr::truncate(peer.ip()),
             framing,
+            client_cert: None,
         }
+    }
+
+    /// The connection's verified client certificate.
+    pub fn with_client_cert(
+        mut self,
+        cert: Option<rustls::pki_types::CertificateDer<'static>>,
+    ) -> ConnInfo {
+        self.client_cert = cert;
+        self
+    }
+
+    /// Whether the verified client certificate is valid for one of these DNS names.
+    pub fn client_identity_in(&self, names: &[rustls::pki_types::ServerName<'static>]) -> bool {
+        let Some(der) = &self.client_cert else {
+            return false;
+        };
+        let Ok(cert) = webpki::EndEntityCert::try_from(der) else {
+            return false;
+        };
+        names
+            .iter()
+            .any(|n| cert.verify_is_valid_for_subject_name(n).is_ok())
     }
 }
 

@@ -164,7 +164,7 @@ fn collect(
 
     // Subject headers: believed from trusted proxies only.
     if !cfg.headers.is_empty() {
-        let trusted_peer = snap.trusted.is_trusted(peer);
+        let trusted_peer = vouched_peer(snap, &ctx.conn, peer);
         for h in &cfg.headers {
             let mut values = headers.get_all(&h.name).iter().peekable();
             if values.peek().is_none() {
@@ -358,6 +358,14 @@ fn collect(
     f
 }
 
+/// A peer whose subject headers are believed: a trusted proxy, or a client whose verified
+/// certificate is valid for one of `resolve.trusted_identities`.
+fn vouched_peer(snap: &Snapshot, conn: &crate::context::ConnInfo, peer: std::net::IpAddr) -> bool {
+    snap.trusted.is_trusted(peer)
+        || (!snap.config.resolve.trusted_identities.is_empty()
+            && conn.client_identity_in(&snap.config.resolve.trusted_identities))
+}
+
 /// The subject id from the path, a trusted header or the body, as configured.
 fn subject_from_request(snap: &Snapshot, req: &Request<Body>) -> Option<String> {
     let d = snap.config.resolve.directory.as_ref()?;
@@ -365,8 +373,8 @@ fn subject_from_request(snap: &Snapshot, req: &Request<Body>) -> Option<String> 
         let id = match source {
             SubjectIdSource::Claim => None,
             SubjectIdSource::Header(h) => {
-                let peer = req.extensions().get::<RequestContext>()?.conn.peer.ip();
-                if snap.trusted.is_trusted(peer) {
+                let conn = &req.extensions().get::<RequestContext>()?.conn;
+                if vouched_peer(snap, conn, conn.peer.ip()) {
                     req.headers()
                         .get(h)
                         .and_then(|v| v.to_str().ok())

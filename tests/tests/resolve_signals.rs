@@ -516,6 +516,7 @@ async fn bad_signal_config_names_file_line_and_key() {
 [resolve]
 precedence = ["geoip", "astrology"]
 on_conflict = "loudest"
+trusted_identities = ["edge.example", "not a name"]
 
 [[resolve.headers]]
 name = "x-subject-country"
@@ -534,8 +535,10 @@ pem = "bad.pem"
     let want = [
         "3:resolve.precedence[1]: unknown evidence source \"astrology\"",
         "4:resolve.on_conflict: unknown value \"loudest\"",
-        "8:resolve.headers[0].says: unknown value \"mood\"",
-        "12:resolve.tokens.issuers[0].pem: ",
+        "5:resolve.trusted_identities: client identities need server.tls.client_ca",
+        "5:resolve.trusted_identities[1]: \"not a name\" is not a DNS name",
+        "9:resolve.headers[0].says: unknown value \"mood\"",
+        "13:resolve.tokens.issuers[0].pem: ",
     ];
     for w in want {
         assert!(
@@ -543,5 +546,87 @@ pem = "bad.pem"
             "missing {w:?} in {lines:#?}"
         );
     }
-    assert!(e.to_string().contains("bad.toml:12:"), "{e}");
+    assert!(e.to_string().contains("bad.toml:13:"), "{e}");
+}
+
+#[tokio::test]
+async fn subject_headers_are_believed_from_clients_with_a_trusted_certificate() {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let pki = domicile_tests::Pki::new();
+    let server = pki.leaf(&["localhost"]);
+    let edge = pki.leaf(&["edge.internal.example"]);
+    let other = pki.leaf(&["laptop.example"]);
+    // Its own header name: the metrics recorder is shared by the tests of this file.
+    let extra = format!(
+        "[resolve]\ntrusted_identities = [\"edge.internal.example\"]\n{}",
+        HEADERS.replace("x-subject-country", "x-edge-country")
+    );
+    let gw = start(
+        &eu,
+        &us,
+        &extra,
+        |d| {
+            domicile_tests::write(d, "cert.pem", &server.cert_pem);
+            domicile_tests::write(d, "key.pem", &server.key_pem);
+            domicile_tests::write(d, "ca.pem", &pki.ca_pem);
+        },
+        // Nobody is trusted by address: only the certificate can vouch.
+        |t| {
+            t.replace(r#"trusted_proxies = ["127.0.0.0/8"]"#, "trusted_proxies = []")
+                .replace(
+                    "[server.timeouts]",
+                    "[server.tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\nclient_ca = \"ca.pem\"\n\n[server.timeouts]",
+                )
+        },
+    )
+    .await;
+    let config = |leaf: Option<&domicile_tests::Leaf>| {
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_slice_iter(pki.ca_pem.as_bytes()) {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let b = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+        match leaf {
+            None => b.with_no_client_auth(),
+            Some(l) => b
+                .with_client_auth_cert(
+                    CertificateDer::pem_slice_iter(l.cert_pem.as_bytes())
+                        .map(|c| c.unwrap())
+                        .collect(),
+                    PrivateKeyDer::from_pem_slice(l.key_pem.as_bytes()).unwrap(),
+                )
+                .unwrap(),
+        }
+    };
+    let send = |cfg| {
+        client::tls_post(
+            gw.running.addr,
+            cfg,
+            "/customers",
+            &[("x-edge-country", "DE")],
+            r#"{"email":"jane@example.com"}"#,
+        )
+    };
+    // The edge proxy's certificate vouches for the header.
+    let r = send(config(Some(&edge))).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("domicile-region"), Some("eu-central"));
+    let rec = gw.record(r.header("domicile-decision").unwrap());
+    assert_eq!(rec["subject"]["evidence"][0]["source"], "header");
+    // Another certificate from the same CA, or none: a spoof attempt.
+    for cfg in [config(Some(&other)), config(None)] {
+        let r = send(cfg).await;
+        assert_eq!(r.status, 451, "{}", r.text());
+        let rec = gw.record(r.header("domicile-decision").unwrap());
+        assert_eq!(rec["subject"]["rejected_evidence"][0]["reason"], "spoof");
+    }
+    assert_eq!((eu.count(), us.count()), (1, 0));
+    gw.running.shutdown().await;
 }

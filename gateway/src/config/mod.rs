@@ -72,6 +72,8 @@ pub enum LogFormat {
 pub struct TlsFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// Roots for optional client certificates; a verified one is an mTLS identity.
+    pub client_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -467,6 +469,7 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
     let tls = raw.server.tls.as_ref().map(|t| TlsFiles {
         cert: c.path(t.cert.get_ref()),
         key: c.path(t.key.get_ref()),
+        client_ca: t.client_ca.as_ref().map(|p| c.path(p.get_ref())),
     });
     let l = &raw.server.limits;
     let limits = Limits {

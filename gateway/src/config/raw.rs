@@ -51,6 +51,8 @@ pub struct FileServer {
 pub struct FileServerTls {
     pub cert: S<String>,
     pub key: S<String>,
+    /// CA bundle (PEM) for optional client certificates (mTLS identities).
+    pub client_ca: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -201,6 +203,9 @@ pub struct FileResolve {
     pub on_conflict: Option<S<String>>,
     #[serde(default)]
     pub headers: Vec<FileSubjectHeader>,
+    /// DNS names whose verified client certificates may set subject headers.
+    #[serde(default)]
+    pub trusted_identities: Vec<S<String>>,
     pub tokens: Option<FileTokens>,
     pub directory: Option<FileDirectory>,
 }

@@ -121,6 +121,8 @@ pub enum ClientHeader {
 pub struct ResolveConfig {
     pub precedence: Precedence,
     pub headers: Vec<SubjectHeader>,
+    /// DNS names a verified client certificate must be valid for to set subject headers.
+    pub trusted_identities: Vec<rustls::pki_types::ServerName<'static>>,
     pub tokens: Option<TokensConfig>,
     pub directory: Option<DirectoryConfig>,
     pub geoip_field: CountryField,
@@ -201,6 +203,31 @@ pub(super) fn convert(c: &mut Checker<'_>, raw: &FileConfig) -> ResolveConfig {
                 says,
             });
         }
+    }
+
+    for (n, v) in r.trusted_identities.iter().enumerate() {
+        let key = format!("resolve.trusted_identities[{n}]");
+        if let Some(name) = c.parse(v, &key, |s| {
+            rustls::pki_types::ServerName::try_from(s.clone())
+                .ok()
+                .filter(|n| matches!(n, rustls::pki_types::ServerName::DnsName(_)))
+                .ok_or_else(|| format!("{s:?} is not a DNS name"))
+        }) {
+            out.trusted_identities.push(name);
+        }
+    }
+    if let Some(v) = r.trusted_identities.first()
+        && raw
+            .server
+            .tls
+            .as_ref()
+            .is_none_or(|t| t.client_ca.is_none())
+    {
+        c.err(
+            v,
+            "resolve.trusted_identities",
+            "client identities need server.tls.client_ca to verify client certificates",
+        );
     }
 
     if let Some(t) = &r.tokens {
