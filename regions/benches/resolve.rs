@@ -131,3 +131,48 @@ fn directory_lookup(b: divan::Bencher) {
     drop(d);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Verifying a token (signature, issuer, audience, expiry) and reading its claims, per
+/// algorithm, with keys generated here; `cached` is a token seen before.
+#[divan::bench(args = ["ES256", "EdDSA", "ES256 cached"])]
+fn token_verification(b: divan::Bencher, alg: &str) {
+    use domicile_regions::token::{ClaimNames, Issuer, TokenVerifier};
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+    let (key, algorithm) = match alg {
+        "ES256" | "ES256 cached" => (
+            rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap(),
+            Algorithm::ES256,
+        ),
+        _ => (
+            rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap(),
+            Algorithm::EdDSA,
+        ),
+    };
+    let dir = std::env::temp_dir().join(format!("domicile-bench-tok-{}-{alg}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pem = dir.join("key.pem");
+    std::fs::write(&pem, key.public_key_pem()).unwrap();
+    let mut issuer = Issuer::new("https://id.example".into(), vec!["domicile".into()]);
+    issuer.add_pem_file(&pem, None).unwrap();
+    let v = TokenVerifier::new(vec![issuer], ClaimNames::default(), 30);
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    let claims = serde_json::json!({"iss": "https://id.example", "aud": "domicile", "exp": exp,
+        "sub": "user-7", "country": "DE"});
+    let pkcs8 = key.serialize_pem();
+    let ek = match algorithm {
+        Algorithm::ES256 => EncodingKey::from_ec_pem(pkcs8.as_bytes()).unwrap(),
+        _ => EncodingKey::from_ed_pem(pkcs8.as_bytes()).unwrap(),
+    };
+    let token = encode(&Header::new(algorithm), &claims, &ek).unwrap();
+    if alg.ends_with("cached") {
+        v.verify(&token).unwrap();
+        b.bench(|| v.verify(black_box(&token)).unwrap());
+    } else {
+        b.bench(|| v.verify_uncached(black_box(&token)).unwrap());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

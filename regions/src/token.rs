@@ -181,6 +181,8 @@ pub struct VerifiedClaims {
     pub subject: Option<String>,
     /// Configured claims that were present but not a country code.
     pub invalid_claims: Vec<&'static str>,
+    /// The token's `exp`, seconds since the epoch.
+    pub expires: u64,
 }
 
 /// Why a token is not evidence. `as_str` is the metric and record label.
@@ -228,12 +230,26 @@ impl TokenError {
     }
 }
 
-/// Verifies tokens against the configured issuers.
+/// How many verified tokens are remembered, and for how long at most.
+pub const CACHE_ENTRIES: usize = 4096;
+pub const CACHE_SECS: u64 = 300;
+
+/// Verifies tokens against the configured issuers. A token that verified is remembered (by
+/// its full text, never a hash an attacker could collide) until its `exp` or for
+/// [`CACHE_SECS`], whichever comes first, so a client's repeated token costs one signature
+/// check. Tokens that fail are never remembered.
 #[derive(Debug, Default)]
 pub struct TokenVerifier {
     issuers: Vec<Issuer>,
     claims: ClaimNames,
     leeway_secs: u64,
+    cache: std::sync::Mutex<rustc_hash::FxHashMap<Box<str>, (VerifiedClaims, u64)>>,
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl TokenVerifier {
@@ -242,6 +258,7 @@ impl TokenVerifier {
             issuers,
             claims,
             leeway_secs,
+            cache: std::sync::Mutex::new(rustc_hash::FxHashMap::default()),
         }
     }
 
@@ -251,6 +268,36 @@ impl TokenVerifier {
 
     /// Verifies a compact JWS and reads the configured claims.
     pub fn verify(&self, token: &str) -> Result<VerifiedClaims, TokenError> {
+        let now = unix_now();
+        if let Ok(cache) = self.cache.lock()
+            && let Some((claims, until)) = cache.get(token)
+        {
+            if now < *until {
+                return Ok(claims.clone());
+            }
+            if now >= claims.expires.saturating_add(self.leeway_secs) {
+                return Err(TokenError::Expired);
+            }
+        }
+        let claims = self.verify_uncached(token)?;
+        let until = claims
+            .expires
+            .saturating_add(self.leeway_secs)
+            .min(now + CACHE_SECS);
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() >= CACHE_ENTRIES {
+                cache.retain(|_, (_, u)| *u > now);
+                if cache.len() >= CACHE_ENTRIES {
+                    cache.clear();
+                }
+            }
+            cache.insert(Box::from(token), (claims.clone(), until));
+        }
+        Ok(claims)
+    }
+
+    /// [`TokenVerifier::verify`] without the cache: always a signature check.
+    pub fn verify_uncached(&self, token: &str) -> Result<VerifiedClaims, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         let mut worst = TokenError::UnknownKey;
         for issuer in &self.issuers {
@@ -302,6 +349,8 @@ impl TokenVerifier {
     fn read_claims(&self, issuer: &str, claims: &Map<String, Value>) -> VerifiedClaims {
         let mut out = VerifiedClaims {
             issuer: issuer.to_owned(),
+            // Required and validated by the verifier.
+            expires: claims.get("exp").and_then(Value::as_u64).unwrap_or(0),
             ..VerifiedClaims::default()
         };
         let names = &self.claims;
@@ -452,5 +501,28 @@ mod tests {
         );
         assert_eq!(v.verify(&iss), Err(TokenError::WrongIssuer));
         assert_eq!(v.verify("not a token"), Err(TokenError::Malformed));
+        // A remembered token answers the same; an altered copy is checked afresh.
+        assert_eq!(v.verify(&good).unwrap().country, c.country);
+        let mut altered = good.clone();
+        altered.pop();
+        assert!(v.verify(&altered).is_err());
+    }
+
+    #[test]
+    fn a_remembered_token_expires_with_its_exp() {
+        use jsonwebtoken::{EncodingKey, Header, encode};
+        let mut iss = Issuer::new("https://id.example".into(), vec![]);
+        iss.add_hs256_secret(b"a shared secret of some length");
+        let v = TokenVerifier::new(vec![iss], ClaimNames::default(), 0);
+        let now = unix_now();
+        let t = encode(
+            &Header::default(),
+            &serde_json::json!({"iss":"https://id.example","exp":now + 1,"country":"DE"}),
+            &EncodingKey::from_secret(b"a shared secret of some length"),
+        )
+        .unwrap();
+        assert!(v.verify(&t).is_ok());
+        std::thread::sleep(std::time::Duration::from_millis(2100));
+        assert_eq!(v.verify(&t), Err(TokenError::Expired));
     }
 }
