@@ -1,5 +1,5 @@
 //! The admin listener: `/healthz`, `/readyz` (with the active revision), `/metrics` (Prometheus
-//! text) and `POST /reload`. Loopback by default; every path but `/healthz` needs the bearer
+//! text), `POST /reload`, the decision trail and the subject directory (`/v1/subjects/{id}`). Loopback by default; every path but `/healthz` needs the bearer
 //! token when one is configured.
 
 use std::convert::Infallible;
@@ -112,6 +112,11 @@ async fn handle(shared: &Shared, token: Option<&str>, req: Request<Incoming>) ->
             let id = p.trim_start_matches("/v1/decisions/").to_owned();
             decision(shared, id).await
         }
+        (m, p) if p.starts_with("/v1/subjects/") => {
+            let id = p.trim_start_matches("/v1/subjects/").to_owned();
+            let m = m.clone();
+            subjects(shared, m, id, req).await
+        }
         (&Method::POST, "/reload") => match crate::reload::reload(shared) {
             Ok(rev) => text(
                 StatusCode::OK,
@@ -127,6 +132,171 @@ async fn handle(shared: &Shared, token: Option<&str>, req: Request<Incoming>) ->
         _ => Problem::new(StatusCode::NOT_FOUND, "not_found", "no such admin endpoint")
             .into_response(),
     }
+}
+
+/// The largest directory entry body accepted.
+const MAX_SUBJECT_BODY: usize = 4096;
+
+/// `GET`, `PUT` and `DELETE /v1/subjects/{id}`: the subject directory.
+async fn subjects(
+    shared: &Shared,
+    method: Method,
+    id: String,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    use domicile_regions::directory::{DirectoryEntry, EntrySource, MAX_SUBJECT_ID};
+    use http_body_util::BodyExt;
+    let snap = shared.snapshot.load_full();
+    let Some(dir) = snap.directory.clone() else {
+        return Problem::new(
+            StatusCode::NOT_FOUND,
+            "no_directory",
+            "no subject directory is configured ([resolve.directory])",
+        )
+        .into_response();
+    };
+    if id.is_empty() || id.len() > MAX_SUBJECT_ID || id.contains('/') {
+        return Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad_subject_id",
+            format!("a subject id is one path segment of 1 to {MAX_SUBJECT_ID} bytes"),
+        )
+        .into_response();
+    }
+    let failed = |e: domicile_regions::directory::DirectoryError| {
+        tracing::warn!(error = %e, "subject directory operation failed");
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "directory_unavailable",
+            "the subject directory could not be read or written",
+        )
+        .into_response()
+    };
+    let not_found = || {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "no_subject",
+            "the directory has no entry for this subject",
+        )
+        .into_response()
+    };
+    // redb reads and writes are blocking file I/O: off the admin task's thread.
+    let run = |f: Box<dyn FnOnce() -> Response<Body> + Send>| async move {
+        tokio::task::spawn_blocking(f).await.unwrap_or_else(|_| {
+            Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the directory operation did not finish",
+            )
+            .into_response()
+        })
+    };
+    match method {
+        Method::GET => {
+            run(Box::new(move || match dir.get(&id) {
+                Ok(Some(e)) => entry_response(StatusCode::OK, &id, &e),
+                Ok(None) => not_found(),
+                Err(e) => failed(e),
+            }))
+            .await
+        }
+        Method::DELETE => {
+            run(Box::new(move || match dir.delete(&id) {
+                Ok(true) => {
+                    let mut r = Response::new(Body::Empty);
+                    *r.status_mut() = StatusCode::NO_CONTENT;
+                    r
+                }
+                Ok(false) => not_found(),
+                Err(e) => failed(e),
+            }))
+            .await
+        }
+        Method::PUT => {
+            let bad = |detail: String| {
+                Problem::new(StatusCode::BAD_REQUEST, "bad_subject_entry", detail).into_response()
+            };
+            let body = match http_body_util::Limited::new(req.into_body(), MAX_SUBJECT_BODY)
+                .collect()
+                .await
+            {
+                Ok(b) => b.to_bytes(),
+                Err(_) => {
+                    return bad(format!(
+                        "the body must be a JSON object of at most {MAX_SUBJECT_BODY} bytes"
+                    ));
+                }
+            };
+            #[derive(serde::Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Put {
+                home_region: String,
+                jurisdiction: Option<String>,
+            }
+            let put: Put = match serde_json::from_slice(&body) {
+                Ok(p) => p,
+                Err(_) => {
+                    return bad(
+                        "expected {\"home_region\": \"<region id>\", \"jurisdiction\": \"<country code>\"}"
+                            .into(),
+                    );
+                }
+            };
+            let Some(region) = snap.registry.get(&put.home_region) else {
+                return bad("home_region names no configured region".into());
+            };
+            let jurisdiction = match put.jurisdiction.as_deref() {
+                None => region.country,
+                Some(j) => match domicile_policy::Country::parse(j) {
+                    Ok(c) => c,
+                    Err(_) => {
+                        return bad(
+                            "jurisdiction must be a two-letter country code (ISO 3166-1 alpha-2)"
+                                .into(),
+                        );
+                    }
+                },
+            };
+            let entry = DirectoryEntry {
+                home_region: region.id.to_string(),
+                jurisdiction,
+                source: EntrySource::Admin,
+                updated: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs()),
+                decision_id: None,
+            };
+            run(Box::new(move || match dir.set(&id, &entry) {
+                Ok(None) => entry_response(StatusCode::CREATED, &id, &entry),
+                Ok(Some(_)) => entry_response(StatusCode::OK, &id, &entry),
+                Err(e) => failed(e),
+            }))
+            .await
+        }
+        _ => {
+            let mut r = Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "use GET, PUT or DELETE on /v1/subjects/{id}",
+            )
+            .into_response();
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, PUT, DELETE"));
+            r
+        }
+    }
+}
+
+fn entry_response(
+    status: StatusCode,
+    id: &str,
+    e: &domicile_regions::directory::DirectoryEntry,
+) -> Response<Body> {
+    let mut v = serde_json::to_value(e).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("subject".into(), serde_json::Value::from(id));
+    }
+    text(status, "application/json", v.to_string())
 }
 
 /// Reads the trail off the request path (file reads on a blocking thread).

@@ -28,6 +28,8 @@ pub struct ConnInfo {
     pub peer_truncated: String,
     /// Framing facts hyper does not expose, recorded per HTTP/1 request head in order.
     pub framing: Arc<FramingLog>,
+    /// The client's verified certificate (mTLS), when it presented one.
+    pub client_cert: Option<rustls::pki_types::CertificateDer<'static>>,
 }
 
 impl ConnInfo {
@@ -47,7 +49,30 @@ impl ConnInfo {
             local_text: local.to_string(),
             peer_truncated: domicile_regions::client_addr::truncate(peer.ip()),
             framing,
+            client_cert: None,
         }
+    }
+
+    /// The connection's verified client certificate.
+    pub fn with_client_cert(
+        mut self,
+        cert: Option<rustls::pki_types::CertificateDer<'static>>,
+    ) -> ConnInfo {
+        self.client_cert = cert;
+        self
+    }
+
+    /// Whether the verified client certificate is valid for one of these DNS names.
+    pub fn client_identity_in(&self, names: &[rustls::pki_types::ServerName<'static>]) -> bool {
+        let Some(der) = &self.client_cert else {
+            return false;
+        };
+        let Ok(cert) = webpki::EndEntityCert::try_from(der) else {
+            return false;
+        };
+        names
+            .iter()
+            .any(|n| cert.verify_is_valid_for_subject_name(n).is_ok())
     }
 }
 
@@ -87,6 +112,10 @@ pub struct RequestContext {
     pub inspection: Inspection,
     pub client: Option<ClientAddr>,
     pub resolution: Option<Resolution>,
+    /// The subject id for the directory (personal data: never recorded or logged).
+    pub subject_id: Option<String>,
+    /// What the subject directory contributed.
+    pub directory: DirectoryUse,
     pub decision: Option<Decision>,
     /// The region the subject calls home, where the record is stored.
     pub home_region: Option<Arc<str>>,
@@ -101,6 +130,34 @@ pub struct RequestContext {
     pub buffer_permit: Option<Arc<tokio::sync::OwnedSemaphorePermit>>,
     /// This request's place under the concurrency limit.
     pub permit: Option<Arc<tokio::sync::OwnedSemaphorePermit>>,
+}
+
+/// What the subject directory contributed to a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DirectoryUse {
+    /// No directory, or no subject id in the request.
+    #[default]
+    None,
+    /// The subject id has no entry.
+    Absent,
+    /// The subject's entry gave the home region and jurisdiction.
+    Found,
+    /// The subject had no entry; this request's destination was stored as its home.
+    Stored,
+    /// The directory could not be read or written.
+    Failed,
+}
+
+impl DirectoryUse {
+    pub fn as_str(self) -> Option<&'static str> {
+        match self {
+            DirectoryUse::None => None,
+            DirectoryUse::Absent => Some("absent"),
+            DirectoryUse::Found => Some("found"),
+            DirectoryUse::Stored => Some("stored"),
+            DirectoryUse::Failed => Some("failed"),
+        }
+    }
 }
 
 /// What the edge learns about a finished request, set on the response's extensions.

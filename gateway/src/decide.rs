@@ -26,10 +26,16 @@ pub type Decide<S> = StepService<DecideStep, S>;
 impl Step for DecideStep {
     fn run(&self, req: &mut Request<Body>) -> Result<(), Response<Body>> {
         let gpc = global_privacy_control(req.headers());
+        let read = is_read(req.method());
+        let write = is_write(req.method());
         let Some(ctx) = req.extensions_mut().get_mut::<RequestContext>() else {
             return Err(crate::context::missing());
         };
-        decide(ctx, gpc);
+        decide(ctx, gpc, read);
+        explain_resolution(ctx);
+        if write {
+            store_first_write(ctx);
+        }
         Ok(())
     }
 }
@@ -43,7 +49,113 @@ pub fn global_privacy_control(headers: &http::HeaderMap) -> bool {
         .any(|v| v.as_bytes().trim_ascii() == b"1")
 }
 
-fn decide(ctx: &mut RequestContext, gpc: bool) {
+/// Reads may go to a route's `read_regions`; everything else is pinned to the home region.
+fn is_read(m: &http::Method) -> bool {
+    matches!(
+        *m,
+        http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
+    )
+}
+
+/// Requests that store data: their first one stores the subject's home in the directory.
+fn is_write(m: &http::Method) -> bool {
+    matches!(
+        *m,
+        http::Method::POST | http::Method::PUT | http::Method::PATCH
+    )
+}
+
+/// Puts the resolution rule at the head of the reason trail when the evidence conflicts.
+fn explain_resolution(ctx: &mut RequestContext) {
+    let Some(r) = ctx.resolution.as_ref() else {
+        return;
+    };
+    if !r.conflict {
+        return;
+    }
+    let Some(d) = ctx.decision.as_mut() else {
+        return;
+    };
+    let plausible: Vec<String> = r
+        .plausible
+        .iter()
+        .map(|p| format!("{} ({}%)", p.country, p.confidence))
+        .collect();
+    let finding = match r.rule {
+        domicile_regions::ConflictRule::Strictest => format!(
+            "the evidence points to {}; every plausible jurisdiction is evaluated and the strictest answer applies",
+            plausible.join(", ")
+        ),
+        domicile_regions::ConflictRule::Precedence => {
+            let kept: Vec<String> = r.jurisdictions.iter().map(ToString::to_string).collect();
+            format!(
+                "the evidence points to {}; by the configured precedence only {} (from the highest-ranked source) is evaluated",
+                plausible.join(", "),
+                kept.join(", ")
+            )
+        }
+    };
+    d.reasons.insert(
+        0,
+        Reason {
+            step: "resolve",
+            rule: Arc::from(match r.rule {
+                domicile_regions::ConflictRule::Strictest => "resolve.strictest",
+                domicile_regions::ConflictRule::Precedence => "resolve.precedence",
+            }),
+            finding,
+        },
+    );
+}
+
+/// Stores where a new subject's first write goes, when the directory is configured to.
+fn store_first_write(ctx: &mut RequestContext) {
+    use crate::context::DirectoryUse;
+    use domicile_regions::directory::{DirectoryEntry, EntrySource};
+    if ctx.directory != DirectoryUse::Absent || ctx.unavailable {
+        return;
+    }
+    let snap = ctx.snapshot.clone();
+    let (Some(dir), Some(cfg)) = (&snap.directory, &snap.config.resolve.directory) else {
+        return;
+    };
+    if !cfg.record_first_write {
+        return;
+    }
+    let permits = ctx.decision.as_ref().is_some_and(|d| d.verdict.permits());
+    let (Some(id), Some(region), Some(country)) = (
+        ctx.subject_id.as_deref(),
+        ctx.destination.as_ref(),
+        ctx.resolution.as_ref().and_then(|r| r.primary()),
+    ) else {
+        return;
+    };
+    if !permits {
+        return;
+    }
+    let entry = DirectoryEntry {
+        home_region: region.to_string(),
+        jurisdiction: country,
+        source: EntrySource::FirstWrite,
+        updated: (ctx.received_micros / 1_000_000).max(0) as u64,
+        decision_id: Some(ctx.decision_id.clone()),
+    };
+    match dir.insert_new(id, &entry) {
+        Ok(true) => {
+            ctx.directory = DirectoryUse::Stored;
+            metrics::counter!(crate::metrics::DIRECTORY_FIRST_WRITES).increment(1);
+        }
+        // Another request stored it first.
+        Ok(false) => ctx.directory = DirectoryUse::Found,
+        Err(e) => {
+            ctx.directory = DirectoryUse::Failed;
+            metrics::counter!(crate::metrics::DIRECTORY_ERRORS).increment(1);
+            tracing::warn!(error = %e, "subject directory first-write store failed");
+        }
+    }
+}
+
+fn decide(ctx: &mut RequestContext, gpc: bool, read: bool) {
     let snap = ctx.snapshot.clone();
     let Some(route) = ctx.route.and_then(|n| snap.route(n)) else {
         return;
@@ -53,10 +165,19 @@ fn decide(ctx: &mut RequestContext, gpc: bool) {
         .as_ref()
         .map(|r| r.jurisdictions.clone())
         .unwrap_or_default();
-    let home: Option<Arc<str>> = jurisdictions
-        .iter()
-        .find_map(|j| snap.registry.home_for(*j))
-        .map(|r| r.id.clone());
+    // The directory's (or a verified claim's) home region, else the home of the strongest
+    // plausible jurisdiction.
+    let vouched_home: Option<Arc<str>> = ctx
+        .resolution
+        .as_ref()
+        .and_then(|r| r.home_region.as_ref())
+        .map(|(r, _)| r.clone());
+    let home: Option<Arc<str>> = vouched_home.clone().or_else(|| {
+        jurisdictions
+            .iter()
+            .find_map(|j| snap.registry.home_for(*j))
+            .map(|r| r.id.clone())
+    });
     ctx.home_region = home.clone();
     ctx.enforced = route.mode == Mode::Enforce;
 
@@ -88,6 +209,11 @@ fn decide(ctx: &mut RequestContext, gpc: bool) {
         Placement::Any(r) | Placement::Fixed(r) => vec![r.clone()],
         Placement::Home => {
             let mut c: Vec<Arc<str>> = Vec::new();
+            if let Some(h) = &vouched_home
+                && !c.contains(h)
+            {
+                c.push(h.clone());
+            }
             for j in &jurisdictions {
                 if let Some(r) = snap.registry.home_for(*j)
                     && !c.contains(&r.id)
@@ -102,6 +228,12 @@ fn decide(ctx: &mut RequestContext, gpc: bool) {
                     .iter()
                     .map(|r| r.id.clone())
                     .collect();
+            }
+            // Reads try the route's read regions first; each is taken only where lawful.
+            if read && !route.read_regions.is_empty() {
+                let mut with_reads: Vec<Arc<str>> = route.read_regions.clone();
+                with_reads.extend(c.into_iter().filter(|r| !route.read_regions.contains(r)));
+                c = with_reads;
             }
             c
         }
@@ -128,7 +260,9 @@ fn decide(ctx: &mut RequestContext, gpc: bool) {
             first = Some((region_id.clone(), d));
         }
     }
-    if let Some((down, _)) = &lawful_but_down {
+    // Writes of a route with read regions are pinned to the home region: no failover.
+    let pinned = !read && !route.read_regions.is_empty();
+    if let Some((down, _)) = lawful_but_down.as_ref().filter(|_| !pinned) {
         // Failover: any other region where the same transfer is lawful and that is up.
         let others: Vec<Arc<str>> = snap
             .registry
@@ -192,16 +326,21 @@ pub fn evaluate_for(
         .resolution
         .as_ref()
         .map_or(&[], |r| r.jurisdictions.as_slice());
-    let incomplete = ctx.resolution.as_ref().is_none_or(|r| r.address_unknown);
+    let incomplete = ctx.resolution.as_ref().is_none_or(|r| r.incomplete());
     let categories = ctx.inspection.categories();
     // Legal dates are days in each regime's own time zone: the engine reads the instant.
     // `at` (Brussels) only names the day in messages about unmodelled jurisdictions.
     let secs = ctx.received_micros.div_euclid(1_000_000);
     let at = crate::clock::brussels_date(secs);
+    let citizenship: &[domicile_policy::Country] = ctx
+        .resolution
+        .as_ref()
+        .map_or(&[], |r| r.citizenship.as_slice());
     let q = Query {
         jurisdictions,
-        // Citizenship evidence is not gathered yet, so no regime is triggered by it here.
-        citizenship: &[],
+        // Citizenship evidence (a verified claim, a citizenship field) triggers regimes that
+        // follow their citizens (Russia's 152-FZ).
+        citizenship,
         incomplete,
         categories: &categories,
         purpose: &route.purpose,

@@ -176,12 +176,36 @@ async fn forward(
             .with_decision(&ctx.decision_id)
             .into_response()
     };
-    let Some((_, backend)) = ctx.snapshot.pools.get(region).and_then(|p| p.pick()) else {
-        return problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "region_unavailable",
-            "the region has no backend available; nothing was forwarded",
-        );
+    let pick = ctx
+        .snapshot
+        .pools
+        .get(region)
+        .map_or(crate::upstream::Pick::Down, |p| p.pick_slot());
+    // Held until the backend's response head arrives.
+    let (backend, _slot) = match pick {
+        crate::upstream::Pick::Backend(b, slot) => (b, slot),
+        crate::upstream::Pick::Saturated => {
+            // Load shedding: every live backend of the region is at its concurrency limit.
+            m::count_shed(region);
+            let mut p = Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "every backend of the region is at its concurrency limit; nothing was forwarded",
+            )
+            .with_reason("backend_saturated")
+            .with_decision(&ctx.decision_id);
+            p.retry_after = Some(1);
+            let mut r = p.into_response();
+            r.extensions_mut().insert(UpstreamError("upstream_shed"));
+            return r;
+        }
+        crate::upstream::Pick::Down => {
+            return problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "region_unavailable",
+                "the region has no backend available; nothing was forwarded",
+            );
+        }
     };
     let route = ctx.route.and_then(|n| ctx.snapshot.route(n));
     // Target: the backend's path prefix, then the request's path; origin form for the lean

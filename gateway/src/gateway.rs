@@ -139,7 +139,11 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
         )]));
     }
     let tls = match &config.server.tls {
-        Some(t) => Some(crate::tls::server_config(&t.cert, &t.key)?),
+        Some(t) => Some(crate::tls::server_config_with_client_ca(
+            &t.cert,
+            &t.key,
+            t.client_ca.as_deref(),
+        )?),
         None => None,
     };
     let writer = TraceWriter::start(config.trace.dir.clone(), config.trace.durability).map_err(

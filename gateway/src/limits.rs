@@ -130,6 +130,8 @@ where
             inspection: Default::default(),
             client: None,
             resolution: None,
+            subject_id: None,
+            directory: crate::context::DirectoryUse::None,
             decision: None,
             home_region: None,
             destination: None,

@@ -17,6 +17,16 @@ pub const CONFIG_RELOADS: &str = "domicile_config_reloads_total";
 pub const CONFIG_REVISION: &str = "domicile_config_revision_info";
 pub const FORWARDED_FOR_IGNORED: &str = "domicile_forwarded_for_ignored_total";
 pub const GEOIP_BUILD_EPOCH: &str = "domicile_geoip_build_epoch_seconds";
+/// Tokens that were offered and did not verify, by reason.
+pub const TOKENS_REJECTED: &str = "domicile_tokens_rejected_total";
+/// Subject headers from peers that may not set them, stripped, by header.
+pub const SUBJECT_HEADER_SPOOFS: &str = "domicile_subject_header_spoofs_total";
+/// Subject-directory lookups and first-write stores that failed.
+pub const DIRECTORY_ERRORS: &str = "domicile_directory_errors_total";
+/// Requests shed because every live backend of the region was at its concurrency limit.
+pub const UPSTREAM_SHED: &str = "domicile_upstream_shed_total";
+/// Subjects stored in the directory on their first write.
+pub const DIRECTORY_FIRST_WRITES: &str = "domicile_directory_first_writes_total";
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -107,4 +117,9 @@ pub fn observe_upstream(region: &Arc<str>, seconds: f64) {
             )
             .record(seconds);
     });
+}
+
+/// Counts a request shed at a saturated region.
+pub fn count_shed(region: &Arc<str>) {
+    metrics::counter!(UPSTREAM_SHED, "region" => region.to_string()).increment(1);
 }

@@ -1,12 +1,25 @@
-//! Phase 5, resolve: the real client address (through trusted proxies only), its country from
-//! GeoIP, and jurisdiction evidence found in the request, combined into the subject's plausible
-//! jurisdictions.
+//! Phase 5, resolve: every jurisdiction signal the request carries, combined into the
+//! subject's plausible jurisdictions under the configured precedence (`[resolve]`).
+//!
+//! The signals: the subject directory (by subject id), a verified token's claims, subject
+//! headers from trusted proxies, GeoIP of the real client address (through trusted proxies
+//! only), and inspection findings that name a country. Tokens that do not verify and subject
+//! headers from untrusted peers are not evidence: they are recorded as rejected, counted, and
+//! such headers are removed before forwarding.
 
-use domicile_regions::{Evidence, EvidenceSource, Resolution};
-use http::{Request, Response};
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use domicile_regions::token::{bearer, cookie};
+use domicile_regions::{Evidence, EvidenceKind, EvidenceSource, Rejected, Resolution};
+use http::{HeaderMap, Request, Response, header};
 
 use crate::body::Body;
-use crate::context::RequestContext;
+use crate::config::signals::{
+    AnonymousRule, ClientHeader, Says, SubjectIdSource, TokenSource, UnknownAddress,
+};
+use crate::context::{DirectoryUse, RequestContext};
+use crate::state::Snapshot;
 use crate::step::{Step, StepLayer, StepService};
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -15,57 +28,403 @@ pub struct ResolveStep;
 pub type ResolveLayer = StepLayer<ResolveStep>;
 pub type Resolve<S> = StepService<ResolveStep, S>;
 
-/// Weights of each source: a client address is stronger than a phone number in the body.
+/// Weights of GeoIP and body evidence under the default precedence.
 pub const WEIGHT_GEOIP: u8 = 60;
 pub const WEIGHT_PHONE: u8 = 40;
 
 impl Step for ResolveStep {
     fn run(&self, req: &mut Request<Body>) -> Result<(), Response<Body>> {
-        let xff = req
-            .headers()
-            .get_all("x-forwarded-for")
-            .iter()
-            .map(|v| v.as_bytes())
-            .collect::<Vec<_>>();
         let Some(ctx) = req.extensions().get::<RequestContext>() else {
             return Err(crate::context::missing());
         };
-        let client = ctx
-            .snapshot
-            .trusted
-            .resolve(ctx.conn.peer.ip(), xff.into_iter());
-        let mut evidence = Vec::new();
-        let mut address_known = false;
-        if let (Some(ip), Some(geo)) = (client.ip, &ctx.snapshot.geoip)
-            && let Some(country) = geo.lookup(ip)
-        {
-            address_known = true;
-            evidence.push(Evidence {
-                source: EvidenceSource::Geoip,
-                country,
-                weight: WEIGHT_GEOIP,
-                location: "client_address".into(),
-            });
+        let snap = ctx.snapshot.clone();
+        let peer = ctx.conn.peer.ip();
+        let mut found = collect(&snap, ctx, req.headers(), peer);
+        // Subject headers from peers that may not set them never reach a backend.
+        for name in &found.strip {
+            req.headers_mut().remove(name);
         }
-        for f in &ctx.inspection.findings {
-            if let Some(country) = f.country {
-                evidence.push(Evidence {
-                    source: EvidenceSource::Phone,
-                    country,
-                    weight: WEIGHT_PHONE,
-                    location: f.location.clone(),
-                });
+        if found.subject_id.is_none() {
+            found.subject_id = subject_from_request(&snap, req);
+        }
+        let mut directory = DirectoryUse::None;
+        if let (Some(dir), Some(id)) = (&snap.directory, &found.subject_id) {
+            match dir.get(id) {
+                Ok(Some(entry)) => {
+                    directory = DirectoryUse::Found;
+                    let p = &snap.config.resolve.precedence;
+                    found.evidence.push(Evidence::new(
+                        p,
+                        EvidenceSource::Directory,
+                        EvidenceKind::Residence,
+                        entry.jurisdiction,
+                        "directory",
+                    ));
+                    if let Some(r) = snap.registry.get(&entry.home_region) {
+                        found.offer_home(p, r.id.clone(), EvidenceSource::Directory);
+                    }
+                }
+                Ok(None) => directory = DirectoryUse::Absent,
+                Err(e) => {
+                    directory = DirectoryUse::Failed;
+                    metrics::counter!(crate::metrics::DIRECTORY_ERRORS).increment(1);
+                    tracing::warn!(error = %e, "subject directory lookup failed");
+                }
             }
         }
-        if client.ignored_forwarded_for {
-            metrics::counter!(crate::metrics::FORWARDED_FOR_IGNORED).increment(1);
-        }
-        let mut resolution = Resolution::from_evidence(evidence);
-        resolution.address_unknown = !address_known;
+        let resolution = finish(
+            &snap,
+            found.evidence,
+            found.rejected,
+            found.home,
+            found.address_known,
+        );
         if let Some(ctx) = req.extensions_mut().get_mut::<RequestContext>() {
-            ctx.client = Some(client);
+            ctx.client = Some(found.client);
             ctx.resolution = Some(resolution);
+            ctx.subject_id = found.subject_id;
+            ctx.directory = directory;
         }
         Ok(())
     }
+}
+
+/// What the headers, the client address and the findings said.
+struct Found {
+    client: domicile_regions::ClientAddr,
+    evidence: Vec<Evidence>,
+    rejected: Vec<Rejected>,
+    home: Option<(Arc<str>, EvidenceSource)>,
+    subject_id: Option<String>,
+    address_known: bool,
+    strip: Vec<http::HeaderName>,
+}
+
+impl Found {
+    /// A home region from `source`, kept if it outranks the one already offered.
+    fn offer_home(
+        &mut self,
+        p: &domicile_regions::Precedence,
+        region: Arc<str>,
+        source: EvidenceSource,
+    ) {
+        if !p.uses(source) {
+            return;
+        }
+        if self
+            .home
+            .as_ref()
+            .is_none_or(|(_, s)| p.weight(*s) < p.weight(source))
+        {
+            self.home = Some((region, source));
+        }
+    }
+}
+
+fn country_of(v: &str) -> Option<domicile_policy::Country> {
+    domicile_policy::Country::parse(&v.trim().to_ascii_uppercase()).ok()
+}
+
+fn collect(
+    snap: &Snapshot,
+    ctx: &RequestContext,
+    headers: &HeaderMap,
+    peer: std::net::IpAddr,
+) -> Found {
+    let cfg = &snap.config.resolve;
+    let p = &cfg.precedence;
+    let client = match cfg.client_header {
+        ClientHeader::XForwardedFor => snap.trusted.resolve(
+            peer,
+            headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .map(|v| v.as_bytes()),
+        ),
+        ClientHeader::Forwarded => snap.trusted.resolve_forwarded(
+            peer,
+            headers
+                .get_all(header::FORWARDED)
+                .iter()
+                .map(|v| v.as_bytes()),
+        ),
+    };
+    if client.ignored_forwarded_for {
+        metrics::counter!(crate::metrics::FORWARDED_FOR_IGNORED).increment(1);
+    }
+    let mut f = Found {
+        client,
+        evidence: Vec::new(),
+        rejected: Vec::new(),
+        home: None,
+        subject_id: None,
+        address_known: false,
+        strip: Vec::new(),
+    };
+
+    // Subject headers: believed from trusted proxies only.
+    if !cfg.headers.is_empty() {
+        let trusted_peer = vouched_peer(snap, &ctx.conn, peer);
+        for h in &cfg.headers {
+            let mut values = headers.get_all(&h.name).iter().peekable();
+            if values.peek().is_none() {
+                continue;
+            }
+            let location = || Cow::Owned(h.location.to_string());
+            if !trusted_peer {
+                f.strip.push(h.name.clone());
+                f.rejected.push(Rejected {
+                    source: EvidenceSource::Header,
+                    location: location(),
+                    reason: "spoof",
+                });
+                metrics::counter!(crate::metrics::SUBJECT_HEADER_SPOOFS, "header" => h.name.to_string())
+                    .increment(1);
+                continue;
+            }
+            for v in values {
+                let Ok(v) = v.to_str() else {
+                    f.rejected.push(Rejected {
+                        source: EvidenceSource::Header,
+                        location: location(),
+                        reason: "invalid_value",
+                    });
+                    continue;
+                };
+                let kind = match h.says {
+                    Says::Country => EvidenceKind::Country,
+                    Says::Residence => EvidenceKind::Residence,
+                    Says::Citizenship => EvidenceKind::Citizenship,
+                    Says::HomeRegion => {
+                        match snap.registry.get(v.trim()) {
+                            Some(r) => f.offer_home(p, r.id.clone(), EvidenceSource::Header),
+                            None => f.rejected.push(Rejected {
+                                source: EvidenceSource::Header,
+                                location: location(),
+                                reason: "unknown_region",
+                            }),
+                        }
+                        continue;
+                    }
+                    Says::Subject => {
+                        if !v.trim().is_empty() {
+                            f.subject_id = Some(v.trim().to_owned());
+                        }
+                        continue;
+                    }
+                };
+                for part in v.split(',') {
+                    match country_of(part) {
+                        Some(c) => f.evidence.push(Evidence::new(
+                            p,
+                            EvidenceSource::Header,
+                            kind,
+                            c,
+                            location(),
+                        )),
+                        None => f.rejected.push(Rejected {
+                            source: EvidenceSource::Header,
+                            location: location(),
+                            reason: "invalid_value",
+                        }),
+                    }
+                }
+            }
+        }
+    }
+
+    // A verified token's claims.
+    if let Some(t) = &cfg.tokens {
+        let token = match &t.source {
+            TokenSource::Authorization => headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| bearer(v.as_bytes())),
+            TokenSource::Header(h) => headers.get(h).and_then(|v| v.to_str().ok()),
+            TokenSource::Cookie(name) => headers
+                .get_all(header::COOKIE)
+                .iter()
+                .find_map(|v| cookie(v.as_bytes(), name)),
+        };
+        if let Some(token) = token {
+            match t.verifier.verify(token) {
+                Ok(claims) => {
+                    let mut add = |kind, c, loc: &'static str| {
+                        f.evidence
+                            .push(Evidence::new(p, EvidenceSource::Token, kind, c, loc));
+                    };
+                    if let Some(c) = claims.country {
+                        add(EvidenceKind::Country, c, "claim:country");
+                    }
+                    if let Some(c) = claims.residence {
+                        add(EvidenceKind::Residence, c, "claim:residence");
+                    }
+                    for c in claims.citizenship {
+                        add(EvidenceKind::Citizenship, c, "claim:citizenship");
+                    }
+                    for claim in claims.invalid_claims {
+                        f.rejected.push(Rejected {
+                            source: EvidenceSource::Token,
+                            location: Cow::Owned(format!("claim:{claim}")),
+                            reason: "invalid_claim",
+                        });
+                    }
+                    if let Some(r) = claims.home_region.as_deref() {
+                        match snap.registry.get(r) {
+                            Some(r) => f.offer_home(p, r.id.clone(), EvidenceSource::Token),
+                            None => f.rejected.push(Rejected {
+                                source: EvidenceSource::Token,
+                                location: Cow::Borrowed("claim:home_region"),
+                                reason: "unknown_region",
+                            }),
+                        }
+                    }
+                    let from_claim = cfg
+                        .directory
+                        .as_ref()
+                        .is_some_and(|d| d.subject.contains(&SubjectIdSource::Claim));
+                    if from_claim && claims.subject.is_some() {
+                        f.subject_id = claims.subject;
+                    }
+                }
+                Err(e) => {
+                    f.rejected.push(Rejected {
+                        source: EvidenceSource::Token,
+                        location: Cow::Owned(t.location.to_string()),
+                        reason: e.as_str(),
+                    });
+                    metrics::counter!(crate::metrics::TOKENS_REJECTED, "reason" => e.as_str())
+                        .increment(1);
+                }
+            }
+        }
+    }
+
+    // GeoIP of the client address.
+    if let (Some(ip), Some(geo)) = (f.client.ip, &snap.geoip)
+        && p.uses(EvidenceSource::Geoip)
+    {
+        let a = geo.answer(ip, cfg.geoip_field, cfg.anonymous == AnonymousRule::Unknown);
+        if a.anonymous {
+            f.rejected.push(Rejected {
+                source: EvidenceSource::Geoip,
+                location: Cow::Borrowed("client_address"),
+                reason: "anonymous",
+            });
+        } else if let Some(country) = a.country {
+            f.address_known = true;
+            f.evidence.push(Evidence::new(
+                p,
+                EvidenceSource::Geoip,
+                EvidenceKind::Country,
+                country,
+                "client_address",
+            ));
+        }
+    }
+    if !f.address_known
+        && let UnknownAddress::Assume(country) = cfg.unknown_address
+    {
+        f.address_known = true;
+        f.evidence.push(Evidence::new(
+            p,
+            EvidenceSource::Geoip,
+            EvidenceKind::Country,
+            country,
+            "client_address:assumed",
+        ));
+    }
+
+    // Findings that name a country.
+    for finding in &ctx.inspection.findings {
+        if let Some(country) = finding.country {
+            let category = finding.category.as_str();
+            let kind = if category == "citizenship" {
+                EvidenceKind::Citizenship
+            } else {
+                EvidenceKind::Country
+            };
+            let mut e = Evidence::new(
+                p,
+                EvidenceSource::Body,
+                kind,
+                country,
+                finding.location.clone(),
+            );
+            e.category = Some(category);
+            e.detector = Some(finding.detector);
+            f.evidence.push(e);
+        }
+    }
+    f
+}
+
+/// A peer whose subject headers are believed: a trusted proxy, or a client whose verified
+/// certificate is valid for one of `resolve.trusted_identities`.
+fn vouched_peer(snap: &Snapshot, conn: &crate::context::ConnInfo, peer: std::net::IpAddr) -> bool {
+    snap.trusted.is_trusted(peer)
+        || (!snap.config.resolve.trusted_identities.is_empty()
+            && conn.client_identity_in(&snap.config.resolve.trusted_identities))
+}
+
+/// The subject id from the path, a trusted header or the body, as configured.
+fn subject_from_request(snap: &Snapshot, req: &Request<Body>) -> Option<String> {
+    let d = snap.config.resolve.directory.as_ref()?;
+    for source in &d.subject {
+        let id = match source {
+            SubjectIdSource::Claim => None,
+            SubjectIdSource::Header(h) => {
+                let conn = &req.extensions().get::<RequestContext>()?.conn;
+                if vouched_peer(snap, conn, conn.peer.ip()) {
+                    req.headers()
+                        .get(h)
+                        .and_then(|v| v.to_str().ok())
+                        .map(|s| s.trim().to_owned())
+                } else {
+                    None
+                }
+            }
+            SubjectIdSource::PathSegment(n) => req
+                .uri()
+                .path()
+                .split('/')
+                .nth(*n)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
+            SubjectIdSource::BodyField(pointer) => match req.body() {
+                Body::Buffered {
+                    data: Some(data), ..
+                } => serde_json::from_slice::<serde_json::Value>(data)
+                    .ok()
+                    .and_then(|v| match v.pointer(pointer)? {
+                        serde_json::Value::String(s) => Some(s.clone()),
+                        serde_json::Value::Number(n) => Some(n.to_string()),
+                        _ => None,
+                    }),
+                _ => None,
+            },
+        };
+        if let Some(id) = id.filter(|s| !s.is_empty()) {
+            return Some(id);
+        }
+    }
+    None
+}
+
+fn finish(
+    snap: &Snapshot,
+    evidence: Vec<Evidence>,
+    rejected: Vec<Rejected>,
+    home: Option<(Arc<str>, EvidenceSource)>,
+    address_known: bool,
+) -> Resolution {
+    let cfg = &snap.config.resolve;
+    let mut r = Resolution::resolve(evidence, &cfg.precedence);
+    r.rejected = rejected;
+    r.home_region = home;
+    r.address_unknown = match cfg.unknown_address {
+        UnknownAddress::FailClosed | UnknownAddress::Assume(_) => !address_known,
+        // The address is not a signal; with no other place for the subject it is unknown.
+        UnknownAddress::Ignore => r.jurisdictions.is_empty(),
+    };
+    r
 }

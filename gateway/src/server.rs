@@ -91,13 +91,24 @@ pub async fn serve<S>(
         let local = local.unwrap_or(peer);
         tokio::spawn(async move {
             let framing = Arc::new(FramingLog::default());
-            let info = |tls: bool, sni: Option<String>| {
-                Arc::new(ConnInfo::new(peer, local, tls, sni, framing.clone()))
+            let info = |tls: bool, sni: Option<String>, client_cert| {
+                Arc::new(
+                    ConnInfo::new(peer, local, tls, sni, framing.clone())
+                        .with_client_cert(client_cert),
+                )
             };
             match acceptor {
                 None => {
                     let io = Sniff::new(stream, framing.clone());
-                    serve_conn(&builder, io, info(false, None), svc, &settings, shutdown).await;
+                    serve_conn(
+                        &builder,
+                        io,
+                        info(false, None, None),
+                        svc,
+                        &settings,
+                        shutdown,
+                    )
+                    .await;
                 }
                 Some(acceptor) => {
                     let hs = tokio::time::timeout(
@@ -111,12 +122,27 @@ pub async fn serve<S>(
                     };
                     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
                     let sni = tls.get_ref().1.server_name().map(str::to_ascii_lowercase);
+                    // Verified against server.tls.client_ca during the handshake.
+                    let client_cert = tls
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|c| c.first())
+                        .map(|c| c.clone().into_owned());
                     let io = if h2 {
                         Sniff::off(tls, framing.clone())
                     } else {
                         Sniff::new(tls, framing.clone())
                     };
-                    serve_conn(&builder, io, info(true, sni), svc, &settings, shutdown).await;
+                    serve_conn(
+                        &builder,
+                        io,
+                        info(true, sni, client_cert),
+                        svc,
+                        &settings,
+                        shutdown,
+                    )
+                    .await;
                 }
             }
             drop(permit);

@@ -28,6 +28,8 @@ pub struct Snapshot {
     pub geoip: Option<Arc<GeoIp>>,
     pub trusted: TrustedProxies,
     pub pools: HashMap<Arc<str>, RegionPool>,
+    /// The subject directory, when `[resolve.directory]` is configured.
+    pub directory: Option<Arc<domicile_regions::directory::Directory>>,
 }
 
 impl Snapshot {
@@ -78,6 +80,16 @@ impl Snapshot {
                 .collect(),
         )
         .map_err(|es| es.into_iter().map(|e| e.to_string()).collect::<Vec<_>>());
+        let directory = match &config.resolve.directory {
+            None => None,
+            Some(d) => match domicile_regions::directory::Directory::open(&d.path) {
+                Ok(dir) => Some(dir),
+                Err(e) => {
+                    errors.push(e.to_string());
+                    None
+                }
+            },
+        };
         let pools = build_pools(&config.regions);
         let (kb, registry, pools) = match (kb, registry, pools) {
             (Ok(kb), Ok(reg), Ok(pools)) if errors.is_empty() => (kb, reg, pools),
@@ -108,6 +120,7 @@ impl Snapshot {
             registry,
             geoip,
             pools,
+            directory,
         })
     }
 

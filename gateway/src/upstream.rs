@@ -49,6 +49,31 @@ pub struct Backend {
     pub response_timeout: Duration,
     pub connect_timeout: Duration,
     pub health: Option<(String, Duration)>,
+    /// Requests awaiting this backend's response head.
+    inflight: AtomicUsize,
+    /// At most this many at once; more are shed (`max_concurrent`).
+    pub max_concurrent: Option<usize>,
+}
+
+/// A request's place under a backend's concurrency limit, released on drop.
+#[derive(Debug)]
+pub struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The outcome of choosing a backend.
+#[derive(Debug)]
+pub enum Pick<'a> {
+    /// This backend, with the request's place under its limit.
+    Backend(&'a Backend, InFlight<'a>),
+    /// Every live backend is at its concurrency limit: the request is shed.
+    Saturated,
+    /// No backend is up.
+    Down,
 }
 
 impl Backend {
@@ -76,6 +101,21 @@ impl Backend {
             .request(req)
             .await
             .map_err(crate::pool::SendError::Client)
+    }
+
+    /// Takes a place under the concurrency limit, if one is free.
+    pub fn try_acquire(&self) -> Option<InFlight<'_>> {
+        let prev = self.inflight.fetch_add(1, Ordering::AcqRel);
+        let slot = InFlight(&self.inflight);
+        match self.max_concurrent {
+            Some(max) if prev >= max => None,
+            _ => Some(slot),
+        }
+    }
+
+    /// Requests awaiting this backend now.
+    pub fn in_flight(&self) -> usize {
+        self.inflight.load(Ordering::Acquire)
     }
 
     pub fn is_up(&self) -> bool {
@@ -136,17 +176,25 @@ pub struct RegionPool {
 }
 
 impl RegionPool {
-    /// The next backend in turn.
-    pub fn pick(&self) -> Option<(usize, &Backend)> {
+    /// The next live backend in turn with a free place under its concurrency limit.
+    pub fn pick_slot(&self) -> Pick<'_> {
         let len = self.backends.len();
         if len == 0 {
-            return None;
+            return Pick::Down;
         }
         let start = self.next.fetch_add(1, Ordering::Relaxed);
-        (0..len)
-            .map(|k| (start + k) % len)
-            .find(|&n| self.backends[n].is_up())
-            .map(|n| (n, &self.backends[n]))
+        let mut any_up = false;
+        for k in 0..len {
+            let b = &self.backends[(start + k) % len];
+            if !b.is_up() {
+                continue;
+            }
+            any_up = true;
+            if let Some(slot) = b.try_acquire() {
+                return Pick::Backend(b, slot);
+            }
+        }
+        if any_up { Pick::Saturated } else { Pick::Down }
     }
 
     /// Whether any backend is up.
@@ -207,6 +255,8 @@ fn build_backend(b: &BackendConfig) -> Result<Backend, String> {
         response_timeout: b.response_timeout,
         connect_timeout: b.connect_timeout,
         health: b.health.clone(),
+        inflight: AtomicUsize::new(0),
+        max_concurrent: b.max_concurrent,
     })
 }
 

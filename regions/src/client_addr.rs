@@ -1,6 +1,6 @@
 //! The real client address, through the configured trusted-proxy chain.
 //!
-//! `X-Forwarded-For` is honoured only when the socket peer is a trusted proxy, and then walked
+//! `X-Forwarded-For` (or, when configured, `Forwarded`) is honoured only when the socket peer is a trusted proxy, and then walked
 //! right to left: trusted hops are skipped and the first untrusted hop is the client. A malformed
 //! entry makes the address unknown (which resolves to the strictest regime), never a guess.
 
@@ -21,6 +21,8 @@ pub enum AddrSource {
     Peer,
     /// An `X-Forwarded-For` entry added by a trusted proxy.
     ForwardedFor,
+    /// A `Forwarded` (RFC 7239) `for=` entry added by a trusted proxy.
+    Forwarded,
 }
 
 /// The resolved client address.
@@ -55,43 +57,82 @@ impl TrustedProxies {
         peer: IpAddr,
         forwarded_for: impl DoubleEndedIterator<Item = &'a [u8]>,
     ) -> ClientAddr {
+        let mut values = forwarded_for.peekable();
+        let present = values.peek().is_some();
+        self.walk(
+            peer,
+            present,
+            AddrSource::ForwardedFor,
+            values
+                .rev()
+                .flat_map(|v| v.rsplit(|b| *b == b','))
+                .map(parse_entry),
+        )
+    }
+
+    /// Resolves the client from the peer and the RFC 7239 `Forwarded` header values in order:
+    /// the `for=` parameter of each element, an IPv4 address or a bracketed IPv6 address,
+    /// optionally with a port. `unknown` and obfuscated identifiers make the client unknown.
+    pub fn resolve_forwarded<'a>(
+        &self,
+        peer: IpAddr,
+        forwarded: impl DoubleEndedIterator<Item = &'a [u8]>,
+    ) -> ClientAddr {
+        let mut values = forwarded.peekable();
+        let present = values.peek().is_some();
+        self.walk(
+            peer,
+            present,
+            AddrSource::Forwarded,
+            values
+                .rev()
+                .flat_map(|v| v.rsplit(|b| *b == b','))
+                .map(parse_forwarded_element),
+        )
+    }
+
+    /// Walks the chain from its last hop: trusted hops are skipped, the first untrusted hop is
+    /// the client, a malformed hop makes it unknown.
+    fn walk(
+        &self,
+        peer: IpAddr,
+        present: bool,
+        source: AddrSource,
+        hops_from_last: impl Iterator<Item = Option<IpAddr>>,
+    ) -> ClientAddr {
         let peer = canonical(peer);
-        let mut entries = forwarded_for.peekable();
         if !self.is_trusted(peer) {
             return ClientAddr {
                 ip: Some(peer),
                 source: AddrSource::Peer,
-                ignored_forwarded_for: entries.peek().is_some(),
+                ignored_forwarded_for: present,
                 malformed: false,
             };
         }
         let mut last = None;
-        // Header values are walked from the last one, and each value from its last entry.
-        for value in entries.rev() {
-            for entry in value.rsplit(|b| *b == b',') {
-                let Some(ip) = parse_entry(entry) else {
-                    return ClientAddr {
-                        ip: None,
-                        source: AddrSource::ForwardedFor,
-                        ignored_forwarded_for: false,
-                        malformed: true,
-                    };
+        for hop in hops_from_last {
+            let Some(ip) = hop else {
+                return ClientAddr {
+                    ip: None,
+                    source,
+                    ignored_forwarded_for: false,
+                    malformed: true,
                 };
-                if !self.is_trusted(ip) {
-                    return ClientAddr {
-                        ip: Some(ip),
-                        source: AddrSource::ForwardedFor,
-                        ignored_forwarded_for: false,
-                        malformed: false,
-                    };
-                }
-                last = Some(ip);
+            };
+            if !self.is_trusted(ip) {
+                return ClientAddr {
+                    ip: Some(ip),
+                    source,
+                    ignored_forwarded_for: false,
+                    malformed: false,
+                };
             }
+            last = Some(ip);
         }
         match last {
             Some(ip) => ClientAddr {
                 ip: Some(ip),
-                source: AddrSource::ForwardedFor,
+                source,
                 ignored_forwarded_for: false,
                 malformed: false,
             },
@@ -103,6 +144,41 @@ impl TrustedProxies {
             },
         }
     }
+}
+
+/// The `for=` address of one `Forwarded` element (`for=192.0.2.1;proto=https`,
+/// `for="[2001:db8::1]:443"`). An element without `for=` or with a non-address identifier is
+/// malformed.
+fn parse_forwarded_element(element: &[u8]) -> Option<IpAddr> {
+    let s = std::str::from_utf8(element).ok()?;
+    let value = s.split(';').find_map(|pair| {
+        let (k, v) = pair.trim_matches([' ', '\t']).split_once('=')?;
+        k.eq_ignore_ascii_case("for").then_some(v)
+    })?;
+    let v = value
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(value);
+    if let Some(rest) = v.strip_prefix('[') {
+        let (addr, after) = rest.split_once(']')?;
+        if !(after.is_empty()
+            || after
+                .strip_prefix(':')
+                .is_some_and(|p| p.parse::<u16>().is_ok()))
+        {
+            return None;
+        }
+        return addr
+            .parse::<std::net::Ipv6Addr>()
+            .ok()
+            .map(|a| canonical(IpAddr::V6(a)));
+    }
+    let addr = match v.split_once(':') {
+        Some((a, port)) if port.parse::<u16>().is_ok() => a,
+        Some(_) => return None,
+        None => v,
+    };
+    addr.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4)
 }
 
 /// Strict parse of one `X-Forwarded-For` entry: a bare IPv4 or IPv6 address, optional spaces
@@ -192,6 +268,41 @@ mod tests {
             assert_eq!(c.ip, None, "{bad}");
             assert!(c.malformed, "{bad}");
         }
+    }
+
+    #[test]
+    fn forwarded_header_takes_rightmost_untrusted_for() {
+        let c = tp().resolve_forwarded(
+            ip("127.0.0.1"),
+            [
+                b"for=192.0.2.66;proto=https, for=\"[2001:db8::7]:4711\"".as_slice(),
+                b"for=10.0.0.1;by=10.0.0.2".as_slice(),
+            ]
+            .into_iter(),
+        );
+        assert_eq!(c.ip, Some(ip("2001:db8::7")));
+        assert_eq!(c.source, AddrSource::Forwarded);
+        let c = tp().resolve_forwarded(
+            ip("127.0.0.1"),
+            [b"for=198.51.100.7:8080".as_slice()].into_iter(),
+        );
+        assert_eq!(c.ip, Some(ip("198.51.100.7")));
+        for bad in [
+            "for=unknown",
+            "for=_hidden",
+            "proto=https",
+            "for=\"[::1\"",
+            "for=1.2.3.4:x",
+        ] {
+            let c = tp().resolve_forwarded(ip("127.0.0.1"), [bad.as_bytes()].into_iter());
+            assert!(c.malformed, "{bad}");
+        }
+        let c = tp().resolve_forwarded(
+            ip("198.51.100.9"),
+            [b"for=192.0.2.1".as_slice()].into_iter(),
+        );
+        assert_eq!(c.ip, Some(ip("198.51.100.9")));
+        assert!(c.ignored_forwarded_for);
     }
 
     #[test]

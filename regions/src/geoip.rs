@@ -9,10 +9,29 @@ use maxminddb::PathElement;
 
 use crate::client_addr::canonical;
 
+/// Which country of a GeoIP record is the client's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CountryField {
+    /// Where the address is used (`country`), the default.
+    #[default]
+    Country,
+    /// Where the address block is registered (`registered_country`).
+    RegisteredCountry,
+}
+
+/// What the database says about one address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GeoAnswer {
+    pub country: Option<Country>,
+    /// The database marks the address as an anonymous proxy, VPN or Tor exit.
+    pub anonymous: bool,
+}
+
 /// A loaded MaxMind database.
 pub struct GeoIp {
     reader: maxminddb::Reader<Vec<u8>>,
     description: String,
+    build_date: String,
 }
 
 impl std::fmt::Debug for GeoIp {
@@ -56,6 +75,7 @@ impl GeoIp {
     fn check(reader: maxminddb::Reader<Vec<u8>>, what: String) -> Result<GeoIp, GeoIpError> {
         let geo = GeoIp {
             description: format!("{} ({})", reader.metadata().database_type, what),
+            build_date: civil_date(reader.metadata().build_epoch),
             reader,
         };
         // A probe lookup walks the tree and decodes a record: a corrupt file fails here rather
@@ -72,24 +92,66 @@ impl GeoIp {
     }
 
     fn lookup_checked(&self, ip: IpAddr) -> Result<Option<Country>, maxminddb::MaxMindDbError> {
+        self.lookup_field(ip, CountryField::Country, false)
+            .map(|a| a.and_then(|a| a.country))
+    }
+
+    fn lookup_field(
+        &self,
+        ip: IpAddr,
+        field: CountryField,
+        anonymity: bool,
+    ) -> Result<Option<GeoAnswer>, maxminddb::MaxMindDbError> {
         let result = self.reader.lookup(canonical(ip))?;
         if !result.has_data() {
             return Ok(None);
         }
-        let path = [PathElement::Key("country"), PathElement::Key("iso_code")];
+        let key = match field {
+            CountryField::Country => "country",
+            CountryField::RegisteredCountry => "registered_country",
+        };
+        let path = [PathElement::Key(key), PathElement::Key("iso_code")];
         let code: Option<&str> = result.decode_path(&path)?;
         let code = match code {
             Some(c) => Some(c),
             // DBs with a flat `country_code` field (several free country DBs).
             None => result.decode_path(&[PathElement::Key("country_code")])?,
         };
-        Ok(code.and_then(|c| Country::parse(c).ok()))
+        let flag = |path: &[PathElement<'_>]| -> bool {
+            matches!(result.decode_path::<bool>(path), Ok(Some(true)))
+        };
+        let anonymous = anonymity
+            && (flag(&[
+                PathElement::Key("traits"),
+                PathElement::Key("is_anonymous_proxy"),
+            ]) || flag(&[PathElement::Key("traits"), PathElement::Key("is_anonymous")])
+                || flag(&[PathElement::Key("is_anonymous")]));
+        Ok(Some(GeoAnswer {
+            country: code.and_then(|c| Country::parse(c).ok()),
+            anonymous,
+        }))
     }
 
     /// The country of `ip`; `None` when the database has no country for it or the record is
     /// unreadable (both resolve to "unknown", which is the strictest case).
     pub fn lookup(&self, ip: IpAddr) -> Option<Country> {
         self.lookup_checked(ip).ok().flatten()
+    }
+
+    /// The country of `ip` from the chosen field, and whether the database marks the address
+    /// as an anonymiser (`traits.is_anonymous_proxy`, `traits.is_anonymous` or a top-level
+    /// `is_anonymous`, as MaxMind's Country, City and Anonymous-IP databases do). The
+    /// anonymity fields are read only when `anonymity` is asked for.
+    pub fn answer(&self, ip: IpAddr, field: CountryField, anonymity: bool) -> GeoAnswer {
+        self.lookup_field(ip, field, anonymity)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+
+    /// The database's build date (UTC), `YYYY-MM-DD`, for decision records.
+    pub fn build_date(&self) -> &str {
+        &self.build_date
     }
 
     /// The database's build time (seconds since the epoch), for decision records.
@@ -99,6 +161,24 @@ impl GeoIp {
 
     pub fn description(&self) -> &str {
         &self.description
+    }
+}
+
+/// The UTC date of a Unix time, `YYYY-MM-DD`.
+fn civil_date(epoch: u64) -> String {
+    {
+        let days = (epoch / 86_400) as i64;
+        // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let d = doy - (153 * mp + 2) / 5 + 1;
+        let m = if mp < 10 { mp + 3 } else { mp - 9 };
+        let y = yoe + era * 400 + i64::from(m <= 2);
+        format!("{y:04}-{m:02}-{d:02}")
     }
 }
 
@@ -161,6 +241,13 @@ mod tests {
             Some("FR")
         );
         assert_eq!(geo.lookup("203.0.113.1".parse().unwrap()), None);
+    }
+
+    #[test]
+    fn build_dates_are_civil_dates() {
+        assert_eq!(civil_date(0), "1970-01-01");
+        assert_eq!(civil_date(951_782_400), "2000-02-29");
+        assert_eq!(civil_date(1_795_910_466), "2026-11-29");
     }
 
     #[test]

@@ -504,6 +504,44 @@ pub mod client {
         send(req, false).await
     }
 
+    /// POSTs JSON over TLS and HTTP/1.1 to `localhost` at `addr`, with `cfg` (which may carry
+    /// a client certificate) and extra headers.
+    pub async fn tls_post(
+        addr: SocketAddr,
+        cfg: rustls::ClientConfig,
+        path: &str,
+        headers: &[(&str, &str)],
+        json: &str,
+    ) -> Reply {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+            .connect(name, tcp)
+            .await
+            .unwrap();
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let mut b = Request::post(path)
+            .header("host", "localhost")
+            .header("content-type", "application/json");
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let res = send
+            .send_request(b.body(Full::new(Bytes::from(json.to_owned()))).unwrap())
+            .await
+            .unwrap();
+        let (parts, body) = res.into_parts();
+        Reply {
+            status: parts.status,
+            headers: parts.headers,
+            body: body.collect().await.unwrap().to_bytes(),
+            version: parts.version,
+        }
+    }
+
     pub async fn get(url: &str) -> Reply {
         send(
             Request::get(url).body(Full::new(Bytes::new())).unwrap(),

@@ -3,6 +3,7 @@
 //! column and key.
 
 pub mod raw;
+pub mod signals;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -74,6 +75,8 @@ pub enum LogFormat {
 pub struct TlsFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// Roots for optional client certificates; a verified one is an mTLS identity.
+    pub client_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -166,6 +169,8 @@ pub struct BackendConfig {
     pub response_timeout: Duration,
     /// Active health check: `GET` this path every interval; a failure marks the backend down.
     pub health: Option<(String, Duration)>,
+    /// At most this many requests awaiting the backend at once; more are shed with 503.
+    pub max_concurrent: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -229,6 +234,9 @@ pub struct RouteConfig {
     /// The contracts the route's transfers may rely on (all contracts unless the route names
     /// some).
     pub contracts: Arc<[Contract]>,
+    /// Regions besides the home region that reads (GET, HEAD, OPTIONS) of a `home` route may
+    /// go to, each only when the policy allows the transfer there.
+    pub read_regions: Vec<Arc<str>>,
 }
 
 #[derive(Debug, Clone)]
@@ -260,6 +268,8 @@ pub struct Config {
     pub policy: PolicyConfig,
     pub regions: Vec<RegionConfig>,
     pub routes: Vec<RouteConfig>,
+    /// `[resolve]`: jurisdiction signals, their precedence and the GeoIP rules.
+    pub resolve: signals::ResolveConfig,
     /// A digest of the file text, part of the policy revision.
     pub text_digest: u64,
 }
@@ -783,6 +793,7 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
     let tls = raw.server.tls.as_ref().map(|t| TlsFiles {
         cert: c.path(t.cert.get_ref()),
         key: c.path(t.key.get_ref()),
+        client_ca: t.client_ca.as_ref().map(|p| c.path(p.get_ref())),
     });
     let l = &raw.server.limits;
     let limits = Limits {
@@ -1202,6 +1213,10 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
                     }
                 })
             });
+            let max_concurrent = b
+                .max_concurrent
+                .as_ref()
+                .map(|v| c.positive(&Some(v.clone()), &bk("max_concurrent"), 1));
             if let Some(url) = url {
                 backends.push(BackendConfig {
                     url,
@@ -1211,6 +1226,7 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
                     connect_timeout,
                     response_timeout,
                     health,
+                    max_concurrent,
                 });
             }
         }
@@ -1388,6 +1404,17 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
                 Arc::from(picked)
             }
         };
+        let mut read_regions = Vec::new();
+        for (m, v) in r.read_regions.iter().enumerate() {
+            let rk = format!("routes[{n}].read_regions[{m}]");
+            if placement != Some(Placement::Home) {
+                c.err(v, &rk, "read_regions applies to placement \"home\" only");
+            } else if region_ids.contains(v.get_ref()) {
+                read_regions.push(Arc::from(v.get_ref().as_str()));
+            } else {
+                c.err(v, &rk, format!("no region with id {:?}", v.get_ref()));
+            }
+        }
         if let Some(placement) = placement {
             routes.push(RouteConfig {
                 id: Arc::from(r.id.get_ref().as_str()),
@@ -1405,6 +1432,7 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
                 frequency,
                 evidence: r.evidence.iter().map(|e| e.get_ref().clone()).collect(),
                 contracts: route_contracts,
+                read_regions,
             });
         }
     }
@@ -1421,6 +1449,7 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
             None
         }
     });
+    let resolve = signals::convert(c, &raw);
     Config {
         source: c.loc.file.to_owned(),
         server: ServerConfig {
@@ -1456,6 +1485,7 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
         },
         regions,
         routes,
+        resolve,
         text_digest: digest.finish(),
     }
 }

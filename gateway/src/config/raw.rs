@@ -32,6 +32,8 @@ pub struct FileConfig {
     pub contracts: Vec<FileContract>,
     #[serde(default)]
     pub overrides: Vec<FileOverride>,
+    #[serde(default)]
+    pub resolve: FileResolve,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -53,6 +55,8 @@ pub struct FileServer {
 pub struct FileServerTls {
     pub cert: S<String>,
     pub key: S<String>,
+    /// CA bundle (PEM) for optional client certificates (mTLS identities).
+    pub client_ca: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -100,6 +104,13 @@ pub struct FileTrace {
 #[serde(deny_unknown_fields)]
 pub struct FileGeoip {
     pub database: S<String>,
+    /// `country` (default) or `registered_country`.
+    pub country_field: Option<S<String>>,
+    /// What an address without a country gives: `fail_closed` (default), `ignore`, or a
+    /// country code to assume.
+    pub unknown: Option<S<String>>,
+    /// What an anonymiser address gives: `unknown` (default) or `country`.
+    pub anonymous: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -107,6 +118,8 @@ pub struct FileGeoip {
 pub struct FileNetwork {
     #[serde(default)]
     pub trusted_proxies: Vec<S<String>>,
+    /// `x-forwarded-for` (default) or `forwarded`.
+    pub client_address_header: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -169,6 +182,7 @@ pub struct FileBackend {
     pub response_timeout: Option<S<String>>,
     pub health_path: Option<S<String>>,
     pub health_interval: Option<S<String>>,
+    pub max_concurrent: Option<S<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -190,6 +204,9 @@ pub struct FileRoute {
     #[serde(default)]
     pub evidence: Vec<S<String>>,
     pub contracts: Option<Vec<S<String>>>,
+    /// Where reads (GET, HEAD, OPTIONS) of a `home` route may go besides the home region.
+    #[serde(default)]
+    pub read_regions: Vec<S<String>>,
 }
 
 /// A contract on file: an Art 46-type instrument between two entities.
@@ -206,6 +223,21 @@ pub struct FileContract {
     #[serde(default)]
     pub measures: Vec<S<String>>,
     pub notified: Option<S<String>>,
+}
+
+/// `[resolve]`: the jurisdiction signals and their precedence.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileResolve {
+    pub precedence: Option<Vec<S<String>>>,
+    pub on_conflict: Option<S<String>>,
+    #[serde(default)]
+    pub headers: Vec<FileSubjectHeader>,
+    /// DNS names whose verified client certificates may set subject headers.
+    #[serde(default)]
+    pub trusted_identities: Vec<S<String>>,
+    pub tokens: Option<FileTokens>,
+    pub directory: Option<FileDirectory>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -236,4 +268,56 @@ pub struct FileOverride {
     pub regimes: Vec<S<String>>,
     #[serde(default)]
     pub regions: Vec<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSubjectHeader {
+    pub name: S<String>,
+    pub says: S<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileTokens {
+    pub header: Option<S<String>>,
+    pub cookie: Option<S<String>>,
+    pub leeway: Option<S<String>>,
+    #[serde(default)]
+    pub claims: FileClaims,
+    #[serde(default)]
+    pub issuers: Vec<FileIssuer>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileClaims {
+    pub country: Option<String>,
+    pub residence: Option<String>,
+    pub citizenship: Option<String>,
+    pub home_region: Option<String>,
+    pub subject: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileIssuer {
+    pub issuer: S<String>,
+    #[serde(default)]
+    pub audience: Vec<S<String>>,
+    pub jwks: Option<S<String>>,
+    pub pem: Option<S<String>>,
+    pub kid: Option<String>,
+    pub hs256_secret_file: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileDirectory {
+    pub path: S<String>,
+    pub subject_claim: Option<bool>,
+    pub subject_header: Option<S<String>>,
+    pub subject_path_segment: Option<S<i64>>,
+    pub subject_body_field: Option<S<String>>,
+    pub record_first_write: Option<bool>,
 }

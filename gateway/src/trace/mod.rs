@@ -109,11 +109,27 @@ pub fn encode(
             },
             client_address_source: match ctx.client.as_ref().map(|c| c.source) {
                 Some(AddrSource::ForwardedFor) => "x_forwarded_for",
+                Some(AddrSource::Forwarded) => "forwarded",
                 _ => "peer",
             },
             forwarded_for_ignored: ctx.client.as_ref().is_some_and(|c| c.ignored_forwarded_for),
             geoip_build_epoch: ctx.snapshot.geoip.as_ref().map(|g| g.build_epoch()),
             home_region: ctx.home_region.as_deref(),
+            plausible: ctx.resolution.as_ref().map_or(&[], |r| &r.plausible),
+            rule: ctx
+                .resolution
+                .as_ref()
+                .map_or("strictest", |r| r.rule.as_str()),
+            citizenship: ctx.resolution.as_ref().map_or(empty_j, |r| &r.citizenship),
+            rejected_evidence: ctx.resolution.as_ref().map_or(&[], |r| &r.rejected),
+            geoip_build_date: ctx.snapshot.geoip.as_deref().map(|g| g.build_date()),
+            home_region_source: ctx.home_region.as_ref().map(|h| {
+                match ctx.resolution.as_ref().and_then(|r| r.home_region.as_ref()) {
+                    Some((r, s)) if r == h => s.as_str(),
+                    _ => "jurisdiction",
+                }
+            }),
+            directory: ctx.directory.as_str(),
         },
         inspection: &ctx.inspection.status,
         findings: &ctx.inspection.findings,

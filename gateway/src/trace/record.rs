@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use domicile_policy::{Country, Date, Reason};
-use domicile_regions::Evidence;
+use domicile_regions::{Evidence, Plausible, Rejected};
 use serde::Serialize;
 
 use crate::inspect::{Finding, InspectStatus};
@@ -33,6 +33,22 @@ pub struct SubjectRecord<'a> {
     pub forwarded_for_ignored: bool,
     pub geoip_build_epoch: Option<u64>,
     pub home_region: Option<&'a str>,
+    /// The plausible jurisdictions with their confidence.
+    pub plausible: &'a [Plausible],
+    /// How conflicting evidence was resolved: `strictest` or `precedence`.
+    pub rule: &'static str,
+    /// Countries the subject is a citizen of, from the evidence.
+    pub citizenship: &'a [Country],
+    /// Evidence offered and not accepted (tokens that did not verify, spoofed subject headers,
+    /// anonymiser addresses).
+    pub rejected_evidence: &'a [Rejected],
+    /// The GeoIP database's build date (UTC).
+    pub geoip_build_date: Option<&'a str>,
+    /// Where the home region came from: `directory`, `token`, `header` or `jurisdiction`.
+    pub home_region_source: Option<&'static str>,
+    /// What the subject directory did: `absent`, `found`, `stored` or `failed`; absent when
+    /// there is no directory or no subject id.
+    pub directory: Option<&'static str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -123,18 +139,45 @@ impl DecisionRecord<'_> {
                     .array("regimes", s.regimes, |o, r| json::string(o, r))
                     .bool("conflict", s.conflict)
                     .array("evidence", s.evidence, |o, e| {
-                        Obj::new(o)
-                            .str("source", e.source.as_str())
+                        let mut eo = Obj::new(o);
+                        eo.str("source", e.source.as_str())
+                            .str("kind", e.kind.as_str())
                             .str("country", e.country.as_str())
                             .num("weight", u64::from(e.weight))
-                            .str("location", &e.location)
-                            .end()
+                            .str("location", &e.location);
+                        if let Some(c) = e.category {
+                            eo.str("category", c);
+                        }
+                        if let Some(d) = e.detector {
+                            eo.str("detector", d);
+                        }
+                        eo.end()
                     })
                     .opt_str("client_address", s.client_address.as_deref())
                     .str("client_address_source", s.client_address_source)
                     .bool("forwarded_for_ignored", s.forwarded_for_ignored)
                     .opt_num("geoip_build_epoch", s.geoip_build_epoch)
                     .opt_str("home_region", s.home_region)
+                    .array("plausible", s.plausible, |o, p| {
+                        Obj::new(o)
+                            .str("country", p.country.as_str())
+                            .num("confidence", u64::from(p.confidence))
+                            .end()
+                    })
+                    .str("rule", s.rule)
+                    .array("citizenship", s.citizenship, |o, c| {
+                        json::string(o, c.as_str())
+                    })
+                    .array("rejected_evidence", s.rejected_evidence, |o, r| {
+                        Obj::new(o)
+                            .str("source", r.source.as_str())
+                            .str("location", &r.location)
+                            .str("reason", r.reason)
+                            .end()
+                    })
+                    .opt_str("geoip_build_date", s.geoip_build_date)
+                    .opt_str("home_region_source", s.home_region_source)
+                    .opt_str("directory", s.directory)
                     .end()
             })
             .with("inspection", |o| {
@@ -218,11 +261,34 @@ mod tests {
     #[test]
     fn the_fast_writer_matches_serde_json() {
         let regimes: Vec<Arc<str>> = vec![Arc::from("GDPR"), Arc::from("US-FED")];
-        let evidence = vec![Evidence {
-            source: EvidenceSource::Phone,
-            country: Country::parse("DE").unwrap(),
-            weight: 40,
-            location: "/contacts/0/phone".into(),
+        let evidence = vec![
+            Evidence {
+                source: EvidenceSource::Body,
+                kind: domicile_regions::EvidenceKind::Country,
+                country: Country::parse("DE").unwrap(),
+                weight: 40,
+                location: "/contacts/0/phone".into(),
+                category: Some("phone"),
+                detector: Some("phone.e164"),
+            },
+            Evidence {
+                source: EvidenceSource::Geoip,
+                kind: domicile_regions::EvidenceKind::Country,
+                country: Country::parse("US").unwrap(),
+                weight: 60,
+                location: "client_address".into(),
+                category: None,
+                detector: None,
+            },
+        ];
+        let plausible = vec![Plausible {
+            country: Country::parse("US").unwrap(),
+            confidence: 60,
+        }];
+        let rejected = vec![Rejected {
+            source: EvidenceSource::Token,
+            location: "header:authorization".into(),
+            reason: "expired",
         }];
         let findings = vec![
             Finding {
@@ -288,6 +354,13 @@ mod tests {
                     forwarded_for_ignored: false,
                     geoip_build_epoch: epoch,
                     home_region: region,
+                    plausible: &plausible,
+                    rule: "strictest",
+                    citizenship: &jurisdictions[1..],
+                    rejected_evidence: &rejected,
+                    geoip_build_date: epoch.map(|_| "2026-11-28"),
+                    home_region_source: region.map(|_| "directory"),
+                    directory: region.map(|_| "stored"),
                 },
                 inspection: &inspection,
                 findings: &findings,

@@ -1,0 +1,632 @@
+//! Jurisdiction from many signals: body evidence against the client address, verified token
+//! claims, trusted subject headers, the subject directory and its admin API, and the GeoIP
+//! rules. Each test checks which backend got the request, the status, and the record.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use base64::Engine as _;
+use bytes::Bytes;
+use domicile_tests::client::{self, Reply, post_json};
+use domicile_tests::{Backend, Gateway};
+use http::Request;
+use http_body_util::Full;
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use serde_json::json;
+
+const EU_IP: &str = "192.0.2.10";
+const US_IP: &str = "198.51.100.7";
+const ADMIN_TOKEN: &str = "0123456789abcdef0123";
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+async fn post_with(url: &str, headers: &[(&str, &str)], json: &str) -> Reply {
+    let mut b = Request::post(url).header("content-type", "application/json");
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    client::send(
+        b.body(Full::new(Bytes::from(json.to_owned()))).unwrap(),
+        false,
+    )
+    .await
+}
+
+async fn admin(gw: &Gateway, method: &str, path: &str, body: Option<&str>) -> Reply {
+    let req = Request::builder()
+        .method(method)
+        .uri(gw.admin_url(path))
+        .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.unwrap_or("").to_owned())))
+        .unwrap();
+    client::send(req, false).await
+}
+
+async fn metrics(gw: &Gateway) -> String {
+    admin(gw, "GET", "/metrics", None).await.text()
+}
+
+/// The standard two-region config with an admin token, `extra` appended, and `edit` applied.
+async fn start(
+    eu: &Backend,
+    us: &Backend,
+    extra: &str,
+    prepare: impl FnOnce(&std::path::Path),
+    edit: impl FnOnce(String) -> String,
+) -> Gateway {
+    let dir = tempfile::tempdir().unwrap();
+    prepare(dir.path());
+    let trace = dir.path().join("traces");
+    let text = domicile_tests::two_regions(&eu.url(), &us.url(), &trace, extra).replace(
+        "[admin]\nlisten = \"127.0.0.1:0\"",
+        &format!("[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"{ADMIN_TOKEN}\""),
+    );
+    Gateway::start(dir, &edit(text), false).await
+}
+
+#[tokio::test]
+async fn a_german_phone_from_a_us_client_is_plausibly_both_and_the_strictest_rule_decides() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let gw = Gateway::two_regions(&eu, &us, "").await;
+    let r = post_json(&gw.url("/customers"), US_IP, r#"{"phone":"+49 30 901820"}"#).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("domicile-region"), Some("eu-central"));
+    assert_eq!((eu.count(), us.count()), (1, 0));
+    let rec = gw.record(r.header("domicile-decision").unwrap());
+    let s = &rec["subject"];
+    assert_eq!(s["jurisdictions"], json!(["US", "DE"]));
+    assert_eq!(
+        s["plausible"],
+        json!([{"country": "US", "confidence": 60}, {"country": "DE", "confidence": 40}])
+    );
+    assert_eq!(s["rule"], "strictest");
+    assert_eq!(
+        s["evidence"],
+        json!([
+            {"source": "geoip", "kind": "country", "country": "US", "weight": 60, "location": "client_address"},
+            {"source": "body", "kind": "country", "country": "DE", "weight": 40, "location": "/phone",
+             "category": "phone", "detector": "phone.e164"}
+        ])
+    );
+    assert_eq!(rec["reasons"][0]["step"], "resolve");
+    assert_eq!(rec["reasons"][0]["rule"], "resolve.strictest");
+    assert_eq!(
+        rec["reasons"][0]["finding"],
+        "the evidence points to US (60%), DE (40%); every plausible jurisdiction is evaluated and the strictest answer applies"
+    );
+    // The fixed US route: the strictest rule (GDPR for DE) blocks it.
+    let r = post_json(&gw.url("/analytics"), US_IP, r#"{"phone":"+49 30 901820"}"#).await;
+    assert_eq!(r.status, 451);
+    assert_eq!(r.json()["reason"], "no_transfer_basis");
+    assert_eq!(us.count(), 0);
+    assert!(!gw.trace_text().contains("901820"));
+    gw.running.shutdown().await;
+}
+
+/// Keys for the token tests: an ES256 key whose public half is a PEM file, an Ed25519 key
+/// published in a JWKS file, and a stranger's key of each kind.
+struct Keys {
+    es: rcgen::KeyPair,
+    ed: rcgen::KeyPair,
+    stranger_es: rcgen::KeyPair,
+}
+
+impl Keys {
+    fn new() -> Keys {
+        Keys {
+            es: rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap(),
+            ed: rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap(),
+            stranger_es: rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap(),
+        }
+    }
+
+    fn write(&self, dir: &std::path::Path) {
+        std::fs::write(dir.join("es.pem"), self.es.public_key_pem()).unwrap();
+        let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.ed.public_key_raw());
+        let jwks = json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": x, "kid": "ed-1", "alg": "EdDSA", "use": "sig"}]});
+        std::fs::write(dir.join("jwks.json"), jwks.to_string()).unwrap();
+    }
+
+    fn es256(&self, key: &rcgen::KeyPair, claims: serde_json::Value) -> String {
+        let k = EncodingKey::from_ec_pem(key.serialize_pem().as_bytes()).unwrap();
+        encode(&Header::new(Algorithm::ES256), &claims, &k).unwrap()
+    }
+
+    fn eddsa(&self, claims: serde_json::Value) -> String {
+        let k = EncodingKey::from_ed_pem(self.ed.serialize_pem().as_bytes()).unwrap();
+        let mut h = Header::new(Algorithm::EdDSA);
+        h.kid = Some("ed-1".into());
+        encode(&h, &claims, &k).unwrap()
+    }
+}
+
+const TOKENS: &str = r#"
+[resolve.tokens]
+leeway = "1s"
+
+[[resolve.tokens.issuers]]
+issuer = "https://id.example"
+audience = ["domicile"]
+pem = "es.pem"
+
+[[resolve.tokens.issuers]]
+issuer = "https://partner.example"
+jwks = "jwks.json"
+"#;
+
+#[tokio::test]
+async fn verified_token_claims_are_evidence_and_forged_or_expired_tokens_are_not() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let keys = Keys::new();
+    let gw = start(&eu, &us, TOKENS, |d| keys.write(d), |t| t).await;
+    let good = json!({"iss": "https://id.example", "aud": "domicile", "exp": now() + 300,
+        "sub": "user-7", "country": "DE", "citizenship": ["IT"]});
+
+    // A loopback client has no GeoIP country: without a token, personal data fails closed.
+    let url = gw.url("/customers");
+    let body = r#"{"email":"jane@example.com"}"#;
+    let r = post_with(&url, &[], body).await;
+    assert_eq!(r.status, 451);
+    assert_eq!(r.json()["reason"], "jurisdiction_unknown");
+
+    // A verified ES256 token (PEM key) says DE: the subject is resolved and stored at home.
+    let bearer = format!("Bearer {}", keys.es256(&keys.es, good.clone()));
+    let r = post_with(&url, &[("authorization", &bearer)], body).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("domicile-region"), Some("eu-central"));
+    let rec = gw.record(r.header("domicile-decision").unwrap());
+    assert_eq!(rec["subject"]["jurisdictions"], json!(["DE"]));
+    assert_eq!(rec["subject"]["citizenship"], json!(["IT"]));
+    assert_eq!(
+        rec["subject"]["evidence"][0],
+        json!({"source": "token", "kind": "country", "country": "DE", "weight": 80, "location": "claim:country"})
+    );
+    assert_eq!(rec["subject"]["rejected_evidence"], json!([]));
+
+    // A token from a US client says DE: plausible {DE, US}, the strictest rule keeps it in the EU.
+    let r = post_with(
+        &url,
+        &[("authorization", &bearer), ("x-forwarded-for", US_IP)],
+        body,
+    )
+    .await;
+    assert_eq!(r.header("domicile-region"), Some("eu-central"));
+    let rec = gw.record(r.header("domicile-decision").unwrap());
+    assert_eq!(rec["subject"]["jurisdictions"], json!(["DE", "US"]));
+
+    // An EdDSA token from the JWKS issuer (no audience configured there).
+    let ed =
+        keys.eddsa(json!({"iss": "https://partner.example", "exp": now() + 300, "country": "FR"}));
+    let r = post_with(&url, &[("authorization", &format!("Bearer {ed}"))], body).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let rec = gw.record(r.header("domicile-decision").unwrap());
+    assert_eq!(rec["subject"]["jurisdictions"], json!(["FR"]));
+
+    // Forged (another key), expired, wrong audience, an issuer's key under another issuer's
+    // name, and HS256 signed with the public key as the secret: none is evidence.
+    let hs = encode(
+        &Header::new(Algorithm::HS256),
+        &good,
+        &EncodingKey::from_secret(keys.es.public_key_pem().as_bytes()),
+    )
+    .unwrap();
+    let cases = [
+        (keys.es256(&keys.stranger_es, good.clone()), "bad_signature"),
+        (
+            keys.es256(&keys.es, json!({"iss": "https://id.example", "aud": "domicile", "exp": now() - 120, "country": "DE"})),
+            "expired",
+        ),
+        (
+            keys.es256(&keys.es, json!({"iss": "https://id.example", "aud": "other", "exp": now() + 300, "country": "DE"})),
+            "wrong_audience",
+        ),
+        (
+            keys.es256(&keys.es, json!({"iss": "https://partner.example", "aud": "domicile", "exp": now() + 300, "country": "DE"})),
+            "wrong_issuer",
+        ),
+        (hs, "unknown_key"),
+        ("eyJhbGciOiJub25lIn0.eyJjb3VudHJ5IjoiREUifQ.".to_owned(), "malformed"),
+    ];
+    for (token, reason) in &cases {
+        let r = post_with(&url, &[("authorization", &format!("Bearer {token}"))], body).await;
+        assert_eq!(r.status, 451, "{reason}: {}", r.text());
+        assert_eq!(r.json()["reason"], "jurisdiction_unknown", "{reason}");
+        let rec = gw.record(r.header("domicile-decision").unwrap());
+        assert_eq!(rec["subject"]["evidence"], json!([]), "{reason}");
+        assert_eq!(
+            rec["subject"]["rejected_evidence"],
+            json!([{"source": "token", "location": "header:authorization", "reason": reason}])
+        );
+    }
+    assert_eq!(eu.count(), 3);
+    assert_eq!(us.count(), 0);
+    let m = metrics(&gw).await;
+    for (_, reason) in &cases {
+        assert!(
+            m.contains(&format!(
+                "domicile_tokens_rejected_total{{reason=\"{reason}\"}} 1"
+            )),
+            "{reason} not counted in:\n{m}"
+        );
+    }
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_token_in_a_cookie_with_custom_claim_names_is_read() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let keys = Keys::new();
+    let extra = r#"
+[resolve.tokens]
+cookie = "id_token"
+
+[resolve.tokens.claims]
+country = "addr.country"
+home_region = "region"
+
+[[resolve.tokens.issuers]]
+issuer = "https://id.example"
+pem = "es.pem"
+"#;
+    let gw = start(&eu, &us, extra, |d| keys.write(d), |t| t).await;
+    let t = keys.es256(
+        &keys.es,
+        json!({"iss": "https://id.example", "exp": now() + 300, "addr": {"country": "US"}, "region": "us-east"}),
+    );
+    let r = post_with(
+        &gw.url("/customers"),
+        &[("cookie", &format!("theme=dark; id_token={t}"))],
+        r#"{"email":"joe@example.com"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("domicile-region"), Some("us-east"));
+    let rec = gw.record(r.header("domicile-decision").unwrap());
+    assert_eq!(rec["subject"]["home_region_source"], "token");
+    assert_eq!(rec["subject"]["evidence"][0]["location"], "claim:country");
+    gw.running.shutdown().await;
+}
+
+const HEADERS: &str = r#"
+[[resolve.headers]]
+name = "x-subject-country"
+says = "country"
+"#;
+
+#[tokio::test]
+async fn subject_headers_are_believed_from_trusted_proxies_and_stripped_from_anyone_else() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    // Loopback is a trusted proxy: the header is evidence (weight 70, above GeoIP's 60).
+    let gw = start(&eu, &us, HEADERS, |_| {}, |t| t).await;
+    let r = post_with(
+        &gw.url("/customers"),
+        &[("x-forwarded-for", US_IP), ("x-subject-country", "de")],
+        r#"{"email":"jane@example.com"}"#,
+    )
+    .await;
+    assert_eq!(r.header("domicile-region"), Some("eu-central"));
+    let rec = gw.record(r.header("domicile-decision").unwrap());
+    assert_eq!(
+        rec["subject"]["evidence"][0],
+        json!({"source": "header", "kind": "country", "country": "DE", "weight": 70, "location": "header:x-subject-country"})
+    );
+    assert_eq!(eu.received()[0].headers["x-subject-country"], "de");
+    gw.running.shutdown().await;
+
+    // Nobody is trusted: the same header is a spoof attempt, stripped, recorded and counted.
+    let gw = start(
+        &eu,
+        &us,
+        HEADERS,
+        |_| {},
+        |t| {
+            t.replace(
+                r#"trusted_proxies = ["127.0.0.0/8"]"#,
+                "trusted_proxies = []",
+            )
+        },
+    )
+    .await;
+    let r = post_with(
+        &gw.url("/customers"),
+        &[("x-subject-country", "DE")],
+        r#"{"email":"jane@example.com"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 451);
+    assert_eq!(r.json()["reason"], "jurisdiction_unknown");
+    let rec = gw.record(r.header("domicile-decision").unwrap());
+    assert_eq!(rec["subject"]["evidence"], json!([]));
+    assert_eq!(
+        rec["subject"]["rejected_evidence"],
+        json!([{"source": "header", "location": "header:x-subject-country", "reason": "spoof"}])
+    );
+    let r = client::send(
+        Request::get(gw.url("/catalog"))
+            .header("x-subject-country", "DE")
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+        false,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let got = us.received().pop().unwrap();
+    assert!(!got.headers.contains_key("x-subject-country"));
+    let m = metrics(&gw).await;
+    assert!(
+        m.contains("domicile_subject_header_spoofs_total{header=\"x-subject-country\"} 2"),
+        "{m}"
+    );
+    gw.running.shutdown().await;
+}
+
+const DIRECTORY: &str = r#"
+[resolve.directory]
+path = "subjects.redb"
+subject_path_segment = 2
+"#;
+
+#[tokio::test]
+async fn a_directory_entry_overrides_geoip_and_first_writes_are_stored() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let gw = start(&eu, &us, DIRECTORY, |_| {}, |t| t).await;
+    let body = r#"{"email":"c@example.com"}"#;
+
+    // The admin API is token-protected.
+    let r = client::get(&gw.admin_url("/v1/subjects/c-42")).await;
+    assert_eq!(r.status, 401);
+    let r = admin(&gw, "GET", "/v1/subjects/c-42", None).await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["type"], "urn:domicile:problem:no_subject");
+    let r = admin(
+        &gw,
+        "PUT",
+        "/v1/subjects/c-42",
+        Some(r#"{"home_region":"mars"}"#),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["detail"], "home_region names no configured region");
+    let r = admin(
+        &gw,
+        "PUT",
+        "/v1/subjects/c-42",
+        Some(r#"{"home_region":"eu-central","jurisdiction":"DE"}"#),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = admin(&gw, "GET", "/v1/subjects/c-42", None).await;
+    assert_eq!(r.status, 200);
+    let e = r.json();
+    assert_eq!(
+        (
+            &e["subject"],
+            &e["home_region"],
+            &e["jurisdiction"],
+            &e["source"]
+        ),
+        (
+            &json!("c-42"),
+            &json!("eu-central"),
+            &json!("DE"),
+            &json!("admin")
+        )
+    );
+
+    // A US address, but the directory says the subject lives in DE with home eu-central.
+    let r = post_json(&gw.url("/customers/c-42"), US_IP, body).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("domicile-region"), Some("eu-central"));
+    assert_eq!((eu.count(), us.count()), (1, 0));
+    let rec = gw.record(r.header("domicile-decision").unwrap());
+    assert_eq!(rec["subject"]["directory"], "found");
+    assert_eq!(rec["subject"]["home_region"], "eu-central");
+    assert_eq!(rec["subject"]["home_region_source"], "directory");
+    assert_eq!(
+        rec["subject"]["evidence"][0],
+        json!({"source": "directory", "kind": "residence", "country": "DE", "weight": 90, "location": "directory"})
+    );
+    assert!(
+        !gw.trace_text().contains("c-42"),
+        "the subject id is not recorded"
+    );
+
+    // A subject the directory does not know follows GeoIP, and its first write is stored.
+    let r = post_json(&gw.url("/customers/c-43"), US_IP, body).await;
+    assert_eq!(r.header("domicile-region"), Some("us-east"));
+    let id = r.header("domicile-decision").unwrap().to_owned();
+    assert_eq!(gw.record(&id)["subject"]["directory"], "stored");
+    let e = admin(&gw, "GET", "/v1/subjects/c-43", None).await.json();
+    assert_eq!(
+        (
+            &e["home_region"],
+            &e["jurisdiction"],
+            &e["source"],
+            &e["decision_id"]
+        ),
+        (
+            &json!("us-east"),
+            &json!("US"),
+            &json!("first_write"),
+            &json!(id)
+        )
+    );
+    // Later requests find it.
+    let r = post_json(&gw.url("/customers/c-43"), US_IP, body).await;
+    assert_eq!(
+        gw.record(r.header("domicile-decision").unwrap())["subject"]["directory"],
+        "found"
+    );
+
+    // Deleted: GeoIP decides again, and that write is the new first write.
+    let r = admin(&gw, "DELETE", "/v1/subjects/c-42", None).await;
+    assert_eq!(r.status, 204);
+    let r = admin(&gw, "DELETE", "/v1/subjects/c-42", None).await;
+    assert_eq!(r.status, 404);
+    let r = post_json(&gw.url("/customers/c-42"), US_IP, body).await;
+    assert_eq!(r.header("domicile-region"), Some("us-east"));
+    let e = admin(&gw, "GET", "/v1/subjects/c-42", None).await.json();
+    assert_eq!(e["source"], "first_write");
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_precedence_rule_lets_the_directory_outrank_geoip() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let extra = format!(
+        "[resolve]\non_conflict = \"precedence\"\nprecedence = [\"directory\", \"geoip\", \"body\"]\n{DIRECTORY}"
+    );
+    let gw = start(&eu, &us, &extra, |_| {}, |t| t).await;
+    let r = admin(
+        &gw,
+        "PUT",
+        "/v1/subjects/u-1",
+        Some(r#"{"home_region":"us-east","jurisdiction":"US"}"#),
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    // GeoIP says DE; the directory (ranked first) says US; only US is evaluated.
+    let r = post_json(
+        &gw.url("/customers/u-1"),
+        EU_IP,
+        r#"{"email":"u@example.com"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("domicile-region"), Some("us-east"));
+    let rec = gw.record(r.header("domicile-decision").unwrap());
+    assert_eq!(rec["subject"]["rule"], "precedence");
+    assert_eq!(rec["subject"]["jurisdictions"], json!(["US"]));
+    assert_eq!(rec["subject"]["conflict"], true);
+    assert_eq!(rec["reasons"][0]["rule"], "resolve.precedence");
+    assert_eq!(rec["subject"]["evidence"].as_array().unwrap().len(), 2);
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_signal_config_names_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bad.pem"), "not a key").unwrap();
+    let text = r#"
+[resolve]
+precedence = ["geoip", "astrology"]
+on_conflict = "loudest"
+trusted_identities = ["edge.example", "not a name"]
+
+[[resolve.headers]]
+name = "x-subject-country"
+says = "mood"
+
+[[resolve.tokens.issuers]]
+issuer = "https://id.example"
+pem = "bad.pem"
+"#;
+    let path = domicile_tests::write(dir.path(), "bad.toml", text);
+    let e = domicile_gateway::Config::load(&path).unwrap_err();
+    let lines: Vec<String> =
+        e.0.iter()
+            .map(|p| format!("{}:{}: {}", p.line, p.key, p.message))
+            .collect();
+    let want = [
+        "3:resolve.precedence[1]: unknown evidence source \"astrology\"",
+        "4:resolve.on_conflict: unknown value \"loudest\"",
+        "5:resolve.trusted_identities: client identities need server.tls.client_ca",
+        "5:resolve.trusted_identities[1]: \"not a name\" is not a DNS name",
+        "9:resolve.headers[0].says: unknown value \"mood\"",
+        "13:resolve.tokens.issuers[0].pem: ",
+    ];
+    for w in want {
+        assert!(
+            lines.iter().any(|l| l.starts_with(w)),
+            "missing {w:?} in {lines:#?}"
+        );
+    }
+    assert!(e.to_string().contains("bad.toml:13:"), "{e}");
+}
+
+#[tokio::test]
+async fn subject_headers_are_believed_from_clients_with_a_trusted_certificate() {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let pki = domicile_tests::Pki::new();
+    let server = pki.leaf(&["localhost"]);
+    let edge = pki.leaf(&["edge.internal.example"]);
+    let other = pki.leaf(&["laptop.example"]);
+    // Its own header name: the metrics recorder is shared by the tests of this file.
+    let extra = format!(
+        "[resolve]\ntrusted_identities = [\"edge.internal.example\"]\n{}",
+        HEADERS.replace("x-subject-country", "x-edge-country")
+    );
+    let gw = start(
+        &eu,
+        &us,
+        &extra,
+        |d| {
+            domicile_tests::write(d, "cert.pem", &server.cert_pem);
+            domicile_tests::write(d, "key.pem", &server.key_pem);
+            domicile_tests::write(d, "ca.pem", &pki.ca_pem);
+        },
+        // Nobody is trusted by address: only the certificate can vouch.
+        |t| {
+            t.replace(r#"trusted_proxies = ["127.0.0.0/8"]"#, "trusted_proxies = []")
+                .replace(
+                    "[server.timeouts]",
+                    "[server.tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\nclient_ca = \"ca.pem\"\n\n[server.timeouts]",
+                )
+        },
+    )
+    .await;
+    let config = |leaf: Option<&domicile_tests::Leaf>| {
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_slice_iter(pki.ca_pem.as_bytes()) {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let b = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+        match leaf {
+            None => b.with_no_client_auth(),
+            Some(l) => b
+                .with_client_auth_cert(
+                    CertificateDer::pem_slice_iter(l.cert_pem.as_bytes())
+                        .map(|c| c.unwrap())
+                        .collect(),
+                    PrivateKeyDer::from_pem_slice(l.key_pem.as_bytes()).unwrap(),
+                )
+                .unwrap(),
+        }
+    };
+    let send = |cfg| {
+        client::tls_post(
+            gw.running.addr,
+            cfg,
+            "/customers",
+            &[("x-edge-country", "DE")],
+            r#"{"email":"jane@example.com"}"#,
+        )
+    };
+    // The edge proxy's certificate vouches for the header.
+    let r = send(config(Some(&edge))).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("domicile-region"), Some("eu-central"));
+    let rec = gw.record(r.header("domicile-decision").unwrap());
+    assert_eq!(rec["subject"]["evidence"][0]["source"], "header");
+    // Another certificate from the same CA, or none: a spoof attempt.
+    for cfg in [config(Some(&other)), config(None)] {
+        let r = send(cfg).await;
+        assert_eq!(r.status, 451, "{}", r.text());
+        let rec = gw.record(r.header("domicile-decision").unwrap());
+        assert_eq!(rec["subject"]["rejected_evidence"][0]["reason"], "spoof");
+    }
+    assert_eq!((eu.count(), us.count()), (1, 0));
+    gw.running.shutdown().await;
+}
