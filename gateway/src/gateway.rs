@@ -142,12 +142,18 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
         Some(t) => Some(crate::tls::server_config(&t.cert, &t.key)?),
         None => None,
     };
-    let writer = TraceWriter::start(config.trace.dir.clone(), config.trace.durability).map_err(
-        |source| StartError::Trace {
-            dir: config.trace.dir.display().to_string(),
-            source,
+    let writer = TraceWriter::start_with(
+        config.trace.dir.clone(),
+        crate::trace::writer::WriterOptions {
+            durability: config.trace.durability,
+            rotation: config.trace.extras.rotation,
+            signing_key: config.trace.extras.signing_key.clone(),
         },
-    )?;
+    )
+    .map_err(|source| StartError::Trace {
+        dir: config.trace.dir.display().to_string(),
+        source,
+    })?;
     let limits = config.server.limits.clone();
     let timeouts = config.server.timeouts.clone();
     let admin_token = config.admin.token.clone();

@@ -3,6 +3,7 @@
 //! column and key.
 
 pub mod raw;
+pub mod trace;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -137,6 +138,8 @@ pub struct TraceConfig {
     pub durability: Durability,
     /// Append an outcome line (upstream status and latency) after each forwarded request.
     pub outcomes: bool,
+    /// Rotation, checkpoint signing and subject pseudonyms.
+    pub extras: trace::TraceExtras,
 }
 
 /// Where the GeoIP database comes from.
@@ -580,6 +583,7 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
             Durability::Batch,
         ),
         outcomes: raw.trace.outcomes.unwrap_or(true),
+        extras: trace::validate(c, &raw),
     };
 
     // [geoip]

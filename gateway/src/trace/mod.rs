@@ -6,6 +6,7 @@ pub mod json;
 pub mod read;
 pub mod record;
 pub mod replay;
+pub mod verify;
 pub mod writer;
 
 use std::convert::Infallible;
@@ -76,6 +77,7 @@ pub fn encode(
         Some(a) => (a.outcome(), None),
         None => ("unavailable", Some(503)),
     };
+    let region_dir = record_region(ctx);
     let empty_j: &[domicile_policy::Country] = &[];
     let empty_e: &[domicile_regions::Evidence] = &[];
     let record = DecisionRecord {
@@ -114,6 +116,7 @@ pub fn encode(
             forwarded_for_ignored: ctx.client.as_ref().is_some_and(|c| c.ignored_forwarded_for),
             geoip_build_epoch: ctx.snapshot.geoip.as_ref().map(|g| g.build_epoch()),
             home_region: ctx.home_region.as_deref(),
+            pseudonym: pseudonym(req, ctx, &region_dir),
         },
         inspection: &ctx.inspection.status,
         findings: &ctx.inspection.findings,
@@ -136,7 +139,14 @@ pub fn encode(
     };
     let mut body = Vec::with_capacity(1536);
     record.write_json(&mut body);
-    Some((record_region(ctx), body))
+    Some((region_dir, body))
+}
+
+/// The keyed pseudonym of the request's subject identifier, when one is configured and sent.
+fn pseudonym(req: &Request<Body>, ctx: &RequestContext, region: &str) -> Option<String> {
+    let p = ctx.snapshot.config.trace.extras.pseudonyms.as_ref()?;
+    let id = req.headers().get(&p.header)?;
+    p.pseudonym(region, id.as_bytes())
 }
 
 /// The region whose trace store holds this request's records: the subject's home region.

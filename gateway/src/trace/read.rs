@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::record::{OUTCOME_SCHEMA, SCHEMA};
-use super::writer::{ChainBreak, verify_file};
+pub use super::verify::{Verified, verify_dir};
 
 /// Every trace file under `dir` (`<dir>/<region>/*.jsonl`), sorted.
 pub fn files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
@@ -26,24 +26,6 @@ pub fn files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     }
     out.sort();
     Ok(out)
-}
-
-/// The result of verifying one file.
-#[derive(Debug)]
-pub struct Verified {
-    pub path: PathBuf,
-    pub result: Result<usize, ChainBreak>,
-}
-
-/// Verifies every chain under `dir`.
-pub fn verify_dir(dir: &Path) -> std::io::Result<Vec<Verified>> {
-    Ok(files(dir)?
-        .into_iter()
-        .map(|path| Verified {
-            result: verify_file(&path),
-            path,
-        })
-        .collect())
 }
 
 /// What `list` keeps. Every set field must match.

@@ -33,6 +33,9 @@ pub struct SubjectRecord<'a> {
     pub forwarded_for_ignored: bool,
     pub geoip_build_epoch: Option<u64>,
     pub home_region: Option<&'a str>,
+    /// The keyed pseudonym of the subject identifier (see [`crate::config::trace::Pseudonyms`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pseudonym: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -116,26 +119,29 @@ impl DecisionRecord<'_> {
             .str("method", self.method)
             .str("purpose", self.purpose)
             .with("subject", |o| {
-                Obj::new(o)
-                    .array("jurisdictions", s.jurisdictions, |o, c| {
-                        json::string(o, c.as_str())
-                    })
-                    .array("regimes", s.regimes, |o, r| json::string(o, r))
-                    .bool("conflict", s.conflict)
-                    .array("evidence", s.evidence, |o, e| {
-                        Obj::new(o)
-                            .str("source", e.source.as_str())
-                            .str("country", e.country.as_str())
-                            .num("weight", u64::from(e.weight))
-                            .str("location", &e.location)
-                            .end()
-                    })
-                    .opt_str("client_address", s.client_address.as_deref())
-                    .str("client_address_source", s.client_address_source)
-                    .bool("forwarded_for_ignored", s.forwarded_for_ignored)
-                    .opt_num("geoip_build_epoch", s.geoip_build_epoch)
-                    .opt_str("home_region", s.home_region)
-                    .end()
+                let mut so = Obj::new(o);
+                so.array("jurisdictions", s.jurisdictions, |o, c| {
+                    json::string(o, c.as_str())
+                })
+                .array("regimes", s.regimes, |o, r| json::string(o, r))
+                .bool("conflict", s.conflict)
+                .array("evidence", s.evidence, |o, e| {
+                    Obj::new(o)
+                        .str("source", e.source.as_str())
+                        .str("country", e.country.as_str())
+                        .num("weight", u64::from(e.weight))
+                        .str("location", &e.location)
+                        .end()
+                })
+                .opt_str("client_address", s.client_address.as_deref())
+                .str("client_address_source", s.client_address_source)
+                .bool("forwarded_for_ignored", s.forwarded_for_ignored)
+                .opt_num("geoip_build_epoch", s.geoip_build_epoch)
+                .opt_str("home_region", s.home_region);
+                if let Some(p) = &s.pseudonym {
+                    so.str("pseudonym", p);
+                }
+                so.end()
             })
             .with("inspection", |o| {
                 let mut i = Obj::new(o);
@@ -288,6 +294,7 @@ mod tests {
                     forwarded_for_ignored: false,
                     geoip_build_epoch: epoch,
                     home_region: region,
+                    pseudonym: epoch.map(|e| format!("{e:064x}")),
                 },
                 inspection: &inspection,
                 findings: &findings,
