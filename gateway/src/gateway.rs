@@ -60,6 +60,9 @@ pub fn pipeline(
         .then(|| shared.writer.clone());
     ServiceBuilder::new()
         .layer(EdgeLayer)
+        .layer(crate::trace::refusal::RefusalTraceLayer::new(
+            shared.clone(),
+        ))
         .layer(LimitsLayer::new(shared, max_concurrent))
         .layer(RouteLayer::default())
         .layer(InspectLayer::new(max_buffered_bytes))

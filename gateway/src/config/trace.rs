@@ -158,7 +158,7 @@ pub(super) fn validate(c: &mut Checker<'_>, raw: &FileConfig) -> TraceExtras {
     let pseudonyms = match (header, t.subject_id_header.as_ref()) {
         (Some(header), Some(at)) => {
             for region in &region_ids {
-                if !keys.contains_key(*region) {
+                if !t.pseudonym_keys.contains_key(*region) {
                     c.err(
                         at,
                         "trace.subject_id_header",

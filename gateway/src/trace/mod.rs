@@ -5,6 +5,7 @@
 pub mod json;
 pub mod read;
 pub mod record;
+pub mod refusal;
 pub mod replay;
 pub mod verify;
 pub mod writer;
@@ -213,7 +214,7 @@ where
     }
 }
 
-fn write_failed(decision_id: &str, e: &writer::TraceError) -> Response<Body> {
+pub(crate) fn write_failed(decision_id: &str, e: &writer::TraceError) -> Response<Body> {
     metrics::counter!(m::TRACE_WRITE_FAILURES).increment(1);
     tracing::error!(decision_id, error = %e, "decision record not written; failing closed");
     unavailable(decision_id, "the decision record could not be written")

@@ -25,6 +25,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
 use super::json::Obj;
+pub use super::verify::{ChainBreak, verify_file};
 use crate::config::Durability;
 use crate::config::trace::{Rotation, SigningKey};
 
@@ -812,7 +813,7 @@ fn write_jobs(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trace::verify::{verify_dir, verify_file};
+    use crate::trace::verify::verify_dir;
 
     fn options(durability: Durability, max_bytes: Option<u64>) -> WriterOptions {
         WriterOptions {
