@@ -238,16 +238,7 @@ impl Buffered {
         }
         let mut regions = self.regions.lock().map_err(|_| TraceError::Stopped)?;
         if !regions.contains_key(&region) {
-            // Once per region: repair a torn tail and read the chain head.
-            let (segment, _) = open_segment(&self.dir, &region)?;
-            regions.insert(
-                region.clone(),
-                RegionBuf {
-                    segment,
-                    data: Vec::new(),
-                    sealed: Vec::new(),
-                },
-            );
+            Buffered::open_into(&mut regions, &self.dir, region.clone())?;
         }
         let Some(rb) = regions.get_mut(&region) else {
             return Err(TraceError::Stopped);
@@ -275,6 +266,29 @@ impl Buffered {
         if rb.data.len() >= FLUSH_BYTES {
             self.wake.notify_one();
         }
+        Ok(())
+    }
+
+    /// Opens a region (repairing a torn tail, reading the chain head) once.
+    fn open(&self, region: Arc<str>) -> Result<(), TraceError> {
+        let mut regions = self.regions.lock().map_err(|_| TraceError::Stopped)?;
+        Buffered::open_into(&mut regions, &self.dir, region)
+    }
+
+    fn open_into(
+        regions: &mut HashMap<Arc<str>, RegionBuf>,
+        dir: &Path,
+        region: Arc<str>,
+    ) -> Result<(), TraceError> {
+        let (segment, _) = open_segment(dir, &region)?;
+        regions.insert(
+            region,
+            RegionBuf {
+                segment,
+                data: Vec::new(),
+                sealed: Vec::new(),
+            },
+        );
         Ok(())
     }
 
@@ -408,6 +422,11 @@ impl TraceWriter {
                 wake: Condvar::new(),
                 failed: Mutex::new(None),
             });
+            for region in existing_regions(&dir) {
+                if let Err(e) = b.open(region) {
+                    tracing::error!(error = %e, "trace file could not be opened");
+                }
+            }
             let weak = Arc::downgrade(&b);
             std::thread::Builder::new()
                 .name("domicile-trace-flush".into())
@@ -663,8 +682,38 @@ pub fn chain_into(out: &mut Vec<u8>, body: &[u8], prev: &str) -> String {
     hash
 }
 
+/// The regions that already have a directory: opened at start, so a torn tail left by a crash
+/// is repaired and an interrupted rotation finished before anything else happens.
+fn existing_regions(dir: &Path) -> Vec<Arc<str>> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| e.file_name().to_str().map(Arc::from))
+        .collect()
+}
+
 fn run(mut rx: mpsc::Receiver<Job>, dir: PathBuf, options: WriterOptions) {
     let mut files: HashMap<Arc<str>, ChainFile> = HashMap::new();
+    if options.durability != Durability::None {
+        for region in existing_regions(&dir) {
+            match open_segment(&dir, &region) {
+                Ok((segment, file)) => {
+                    files.insert(
+                        region,
+                        ChainFile {
+                            segment,
+                            file,
+                            broken: None,
+                        },
+                    );
+                }
+                Err(e) => tracing::error!(error = %e, "trace file could not be opened"),
+            }
+        }
+    }
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < 1024 {
