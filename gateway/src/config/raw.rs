@@ -101,6 +101,18 @@ pub struct FileTrace {
     /// region id → the HMAC key for that region's pseudonyms.
     #[serde(default)]
     pub pseudonym_keys: std::collections::BTreeMap<String, S<FilePseudonymKey>>,
+    /// OpenTelemetry export of request spans and decision metrics.
+    pub otel: Option<FileOtel>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileOtel {
+    pub endpoint: S<String>,
+    pub protocol: Option<S<String>>,
+    pub service_name: Option<S<String>>,
+    pub timeout: Option<S<String>>,
+    pub metrics_interval: Option<S<String>>,
 }
 
 /// A pseudonym key: inline hex or a file holding hex.

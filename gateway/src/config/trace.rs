@@ -72,12 +72,68 @@ impl Pseudonyms {
     }
 }
 
+/// How OTLP is spoken to the collector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    Grpc,
+    HttpProtobuf,
+    HttpJson,
+}
+
+/// `[trace.otel]`: where spans and metrics go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtelConfig {
+    /// The collector's base URL (`http://host:4318` for HTTP, `http://host:4317` for gRPC).
+    pub endpoint: String,
+    pub protocol: OtlpProtocol,
+    pub service_name: String,
+    pub timeout: Duration,
+    pub metrics_interval: Duration,
+}
+
 /// The validated extras of `[trace]`.
 #[derive(Debug, Clone, Default)]
 pub struct TraceExtras {
     pub rotation: Rotation,
     pub signing_key: Option<SigningKey>,
     pub pseudonyms: Option<Arc<Pseudonyms>>,
+    pub otel: Option<OtelConfig>,
+}
+
+fn otel(c: &mut Checker<'_>, o: &super::raw::FileOtel) -> Option<OtelConfig> {
+    let endpoint = c.parse(&o.endpoint, "trace.otel.endpoint", |e| {
+        let uri: http::Uri = e.parse().map_err(|_| format!("{e:?} is not a URL"))?;
+        match (uri.scheme_str(), uri.authority()) {
+            (Some("http" | "https"), Some(_)) => Ok(e.trim_end_matches('/').to_owned()),
+            _ => Err(format!("{e:?} is not an http:// or https:// URL")),
+        }
+    });
+    let protocol = c.one_of(
+        &o.protocol,
+        "trace.otel.protocol",
+        &[
+            ("grpc", OtlpProtocol::Grpc),
+            ("http/protobuf", OtlpProtocol::HttpProtobuf),
+            ("http/json", OtlpProtocol::HttpJson),
+        ],
+        OtlpProtocol::HttpProtobuf,
+    );
+    let timeout = c.duration(&o.timeout, "trace.otel.timeout", Duration::from_secs(10));
+    let metrics_interval = c.duration(
+        &o.metrics_interval,
+        "trace.otel.metrics_interval",
+        Duration::from_secs(60),
+    );
+    Some(OtelConfig {
+        endpoint: endpoint?,
+        protocol,
+        service_name: o
+            .service_name
+            .as_ref()
+            .map_or_else(|| "domicile".to_owned(), |s| s.get_ref().clone()),
+        timeout,
+        metrics_interval,
+    })
 }
 
 /// Reads a key file or inline value of hex (whitespace around it ignored).
@@ -172,10 +228,12 @@ pub(super) fn validate(c: &mut Checker<'_>, raw: &FileConfig) -> TraceExtras {
         }
         _ => None,
     };
+    let otel = t.otel.as_ref().and_then(|o| otel(c, o));
     TraceExtras {
         rotation: Rotation { max_bytes, max_age },
         signing_key,
         pseudonyms,
+        otel,
     }
 }
 

@@ -3,6 +3,7 @@
 //! closed with 503 and nothing is forwarded.
 
 pub mod json;
+pub mod otel;
 pub mod read;
 pub mod record;
 pub mod refusal;
@@ -173,13 +174,17 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<Body>) -> Self::Future {
+    fn call(&mut self, mut req: Request<Body>) -> Self::Future {
         let Some(ctx) = req.extensions().get::<RequestContext>() else {
             return PhaseFuture::Answered {
                 res: Some(crate::context::missing()),
             };
         };
         let decision_id = ctx.decision_id.clone();
+        let traceparent = req
+            .extensions()
+            .get::<otel::RequestSpan>()
+            .and_then(|span| annotate(span, ctx));
         let Some((region, body)) = encode(&req, ctx, &self.instance) else {
             // No decision was made (the request never reached the decide phase's output).
             return PhaseFuture::Answered {
@@ -189,6 +194,10 @@ where
                 )),
             };
         };
+        if let Some(tp) = traceparent {
+            // The backend's spans continue the gateway's: it is their parent.
+            req.headers_mut().insert(TRACEPARENT, tp);
+        }
         // Without fsync the record is chained into memory right here: no hand-off, no wait.
         if let Some(written) = self.writer.append_now(&region, &body) {
             return match written {
@@ -212,6 +221,48 @@ where
             }),
         }
     }
+}
+
+const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+
+/// Puts the decision on the request's span; returns the upstream `traceparent`.
+fn annotate(span: &otel::RequestSpan, ctx: &RequestContext) -> Option<http::HeaderValue> {
+    use opentelemetry::KeyValue;
+    let list = |items: Vec<String>| items.join(",");
+    let mut attrs = vec![
+        KeyValue::new("domicile.decision_id", ctx.decision_id.clone()),
+        KeyValue::new("domicile.policy_revision", ctx.snapshot.revision.clone()),
+    ];
+    if let Some(route) = ctx.route.and_then(|n| ctx.snapshot.route(n)) {
+        attrs.push(KeyValue::new("domicile.route", route.id.to_string()));
+    }
+    if let Some(d) = &ctx.decision {
+        attrs.push(KeyValue::new("domicile.verdict", d.verdict.as_str()));
+        attrs.push(KeyValue::new("domicile.reason_code", d.reason_code));
+        attrs.push(KeyValue::new(
+            "domicile.basis",
+            list(d.basis.iter().map(|b| b.to_string()).collect()),
+        ));
+    }
+    if let Some(r) = &ctx.resolution {
+        attrs.push(KeyValue::new(
+            "domicile.subject.jurisdiction",
+            list(
+                r.jurisdictions
+                    .iter()
+                    .map(|c| c.as_str().to_owned())
+                    .collect(),
+            ),
+        ));
+    }
+    if let Some(region) = &ctx.destination {
+        attrs.push(KeyValue::new(
+            "domicile.destination.region",
+            region.to_string(),
+        ));
+    }
+    span.decision(attrs);
+    span.traceparent()
 }
 
 pub(crate) fn write_failed(decision_id: &str, e: &writer::TraceError) -> Response<Body> {

@@ -61,6 +61,23 @@ struct Arrival {
     micros: i64,
     method: http::Method,
     conn: Option<Arc<ConnInfo>>,
+    span: Option<super::otel::RequestSpan>,
+}
+
+impl Arrival {
+    /// Ends the request's span, when spans are exported.
+    fn end_span(&self, res: &Response<Body>) {
+        let (Some(otel), Some(span)) = (&self.shared.otel, &self.span) else {
+            return;
+        };
+        let summary = res.extensions().get::<Summary>();
+        otel.end(
+            span,
+            res.status().as_u16(),
+            summary.map_or("none", |s| s.verdict),
+            summary.and_then(|s| s.region.as_deref()),
+        );
+    }
 }
 
 impl<S> Service<Request<Body>> for RefusalTrace<S>
@@ -75,12 +92,18 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<Body>) -> Self::Future {
+    fn call(&mut self, mut req: Request<Body>) -> Self::Future {
+        let span = self.shared.otel.as_ref().map(|o| {
+            let span = o.begin(req.method(), req.headers());
+            req.extensions_mut().insert(span.clone());
+            span
+        });
         let arrival = Arrival {
             shared: self.shared.clone(),
             micros: crate::clock::now_micros(),
             method: req.method().clone(),
             conn: req.extensions().get::<Arc<ConnInfo>>().cloned(),
+            span,
         };
         RefusalFuture::Inner {
             fut: self.inner.call(req),
@@ -127,6 +150,9 @@ where
                 .extensions()
                 .get::<Answered>()
                 .is_some_and(|a| a.code == "trace_unavailable");
+        if let Some(a) = &arrival {
+            a.end_span(&res);
+        }
         let Some(arrival) = arrival.filter(|_| !decided) else {
             return Poll::Ready(Ok(res));
         };
