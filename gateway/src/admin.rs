@@ -1,5 +1,6 @@
 //! The admin listener: `/healthz`, `/readyz` (with the active revision), `/metrics` (Prometheus
-//! text) and `POST /reload`. Loopback by default; every path but `/healthz` needs the bearer
+//! text), `POST /reload`, the decision queries and the review page (`/review`). Loopback by
+//! default; every path but `/healthz` and the review page's static files needs the bearer
 //! token when one is configured.
 
 use std::convert::Infallible;
@@ -77,6 +78,12 @@ async fn handle(shared: &Shared, token: Option<&str>, req: Request<Incoming>) ->
     let path = req.uri().path();
     if path == "/healthz" {
         return text(StatusCode::OK, "text/plain", "ok\n");
+    }
+    // The review page's files hold no data: its API calls carry the token.
+    if req.method() == Method::GET
+        && let Some(page) = crate::trace::review::asset(path)
+    {
+        return page;
     }
     if !authorized(token, &req) {
         let mut r = Problem::new(

@@ -8,6 +8,7 @@ pub mod read;
 pub mod record;
 pub mod refusal;
 pub mod replay;
+pub mod review;
 pub mod verify;
 pub mod writer;
 
