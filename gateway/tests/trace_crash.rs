@@ -102,15 +102,15 @@ fn serve(config: &Path, shell_prefix: Option<&str>) -> (Child, String) {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    loop {
+    let mut listen = None;
+    while listen.is_none() {
         let line = lines
             .next()
             .expect("serve exited before announcing its address")
             .unwrap();
-        if let Some(a) = line.strip_prefix("listening on ") {
-            return (child, a.to_owned());
-        }
+        listen = line.strip_prefix("listening on ").map(str::to_owned);
     }
+    (child, listen.unwrap())
 }
 
 /// One request on a new connection: the status and decision id when an answer arrived.
