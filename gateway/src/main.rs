@@ -82,6 +82,17 @@ enum TraceCommand {
         #[command(flatten)]
         filter: TraceFilter,
     },
+    /// Requests answered before any decision (no route, framing, limits, refused upgrades),
+    /// with counts by reason.
+    Refusals {
+        dir: PathBuf,
+        /// Records at or after this RFC 3339 time (or date).
+        #[arg(long)]
+        since: Option<String>,
+        /// Records before this RFC 3339 time (or date).
+        #[arg(long)]
+        until: Option<String>,
+    },
     /// Counts by verdict, destination and basis.
     Stats {
         dir: PathBuf,
@@ -347,6 +358,23 @@ fn trace(cmd: TraceCommand) -> ExitCode {
                 return ExitCode::FAILURE;
             };
             emit(read::register(&kept).trim_end());
+            ExitCode::SUCCESS
+        }
+        TraceCommand::Refusals { dir, since, until } => {
+            let Some(trail) = load(&dir) else {
+                return ExitCode::FAILURE;
+            };
+            let filter = read::Filter {
+                since,
+                until,
+                ..read::Filter::default()
+            };
+            let kept: Vec<serde_json::Value> = trail
+                .refusals
+                .into_iter()
+                .filter(|r| filter.matches(r))
+                .collect();
+            emit(read::refusals(&kept).trim_end());
             ExitCode::SUCCESS
         }
         TraceCommand::Stats { dir, filter } => {

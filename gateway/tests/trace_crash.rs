@@ -325,3 +325,35 @@ fn trace_verify_exits_non_zero_and_names_the_file_and_line() {
         "{report}"
     );
 }
+
+#[test]
+fn trace_refusals_lists_the_requests_answered_before_a_decision() {
+    let (backend, received) = backend();
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), backend, "batch");
+    let (mut child, addr) = serve(&config, None);
+    let (status, nowhere) = request(&addr, "/nowhere", "192.0.2.10", "{}").unwrap();
+    assert_eq!(status, 404);
+    let (status, _) = request(&addr, "/customers", "192.0.2.10", r#"{"a":1}"#).unwrap();
+    assert_eq!(status, 200);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(received.load(Ordering::SeqCst), 1);
+    let out = Command::new(BIN)
+        .args(["trace", "refusals"])
+        .arg(dir.path().join("traces"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let row = text
+        .lines()
+        .find(|l| l.contains(&nowhere))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(row.contains(" POST "), "{row}");
+    assert!(row.contains(" 404 "), "{row}");
+    assert!(row.contains(" no_route "), "{row}");
+    assert!(row.ends_with("127.0.0.0/24"), "{row}");
+    assert!(text.contains("\n1 refused before a decision\n"), "{text}");
+    assert!(text.contains("     1  no_route (404)"), "{text}");
+}
