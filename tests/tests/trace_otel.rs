@@ -164,3 +164,34 @@ async fn spans_and_metrics_carry_the_decision() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn a_bad_otel_section_is_a_config_error_naming_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = domicile_tests::two_regions(
+        "http://127.0.0.1:1",
+        "http://127.0.0.1:2",
+        &dir.path().join("traces"),
+        "\n[trace.otel]\nendpoint = \"collector:4318\"\nprotocol = \"zipkin\"\n",
+    );
+    let path = domicile_tests::write(dir.path(), "domicile.toml", &text);
+    let err = domicile_gateway::Config::load(&path)
+        .unwrap_err()
+        .to_string();
+    let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    let file = path.display().to_string();
+    assert!(
+        err.contains(&format!(
+            "{file}:{}:12: trace.otel.endpoint: \"collector:4318\" is not an http:// or https:// URL",
+            line_of("endpoint =")
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "{file}:{}:12: trace.otel.protocol: unknown value \"zipkin\"; expected one of grpc, http/protobuf, http/json",
+            line_of("protocol =")
+        )),
+        "{err}"
+    );
+}
