@@ -1,6 +1,13 @@
 //! Phase 8, trace: the decision record is written durably before the request takes effect
 //! (forwarded upstream, or answered with 451). If it cannot be written, the request fails
 //! closed with 503 and nothing is forwarded.
+//!
+//! - [`record`], [`json`]: the decision record and its fast JSON writer.
+//! - [`writer`]: chained, rotated, durable files per home region; [`verify`] checks them.
+//! - [`refusal`]: records for requests answered before a decision.
+//! - [`otel`]: OpenTelemetry spans and metrics, `traceparent` for backends.
+//! - [`read`], [`replay`]: the `domicile trace` commands and the admin queries.
+//! - [`review`]: the review page on the admin listener.
 
 pub mod json;
 pub mod otel;
