@@ -78,8 +78,23 @@ fn config(dir: &Path, backend: SocketAddr, durability: &str) -> std::path::PathB
     path
 }
 
+/// A running gateway process: killed with SIGKILL when dropped, also when a test fails.
+struct Proc(Child);
+
+impl Proc {
+    /// `kill -9`, and wait for the process to be gone.
+    fn kill9(self) {}
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts the binary (through `sh` when `shell_prefix` is set) and returns it with its address.
-fn serve(config: &Path, shell_prefix: Option<&str>) -> (Child, String) {
+fn serve(config: &Path, shell_prefix: Option<&str>) -> (Proc, String) {
     let args = format!(
         "serve --config {} --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0",
         config.display()
@@ -112,7 +127,7 @@ fn serve(config: &Path, shell_prefix: Option<&str>) -> (Child, String) {
     }
     // Keep reading: a closed pipe would fail the gateway's later lines on stdout.
     std::thread::spawn(move || lines.for_each(drop));
-    (child, listen.unwrap())
+    (Proc(child), listen.unwrap())
 }
 
 /// One request on a new connection: the status and decision id when an answer arrived.
@@ -179,7 +194,7 @@ fn kill_9_under_load_loses_no_record_of_an_answered_request() {
         let traces = dir.path().join("traces");
         let mut answered: Vec<String> = Vec::new();
         for round in 0..3 {
-            let (mut child, addr) = serve(&config, None);
+            let (child, addr) = serve(&config, None);
             let stop = Arc::new(AtomicBool::new(false));
             let count = Arc::new(AtomicUsize::new(0));
             let workers: Vec<_> = (0..4)
@@ -224,8 +239,7 @@ fn kill_9_under_load_loses_no_record_of_an_answered_request() {
             while count.load(Ordering::SeqCst) < target && std::time::Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(5));
             }
-            child.kill().unwrap();
-            child.wait().unwrap();
+            child.kill9();
             stop.store(true, Ordering::SeqCst);
             let before = answered.len();
             for w in workers {
@@ -236,7 +250,7 @@ fn kill_9_under_load_loses_no_record_of_an_answered_request() {
                 "too little load in round {round}"
             );
             // Restart: the writer repairs a torn tail and continues the chains.
-            let (mut child, addr) = serve(&config, None);
+            let (child, addr) = serve(&config, None);
             let (status, id) = request(
                 &addr,
                 "/customers",
@@ -246,8 +260,7 @@ fn kill_9_under_load_loses_no_record_of_an_answered_request() {
             .unwrap();
             assert_eq!(status, 200);
             answered.push(id);
-            child.kill().unwrap();
-            child.wait().unwrap();
+            child.kill9();
             let (ok, report) = verify(&traces);
             assert!(ok, "{durability} round {round}: {report}");
         }
@@ -272,7 +285,7 @@ fn a_trace_directory_that_cannot_grow_fails_closed_and_forwards_nothing() {
     let config = config(dir.path(), backend, "batch");
     // 16 blocks of 512 bytes: room for a few records. SIGXFSZ is ignored so the write fails
     // with an error (as on a full disk) instead of killing the process.
-    let (mut child, addr) = serve(&config, Some("trap '' XFSZ; ulimit -f 16;"));
+    let (child, addr) = serve(&config, Some("trap '' XFSZ; ulimit -f 16;"));
     let mut ok = 0;
     let mut failed = Vec::new();
     for _ in 0..40 {
@@ -292,8 +305,7 @@ fn a_trace_directory_that_cannot_grow_fails_closed_and_forwards_nothing() {
             ),
         }
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill9();
     assert!(ok >= 1, "no request succeeded before the limit");
     assert!(
         failed.len() >= 10,
@@ -339,13 +351,12 @@ fn trace_refusals_lists_the_requests_answered_before_a_decision() {
     let (backend, received) = backend();
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path(), backend, "batch");
-    let (mut child, addr) = serve(&config, None);
+    let (child, addr) = serve(&config, None);
     let (status, nowhere) = request(&addr, "/nowhere", "192.0.2.10", "{}").unwrap();
     assert_eq!(status, 404);
     let (status, _) = request(&addr, "/customers", "192.0.2.10", r#"{"a":1}"#).unwrap();
     assert_eq!(status, 200);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill9();
     assert_eq!(received.load(Ordering::SeqCst), 1);
     let out = Command::new(BIN)
         .args(["trace", "refusals"])
