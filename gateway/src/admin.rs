@@ -1,5 +1,7 @@
 //! The admin listener: `/healthz`, `/readyz` (with the active revision), `/metrics` (Prometheus
-//! text), `POST /reload`, the decision trail and the subject directory (`/v1/subjects/{id}`). Loopback by default; every path but `/healthz` needs the bearer
+//! text), `POST /reload`, the decision queries, the subject directory (`/v1/subjects/{id}`)
+//! and the review page (`/review`). Loopback by
+//! default; every path but `/healthz` and the review page's static files needs the bearer
 //! token when one is configured.
 
 use std::convert::Infallible;
@@ -77,6 +79,12 @@ async fn handle(shared: &Shared, token: Option<&str>, req: Request<Incoming>) ->
     let path = req.uri().path();
     if path == "/healthz" {
         return text(StatusCode::OK, "text/plain", "ok\n");
+    }
+    // The review page's files hold no data: its API calls carry the token.
+    if req.method() == Method::GET
+        && let Some(page) = crate::trace::review::asset(path)
+    {
+        return page;
     }
     if !authorized(token, &req) {
         let mut r = Problem::new(

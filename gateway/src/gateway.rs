@@ -35,6 +35,8 @@ pub struct Shared {
     pub config_path: Option<PathBuf>,
     /// The revision last published in the revision gauge.
     pub published_revision: std::sync::Mutex<Option<String>>,
+    /// OpenTelemetry export, when `[trace.otel]` is set.
+    pub otel: Option<Arc<crate::trace::otel::Otel>>,
 }
 
 /// The request pipeline, phase by phase (see the crate docs for the order and why).
@@ -60,6 +62,9 @@ pub fn pipeline(
         .then(|| shared.writer.clone());
     ServiceBuilder::new()
         .layer(EdgeLayer)
+        .layer(crate::trace::refusal::RefusalTraceLayer::new(
+            shared.clone(),
+        ))
         .layer(LimitsLayer::new(shared, max_concurrent))
         .layer(RouteLayer::default())
         .layer(InspectLayer::new(max_buffered_bytes))
@@ -94,6 +99,8 @@ pub enum StartError {
     Trace { dir: String, source: std::io::Error },
     #[error("TLS: {0}")]
     Tls(#[from] crate::tls::TlsError),
+    #[error("{0}")]
+    Otel(#[from] crate::trace::otel::OtelError),
 }
 
 /// A running gateway.
@@ -115,6 +122,7 @@ impl Running {
         let _ = tokio::time::timeout(self.grace + Duration::from_secs(1), self.server).await;
         self.admin.abort();
         self.shared.writer.flush();
+        stop_otel(&self.shared).await;
     }
 
     /// Waits until the server stops (after a shutdown signal).
@@ -122,6 +130,7 @@ impl Running {
         let _ = self.server.await;
         self.admin.abort();
         self.shared.writer.flush();
+        stop_otel(&self.shared).await;
     }
 
     pub fn shutdown_handle(&self) -> watch::Sender<bool> {
@@ -146,12 +155,22 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
         )?),
         None => None,
     };
-    let writer = TraceWriter::start(config.trace.dir.clone(), config.trace.durability).map_err(
-        |source| StartError::Trace {
-            dir: config.trace.dir.display().to_string(),
-            source,
+    let writer = TraceWriter::start_with(
+        config.trace.dir.clone(),
+        crate::trace::writer::WriterOptions {
+            durability: config.trace.durability,
+            rotation: config.trace.extras.rotation,
+            signing_key: config.trace.extras.signing_key.clone(),
         },
-    )?;
+    )
+    .map_err(|source| StartError::Trace {
+        dir: config.trace.dir.display().to_string(),
+        source,
+    })?;
+    let otel = match &config.trace.extras.otel {
+        Some(o) => Some(Arc::new(crate::trace::otel::Otel::start(o)?)),
+        None => None,
+    };
     let limits = config.server.limits.clone();
     let timeouts = config.server.timeouts.clone();
     let admin_token = config.admin.token.clone();
@@ -172,6 +191,7 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
         writer,
         config_path: opts.config_path.clone(),
         published_revision: std::sync::Mutex::new(None),
+        otel,
     });
     crate::reload::publish_revision(&shared, &revision);
     crate::upstream::spawn_health_checks(&shared.snapshot.load_full());
@@ -232,6 +252,13 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
         admin,
         grace,
     })
+}
+
+/// Exports pending spans and metrics; the exporters block, so off the runtime's threads.
+async fn stop_otel(shared: &Shared) {
+    if let Some(o) = shared.otel.clone() {
+        let _ = tokio::task::spawn_blocking(move || o.shutdown()).await;
+    }
 }
 
 fn hostname() -> String {

@@ -18,7 +18,9 @@
 //! 8. **trace** ([`trace`]): the decision record is made durable; failure fails closed.
 //! 9. **effect** ([`forward`]): the upstream request, or the answer decided above.
 //!
-//! [`edge`] wraps them all: it never fails, counts and logs every request.
+//! [`edge`] wraps them all: it never fails, counts and logs every request. Just inside it,
+//! [`trace::refusal`] records every request answered before a decision and, with
+//! OpenTelemetry configured ([`trace::otel`]), starts and ends the request's span.
 //!
 //! # Layout
 //! - [`config`]: raw and validated configuration, `check` diagnostics.

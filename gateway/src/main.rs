@@ -42,8 +42,17 @@ enum Command {
 
 #[derive(Subcommand)]
 enum TraceCommand {
-    /// Check every hash chain under DIR; report the first broken record of each file.
-    Verify { dir: PathBuf },
+    /// Check every hash chain and checkpoint under DIR, across rotated files; report the
+    /// first broken record of each file.
+    Verify {
+        dir: PathBuf,
+        /// A file holding the Ed25519 public key (hex) every checkpoint must be signed with.
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+    },
+    /// Write a new random 32-byte key (hex) to FILE, for `[trace] signing_key` or
+    /// `[trace.pseudonym_keys]`; prints the Ed25519 public key that goes with it.
+    Keygen { file: PathBuf },
     /// List decisions, filtered, as a table or JSON lines.
     List {
         dir: PathBuf,
@@ -72,6 +81,17 @@ enum TraceCommand {
         dir: PathBuf,
         #[command(flatten)]
         filter: TraceFilter,
+    },
+    /// Requests answered before any decision (no route, framing, limits, refused upgrades),
+    /// with counts by reason.
+    Refusals {
+        dir: PathBuf,
+        /// Records at or after this RFC 3339 time (or date).
+        #[arg(long)]
+        since: Option<String>,
+        /// Records before this RFC 3339 time (or date).
+        #[arg(long)]
+        until: Option<String>,
     },
     /// Counts by verdict, destination and basis.
     Stats {
@@ -249,8 +269,16 @@ fn trace(cmd: TraceCommand) -> ExitCode {
         }
     };
     match cmd {
-        TraceCommand::Verify { dir } => {
-            let results = match read::verify_dir(&dir) {
+        TraceCommand::Keygen { file } => keygen(&file),
+        TraceCommand::Verify { dir, public_key } => {
+            let pinned = match public_key.as_deref().map(read_public_key).transpose() {
+                Ok(k) => k,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let results = match read::verify_dir(&dir, pinned.as_ref()) {
                 Ok(r) => r,
                 Err(e) => {
                     eprintln!("error: {}: {e}", dir.display());
@@ -260,7 +288,16 @@ fn trace(cmd: TraceCommand) -> ExitCode {
             let mut broken = 0;
             for v in &results {
                 match &v.result {
-                    Ok(n) => println!("ok     {} ({n} lines)", v.path.display()),
+                    Ok(s) => println!(
+                        "ok     {} ({} lines{})",
+                        v.path.display(),
+                        s.lines,
+                        match s.checkpoint {
+                            Some(true) => ", signed checkpoint",
+                            Some(false) => ", unsigned checkpoint",
+                            None => "",
+                        }
+                    ),
                     Err(e) => {
                         broken += 1;
                         println!("BROKEN {e}");
@@ -348,6 +385,23 @@ fn trace(cmd: TraceCommand) -> ExitCode {
                 return ExitCode::FAILURE;
             };
             emit(read::register(&kept).trim_end());
+            ExitCode::SUCCESS
+        }
+        TraceCommand::Refusals { dir, since, until } => {
+            let Some(trail) = load(&dir) else {
+                return ExitCode::FAILURE;
+            };
+            let filter = read::Filter {
+                since,
+                until,
+                ..read::Filter::default()
+            };
+            let kept: Vec<serde_json::Value> = trail
+                .refusals
+                .into_iter()
+                .filter(|r| filter.matches(r))
+                .collect();
+            emit(read::refusals(&kept).trim_end());
             ExitCode::SUCCESS
         }
         TraceCommand::Stats { dir, filter } => {
@@ -1011,5 +1065,40 @@ fn explain(args: ExplainArgs) -> ExitCode {
     for r in &d.reasons {
         println!("  [{}] {}: {}", r.step, r.rule, r.finding);
     }
+    ExitCode::SUCCESS
+}
+
+/// Reads an Ed25519 public key written as hex.
+fn read_public_key(path: &Path) -> Result<ed25519_dalek::VerifyingKey, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    hex::decode(text.trim())
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .and_then(|b| ed25519_dalek::VerifyingKey::from_bytes(&b).ok())
+        .ok_or_else(|| {
+            format!(
+                "{}: not an Ed25519 public key (64 hex digits)",
+                path.display()
+            )
+        })
+}
+
+fn keygen(file: &Path) -> ExitCode {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let seed: [u8; 32] = rand::random();
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(file)
+        .and_then(|mut f| writeln!(f, "{}", hex::encode(seed)));
+    if let Err(e) = written {
+        eprintln!("error: {}: {e}", file.display());
+        return ExitCode::FAILURE;
+    }
+    let public = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key();
+    println!("wrote {}", file.display());
+    println!("public key {}", hex::encode(public.as_bytes()));
     ExitCode::SUCCESS
 }

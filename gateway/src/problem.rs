@@ -63,6 +63,14 @@ impl Problem {
     /// The HTTP response carrying this problem.
     pub fn into_response(self) -> Response<Body> {
         let status = self.status();
+        let answered = Answered {
+            code: self
+                .kind
+                .strip_prefix("urn:domicile:problem:")
+                .unwrap_or(&self.kind)
+                .to_owned(),
+            decision_id: self.decision_id.clone(),
+        };
         let bytes = serde_json::to_vec(&self).unwrap_or_else(|_| {
             br#"{"type":"urn:domicile:problem:internal","title":"Internal Server Error","status":500}"#.to_vec()
         });
@@ -78,8 +86,17 @@ impl Problem {
             res.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        res.extensions_mut().insert(answered);
         res
     }
+}
+
+/// Set on every problem response: which problem the gateway answered with, for the record of
+/// a request refused before a decision.
+#[derive(Debug, Clone)]
+pub struct Answered {
+    pub code: String,
+    pub decision_id: Option<String>,
 }
 
 /// Marks a response so the connection is closed after it (HTTP/1).

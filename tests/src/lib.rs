@@ -334,6 +334,22 @@ region = "us-east"
     )
 }
 
+/// A region directory's trace files in chain order: sealed files by sequence, then the active
+/// `decisions.jsonl`.
+pub fn trace_files(region_dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(region_dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+                .collect()
+        })
+        .unwrap_or_default();
+    // "decisions-000001.jsonl" sorts before "decisions.jsonl".
+    files.sort();
+    files
+}
+
 /// A running gateway with its working directory.
 #[allow(missing_debug_implementations)]
 pub struct Gateway {
@@ -414,10 +430,11 @@ impl Gateway {
             return out;
         };
         for d in dirs.flatten() {
-            let f = d.path().join("decisions.jsonl");
-            if let Ok(text) = std::fs::read_to_string(&f) {
-                for line in text.lines() {
-                    out.push(serde_json::from_str(line).unwrap());
+            for f in trace_files(&d.path()) {
+                if let Ok(text) = std::fs::read_to_string(&f) {
+                    for line in text.lines() {
+                        out.push(serde_json::from_str(line).unwrap());
+                    }
                 }
             }
         }
@@ -437,9 +454,9 @@ impl Gateway {
         let mut s = String::new();
         if let Ok(dirs) = std::fs::read_dir(self.trace_dir()) {
             for d in dirs.flatten() {
-                s.push_str(
-                    &std::fs::read_to_string(d.path().join("decisions.jsonl")).unwrap_or_default(),
-                );
+                for f in trace_files(&d.path()) {
+                    s.push_str(&std::fs::read_to_string(f).unwrap_or_default());
+                }
             }
         }
         s

@@ -76,8 +76,44 @@ async fn every_trace_line_conforms_to_the_published_schemas() {
         serde_json::from_str(include_str!("../../gateway/schema/decision-1.schema.json")).unwrap();
     let outcome: Value =
         serde_json::from_str(include_str!("../../gateway/schema/outcome-1.schema.json")).unwrap();
+    let refusal: Value =
+        serde_json::from_str(include_str!("../../gateway/schema/refusal-1.schema.json")).unwrap();
+    let checkpoint: Value = serde_json::from_str(include_str!(
+        "../../gateway/schema/checkpoint-1.schema.json"
+    ))
+    .unwrap();
     let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
-    let gw = Gateway::two_regions(&eu, &us, "").await;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    std::fs::write(keys.join("sign.key"), "07".repeat(32)).unwrap();
+    let text = domicile_tests::two_regions(
+        &eu.url(),
+        &us.url(),
+        &dir.path().join("traces"),
+        "",
+    )
+    .replace(
+        "durability = \"batch\"",
+        "durability = \"batch\"\nrotate_bytes = 4096\nsigning_key = \"keys/sign.key\"\n\
+         subject_id_header = \"x-customer-id\"\n\
+         pseudonym_keys = { eu-central = { key = \"0101010101010101010101010101010101010101010101010101010101010101\" }, \
+         us-east = { key = \"0202020202020202020202020202020202020202020202020202020202020202\" } }",
+    );
+    let gw = Gateway::start(dir, &text, false).await;
+    client::get(&gw.url("/nowhere")).await;
+    // Enough records for a rotation, each with a subject identifier to pseudonymise.
+    for n in 0..6 {
+        let req = http::Request::post(gw.url("/customers"))
+            .header("content-type", "application/json")
+            .header("x-forwarded-for", "192.0.2.10")
+            .header("x-customer-id", format!("cust-{n}"))
+            .body(http_body_util::Full::new(bytes::Bytes::from_static(
+                br#"{"email":"a@example.com"}"#,
+            )))
+            .unwrap();
+        assert_eq!(client::send(req, false).await.status, 200);
+    }
     post_json(
         &gw.url("/customers"),
         "192.0.2.10",
@@ -111,11 +147,16 @@ async fn every_trace_line_conforms_to_the_published_schemas() {
         let schema = match line["schema"].as_str() {
             Some("domicile.decision/1") => &decision,
             Some("domicile.outcome/1") => &outcome,
+            Some("domicile.refusal/1") => &refusal,
+            Some("domicile.checkpoint/1") => &checkpoint,
             other => panic!("unknown schema {other:?}"),
         };
         validate(schema, line, "", &mut errors);
     }
     assert!(errors.is_empty(), "{errors:#?}");
+    for kind in ["domicile.refusal/1", "domicile.checkpoint/1"] {
+        assert!(lines.iter().any(|l| l["schema"] == kind), "no {kind} line");
+    }
     // The check itself bites: an extra field or a missing one is reported.
     let mut tampered = gw.records()[0].clone();
     tampered["subject"]["email"] = Value::from("a@example.com");

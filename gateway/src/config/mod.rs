@@ -4,6 +4,7 @@
 
 pub mod raw;
 pub mod signals;
+pub mod trace;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -143,6 +144,8 @@ pub struct TraceConfig {
     pub durability: Durability,
     /// Append an outcome line (upstream status and latency) after each forwarded request.
     pub outcomes: bool,
+    /// Rotation, checkpoint signing and subject pseudonyms.
+    pub extras: trace::TraceExtras,
 }
 
 /// Where the GeoIP database comes from.
@@ -915,6 +918,7 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
             Durability::Batch,
         ),
         outcomes: raw.trace.outcomes.unwrap_or(true),
+        extras: trace::validate(c, &raw),
     };
 
     // [geoip]

@@ -98,6 +98,37 @@ pub struct FileTrace {
     pub dir: Option<S<String>>,
     pub durability: Option<S<String>>,
     pub outcomes: Option<bool>,
+    /// Start a new file once the current one holds this many bytes.
+    pub rotate_bytes: Option<S<i64>>,
+    /// Start a new file once the current one is this old (a duration such as `1d`).
+    pub rotate_every: Option<S<String>>,
+    /// An Ed25519 private key (32 bytes as hex) that signs each rotation checkpoint.
+    pub signing_key: Option<S<String>>,
+    /// The request header holding the subject identifier, recorded as a keyed pseudonym.
+    pub subject_id_header: Option<S<String>>,
+    /// region id → the HMAC key for that region's pseudonyms.
+    #[serde(default)]
+    pub pseudonym_keys: std::collections::BTreeMap<String, S<FilePseudonymKey>>,
+    /// OpenTelemetry export of request spans and decision metrics.
+    pub otel: Option<FileOtel>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileOtel {
+    pub endpoint: S<String>,
+    pub protocol: Option<S<String>>,
+    pub service_name: Option<S<String>>,
+    pub timeout: Option<S<String>>,
+    pub metrics_interval: Option<S<String>>,
+}
+
+/// A pseudonym key: inline hex or a file holding hex.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilePseudonymKey {
+    pub key: Option<S<String>>,
+    pub file: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,11 +1,22 @@
 //! Phase 8, trace: the decision record is written durably before the request takes effect
 //! (forwarded upstream, or answered with 451). If it cannot be written, the request fails
 //! closed with 503 and nothing is forwarded.
+//!
+//! - [`record`], [`json`]: the decision record and its fast JSON writer.
+//! - [`writer`]: chained, rotated, durable files per home region; [`verify`] checks them.
+//! - [`refusal`]: records for requests answered before a decision.
+//! - [`otel`]: OpenTelemetry spans and metrics, `traceparent` for backends.
+//! - [`read`], [`replay`]: the `domicile trace` commands and the admin queries.
+//! - [`review`]: the review page on the admin listener.
 
 pub mod json;
+pub mod otel;
 pub mod read;
 pub mod record;
+pub mod refusal;
 pub mod replay;
+pub mod review;
+pub mod verify;
 pub mod writer;
 
 use std::convert::Infallible;
@@ -76,6 +87,7 @@ pub fn encode(
         Some(a) => (a.outcome(), None),
         None => ("unavailable", Some(503)),
     };
+    let region_dir = record_region(ctx);
     let empty_j: &[domicile_policy::Country] = &[];
     let empty_e: &[domicile_regions::Evidence] = &[];
     let record = DecisionRecord {
@@ -130,6 +142,7 @@ pub fn encode(
                 }
             }),
             directory: ctx.directory.as_str(),
+            pseudonym: pseudonym(req, ctx, &region_dir),
         },
         inspection: &ctx.inspection.status,
         findings: &ctx.inspection.findings,
@@ -152,7 +165,14 @@ pub fn encode(
     };
     let mut body = Vec::with_capacity(1536);
     record.write_json(&mut body);
-    Some((record_region(ctx), body))
+    Some((region_dir, body))
+}
+
+/// The keyed pseudonym of the request's subject identifier, when one is configured and sent.
+fn pseudonym(req: &Request<Body>, ctx: &RequestContext, region: &str) -> Option<String> {
+    let p = ctx.snapshot.config.trace.extras.pseudonyms.as_ref()?;
+    let id = req.headers().get(&p.header)?;
+    p.pseudonym(region, id.as_bytes())
 }
 
 /// The region whose trace store holds this request's records: the subject's home region.
@@ -178,13 +198,17 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<Body>) -> Self::Future {
+    fn call(&mut self, mut req: Request<Body>) -> Self::Future {
         let Some(ctx) = req.extensions().get::<RequestContext>() else {
             return PhaseFuture::Answered {
                 res: Some(crate::context::missing()),
             };
         };
         let decision_id = ctx.decision_id.clone();
+        let traceparent = req
+            .extensions()
+            .get::<otel::RequestSpan>()
+            .and_then(|span| annotate(span, ctx));
         let Some((region, body)) = encode(&req, ctx, &self.instance) else {
             // No decision was made (the request never reached the decide phase's output).
             return PhaseFuture::Answered {
@@ -194,6 +218,10 @@ where
                 )),
             };
         };
+        if let Some(tp) = traceparent {
+            // The backend's spans continue the gateway's: it is their parent.
+            req.headers_mut().insert(TRACEPARENT, tp);
+        }
         // Without fsync the record is chained into memory right here: no hand-off, no wait.
         if let Some(written) = self.writer.append_now(&region, &body) {
             return match written {
@@ -219,7 +247,49 @@ where
     }
 }
 
-fn write_failed(decision_id: &str, e: &writer::TraceError) -> Response<Body> {
+const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+
+/// Puts the decision on the request's span; returns the upstream `traceparent`.
+fn annotate(span: &otel::RequestSpan, ctx: &RequestContext) -> Option<http::HeaderValue> {
+    use opentelemetry::KeyValue;
+    let list = |items: Vec<String>| items.join(",");
+    let mut attrs = vec![
+        KeyValue::new("domicile.decision_id", ctx.decision_id.clone()),
+        KeyValue::new("domicile.policy_revision", ctx.snapshot.revision.clone()),
+    ];
+    if let Some(route) = ctx.route.and_then(|n| ctx.snapshot.route(n)) {
+        attrs.push(KeyValue::new("domicile.route", route.id.to_string()));
+    }
+    if let Some(d) = &ctx.decision {
+        attrs.push(KeyValue::new("domicile.verdict", d.verdict.as_str()));
+        attrs.push(KeyValue::new("domicile.reason_code", d.reason_code));
+        attrs.push(KeyValue::new(
+            "domicile.basis",
+            list(d.basis.iter().map(|b| b.to_string()).collect()),
+        ));
+    }
+    if let Some(r) = &ctx.resolution {
+        attrs.push(KeyValue::new(
+            "domicile.subject.jurisdiction",
+            list(
+                r.jurisdictions
+                    .iter()
+                    .map(|c| c.as_str().to_owned())
+                    .collect(),
+            ),
+        ));
+    }
+    if let Some(region) = &ctx.destination {
+        attrs.push(KeyValue::new(
+            "domicile.destination.region",
+            region.to_string(),
+        ));
+    }
+    span.decision(attrs);
+    span.traceparent()
+}
+
+pub(crate) fn write_failed(decision_id: &str, e: &writer::TraceError) -> Response<Body> {
     metrics::counter!(m::TRACE_WRITE_FAILURES).increment(1);
     tracing::error!(decision_id, error = %e, "decision record not written; failing closed");
     unavailable(decision_id, "the decision record could not be written")

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::record::{OUTCOME_SCHEMA, SCHEMA};
-use super::writer::{ChainBreak, verify_file};
+pub use super::verify::{Verified, verify_dir};
 
 /// Every trace file under `dir` (`<dir>/<region>/*.jsonl`), sorted.
 pub fn files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
@@ -26,24 +26,6 @@ pub fn files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     }
     out.sort();
     Ok(out)
-}
-
-/// The result of verifying one file.
-#[derive(Debug)]
-pub struct Verified {
-    pub path: PathBuf,
-    pub result: Result<usize, ChainBreak>,
-}
-
-/// Verifies every chain under `dir`.
-pub fn verify_dir(dir: &Path) -> std::io::Result<Vec<Verified>> {
-    Ok(files(dir)?
-        .into_iter()
-        .map(|path| Verified {
-            result: verify_file(&path),
-            path,
-        })
-        .collect())
 }
 
 /// What `list` keeps. Every set field must match.
@@ -118,6 +100,8 @@ pub struct Trail {
     pub decisions: Vec<Value>,
     /// decision id → outcome line.
     pub outcomes: BTreeMap<String, Value>,
+    /// Requests answered before a decision, oldest first.
+    pub refusals: Vec<Value>,
 }
 
 /// Reads every line under `dir`.
@@ -136,6 +120,7 @@ pub fn read_dir(dir: &Path) -> Result<Trail, Box<dyn std::error::Error>> {
             })?;
             match v["schema"].as_str() {
                 Some(SCHEMA) => trail.decisions.push(v),
+                Some(super::refusal::REFUSAL_SCHEMA) => trail.refusals.push(v),
                 Some(OUTCOME_SCHEMA) => {
                     let id = str_of(&v, &["decision_id"]).to_owned();
                     trail.outcomes.insert(id, v);
@@ -144,10 +129,38 @@ pub fn read_dir(dir: &Path) -> Result<Trail, Box<dyn std::error::Error>> {
             }
         }
     }
-    trail
-        .decisions
-        .sort_by(|a, b| str_of(a, &["time"]).cmp(str_of(b, &["time"])));
+    let by_time = |a: &Value, b: &Value| str_of(a, &["time"]).cmp(str_of(b, &["time"]));
+    trail.decisions.sort_by(by_time);
+    trail.refusals.sort_by(by_time);
     Ok(trail)
+}
+
+/// The requests refused before a decision, as a table, with counts by reason.
+pub fn refusals(refusals: &[Value]) -> String {
+    let mut s = format!(
+        "{:<27} {:<26} {:<8} {:<6} {:<20} {}\n",
+        "TIME", "DECISION", "METHOD", "STATUS", "REASON", "CLIENT"
+    );
+    let mut counts: BTreeMap<(&str, u64), usize> = BTreeMap::new();
+    for r in refusals {
+        let status = r["outcome"]["status"].as_u64().unwrap_or(0);
+        let reason = str_of(r, &["reason_code"]);
+        *counts.entry((reason, status)).or_default() += 1;
+        s.push_str(&format!(
+            "{:<27} {:<26} {:<8} {:<6} {:<20} {}\n",
+            str_of(r, &["time"]),
+            str_of(r, &["decision_id"]),
+            str_of(r, &["method"]),
+            status,
+            reason,
+            r["client_address"].as_str().unwrap_or("-"),
+        ));
+    }
+    s.push_str(&format!("\n{} refused before a decision\n", refusals.len()));
+    for ((reason, status), n) in counts {
+        s.push_str(&format!("  {n:>6}  {reason} ({status})\n"));
+    }
+    s
 }
 
 /// One line of `list`'s table.

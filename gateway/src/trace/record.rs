@@ -49,6 +49,9 @@ pub struct SubjectRecord<'a> {
     /// What the subject directory did: `absent`, `found`, `stored` or `failed`; absent when
     /// there is no directory or no subject id.
     pub directory: Option<&'static str>,
+    /// The keyed pseudonym of the subject identifier (see [`crate::config::trace::Pseudonyms`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pseudonym: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -132,53 +135,56 @@ impl DecisionRecord<'_> {
             .str("method", self.method)
             .str("purpose", self.purpose)
             .with("subject", |o| {
-                Obj::new(o)
-                    .array("jurisdictions", s.jurisdictions, |o, c| {
-                        json::string(o, c.as_str())
-                    })
-                    .array("regimes", s.regimes, |o, r| json::string(o, r))
-                    .bool("conflict", s.conflict)
-                    .array("evidence", s.evidence, |o, e| {
-                        let mut eo = Obj::new(o);
-                        eo.str("source", e.source.as_str())
-                            .str("kind", e.kind.as_str())
-                            .str("country", e.country.as_str())
-                            .num("weight", u64::from(e.weight))
-                            .str("location", &e.location);
-                        if let Some(c) = e.category {
-                            eo.str("category", c);
-                        }
-                        if let Some(d) = e.detector {
-                            eo.str("detector", d);
-                        }
-                        eo.end()
-                    })
-                    .opt_str("client_address", s.client_address.as_deref())
-                    .str("client_address_source", s.client_address_source)
-                    .bool("forwarded_for_ignored", s.forwarded_for_ignored)
-                    .opt_num("geoip_build_epoch", s.geoip_build_epoch)
-                    .opt_str("home_region", s.home_region)
-                    .array("plausible", s.plausible, |o, p| {
-                        Obj::new(o)
-                            .str("country", p.country.as_str())
-                            .num("confidence", u64::from(p.confidence))
-                            .end()
-                    })
-                    .str("rule", s.rule)
-                    .array("citizenship", s.citizenship, |o, c| {
-                        json::string(o, c.as_str())
-                    })
-                    .array("rejected_evidence", s.rejected_evidence, |o, r| {
-                        Obj::new(o)
-                            .str("source", r.source.as_str())
-                            .str("location", &r.location)
-                            .str("reason", r.reason)
-                            .end()
-                    })
-                    .opt_str("geoip_build_date", s.geoip_build_date)
-                    .opt_str("home_region_source", s.home_region_source)
-                    .opt_str("directory", s.directory)
-                    .end()
+                let mut so = Obj::new(o);
+                so.array("jurisdictions", s.jurisdictions, |o, c| {
+                    json::string(o, c.as_str())
+                })
+                .array("regimes", s.regimes, |o, r| json::string(o, r))
+                .bool("conflict", s.conflict)
+                .array("evidence", s.evidence, |o, e| {
+                    let mut eo = Obj::new(o);
+                    eo.str("source", e.source.as_str())
+                        .str("kind", e.kind.as_str())
+                        .str("country", e.country.as_str())
+                        .num("weight", u64::from(e.weight))
+                        .str("location", &e.location);
+                    if let Some(c) = e.category {
+                        eo.str("category", c);
+                    }
+                    if let Some(d) = e.detector {
+                        eo.str("detector", d);
+                    }
+                    eo.end()
+                })
+                .opt_str("client_address", s.client_address.as_deref())
+                .str("client_address_source", s.client_address_source)
+                .bool("forwarded_for_ignored", s.forwarded_for_ignored)
+                .opt_num("geoip_build_epoch", s.geoip_build_epoch)
+                .opt_str("home_region", s.home_region)
+                .array("plausible", s.plausible, |o, p| {
+                    Obj::new(o)
+                        .str("country", p.country.as_str())
+                        .num("confidence", u64::from(p.confidence))
+                        .end()
+                })
+                .str("rule", s.rule)
+                .array("citizenship", s.citizenship, |o, c| {
+                    json::string(o, c.as_str())
+                })
+                .array("rejected_evidence", s.rejected_evidence, |o, r| {
+                    Obj::new(o)
+                        .str("source", r.source.as_str())
+                        .str("location", &r.location)
+                        .str("reason", r.reason)
+                        .end()
+                })
+                .opt_str("geoip_build_date", s.geoip_build_date)
+                .opt_str("home_region_source", s.home_region_source)
+                .opt_str("directory", s.directory);
+                if let Some(p) = &s.pseudonym {
+                    so.str("pseudonym", p);
+                }
+                so.end()
             })
             .with("inspection", |o| {
                 let mut i = Obj::new(o);
@@ -361,6 +367,7 @@ mod tests {
                     geoip_build_date: epoch.map(|_| "2026-11-28"),
                     home_region_source: region.map(|_| "directory"),
                     directory: region.map(|_| "stored"),
+                    pseudonym: epoch.map(|e| format!("{e:064x}")),
                 },
                 inspection: &inspection,
                 findings: &findings,

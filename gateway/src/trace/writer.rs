@@ -1,28 +1,60 @@
 //! The trace writer: one thread appends records to `<dir>/<region>/decisions.jsonl`, chaining
-//! each record to the previous one in its file, and acknowledges each record only once it is as
-//! durable as configured. Requests wait for the acknowledgement: audit before effect.
+//! each record to the previous one, and acknowledges each record only once it is as durable as
+//! configured. Requests wait for the acknowledgement: audit before effect.
 //!
 //! Chain: a record's JSON object ends with `"prev_hash":"<hex>"`; its `hash` is the SHA-256 of
 //! that object's bytes, appended as the last field. Verification strips the `hash` field and
 //! recomputes. A write that fails rolls the file back to its last good length, so a failed
 //! record leaves no half line and no gap in the chain.
+//!
+//! Rotation: when the active file reaches `[trace] rotate_bytes` or `rotate_every`, a
+//! checkpoint line (`domicile.checkpoint/1`) carrying the head hash, optionally signed with
+//! Ed25519, is appended and synced, the file is renamed to `decisions-<sequence>.jsonl` and a
+//! new `decisions.jsonl` starts whose first record chains to the checkpoint. Files are only
+//! ever appended to and renamed, never rewritten. A crash between the checkpoint and the
+//! rename is finished on the next start.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
+use super::json::Obj;
+pub use super::verify::{ChainBreak, verify_file};
 use crate::config::Durability;
+use crate::config::trace::{Rotation, SigningKey};
 
-/// The first record of a file chains to this.
+/// The first record of a region's first file chains to this.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// The file name inside each region's directory.
+/// The active file's name inside each region's directory.
 pub const FILE_NAME: &str = "decisions.jsonl";
+
+/// The schema id of checkpoint lines.
+pub const CHECKPOINT_SCHEMA: &str = "domicile.checkpoint/1";
+
+/// The name a sealed file gets at rotation.
+pub fn sealed_name(sequence: u64) -> String {
+    format!("decisions-{sequence:06}.jsonl")
+}
+
+/// The sequence number of a sealed file's name.
+pub fn sealed_sequence(name: &str) -> Option<u64> {
+    let n = name.strip_prefix("decisions-")?.strip_suffix(".jsonl")?;
+    (n.len() >= 6 && n.bytes().all(|c| c.is_ascii_digit()))
+        .then(|| n.parse().ok())
+        .flatten()
+}
+
+/// The bytes a checkpoint's signature covers.
+pub fn checkpoint_message(region: &str, sequence: u64, records: u64, head: &str) -> Vec<u8> {
+    format!("{CHECKPOINT_SCHEMA}\n{region}\n{sequence}\n{records}\n{head}").into_bytes()
+}
 
 /// A record that could not be made durable.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -31,6 +63,14 @@ pub enum TraceError {
     Io { path: String, message: String },
     #[error("the trace writer has stopped")]
     Stopped,
+}
+
+/// How the writer stores records.
+#[derive(Debug, Clone)]
+pub struct WriterOptions {
+    pub durability: Durability,
+    pub rotation: Rotation,
+    pub signing_key: Option<SigningKey>,
 }
 
 struct Job {
@@ -59,11 +99,114 @@ pub struct TraceWriter {
 const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
 const FLUSH_BYTES: usize = 256 * 1024;
 
+/// Where a region's active file stands: its chain head, size, age and the sequence number it
+/// gets when sealed.
+#[derive(Debug)]
+struct Segment {
+    region_dir: PathBuf,
+    /// The region directory's name, written in checkpoints.
+    region: String,
+    head: String,
+    len: u64,
+    records: u64,
+    opened: SystemTime,
+    sequence: u64,
+}
+
+impl Segment {
+    fn active(&self) -> PathBuf {
+        self.region_dir.join(FILE_NAME)
+    }
+
+    fn due(&self, rotation: &Rotation) -> bool {
+        self.records > 0
+            && (rotation.max_bytes.is_some_and(|m| self.len >= m)
+                || rotation.max_age.is_some_and(|a| {
+                    SystemTime::now()
+                        .duration_since(self.opened)
+                        .is_ok_and(|age| age >= a)
+                }))
+    }
+
+    /// Chains one line into `out` and counts it.
+    fn chain(&mut self, out: &mut Vec<u8>, body: &[u8]) {
+        let before = out.len();
+        self.head = chain_into(out, body, &self.head);
+        self.len += (out.len() - before) as u64;
+        self.records += 1;
+    }
+
+    /// Chains this file's checkpoint into `out`; afterwards the segment describes the next
+    /// file, whose first record chains to the checkpoint.
+    fn checkpoint(&mut self, out: &mut Vec<u8>, key: Option<&SigningKey>) -> u64 {
+        let body = checkpoint_body(&self.region, self.sequence, self.records, &self.head, key);
+        self.head = chain_into(out, &body, &self.head);
+        let sealed = self.sequence;
+        self.sequence += 1;
+        self.len = 0;
+        self.records = 0;
+        self.opened = SystemTime::now();
+        sealed
+    }
+}
+
+fn checkpoint_body(
+    region: &str,
+    sequence: u64,
+    records: u64,
+    head: &str,
+    key: Option<&SigningKey>,
+) -> Vec<u8> {
+    use ed25519_dalek::Signer;
+    let signed = key.map(|k| {
+        let sig =
+            k.0.sign(&checkpoint_message(region, sequence, records, head));
+        (
+            hex::encode(k.0.verifying_key().as_bytes()),
+            hex::encode(sig.to_bytes()),
+        )
+    });
+    let mut out = Vec::with_capacity(512);
+    Obj::new(&mut out)
+        .str("schema", CHECKPOINT_SCHEMA)
+        .str(
+            "time",
+            &crate::clock::rfc3339_micros(crate::clock::now_micros()),
+        )
+        .str("region", region)
+        .str("file", &sealed_name(sequence))
+        .num("sequence", sequence)
+        .num("records", records)
+        .str("head", head)
+        .opt_str("public_key", signed.as_ref().map(|s| s.0.as_str()))
+        .opt_str("signature", signed.as_ref().map(|s| s.1.as_str()))
+        .end();
+    out
+}
+
+/// Renames the active file to its sealed name and makes the rename durable.
+fn seal(region_dir: &Path, sequence: u64) -> std::io::Result<()> {
+    std::fs::rename(
+        region_dir.join(FILE_NAME),
+        region_dir.join(sealed_name(sequence)),
+    )?;
+    File::open(region_dir)?.sync_all()
+}
+
+/// Bytes chained in memory but not yet written, and whether the file is sealed after them.
+#[derive(Debug)]
+struct Pending {
+    segment_dir: PathBuf,
+    data: Vec<u8>,
+    seal: Option<u64>,
+}
+
 #[derive(Debug)]
 struct RegionBuf {
-    head: String,
+    segment: Segment,
     data: Vec<u8>,
-    path: PathBuf,
+    /// Files rotated since the last write-out: their last bytes, then the rename.
+    sealed: Vec<Pending>,
 }
 
 /// The most bytes held in memory per region before requests are refused: if writing stalls,
@@ -73,7 +216,10 @@ const MAX_BUFFERED: usize = 64 * 1024 * 1024;
 #[derive(Debug)]
 struct Buffered {
     dir: PathBuf,
+    options: WriterOptions,
     regions: Mutex<HashMap<Arc<str>, RegionBuf>>,
+    /// Open files by path; held while writing so write-outs never interleave.
+    io: Mutex<HashMap<PathBuf, File>>,
     wake: Condvar,
     /// Set when a write failed: the chain in memory is ahead of the file, so every later
     /// request fails closed until restart (which resumes from what the file holds).
@@ -92,16 +238,7 @@ impl Buffered {
         }
         let mut regions = self.regions.lock().map_err(|_| TraceError::Stopped)?;
         if !regions.contains_key(&region) {
-            // Once per region: repair a torn tail and read the chain head.
-            let f = open_chain(&self.dir, &region)?;
-            regions.insert(
-                region.clone(),
-                RegionBuf {
-                    head: f.head,
-                    data: Vec::new(),
-                    path: f.path,
-                },
-            );
+            Buffered::open_into(&mut regions, &self.dir, region.clone())?;
         }
         let Some(rb) = regions.get_mut(&region) else {
             return Err(TraceError::Stopped);
@@ -109,54 +246,109 @@ impl Buffered {
         if rb.data.len() >= MAX_BUFFERED {
             self.wake.notify_one();
             return Err(TraceError::Io {
-                path: rb.path.display().to_string(),
+                path: rb.segment.active().display().to_string(),
                 message: "the trace buffer is full: writing has stalled".into(),
             });
         }
-        rb.head = chain_into(&mut rb.data, body, &rb.head);
+        if rb.segment.due(&self.options.rotation) {
+            let seq = rb
+                .segment
+                .checkpoint(&mut rb.data, self.options.signing_key.as_ref());
+            let data = std::mem::take(&mut rb.data);
+            rb.sealed.push(Pending {
+                segment_dir: rb.segment.region_dir.clone(),
+                data,
+                seal: Some(seq),
+            });
+            self.wake.notify_one();
+        }
+        rb.segment.chain(&mut rb.data, body);
         if rb.data.len() >= FLUSH_BYTES {
             self.wake.notify_one();
         }
         Ok(())
     }
 
-    /// Takes every buffer's pending bytes.
-    fn take(&self) -> Vec<(PathBuf, Vec<u8>)> {
+    /// Opens a region (repairing a torn tail, reading the chain head) once.
+    fn open(&self, region: Arc<str>) -> Result<(), TraceError> {
+        let mut regions = self.regions.lock().map_err(|_| TraceError::Stopped)?;
+        Buffered::open_into(&mut regions, &self.dir, region)
+    }
+
+    fn open_into(
+        regions: &mut HashMap<Arc<str>, RegionBuf>,
+        dir: &Path,
+        region: Arc<str>,
+    ) -> Result<(), TraceError> {
+        let (segment, _) = open_segment(dir, &region)?;
+        regions.insert(
+            region,
+            RegionBuf {
+                segment,
+                data: Vec::new(),
+                sealed: Vec::new(),
+            },
+        );
+        Ok(())
+    }
+
+    /// Takes every buffer's pending bytes, rotations first, in order.
+    fn take(&self) -> Vec<Pending> {
         let Ok(mut regions) = self.regions.lock() else {
             return Vec::new();
         };
-        regions
-            .values_mut()
-            .filter(|rb| !rb.data.is_empty())
-            .map(|rb| {
+        let mut out = Vec::new();
+        for rb in regions.values_mut() {
+            out.append(&mut rb.sealed);
+            if !rb.data.is_empty() {
                 // The next period starts with the capacity this one needed.
                 let next = Vec::with_capacity(rb.data.capacity());
-                (rb.path.clone(), std::mem::replace(&mut rb.data, next))
-            })
-            .collect()
+                out.push(Pending {
+                    segment_dir: rb.segment.region_dir.clone(),
+                    data: std::mem::replace(&mut rb.data, next),
+                    seal: None,
+                });
+            }
+        }
+        out
+    }
+
+    /// Writes out everything pending now.
+    fn write_out(&self) {
+        let Ok(mut files) = self.io.lock() else {
+            return;
+        };
+        let pending = self.take();
+        write_pending(&mut files, pending, &self.failed);
     }
 }
 
 /// Writes buffered bytes out; on a failure removes any partial append and marks the writer
 /// failed, so later requests fail closed.
-fn write_out(
+fn write_pending(
     files: &mut HashMap<PathBuf, File>,
-    pending: Vec<(PathBuf, Vec<u8>)>,
+    pending: Vec<Pending>,
     failed: &Mutex<Option<String>>,
 ) {
-    for (path, data) in pending {
+    for p in pending {
+        let path = p.segment_dir.join(FILE_NAME);
         let result = (|| -> std::io::Result<()> {
             let file = match files.get_mut(&path) {
                 Some(f) => f,
                 None => {
-                    let f = OpenOptions::new().append(true).open(&path)?;
+                    let f = OpenOptions::new().create(true).append(true).open(&path)?;
                     files.entry(path.clone()).or_insert(f)
                 }
             };
             let len = file.metadata()?.len();
-            if let Err(e) = file.write_all(&data) {
+            if let Err(e) = file.write_all(&p.data) {
                 let _ = file.set_len(len);
                 return Err(e);
+            }
+            if let Some(seq) = p.seal {
+                file.sync_data()?;
+                files.remove(&path);
+                seal(&p.segment_dir, seq)?;
             }
             Ok(())
         })();
@@ -166,35 +358,32 @@ fn write_out(
             if let Ok(mut f) = failed.lock() {
                 f.get_or_insert_with(|| format!("{}: {e}", path.display()));
             }
+            return;
         }
     }
 }
 
 fn run_flusher(buffered: std::sync::Weak<Buffered>) {
-    let mut files = HashMap::new();
     loop {
         let Some(b) = buffered.upgrade() else { return };
-        let pending = {
+        {
             let Ok(guard) = b.regions.lock() else { return };
             let _ = b.wake.wait_timeout(guard, FLUSH_EVERY);
-            b.take()
-        };
-        write_out(&mut files, pending, &b.failed);
+        }
+        b.write_out();
         drop(b);
     }
 }
 
 impl Drop for Buffered {
     fn drop(&mut self) {
-        write_out(&mut HashMap::new(), self.take(), &self.failed);
+        self.write_out();
     }
 }
 
 struct ChainFile {
-    path: PathBuf,
+    segment: Segment,
     file: File,
-    head: String,
-    len: u64,
     /// Set after a failed write or sync: the kernel may have dropped pages it reported written
     /// (after a failed fsync nothing about the file can be trusted), so the file takes no more
     /// records until restart, which re-reads and repairs it.
@@ -202,21 +391,42 @@ struct ChainFile {
 }
 
 impl TraceWriter {
-    /// Starts the writer thread for `dir`.
+    /// Starts the writer thread for `dir`, without rotation or signing.
     pub fn start(dir: PathBuf, durability: Durability) -> std::io::Result<TraceWriter> {
+        TraceWriter::start_with(
+            dir,
+            WriterOptions {
+                durability,
+                rotation: Rotation::default(),
+                signing_key: None,
+            },
+        )
+    }
+
+    /// Starts the writer thread for `dir`.
+    pub fn start_with(dir: PathBuf, options: WriterOptions) -> std::io::Result<TraceWriter> {
         std::fs::create_dir_all(&dir)?;
+        let durability = options.durability;
         let (tx, rx) = mpsc::channel::<Job>(16 * 1024);
         let thread_dir = dir.clone();
+        let thread_options = options.clone();
         std::thread::Builder::new()
             .name("domicile-trace".into())
-            .spawn(move || run(rx, thread_dir, durability))?;
+            .spawn(move || run(rx, thread_dir, thread_options))?;
         let buffered = if durability == Durability::None {
             let b = Arc::new(Buffered {
                 dir: dir.clone(),
+                options,
                 regions: Mutex::new(HashMap::new()),
+                io: Mutex::new(HashMap::new()),
                 wake: Condvar::new(),
                 failed: Mutex::new(None),
             });
+            for region in existing_regions(&dir) {
+                if let Err(e) = b.open(region) {
+                    tracing::error!(error = %e, "trace file could not be opened");
+                }
+            }
             let weak = Arc::downgrade(&b);
             std::thread::Builder::new()
                 .name("domicile-trace-flush".into())
@@ -236,7 +446,7 @@ impl TraceWriter {
     /// Writes out anything buffered (`none` durability) now.
     pub fn flush(&self) {
         if let Some(b) = &self.buffered {
-            write_out(&mut HashMap::new(), b.take(), &b.failed);
+            b.write_out();
         }
     }
 
@@ -287,13 +497,54 @@ fn io_err(path: &Path, e: std::io::Error) -> TraceError {
     }
 }
 
-/// Opens a region file, repairs a torn last line and finds the chain head.
-fn open_chain(dir: &Path, region: &str) -> Result<ChainFile, TraceError> {
-    let region_dir = dir.join(sanitize(region));
-    std::fs::create_dir_all(&region_dir).map_err(|e| io_err(&region_dir, e))?;
+/// The highest sequence number among a region's sealed files.
+fn last_sealed(region_dir: &Path) -> std::io::Result<Option<u64>> {
+    let mut last = None;
+    for e in std::fs::read_dir(region_dir)? {
+        if let Some(n) = e?.file_name().to_str().and_then(sealed_sequence) {
+            last = last.max(Some(n));
+        }
+    }
+    Ok(last)
+}
+
+/// The last complete line of a file and the file's length up to it.
+fn last_line(file: &mut File, len: u64) -> std::io::Result<(Option<Vec<u8>>, u64)> {
+    let tail_len = len.min(256 * 1024);
+    let mut tail = vec![0; tail_len as usize];
+    file.seek(SeekFrom::Start(len - tail_len))?;
+    file.read_exact(&mut tail)?;
+    let good = tail.iter().rposition(|c| *c == b'\n').map_or(0, |p| p + 1);
+    let line = tail[..good]
+        .split(|c| *c == b'\n')
+        .rev()
+        .find(|l| !l.is_empty())
+        .map(<[u8]>::to_vec);
+    Ok((line, len - tail_len + good as u64))
+}
+
+fn count_lines(file: &mut File) -> std::io::Result<u64> {
+    file.seek(SeekFrom::Start(0))?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut n = 0u64;
+    loop {
+        let got = file.read(&mut buf)?;
+        if got == 0 {
+            return Ok(n);
+        }
+        n += buf[..got].iter().filter(|c| **c == b'\n').count() as u64;
+    }
+}
+
+/// Whether a line is a checkpoint.
+pub fn is_checkpoint(line: &[u8]) -> bool {
+    line.starts_with(b"{\"schema\":\"domicile.checkpoint/1\"")
+}
+
+fn open_active(region_dir: &Path) -> Result<(File, bool), TraceError> {
     let path = region_dir.join(FILE_NAME);
     let new_file = !path.exists();
-    let mut file = OpenOptions::new()
+    let file = OpenOptions::new()
         .create(true)
         .read(true)
         .append(true)
@@ -302,38 +553,77 @@ fn open_chain(dir: &Path, region: &str) -> Result<ChainFile, TraceError> {
     if new_file {
         // Make the new file's directory entry durable too, or a crash could lose the whole
         // file even after its records were synced.
-        File::open(&region_dir)
+        File::open(region_dir)
             .and_then(|d| d.sync_all())
-            .map_err(|e| io_err(&region_dir, e))?;
-        if let Some(parent) = region_dir.parent() {
-            let _ = File::open(parent).and_then(|d| d.sync_all());
-        }
+            .map_err(|e| io_err(region_dir, e))?;
     }
-    let len = file.metadata().map_err(|e| io_err(&path, e))?.len();
-    let tail_len = len.min(256 * 1024);
-    let mut tail = vec![0; tail_len as usize];
-    file.seek(SeekFrom::Start(len - tail_len))
-        .map_err(|e| io_err(&path, e))?;
-    file.read_exact(&mut tail).map_err(|e| io_err(&path, e))?;
+    Ok((file, new_file))
+}
+
+/// Opens a region's active file: repairs a torn last line, finishes a rotation a crash
+/// interrupted, and finds the chain head (which continues from the last sealed file).
+fn open_segment(dir: &Path, region: &str) -> Result<(Segment, File), TraceError> {
+    let name = sanitize(region);
+    let region_dir = dir.join(&name);
+    if !region_dir.exists() {
+        std::fs::create_dir_all(&region_dir).map_err(|e| io_err(&region_dir, e))?;
+        let _ = File::open(dir).and_then(|d| d.sync_all());
+    }
+    let path = region_dir.join(FILE_NAME);
+    let err = |e| io_err(&path, e);
+    let mut sequence = last_sealed(&region_dir).map_err(err)?.map_or(1, |n| n + 1);
+    let (mut file, new_file) = open_active(&region_dir)?;
+    let len = file.metadata().map_err(err)?.len();
+    let (mut last, good_len) = last_line(&mut file, len).map_err(err)?;
     // Drop a torn last line left by a crash in the middle of a write.
-    let good = tail.iter().rposition(|c| *c == b'\n').map_or(0, |p| p + 1);
-    let good_len = len - tail_len + good as u64;
     if good_len != len {
-        file.set_len(good_len).map_err(|e| io_err(&path, e))?;
+        file.set_len(good_len).map_err(err)?;
     }
-    let head = tail[..good]
-        .split(|c| *c == b'\n')
-        .rev()
-        .find(|l| !l.is_empty())
+    let mut len = good_len;
+    if last.as_deref().is_some_and(is_checkpoint) {
+        // The checkpoint was written but the file not yet renamed.
+        file.sync_data().map_err(err)?;
+        drop(file);
+        seal(&region_dir, sequence).map_err(err)?;
+        sequence += 1;
+        file = open_active(&region_dir)?.0;
+        len = 0;
+    }
+    if len == 0 && sequence > 1 {
+        // A fresh file continues the chain of the last sealed one.
+        let sealed = region_dir.join(sealed_name(sequence - 1));
+        let mut f = File::open(&sealed).map_err(|e| io_err(&sealed, e))?;
+        let l = f.metadata().map_err(|e| io_err(&sealed, e))?.len();
+        last = last_line(&mut f, l).map_err(|e| io_err(&sealed, e))?.0;
+    }
+    let head = last
+        .as_deref()
         .and_then(extract_hash)
         .unwrap_or_else(|| GENESIS.to_owned());
-    Ok(ChainFile {
-        path,
+    let records = if len == 0 {
+        0
+    } else {
+        count_lines(&mut file).map_err(err)?
+    };
+    let opened = if new_file || len == 0 {
+        SystemTime::now()
+    } else {
+        file.metadata()
+            .and_then(|m| m.created())
+            .unwrap_or_else(|_| SystemTime::now())
+    };
+    Ok((
+        Segment {
+            region_dir,
+            region: name,
+            head,
+            len,
+            records,
+            opened,
+            sequence,
+        },
         file,
-        head,
-        len: good_len,
-        broken: None,
-    })
+    ))
 }
 
 fn sanitize(region: &str) -> String {
@@ -359,6 +649,15 @@ pub fn extract_hash(line: &[u8]) -> Option<String> {
     let rest = &line[at + HASH_FIELD.len()..];
     let hex = rest.strip_suffix(b"\"}")?;
     (hex.len() == 64).then(|| String::from_utf8_lossy(hex).into_owned())
+}
+
+/// A line without its `hash` field (the object its hash is computed over), when it has one.
+pub fn hashed_part(line: &[u8]) -> Option<Vec<u8>> {
+    extract_hash(line)?;
+    let obj_end = line.len() - (HASH_FIELD.len() + 64 + 2);
+    let mut obj = line[..obj_end].to_vec();
+    obj.push(b'}');
+    Some(obj)
 }
 
 /// Chains `body` after `prev`: returns the line (with newline) and its hash.
@@ -388,8 +687,38 @@ pub fn chain_into(out: &mut Vec<u8>, body: &[u8], prev: &str) -> String {
     hash
 }
 
-fn run(mut rx: mpsc::Receiver<Job>, dir: PathBuf, durability: Durability) {
+/// The regions that already have a directory: opened at start, so a torn tail left by a crash
+/// is repaired and an interrupted rotation finished before anything else happens.
+fn existing_regions(dir: &Path) -> Vec<Arc<str>> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| e.file_name().to_str().map(Arc::from))
+        .collect()
+}
+
+fn run(mut rx: mpsc::Receiver<Job>, dir: PathBuf, options: WriterOptions) {
     let mut files: HashMap<Arc<str>, ChainFile> = HashMap::new();
+    if options.durability != Durability::None {
+        for region in existing_regions(&dir) {
+            match open_segment(&dir, &region) {
+                Ok((segment, file)) => {
+                    files.insert(
+                        region,
+                        ChainFile {
+                            segment,
+                            file,
+                            broken: None,
+                        },
+                    );
+                }
+                Err(e) => tracing::error!(error = %e, "trace file could not be opened"),
+            }
+        }
+    }
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < 1024 {
@@ -408,9 +737,16 @@ fn run(mut rx: mpsc::Receiver<Job>, dir: PathBuf, durability: Durability) {
         }
         for (region, jobs) in groups {
             if !files.contains_key(&region) {
-                match open_chain(&dir, &region) {
-                    Ok(f) => {
-                        files.insert(region.clone(), f);
+                match open_segment(&dir, &region) {
+                    Ok((segment, file)) => {
+                        files.insert(
+                            region.clone(),
+                            ChainFile {
+                                segment,
+                                file,
+                                broken: None,
+                            },
+                        );
                     }
                     Err(e) => {
                         for j in jobs {
@@ -423,14 +759,19 @@ fn run(mut rx: mpsc::Receiver<Job>, dir: PathBuf, durability: Durability) {
             let Some(f) = files.get_mut(&region) else {
                 continue;
             };
-            if durability == Durability::Always {
+            if options.durability == Durability::Always {
                 for j in jobs {
-                    let r = write_jobs(f, std::slice::from_ref(&j.body), true);
+                    let r = write_jobs(f, std::slice::from_ref(&j.body), true, &options);
                     let _ = j.done.send(r);
                 }
             } else {
                 let bodies: Vec<Vec<u8>> = jobs.iter().map(|j| j.body.clone()).collect();
-                let r = write_jobs(f, &bodies, durability == Durability::Batch);
+                let r = write_jobs(
+                    f,
+                    &bodies,
+                    options.durability == Durability::Batch,
+                    &options,
+                );
                 for j in jobs {
                     let _ = j.done.send(r.clone());
                 }
@@ -439,91 +780,105 @@ fn run(mut rx: mpsc::Receiver<Job>, dir: PathBuf, durability: Durability) {
     }
 }
 
+/// Seals the active file with a checkpoint and starts the next one.
+fn rotate(f: &mut ChainFile, options: &WriterOptions) -> Result<(), TraceError> {
+    let path = f.segment.active();
+    let err = |e| io_err(&path, e);
+    let mut line = Vec::new();
+    let (head, len, records, opened) = (
+        f.segment.head.clone(),
+        f.segment.len,
+        f.segment.records,
+        f.segment.opened,
+    );
+    let sequence = f
+        .segment
+        .checkpoint(&mut line, options.signing_key.as_ref());
+    let restore = |f: &mut ChainFile, why: String| {
+        f.segment.head = head.clone();
+        f.segment.len = len;
+        f.segment.records = records;
+        f.segment.opened = opened;
+        f.segment.sequence = sequence;
+        f.broken = Some(why);
+    };
+    if let Err(e) = f.file.write_all(&line).and_then(|()| f.file.sync_data()) {
+        // Remove a partial checkpoint; the file takes nothing more until restart.
+        let _ = f.file.set_len(len);
+        restore(f, e.to_string());
+        return Err(err(e));
+    }
+    // The checkpoint is durable: if the rename or the new file fails, the next start
+    // finishes the rotation from what is on disk.
+    let next = seal(&f.segment.region_dir, sequence)
+        .map_err(err)
+        .and_then(|()| open_active(&f.segment.region_dir));
+    match next {
+        Ok((file, _)) => {
+            f.file = file;
+            Ok(())
+        }
+        Err(e) => {
+            restore(f, e.to_string());
+            Err(e)
+        }
+    }
+}
+
 /// Writes records as one append and optionally syncs; on failure rolls the file back.
-fn write_jobs(f: &mut ChainFile, bodies: &[Vec<u8>], sync: bool) -> Result<(), TraceError> {
+fn write_jobs(
+    f: &mut ChainFile,
+    bodies: &[Vec<u8>],
+    sync: bool,
+    options: &WriterOptions,
+) -> Result<(), TraceError> {
     if let Some(why) = &f.broken {
         return Err(TraceError::Io {
-            path: f.path.display().to_string(),
+            path: f.segment.active().display().to_string(),
             message: format!("an earlier write failed ({why}); refusing until restart"),
         });
     }
+    if f.segment.due(&options.rotation) {
+        rotate(f, options)?;
+    }
     let mut buf = Vec::new();
-    let mut head = f.head.clone();
+    let (head, len, records) = (f.segment.head.clone(), f.segment.len, f.segment.records);
     for body in bodies {
-        let (line, hash) = chain_line(body, &head);
-        buf.extend_from_slice(&line);
-        head = hash;
+        f.segment.chain(&mut buf, body);
     }
     let result = f
         .file
         .write_all(&buf)
         .and_then(|()| if sync { f.file.sync_data() } else { Ok(()) });
     match result {
-        Ok(()) => {
-            f.len += buf.len() as u64;
-            f.head = head;
-            Ok(())
-        }
+        Ok(()) => Ok(()),
         Err(e) => {
             // Best effort: remove any partial append so the chain stays intact.
-            let _ = f.file.set_len(f.len);
+            let _ = f.file.set_len(len);
+            f.segment.head = head;
+            f.segment.len = len;
+            f.segment.records = records;
             f.broken = Some(e.to_string());
-            Err(io_err(&f.path, e))
+            Err(io_err(&f.segment.active(), e))
         }
     }
-}
-
-/// A broken chain: where and why.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{path}:{line}: {message}")]
-pub struct ChainBreak {
-    pub path: String,
-    pub line: usize,
-    pub message: String,
-}
-
-/// Verifies one trace file; returns the number of records.
-pub fn verify_file(path: &Path) -> Result<usize, ChainBreak> {
-    let text = std::fs::read(path).map_err(|e| ChainBreak {
-        path: path.display().to_string(),
-        line: 0,
-        message: e.to_string(),
-    })?;
-    let mut prev = GENESIS.to_owned();
-    let mut n = 0;
-    for (i, line) in text.split(|c| *c == b'\n').enumerate() {
-        if line.is_empty() {
-            continue;
-        }
-        let brk = |message: &str| ChainBreak {
-            path: path.display().to_string(),
-            line: i + 1,
-            message: message.to_owned(),
-        };
-        let hash = extract_hash(line).ok_or_else(|| brk("no hash field"))?;
-        let obj_end = line.len() - (HASH_FIELD.len() + 64 + 2);
-        let mut obj = line[..obj_end].to_vec();
-        obj.push(b'}');
-        let expect_prev = format!(",\"prev_hash\":\"{prev}\"}}");
-        if !obj.ends_with(expect_prev.as_bytes()) {
-            return Err(brk(
-                "prev_hash does not match the previous record (a record was removed, inserted or reordered)",
-            ));
-        }
-        if hex::encode(Sha256::digest(&obj)) != hash {
-            return Err(brk(
-                "hash does not match the record's content (the record was edited)",
-            ));
-        }
-        prev = hash;
-        n += 1;
-    }
-    Ok(n)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trace::verify::verify_dir;
+
+    fn options(durability: Durability, max_bytes: Option<u64>) -> WriterOptions {
+        WriterOptions {
+            durability,
+            rotation: Rotation {
+                max_bytes,
+                max_age: None,
+            },
+            signing_key: Some(SigningKey(ed25519_dalek::SigningKey::from_bytes(&[7; 32]))),
+        }
+    }
 
     #[tokio::test]
     async fn chain_survives_restart_and_detects_tampering() {
@@ -579,5 +934,114 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(verify_file(&path).unwrap(), 2);
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut n: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        n.sort();
+        n
+    }
+
+    #[tokio::test]
+    async fn rotation_seals_files_with_signed_checkpoints_in_every_mode() {
+        for durability in [Durability::Always, Durability::Batch, Durability::None] {
+            let dir = tempfile::tempdir().unwrap();
+            let body = |i: usize| format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(900));
+            let w =
+                TraceWriter::start_with(dir.path().to_path_buf(), options(durability, Some(4096)))
+                    .unwrap();
+            for i in 0..20 {
+                w.append(Arc::from("eu"), body(i).into_bytes())
+                    .await
+                    .unwrap();
+            }
+            w.flush();
+            drop(w);
+            // A restart continues the same chain in the active file.
+            let w =
+                TraceWriter::start_with(dir.path().to_path_buf(), options(durability, Some(4096)))
+                    .unwrap();
+            for i in 20..25 {
+                w.append(Arc::from("eu"), body(i).into_bytes())
+                    .await
+                    .unwrap();
+            }
+            w.flush();
+            drop(w);
+            let files = names(&dir.path().join("eu"));
+            assert!(files.len() >= 5, "{durability:?}: {files:?}");
+            assert_eq!(files[0], "decisions-000001.jsonl");
+            assert_eq!(files.last().unwrap(), FILE_NAME);
+            let results = verify_dir(dir.path(), None).unwrap();
+            let mut records = 0;
+            for v in &results {
+                let s = v.result.as_ref().unwrap();
+                let sealed = v.path.file_name().unwrap() != FILE_NAME;
+                assert_eq!(s.checkpoint, sealed.then_some(true), "{}", v.path.display());
+                records += s.lines - usize::from(sealed);
+            }
+            assert_eq!(records, 25, "{durability:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rotation_cut_short_after_its_checkpoint_is_finished_on_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let region_dir = dir.path().join("eu");
+        let w = TraceWriter::start(dir.path().to_path_buf(), Durability::Always).unwrap();
+        w.append(Arc::from("eu"), b"{\"n\":0}".to_vec())
+            .await
+            .unwrap();
+        drop(w);
+        // The checkpoint is on disk, the rename never happened.
+        let (mut seg, mut file) = open_segment(dir.path(), "eu").unwrap();
+        let mut line = Vec::new();
+        seg.checkpoint(&mut line, None);
+        file.write_all(&line).unwrap();
+        drop(file);
+        let w = TraceWriter::start(dir.path().to_path_buf(), Durability::Always).unwrap();
+        w.append(Arc::from("eu"), b"{\"n\":1}".to_vec())
+            .await
+            .unwrap();
+        drop(w);
+        assert_eq!(names(&region_dir), ["decisions-000001.jsonl", FILE_NAME]);
+        let results = verify_dir(dir.path(), None).unwrap();
+        assert!(results.iter().all(|v| v.result.is_ok()), "{results:?}");
+        assert_eq!(results[0].result.as_ref().unwrap().checkpoint, Some(false));
+    }
+
+    #[tokio::test]
+    async fn rotation_by_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = TraceWriter::start_with(
+            dir.path().to_path_buf(),
+            WriterOptions {
+                durability: Durability::Batch,
+                rotation: Rotation {
+                    max_bytes: None,
+                    max_age: Some(std::time::Duration::from_millis(1)),
+                },
+                signing_key: None,
+            },
+        )
+        .unwrap();
+        for i in 0..3 {
+            w.append(Arc::from("eu"), format!("{{\"n\":{i}}}").into_bytes())
+                .await
+                .unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(3));
+        }
+        drop(w);
+        assert_eq!(
+            names(&dir.path().join("eu")),
+            [
+                "decisions-000001.jsonl",
+                "decisions-000002.jsonl",
+                FILE_NAME
+            ]
+        );
     }
 }

@@ -1,0 +1,155 @@
+'use strict';
+// The review page: filters, the list of decisions and one decision with its reason trail, all
+// read from the admin API. Text from records is only ever set as textContent.
+
+const FILTERS = ['verdict', 'jurisdiction', 'region', 'route', 'category', 'basis_kind', 'since', 'until', 'id'];
+const TOKEN_KEY = 'domicile-admin-token';
+const form = document.getElementById('filters');
+const statusLine = document.getElementById('status');
+
+function hashParams() {
+  return new URLSearchParams(location.hash.slice(1));
+}
+
+function token() {
+  return form.elements.token.value || sessionStorage.getItem(TOKEN_KEY) || '';
+}
+
+function say(text, error) {
+  statusLine.textContent = text;
+  statusLine.className = error ? 'error' : '';
+}
+
+async function api(path) {
+  const t = token();
+  const res = await fetch(path, { headers: t ? { Authorization: 'Bearer ' + t } : {} });
+  if (!res.ok) {
+    let detail = res.statusText;
+    try { detail = (await res.json()).detail || detail; } catch (_) { /* not a problem body */ }
+    throw new Error(res.status + ': ' + detail);
+  }
+  return res;
+}
+
+function cell(row, text, cls) {
+  const td = document.createElement('td');
+  td.textContent = text;
+  if (cls) td.className = cls;
+  row.appendChild(td);
+}
+
+function joined(list) {
+  return Array.isArray(list) && list.length ? list.join(', ') : '-';
+}
+
+async function list() {
+  const q = new URLSearchParams();
+  for (const f of FILTERS) {
+    const v = form.elements[f].value.trim();
+    if (v) q.set(f, v);
+  }
+  q.set('limit', '1000');
+  say('Loading…');
+  try {
+    const text = await (await api('/v1/decisions?' + q)).text();
+    const records = text.split('\n').filter(Boolean).map((l) => JSON.parse(l)).reverse();
+    const body = document.querySelector('#decisions tbody');
+    body.replaceChildren();
+    for (const r of records) {
+      const row = document.createElement('tr');
+      row.className = 'verdict-' + r.verdict;
+      row.dataset.id = r.decision_id;
+      cell(row, r.time);
+      cell(row, r.decision_id, 'id');
+      cell(row, r.route);
+      cell(row, joined(r.subject && r.subject.jurisdictions));
+      cell(row, r.destination ? r.destination.region : '-');
+      cell(row, r.verdict, 'verdict');
+      cell(row, r.reason_code);
+      cell(row, joined(r.basis));
+      row.addEventListener('click', () => show(r.decision_id));
+      body.appendChild(row);
+    }
+    say(records.length + (records.length === 1 ? ' decision' : ' decisions'));
+  } catch (e) {
+    say('Could not load decisions: ' + e.message, true);
+  }
+}
+
+function field(dl, name, value) {
+  const dt = document.createElement('dt');
+  dt.textContent = name;
+  const dd = document.createElement('dd');
+  dd.textContent = value;
+  dl.append(dt, dd);
+}
+
+async function show(id) {
+  try {
+    const { decision: r, outcome: o } = await (await api('/v1/decisions/' + encodeURIComponent(id))).json();
+    document.getElementById('detail-id').textContent = r.decision_id;
+    const dl = document.getElementById('detail-fields');
+    dl.replaceChildren();
+    const s = r.subject || {};
+    field(dl, 'time', r.time);
+    field(dl, 'request', r.method + ' on route ' + r.route + ' (purpose ' + r.purpose + ')');
+    field(dl, 'subject', joined(s.jurisdictions) + ' under ' + joined(s.regimes));
+    field(dl, 'client', (s.client_address || 'unknown') + ' (from ' + s.client_address_source + ')');
+    for (const e of s.evidence || []) {
+      field(dl, 'evidence', e.source + ' says ' + e.country + ' (weight ' + e.weight + ') at ' + e.location);
+    }
+    for (const f of r.findings || []) {
+      field(dl, 'finding', f.category + ' at ' + f.location + ' (' + f.detector + ')');
+    }
+    field(dl, 'destination', r.destination
+      ? r.destination.region + ' (' + r.destination.country + ', operated by ' + r.destination.entity + ')'
+      : 'none');
+    field(dl, 'verdict', r.verdict + ' (' + r.reason_code + ')' + (r.enforced ? '' : ', not enforced (dry run)'));
+    field(dl, 'basis', joined(r.basis));
+    if (r.re_evaluate_at) field(dl, 're-evaluate at', r.re_evaluate_at);
+    field(dl, 'policy revision', r.policy_revision);
+    const out = r.outcome || {};
+    field(dl, 'outcome', out.action + (out.status ? ' (' + out.status + ')' : ''));
+    if (o) {
+      field(dl, 'upstream', o.upstream_status != null
+        ? 'answered ' + o.upstream_status + ' in ' + o.latency_us + ' µs'
+        : (o.error || 'no answer'));
+    }
+    const ol = document.getElementById('reasons');
+    ol.replaceChildren();
+    for (const reason of r.reasons || []) {
+      const li = document.createElement('li');
+      const step = document.createElement('span');
+      step.className = 'step';
+      step.textContent = '[' + reason.step + '] ' + reason.rule + ': ';
+      li.append(step, document.createTextNode(reason.finding));
+      ol.appendChild(li);
+    }
+    document.getElementById('detail').hidden = false;
+  } catch (e) {
+    say('Could not open decision ' + id + ': ' + e.message, true);
+  }
+}
+
+form.addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  if (form.elements.token.value) sessionStorage.setItem(TOKEN_KEY, form.elements.token.value);
+  list();
+});
+
+// Filters, a decision to open and the token may come in the fragment (never sent to a server);
+// the token is moved to this tab's storage and removed from the address.
+(function start() {
+  const p = hashParams();
+  if (p.get('token')) {
+    sessionStorage.setItem(TOKEN_KEY, p.get('token'));
+    p.delete('token');
+    history.replaceState(null, '', location.pathname + (p.toString() ? '#' + p : ''));
+  }
+  for (const f of FILTERS) {
+    if (p.get(f)) form.elements[f].value = p.get(f);
+  }
+  list().then(() => {
+    if (p.get('open')) show(p.get('open'));
+  });
+}());
