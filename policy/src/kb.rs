@@ -286,14 +286,21 @@ pub struct Safeguard {
     pub provenance: Provenance,
 }
 
-impl Safeguard {
-    pub fn validity(&self) -> Validity {
-        Validity {
-            from: self.valid_from,
-            to: self.valid_to,
+/// `validity()` for rows that carry `valid_from` and `valid_to`.
+macro_rules! dated_rows {
+    ($($t:ty),* $(,)?) => {$(
+        impl $t {
+            pub fn validity(&self) -> Validity {
+                Validity {
+                    from: self.valid_from,
+                    to: self.valid_to,
+                }
+            }
         }
-    }
+    )*};
 }
+
+dated_rows!(Safeguard, Derogation, Localisation);
 
 /// A derogation or exemption (GDPR Art 49, PIPL exemptions, consent grounds): usable only
 /// with its evidence and within its limits.
@@ -326,15 +333,6 @@ pub struct Derogation {
     pub provenance: Provenance,
 }
 
-impl Derogation {
-    pub fn validity(&self) -> Validity {
-        Validity {
-            from: self.valid_from,
-            to: self.valid_to,
-        }
-    }
-}
-
 /// A localisation rule: the primary copy must be created in the home zone. No contract cures
 /// it; the gateway routes locally.
 #[derive(Debug, Clone, Deserialize)]
@@ -354,15 +352,6 @@ pub struct Localisation {
     pub note: Option<String>,
     #[serde(flatten)]
     pub provenance: Provenance,
-}
-
-impl Localisation {
-    pub fn validity(&self) -> Validity {
-        Validity {
-            from: self.valid_from,
-            to: self.valid_to,
-        }
-    }
 }
 
 /// A signal the subject sends that forbids some purposes, whatever the destination (CCPA GPC
