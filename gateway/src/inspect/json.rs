@@ -1,8 +1,18 @@
 //! A streaming JSON walker: validates the document, decodes every string (keys too) and hands it
-//! to the detectors with its location. Iterative, so nesting depth costs no stack; the pointer is
-//! only built when something is found.
+//! to the detectors with its location and the name of its field. Iterative, so nesting depth
+//! costs no stack; the pointer is only built when something is found; a string without escapes
+//! is scanned where it lies, and a key's lexicon meaning is looked up once per distinct key.
+//!
+//! Adjacent short values in one object are also read together, so that a value split across
+//! fields (`{"cc":"+33","number":"612345678"}`, an IBAN or card number in groups, an address
+//! as `{"user":"jane","domain":"example.com"}`) is found where a format makes that detectable.
 
-use super::detect::{self, Hit};
+use std::borrow::Cow;
+
+use rustc_hash::FxHashMap;
+
+use super::detect::lexicon::{self, Field};
+use super::detect::{self, Hit, Value};
 
 /// Why a document could not be walked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,7 +22,7 @@ pub enum JsonError {
 }
 
 enum Seg<'a> {
-    Key(std::borrow::Cow<'a, str>),
+    Key(Cow<'a, str>, Option<Field>),
     Index(usize),
 }
 
@@ -28,6 +38,28 @@ struct Walker<'a, F: FnMut(Hit, String)> {
     path: Vec<Seg<'a>>,
     out: F,
     max_depth: usize,
+    /// What each distinct plain key means to the lexicon.
+    fields: FxHashMap<&'a str, Option<Field>>,
+    /// Adjacent short values of the current object, joined.
+    frags: Fragments,
+}
+
+/// Adjacent short values without findings of their own, joined to find a value split over
+/// several fields.
+#[derive(Default)]
+struct Fragments {
+    joined: String,
+    parts: usize,
+    /// The previous part's field was named as a user or local part of an address.
+    local: bool,
+}
+
+impl Fragments {
+    fn reset(&mut self) {
+        self.joined.clear();
+        self.parts = 0;
+        self.local = false;
+    }
 }
 
 /// Walks `s`, calling `out(hit, json_pointer)` for every finding.
@@ -39,6 +71,8 @@ pub fn walk(s: &str, max_depth: usize, out: impl FnMut(Hit, String)) -> Result<(
         path: Vec::new(),
         out,
         max_depth,
+        fields: FxHashMap::default(),
+        frags: Fragments::default(),
     };
     w.document()
 }
@@ -50,7 +84,7 @@ fn pointer(path: &[Seg<'_>], last_key_is_value: bool) -> String {
         p.push('/');
         match seg {
             Seg::Index(i) => p.push_str(&i.to_string()),
-            Seg::Key(k) => {
+            Seg::Key(k, _) => {
                 let is_last = n + 1 == path.len();
                 if (is_last && last_key_is_value) || !super::safe_key(k) {
                     p.push('*');
@@ -98,6 +132,7 @@ impl<'a, F: FnMut(Hit, String)> Walker<'a, F> {
             match self.peek().ok_or(JsonError::Invalid)? {
                 b'{' => {
                     self.i += 1;
+                    self.frags.reset();
                     if stack.len() >= self.max_depth {
                         return Err(JsonError::TooDeep);
                     }
@@ -127,15 +162,33 @@ impl<'a, F: FnMut(Hit, String)> Walker<'a, F> {
                 b'"' => {
                     let v = self.string()?;
                     if !v.is_empty() {
-                        let path = &self.path;
-                        let out = &mut self.out;
-                        detect::scan(&v, |h| out(h, pointer(path, false)));
+                        let found = self.value(Value::Str(&v));
+                        self.fragment(&v, found);
+                    } else {
+                        self.frags.reset();
                     }
                 }
-                b't' => self.literal(b"true")?,
-                b'f' => self.literal(b"false")?,
-                b'n' => self.literal(b"null")?,
-                b'-' | b'0'..=b'9' => self.number()?,
+                b't' => {
+                    self.literal(b"true")?;
+                    self.value(Value::Bool(true));
+                    self.frags.reset();
+                }
+                b'f' => {
+                    self.literal(b"false")?;
+                    self.value(Value::Bool(false));
+                    self.frags.reset();
+                }
+                b'n' => {
+                    self.literal(b"null")?;
+                    self.frags.reset();
+                }
+                b'-' | b'0'..=b'9' => {
+                    let start = self.i;
+                    self.number()?;
+                    let n = &self.s[start..self.i];
+                    self.value(Value::Number(n));
+                    self.frags.reset();
+                }
                 _ => return Err(JsonError::Invalid),
             }
             // After a value: close containers or move to the next member.
@@ -166,6 +219,7 @@ impl<'a, F: FnMut(Hit, String)> Walker<'a, F> {
                     }
                     (Frame::Object, Some(b'}')) | (Frame::Array(_), Some(b']')) => {
                         self.i += 1;
+                        self.frags.reset();
                         self.path.pop();
                         stack.pop();
                     }
@@ -182,13 +236,111 @@ impl<'a, F: FnMut(Hit, String)> Walker<'a, F> {
             return Err(JsonError::Invalid);
         }
         let k = self.string()?;
-        self.path.push(Seg::Key(k));
-        if let Some(Seg::Key(k)) = self.path.last() {
+        let field = match &k {
+            // A plain key is classified once per document.
+            Cow::Borrowed(b) => match self.fields.get(b) {
+                Some(f) => *f,
+                None => {
+                    let f = lexicon::classify(b);
+                    self.fields.insert(b, f);
+                    f
+                }
+            },
+            Cow::Owned(o) => lexicon::classify(o),
+        };
+        self.path.push(Seg::Key(k, field));
+        if let Some(Seg::Key(k, _)) = self.path.last() {
             let path = &self.path;
             let out = &mut self.out;
             detect::scan(k, |h| out(h, pointer(path, true)));
         }
         self.expect(b':')
+    }
+
+    /// The field the current value sits in: the nearest key (array items take their array's).
+    fn field(&self) -> Option<Field> {
+        self.path.iter().rev().find_map(|s| match s {
+            Seg::Key(_, f) => Some(*f),
+            Seg::Index(_) => None,
+        })?
+    }
+
+    /// Runs the detectors on one value; whether anything was found.
+    fn value(&mut self, v: Value<'_>) -> bool {
+        let field = self.field();
+        let path = &self.path;
+        let out = &mut self.out;
+        let mut found = false;
+        detect::scan_classified(field, v, &mut |h| {
+            found = true;
+            out(h, pointer(path, false))
+        });
+        found
+    }
+
+    /// Adds a short value to the run of adjacent fragments and scans the joined run.
+    /// Fragments are digit or letter-and-digit groups of up to six characters (an IBAN or
+    /// card number in groups), a calling code and the number after it, or the local part
+    /// and domain of an address in fields named so.
+    fn fragment(&mut self, v: &str, found: bool) {
+        let key = match self.path.last() {
+            Some(Seg::Key(k, _)) => k.as_ref(),
+            _ => "",
+        };
+        let b = v.as_bytes();
+        let group = b.len() <= 6
+            && b.iter().all(u8::is_ascii_alphanumeric)
+            && b.iter().any(u8::is_ascii_digit);
+        let calling_code =
+            b.len() >= 2 && b.len() <= 4 && b[0] == b'+' && b[1..].iter().all(u8::is_ascii_digit);
+        let after_code = self.frags.joined.starts_with('+')
+            && self.frags.parts == 1
+            && (6..=14).contains(&b.len())
+            && b.iter().all(|c| c.is_ascii_digit() || *c == b' ');
+        let local =
+            contains_ci(key, "local") || contains_ci(key, "user") || contains_ci(key, "mailbox");
+        let domain = contains_ci(key, "domain");
+        let email_part = (local || domain)
+            && b.len() <= 64
+            && !b.contains(&b'@')
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_' | b'+'));
+        if found || !(group || calling_code || after_code || email_part) {
+            self.frags.reset();
+            return;
+        }
+        if calling_code || self.frags.joined.len() + b.len() > 72 {
+            self.frags.reset();
+        }
+        if domain && self.frags.local {
+            self.frags.joined.push('@');
+        }
+        self.frags.joined.extend(v.chars().filter(|c| *c != ' '));
+        self.frags.parts += 1;
+        self.frags.local = local;
+        if self.frags.parts < 2 {
+            return;
+        }
+        let joined = &self.frags.joined;
+        if joined.bytes().filter(u8::is_ascii_digit).count() < 5 && !joined.contains('@') {
+            return;
+        }
+        let path = &self.path;
+        let out = &mut self.out;
+        let mut hit = false;
+        detect::scan(joined, |h| {
+            hit = true;
+            out(
+                Hit {
+                    detector: split_detector(h.detector),
+                    ..h
+                },
+                pointer(path, false),
+            )
+        });
+        if hit {
+            self.frags.reset();
+        }
     }
 
     fn literal(&mut self, word: &[u8]) -> Result<(), JsonError> {
@@ -236,7 +388,7 @@ impl<'a, F: FnMut(Hit, String)> Walker<'a, F> {
     }
 
     /// Reads a string starting at `"`, returning its decoded text.
-    fn string(&mut self) -> Result<std::borrow::Cow<'a, str>, JsonError> {
+    fn string(&mut self) -> Result<Cow<'a, str>, JsonError> {
         self.i += 1;
         let start = self.i;
         // Fast path: no escapes.
@@ -245,7 +397,7 @@ impl<'a, F: FnMut(Hit, String)> Walker<'a, F> {
                 b'"' => {
                     let s = &self.s[start..self.i];
                     self.i += 1;
-                    return Ok(std::borrow::Cow::Borrowed(s));
+                    return Ok(Cow::Borrowed(s));
                 }
                 b'\\' => break,
                 0..=0x1f => return Err(JsonError::Invalid),
@@ -258,7 +410,7 @@ impl<'a, F: FnMut(Hit, String)> Walker<'a, F> {
             match c {
                 b'"' => {
                     self.i += 1;
-                    return Ok(std::borrow::Cow::Owned(out));
+                    return Ok(Cow::Owned(out));
                 }
                 b'\\' => {
                     let e = *self.b.get(self.i + 1).ok_or(JsonError::Invalid)?;
@@ -320,6 +472,26 @@ impl<'a, F: FnMut(Hit, String)> Walker<'a, F> {
     }
 }
 
+/// Whether `hay` contains `needle` (lower case ASCII), ignoring ASCII case.
+fn contains_ci(hay: &str, needle: &str) -> bool {
+    hay.len() >= needle.len()
+        && hay
+            .as_bytes()
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+/// The detector id of a value found split across fields.
+fn split_detector(d: &'static str) -> &'static str {
+    match d {
+        "email.rfc5322" => "email.rfc5322.split",
+        "phone.e164" => "phone.e164.split",
+        "iban.mod97" => "iban.mod97.split",
+        "card.luhn" => "card.luhn.split",
+        _ => "split",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,6 +522,7 @@ mod tests {
         assert_eq!(
             findings(doc).unwrap(),
             vec![
+                (Category::Iban, "/accounts/*".into()),
                 (Category::Email, "/accounts/*/email".into()),
                 (Category::Email, "/*/e".into()),
             ]

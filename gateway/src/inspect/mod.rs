@@ -5,8 +5,10 @@
 //! invalid or too deeply nested) is marked uninspectable: the decision treats it as personal data
 //! of unknown category, which never crosses a border.
 
+pub mod corpus;
 pub mod detect;
 pub mod json;
+pub mod normalise;
 
 use std::convert::Infallible;
 use std::task::{Context, Poll};
@@ -36,6 +38,8 @@ pub struct Finding {
     /// A JSON pointer, `query:<key>`, `form:<key>` or `body`.
     pub location: String,
     pub detector: &'static str,
+    /// How sure the detector is, 0-100 (see [`detect::Hit::confidence`]).
+    pub confidence: u8,
     /// The country the value belongs to (a phone number's), when known. Jurisdiction evidence.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub country: Option<Country>,
@@ -140,6 +144,7 @@ impl Inspection {
             category: hit.category,
             location,
             detector: hit.detector,
+            confidence: hit.confidence,
             country: hit.country,
         });
     }
@@ -171,7 +176,9 @@ fn form_pairs(bytes: &[u8], prefix: &str, out: &mut Inspection) {
             format!("{prefix}:*")
         };
         detect::scan(&k, |h| out.push(h, location.clone()));
-        detect::scan(&v, |h| out.push(h, location.clone()));
+        detect::scan_field(Some(&k), detect::Value::Str(&v), &mut |h| {
+            out.push(h, location.clone())
+        });
     }
 }
 

@@ -1,0 +1,355 @@
+//! Detectors: byte scanners for values that are personal data by their shape, and field-name
+//! lexicons for values that are personal data by what their field is called. Linear time, no
+//! backtracking, no allocation unless a value needs normalising or something is found.
+//!
+//! # Layout
+//! - [`email`]: addresses, internationalised local parts and IDN domains;
+//! - `phone`: international numbers anywhere, national formats in phone fields;
+//! - `ids`: IBAN, payment cards and national identifiers with their check digits;
+//! - `net`: IPv4 and IPv6 addresses;
+//! - [`lexicon`]: field names in seven languages, and country names in values.
+//!
+//! Every value first goes through [`super::normalise`], which undoes encodings and Unicode
+//! tricks; a value that needs none is scanned in place.
+
+pub mod email;
+mod ids;
+pub mod lexicon;
+mod net;
+mod phone;
+
+use domicile_policy::{Category, Country};
+
+use super::normalise;
+use lexicon::Field;
+
+/// What a detector found in one value (never the value itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hit {
+    pub category: Category,
+    pub detector: &'static str,
+    /// The country the value belongs to, when its format says so.
+    pub country: Option<Country>,
+    /// How sure the detector is, 0-100: a check digit over a distinctive format is 90 or more,
+    /// a field name alone 50-70.
+    pub confidence: u8,
+}
+
+/// A value as the detectors see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Value<'a> {
+    Str(&'a str),
+    /// A JSON number, as written.
+    Number(&'a str),
+    Bool(bool),
+}
+
+/// Runs every value detector on one string and calls `out` for each hit.
+pub fn scan(s: &str, mut out: impl FnMut(Hit)) {
+    scan_text(s, None, &mut out);
+}
+
+/// Scans a value together with the name of the field it sits in: the field name can say
+/// what the value is (the lexicons), and can let weak check-digit formats count.
+pub fn scan_field(key: Option<&str>, value: Value<'_>, out: &mut dyn FnMut(Hit)) {
+    let field = key.and_then(lexicon::classify);
+    scan_classified(field, value, out);
+}
+
+/// [`scan_field`] with the field name already classified.
+pub fn scan_classified(field: Option<Field>, value: Value<'_>, out: &mut dyn FnMut(Hit)) {
+    match value {
+        Value::Str(s) => {
+            if s.trim().is_empty() {
+                return;
+            }
+            let mut found = false;
+            scan_text(s, field, &mut |h| {
+                found = true;
+                out(h)
+            });
+            if let Some(f) = field {
+                field_hits(f, s, found, out);
+            }
+        }
+        Value::Number(n) => {
+            // Numbers that are really identifiers, or phone numbers written as numbers.
+            let integer = n.bytes().all(|c| c.is_ascii_digit());
+            let mut found = false;
+            if integer
+                && ((9..=19).contains(&n.len())
+                    || matches!(field, Some(Field::Phone | Field::NationalId)))
+            {
+                let phone_like = if field == Some(Field::Phone) {
+                    Some(format!("+{n}"))
+                } else {
+                    None
+                };
+                detect_text(phone_like.as_deref().unwrap_or(n), field, &mut |h| {
+                    found = true;
+                    out(h)
+                });
+            }
+            if let Some(f) = field {
+                field_hits(f, n, found, out);
+            }
+        }
+        Value::Bool(_) => {
+            if let Some(Field::Is(c)) = field
+                && c.is_special()
+            {
+                out(field_hit(c, None, 60));
+            }
+        }
+    }
+}
+
+/// Whether any detector fires on `s` (used to redact keys that are data).
+pub fn is_personal(s: &str) -> bool {
+    let mut any = false;
+    scan(s, |_| any = true);
+    any
+}
+
+/// The detector id of a finding made from a field name.
+fn field_detector(c: Category) -> &'static str {
+    match c {
+        Category::Email => "field.email",
+        Category::Phone => "field.phone",
+        Category::Iban => "field.iban",
+        Category::PaymentCard => "field.payment_card",
+        Category::NationalId => "field.national_id",
+        Category::IpAddress => "field.ip_address",
+        Category::Name => "field.name",
+        Category::Address => "field.address",
+        Category::DateOfBirth => "field.date_of_birth",
+        Category::PreciseLocation => "field.precise_location",
+        Category::Health => "field.health",
+        Category::Biometric => "field.biometric",
+        Category::Genetic => "field.genetic",
+        Category::Religion => "field.religion",
+        Category::Ethnicity => "field.ethnicity",
+        Category::Political => "field.political",
+        Category::SexLife => "field.sex_life",
+        Category::Union => "field.union",
+        Category::Criminal => "field.criminal",
+        Category::Nationality => "field.nationality",
+        Category::Uninspectable => "field.uninspectable",
+    }
+}
+
+fn field_hit(category: Category, country: Option<Country>, confidence: u8) -> Hit {
+    Hit {
+        category,
+        detector: field_detector(category),
+        country,
+        confidence,
+    }
+}
+
+/// Findings a field name makes of its value. `found`: a value detector already fired.
+fn field_hits(field: Field, v: &str, found: bool, out: &mut dyn FnMut(Hit)) {
+    let digits = v.bytes().filter(u8::is_ascii_digit).count();
+    match field {
+        Field::Is(Category::DateOfBirth) if digits >= 2 => {
+            out(field_hit(Category::DateOfBirth, None, 80));
+        }
+        Field::Is(Category::DateOfBirth) => {}
+        Field::Is(c) => out(field_hit(c, None, 70)),
+        Field::GenericName if lexicon::looks_like_person_name(v) => {
+            out(field_hit(Category::Name, None, 50));
+        }
+        Field::AddressCountry => {
+            if let Some(c) = lexicon::country_of(v) {
+                out(Hit {
+                    category: Category::Address,
+                    detector: "field.address_country",
+                    country: Some(c),
+                    confidence: 60,
+                });
+            }
+        }
+        Field::Citizenship => {
+            let country = lexicon::country_of(v);
+            out(field_hit(Category::Nationality, country, 80));
+        }
+        Field::Coordinate if lexicon::precise_coordinate(v) => {
+            out(field_hit(Category::PreciseLocation, None, 75));
+        }
+        Field::Phone if !found && digits >= 6 => out(field_hit(Category::Phone, None, 60)),
+        Field::NationalId if !found && v.bytes().filter(u8::is_ascii_alphanumeric).count() >= 5 => {
+            out(field_hit(Category::NationalId, None, 65));
+        }
+        _ => {}
+    }
+}
+
+/// Normalises a value and runs the value detectors on it, and on the text its base64 decodes to.
+fn scan_text(s: &str, field: Option<Field>, out: &mut dyn FnMut(Hit)) {
+    let n = normalise::normalise(s);
+    detect_text(&n, field, out);
+    if let Some(decoded) = normalise::base64_text(&n) {
+        let n = normalise::normalise(&decoded);
+        detect_text(&n, field, out);
+    }
+}
+
+/// What one pass over a value learns, to skip detectors that cannot fire.
+#[derive(Default)]
+struct Profile {
+    at: bool,
+    plus: bool,
+    digits: usize,
+    dots: usize,
+    colons: usize,
+}
+
+fn profile(b: &[u8]) -> Profile {
+    let mut p = Profile::default();
+    for &c in b {
+        match c {
+            b'0'..=b'9' => p.digits += 1,
+            b'@' => p.at = true,
+            b'+' => p.plus = true,
+            b'.' => p.dots += 1,
+            b':' => p.colons += 1,
+            _ => {}
+        }
+    }
+    p
+}
+
+/// Runs the value detectors on normalised text.
+fn detect_text(s: &str, field: Option<Field>, out: &mut dyn FnMut(Hit)) {
+    let p = profile(s.as_bytes());
+    if p.at && email::contains_email(s.as_bytes()) {
+        out(Hit {
+            category: Category::Email,
+            detector: "email.rfc5322",
+            country: None,
+            confidence: 95,
+        });
+    }
+    let mut phone = false;
+    if p.plus
+        && p.digits >= 8
+        && let Some(country) = phone::find_e164(s)
+    {
+        phone = true;
+        out(Hit {
+            category: Category::Phone,
+            detector: "phone.e164",
+            country,
+            confidence: 95,
+        });
+    }
+    if !phone
+        && field == Some(Field::Phone)
+        && p.digits >= 6
+        && let Some(country) = phone::national(s)
+    {
+        out(Hit {
+            category: Category::Phone,
+            detector: "phone.national",
+            country,
+            confidence: 85,
+        });
+    }
+    if p.digits >= 5 {
+        ids::scan(s, field == Some(Field::NationalId), out);
+    }
+    if p.dots >= 3 && p.digits >= 4 && net::find_v4(s) {
+        out(Hit {
+            category: Category::IpAddress,
+            detector: "ip.v4",
+            country: None,
+            confidence: 90,
+        });
+    }
+    if p.colons >= 2 && net::find_v6(s) {
+        out(Hit {
+            category: Category::IpAddress,
+            detector: "ip.v6",
+            country: None,
+            confidence: 90,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cats(s: &str) -> Vec<(Category, Option<String>)> {
+        let mut v = Vec::new();
+        scan(s, |h| {
+            v.push((h.category, h.country.map(|c| c.to_string())))
+        });
+        v
+    }
+
+    #[test]
+    fn emails() {
+        for s in [
+            "jane.doe@example.com",
+            "write to jane+tag@mail.example.co.uk.",
+            "ünïcødé@bücher.example",
+            "a@b.io",
+            "x@xn--bcher-kva.example",
+        ] {
+            assert_eq!(cats(s), vec![(Category::Email, None)], "{s}");
+        }
+        for s in [
+            "@example.com",
+            "jane@",
+            "jane@localhost",
+            "jane@example.c",
+            "a.@b.com",
+            "price: 5 @ 3.00",
+            "jane@-x.com",
+        ] {
+            assert!(cats(s).is_empty(), "{s}");
+        }
+    }
+
+    #[test]
+    fn phones_carry_their_country() {
+        assert_eq!(
+            cats("+49 30 901820"),
+            vec![(Category::Phone, Some("DE".into()))]
+        );
+        assert_eq!(
+            cats("call +33 1 42 68 53 00 now"),
+            vec![(Category::Phone, Some("FR".into()))]
+        );
+        assert_eq!(
+            cats("+1 (202) 456-1111"),
+            vec![(Category::Phone, Some("US".into()))]
+        );
+        assert_eq!(
+            cats("+442079460000"),
+            vec![(Category::Phone, Some("GB".into()))]
+        );
+        assert_eq!(
+            cats("+33 6 12 34 56 78"),
+            vec![(Category::Phone, Some("FR".into()))]
+        );
+        assert_eq!(
+            cats("+7 495 123-45-67"),
+            vec![(Category::Phone, Some("RU".into()))]
+        );
+        assert_eq!(
+            cats("+44 1534 123456"),
+            vec![(Category::Phone, Some("JE".into()))]
+        );
+        for s in [
+            "+123",
+            "1+49301234567",
+            "+49 30 9018 20abc",
+            "version 2.0+build",
+            "+0049301234567",
+        ] {
+            assert!(cats(s).is_empty(), "{s}");
+        }
+    }
+}
