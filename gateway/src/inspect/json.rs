@@ -580,4 +580,29 @@ mod tests {
         let ok = format!("{}{}", "[".repeat(64), "]".repeat(64));
         assert!(findings(&ok).is_ok());
     }
+
+    #[test]
+    fn values_split_across_fields_are_joined() {
+        assert_eq!(
+            findings(r#"{"phone":{"cc":"+33","number":"612345678"}}"#).unwrap(),
+            vec![(Category::Phone, "/phone/number".into())]
+        );
+        assert_eq!(
+            findings(r#"{"iban":["DE89","3704","0044","0532","0130","00"]}"#).unwrap(),
+            vec![(Category::Iban, "/iban/5".into())]
+        );
+        assert_eq!(
+            findings(r#"{"a":"DE89","b":"3704","c":"0044","d":"0532","e":"0130","f":"00"}"#)
+                .unwrap(),
+            vec![(Category::Iban, "/f".into())]
+        );
+        assert_eq!(
+            findings(r#"{"user":"jane.doe","domain":"example.com"}"#).unwrap(),
+            vec![(Category::Email, "/domain".into())]
+        );
+        assert_eq!(
+            findings(r#"{"qty":"12","sku":"4711","page":"3"}"#).unwrap(),
+            vec![]
+        );
+    }
 }

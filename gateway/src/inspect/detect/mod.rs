@@ -352,4 +352,111 @@ mod tests {
             assert!(cats(s).is_empty(), "{s}");
         }
     }
+
+    fn field(key: &str, v: Value<'_>) -> Vec<(Category, &'static str, Option<String>)> {
+        let mut out = Vec::new();
+        scan_field(Some(key), v, &mut |h| {
+            out.push((h.category, h.detector, h.country.map(|c| c.to_string())))
+        });
+        out
+    }
+
+    #[test]
+    fn field_names_say_what_values_are() {
+        assert_eq!(
+            field("Vorname", Value::Str("Jürgen")),
+            vec![(Category::Name, "field.name", None)]
+        );
+        assert_eq!(
+            field("name", Value::Str("Jane Doe")),
+            vec![(Category::Name, "field.name", None)]
+        );
+        assert!(field("name", Value::Str("checkout-v2")).is_empty());
+        assert_eq!(
+            field("pays", Value::Str("Allemagne")),
+            vec![(
+                Category::Address,
+                "field.address_country",
+                Some("DE".into())
+            )]
+        );
+        assert_eq!(
+            field("nationality", Value::Str("BR")),
+            vec![(
+                Category::Nationality,
+                "field.nationality",
+                Some("BR".into())
+            )]
+        );
+        assert_eq!(
+            field("hiv_positive", Value::Bool(false)),
+            vec![(Category::Health, "field.health", None)]
+        );
+        assert_eq!(
+            field("lat", Value::Number("52.52001")),
+            vec![(Category::PreciseLocation, "field.precise_location", None)]
+        );
+        assert!(field("lat", Value::Number("52.5")).is_empty());
+        assert_eq!(
+            field("geburtsdatum", Value::Str("1985-03-14")),
+            vec![(Category::DateOfBirth, "field.date_of_birth", None)]
+        );
+    }
+
+    #[test]
+    fn national_phone_formats_in_phone_fields() {
+        // A national number names its country only when one numbering plan alone accepts it.
+        assert_eq!(
+            field("celular", Value::Str("(11) 91234-5678")),
+            vec![(Category::Phone, "phone.national", Some("BR".into()))]
+        );
+        assert_eq!(
+            field("telefon", Value::Str("030 901820")),
+            vec![(Category::Phone, "phone.national", None)]
+        );
+        assert_eq!(
+            field("téléphone", Value::Str("0033 6 12 34 56 78")),
+            vec![(Category::Phone, "phone.national", Some("FR".into()))]
+        );
+        assert_eq!(
+            field("phone", Value::Number("4930901820")),
+            vec![(Category::Phone, "phone.e164", Some("DE".into()))]
+        );
+    }
+
+    #[test]
+    fn numbers_that_are_identifiers_are_checked() {
+        assert_eq!(
+            field("ref", Value::Number("44051401359")),
+            vec![(Category::NationalId, "id.pl_pesel", Some("PL".into()))]
+        );
+        assert_eq!(
+            field("bsn", Value::Number("900000004")),
+            vec![(Category::NationalId, "id.nl_bsn", Some("NL".into()))]
+        );
+        assert_eq!(
+            field("card", Value::Number("4111111111111111")),
+            vec![(Category::PaymentCard, "card.luhn", None)]
+        );
+        assert!(field("count", Value::Number("1764381234")).is_empty());
+    }
+
+    #[test]
+    fn evasions_are_seen_through() {
+        for s in [
+            "jane%40example.com",
+            "jane&#64;example.com",
+            "ｊａｎｅ＠ｅｘａｍｐｌｅ．ｃｏｍ",
+            "ja\u{200B}ne@example.com",
+            "ja\\u006ee@example.com",
+            "ZW1haWw6amFuZUBleGFtcGxlLmNvbQ==",
+        ] {
+            assert_eq!(cats(s), vec![(Category::Email, None)], "{s}");
+        }
+        assert_eq!(cats("IBAN: DE89\u{200b}3704 0044 0532 0130 00").len(), 1);
+        assert_eq!(
+            cats("card ４１１１ １１１１ １１１１ １１１１"),
+            vec![(Category::PaymentCard, None)]
+        );
+    }
 }
