@@ -52,14 +52,9 @@ struct Fragments {
     parts: usize,
     /// The previous part's field was named as a user or local part of an address.
     local: bool,
-}
-
-impl Fragments {
-    fn reset(&mut self) {
-        self.joined.clear();
-        self.parts = 0;
-        self.local = false;
-    }
+    /// What the run joined so far is found to be, reported when the run ends: a longer run
+    /// can still turn out to be a longer identifier.
+    pending: Vec<(Hit, String)>,
 }
 
 /// Walks `s`, calling `out(hit, json_pointer)` for every finding.
@@ -132,7 +127,7 @@ impl<'a, F: FnMut(Hit, String)> Walker<'a, F> {
             match self.peek().ok_or(JsonError::Invalid)? {
                 b'{' => {
                     self.i += 1;
-                    self.frags.reset();
+                    self.flush();
                     if stack.len() >= self.max_depth {
                         return Err(JsonError::TooDeep);
                     }
@@ -165,29 +160,29 @@ impl<'a, F: FnMut(Hit, String)> Walker<'a, F> {
                         let found = self.value(Value::Str(&v));
                         self.fragment(&v, found);
                     } else {
-                        self.frags.reset();
+                        self.flush();
                     }
                 }
                 b't' => {
                     self.literal(b"true")?;
                     self.value(Value::Bool(true));
-                    self.frags.reset();
+                    self.flush();
                 }
                 b'f' => {
                     self.literal(b"false")?;
                     self.value(Value::Bool(false));
-                    self.frags.reset();
+                    self.flush();
                 }
                 b'n' => {
                     self.literal(b"null")?;
-                    self.frags.reset();
+                    self.flush();
                 }
                 b'-' | b'0'..=b'9' => {
                     let start = self.i;
                     self.number()?;
                     let n = &self.s[start..self.i];
                     self.value(Value::Number(n));
-                    self.frags.reset();
+                    self.flush();
                 }
                 _ => return Err(JsonError::Invalid),
             }
@@ -219,7 +214,7 @@ impl<'a, F: FnMut(Hit, String)> Walker<'a, F> {
                     }
                     (Frame::Object, Some(b'}')) | (Frame::Array(_), Some(b']')) => {
                         self.i += 1;
-                        self.frags.reset();
+                        self.flush();
                         self.path.pop();
                         stack.pop();
                     }
@@ -272,7 +267,9 @@ impl<'a, F: FnMut(Hit, String)> Walker<'a, F> {
         let out = &mut self.out;
         let mut found = false;
         detect::scan_classified(field, v, &mut |h| {
-            found = true;
+            // A finding made from the field name alone does not stop the value from being
+            // part of a value split across fields.
+            found |= !h.detector.starts_with("field.");
             out(h, pointer(path, false))
         });
         found
@@ -290,7 +287,8 @@ impl<'a, F: FnMut(Hit, String)> Walker<'a, F> {
         let b = v.as_bytes();
         let group = b.len() <= 6
             && b.iter().all(u8::is_ascii_alphanumeric)
-            && b.iter().any(u8::is_ascii_digit);
+            && (b.iter().any(u8::is_ascii_digit)
+                || (b.len() <= 4 && b.iter().all(u8::is_ascii_uppercase)));
         let calling_code =
             b.len() >= 2 && b.len() <= 4 && b[0] == b'+' && b[1..].iter().all(u8::is_ascii_digit);
         let after_code = self.frags.joined.starts_with('+')
@@ -303,17 +301,26 @@ impl<'a, F: FnMut(Hit, String)> Walker<'a, F> {
         let email_part = (local || domain)
             && b.len() <= 64
             && !b.contains(&b'@')
-            && b.iter()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_' | b'+'));
+            && b.iter().all(|c| {
+                c.is_ascii_alphanumeric() || *c >= 0x80 || matches!(c, b'.' | b'-' | b'_' | b'+')
+            });
         if found || !(group || calling_code || after_code || email_part) {
-            self.frags.reset();
+            self.flush();
             return;
         }
         if calling_code || self.frags.joined.len() + b.len() > 72 {
-            self.frags.reset();
+            self.flush();
         }
         if domain && self.frags.local {
             self.frags.joined.push('@');
+        } else if group
+            && self
+                .frags
+                .joined
+                .ends_with(|c: char| c.is_ascii_alphanumeric())
+        {
+            // Groups keep a separator, so that formats written in groups keep their shape.
+            self.frags.joined.push('-');
         }
         self.frags.joined.extend(v.chars().filter(|c| *c != ' '));
         self.frags.parts += 1;
@@ -325,22 +332,31 @@ impl<'a, F: FnMut(Hit, String)> Walker<'a, F> {
         if joined.bytes().filter(u8::is_ascii_digit).count() < 5 && !joined.contains('@') {
             return;
         }
+        let field = self.field();
         let path = &self.path;
-        let out = &mut self.out;
-        let mut hit = false;
-        detect::scan(joined, |h| {
-            hit = true;
-            out(
+        let mut hits = Vec::new();
+        detect::scan_in(field, joined, &mut |h| {
+            hits.push((
                 Hit {
                     detector: split_detector(h.detector),
                     ..h
                 },
                 pointer(path, false),
-            )
+            ))
         });
-        if hit {
-            self.frags.reset();
+        if !hits.is_empty() {
+            self.frags.pending = hits;
         }
+    }
+
+    /// Ends the run of fragments, reporting what it was found to be.
+    fn flush(&mut self) {
+        for (h, p) in self.frags.pending.drain(..) {
+            (self.out)(h, p);
+        }
+        self.frags.joined.clear();
+        self.frags.parts = 0;
+        self.frags.local = false;
     }
 
     fn literal(&mut self, word: &[u8]) -> Result<(), JsonError> {

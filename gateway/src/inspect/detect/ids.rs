@@ -14,10 +14,13 @@ use super::Hit;
 /// The longest reduced window tried (an IBAN has at most 34 characters).
 const MAX_COMPACT: usize = 34;
 
+/// The most words one run holds (an IBAN written in pairs has 17).
+const MAX_WORDS: usize = 24;
+
 /// Finds identifiers in `s`. `contextual` enables the formats whose check alone is weak.
 pub(super) fn scan(s: &str, contextual: bool, out: &mut dyn FnMut(Hit)) {
     let b = s.as_bytes();
-    let mut words: [(usize, usize); 12] = [(0, 0); 12];
+    let mut words: [(usize, usize); MAX_WORDS] = [(0, 0); MAX_WORDS];
     let mut n = 0;
     let mut i = 0;
     while i < b.len() {
@@ -42,7 +45,7 @@ pub(super) fn scan(s: &str, contextual: bool, out: &mut dyn FnMut(Hit)) {
                 .iter()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'/'))
             && (word.iter().any(u8::is_ascii_digit)
-                || (word.len() <= 2 && word.iter().all(u8::is_ascii_uppercase)));
+                || (word.len() <= 4 && word.iter().all(u8::is_ascii_uppercase)));
         // A gap of more than one space, or any non-space delimiter, ends a run.
         let joined =
             n > 0 && b[words[n - 1].1..ws].iter().all(|&c| c == b' ') && ws - words[n - 1].1 <= 2;
@@ -88,25 +91,33 @@ fn is_delim(c: u8) -> bool {
         )
 }
 
-/// Tries every window of a run of words.
+/// Tries the windows of a run of words, longest first from each start, so that a number
+/// written in groups is read whole before any of its parts.
 fn run(s: &str, words: &[(usize, usize)], contextual: bool, out: &mut dyn FnMut(Hit)) {
     let b = s.as_bytes();
+    // Alphanumeric characters of each word, reduced once.
+    let mut compact = [0u8; MAX_COMPACT * 2];
+    let mut ends = [0usize; MAX_WORDS];
+    let mut len = 0;
+    for (n, &(ws, we)) in words.iter().enumerate() {
+        for &c in &b[ws..we] {
+            if c.is_ascii_alphanumeric() && len < compact.len() {
+                compact[len] = c.to_ascii_uppercase();
+                len += 1;
+            }
+        }
+        ends[n] = len;
+    }
     let mut start = 0;
     'outer: while start < words.len() {
-        let mut compact = [0u8; MAX_COMPACT];
-        let mut len = 0;
-        for end in start..words.len() {
-            for &c in &b[words[end].0..words[end].1] {
-                if c.is_ascii_alphanumeric() {
-                    if len == MAX_COMPACT {
-                        break 'outer;
-                    }
-                    compact[len] = c.to_ascii_uppercase();
-                    len += 1;
-                }
+        let from = if start == 0 { 0 } else { ends[start - 1] };
+        for end in (start..words.len()).rev() {
+            let window = &compact[from..ends[end]];
+            if window.len() > MAX_COMPACT || window.is_empty() {
+                continue;
             }
             let raw = &s[words[start].0..words[end].1];
-            if let Some(hit) = identify(&compact[..len], raw, contextual) {
+            if let Some(hit) = identify(window, raw, contextual) {
                 out(hit);
                 start = end + 1;
                 continue 'outer;
@@ -176,7 +187,11 @@ fn identify(c: &[u8], raw: &str, contextual: bool) -> Option<Hit> {
                 return id("id.nl_bsn", "NL", 75);
             }
         }
-        10 if se_personnummer(c) => return id("id.se_personnummer", "SE", 80),
+        10 if se_personnummer(c)
+            && (contextual || shaped(raw, &[6, 4], b'-') || shaped(raw, &[6, 4], b'+')) =>
+        {
+            return id("id.se_personnummer", "SE", 80);
+        }
         11 => {
             if pl_pesel(c) {
                 return id("id.pl_pesel", "PL", 85);
@@ -210,7 +225,7 @@ fn identify(c: &[u8], raw: &str, contextual: bool) -> Option<Hit> {
 fn shaped(raw: &str, groups: &[usize], sep: u8) -> bool {
     let mut parts = 0;
     let mut expect = groups.iter();
-    for part in raw.split(|c: char| c == sep as char || c == '-' || c == ' ') {
+    for part in raw.split([sep as char, '-', ' ']) {
         if part.is_empty() {
             continue;
         }
@@ -348,17 +363,16 @@ pub(crate) fn iban(c: &[u8]) -> bool {
     rem == 1
 }
 
-/// Luhn, a length the brand issues, and an issuer range (ISO/IEC 7812 IINs of Visa,
+/// Luhn, a length the brand issues now, and an issuer range (ISO/IEC 7812 IINs of Visa,
 /// Mastercard, American Express, Discover, JCB, Diners Club, UnionPay, Maestro and Mir).
 pub(crate) fn payment_card(c: &[u8]) -> bool {
     let n = c.len();
     let p = |k: usize| -> u32 { c[..k].iter().fold(0, |a, &x| a * 10 + d(x)) };
     let brand_ok = match c[0] {
-        b'4' => matches!(n, 13 | 16 | 19),
+        // Visa stopped issuing 13-digit numbers; an EAN-13 barcode must not pass for one.
+        b'4' => matches!(n, 16 | 19),
         b'5' => (p(2) >= 51 && p(2) <= 55 && n == 16) || (matches!(p(2), 50 | 56..=58) && n >= 12),
-        b'2' => {
-            (2221..=2720).contains(&p(4)) && n == 16 || (2200..=2204).contains(&p(4)) && n == 16
-        }
+        b'2' => n == 16 && ((2221..=2720).contains(&p(4)) || (2200..=2204).contains(&p(4))),
         b'3' => {
             (matches!(p(2), 34 | 37) && n == 15)
                 || ((3528..=3589).contains(&p(4)) && (16..=19).contains(&n))
@@ -526,7 +540,7 @@ fn nl_bsn(c: &[u8]) -> bool {
 }
 
 fn leap(y: u32) -> bool {
-    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+    (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400)
 }
 
 fn valid_date(y: u32, m: u32, day: u32) -> bool {

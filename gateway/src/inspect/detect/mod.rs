@@ -49,6 +49,12 @@ pub fn scan(s: &str, mut out: impl FnMut(Hit)) {
     scan_text(s, None, &mut out);
 }
 
+/// Runs the value detectors on `s` in a field the lexicon classified as `field` (no findings
+/// from the field name itself).
+pub fn scan_in(field: Option<Field>, s: &str, out: &mut dyn FnMut(Hit)) {
+    scan_text(s, field, out);
+}
+
 /// Scans a value together with the name of the field it sits in: the field name can say
 /// what the value is (the lexicons), and can let weak check-digit formats count.
 pub fn scan_field(key: Option<&str>, value: Value<'_>, out: &mut dyn FnMut(Hit)) {
