@@ -22,8 +22,28 @@ pub enum JsonError {
 }
 
 enum Seg<'a> {
-    Key(Cow<'a, str>, Option<Field>),
+    Key(Cow<'a, str>, KeyInfo),
     Index(usize),
+}
+
+/// What a key says, worked out once per distinct key.
+#[derive(Clone, Copy)]
+struct KeyInfo {
+    field: Option<Field>,
+    /// The key names the local part of an address (`user`, `local_part`, `mailbox`).
+    local: bool,
+    /// The key names a domain.
+    domain: bool,
+}
+
+impl KeyInfo {
+    fn of(k: &str) -> KeyInfo {
+        KeyInfo {
+            field: lexicon::classify(k),
+            local: contains_ci(k, "local") || contains_ci(k, "user") || contains_ci(k, "mailbox"),
+            domain: contains_ci(k, "domain"),
+        }
+    }
 }
 
 enum Frame {
@@ -39,7 +59,7 @@ struct Walker<'a, F: FnMut(Hit, String)> {
     out: F,
     max_depth: usize,
     /// What each distinct plain key means to the lexicon.
-    fields: FxHashMap<&'a str, Option<Field>>,
+    fields: FxHashMap<&'a str, KeyInfo>,
     /// Adjacent short values of the current object, joined.
     frags: Fragments,
 }
@@ -231,19 +251,19 @@ impl<'a, F: FnMut(Hit, String)> Walker<'a, F> {
             return Err(JsonError::Invalid);
         }
         let k = self.string()?;
-        let field = match &k {
+        let info = match &k {
             // A plain key is classified once per document.
             Cow::Borrowed(b) => match self.fields.get(b) {
                 Some(f) => *f,
                 None => {
-                    let f = lexicon::classify(b);
+                    let f = KeyInfo::of(b);
                     self.fields.insert(b, f);
                     f
                 }
             },
-            Cow::Owned(o) => lexicon::classify(o),
+            Cow::Owned(o) => KeyInfo::of(o),
         };
-        self.path.push(Seg::Key(k, field));
+        self.path.push(Seg::Key(k, info));
         if let Some(Seg::Key(k, _)) = self.path.last() {
             let path = &self.path;
             let out = &mut self.out;
@@ -255,7 +275,7 @@ impl<'a, F: FnMut(Hit, String)> Walker<'a, F> {
     /// The field the current value sits in: the nearest key (array items take their array's).
     fn field(&self) -> Option<Field> {
         self.path.iter().rev().find_map(|s| match s {
-            Seg::Key(_, f) => Some(*f),
+            Seg::Key(_, f) => Some(f.field),
             Seg::Index(_) => None,
         })?
     }
@@ -280,9 +300,9 @@ impl<'a, F: FnMut(Hit, String)> Walker<'a, F> {
     /// card number in groups), a calling code and the number after it, or the local part
     /// and domain of an address in fields named so.
     fn fragment(&mut self, v: &str, found: bool) {
-        let key = match self.path.last() {
-            Some(Seg::Key(k, _)) => k.as_ref(),
-            _ => "",
+        let (local, domain) = match self.path.last() {
+            Some(Seg::Key(_, info)) => (info.local, info.domain),
+            _ => (false, false),
         };
         let b = v.as_bytes();
         let group = b.len() <= 6
@@ -295,9 +315,6 @@ impl<'a, F: FnMut(Hit, String)> Walker<'a, F> {
             && self.frags.parts == 1
             && (6..=14).contains(&b.len())
             && b.iter().all(|c| c.is_ascii_digit() || *c == b' ');
-        let local =
-            contains_ci(key, "local") || contains_ci(key, "user") || contains_ci(key, "mailbox");
-        let domain = contains_ci(key, "domain");
         let email_part = (local || domain)
             && b.len() <= 64
             && !b.contains(&b'@')
@@ -407,18 +424,22 @@ impl<'a, F: FnMut(Hit, String)> Walker<'a, F> {
     fn string(&mut self) -> Result<Cow<'a, str>, JsonError> {
         self.i += 1;
         let start = self.i;
-        // Fast path: no escapes.
-        while let Some(&c) = self.b.get(self.i) {
-            match c {
-                b'"' => {
-                    let s = &self.s[start..self.i];
-                    self.i += 1;
-                    return Ok(Cow::Borrowed(s));
-                }
-                b'\\' => break,
-                0..=0x1f => return Err(JsonError::Invalid),
-                _ => self.i += 1,
+        // Fast path: no escapes. The end is found with SIMD search, then the span is checked
+        // for control characters in one vectorisable pass.
+        let end = memchr::memchr2(b'"', b'\\', &self.b[start..]).map(|n| start + n);
+        let stop = end.unwrap_or(self.b.len());
+        if self.b[start..stop].iter().any(|&c| c < 0x20) {
+            return Err(JsonError::Invalid);
+        }
+        self.i = stop;
+        match end {
+            Some(e) if self.b[e] == b'"' => {
+                let s = &self.s[start..e];
+                self.i = e + 1;
+                return Ok(Cow::Borrowed(s));
             }
+            Some(_) => {}
+            None => return Err(JsonError::Invalid),
         }
         let mut out = String::from(&self.s[start..self.i]);
         loop {

@@ -198,17 +198,19 @@ pub fn base64_text(s: &str) -> Option<String> {
     if t.len() - body.len() > 2 {
         return None;
     }
-    let mut url = false;
-    let mut std = false;
+    let (mut url, mut std, mut upper, mut lower) = (false, false, false, false);
     for c in body.bytes() {
         match c {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => {}
+            b'A'..=b'Z' => upper = true,
+            b'a'..=b'z' => lower = true,
+            b'0'..=b'9' => {}
             b'+' | b'/' => std = true,
             b'-' | b'_' => url = true,
             _ => return None,
         }
     }
-    if std && url {
+    // Base64 of text has both cases; hex digests, UUIDs and slugs do not, and are not decoded.
+    if (std && url) || !upper || !lower {
         return None;
     }
     let engine = if url { &URL_SAFE } else { &STANDARD };

@@ -91,7 +91,8 @@ pub fn scan_classified(field: Option<Field>, value: Value<'_>, out: &mut dyn FnM
                 } else {
                     None
                 };
-                detect_text(phone_like.as_deref().unwrap_or(n), field, &mut |h| {
+                let text = phone_like.as_deref().unwrap_or(n);
+                detect_text(text, &profile(text.as_bytes()), field, &mut |h| {
                     found = true;
                     out(h)
                 });
@@ -192,42 +193,88 @@ fn field_hits(field: Field, v: &str, found: bool, out: &mut dyn FnMut(Hit)) {
 
 /// Normalises a value and runs the value detectors on it, and on the text its base64 decodes to.
 fn scan_text(s: &str, field: Option<Field>, out: &mut dyn FnMut(Hit)) {
-    let n = normalise::normalise(s);
-    detect_text(&n, field, out);
-    if let Some(decoded) = normalise::base64_text(&n) {
-        let n = normalise::normalise(&decoded);
-        detect_text(&n, field, out);
+    let p = profile(s.as_bytes());
+    if p.work {
+        let n = normalise::normalise(s);
+        let p = profile(n.as_bytes());
+        detect_text(&n, &p, field, out);
+        if p.maybe_base64()
+            && let Some(decoded) = normalise::base64_text(&n)
+        {
+            let n = normalise::normalise(&decoded);
+            detect_text(&n, &profile(n.as_bytes()), field, out);
+        }
+    } else {
+        // The common case: plain ASCII, scanned in place.
+        detect_text(s, &p, field, out);
+        if p.maybe_base64()
+            && let Some(decoded) = normalise::base64_text(s)
+        {
+            let n = normalise::normalise(&decoded);
+            detect_text(&n, &profile(n.as_bytes()), field, out);
+        }
     }
 }
 
 /// What one pass over a value learns, to skip detectors that cannot fire.
 #[derive(Default)]
 struct Profile {
+    len: usize,
     at: bool,
     plus: bool,
     digits: usize,
     dots: usize,
     colons: usize,
+    upper: bool,
+    lower: bool,
+    /// A byte outside the base64 alphabets.
+    other: bool,
+    /// Needs normalising (non-ASCII, `%`, `&`, `\`).
+    work: bool,
+}
+
+impl Profile {
+    fn maybe_base64(&self) -> bool {
+        self.len >= 12 && self.upper && self.lower && !self.other
+    }
 }
 
 fn profile(b: &[u8]) -> Profile {
-    let mut p = Profile::default();
+    let mut p = Profile {
+        len: b.len(),
+        ..Profile::default()
+    };
     for &c in b {
         match c {
             b'0'..=b'9' => p.digits += 1,
-            b'@' => p.at = true,
+            b'A'..=b'Z' => p.upper = true,
+            b'a'..=b'z' => p.lower = true,
+            b'/' | b'-' | b'_' | b'=' => {}
+            b'@' => {
+                p.at = true;
+                p.other = true;
+            }
             b'+' => p.plus = true,
-            b'.' => p.dots += 1,
-            b':' => p.colons += 1,
-            _ => {}
+            b'.' => {
+                p.dots += 1;
+                p.other = true;
+            }
+            b':' => {
+                p.colons += 1;
+                p.other = true;
+            }
+            b'%' | b'&' | b'\\' | 0x80..=0xff => {
+                p.work = true;
+                p.other = true;
+            }
+            _ => p.other = true,
         }
     }
     p
 }
 
 /// Runs the value detectors on normalised text.
-fn detect_text(s: &str, field: Option<Field>, out: &mut dyn FnMut(Hit)) {
-    let p = profile(s.as_bytes());
+fn detect_text(s: &str, p: &Profile, field: Option<Field>, out: &mut dyn FnMut(Hit)) {
     if p.at && email::contains_email(s.as_bytes()) {
         out(Hit {
             category: Category::Email,

@@ -59,14 +59,64 @@ fn number_country(candidate: &str) -> Option<Country> {
             None => return None,
         }
     }
-    phonenumber::parse(None, candidate).ok().and_then(|n| {
+    let key = plan_key(0, candidate);
+    if let Some(known) = plan_lookup(key) {
+        return known;
+    }
+    let country = phonenumber::parse(None, candidate).ok().and_then(|n| {
         if !phonenumber::is_valid(&n) {
             return None;
         }
         n.country()
             .id()
             .and_then(|id| Country::parse(id.as_ref()).ok())
-    })
+    });
+    if country.is_some() {
+        plan_store(key, country);
+    }
+    country
+}
+
+/// What libphonenumber said about numbers by their leading digits and length.
+///
+/// libphonenumber decides a number's region with regular expressions that its crate compiles
+/// into a cache of 100; the regions of one shared calling code (+1 has 25) or the plans tried
+/// for a national number overflow it, so every parse compiles again (milliseconds). The region
+/// follows from the leading digits (the area code or range) and the length, so the answer for
+/// the first number of a prefix serves the others. Bounded; cleared when full.
+fn plans() -> &'static std::sync::Mutex<rustc_hash::FxHashMap<u64, Option<Country>>> {
+    static PLANS: std::sync::OnceLock<
+        std::sync::Mutex<rustc_hash::FxHashMap<u64, Option<Country>>>,
+    > = std::sync::OnceLock::new();
+    PLANS.get_or_init(Default::default)
+}
+
+const MAX_PLANS: usize = 65_536;
+
+/// The leading six digits, the digit count and the kind of lookup, packed.
+fn plan_key(kind: u64, s: &str) -> u64 {
+    let mut lead = 0u64;
+    let mut n = 0u64;
+    for c in s.bytes().filter(u8::is_ascii_digit) {
+        if n < 6 {
+            lead = lead * 10 + u64::from(c - b'0');
+        }
+        n += 1;
+    }
+    (kind << 40) | (n << 32) | lead
+}
+
+fn plan_lookup(key: u64) -> Option<Option<Country>> {
+    plans().lock().ok()?.get(&key).copied()
+}
+
+fn plan_store(key: u64, country: Option<Country>) {
+    if let Ok(mut m) = plans().lock() {
+        if m.len() >= MAX_PLANS {
+            m.clear();
+        }
+        m.insert(key, country);
+    }
 }
 
 /// Calling code → its country when exactly one country uses it, `None` when several do.
@@ -118,6 +168,10 @@ pub(super) fn national(s: &str) -> Option<Option<Country>> {
     if let Some(rest) = t.strip_prefix("00") {
         return find_e164(&format!("+{rest}"));
     }
+    let key = plan_key(1 + u64::from(t.starts_with('0')), t);
+    if let Some(known) = plan_lookup(key) {
+        return Some(known);
+    }
     let mut found = None;
     let mut valid = 0;
     for region in NATIONAL_REGIONS {
@@ -129,9 +183,11 @@ pub(super) fn national(s: &str) -> Option<Option<Country>> {
             found = Country::parse(region).ok();
         }
     }
-    match valid {
-        0 => None,
-        1 => Some(found),
-        _ => Some(None),
-    }
+    let answer = match valid {
+        0 => return None,
+        1 => found,
+        _ => None,
+    };
+    plan_store(key, answer);
+    Some(answer)
 }
