@@ -34,6 +34,8 @@ struct KeyInfo {
     local: bool,
     /// The key names a domain.
     domain: bool,
+    /// The key itself may be personal data (a detector fires on it).
+    personal: bool,
 }
 
 impl KeyInfo {
@@ -42,8 +44,39 @@ impl KeyInfo {
             field: lexicon::classify(k),
             local: contains_ci(k, "local") || contains_ci(k, "user") || contains_ci(k, "mailbox"),
             domain: contains_ci(k, "domain"),
+            personal: detect::is_personal(k),
         }
     }
+}
+
+/// Distinct keys remembered per thread. An API's keys are few and repeat in every request.
+const MAX_KEYS: usize = 4096;
+
+thread_local! {
+    static KEYS: std::cell::RefCell<FxHashMap<Box<str>, KeyInfo>> =
+        std::cell::RefCell::new(FxHashMap::default());
+}
+
+/// What a key means, from the per-thread memory when it was seen before. Keys that are
+/// themselves personal data, and long keys, are never remembered.
+fn key_info(k: &str) -> KeyInfo {
+    if k.len() > 64 {
+        return KeyInfo::of(k);
+    }
+    if let Some(info) = KEYS.with(|m| m.borrow().get(k).copied()) {
+        return info;
+    }
+    let info = KeyInfo::of(k);
+    if !info.personal {
+        KEYS.with(|m| {
+            let mut m = m.borrow_mut();
+            if m.len() >= MAX_KEYS {
+                m.clear();
+            }
+            m.insert(k.into(), info);
+        });
+    }
+    info
 }
 
 enum Frame {
@@ -58,8 +91,6 @@ struct Walker<'a, F: FnMut(Hit, String)> {
     path: Vec<Seg<'a>>,
     out: F,
     max_depth: usize,
-    /// What each distinct plain key means to the lexicon.
-    fields: FxHashMap<&'a str, KeyInfo>,
     /// Adjacent short values of the current object, joined.
     frags: Fragments,
 }
@@ -86,7 +117,6 @@ pub fn walk(s: &str, max_depth: usize, out: impl FnMut(Hit, String)) -> Result<(
         path: Vec::new(),
         out,
         max_depth,
-        fields: FxHashMap::default(),
         frags: Fragments::default(),
     };
     w.document()
@@ -251,20 +281,11 @@ impl<'a, F: FnMut(Hit, String)> Walker<'a, F> {
             return Err(JsonError::Invalid);
         }
         let k = self.string()?;
-        let info = match &k {
-            // A plain key is classified once per document.
-            Cow::Borrowed(b) => match self.fields.get(b) {
-                Some(f) => *f,
-                None => {
-                    let f = KeyInfo::of(b);
-                    self.fields.insert(b, f);
-                    f
-                }
-            },
-            Cow::Owned(o) => KeyInfo::of(o),
-        };
+        let info = key_info(&k);
         self.path.push(Seg::Key(k, info));
-        if let Some(Seg::Key(k, _)) = self.path.last() {
+        if info.personal
+            && let Some(Seg::Key(k, _)) = self.path.last()
+        {
             let path = &self.path;
             let out = &mut self.out;
             detect::scan(k, |h| out(h, pointer(path, true)));

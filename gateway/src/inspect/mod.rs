@@ -133,7 +133,19 @@ impl Inspection {
     }
 
     fn push(&mut self, hit: detect::Hit, location: String) {
-        if self.overflow || !self.seen.insert((hit.category, location.clone())) {
+        if self.overflow {
+            return;
+        }
+        if !self.seen.insert((hit.category, location.clone())) {
+            // A second finding of the same category at the same place keeps the country
+            // evidence the first one lacked (two masked keys share the location `*`).
+            if let Some(c) = hit.country
+                && let Some(f) = self.findings.iter_mut().find(|f| {
+                    f.category == hit.category && f.location == location && f.country.is_none()
+                })
+            {
+                f.country = Some(c);
+            }
             return;
         }
         if self.findings.len() >= MAX_FINDINGS {

@@ -113,7 +113,8 @@ fn run(s: &str, words: &[(usize, usize)], contextual: bool, out: &mut dyn FnMut(
         let from = if start == 0 { 0 } else { ends[start - 1] };
         for end in (start..words.len()).rev() {
             let window = &compact[from..ends[end]];
-            if window.len() > MAX_COMPACT || window.is_empty() {
+            // No format is shorter than nine characters.
+            if window.len() > MAX_COMPACT || window.len() < 9 {
                 continue;
             }
             let raw = &s[words[start].0..words[end].1];

@@ -239,38 +239,59 @@ impl Profile {
     }
 }
 
-fn profile(b: &[u8]) -> Profile {
-    let mut p = Profile {
-        len: b.len(),
-        ..Profile::default()
-    };
-    for &c in b {
-        match c {
-            b'0'..=b'9' => p.digits += 1,
-            b'A'..=b'Z' => p.upper = true,
-            b'a'..=b'z' => p.lower = true,
-            b'/' | b'-' | b'_' | b'=' => {}
-            b'@' => {
-                p.at = true;
-                p.other = true;
-            }
-            b'+' => p.plus = true,
-            b'.' => {
-                p.dots += 1;
-                p.other = true;
-            }
-            b':' => {
-                p.colons += 1;
-                p.other = true;
-            }
-            b'%' | b'&' | b'\\' | 0x80..=0xff => {
-                p.work = true;
-                p.other = true;
-            }
-            _ => p.other = true,
-        }
+/// Byte classes for [`profile`], one table lookup per byte.
+const DIGIT: u8 = 1;
+const UPPER: u8 = 2;
+const LOWER: u8 = 4;
+const AT: u8 = 8;
+const PLUS: u8 = 16;
+const OTHER: u8 = 32;
+const WORK: u8 = 64;
+const DOT: u8 = 128;
+
+const CLASSES: [u8; 256] = {
+    let mut t = [OTHER; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = match b {
+            b'0'..=b'9' => DIGIT,
+            b'A'..=b'Z' => UPPER,
+            b'a'..=b'z' => LOWER,
+            b'/' | b'-' | b'_' | b'=' => 0,
+            b'@' => AT | OTHER,
+            b'+' => PLUS,
+            b'.' => DOT | OTHER,
+            b'%' | b'&' | b'\\' | 0x80..=0xff => WORK | OTHER,
+            _ => OTHER,
+        };
+        c += 1;
     }
-    p
+    t
+};
+
+fn profile(b: &[u8]) -> Profile {
+    let mut flags = 0u8;
+    let (mut digits, mut dots, mut colons) = (0usize, 0usize, 0usize);
+    for &c in b {
+        let k = CLASSES[c as usize];
+        flags |= k;
+        digits += usize::from(k & DIGIT);
+        dots += usize::from(k >> 7);
+        colons += usize::from(c == b':');
+    }
+    Profile {
+        len: b.len(),
+        at: flags & AT != 0,
+        plus: flags & PLUS != 0,
+        digits,
+        dots,
+        colons,
+        upper: flags & UPPER != 0,
+        lower: flags & LOWER != 0,
+        other: flags & OTHER != 0,
+        work: flags & WORK != 0,
+    }
 }
 
 /// Runs the value detectors on normalised text.
@@ -308,7 +329,8 @@ fn detect_text(s: &str, p: &Profile, field: Option<Field>, out: &mut dyn FnMut(H
             confidence: 85,
         });
     }
-    if p.digits >= 5 {
+    // Every identifier format has at least six digits.
+    if p.digits >= 6 {
         ids::scan(s, field == Some(Field::NationalId), out);
     }
     if p.dots >= 3 && p.digits >= 4 && net::find_v4(s) {

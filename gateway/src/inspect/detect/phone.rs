@@ -71,9 +71,7 @@ fn number_country(candidate: &str) -> Option<Country> {
             .id()
             .and_then(|id| Country::parse(id.as_ref()).ok())
     });
-    if country.is_some() {
-        plan_store(key, country);
-    }
+    plan_store(key, country);
     country
 }
 
