@@ -38,7 +38,9 @@ pub struct Finding {
     /// A JSON pointer, `query:<key>`, `form:<key>` or `body`.
     pub location: String,
     pub detector: &'static str,
-    /// How sure the detector is, 0-100 (see [`detect::Hit::confidence`]).
+    /// How sure the detector is, 0-100 (see [`detect::Hit::confidence`]). Not written to
+    /// decision records, whose findings stay category, location, detector and country.
+    #[serde(skip_serializing)]
     pub confidence: u8,
     /// The country the value belongs to (a phone number's), when known. Jurisdiction evidence.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -40,7 +40,9 @@ pub(super) fn scan(s: &str, contextual: bool, out: &mut dyn FnMut(Hit)) {
             we -= 1;
         }
         let word = &b[ws..we];
+        // A word longer than any identifier (a digest, a token) is never part of one.
         let idish = !word.is_empty()
+            && word.len() <= 2 * MAX_COMPACT
             && word
                 .iter()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'/'))
@@ -97,7 +99,7 @@ fn run(s: &str, words: &[(usize, usize)], contextual: bool, out: &mut dyn FnMut(
     let b = s.as_bytes();
     // Alphanumeric characters of each word, reduced once.
     let mut compact = [0u8; MAX_COMPACT * 2];
-    let mut ends = [0usize; MAX_WORDS];
+    let mut ends = [0u8; MAX_WORDS];
     let mut len = 0;
     for (n, &(ws, we)) in words.iter().enumerate() {
         for &c in &b[ws..we] {
@@ -106,13 +108,17 @@ fn run(s: &str, words: &[(usize, usize)], contextual: bool, out: &mut dyn FnMut(
                 len += 1;
             }
         }
-        ends[n] = len;
+        ends[n] = len as u8;
     }
     let mut start = 0;
     'outer: while start < words.len() {
-        let from = if start == 0 { 0 } else { ends[start - 1] };
+        let from = if start == 0 {
+            0
+        } else {
+            usize::from(ends[start - 1])
+        };
         for end in (start..words.len()).rev() {
-            let window = &compact[from..ends[end]];
+            let window = &compact[from..usize::from(ends[end])];
             // No format is shorter than nine characters.
             if window.len() > MAX_COMPACT || window.len() < 9 {
                 continue;

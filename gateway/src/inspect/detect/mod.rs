@@ -82,10 +82,10 @@ pub fn scan_classified(field: Option<Field>, value: Value<'_>, out: &mut dyn FnM
             // Numbers that are really identifiers, or phone numbers written as numbers.
             let integer = n.bytes().all(|c| c.is_ascii_digit());
             let mut found = false;
-            if integer
-                && ((9..=19).contains(&n.len())
-                    || matches!(field, Some(Field::Phone | Field::NationalId)))
-            {
+            // Lengths some identifier has; 10 and 13 digits are epoch timestamps far more
+            // often, and a 10-digit personnummer counts only in a named field anyway.
+            let id_length = matches!(n.len(), 9 | 11 | 12 | 14..=19);
+            if integer && (id_length || matches!(field, Some(Field::Phone | Field::NationalId))) {
                 let phone_like = if field == Some(Field::Phone) {
                     Some(format!("+{n}"))
                 } else {
