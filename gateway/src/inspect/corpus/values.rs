@@ -1,6 +1,8 @@
 //! Synthetic values: random, and valid by each format's own check-digit rules, so that a
 //! detector that finds them proves it checks the format and not a list of known examples.
 
+use crate::inspect::detect::ids::{CF_ODD, VERHOEFF_D, VERHOEFF_P};
+
 /// A small deterministic generator (SplitMix64): the same seed gives the same corpus on every
 /// machine and every version of every dependency.
 #[derive(Debug, Clone)]
@@ -199,10 +201,6 @@ pub fn de_steuer_id(r: &mut Rng) -> String {
     }
 }
 
-const CF_ODD: [u32; 26] = [
-    1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 2, 4, 18, 20, 11, 3, 6, 8, 12, 14, 16, 10, 22, 25, 24, 23,
-];
-
 /// Italian codice fiscale with its check letter.
 pub fn codice_fiscale(r: &mut Rng) -> String {
     let (y, m, d) = date(r, 1940, 2005);
@@ -287,28 +285,6 @@ pub fn se_personnummer(r: &mut Rng) -> String {
     format!("{}-{}{check}", &body[..6], &body[6..])
 }
 
-const VERHOEFF_D: [[u8; 10]; 10] = [
-    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
-    [1, 2, 3, 4, 0, 6, 7, 8, 9, 5],
-    [2, 3, 4, 0, 1, 7, 8, 9, 5, 6],
-    [3, 4, 0, 1, 2, 8, 9, 5, 6, 7],
-    [4, 0, 1, 2, 3, 9, 5, 6, 7, 8],
-    [5, 9, 8, 7, 6, 0, 4, 3, 2, 1],
-    [6, 5, 9, 8, 7, 1, 0, 4, 3, 2],
-    [7, 6, 5, 9, 8, 2, 1, 0, 4, 3],
-    [8, 7, 6, 5, 9, 3, 2, 1, 0, 4],
-    [9, 8, 7, 6, 5, 4, 3, 2, 1, 0],
-];
-const VERHOEFF_P: [[u8; 10]; 8] = [
-    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
-    [1, 5, 7, 6, 2, 8, 3, 0, 9, 4],
-    [5, 8, 0, 3, 7, 9, 6, 1, 4, 2],
-    [8, 9, 1, 6, 0, 4, 3, 5, 2, 7],
-    [9, 4, 5, 3, 1, 2, 6, 8, 7, 0],
-    [4, 2, 8, 6, 5, 7, 3, 9, 0, 1],
-    [2, 7, 9, 3, 8, 0, 6, 4, 1, 5],
-    [7, 0, 4, 6, 9, 1, 3, 2, 8, 5],
-];
 const VERHOEFF_INV: [u8; 10] = [0, 4, 3, 2, 1, 5, 6, 7, 8, 9];
 
 /// Indian Aadhaar with its Verhoeff check digit.

@@ -482,7 +482,7 @@ fn de_steuer_id(c: &[u8]) -> bool {
 }
 
 /// The odd-position values of the codice fiscale check (DM 23/12/1976, annex).
-const CF_ODD: [u32; 26] = [
+pub(crate) const CF_ODD: [u32; 26] = [
     1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 2, 4, 18, 20, 11, 3, 6, 8, 12, 14, 16, 10, 22, 25, 24, 23,
 ];
 
@@ -605,7 +605,7 @@ fn se_personnummer(c: &[u8]) -> bool {
 }
 
 /// Verhoeff's dihedral-group tables.
-const VERHOEFF_D: [[u8; 10]; 10] = [
+pub(crate) const VERHOEFF_D: [[u8; 10]; 10] = [
     [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
     [1, 2, 3, 4, 0, 6, 7, 8, 9, 5],
     [2, 3, 4, 0, 1, 7, 8, 9, 5, 6],
@@ -617,7 +617,7 @@ const VERHOEFF_D: [[u8; 10]; 10] = [
     [8, 7, 6, 5, 9, 3, 2, 1, 0, 4],
     [9, 8, 7, 6, 5, 4, 3, 2, 1, 0],
 ];
-const VERHOEFF_P: [[u8; 10]; 8] = [
+pub(crate) const VERHOEFF_P: [[u8; 10]; 8] = [
     [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
     [1, 5, 7, 6, 2, 8, 3, 0, 9, 4],
     [5, 8, 0, 3, 7, 9, 6, 1, 4, 2],

@@ -13,7 +13,7 @@
 //! tricks; a value that needs none is scanned in place.
 
 pub mod email;
-mod ids;
+pub(crate) mod ids;
 pub mod lexicon;
 mod net;
 mod phone;
