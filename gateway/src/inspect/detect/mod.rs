@@ -294,6 +294,28 @@ fn profile(b: &[u8]) -> Profile {
     }
 }
 
+/// Whether the whole value is a UUID (`8-4-4-4-12` hex) or an ISO 8601 date or timestamp.
+fn uuid_or_timestamp(b: &[u8]) -> bool {
+    let uuid = b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                *c == b'-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        });
+    let timestamp = (10..=35).contains(&b.len())
+        && b[..4].iter().all(u8::is_ascii_digit)
+        && b[4] == b'-'
+        && b[5..7].iter().all(u8::is_ascii_digit)
+        && b[7] == b'-'
+        && b[8..10].iter().all(u8::is_ascii_digit)
+        && b[10..].iter().all(|c| {
+            c.is_ascii_digit() || matches!(c, b':' | b'.' | b'-' | b'+' | b'T' | b'Z' | b' ')
+        });
+    uuid || timestamp
+}
+
 /// Runs the value detectors on normalised text.
 fn detect_text(s: &str, p: &Profile, field: Option<Field>, out: &mut dyn FnMut(Hit)) {
     if p.at && email::contains_email(s.as_bytes()) {
@@ -329,8 +351,9 @@ fn detect_text(s: &str, p: &Profile, field: Option<Field>, out: &mut dyn FnMut(H
             confidence: 85,
         });
     }
-    // Every identifier format has at least six digits.
-    if p.digits >= 6 {
+    // Every identifier format has at least six digits; UUIDs and timestamps, the commonest
+    // digit-bearing values in APIs, are none of them.
+    if p.digits >= 6 && !uuid_or_timestamp(s.as_bytes()) {
         ids::scan(s, field == Some(Field::NationalId), out);
     }
     if p.dots >= 3 && p.digits >= 4 && net::find_v4(s) {
@@ -533,5 +556,16 @@ mod tests {
             cats("card ４１１１ １１１１ １１１１ １１１１"),
             vec![(Category::PaymentCard, None)]
         );
+    }
+
+    #[test]
+    fn uuids_and_timestamps_are_not_identifiers() {
+        assert!(uuid_or_timestamp(b"550e8400-e29b-41d4-a716-446655440000"));
+        assert!(uuid_or_timestamp(b"2025-03-14T12:30:45.123+01:00"));
+        assert!(uuid_or_timestamp(b"2025-03-14"));
+        assert!(!uuid_or_timestamp(
+            b"2025-03-14 DE89 3704 0044 0532 0130 00"
+        ));
+        assert!(cats("2025-03-14 DE89 3704 0044 0532 0130 00").len() == 1);
     }
 }
