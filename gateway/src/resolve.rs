@@ -338,7 +338,7 @@ fn collect(
     for finding in &ctx.inspection.findings {
         if let Some(country) = finding.country {
             let category = finding.category.as_str();
-            let kind = if category == "citizenship" {
+            let kind = if finding.category == domicile_policy::Category::Nationality {
                 EvidenceKind::Citizenship
             } else {
                 EvidenceKind::Country

@@ -32,12 +32,14 @@ pub enum Category {
     SexLife,
     Union,
     Criminal,
+    /// Citizenship or nationality: names the country the subject belongs to.
+    Nationality,
     /// Data that could not be inspected: personal data of unknown category.
     Uninspectable,
 }
 
 impl Category {
-    pub const ALL: [Category; 20] = [
+    pub const ALL: [Category; 21] = [
         Category::Email,
         Category::Phone,
         Category::Iban,
@@ -57,6 +59,7 @@ impl Category {
         Category::SexLife,
         Category::Union,
         Category::Criminal,
+        Category::Nationality,
         Category::Uninspectable,
     ];
 
@@ -81,6 +84,7 @@ impl Category {
             Category::SexLife => "sex_life",
             Category::Union => "union",
             Category::Criminal => "criminal",
+            Category::Nationality => "nationality",
             Category::Uninspectable => "uninspectable",
         }
     }

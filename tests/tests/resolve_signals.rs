@@ -630,3 +630,44 @@ async fn subject_headers_are_believed_from_clients_with_a_trusted_certificate() 
     assert_eq!((eu.count(), us.count()), (1, 0));
     gw.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_citizenship_field_in_the_body_is_citizenship_evidence_not_residence() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let gw = Gateway::two_regions(&eu, &us, "").await;
+    let r = post_json(
+        &gw.url("/customers"),
+        US_IP,
+        r#"{"email":"a@example.org","nationality":"RU"}"#,
+    )
+    .await;
+    let rec = gw.record(r.header("domicile-decision").unwrap());
+    let s = &rec["subject"];
+    assert_eq!(s["citizenship"], json!(["RU"]), "{s}");
+    // Citizenship is not where the subject is: the jurisdictions stay the address's.
+    assert_eq!(s["jurisdictions"], json!(["US"]), "{s}");
+    let ev = s["evidence"].as_array().unwrap();
+    assert!(
+        ev.iter().any(|e| e["source"] == "body"
+            && e["kind"] == "citizenship"
+            && e["country"] == "RU"
+            && e["category"] == "nationality"
+            && e["location"] == "/nationality"),
+        "{s}"
+    );
+    // 152-FZ follows Russian citizens wherever they live: the primary copy must be made in
+    // Russia, and no region here is there.
+    assert!(
+        s["regimes"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("RU-152FZ")),
+        "{s}"
+    );
+    assert_eq!(rec["verdict"], "route_local");
+    assert_eq!(r.status, 451, "{}", r.text());
+    assert_eq!(r.json()["reason"], "localisation_required");
+    assert_eq!((eu.count(), us.count()), (0, 0));
+    assert!(!gw.trace_text().contains("a@example.org"));
+    gw.running.shutdown().await;
+}

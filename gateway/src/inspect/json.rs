@@ -1,8 +1,18 @@
 //! A streaming JSON walker: validates the document, decodes every string (keys too) and hands it
-//! to the detectors with its location. Iterative, so nesting depth costs no stack; the pointer is
-//! only built when something is found.
+//! to the detectors with its location and the name of its field. Iterative, so nesting depth
+//! costs no stack; the pointer is only built when something is found; a string without escapes
+//! is scanned where it lies, and a key's lexicon meaning is looked up once per distinct key.
+//!
+//! Adjacent short values in one object are also read together, so that a value split across
+//! fields (`{"cc":"+33","number":"612345678"}`, an IBAN or card number in groups, an address
+//! as `{"user":"jane","domain":"example.com"}`) is found where a format makes that detectable.
 
-use super::detect::{self, Hit};
+use std::borrow::Cow;
+
+use rustc_hash::FxHashMap;
+
+use super::detect::lexicon::{self, Field};
+use super::detect::{self, Hit, Value};
 
 /// Why a document could not be walked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,8 +22,61 @@ pub enum JsonError {
 }
 
 enum Seg<'a> {
-    Key(std::borrow::Cow<'a, str>),
+    Key(Cow<'a, str>, KeyInfo),
     Index(usize),
+}
+
+/// What a key says, worked out once per distinct key.
+#[derive(Clone, Copy)]
+struct KeyInfo {
+    field: Option<Field>,
+    /// The key names the local part of an address (`user`, `local_part`, `mailbox`).
+    local: bool,
+    /// The key names a domain.
+    domain: bool,
+    /// The key itself may be personal data (a detector fires on it).
+    personal: bool,
+}
+
+impl KeyInfo {
+    fn of(k: &str) -> KeyInfo {
+        KeyInfo {
+            field: lexicon::classify(k),
+            local: contains_ci(k, "local") || contains_ci(k, "user") || contains_ci(k, "mailbox"),
+            domain: contains_ci(k, "domain"),
+            personal: detect::is_personal(k),
+        }
+    }
+}
+
+/// Distinct keys remembered per thread. An API's keys are few and repeat in every request.
+const MAX_KEYS: usize = 4096;
+
+thread_local! {
+    static KEYS: std::cell::RefCell<FxHashMap<Box<str>, KeyInfo>> =
+        std::cell::RefCell::new(FxHashMap::default());
+}
+
+/// What a key means, from the per-thread memory when it was seen before. Keys that are
+/// themselves personal data, and long keys, are never remembered.
+fn key_info(k: &str) -> KeyInfo {
+    if k.len() > 64 {
+        return KeyInfo::of(k);
+    }
+    if let Some(info) = KEYS.with(|m| m.borrow().get(k).copied()) {
+        return info;
+    }
+    let info = KeyInfo::of(k);
+    if !info.personal {
+        KEYS.with(|m| {
+            let mut m = m.borrow_mut();
+            if m.len() >= MAX_KEYS {
+                m.clear();
+            }
+            m.insert(k.into(), info);
+        });
+    }
+    info
 }
 
 enum Frame {
@@ -28,6 +91,21 @@ struct Walker<'a, F: FnMut(Hit, String)> {
     path: Vec<Seg<'a>>,
     out: F,
     max_depth: usize,
+    /// Adjacent short values of the current object, joined.
+    frags: Fragments,
+}
+
+/// Adjacent short values without findings of their own, joined to find a value split over
+/// several fields.
+#[derive(Default)]
+struct Fragments {
+    joined: String,
+    parts: usize,
+    /// The previous part's field was named as a user or local part of an address.
+    local: bool,
+    /// What the run joined so far is found to be, reported when the run ends: a longer run
+    /// can still turn out to be a longer identifier.
+    pending: Vec<(Hit, String)>,
 }
 
 /// Walks `s`, calling `out(hit, json_pointer)` for every finding.
@@ -39,6 +117,7 @@ pub fn walk(s: &str, max_depth: usize, out: impl FnMut(Hit, String)) -> Result<(
         path: Vec::new(),
         out,
         max_depth,
+        frags: Fragments::default(),
     };
     w.document()
 }
@@ -50,7 +129,7 @@ fn pointer(path: &[Seg<'_>], last_key_is_value: bool) -> String {
         p.push('/');
         match seg {
             Seg::Index(i) => p.push_str(&i.to_string()),
-            Seg::Key(k) => {
+            Seg::Key(k, _) => {
                 let is_last = n + 1 == path.len();
                 if (is_last && last_key_is_value) || !super::safe_key(k) {
                     p.push('*');
@@ -98,6 +177,7 @@ impl<'a, F: FnMut(Hit, String)> Walker<'a, F> {
             match self.peek().ok_or(JsonError::Invalid)? {
                 b'{' => {
                     self.i += 1;
+                    self.flush();
                     if stack.len() >= self.max_depth {
                         return Err(JsonError::TooDeep);
                     }
@@ -127,15 +207,33 @@ impl<'a, F: FnMut(Hit, String)> Walker<'a, F> {
                 b'"' => {
                     let v = self.string()?;
                     if !v.is_empty() {
-                        let path = &self.path;
-                        let out = &mut self.out;
-                        detect::scan(&v, |h| out(h, pointer(path, false)));
+                        let found = self.value(Value::Str(&v));
+                        self.fragment(&v, found);
+                    } else {
+                        self.flush();
                     }
                 }
-                b't' => self.literal(b"true")?,
-                b'f' => self.literal(b"false")?,
-                b'n' => self.literal(b"null")?,
-                b'-' | b'0'..=b'9' => self.number()?,
+                b't' => {
+                    self.literal(b"true")?;
+                    self.value(Value::Bool(true));
+                    self.flush();
+                }
+                b'f' => {
+                    self.literal(b"false")?;
+                    self.value(Value::Bool(false));
+                    self.flush();
+                }
+                b'n' => {
+                    self.literal(b"null")?;
+                    self.flush();
+                }
+                b'-' | b'0'..=b'9' => {
+                    let start = self.i;
+                    self.number()?;
+                    let n = &self.s[start..self.i];
+                    self.value(Value::Number(n));
+                    self.flush();
+                }
                 _ => return Err(JsonError::Invalid),
             }
             // After a value: close containers or move to the next member.
@@ -166,6 +264,7 @@ impl<'a, F: FnMut(Hit, String)> Walker<'a, F> {
                     }
                     (Frame::Object, Some(b'}')) | (Frame::Array(_), Some(b']')) => {
                         self.i += 1;
+                        self.flush();
                         self.path.pop();
                         stack.pop();
                     }
@@ -182,13 +281,120 @@ impl<'a, F: FnMut(Hit, String)> Walker<'a, F> {
             return Err(JsonError::Invalid);
         }
         let k = self.string()?;
-        self.path.push(Seg::Key(k));
-        if let Some(Seg::Key(k)) = self.path.last() {
+        let info = key_info(&k);
+        self.path.push(Seg::Key(k, info));
+        if info.personal
+            && let Some(Seg::Key(k, _)) = self.path.last()
+        {
             let path = &self.path;
             let out = &mut self.out;
             detect::scan(k, |h| out(h, pointer(path, true)));
         }
         self.expect(b':')
+    }
+
+    /// The field the current value sits in: the nearest key (array items take their array's).
+    fn field(&self) -> Option<Field> {
+        self.path.iter().rev().find_map(|s| match s {
+            Seg::Key(_, f) => Some(f.field),
+            Seg::Index(_) => None,
+        })?
+    }
+
+    /// Runs the detectors on one value; whether anything was found.
+    fn value(&mut self, v: Value<'_>) -> bool {
+        let field = self.field();
+        let path = &self.path;
+        let out = &mut self.out;
+        let mut found = false;
+        detect::scan_classified(field, v, &mut |h| {
+            // A finding made from the field name alone does not stop the value from being
+            // part of a value split across fields.
+            found |= !h.detector.starts_with("field.");
+            out(h, pointer(path, false))
+        });
+        found
+    }
+
+    /// Adds a short value to the run of adjacent fragments and scans the joined run.
+    /// Fragments are digit or letter-and-digit groups of up to six characters (an IBAN or
+    /// card number in groups), a calling code and the number after it, or the local part
+    /// and domain of an address in fields named so.
+    fn fragment(&mut self, v: &str, found: bool) {
+        let (local, domain) = match self.path.last() {
+            Some(Seg::Key(_, info)) => (info.local, info.domain),
+            _ => (false, false),
+        };
+        let b = v.as_bytes();
+        let group = b.len() <= 6
+            && b.iter().all(u8::is_ascii_alphanumeric)
+            && (b.iter().any(u8::is_ascii_digit)
+                || (b.len() <= 4 && b.iter().all(u8::is_ascii_uppercase)));
+        let calling_code =
+            b.len() >= 2 && b.len() <= 4 && b[0] == b'+' && b[1..].iter().all(u8::is_ascii_digit);
+        let after_code = self.frags.joined.starts_with('+')
+            && self.frags.parts == 1
+            && (6..=14).contains(&b.len())
+            && b.iter().all(|c| c.is_ascii_digit() || *c == b' ');
+        let email_part = (local || domain)
+            && b.len() <= 64
+            && !b.contains(&b'@')
+            && b.iter().all(|c| {
+                c.is_ascii_alphanumeric() || *c >= 0x80 || matches!(c, b'.' | b'-' | b'_' | b'+')
+            });
+        if found || !(group || calling_code || after_code || email_part) {
+            self.flush();
+            return;
+        }
+        if calling_code || self.frags.joined.len() + b.len() > 72 {
+            self.flush();
+        }
+        if domain && self.frags.local {
+            self.frags.joined.push('@');
+        } else if group
+            && self
+                .frags
+                .joined
+                .ends_with(|c: char| c.is_ascii_alphanumeric())
+        {
+            // Groups keep a separator, so that formats written in groups keep their shape.
+            self.frags.joined.push('-');
+        }
+        self.frags.joined.extend(v.chars().filter(|c| *c != ' '));
+        self.frags.parts += 1;
+        self.frags.local = local;
+        if self.frags.parts < 2 {
+            return;
+        }
+        let joined = &self.frags.joined;
+        if joined.bytes().filter(u8::is_ascii_digit).count() < 5 && !joined.contains('@') {
+            return;
+        }
+        let field = self.field();
+        let path = &self.path;
+        let mut hits = Vec::new();
+        detect::scan_in(field, joined, &mut |h| {
+            hits.push((
+                Hit {
+                    detector: split_detector(h.detector),
+                    ..h
+                },
+                pointer(path, false),
+            ))
+        });
+        if !hits.is_empty() {
+            self.frags.pending = hits;
+        }
+    }
+
+    /// Ends the run of fragments, reporting what it was found to be.
+    fn flush(&mut self) {
+        for (h, p) in self.frags.pending.drain(..) {
+            (self.out)(h, p);
+        }
+        self.frags.joined.clear();
+        self.frags.parts = 0;
+        self.frags.local = false;
     }
 
     fn literal(&mut self, word: &[u8]) -> Result<(), JsonError> {
@@ -236,21 +442,25 @@ impl<'a, F: FnMut(Hit, String)> Walker<'a, F> {
     }
 
     /// Reads a string starting at `"`, returning its decoded text.
-    fn string(&mut self) -> Result<std::borrow::Cow<'a, str>, JsonError> {
+    fn string(&mut self) -> Result<Cow<'a, str>, JsonError> {
         self.i += 1;
         let start = self.i;
-        // Fast path: no escapes.
-        while let Some(&c) = self.b.get(self.i) {
-            match c {
-                b'"' => {
-                    let s = &self.s[start..self.i];
-                    self.i += 1;
-                    return Ok(std::borrow::Cow::Borrowed(s));
-                }
-                b'\\' => break,
-                0..=0x1f => return Err(JsonError::Invalid),
-                _ => self.i += 1,
+        // Fast path: no escapes. The end is found with SIMD search, then the span is checked
+        // for control characters in one vectorisable pass.
+        let end = memchr::memchr2(b'"', b'\\', &self.b[start..]).map(|n| start + n);
+        let stop = end.unwrap_or(self.b.len());
+        if self.b[start..stop].iter().any(|&c| c < 0x20) {
+            return Err(JsonError::Invalid);
+        }
+        self.i = stop;
+        match end {
+            Some(e) if self.b[e] == b'"' => {
+                let s = &self.s[start..e];
+                self.i = e + 1;
+                return Ok(Cow::Borrowed(s));
             }
+            Some(_) => {}
+            None => return Err(JsonError::Invalid),
         }
         let mut out = String::from(&self.s[start..self.i]);
         loop {
@@ -258,7 +468,7 @@ impl<'a, F: FnMut(Hit, String)> Walker<'a, F> {
             match c {
                 b'"' => {
                     self.i += 1;
-                    return Ok(std::borrow::Cow::Owned(out));
+                    return Ok(Cow::Owned(out));
                 }
                 b'\\' => {
                     let e = *self.b.get(self.i + 1).ok_or(JsonError::Invalid)?;
@@ -320,6 +530,26 @@ impl<'a, F: FnMut(Hit, String)> Walker<'a, F> {
     }
 }
 
+/// Whether `hay` contains `needle` (lower case ASCII), ignoring ASCII case.
+fn contains_ci(hay: &str, needle: &str) -> bool {
+    hay.len() >= needle.len()
+        && hay
+            .as_bytes()
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+/// The detector id of a value found split across fields.
+fn split_detector(d: &'static str) -> &'static str {
+    match d {
+        "email.rfc5322" => "email.rfc5322.split",
+        "phone.e164" => "phone.e164.split",
+        "iban.mod97" => "iban.mod97.split",
+        "card.luhn" => "card.luhn.split",
+        _ => "split",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,6 +580,7 @@ mod tests {
         assert_eq!(
             findings(doc).unwrap(),
             vec![
+                (Category::Iban, "/accounts/*".into()),
                 (Category::Email, "/accounts/*/email".into()),
                 (Category::Email, "/*/e".into()),
             ]
@@ -406,5 +637,30 @@ mod tests {
         assert_eq!(findings(&deep).unwrap_err(), JsonError::TooDeep);
         let ok = format!("{}{}", "[".repeat(64), "]".repeat(64));
         assert!(findings(&ok).is_ok());
+    }
+
+    #[test]
+    fn values_split_across_fields_are_joined() {
+        assert_eq!(
+            findings(r#"{"phone":{"cc":"+33","number":"612345678"}}"#).unwrap(),
+            vec![(Category::Phone, "/phone/number".into())]
+        );
+        assert_eq!(
+            findings(r#"{"iban":["DE89","3704","0044","0532","0130","00"]}"#).unwrap(),
+            vec![(Category::Iban, "/iban/5".into())]
+        );
+        assert_eq!(
+            findings(r#"{"a":"DE89","b":"3704","c":"0044","d":"0532","e":"0130","f":"00"}"#)
+                .unwrap(),
+            vec![(Category::Iban, "/f".into())]
+        );
+        assert_eq!(
+            findings(r#"{"user":"jane.doe","domain":"example.com"}"#).unwrap(),
+            vec![(Category::Email, "/domain".into())]
+        );
+        assert_eq!(
+            findings(r#"{"qty":"12","sku":"4711","page":"3"}"#).unwrap(),
+            vec![]
+        );
     }
 }

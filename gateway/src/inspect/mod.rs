@@ -5,8 +5,10 @@
 //! invalid or too deeply nested) is marked uninspectable: the decision treats it as personal data
 //! of unknown category, which never crosses a border.
 
+pub mod corpus;
 pub mod detect;
 pub mod json;
+pub mod normalise;
 
 use std::convert::Infallible;
 use std::task::{Context, Poll};
@@ -36,6 +38,10 @@ pub struct Finding {
     /// A JSON pointer, `query:<key>`, `form:<key>` or `body`.
     pub location: String,
     pub detector: &'static str,
+    /// How sure the detector is, 0-100 (see [`detect::Hit::confidence`]). Not written to
+    /// decision records, whose findings stay category, location, detector and country.
+    #[serde(skip_serializing)]
+    pub confidence: u8,
     /// The country the value belongs to (a phone number's), when known. Jurisdiction evidence.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub country: Option<Country>,
@@ -129,7 +135,19 @@ impl Inspection {
     }
 
     fn push(&mut self, hit: detect::Hit, location: String) {
-        if self.overflow || !self.seen.insert((hit.category, location.clone())) {
+        if self.overflow {
+            return;
+        }
+        if !self.seen.insert((hit.category, location.clone())) {
+            // A second finding of the same category at the same place keeps the country
+            // evidence the first one lacked (two masked keys share the location `*`).
+            if let Some(c) = hit.country
+                && let Some(f) = self.findings.iter_mut().find(|f| {
+                    f.category == hit.category && f.location == location && f.country.is_none()
+                })
+            {
+                f.country = Some(c);
+            }
             return;
         }
         if self.findings.len() >= MAX_FINDINGS {
@@ -140,6 +158,7 @@ impl Inspection {
             category: hit.category,
             location,
             detector: hit.detector,
+            confidence: hit.confidence,
             country: hit.country,
         });
     }
@@ -171,7 +190,9 @@ fn form_pairs(bytes: &[u8], prefix: &str, out: &mut Inspection) {
             format!("{prefix}:*")
         };
         detect::scan(&k, |h| out.push(h, location.clone()));
-        detect::scan(&v, |h| out.push(h, location.clone()));
+        detect::scan_field(Some(&k), detect::Value::Str(&v), &mut |h| {
+            out.push(h, location.clone())
+        });
     }
 }
 

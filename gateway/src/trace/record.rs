@@ -299,12 +299,14 @@ mod tests {
         let findings = vec![
             Finding {
                 category: Category::Phone,
+                confidence: 95,
                 location: "/a~1b/\"q\"".into(),
                 detector: "phone.e164",
                 country: Some(Country::parse("DE").unwrap()),
             },
             Finding {
                 category: Category::Email,
+                confidence: 95,
                 location: "query:e\tmail".into(),
                 detector: "email.rfc5322",
                 country: None,

@@ -1,0 +1,571 @@
+//! Detectors: byte scanners for values that are personal data by their shape, and field-name
+//! lexicons for values that are personal data by what their field is called. Linear time, no
+//! backtracking, no allocation unless a value needs normalising or something is found.
+//!
+//! # Layout
+//! - [`email`]: addresses, internationalised local parts and IDN domains;
+//! - `phone`: international numbers anywhere, national formats in phone fields;
+//! - `ids`: IBAN, payment cards and national identifiers with their check digits;
+//! - `net`: IPv4 and IPv6 addresses;
+//! - [`lexicon`]: field names in seven languages, and country names in values.
+//!
+//! Every value first goes through [`super::normalise`], which undoes encodings and Unicode
+//! tricks; a value that needs none is scanned in place.
+
+pub mod email;
+pub(crate) mod ids;
+pub mod lexicon;
+mod net;
+mod phone;
+
+use domicile_policy::{Category, Country};
+
+use super::normalise;
+use lexicon::Field;
+
+/// What a detector found in one value (never the value itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hit {
+    pub category: Category,
+    pub detector: &'static str,
+    /// The country the value belongs to, when its format says so.
+    pub country: Option<Country>,
+    /// How sure the detector is, 0-100: a check digit over a distinctive format is 90 or more,
+    /// a field name alone 50-70.
+    pub confidence: u8,
+}
+
+/// A value as the detectors see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Value<'a> {
+    Str(&'a str),
+    /// A JSON number, as written.
+    Number(&'a str),
+    Bool(bool),
+}
+
+/// Runs every value detector on one string and calls `out` for each hit.
+pub fn scan(s: &str, mut out: impl FnMut(Hit)) {
+    scan_text(s, None, &mut out);
+}
+
+/// Runs the value detectors on `s` in a field the lexicon classified as `field` (no findings
+/// from the field name itself).
+pub fn scan_in(field: Option<Field>, s: &str, out: &mut dyn FnMut(Hit)) {
+    scan_text(s, field, out);
+}
+
+/// Scans a value together with the name of the field it sits in: the field name can say
+/// what the value is (the lexicons), and can let weak check-digit formats count.
+pub fn scan_field(key: Option<&str>, value: Value<'_>, out: &mut dyn FnMut(Hit)) {
+    let field = key.and_then(lexicon::classify);
+    scan_classified(field, value, out);
+}
+
+/// [`scan_field`] with the field name already classified.
+pub fn scan_classified(field: Option<Field>, value: Value<'_>, out: &mut dyn FnMut(Hit)) {
+    match value {
+        Value::Str(s) => {
+            if s.trim().is_empty() {
+                return;
+            }
+            let mut found = false;
+            scan_text(s, field, &mut |h| {
+                found = true;
+                out(h)
+            });
+            if let Some(f) = field {
+                field_hits(f, s, found, out);
+            }
+        }
+        Value::Number(n) => {
+            // Numbers that are really identifiers, or phone numbers written as numbers.
+            let integer = n.bytes().all(|c| c.is_ascii_digit());
+            let mut found = false;
+            // Lengths some identifier has; 10 and 13 digits are epoch timestamps far more
+            // often, and a 10-digit personnummer counts only in a named field anyway.
+            let id_length = matches!(n.len(), 9 | 11 | 12 | 14..=19);
+            if integer && (id_length || matches!(field, Some(Field::Phone | Field::NationalId))) {
+                let phone_like = if field == Some(Field::Phone) {
+                    Some(format!("+{n}"))
+                } else {
+                    None
+                };
+                let text = phone_like.as_deref().unwrap_or(n);
+                detect_text(text, &profile(text.as_bytes()), field, &mut |h| {
+                    found = true;
+                    out(h)
+                });
+            }
+            if let Some(f) = field {
+                field_hits(f, n, found, out);
+            }
+        }
+        Value::Bool(_) => {
+            if let Some(Field::Is(c)) = field
+                && c.is_special()
+            {
+                out(field_hit(c, None, 60));
+            }
+        }
+    }
+}
+
+/// Whether any detector fires on `s` (used to redact keys that are data).
+pub fn is_personal(s: &str) -> bool {
+    let mut any = false;
+    scan(s, |_| any = true);
+    any
+}
+
+/// The detector id of a finding made from a field name.
+fn field_detector(c: Category) -> &'static str {
+    match c {
+        Category::Email => "field.email",
+        Category::Phone => "field.phone",
+        Category::Iban => "field.iban",
+        Category::PaymentCard => "field.payment_card",
+        Category::NationalId => "field.national_id",
+        Category::IpAddress => "field.ip_address",
+        Category::Name => "field.name",
+        Category::Address => "field.address",
+        Category::DateOfBirth => "field.date_of_birth",
+        Category::PreciseLocation => "field.precise_location",
+        Category::Health => "field.health",
+        Category::Biometric => "field.biometric",
+        Category::Genetic => "field.genetic",
+        Category::Religion => "field.religion",
+        Category::Ethnicity => "field.ethnicity",
+        Category::Political => "field.political",
+        Category::SexLife => "field.sex_life",
+        Category::Union => "field.union",
+        Category::Criminal => "field.criminal",
+        Category::Nationality => "field.nationality",
+        Category::Uninspectable => "field.uninspectable",
+    }
+}
+
+fn field_hit(category: Category, country: Option<Country>, confidence: u8) -> Hit {
+    Hit {
+        category,
+        detector: field_detector(category),
+        country,
+        confidence,
+    }
+}
+
+/// Findings a field name makes of its value. `found`: a value detector already fired.
+fn field_hits(field: Field, v: &str, found: bool, out: &mut dyn FnMut(Hit)) {
+    let digits = v.bytes().filter(u8::is_ascii_digit).count();
+    match field {
+        Field::Is(Category::DateOfBirth) if digits >= 2 => {
+            out(field_hit(Category::DateOfBirth, None, 80));
+        }
+        Field::Is(Category::DateOfBirth) => {}
+        Field::Is(c) => out(field_hit(c, None, 70)),
+        Field::GenericName if lexicon::looks_like_person_name(v) => {
+            out(field_hit(Category::Name, None, 50));
+        }
+        Field::AddressCountry => {
+            if let Some(c) = lexicon::country_of(v) {
+                out(Hit {
+                    category: Category::Address,
+                    detector: "field.address_country",
+                    country: Some(c),
+                    confidence: 60,
+                });
+            }
+        }
+        Field::Citizenship => {
+            let country = lexicon::country_of(v);
+            out(field_hit(Category::Nationality, country, 80));
+        }
+        Field::Coordinate if lexicon::precise_coordinate(v) => {
+            out(field_hit(Category::PreciseLocation, None, 75));
+        }
+        Field::Phone if !found && digits >= 6 => out(field_hit(Category::Phone, None, 60)),
+        Field::NationalId if !found && v.bytes().filter(u8::is_ascii_alphanumeric).count() >= 5 => {
+            out(field_hit(Category::NationalId, None, 65));
+        }
+        _ => {}
+    }
+}
+
+/// Normalises a value and runs the value detectors on it, and on the text its base64 decodes to.
+fn scan_text(s: &str, field: Option<Field>, out: &mut dyn FnMut(Hit)) {
+    let p = profile(s.as_bytes());
+    if p.work {
+        let n = normalise::normalise(s);
+        let p = profile(n.as_bytes());
+        detect_text(&n, &p, field, out);
+        if p.maybe_base64()
+            && let Some(decoded) = normalise::base64_text(&n)
+        {
+            let n = normalise::normalise(&decoded);
+            detect_text(&n, &profile(n.as_bytes()), field, out);
+        }
+    } else {
+        // The common case: plain ASCII, scanned in place.
+        detect_text(s, &p, field, out);
+        if p.maybe_base64()
+            && let Some(decoded) = normalise::base64_text(s)
+        {
+            let n = normalise::normalise(&decoded);
+            detect_text(&n, &profile(n.as_bytes()), field, out);
+        }
+    }
+}
+
+/// What one pass over a value learns, to skip detectors that cannot fire.
+#[derive(Default)]
+struct Profile {
+    len: usize,
+    at: bool,
+    plus: bool,
+    digits: usize,
+    dots: usize,
+    colons: usize,
+    upper: bool,
+    lower: bool,
+    /// A byte outside the base64 alphabets.
+    other: bool,
+    /// Needs normalising (non-ASCII, `%`, `&`, `\`).
+    work: bool,
+}
+
+impl Profile {
+    fn maybe_base64(&self) -> bool {
+        self.len >= 12 && self.upper && self.lower && !self.other
+    }
+}
+
+/// Byte classes for [`profile`], one table lookup per byte.
+const DIGIT: u8 = 1;
+const UPPER: u8 = 2;
+const LOWER: u8 = 4;
+const AT: u8 = 8;
+const PLUS: u8 = 16;
+const OTHER: u8 = 32;
+const WORK: u8 = 64;
+const DOT: u8 = 128;
+
+const CLASSES: [u8; 256] = {
+    let mut t = [OTHER; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = match b {
+            b'0'..=b'9' => DIGIT,
+            b'A'..=b'Z' => UPPER,
+            b'a'..=b'z' => LOWER,
+            b'/' | b'-' | b'_' | b'=' => 0,
+            b'@' => AT | OTHER,
+            b'+' => PLUS,
+            b'.' => DOT | OTHER,
+            b'%' | b'&' | b'\\' | 0x80..=0xff => WORK | OTHER,
+            _ => OTHER,
+        };
+        c += 1;
+    }
+    t
+};
+
+fn profile(b: &[u8]) -> Profile {
+    let mut flags = 0u8;
+    let (mut digits, mut dots, mut colons) = (0usize, 0usize, 0usize);
+    for &c in b {
+        let k = CLASSES[c as usize];
+        flags |= k;
+        digits += usize::from(k & DIGIT);
+        dots += usize::from(k >> 7);
+        colons += usize::from(c == b':');
+    }
+    Profile {
+        len: b.len(),
+        at: flags & AT != 0,
+        plus: flags & PLUS != 0,
+        digits,
+        dots,
+        colons,
+        upper: flags & UPPER != 0,
+        lower: flags & LOWER != 0,
+        other: flags & OTHER != 0,
+        work: flags & WORK != 0,
+    }
+}
+
+/// Whether the whole value is a UUID (`8-4-4-4-12` hex) or an ISO 8601 date or timestamp.
+fn uuid_or_timestamp(b: &[u8]) -> bool {
+    let uuid = b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                *c == b'-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        });
+    let timestamp = (10..=35).contains(&b.len())
+        && b[..4].iter().all(u8::is_ascii_digit)
+        && b[4] == b'-'
+        && b[5..7].iter().all(u8::is_ascii_digit)
+        && b[7] == b'-'
+        && b[8..10].iter().all(u8::is_ascii_digit)
+        && b[10..].iter().all(|c| {
+            c.is_ascii_digit() || matches!(c, b':' | b'.' | b'-' | b'+' | b'T' | b'Z' | b' ')
+        });
+    uuid || timestamp
+}
+
+/// Runs the value detectors on normalised text.
+fn detect_text(s: &str, p: &Profile, field: Option<Field>, out: &mut dyn FnMut(Hit)) {
+    if p.at && email::contains_email(s.as_bytes()) {
+        out(Hit {
+            category: Category::Email,
+            detector: "email.rfc5322",
+            country: None,
+            confidence: 95,
+        });
+    }
+    let mut phone = false;
+    if p.plus
+        && p.digits >= 8
+        && let Some(country) = phone::find_e164(s)
+    {
+        phone = true;
+        out(Hit {
+            category: Category::Phone,
+            detector: "phone.e164",
+            country,
+            confidence: 95,
+        });
+    }
+    if !phone
+        && field == Some(Field::Phone)
+        && p.digits >= 6
+        && let Some(country) = phone::national(s)
+    {
+        out(Hit {
+            category: Category::Phone,
+            detector: "phone.national",
+            country,
+            confidence: 85,
+        });
+    }
+    // Every identifier format has at least six digits; UUIDs and timestamps, the commonest
+    // digit-bearing values in APIs, are none of them.
+    if p.digits >= 6 && !uuid_or_timestamp(s.as_bytes()) {
+        ids::scan(s, field == Some(Field::NationalId), out);
+    }
+    if p.dots >= 3 && p.digits >= 4 && net::find_v4(s) {
+        out(Hit {
+            category: Category::IpAddress,
+            detector: "ip.v4",
+            country: None,
+            confidence: 90,
+        });
+    }
+    if p.colons >= 2 && net::find_v6(s) {
+        out(Hit {
+            category: Category::IpAddress,
+            detector: "ip.v6",
+            country: None,
+            confidence: 90,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cats(s: &str) -> Vec<(Category, Option<String>)> {
+        let mut v = Vec::new();
+        scan(s, |h| {
+            v.push((h.category, h.country.map(|c| c.to_string())))
+        });
+        v
+    }
+
+    #[test]
+    fn emails() {
+        for s in [
+            "jane.doe@example.com",
+            "write to jane+tag@mail.example.co.uk.",
+            "ünïcødé@bücher.example",
+            "a@b.io",
+            "x@xn--bcher-kva.example",
+        ] {
+            assert_eq!(cats(s), vec![(Category::Email, None)], "{s}");
+        }
+        for s in [
+            "@example.com",
+            "jane@",
+            "jane@localhost",
+            "jane@example.c",
+            "a.@b.com",
+            "price: 5 @ 3.00",
+            "jane@-x.com",
+        ] {
+            assert!(cats(s).is_empty(), "{s}");
+        }
+    }
+
+    #[test]
+    fn phones_carry_their_country() {
+        assert_eq!(
+            cats("+49 30 901820"),
+            vec![(Category::Phone, Some("DE".into()))]
+        );
+        assert_eq!(
+            cats("call +33 1 42 68 53 00 now"),
+            vec![(Category::Phone, Some("FR".into()))]
+        );
+        assert_eq!(
+            cats("+1 (202) 456-1111"),
+            vec![(Category::Phone, Some("US".into()))]
+        );
+        assert_eq!(
+            cats("+442079460000"),
+            vec![(Category::Phone, Some("GB".into()))]
+        );
+        assert_eq!(
+            cats("+33 6 12 34 56 78"),
+            vec![(Category::Phone, Some("FR".into()))]
+        );
+        assert_eq!(
+            cats("+7 495 123-45-67"),
+            vec![(Category::Phone, Some("RU".into()))]
+        );
+        assert_eq!(
+            cats("+44 1534 123456"),
+            vec![(Category::Phone, Some("JE".into()))]
+        );
+        for s in [
+            "+123",
+            "1+49301234567",
+            "+49 30 9018 20abc",
+            "version 2.0+build",
+            "+0049301234567",
+        ] {
+            assert!(cats(s).is_empty(), "{s}");
+        }
+    }
+
+    fn field(key: &str, v: Value<'_>) -> Vec<(Category, &'static str, Option<String>)> {
+        let mut out = Vec::new();
+        scan_field(Some(key), v, &mut |h| {
+            out.push((h.category, h.detector, h.country.map(|c| c.to_string())))
+        });
+        out
+    }
+
+    #[test]
+    fn field_names_say_what_values_are() {
+        assert_eq!(
+            field("Vorname", Value::Str("Jürgen")),
+            vec![(Category::Name, "field.name", None)]
+        );
+        assert_eq!(
+            field("name", Value::Str("Jane Doe")),
+            vec![(Category::Name, "field.name", None)]
+        );
+        assert!(field("name", Value::Str("checkout-v2")).is_empty());
+        assert_eq!(
+            field("pays", Value::Str("Allemagne")),
+            vec![(
+                Category::Address,
+                "field.address_country",
+                Some("DE".into())
+            )]
+        );
+        assert_eq!(
+            field("nationality", Value::Str("BR")),
+            vec![(
+                Category::Nationality,
+                "field.nationality",
+                Some("BR".into())
+            )]
+        );
+        assert_eq!(
+            field("hiv_positive", Value::Bool(false)),
+            vec![(Category::Health, "field.health", None)]
+        );
+        assert_eq!(
+            field("lat", Value::Number("52.52001")),
+            vec![(Category::PreciseLocation, "field.precise_location", None)]
+        );
+        assert!(field("lat", Value::Number("52.5")).is_empty());
+        assert_eq!(
+            field("geburtsdatum", Value::Str("1985-03-14")),
+            vec![(Category::DateOfBirth, "field.date_of_birth", None)]
+        );
+    }
+
+    #[test]
+    fn national_phone_formats_in_phone_fields() {
+        // A national number names its country only when one numbering plan alone accepts it.
+        assert_eq!(
+            field("celular", Value::Str("(11) 91234-5678")),
+            vec![(Category::Phone, "phone.national", Some("BR".into()))]
+        );
+        assert_eq!(
+            field("telefon", Value::Str("030 901820")),
+            vec![(Category::Phone, "phone.national", None)]
+        );
+        assert_eq!(
+            field("téléphone", Value::Str("0033 6 12 34 56 78")),
+            vec![(Category::Phone, "phone.national", Some("FR".into()))]
+        );
+        assert_eq!(
+            field("phone", Value::Number("4930901820")),
+            vec![(Category::Phone, "phone.e164", Some("DE".into()))]
+        );
+    }
+
+    #[test]
+    fn numbers_that_are_identifiers_are_checked() {
+        assert_eq!(
+            field("ref", Value::Number("44051401359")),
+            vec![(Category::NationalId, "id.pl_pesel", Some("PL".into()))]
+        );
+        assert_eq!(
+            field("bsn", Value::Number("900000004")),
+            vec![(Category::NationalId, "id.nl_bsn", Some("NL".into()))]
+        );
+        assert_eq!(
+            field("card", Value::Number("4111111111111111")),
+            vec![(Category::PaymentCard, "card.luhn", None)]
+        );
+        assert!(field("count", Value::Number("1764381234")).is_empty());
+    }
+
+    #[test]
+    fn evasions_are_seen_through() {
+        for s in [
+            "jane%40example.com",
+            "jane&#64;example.com",
+            "ｊａｎｅ＠ｅｘａｍｐｌｅ．ｃｏｍ",
+            "ja\u{200B}ne@example.com",
+            "ja\\u006ee@example.com",
+            "ZW1haWw6amFuZUBleGFtcGxlLmNvbQ==",
+        ] {
+            assert_eq!(cats(s), vec![(Category::Email, None)], "{s}");
+        }
+        assert_eq!(cats("IBAN: DE89\u{200b}3704 0044 0532 0130 00").len(), 1);
+        assert_eq!(
+            cats("card ４１１１ １１１１ １１１１ １１１１"),
+            vec![(Category::PaymentCard, None)]
+        );
+    }
+
+    #[test]
+    fn uuids_and_timestamps_are_not_identifiers() {
+        assert!(uuid_or_timestamp(b"550e8400-e29b-41d4-a716-446655440000"));
+        assert!(uuid_or_timestamp(b"2025-03-14T12:30:45.123+01:00"));
+        assert!(uuid_or_timestamp(b"2025-03-14"));
+        assert!(!uuid_or_timestamp(
+            b"2025-03-14 DE89 3704 0044 0532 0130 00"
+        ));
+        assert!(cats("2025-03-14 DE89 3704 0044 0532 0130 00").len() == 1);
+    }
+}

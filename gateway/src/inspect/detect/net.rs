@@ -1,0 +1,93 @@
+//! IP addresses. Loopback, unspecified, broadcast and multicast addresses identify no one and
+//! are not reported.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// Whether `s` holds an IPv4 address in dotted-quad form not glued to other digits or dots.
+pub(super) fn find_v4(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if !b[i].is_ascii_digit()
+            || (i > 0 && (b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'.'))
+        {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'.') {
+            i += 1;
+        }
+        let end = i;
+        let glued = end < b.len() && b[end].is_ascii_alphanumeric();
+        if !glued
+            && end - start >= 7
+            && let Ok(ip) = s[start..end].parse::<Ipv4Addr>()
+            && !(ip.is_loopback() || ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast())
+        {
+            return true;
+        }
+    }
+    false
+}
+
+/// Whether `s` holds an IPv6 address (RFC 4291 text forms, also with an embedded IPv4 tail).
+pub(super) fn find_v6(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let start = i;
+        while i < b.len() && (b[i].is_ascii_hexdigit() || b[i] == b':' || b[i] == b'.') {
+            i += 1;
+        }
+        if i == start {
+            i += 1;
+            continue;
+        }
+        let tok = &s[start..i];
+        let glued = (start > 0 && b[start - 1].is_ascii_alphanumeric())
+            || (i < b.len() && b[i].is_ascii_alphanumeric());
+        if !glued
+            && tok.len() >= 6
+            && tok.bytes().filter(|&c| c == b':').count() >= 2
+            && let Ok(ip) = tok.parse::<Ipv6Addr>()
+            && !(ip.is_loopback() || ip.is_unspecified() || ip.is_multicast())
+        {
+            return true;
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_found_and_lookalikes_are_not() {
+        for s in ["192.0.2.10", "from 198.51.100.7, via proxy", "10.1.2.3"] {
+            assert!(find_v4(s), "{s}");
+        }
+        for s in [
+            "127.0.0.1",
+            "0.0.0.0",
+            "1.2.3",
+            "v1.2.3.4",
+            "1.2.3.4.5",
+            "300.1.1.1",
+            "3.14",
+        ] {
+            assert!(!find_v4(s), "{s}");
+        }
+        for s in [
+            "2001:db8::1",
+            "addr fe80::1ff:fe23:4567:890a here",
+            "::ffff:192.0.2.1",
+        ] {
+            assert!(find_v6(s), "{s}");
+        }
+        for s in ["::1", "::", "12:30:45", "00:1a:2b:3c:4d:5e", "a::b::c"] {
+            assert!(!find_v6(s), "{s}");
+        }
+    }
+}

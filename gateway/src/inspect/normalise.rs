@@ -1,0 +1,269 @@
+//! Evasions undone before matching: percent-encoding (twice), HTML entities, literal `\u`
+//! escapes, Unicode compatibility forms (NFKC: full-width letters and digits, `﹫`, `．`),
+//! default-ignorable characters (zero-width spaces and joiners, soft hyphens, BOMs), other
+//! scripts' decimal digits and dashes. Base64 values that decode to text are decoded by
+//! [`base64_text`] and scanned as well.
+//!
+//! A value made of plain ASCII without `%`, `&` or `\` is returned as it is, without copying:
+//! that is almost every value.
+
+use std::borrow::Cow;
+
+use base64::Engine;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use unicode_normalization::UnicodeNormalization;
+
+/// Whether `s` needs any normalisation.
+pub fn needs_work(s: &str) -> bool {
+    s.bytes()
+        .any(|c| c >= 0x80 || c == b'%' || c == b'&' || c == b'\\')
+}
+
+/// `s` with the evasions undone.
+pub fn normalise(s: &str) -> Cow<'_, str> {
+    if !needs_work(s) {
+        return Cow::Borrowed(s);
+    }
+    let mut cur: Cow<'_, str> = Cow::Borrowed(s);
+    // Percent-encoding, up to two layers (`%2540` is `%40` is `@`).
+    for _ in 0..2 {
+        if !has_percent_escape(&cur) {
+            break;
+        }
+        let decoded = percent_encoding::percent_decode_str(&cur)
+            .decode_utf8_lossy()
+            .into_owned();
+        cur = Cow::Owned(decoded);
+    }
+    if cur.contains('&') {
+        cur = Cow::Owned(html_entities(&cur));
+    }
+    if cur.contains("\\u") {
+        cur = Cow::Owned(u_escapes(&cur));
+    }
+    if !cur.is_ascii() {
+        cur = Cow::Owned(unicode(&cur));
+    }
+    cur
+}
+
+fn has_percent_escape(s: &str) -> bool {
+    s.as_bytes()
+        .windows(3)
+        .any(|w| w[0] == b'%' && w[1].is_ascii_hexdigit() && w[2].is_ascii_hexdigit())
+}
+
+/// Named entities that stand for characters identifiers are written with.
+const ENTITIES: &[(&str, char)] = &[
+    ("commat", '@'),
+    ("period", '.'),
+    ("plus", '+'),
+    ("amp", '&'),
+    ("lt", '<'),
+    ("gt", '>'),
+    ("quot", '"'),
+    ("apos", '\''),
+    ("nbsp", ' '),
+    ("num", '#'),
+    ("hyphen", '-'),
+    ("dash", '-'),
+    ("minus", '-'),
+    ("lpar", '('),
+    ("rpar", ')'),
+    ("sol", '/'),
+    ("colon", ':'),
+    ("lowbar", '_'),
+    ("comma", ','),
+];
+
+/// Decodes `&#64;`, `&#x40;` and the named entities above; anything else stays as written.
+fn html_entities(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        let decoded = rest[1..].find(';').filter(|&e| e <= 10).and_then(|e| {
+            let body = &rest[1..1 + e];
+            let ch = if let Some(hex) = body.strip_prefix("#x").or_else(|| body.strip_prefix("#X"))
+            {
+                u32::from_str_radix(hex, 16).ok().and_then(char::from_u32)
+            } else if let Some(dec) = body.strip_prefix('#') {
+                dec.parse::<u32>().ok().and_then(char::from_u32)
+            } else {
+                ENTITIES.iter().find(|(n, _)| *n == body).map(|(_, c)| *c)
+            }?;
+            Some((ch, e + 2))
+        });
+        match decoded {
+            Some((ch, len)) => {
+                out.push(ch);
+                rest = &rest[len..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Decodes literal `\uXXXX` escapes left in a value (JSON escaped twice, or sent in a form).
+fn u_escapes(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("\\u") {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        let unit = |t: &str| t.get(2..6).and_then(|h| u32::from_str_radix(h, 16).ok());
+        match unit(rest) {
+            Some(hi @ 0xD800..=0xDBFF) => {
+                let lo = rest
+                    .get(6..)
+                    .filter(|t| t.starts_with("\\u"))
+                    .and_then(unit);
+                match lo {
+                    Some(lo @ 0xDC00..=0xDFFF) => {
+                        let c = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
+                        out.push(char::from_u32(c).unwrap_or('\u{FFFD}'));
+                        rest = &rest[12..];
+                    }
+                    _ => {
+                        out.push('\u{FFFD}');
+                        rest = &rest[6..];
+                    }
+                }
+            }
+            Some(u) => {
+                out.push(char::from_u32(u).unwrap_or('\u{FFFD}'));
+                rest = &rest[6..];
+            }
+            None => {
+                out.push_str("\\u");
+                rest = &rest[2..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Unicode default-ignorable code points (DerivedCoreProperties.txt), which render as nothing
+/// and can be slipped inside an identifier.
+fn ignorable(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+        | '\u{FFA0}' | '\u{1BCA0}'..='\u{1BCA3}' | '\u{E0000}'..='\u{E0FFF}')
+}
+
+/// The zero of each decimal-digit block that other scripts write numbers with.
+const DIGIT_ZEROS: [u32; 12] = [
+    0x0660, 0x06F0, 0x07C0, 0x0966, 0x09E6, 0x0A66, 0x0AE6, 0x0B66, 0x0BE6, 0x0C66, 0x0E50, 0x1040,
+];
+
+fn unicode(s: &str) -> String {
+    s.nfkc()
+        .filter(|&c| !ignorable(c))
+        .map(|c| {
+            let u = c as u32;
+            if let Some(z) = DIGIT_ZEROS.iter().find(|&&z| (z..z + 10).contains(&u)) {
+                return char::from(b'0' + (u - z) as u8);
+            }
+            match c {
+                '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{FE63}' => '-',
+                _ => c,
+            }
+        })
+        .collect()
+}
+
+const INDIFFERENT: GeneralPurposeConfig =
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+const STANDARD: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::STANDARD, INDIFFERENT);
+const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::URL_SAFE, INDIFFERENT);
+
+/// The text a base64 (or base64url) value decodes to, when the whole value is base64 of at
+/// least 12 characters and decodes to printable UTF-8. Speculative: most long tokens are not
+/// base64 of text, and the check fails on their first byte outside the alphabet.
+pub fn base64_text(s: &str) -> Option<String> {
+    let t = s.trim();
+    if t.len() < 12 || t.len() > 8192 {
+        return None;
+    }
+    let body = t.trim_end_matches('=');
+    if t.len() - body.len() > 2 {
+        return None;
+    }
+    let (mut url, mut std, mut upper, mut lower) = (false, false, false, false);
+    for c in body.bytes() {
+        match c {
+            b'A'..=b'Z' => upper = true,
+            b'a'..=b'z' => lower = true,
+            b'0'..=b'9' => {}
+            b'+' | b'/' => std = true,
+            b'-' | b'_' => url = true,
+            _ => return None,
+        }
+    }
+    // Base64 of text has both cases; hex digests, UUIDs and slugs do not, and are not decoded.
+    if (std && url) || !upper || !lower {
+        return None;
+    }
+    let engine = if url { &URL_SAFE } else { &STANDARD };
+    let bytes = engine.decode(body).ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let printable = text
+        .chars()
+        .all(|c| !c.is_control() || matches!(c, '\t' | '\n' | '\r'));
+    printable.then_some(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_values_are_not_copied() {
+        assert!(matches!(normalise("jane@example.com"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn evasions_are_undone() {
+        for (input, want) in [
+            ("jane%40example.com", "jane@example.com"),
+            ("jane%2540example.com", "jane@example.com"),
+            ("jane&#64;example&#46;com", "jane@example.com"),
+            ("jane&commat;example&period;com", "jane@example.com"),
+            ("jane&#x40;example.com", "jane@example.com"),
+            ("\\u006aane@example.com", "jane@example.com"),
+            ("ｊａｎｅ＠ｅｘａｍｐｌｅ．ｃｏｍ", "jane@example.com"),
+            ("ja\u{200B}ne@ex\u{200D}ample.com", "jane@example.com"),
+            ("jane\u{FE6B}example.com", "jane@example.com"),
+            ("＋４９ ３０ ９０１８２０", "+49 30 901820"),
+            ("+٤٩ ٣٠ ٩٠١٨٢٠", "+49 30 901820"),
+            ("4111\u{2011}1111", "4111-1111"),
+            ("100% & more", "100% & more"),
+        ] {
+            assert_eq!(normalise(input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn base64_of_text_is_decoded() {
+        assert_eq!(
+            base64_text("ZW1haWw6am9obkBleGFtcGxlLmNvbQ==").as_deref(),
+            Some("email:john@example.com")
+        );
+        assert_eq!(
+            base64_text("am9obkBleGFtcGxlLmNvbQ").as_deref(),
+            Some("john@example.com")
+        );
+        assert_eq!(base64_text("3q2+7w=="), None);
+        assert_eq!(base64_text("550e8400-e29b-41d4-a716-446655440000"), None);
+        assert_eq!(base64_text("hello world"), None);
+    }
+}
