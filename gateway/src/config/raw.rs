@@ -28,6 +28,25 @@ pub struct FileConfig {
     pub regions: Vec<FileRegion>,
     #[serde(default)]
     pub routes: Vec<FileRoute>,
+    #[serde(default)]
+    pub inspect: FileInspect,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileInspect {
+    pub max_decoded_bytes: Option<S<i64>>,
+    pub max_decode_ratio: Option<S<i64>>,
+    pub max_parts: Option<S<i64>>,
+    pub headers: Option<Vec<S<String>>>,
+    pub cookies: Option<Vec<S<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileField {
+    pub path: S<String>,
+    pub category: S<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -176,4 +195,8 @@ pub struct FileRoute {
     pub upstream_host: Option<S<String>>,
     pub on_uninspectable: Option<S<String>>,
     pub allow_upgrade: Option<bool>,
+    pub binary_parts: Option<S<String>>,
+    #[serde(default)]
+    pub fields: Vec<FileField>,
+    pub openapi: Option<S<String>>,
 }

@@ -21,7 +21,9 @@ use crate::context::{Action, RequestContext};
 use crate::metrics as m;
 use crate::problem::Problem;
 use crate::step::PhaseFuture;
-use record::{DecisionRecord, DestinationRecord, GatewayInfo, OutcomeRecord, SubjectRecord};
+use record::{
+    DecisionRecord, DestinationRecord, GatewayInfo, InspectionRecord, OutcomeRecord, SubjectRecord,
+};
 pub use writer::TraceWriter;
 
 /// The directory name for subjects with no resolved home region.
@@ -115,7 +117,11 @@ pub fn encode(
             geoip_build_epoch: ctx.snapshot.geoip.as_ref().map(|g| g.build_epoch()),
             home_region: ctx.home_region.as_deref(),
         },
-        inspection: &ctx.inspection.status,
+        inspection: InspectionRecord {
+            status: &ctx.inspection.status,
+            not_inspected: &ctx.inspection.not_inspected,
+            unmapped_fields: &ctx.inspection.unmapped,
+        },
         findings: &ctx.inspection.findings,
         destination: region.map(|r| DestinationRecord {
             region: &r.id,
