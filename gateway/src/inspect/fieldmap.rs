@@ -109,21 +109,36 @@ impl FieldMap {
         Ok(())
     }
 
-    /// Reads the request body schemas of an OpenAPI 3 document (JSON). Errors name the place in
-    /// the document as a JSON pointer.
+    /// Reads the request body schemas of an OpenAPI 3 document, JSON or YAML (a document
+    /// starting with `{` is read as JSON). Errors name the place in the document as a JSON
+    /// pointer, or its line and column when it cannot be parsed.
     pub fn load_openapi(&mut self, text: &str) -> Result<(), String> {
-        let doc: Value = serde_json::from_str(text).map_err(|e| {
-            format!(
-                "not a JSON document (line {}, column {}): {e}",
-                e.line(),
-                e.column()
-            )
-        })?;
-        if !doc
-            .get("openapi")
-            .and_then(Value::as_str)
-            .is_some_and(|v| v.starts_with("3."))
-        {
+        let doc: Value = if text.trim_start().starts_with('{') {
+            serde_json::from_str(text).map_err(|e| {
+                format!(
+                    "not a JSON document (line {}, column {}): {e}",
+                    e.line(),
+                    e.column()
+                )
+            })?
+        } else {
+            serde_saphyr::from_str(text).map_err(|e| {
+                // The first line names line and column; the rest is a source snippet.
+                let e = e.to_string();
+                let first = e.lines().next().unwrap_or_default();
+                format!(
+                    "not a YAML document: {}",
+                    first.strip_prefix("error: ").unwrap_or(first)
+                )
+            })?
+        };
+        let version3 = match doc.get("openapi") {
+            Some(Value::String(v)) => v.starts_with("3."),
+            // YAML reads `openapi: 3.0` as a number.
+            Some(Value::Number(n)) => n.as_f64().is_some_and(|v| (3.0..4.0).contains(&v)),
+            _ => false,
+        };
+        if !version3 {
             return Err("/openapi: not an OpenAPI 3 document".to_owned());
         }
         let Some(paths) = doc.get("paths").and_then(Value::as_object) else {
@@ -452,5 +467,39 @@ mod tests {
         );
         let e = FieldMap::default().load_openapi("{\n\"openapi\": }").unwrap_err();
         assert!(e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn openapi_documents_may_be_yaml() {
+        let doc = "openapi: 3.1.0
+paths:
+  /users:
+    post:
+      requestBody:
+        content:
+          application/json:
+            schema:
+              type: object
+              properties:
+                email: {type: string, x-personal-data: email}
+                birthday: {type: string, x-personal-data: date_of_birth}
+";
+        let mut m = FieldMap::default();
+        m.load_openapi(doc).unwrap();
+        let fields = m.fields_for(&Method::POST, "/users").unwrap();
+        let a = apply(&fields, r#"{"birthday":"1990-01-01","plan":"pro"}"#);
+        assert_eq!(
+            a.declared,
+            vec![(Category::DateOfBirth, "/birthday".to_owned())]
+        );
+        assert_eq!(a.unmapped, vec!["/plan"]);
+        let e = FieldMap::default()
+            .load_openapi("openapi: 3.1.0\npaths: [\n")
+            .unwrap_err();
+        assert!(e.starts_with("not a YAML document"), "{e}");
+        assert_eq!(
+            e,
+            "not a YAML document: line 2 column 8: unclosed bracket '['"
+        );
     }
 }
