@@ -20,6 +20,9 @@ pub const MAX_UNMAPPED: usize = 32;
 /// How deep an OpenAPI schema is followed (also through `$ref`s).
 const MAX_SCHEMA_DEPTH: usize = 32;
 
+/// The most fields one operation's schemas may declare.
+const MAX_FIELDS: usize = 10_000;
+
 /// One path segment of a declared field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Seg {
@@ -33,6 +36,9 @@ pub struct Field {
     path: Vec<Seg>,
     /// `None` for a field declared free of personal data.
     pub category: Option<Category>,
+    /// Whether the declaration covers everything below the field (a route's own declarations
+    /// and marked schemas do; a schema's plain objects and arrays only name their members).
+    covers: bool,
 }
 
 /// One OpenAPI operation's request body fields.
@@ -104,6 +110,7 @@ impl FieldMap {
         let field = Field {
             path: pointer(path)?,
             category: self::category(category)?,
+            covers: true,
         };
         self.fields.push(field);
         Ok(())
@@ -172,7 +179,13 @@ impl FieldMap {
                             escape(template),
                             escape(media)
                         );
-                        schema_fields(&doc, schema, &mut Vec::new(), &at, 0, &mut fields)?;
+                        let mut walk = SchemaWalk {
+                            doc: &doc,
+                            path: Vec::new(),
+                            refs: Vec::new(),
+                            out: &mut fields,
+                        };
+                        walk.schema(schema, &at, 0)?;
                     }
                 }
                 let segments = template
@@ -223,74 +236,82 @@ fn escape(s: &str) -> String {
     s.replace('~', "~0").replace('/', "~1")
 }
 
-/// Collects the fields of `schema` (following `$ref`, `properties`, `items`, `allOf`, `oneOf`,
-/// `anyOf`) under `path`.
-fn schema_fields(
-    doc: &Value,
-    schema: &Value,
-    path: &mut Vec<Seg>,
-    at: &str,
-    depth: usize,
-    out: &mut Vec<Field>,
-) -> Result<(), String> {
-    if depth > MAX_SCHEMA_DEPTH {
-        return Err(format!("{at}: schema nested deeper than {MAX_SCHEMA_DEPTH}"));
-    }
-    let Some(obj) = schema.as_object() else {
-        return Ok(());
-    };
-    if let Some(r) = obj.get("$ref") {
-        let target = r
-            .as_str()
-            .and_then(|r| r.strip_prefix('#'))
-            .and_then(|p| doc.pointer(p))
-            .ok_or_else(|| format!("{at}/$ref: {r} does not resolve in this document"))?;
-        let at = r.as_str().unwrap_or_default().trim_start_matches('#');
-        return schema_fields(doc, target, path, at, depth + 1, out);
-    }
-    let declared = match obj.get("x-personal-data") {
-        None => None,
-        Some(Value::String(c)) => {
-            Some(category(c).map_err(|e| format!("{at}/x-personal-data: {e}"))?)
+/// A walk over one request body schema.
+struct SchemaWalk<'a> {
+    doc: &'a Value,
+    path: Vec<Seg>,
+    /// The `$ref`s being followed: a schema that refers to itself is followed once.
+    refs: Vec<&'a str>,
+    out: &'a mut Vec<Field>,
+}
+
+impl<'a> SchemaWalk<'a> {
+    /// Collects the fields of `schema` (following `$ref`, `properties`, `items`, `allOf`,
+    /// `oneOf`, `anyOf`) under the current path; `at` is its place in the document.
+    fn schema(&mut self, schema: &'a Value, at: &str, depth: usize) -> Result<(), String> {
+        if depth > MAX_SCHEMA_DEPTH {
+            return Err(format!("{at}: schema nested deeper than {MAX_SCHEMA_DEPTH}"));
         }
-        Some(_) => return Err(format!("{at}/x-personal-data: expected a category name")),
-    };
-    // Every field the schema names is known; those marked carry their category.
-    if !path.is_empty() || declared.is_some() {
-        out.push(Field {
-            path: path.clone(),
-            category: declared.flatten(),
-        });
-    }
-    if let Some(props) = obj.get("properties").and_then(Value::as_object) {
-        for (k, v) in props {
-            path.push(Seg::Key(k.clone()));
-            let r = schema_fields(
-                doc,
-                v,
-                path,
-                &format!("{at}/properties/{}", escape(k)),
-                depth + 1,
-                out,
-            );
-            path.pop();
-            r?;
+        let Some(obj) = schema.as_object() else {
+            return Ok(());
+        };
+        if let Some(r) = obj.get("$ref") {
+            let name = r.as_str().unwrap_or_default();
+            let target = name
+                .strip_prefix('#')
+                .and_then(|p| self.doc.pointer(p))
+                .ok_or_else(|| format!("{at}/$ref: {r} does not resolve in this document"))?;
+            if self.refs.contains(&name) {
+                // Recursive: what lies below the second visit is reported as unmapped.
+                return Ok(());
+            }
+            self.refs.push(name);
+            let r = self.schema(target, name.trim_start_matches('#'), depth + 1);
+            self.refs.pop();
+            return r;
         }
-    }
-    if let Some(items) = obj.get("items") {
-        path.push(Seg::Any);
-        let r = schema_fields(doc, items, path, &format!("{at}/items"), depth + 1, out);
-        path.pop();
-        r?;
-    }
-    for key in ["allOf", "oneOf", "anyOf"] {
-        if let Some(list) = obj.get(key).and_then(Value::as_array) {
-            for (n, s) in list.iter().enumerate() {
-                schema_fields(doc, s, path, &format!("{at}/{key}/{n}"), depth + 1, out)?;
+        let declared = match obj.get("x-personal-data") {
+            None => None,
+            Some(Value::String(c)) => {
+                Some(category(c).map_err(|e| format!("{at}/x-personal-data: {e}"))?)
+            }
+            Some(_) => return Err(format!("{at}/x-personal-data: expected a category name")),
+        };
+        // Every field the schema names is known; those marked carry their category.
+        if !self.path.is_empty() || declared.is_some() {
+            if self.out.len() >= MAX_FIELDS {
+                return Err(format!("{at}: more than {MAX_FIELDS} fields in one request body"));
+            }
+            let category = declared.flatten();
+            self.out.push(Field {
+                path: self.path.clone(),
+                category,
+                covers: category.is_some(),
+            });
+        }
+        if let Some(props) = obj.get("properties").and_then(Value::as_object) {
+            for (k, v) in props {
+                self.path.push(Seg::Key(k.clone()));
+                let r = self.schema(v, &format!("{at}/properties/{}", escape(k)), depth + 1);
+                self.path.pop();
+                r?;
             }
         }
+        if let Some(items) = obj.get("items") {
+            self.path.push(Seg::Any);
+            let r = self.schema(items, &format!("{at}/items"), depth + 1);
+            self.path.pop();
+            r?;
+        }
+        for key in ["allOf", "oneOf", "anyOf"] {
+            if let Some(list) = obj.get(key).and_then(Value::as_array) {
+                for (n, s) in list.iter().enumerate() {
+                    self.schema(s, &format!("{at}/{key}/{n}"), depth + 1)?;
+                }
+            }
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// What applying a map to one document gave.
@@ -344,8 +365,10 @@ fn visit(v: &Value, path: &mut Vec<String>, fields: &[&Field], out: &mut Applied
         _ => false,
     };
     let mut known = path.is_empty();
+    let mut covered = false;
     for f in fields.iter().filter(|f| matches(&f.path, path)) {
         known = true;
+        covered |= f.covers;
         if let Some(c) = f.category
             && !empty
         {
@@ -356,7 +379,7 @@ fn visit(v: &Value, path: &mut Vec<String>, fields: &[&Field], out: &mut Applied
         }
     }
     // A declared object or array covers what it holds.
-    let covered = !path.is_empty() && known && matches!(v, Value::Object(_) | Value::Array(_));
+    let covered = covered && matches!(v, Value::Object(_) | Value::Array(_));
     match v {
         Value::Object(o) if !covered || has_deeper(fields, path) => {
             for (k, child) in o {
@@ -458,6 +481,22 @@ mod tests {
             vec![Category::Phone, Category::Health, Category::Name]
         );
         assert_eq!(a.unmapped, vec!["/bed"]);
+
+        // A schema that refers to itself is followed once.
+        let tree = r##"{"openapi":"3.0.0","paths":{"/t":{"post":{"requestBody":{"content":
+            {"application/json":{"schema":{"$ref":"#/components/schemas/Node"}}}}}}},
+            "components":{"schemas":{"Node":{"properties":{
+              "owner":{"x-personal-data":"email"},
+              "children":{"type":"array","items":{"$ref":"#/components/schemas/Node"}}}}}}}"##;
+        let mut m = FieldMap::default();
+        m.load_openapi(tree).unwrap();
+        let fields = m.fields_for(&Method::POST, "/t").unwrap();
+        let a = apply(
+            &fields,
+            r#"{"owner":"a","children":[{"owner":"b","children":[]}]}"#,
+        );
+        assert_eq!(a.declared, vec![(Category::Email, "/owner".to_owned())]);
+        assert_eq!(a.unmapped, vec!["/children/*/owner"]);
 
         let bad = doc.replace("\"health\"", "\"helth\"");
         let e = FieldMap::default().load_openapi(&bad).unwrap_err();

@@ -12,6 +12,7 @@
 pub mod decode;
 pub mod detect;
 pub mod fieldmap;
+pub mod fuzzing;
 pub mod json;
 pub mod multipart;
 
