@@ -155,11 +155,25 @@ async fn decoding_limits_are_configurable() {
     let mut doc = br#"{"email":"jane@example.com","pad":""#.to_vec();
     doc.extend(std::iter::repeat_n(b'x', 8000));
     doc.extend_from_slice(b"\"}");
-    let r = post(&gw, "/customers", "application/json", Some("gzip"), gzip(&doc)).await;
+    let r = post(
+        &gw,
+        "/customers",
+        "application/json",
+        Some("gzip"),
+        gzip(&doc),
+    )
+    .await;
     assert_eq!(r.status, 413, "{}", r.text());
     assert_eq!(r.json()["reason"], "decompression_bomb");
     // Under both limits (the ratio counts only past 64 KiB decoded): inspected and forwarded.
-    let r = post(&gw, "/customers", "application/json", Some("gzip"), gzip(DOC)).await;
+    let r = post(
+        &gw,
+        "/customers",
+        "application/json",
+        Some("gzip"),
+        gzip(DOC),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(eu.count(), 1);
     gw.running.shutdown().await;
@@ -174,7 +188,12 @@ async fn undecodable_and_unknown_codings_are_uninspectable() {
     let cases: [(&str, Vec<u8>, u16, &str); 4] = [
         ("gzip", truncated, 400, "undecodable"),
         ("zstd", b"not zstd".to_vec(), 400, "undecodable"),
-        ("compress", b"\x1f\x9d\x90".to_vec(), 415, "content_encoding"),
+        (
+            "compress",
+            b"\x1f\x9d\x90".to_vec(),
+            415,
+            "content_encoding",
+        ),
         (
             "gzip, gzip, gzip, gzip",
             gzip(&gzip(&gzip(&gzip(DOC)))),
@@ -183,7 +202,14 @@ async fn undecodable_and_unknown_codings_are_uninspectable() {
         ),
     ];
     for (ce, body, status, reason) in cases {
-        let r = post(&gw, "/customers", "application/json", Some(ce), body.clone()).await;
+        let r = post(
+            &gw,
+            "/customers",
+            "application/json",
+            Some(ce),
+            body.clone(),
+        )
+        .await;
         assert_eq!(r.status, status, "{ce}: {}", r.text());
         assert_eq!(r.json()["reason"], reason, "{ce}");
         // A route that keeps what it cannot inspect sends it home, never abroad.
@@ -217,10 +243,8 @@ async fn declared_charsets_are_decoded_or_the_body_is_uninspectable() {
     let rec = gw.record(r.header("domicile-decision").unwrap());
     assert_eq!(rec["findings"][0]["location"], "form:contact");
     // UTF-16 JSON.
-    let utf16: Vec<u8> = r#"{"email":"jane@example.com"}"#
-        .encode_utf16()
-        .flat_map(u16::to_le_bytes)
-        .collect();
+    let utf16: Vec<u8> =
+        r#"{"email":"jane@example.com"}"#.encode_utf16().flat_map(u16::to_le_bytes).collect();
     let r = post(
         &gw,
         "/analytics",

@@ -85,8 +85,16 @@ async fn declared_fields_are_personal_data_and_unknown_fields_are_reported() {
     assert_eq!(
         findings,
         vec![
-            ("name".into(), "/customer/full_name".into(), "field_map".into()),
-            ("address".into(), "/lines/0/ship_to".into(), "field_map".into()),
+            (
+                "name".into(),
+                "/customer/full_name".into(),
+                "field_map".into()
+            ),
+            (
+                "address".into(),
+                "/lines/0/ship_to".into(),
+                "field_map".into()
+            ),
         ]
     );
     assert_eq!(
@@ -185,7 +193,12 @@ purpose = "processing"
 placement = "home"
 openapi = "bad.openapi.json"
 "#;
-    let text = domicile_tests::two_regions("http://127.0.0.1:1", "http://127.0.0.1:2", dir.path(), routes);
+    let text = domicile_tests::two_regions(
+        "http://127.0.0.1:1",
+        "http://127.0.0.1:2",
+        dir.path(),
+        routes,
+    );
     let err = domicile_gateway::Config::from_str(&text, "domicile.toml", dir.path())
         .unwrap_err()
         .to_string();

@@ -28,7 +28,12 @@ fn every_seed_replays_through_its_target() {
                 panic!("{}: {e}", path.display());
             }
             // Every prefix too: truncation is the commonest corruption.
-            for cut in [1, data.len() / 3, data.len() / 2, data.len().saturating_sub(1)] {
+            for cut in [
+                1,
+                data.len() / 3,
+                data.len() / 2,
+                data.len().saturating_sub(1),
+            ] {
                 if let Err(e) = run(&data[..cut.min(data.len())]) {
                     panic!("{} cut at {cut}: {e}", path.display());
                 }

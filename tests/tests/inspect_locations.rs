@@ -89,7 +89,12 @@ async fn the_header_and_cookie_lists_are_configurable() {
     let rec = gw.record(r.header("domicile-decision").unwrap());
     assert_eq!(locations(&rec), vec!["header:x-customer"]);
     assert_eq!(rec["findings"][0]["country"], "DE");
-    let r = get(&gw, "/analytics", &[("cookie", "a=1; profile=jane@example.com")]).await;
+    let r = get(
+        &gw,
+        "/analytics",
+        &[("cookie", "a=1; profile=jane@example.com")],
+    )
+    .await;
     assert_eq!(r.status, 451);
     // A default header and an unlisted cookie are no longer read.
     let r = get(

@@ -168,7 +168,8 @@ async fn binary_parts_follow_the_route_rule() {
 async fn malformed_and_oversized_forms_are_uninspectable() {
     let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
     let gw = Gateway::two_regions(&eu, &us, ROUTES).await;
-    let five: Vec<(&str, Option<&str>, &[u8])> = (0..5).map(|_| ("name=\"a\"", None, &b"x"[..])).collect();
+    let five: Vec<(&str, Option<&str>, &[u8])> =
+        (0..5).map(|_| ("name=\"a\"", None, &b"x"[..])).collect();
     let r = post(&gw, "/customers", form(&five)).await;
     assert_eq!(r.status, 413, "{}", r.text());
     assert_eq!(r.json()["reason"], "too_many_parts");

@@ -37,44 +37,53 @@ region = "us-east"
 mode = "dry_run"
 "#;
 
-/// (content type, content encoding, body, status on a rejecting route, reason)
-fn cases() -> Vec<(&'static str, Option<&'static str>, Vec<u8>, u16, &'static str)> {
+/// One way a body cannot be inspected.
+struct Case {
+    ct: &'static str,
+    ce: Option<&'static str>,
+    body: Vec<u8>,
+    /// The status on a rejecting route.
+    status: u16,
+    reason: &'static str,
+}
+
+fn cases() -> Vec<Case> {
     vec![
-        (
-            "application/json",
-            None,
-            format!(r#"{{"pad":"{}"}}"#, "x".repeat(4096)).into_bytes(),
-            413,
-            "too_large",
-        ),
-        (
-            "application/json",
-            Some("br"),
-            b"\xff\xff\xff\xff".to_vec(),
-            400,
-            "undecodable",
-        ),
-        (
-            "application/vnd.ms-excel",
-            None,
-            b"\xd0\xcf\x11\xe0".to_vec(),
-            415,
-            "unsupported_content_type",
-        ),
-        (
-            "application/json",
-            None,
-            format!("{}{}", "[".repeat(300), "]".repeat(300)).into_bytes(),
-            400,
-            "too_deep",
-        ),
-        (
-            "text/plain; charset=x-unknown",
-            None,
-            b"hello".to_vec(),
-            415,
-            "unsupported_charset",
-        ),
+        Case {
+            ct: "application/json",
+            ce: None,
+            body: format!(r#"{{"pad":"{}"}}"#, "x".repeat(4096)).into_bytes(),
+            status: 413,
+            reason: "too_large",
+        },
+        Case {
+            ct: "application/json",
+            ce: Some("br"),
+            body: b"\xff\xff\xff\xff".to_vec(),
+            status: 400,
+            reason: "undecodable",
+        },
+        Case {
+            ct: "application/vnd.ms-excel",
+            ce: None,
+            body: b"\xd0\xcf\x11\xe0".to_vec(),
+            status: 415,
+            reason: "unsupported_content_type",
+        },
+        Case {
+            ct: "application/json",
+            ce: None,
+            body: format!("{}{}", "[".repeat(300), "]".repeat(300)).into_bytes(),
+            status: 400,
+            reason: "too_deep",
+        },
+        Case {
+            ct: "text/plain; charset=x-unknown",
+            ce: None,
+            body: b"hello".to_vec(),
+            status: 415,
+            reason: "unsupported_charset",
+        },
     ]
 }
 
@@ -88,7 +97,14 @@ async fn every_uninspectable_body_is_rejected_kept_home_or_blocked_and_recorded(
         "[server.limits]\nmax_body_bytes = 2048\n\n[server.timeouts]",
     );
     let gw = Gateway::start(dir, &text, false).await;
-    for (ct, ce, body, status, reason) in cases() {
+    for Case {
+        ct,
+        ce,
+        body,
+        status,
+        reason,
+    } in cases()
+    {
         let send = |path: &str| {
             let mut req = Request::post(gw.url(path))
                 .header("x-forwarded-for", EU_IP)

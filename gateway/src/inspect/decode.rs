@@ -88,8 +88,7 @@ pub fn codings(headers: &HeaderMap) -> Result<Vec<Coding>, DecodeError> {
             let token = token.trim_ascii();
             let coding = if token.is_empty() || token.eq_ignore_ascii_case(b"identity") {
                 continue;
-            } else if token.eq_ignore_ascii_case(b"gzip") || token.eq_ignore_ascii_case(b"x-gzip")
-            {
+            } else if token.eq_ignore_ascii_case(b"gzip") || token.eq_ignore_ascii_case(b"x-gzip") {
                 Coding::Gzip
             } else if token.eq_ignore_ascii_case(b"deflate") {
                 Coding::Deflate
@@ -207,9 +206,7 @@ pub fn charset_param(content_type: &str) -> Option<String> {
 pub fn text<'a>(bytes: &'a [u8], charset: Option<&str>) -> Result<Cow<'a, str>, DecodeError> {
     let encoding = match charset {
         None => encoding_rs::UTF_8,
-        Some(label) => {
-            Encoding::for_label(label.as_bytes()).ok_or(DecodeError::UnknownCharset)?
-        }
+        Some(label) => Encoding::for_label(label.as_bytes()).ok_or(DecodeError::UnknownCharset)?,
     };
     // US-ASCII and ISO-8859-1 labels map to windows-1252 in the WHATWG table; ASCII bytes read
     // the same in all of them, and UTF-8 is checked strictly.
@@ -318,7 +315,10 @@ mod tests {
         );
         // Small repetitive documents are fine.
         let small = gzip(&vec![b'a'; 60 * 1024]);
-        assert_eq!(decode(&[Coding::Gzip], &small, lim).unwrap().len(), 60 * 1024);
+        assert_eq!(
+            decode(&[Coding::Gzip], &small, lim).unwrap().len(),
+            60 * 1024
+        );
     }
 
     #[test]
@@ -329,10 +329,7 @@ mod tests {
         );
         assert_eq!(text(b"caf\xe9", Some("iso-8859-1")).unwrap(), "café");
         assert_eq!(text(b"j\x00@\x00", Some("utf-16le")).unwrap(), "j@");
-        assert_eq!(
-            text(b"\x82\xa0", Some("shift_jis")).unwrap(),
-            "\u{3042}"
-        );
+        assert_eq!(text(b"\x82\xa0", Some("shift_jis")).unwrap(), "\u{3042}");
         assert_eq!(text(b"\xff", None), Err(DecodeError::InvalidCharset));
         assert_eq!(
             text(b"\x81\xff", Some("shift_jis")),

@@ -250,7 +250,9 @@ impl<'a> SchemaWalk<'a> {
     /// `oneOf`, `anyOf`) under the current path; `at` is its place in the document.
     fn schema(&mut self, schema: &'a Value, at: &str, depth: usize) -> Result<(), String> {
         if depth > MAX_SCHEMA_DEPTH {
-            return Err(format!("{at}: schema nested deeper than {MAX_SCHEMA_DEPTH}"));
+            return Err(format!(
+                "{at}: schema nested deeper than {MAX_SCHEMA_DEPTH}"
+            ));
         }
         let Some(obj) = schema.as_object() else {
             return Ok(());
@@ -280,7 +282,9 @@ impl<'a> SchemaWalk<'a> {
         // Every field the schema names is known; those marked carry their category.
         if !self.path.is_empty() || declared.is_some() {
             if self.out.len() >= MAX_FIELDS {
-                return Err(format!("{at}: more than {MAX_FIELDS} fields in one request body"));
+                return Err(format!(
+                    "{at}: more than {MAX_FIELDS} fields in one request body"
+                ));
             }
             let category = declared.flatten();
             self.out.push(Field {
@@ -447,7 +451,11 @@ mod tests {
     #[test]
     fn bad_pointers_and_categories_are_refused() {
         let mut m = FieldMap::default();
-        assert!(m.declare("email", "email").unwrap_err().contains("starts with /"));
+        assert!(
+            m.declare("email", "email")
+                .unwrap_err()
+                .contains("starts with /")
+        );
         assert!(m.declare("/a~2", "email").unwrap_err().contains("~ must"));
         assert!(
             m.declare("/a", "emial")
@@ -504,7 +512,9 @@ mod tests {
             e.starts_with("/components/schemas/Patient/properties/diagnosis/x-personal-data: unknown data category \"helth\""),
             "{e}"
         );
-        let e = FieldMap::default().load_openapi("{\n\"openapi\": }").unwrap_err();
+        let e = FieldMap::default()
+            .load_openapi("{\n\"openapi\": }")
+            .unwrap_err();
         assert!(e.contains("line 2"), "{e}");
     }
 

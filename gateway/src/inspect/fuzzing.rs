@@ -212,8 +212,11 @@ pub fn openapi(data: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// One target: arbitrary bytes in, the broken property out.
+pub type Target = fn(&[u8]) -> Result<(), String>;
+
 /// Every target by name, as the fuzz crate and the replay test know them.
-pub const TARGETS: [(&str, fn(&[u8]) -> Result<(), String>); 6] = [
+pub const TARGETS: [(&str, Target); 6] = [
     ("content_coding", content_coding),
     ("charset", charset),
     ("multipart", multipart),

@@ -139,7 +139,9 @@ impl Uninspectable {
             Uninspectable::InvalidJson => "the body is not valid JSON",
             Uninspectable::TooDeep => "the body is nested deeper than the inspection limit",
             Uninspectable::InvalidUtf8 => "the body is not valid UTF-8",
-            Uninspectable::TooManyFindings => "the request holds more findings than one record may list",
+            Uninspectable::TooManyFindings => {
+                "the request holds more findings than one record may list"
+            }
             Uninspectable::AmbiguousHeaders => {
                 "Content-Type or Content-Encoding is given more than once"
             }
@@ -147,10 +149,14 @@ impl Uninspectable {
             Uninspectable::DecompressionBomb => {
                 "the body decodes past inspect.max_decoded_bytes or inspect.max_decode_ratio"
             }
-            Uninspectable::UnsupportedCharset => "the body declares a charset that is not supported",
+            Uninspectable::UnsupportedCharset => {
+                "the body declares a charset that is not supported"
+            }
             Uninspectable::InvalidCharset => "the body is not valid in its declared charset",
             Uninspectable::InvalidMultipart => "the multipart body is not well-formed",
-            Uninspectable::TooManyParts => "the multipart body has more parts than inspect.max_parts",
+            Uninspectable::TooManyParts => {
+                "the multipart body has more parts than inspect.max_parts"
+            }
             Uninspectable::BinaryPart => {
                 "a multipart part has a binary type and the route's binary_parts is uninspectable"
             }
@@ -490,7 +496,10 @@ fn body_status(
     let body = decode::decode(&codings, body, opts.decode)?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
-        .map(|v| v.to_str().map_err(|_| Uninspectable::UnsupportedContentType))
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| Uninspectable::UnsupportedContentType)
+        })
         .transpose()?;
     let kind = match media_type(headers).as_deref() {
         // No declared type: inspect by content when it is JSON, else it is opaque.
@@ -543,11 +552,13 @@ fn read_kind(
     };
     match kind {
         Kind::Json => {
-            json::walk(text, MAX_JSON_DEPTH, |h, p| out.push(h, format!("{prefix}{p}")))
-                .map_err(|e| match e {
-                    json::JsonError::Invalid => Uninspectable::InvalidJson,
-                    json::JsonError::TooDeep => Uninspectable::TooDeep,
-                })?;
+            json::walk(text, MAX_JSON_DEPTH, |h, p| {
+                out.push(h, format!("{prefix}{p}"))
+            })
+            .map_err(|e| match e {
+                json::JsonError::Invalid => Uninspectable::InvalidJson,
+                json::JsonError::TooDeep => Uninspectable::TooDeep,
+            })?;
             if let (Where::Body, Some(fields)) = (at, &opts.fields) {
                 let applied = fieldmap::apply(fields, text);
                 for (category, location) in applied.declared {
@@ -605,7 +616,7 @@ fn read_multipart(
             Some(n) if safe_key(n) => format!("multipart:{n}"),
             _ => "multipart:*".to_owned(),
         };
-        if let Some(f) = &part.filename {
+        for f in &part.filenames {
             detect::scan(f, |h| out.push(h, location.clone()));
         }
         if part
@@ -1060,7 +1071,11 @@ mod tests {
             InspectStatus::Uninspectable(Uninspectable::UnsupportedCharset)
         );
         assert_eq!(
-            inspect_body(&headers("text/plain; charset=shift_jis"), b"\x81\xff", &mut i),
+            inspect_body(
+                &headers("text/plain; charset=shift_jis"),
+                b"\x81\xff",
+                &mut i
+            ),
             InspectStatus::Uninspectable(Uninspectable::InvalidCharset)
         );
     }
@@ -1114,7 +1129,11 @@ mod tests {
         // The file name of the binary part is still read.
         assert_eq!(
             locations(&i),
-            vec!["multipart:email", "multipart:profile/tel", "multipart:photo"]
+            vec![
+                "multipart:email",
+                "multipart:profile/tel",
+                "multipart:photo"
+            ]
         );
         assert_eq!(i.not_inspected, vec!["multipart:photo"]);
 
@@ -1143,7 +1162,9 @@ mod tests {
         h.insert("x-other", "joe@example.com".parse().unwrap());
         h.insert(
             header::REFERER,
-            "https://shop.example/?u=jane%40example.com".parse().unwrap(),
+            "https://shop.example/?u=jane%40example.com"
+                .parse()
+                .unwrap(),
         );
         h.insert(
             header::COOKIE,

@@ -30,8 +30,9 @@ pub enum MultipartError {
 pub struct Part<'a> {
     /// The `name` of its `Content-Disposition`.
     pub name: Option<String>,
-    /// The `filename` (or decoded `filename*`), when it is a file.
-    pub filename: Option<String>,
+    /// The `filename` and decoded `filename*` parameters, when it is a file (a backend may
+    /// read either, so both are kept).
+    pub filenames: Vec<String>,
     /// The part's `Content-Type` header as sent.
     pub content_type: Option<String>,
     /// The part's `Content-Transfer-Encoding`, lower-cased.
@@ -53,8 +54,19 @@ pub fn boundary(content_type: &str) -> Result<String, MultipartError> {
             c.is_ascii_alphanumeric()
                 || matches!(
                     c,
-                    b'\'' | b'(' | b')' | b'+' | b'_' | b',' | b'-' | b'.' | b'/' | b':' | b'='
-                        | b'?' | b' '
+                    b'\''
+                        | b'('
+                        | b')'
+                        | b'+'
+                        | b'_'
+                        | b','
+                        | b'-'
+                        | b'.'
+                        | b'/'
+                        | b':'
+                        | b'='
+                        | b'?'
+                        | b' '
                 )
         });
     if ok {
@@ -129,7 +141,7 @@ fn headers(body: &[u8], pos: usize) -> Result<(Part<'_>, usize), MultipartError>
     };
     let mut part = Part {
         name: None,
-        filename: None,
+        filenames: Vec::new(),
         content_type: None,
         transfer_encoding: None,
         body: &[],
@@ -167,15 +179,11 @@ fn headers(body: &[u8], pos: usize) -> Result<(Part<'_>, usize), MultipartError>
             for (k, v) in params(ps) {
                 match k.to_ascii_lowercase().as_str() {
                     "name" => set(&mut name, v)?,
-                    "filename" => {
-                        if part.filename.is_none() {
-                            part.filename = Some(v);
-                        }
-                    }
-                    // RFC 5987: charset'lang'percent-encoded; it wins over `filename`.
+                    "filename" => part.filenames.push(v),
+                    // RFC 5987: charset'lang'percent-encoded.
                     "filename*" => {
                         let encoded = v.splitn(3, '\'').nth(2).unwrap_or(&v);
-                        part.filename = Some(super::percent_decode(encoded));
+                        part.filenames.push(super::percent_decode(encoded));
                     }
                     _ => {}
                 }
@@ -276,10 +284,10 @@ mod tests {
         assert_eq!(parts.len(), 3);
         assert_eq!(parts[0].name.as_deref(), Some("email"));
         assert_eq!(parts[0].body, b"jane@example.com");
-        assert_eq!(parts[1].filename.as_deref(), Some("cv.pdf"));
+        assert_eq!(parts[1].filenames, vec!["cv.pdf"]);
         assert_eq!(parts[1].content_type.as_deref(), Some("application/pdf"));
         assert_eq!(parts[1].body, b"%PDF\r\n--not-the-boundary");
-        assert_eq!(parts[2].filename.as_deref(), Some("café.txt"));
+        assert_eq!(parts[2].filenames, vec!["café.txt"]);
         assert_eq!(parts[2].body, b"");
     }
 
