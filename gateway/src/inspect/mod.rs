@@ -257,9 +257,9 @@ fn form_pairs(bytes: &[u8], prefix: &str, out: &mut Inspection) {
 
 /// Percent-decodes `s` (`+` stays a `+`); invalid escapes are kept as they are and invalid
 /// UTF-8 is replaced, so what a detector sees is never less than what was sent.
-pub fn percent_decode(s: &str) -> String {
+pub fn percent_decode(s: &str) -> std::borrow::Cow<'_, str> {
     if !s.contains('%') {
-        return s.to_owned();
+        return std::borrow::Cow::Borrowed(s);
     }
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -277,7 +277,7 @@ pub fn percent_decode(s: &str) -> String {
             i += 1;
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    std::borrow::Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// Inspects the URL path, segment by segment, percent-decoded: `path:/0` is the first.
