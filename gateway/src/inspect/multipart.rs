@@ -183,7 +183,8 @@ fn headers(body: &[u8], pos: usize) -> Result<(Part<'_>, usize), MultipartError>
                     // RFC 5987: charset'lang'percent-encoded.
                     "filename*" => {
                         let encoded = v.splitn(3, '\'').nth(2).unwrap_or(&v);
-                        part.filenames.push(super::percent_decode(encoded).into_owned());
+                        part.filenames
+                            .push(super::percent_decode(encoded).into_owned());
                     }
                     _ => {}
                 }
