@@ -340,11 +340,13 @@ impl Default for HeadOptions {
 pub fn inspect_headers(headers: &HeaderMap, opts: &HeadOptions, out: &mut Inspection) {
     for name in &opts.headers {
         for value in headers.get_all(name) {
+            // Locations are made only when something is found.
             let v = String::from_utf8_lossy(value.as_bytes());
-            let location = format!("header:{name}");
-            detect::scan(&v, |h| out.push(h, location.clone()));
+            detect::scan(&v, |h| out.push(h, format!("header:{name}")));
             if v.contains('%') {
-                detect::scan(&percent_decode(&v), |h| out.push(h, location.clone()));
+                detect::scan(&percent_decode(&v), |h| {
+                    out.push(h, format!("header:{name}"))
+                });
             }
         }
     }
@@ -359,14 +361,16 @@ pub fn inspect_headers(headers: &HeaderMap, opts: &HeadOptions, out: &mut Inspec
                 continue;
             }
             let value = percent_decode(value.trim().trim_matches('"'));
-            let location = if safe_key(name) {
-                format!("cookie:{name}")
-            } else {
-                "cookie:*".to_owned()
+            let location = || {
+                if safe_key(name) {
+                    format!("cookie:{name}")
+                } else {
+                    "cookie:*".to_owned()
+                }
             };
             // Names can be data too, as form keys can.
-            detect::scan(name, |h| out.push(h, location.clone()));
-            detect::scan(&value, |h| out.push(h, location.clone()));
+            detect::scan(name, |h| out.push(h, location()));
+            detect::scan(&value, |h| out.push(h, location()));
         }
     }
 }
