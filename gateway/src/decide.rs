@@ -182,8 +182,13 @@ fn decide(ctx: &mut RequestContext, gpc: bool, read: bool) {
     ctx.enforced = route.mode == Mode::Enforce;
 
     if let InspectStatus::Uninspectable(why) = ctx.inspection.status
-        && route.on_uninspectable == OnUninspectable::Reject
+        && (route.on_uninspectable == OnUninspectable::Reject || why.always_rejected())
     {
+        let rule = if why.always_rejected() {
+            "the gateway refuses it on every route"
+        } else {
+            "the route rejects what it cannot inspect"
+        };
         ctx.destination = home.clone();
         ctx.decision = Some(Decision {
             verdict: Verdict::Block,
@@ -196,8 +201,9 @@ fn decide(ctx: &mut RequestContext, gpc: bool, read: bool) {
                 step: "inspect",
                 rule: Arc::from("route.on_uninspectable"),
                 finding: format!(
-                    "the body could not be inspected ({}); route {} rejects what it cannot inspect",
+                    "the body could not be inspected ({}: {}); {rule} (route {})",
                     why.as_str(),
+                    why.describe(),
                     route.id
                 ),
             }],
@@ -372,6 +378,33 @@ pub fn evaluate_for(
                 finding:
                     "the route is declared to carry no personal data; its body is not inspected"
                         .into(),
+            },
+        );
+    }
+    if let InspectStatus::Uninspectable(why) = ctx.inspection.status {
+        d.reasons.insert(
+            0,
+            Reason {
+                step: "inspect",
+                rule: Arc::from("route.on_uninspectable"),
+                finding: format!(
+                    "the body could not be inspected ({}: {}); it is treated as personal data of unknown category, kept where no border is crossed",
+                    why.as_str(),
+                    why.describe()
+                ),
+            },
+        );
+    }
+    if !ctx.inspection.not_inspected.is_empty() {
+        d.reasons.insert(
+            0,
+            Reason {
+                step: "inspect",
+                rule: route.rule.clone(),
+                finding: format!(
+                    "{} binary multipart part(s) forwarded without inspection (binary_parts = \"skip\")",
+                    ctx.inspection.not_inspected.len()
+                ),
             },
         );
     }

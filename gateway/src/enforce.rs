@@ -54,7 +54,9 @@ fn action(ctx: &RequestContext) -> Action {
         .and_then(|n| ctx.snapshot.route(n))
         .is_some_and(|r| r.on_uninspectable == OnUninspectable::Reject);
     // Rejecting what cannot be inspected is a fail-closed rule: dry runs keep it.
-    if rejects && let InspectStatus::Uninspectable(why) = ctx.inspection.status {
+    if let InspectStatus::Uninspectable(why) = ctx.inspection.status
+        && (rejects || why.always_rejected())
+    {
         let mut p = Problem::new(
             why.status(),
             "uninspectable",

@@ -10,19 +10,12 @@
 
 use std::collections::BTreeMap;
 
-use domicile_gateway::inspect::corpus::{self, Class, Format, Sample};
-use domicile_gateway::inspect::{InspectStatus, Inspection, Uninspectable, inspect_body};
+use domicile_gateway::inspect::corpus::{self, Class, Sample};
+use domicile_gateway::inspect::{InspectStatus, Inspection, inspect_body};
 use http::{HeaderMap, header};
 
 const SEED: u64 = 0x00d0_c11e;
 const PER_LOCALE: usize = 30;
-
-/// Whether multipart/form-data bodies are inspected. Until multipart parsing lands, such a
-/// body must be uninspectable (never forwarded across a border); once it is inspected, flip
-/// this to `true` and the multipart samples are held to the same bars as JSON and forms.
-fn multipart_is_inspected() -> bool {
-    false
-}
 
 fn inspect(s: &Sample) -> Inspection {
     let mut headers = HeaderMap::new();
@@ -73,19 +66,9 @@ fn recall_and_precision_on_the_corpus() {
     let mut clean = (0usize, 0usize);
     let mut clean_hits: BTreeMap<String, usize> = BTreeMap::new();
     let mut misses: Vec<String> = Vec::new();
-    let mut multipart = 0;
 
     for s in &corpus.samples {
         let found = inspect(s);
-        if s.format == Format::Multipart && !multipart_is_inspected() {
-            assert_eq!(
-                found.status,
-                InspectStatus::Uninspectable(Uninspectable::UnsupportedContentType),
-                "a multipart body that is not inspected must count as uninspectable"
-            );
-            multipart += 1;
-            continue;
-        }
         assert_eq!(
             found.status,
             InspectStatus::Complete,
@@ -228,7 +211,6 @@ fn recall_and_precision_on_the_corpus() {
     for (what, n) in clean_hits.iter().take(20) {
         println!("  false positive: {what} ({n})");
     }
-    println!("multipart bodies held as uninspectable until multipart parsing lands: {multipart}");
     for m in misses.iter().take(30) {
         println!("  miss: {m}");
     }

@@ -240,6 +240,18 @@ pub struct RouteConfig {
     /// Regions besides the home region that reads (GET, HEAD, OPTIONS) of a `home` route may
     /// go to, each only when the policy allows the transfer there.
     pub read_regions: Vec<Arc<str>>,
+    /// What a binary multipart part does to inspection.
+    pub binary_parts: crate::inspect::BinaryParts,
+    /// Declared fields (`fields`, `openapi`), when the route has any.
+    pub field_map: Option<Arc<crate::inspect::fieldmap::FieldMap>>,
+}
+
+/// `[inspect]`: what is inspected beyond the URL and body, and the decoding limits.
+#[derive(Debug, Clone)]
+pub struct InspectConfig {
+    pub head: crate::inspect::HeadOptions,
+    pub decode: crate::inspect::decode::DecodeLimits,
+    pub max_parts: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -273,6 +285,7 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     /// `[resolve]`: jurisdiction signals, their precedence and the GeoIP rules.
     pub resolve: signals::ResolveConfig,
+    pub inspect: InspectConfig,
     /// A digest of the file text, part of the policy revision.
     pub text_digest: u64,
 }
@@ -1419,6 +1432,16 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
                 c.err(v, &rk, format!("no region with id {:?}", v.get_ref()));
             }
         }
+        let binary_parts = c.one_of(
+            &r.binary_parts,
+            &key("binary_parts"),
+            &[
+                ("uninspectable", crate::inspect::BinaryParts::Uninspectable),
+                ("skip", crate::inspect::BinaryParts::Skip),
+            ],
+            crate::inspect::BinaryParts::Uninspectable,
+        );
+        let field_map = field_map(c, r, n);
         if let Some(placement) = placement {
             routes.push(RouteConfig {
                 id: Arc::from(r.id.get_ref().as_str()),
@@ -1437,6 +1460,8 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
                 evidence: r.evidence.iter().map(|e| e.get_ref().clone()).collect(),
                 contracts: route_contracts,
                 read_regions,
+                binary_parts,
+                field_map,
             });
         }
     }
@@ -1490,8 +1515,97 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
         regions,
         routes,
         resolve,
+        inspect: inspect_config(c, &raw.inspect),
         text_digest: digest.finish(),
     }
+}
+
+/// `[inspect]`.
+fn inspect_config(c: &mut Checker<'_>, raw: &raw::FileInspect) -> InspectConfig {
+    use crate::inspect::{CookieList, HeadOptions, decode::DecodeLimits};
+    let defaults = DecodeLimits::default();
+    let decode = DecodeLimits {
+        max_decoded_bytes: c.positive(
+            &raw.max_decoded_bytes,
+            "inspect.max_decoded_bytes",
+            defaults.max_decoded_bytes,
+        ),
+        max_ratio: u32::try_from(c.positive(
+            &raw.max_decode_ratio,
+            "inspect.max_decode_ratio",
+            defaults.max_ratio as usize,
+        ))
+        .unwrap_or(u32::MAX),
+    };
+    let max_parts = c.positive(
+        &raw.max_parts,
+        "inspect.max_parts",
+        crate::inspect::DEFAULT_MAX_PARTS,
+    );
+    let mut head = HeadOptions::default();
+    if let Some(list) = &raw.headers {
+        head.headers = list
+            .iter()
+            .filter_map(|h| {
+                c.parse(h, "inspect.headers", |s| {
+                    http::HeaderName::from_bytes(s.to_ascii_lowercase().as_bytes())
+                        .map_err(|_| format!("invalid header name {s:?}"))
+                })
+            })
+            .collect();
+    }
+    if let Some(list) = &raw.cookies {
+        head.cookies = if list.iter().any(|v| v.get_ref() == "*") {
+            CookieList::All
+        } else {
+            CookieList::Named(list.iter().map(|v| v.get_ref().clone()).collect())
+        };
+    }
+    InspectConfig {
+        head,
+        decode,
+        max_parts,
+    }
+}
+
+/// A route's `fields` and `openapi`, as one field map.
+fn field_map(
+    c: &mut Checker<'_>,
+    r: &raw::FileRoute,
+    n: usize,
+) -> Option<Arc<crate::inspect::fieldmap::FieldMap>> {
+    let mut map = crate::inspect::fieldmap::FieldMap::default();
+    for (i, f) in r.fields.iter().enumerate() {
+        if let Err(e) = map.declare(f.path.get_ref(), f.category.get_ref()) {
+            // Name the value that is wrong: the category when the path parses.
+            let (at, k) = if e.starts_with("unknown data category") {
+                (&f.category, "category")
+            } else {
+                (&f.path, "path")
+            };
+            c.err(at, format!("routes[{n}].fields[{i}].{k}"), e);
+        }
+    }
+    if let Some(file) = &r.openapi {
+        let path = c.path(file.get_ref());
+        match std::fs::read_to_string(&path) {
+            Err(e) => c.err(
+                file,
+                format!("routes[{n}].openapi"),
+                format!("cannot read {}: {e}", path.display()),
+            ),
+            Ok(text) => {
+                if let Err(e) = map.load_openapi(&text) {
+                    c.err(
+                        file,
+                        format!("routes[{n}].openapi"),
+                        format!("{}: {e}", path.display()),
+                    );
+                }
+            }
+        }
+    }
+    (!map.is_empty()).then(|| Arc::new(map))
 }
 
 fn default_listen() -> SocketAddr {

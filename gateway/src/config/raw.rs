@@ -34,6 +34,25 @@ pub struct FileConfig {
     pub overrides: Vec<FileOverride>,
     #[serde(default)]
     pub resolve: FileResolve,
+    #[serde(default)]
+    pub inspect: FileInspect,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileInspect {
+    pub max_decoded_bytes: Option<S<i64>>,
+    pub max_decode_ratio: Option<S<i64>>,
+    pub max_parts: Option<S<i64>>,
+    pub headers: Option<Vec<S<String>>>,
+    pub cookies: Option<Vec<S<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileField {
+    pub path: S<String>,
+    pub category: S<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -238,6 +257,10 @@ pub struct FileRoute {
     /// Where reads (GET, HEAD, OPTIONS) of a `home` route may go besides the home region.
     #[serde(default)]
     pub read_regions: Vec<S<String>>,
+    pub binary_parts: Option<S<String>>,
+    #[serde(default)]
+    pub fields: Vec<FileField>,
+    pub openapi: Option<S<String>>,
 }
 
 /// A contract on file: an Art 46-type instrument between two entities.

@@ -1,13 +1,21 @@
-//! Phase 4, inspect: find personal data in the query string and the body, as category and
-//! location, never the value. Bytes in, findings out.
+//! Phase 4, inspect: find personal data in the URL path and query, the configured headers and
+//! cookies, the body and its trailers, as category and location, never the value. Bytes in,
+//! findings out.
 //!
-//! A body that cannot be fully inspected (over the buffer limit, encoded, of an unsupported type,
-//! invalid or too deeply nested) is marked uninspectable: the decision treats it as personal data
-//! of unknown category, which never crosses a border.
+//! Bodies are unwrapped for inspection only ([`decode`]: content codings and charsets;
+//! [`multipart`]: form-data parts) and read by their declared type; a route's [`fieldmap`]
+//! adds what its fields are declared to hold. A body that cannot be fully inspected (over the
+//! buffer limit, undecodable, a decompression bomb, of an unsupported type, invalid or too
+//! deeply nested) is marked uninspectable: the decision treats it as personal data of unknown
+//! category, which never crosses a border.
 
 pub mod corpus;
+pub mod decode;
 pub mod detect;
+pub mod fieldmap;
+pub mod fuzzing;
 pub mod json;
+pub mod multipart;
 pub mod normalise;
 
 use std::convert::Infallible;
@@ -15,7 +23,7 @@ use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use domicile_policy::{Category, Country};
-use http::{HeaderMap, Request, Response, StatusCode, header};
+use http::{HeaderMap, HeaderName, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use serde::Serialize;
 use std::sync::Arc;
@@ -35,7 +43,8 @@ pub const MAX_JSON_DEPTH: usize = 128;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
     pub category: Category,
-    /// A JSON pointer, `query:<key>`, `form:<key>` or `body`.
+    /// A JSON pointer, `query:<key>`, `form:<key>`, `multipart:<field>`, `path:/<n>`,
+    /// `header:<name>`, `cookie:<name>`, `trailer:<name>` or `body`.
     pub location: String,
     pub detector: &'static str,
     /// How sure the detector is, 0-100 (see [`detect::Hit::confidence`]). Not written to
@@ -61,6 +70,20 @@ pub enum Uninspectable {
     TooManyFindings,
     /// `Content-Type` or `Content-Encoding` given more than once.
     AmbiguousHeaders,
+    /// The content coding's data is corrupt or truncated.
+    Undecodable,
+    /// The body decodes past the size or ratio limit. Always refused, whatever the route says.
+    DecompressionBomb,
+    /// A declared charset that is not supported.
+    UnsupportedCharset,
+    /// Bytes that are not valid in the declared charset.
+    InvalidCharset,
+    /// A multipart body that is not well-formed or has no valid boundary.
+    InvalidMultipart,
+    /// More multipart parts than the limit.
+    TooManyParts,
+    /// A binary multipart part on a route whose `binary_parts` is `uninspectable`.
+    BinaryPart,
 }
 
 impl Uninspectable {
@@ -74,22 +97,75 @@ impl Uninspectable {
             Uninspectable::InvalidUtf8 => "invalid_utf8",
             Uninspectable::TooManyFindings => "too_many_findings",
             Uninspectable::AmbiguousHeaders => "ambiguous_headers",
+            Uninspectable::Undecodable => "undecodable",
+            Uninspectable::DecompressionBomb => "decompression_bomb",
+            Uninspectable::UnsupportedCharset => "unsupported_charset",
+            Uninspectable::InvalidCharset => "invalid_charset",
+            Uninspectable::InvalidMultipart => "invalid_multipart",
+            Uninspectable::TooManyParts => "too_many_parts",
+            Uninspectable::BinaryPart => "binary_part",
         }
     }
 
     /// The status a rejecting route answers with.
     pub fn status(self) -> StatusCode {
         match self {
-            Uninspectable::TooLarge | Uninspectable::TooManyFindings => {
-                StatusCode::PAYLOAD_TOO_LARGE
-            }
-            Uninspectable::ContentEncoding | Uninspectable::UnsupportedContentType => {
-                StatusCode::UNSUPPORTED_MEDIA_TYPE
-            }
+            Uninspectable::TooLarge
+            | Uninspectable::TooManyFindings
+            | Uninspectable::DecompressionBomb
+            | Uninspectable::TooManyParts => StatusCode::PAYLOAD_TOO_LARGE,
+            Uninspectable::ContentEncoding
+            | Uninspectable::UnsupportedContentType
+            | Uninspectable::UnsupportedCharset
+            | Uninspectable::BinaryPart => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Uninspectable::InvalidJson
             | Uninspectable::TooDeep
             | Uninspectable::InvalidUtf8
-            | Uninspectable::AmbiguousHeaders => StatusCode::BAD_REQUEST,
+            | Uninspectable::AmbiguousHeaders
+            | Uninspectable::Undecodable
+            | Uninspectable::InvalidCharset
+            | Uninspectable::InvalidMultipart => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// Whether the request is refused even on a route that keeps what it cannot inspect: a
+    /// decompression bomb is an attack on whoever decodes it next.
+    pub fn always_rejected(self) -> bool {
+        self == Uninspectable::DecompressionBomb
+    }
+
+    /// What a decision record's reason trail says about it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Uninspectable::TooLarge => "the body is larger than server.limits.max_body_bytes",
+            Uninspectable::ContentEncoding => "the body has a content coding that is not supported",
+            Uninspectable::UnsupportedContentType => {
+                "the body's content type cannot be read for personal data"
+            }
+            Uninspectable::InvalidJson => "the body is not valid JSON",
+            Uninspectable::TooDeep => "the body is nested deeper than the inspection limit",
+            Uninspectable::InvalidUtf8 => "the body is not valid UTF-8",
+            Uninspectable::TooManyFindings => {
+                "the request holds more findings than one record may list"
+            }
+            Uninspectable::AmbiguousHeaders => {
+                "Content-Type or Content-Encoding is given more than once"
+            }
+            Uninspectable::Undecodable => "the body's content coding is corrupt or truncated",
+            Uninspectable::DecompressionBomb => {
+                "the body decodes past inspect.max_decoded_bytes or inspect.max_decode_ratio"
+            }
+            Uninspectable::UnsupportedCharset => {
+                "the body declares a charset that is not supported"
+            }
+            Uninspectable::InvalidCharset => "the body is not valid in its declared charset",
+            Uninspectable::InvalidMultipart => "the multipart body is not well-formed",
+            Uninspectable::TooManyParts => {
+                "the multipart body has more parts than inspect.max_parts"
+            }
+            Uninspectable::BinaryPart => {
+                "a multipart part has a binary type and the route's binary_parts is uninspectable"
+            }
         }
     }
 }
@@ -119,6 +195,10 @@ pub struct Inspection {
     pub tunnel: bool,
     /// More than [`MAX_FINDINGS`] were found.
     pub overflow: bool,
+    /// Locations deliberately not inspected (binary multipart parts on a `skip` route).
+    pub not_inspected: Vec<String>,
+    /// Fields of the body that the route's field map does not know.
+    pub unmapped: Vec<String>,
     seen: rustc_hash::FxHashSet<(Category, String)>,
 }
 
@@ -162,6 +242,31 @@ impl Inspection {
             country: hit.country,
         });
     }
+
+    /// A field the route's field map declares: authoritative, so what the detectors said at
+    /// that place or inside it gives way (a country they read there is kept as evidence).
+    fn declare(&mut self, category: Category, location: String) {
+        let within = |l: &str| {
+            l.strip_prefix(location.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        };
+        let country = self
+            .findings
+            .iter()
+            .find(|f| f.location == location && f.country.is_some())
+            .and_then(|f| f.country);
+        self.findings.retain(|f| !within(&f.location));
+        self.seen.retain(|(_, l)| !within(l));
+        self.push(
+            detect::Hit {
+                category,
+                detector: "field_map",
+                country,
+                confidence: 100,
+            },
+            location,
+        );
+    }
 }
 
 /// Inspects a query string (`a=b&c=d`, percent-decoded, `+` as space).
@@ -196,42 +301,257 @@ fn form_pairs(bytes: &[u8], prefix: &str, out: &mut Inspection) {
     }
 }
 
+/// Percent-decodes `s` (`+` stays a `+`); invalid escapes are kept as they are and invalid
+/// UTF-8 is replaced, so what a detector sees is never less than what was sent.
+pub fn percent_decode(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains('%') {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    std::borrow::Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Inspects the URL path, segment by segment, percent-decoded: `path:/0` is the first.
+pub fn inspect_path(path: &str, out: &mut Inspection) {
+    for (n, seg) in path.trim_start_matches('/').split('/').enumerate() {
+        if seg.is_empty() {
+            continue;
+        }
+        let decoded = percent_decode(seg);
+        detect::scan(&decoded, |h| out.push(h, format!("path:/{n}")));
+    }
+}
+
+/// Which cookies are inspected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CookieList {
+    All,
+    Named(Vec<String>),
+}
+
+/// What of the request head beyond the URL is inspected: `[inspect] headers` and `cookies`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeadOptions {
+    pub headers: Vec<HeaderName>,
+    pub cookies: CookieList,
+}
+
+/// Headers inspected when `[inspect] headers` is not set: those that carry a user's identity
+/// or a URL by convention.
+pub const DEFAULT_HEADERS: &[&str] = &[
+    "from",
+    "referer",
+    "x-user",
+    "x-user-id",
+    "x-user-email",
+    "x-user-phone",
+    "x-email",
+    "x-phone",
+    "x-customer-email",
+    "x-remote-user",
+    "x-forwarded-user",
+    "x-forwarded-email",
+    "x-auth-request-user",
+    "x-auth-request-email",
+];
+
+impl Default for HeadOptions {
+    fn default() -> HeadOptions {
+        HeadOptions {
+            headers: DEFAULT_HEADERS
+                .iter()
+                .map(|h| HeaderName::from_static(h))
+                .collect(),
+            cookies: CookieList::All,
+        }
+    }
+}
+
+/// Inspects the configured headers (values as sent, and percent-decoded) and cookies.
+pub fn inspect_headers(headers: &HeaderMap, opts: &HeadOptions, out: &mut Inspection) {
+    for name in &opts.headers {
+        for value in headers.get_all(name) {
+            // Locations are made only when something is found.
+            let v = String::from_utf8_lossy(value.as_bytes());
+            detect::scan(&v, |h| out.push(h, format!("header:{name}")));
+            if v.contains('%') {
+                detect::scan(&percent_decode(&v), |h| {
+                    out.push(h, format!("header:{name}"))
+                });
+            }
+        }
+    }
+    for value in headers.get_all(header::COOKIE) {
+        let v = String::from_utf8_lossy(value.as_bytes());
+        for pair in v.split(';') {
+            let (name, value) = pair.split_once('=').unwrap_or(("", pair));
+            let name = name.trim();
+            if let CookieList::Named(names) = &opts.cookies
+                && !names.iter().any(|n| n == name)
+            {
+                continue;
+            }
+            let value = percent_decode(value.trim().trim_matches('"'));
+            let location = || {
+                if safe_key(name) {
+                    format!("cookie:{name}")
+                } else {
+                    "cookie:*".to_owned()
+                }
+            };
+            // Names can be data too, as form keys can.
+            detect::scan(name, |h| out.push(h, location()));
+            detect::scan(&value, |h| out.push(h, location()));
+        }
+    }
+}
+
+/// What happens to a binary part of a multipart body.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BinaryParts {
+    /// The body counts as uninspectable.
+    #[default]
+    Uninspectable,
+    /// The part is forwarded uninspected and listed in the record's `not_inspected`.
+    Skip,
+}
+
+/// How one body is inspected: limits and the route's rules.
+#[derive(Debug, Clone)]
+pub struct BodyOptions<'a> {
+    pub decode: decode::DecodeLimits,
+    /// The most parts a multipart body may have.
+    pub max_parts: usize,
+    pub binary_parts: BinaryParts,
+    /// The route's declared fields for this request, when it has a field map.
+    pub fields: Option<Vec<&'a fieldmap::Field>>,
+}
+
+/// Parts a multipart body may have when `[inspect] max_parts` is not set.
+pub const DEFAULT_MAX_PARTS: usize = 128;
+
+impl Default for BodyOptions<'_> {
+    fn default() -> Self {
+        BodyOptions {
+            decode: decode::DecodeLimits::default(),
+            max_parts: DEFAULT_MAX_PARTS,
+            binary_parts: BinaryParts::Uninspectable,
+            fields: None,
+        }
+    }
+}
+
 /// The body's media type, lower-cased, without parameters.
 fn media_type(headers: &HeaderMap) -> Option<String> {
     let ct = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
-    Some(
-        ct.split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase(),
-    )
+    Some(bare_media_type(ct))
 }
 
-/// Inspects a complete body by its content type; returns the status.
+fn bare_media_type(ct: &str) -> String {
+    ct.split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// How a media type is read; `None` for a type that is not read (binary).
+fn kind_of(media: &str) -> Option<Kind> {
+    Some(match media {
+        "application/json" => Kind::Json,
+        m if m.starts_with("application/") && m.ends_with("+json") => Kind::Json,
+        "application/x-www-form-urlencoded" => Kind::Form,
+        "multipart/form-data" => Kind::Multipart,
+        m if m.starts_with("text/") => Kind::Text,
+        "application/xml" | "application/csv" => Kind::Text,
+        m if m.starts_with("application/") && m.ends_with("+xml") => Kind::Text,
+        _ => return None,
+    })
+}
+
+impl From<decode::DecodeError> for Uninspectable {
+    fn from(e: decode::DecodeError) -> Uninspectable {
+        match e {
+            decode::DecodeError::UnknownCoding | decode::DecodeError::TooManyCodings => {
+                Uninspectable::ContentEncoding
+            }
+            decode::DecodeError::Corrupt(_) => Uninspectable::Undecodable,
+            decode::DecodeError::Bomb => Uninspectable::DecompressionBomb,
+            decode::DecodeError::UnknownCharset => Uninspectable::UnsupportedCharset,
+            decode::DecodeError::InvalidCharset => Uninspectable::InvalidCharset,
+        }
+    }
+}
+
+impl From<multipart::MultipartError> for Uninspectable {
+    fn from(e: multipart::MultipartError) -> Uninspectable {
+        match e {
+            multipart::MultipartError::Boundary | multipart::MultipartError::Malformed => {
+                Uninspectable::InvalidMultipart
+            }
+            multipart::MultipartError::TooManyParts => Uninspectable::TooManyParts,
+        }
+    }
+}
+
+/// Inspects a complete body by its content type with the default limits; returns the status.
 pub fn inspect_body(headers: &HeaderMap, body: &[u8], out: &mut Inspection) -> InspectStatus {
+    inspect_body_with(headers, body, &BodyOptions::default(), out)
+}
+
+/// Inspects a complete body: content codings undone, then read by its content type and
+/// charset.
+pub fn inspect_body_with(
+    headers: &HeaderMap,
+    body: &[u8],
+    opts: &BodyOptions<'_>,
+    out: &mut Inspection,
+) -> InspectStatus {
+    match body_status(headers, body, opts, out) {
+        Ok(()) => InspectStatus::Complete,
+        Err(why) => InspectStatus::Uninspectable(why),
+    }
+}
+
+fn body_status(
+    headers: &HeaderMap,
+    body: &[u8],
+    opts: &BodyOptions<'_>,
+    out: &mut Inspection,
+) -> Result<(), Uninspectable> {
     if body.is_empty() {
-        return InspectStatus::Complete;
+        return Ok(());
     }
     if headers.get_all(header::CONTENT_TYPE).iter().count() > 1
         || headers.get_all(header::CONTENT_ENCODING).iter().count() > 1
     {
-        return InspectStatus::Uninspectable(Uninspectable::AmbiguousHeaders);
+        return Err(Uninspectable::AmbiguousHeaders);
     }
-    if let Some(enc) = headers.get(header::CONTENT_ENCODING)
-        && enc
-            .as_bytes()
-            .split(|c| *c == b',')
-            .any(|e| !e.trim_ascii().eq_ignore_ascii_case(b"identity"))
-    {
-        return InspectStatus::Uninspectable(Uninspectable::ContentEncoding);
-    }
-    let media = media_type(headers);
-    let kind = match media.as_deref() {
-        Some("application/json") => Kind::Json,
-        Some(m) if m.starts_with("application/") && m.ends_with("+json") => Kind::Json,
-        Some("application/x-www-form-urlencoded") => Kind::Form,
-        Some("text/plain") => Kind::Text,
+    let codings = decode::codings(headers)?;
+    let body = decode::decode(&codings, body, opts.decode)?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| Uninspectable::UnsupportedContentType)
+        })
+        .transpose()?;
+    let kind = match media_type(headers).as_deref() {
         // No declared type: inspect by content when it is JSON, else it is opaque.
         None if body
             .iter()
@@ -240,34 +560,154 @@ pub fn inspect_body(headers: &HeaderMap, body: &[u8], out: &mut Inspection) -> I
         {
             Kind::Json
         }
-        _ => return InspectStatus::Uninspectable(Uninspectable::UnsupportedContentType),
+        None => return Err(Uninspectable::UnsupportedContentType),
+        Some(m) => kind_of(m).ok_or(Uninspectable::UnsupportedContentType)?,
     };
-    let Ok(text) = std::str::from_utf8(body) else {
-        return InspectStatus::Uninspectable(Uninspectable::InvalidUtf8);
+    let ct = content_type.unwrap_or("");
+    read_kind(kind, ct, &body, Where::Body, opts, 0, out)
+}
+
+/// Where a piece of content sits: the body itself or a multipart part (its location).
+#[derive(Clone, Copy)]
+enum Where<'a> {
+    Body,
+    /// A multipart part: its location, and its field name when it has one.
+    Part(&'a str, Option<&'a str>),
+}
+
+/// Reads content of a known kind; `content_type` is the full header value (for parameters).
+fn read_kind(
+    kind: Kind,
+    content_type: &str,
+    bytes: &[u8],
+    at: Where<'_>,
+    opts: &BodyOptions<'_>,
+    depth: usize,
+    out: &mut Inspection,
+) -> Result<(), Uninspectable> {
+    if let Kind::Multipart = kind {
+        return read_multipart(content_type, bytes, opts, depth, out);
+    }
+    let charset = decode::charset_param(content_type);
+    let text = decode::text(bytes, charset.as_deref()).map_err(|e| match (e, &charset) {
+        (decode::DecodeError::InvalidCharset, None) => Uninspectable::InvalidUtf8,
+        (decode::DecodeError::InvalidCharset, Some(c)) if c == "utf-8" || c == "utf8" => {
+            Uninspectable::InvalidUtf8
+        }
+        (e, _) => e.into(),
+    })?;
+    let text: &str = &text;
+    let (prefix, plain) = match at {
+        Where::Body => (String::new(), "body".to_owned()),
+        Where::Part(loc, _) => (loc.to_owned(), loc.to_owned()),
     };
     match kind {
-        Kind::Json => match json::walk(text, MAX_JSON_DEPTH, |h, p| out.push(h, p)) {
-            Ok(()) => InspectStatus::Complete,
-            Err(json::JsonError::Invalid) => {
-                InspectStatus::Uninspectable(Uninspectable::InvalidJson)
+        Kind::Json => {
+            json::walk(text, MAX_JSON_DEPTH, |h, p| {
+                out.push(h, format!("{prefix}{p}"))
+            })
+            .map_err(|e| match e {
+                json::JsonError::Invalid => Uninspectable::InvalidJson,
+                json::JsonError::TooDeep => Uninspectable::TooDeep,
+            })?;
+            if let (Where::Body, Some(fields)) = (at, &opts.fields) {
+                let applied = fieldmap::apply(fields, text);
+                for (category, location) in applied.declared {
+                    out.declare(category, location);
+                }
+                out.unmapped = applied.unmapped;
             }
-            Err(json::JsonError::TooDeep) => InspectStatus::Uninspectable(Uninspectable::TooDeep),
-        },
+        }
         Kind::Form => {
-            form_pairs(body, "form", out);
-            InspectStatus::Complete
+            let prefix = match at {
+                Where::Body => "form",
+                Where::Part(loc, _) => loc,
+            };
+            form_pairs(text.as_bytes(), prefix, out);
         }
         Kind::Text => {
             // JSON sent as text is read as JSON too, as a lenient backend would (escapes
             // decoded); the raw text is scanned either way.
             let looks_json = text.trim_start().starts_with(['{', '[']);
             if looks_json {
-                let _ = json::walk(text, MAX_JSON_DEPTH, |h, p| out.push(h, p));
+                let _ = json::walk(text, MAX_JSON_DEPTH, |h, p| {
+                    out.push(h, format!("{prefix}{p}"))
+                });
             }
-            detect::scan(text, |h| out.push(h, "body".to_owned()));
-            InspectStatus::Complete
+            match at {
+                // A form field sent as a part: its name says what it holds, as in a form.
+                Where::Part(_, Some(name)) => {
+                    detect::scan(name, |h| out.push(h, plain.clone()));
+                    detect::scan_field(Some(name), detect::Value::Str(text), &mut |h| {
+                        out.push(h, plain.clone())
+                    });
+                }
+                _ => detect::scan(text, |h| out.push(h, plain.clone())),
+            }
+        }
+        Kind::Multipart => {}
+    }
+    Ok(())
+}
+
+/// Multipart bodies nest at most this deep (`multipart/mixed` inside form-data).
+const MAX_MULTIPART_DEPTH: usize = 2;
+
+fn read_multipart(
+    content_type: &str,
+    bytes: &[u8],
+    opts: &BodyOptions<'_>,
+    depth: usize,
+    out: &mut Inspection,
+) -> Result<(), Uninspectable> {
+    if depth >= MAX_MULTIPART_DEPTH {
+        return Err(Uninspectable::TooDeep);
+    }
+    let boundary = multipart::boundary(content_type)?;
+    for part in multipart::parse(bytes, &boundary, opts.max_parts)? {
+        let location = match part.name.as_deref() {
+            Some(n) if safe_key(n) => format!("multipart:{n}"),
+            _ => "multipart:*".to_owned(),
+        };
+        for f in &part.filenames {
+            detect::scan(f, |h| out.push(h, location.clone()));
+        }
+        if part
+            .transfer_encoding
+            .as_deref()
+            .is_some_and(|te| !matches!(te, "7bit" | "8bit" | "binary"))
+        {
+            return Err(Uninspectable::ContentEncoding);
+        }
+        let ct = part.content_type.as_deref().unwrap_or("text/plain");
+        let media = bare_media_type(ct);
+        let kind = if media.starts_with("multipart/") {
+            Some(Kind::Multipart)
+        } else {
+            kind_of(&media)
+        };
+        match kind {
+            Some(kind) => read_kind(
+                kind,
+                ct,
+                part.body,
+                Where::Part(&location, part.name.as_deref()),
+                opts,
+                depth + 1,
+                out,
+            )?,
+            None if part.body.is_empty() => {}
+            None => match opts.binary_parts {
+                BinaryParts::Uninspectable => return Err(Uninspectable::BinaryPart),
+                BinaryParts::Skip => {
+                    if !out.not_inspected.contains(&location) {
+                        out.not_inspected.push(location);
+                    }
+                }
+            },
         }
     }
+    Ok(())
 }
 
 /// Scans trailer values (they arrive with the body and reach HTTP/2 backends).
@@ -279,10 +719,12 @@ pub fn inspect_trailers(trailers: &HeaderMap, out: &mut Inspection) {
     }
 }
 
+#[derive(Clone, Copy)]
 enum Kind {
     Json,
     Form,
     Text,
+    Multipart,
 }
 
 /// Builds [`Inspect`].
@@ -345,8 +787,8 @@ where
             // personal data through its URL unnoticed.
             let upgrade = crate::route::is_upgrade(&req);
             let mut found = Inspection::default();
-            if let Some(q) = req.uri().query() {
-                inspect_query(q, &mut found);
+            if let Some(ctx) = req.extensions().get::<RequestContext>() {
+                inspect_head(&req, &ctx.snapshot.config.inspect.head, &mut found);
             }
             if let Some(ctx) = req.extensions_mut().get_mut::<RequestContext>() {
                 // A declared-clean route still cannot vouch for what flows through a tunnel.
@@ -383,7 +825,8 @@ async fn inspect_request(
     let Some(ctx) = req.extensions().get::<RequestContext>() else {
         return Err(crate::context::missing());
     };
-    let Some(route) = ctx.route.and_then(|n| ctx.snapshot.route(n)) else {
+    let snapshot = ctx.snapshot.clone();
+    let Some(route) = ctx.route.and_then(|n| snapshot.route(n)) else {
         return Ok(req);
     };
     if !route.inspect {
@@ -397,9 +840,17 @@ async fn inspect_request(
         tunnel: crate::route::is_upgrade(&req),
         ..Default::default()
     };
-    if let Some(q) = req.uri().query() {
-        inspect_query(q, &mut inspection);
-    }
+    inspect_head(&req, &snapshot.config.inspect.head, &mut inspection);
+    let body_opts = BodyOptions {
+        decode: snapshot.config.inspect.decode,
+        max_parts: snapshot.config.inspect.max_parts,
+        binary_parts: route.binary_parts,
+        fields: route
+            .field_map
+            .as_ref()
+            .and_then(|m| m.fields_for(req.method(), req.uri().path())),
+    };
+    let route_id = route.id.clone();
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -452,7 +903,15 @@ async fn inspect_request(
                 .into_response());
             }
             Ok(Ok(Collected::Complete { data, trailers })) => {
-                inspection.status = inspect_body(req.headers(), &data, &mut inspection);
+                inspection.status =
+                    inspect_body_with(req.headers(), &data, &body_opts, &mut inspection);
+                if !inspection.unmapped.is_empty() {
+                    metrics::counter!(
+                        "domicile_unmapped_fields_total",
+                        "route" => route_id.to_string()
+                    )
+                    .increment(inspection.unmapped.len() as u64);
+                }
                 if let Some(t) = &trailers {
                     inspect_trailers(t, &mut inspection);
                 }
@@ -482,6 +941,15 @@ async fn inspect_request(
         ctx.buffer_permit = buffer_permit;
     }
     Ok(req)
+}
+
+/// Inspects the URL path and query and the configured headers and cookies.
+fn inspect_head(req: &Request<Body>, opts: &HeadOptions, out: &mut Inspection) {
+    inspect_path(req.uri().path(), out);
+    if let Some(q) = req.uri().query() {
+        inspect_query(q, out);
+    }
+    inspect_headers(req.headers(), opts, out);
 }
 
 enum Collected {
@@ -599,6 +1067,11 @@ mod tests {
         h.insert(header::CONTENT_ENCODING, "gzip".parse().unwrap());
         assert_eq!(
             inspect_body(&h, b"\x1f\x8b", &mut i),
+            InspectStatus::Uninspectable(Uninspectable::Undecodable)
+        );
+        h.insert(header::CONTENT_ENCODING, "compress".parse().unwrap());
+        assert_eq!(
+            inspect_body(&h, b"\x1f\x9d", &mut i),
             InspectStatus::Uninspectable(Uninspectable::ContentEncoding)
         );
         assert_eq!(
@@ -614,5 +1087,162 @@ mod tests {
             i.findings[0].country.map(|c| c.to_string()).as_deref(),
             Some("DE")
         );
+    }
+
+    fn locations(i: &Inspection) -> Vec<&str> {
+        i.findings.iter().map(|f| f.location.as_str()).collect()
+    }
+
+    #[test]
+    fn gzip_bodies_and_declared_charsets_are_read() {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(br#"{"contact":{"mail":"jane@example.com"}}"#)
+            .unwrap();
+        let mut h = headers("application/json");
+        h.insert(header::CONTENT_ENCODING, "gzip".parse().unwrap());
+        let mut i = Inspection::default();
+        assert_eq!(
+            inspect_body(&h, &e.finish().unwrap(), &mut i),
+            InspectStatus::Complete
+        );
+        assert_eq!(locations(&i), vec!["/contact/mail"]);
+
+        let mut i = Inspection::default();
+        let latin1 = b"name=Ren\xe9e&mail=ren\xe9e@example.com";
+        assert_eq!(
+            inspect_body(
+                &headers("application/x-www-form-urlencoded; charset=iso-8859-1"),
+                latin1,
+                &mut i
+            ),
+            InspectStatus::Complete
+        );
+        // The name field is personal data by its name, the mail field by its value.
+        assert_eq!(locations(&i), vec!["form:name", "form:mail"]);
+        assert_eq!(
+            inspect_body(&headers("text/plain; charset=x-unknown"), b"a", &mut i),
+            InspectStatus::Uninspectable(Uninspectable::UnsupportedCharset)
+        );
+        assert_eq!(
+            inspect_body(
+                &headers("text/plain; charset=shift_jis"),
+                b"\x81\xff",
+                &mut i
+            ),
+            InspectStatus::Uninspectable(Uninspectable::InvalidCharset)
+        );
+    }
+
+    fn form_data(parts: &[(&str, Option<&str>, &[u8])]) -> (HeaderMap, Vec<u8>) {
+        let mut body = Vec::new();
+        for (disposition, ct, data) in parts {
+            body.extend_from_slice(b"--XyZ\r\nContent-Disposition: form-data; ");
+            body.extend_from_slice(disposition.as_bytes());
+            body.extend_from_slice(b"\r\n");
+            if let Some(ct) = ct {
+                body.extend_from_slice(format!("Content-Type: {ct}\r\n").as_bytes());
+            }
+            body.extend_from_slice(b"\r\n");
+            body.extend_from_slice(data);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(b"--XyZ--\r\n");
+        (headers("multipart/form-data; boundary=XyZ"), body)
+    }
+
+    #[test]
+    fn multipart_parts_are_read_by_declared_type() {
+        let (h, body) = form_data(&[
+            ("name=\"email\"", None, b"jane@example.com"),
+            (
+                "name=\"profile\"; filename=\"p.json\"",
+                Some("application/json"),
+                br#"{"tel":"+49 30 901820"}"#,
+            ),
+            (
+                "name=\"photo\"; filename=\"jane@example.com.png\"",
+                Some("image/png"),
+                b"\x89PNG\r\n\x1a\n\x00",
+            ),
+        ]);
+        let mut i = Inspection::default();
+        assert_eq!(
+            inspect_body(&h, &body, &mut i),
+            InspectStatus::Uninspectable(Uninspectable::BinaryPart)
+        );
+        let skip = BodyOptions {
+            binary_parts: BinaryParts::Skip,
+            ..BodyOptions::default()
+        };
+        let mut i = Inspection::default();
+        assert_eq!(
+            inspect_body_with(&h, &body, &skip, &mut i),
+            InspectStatus::Complete
+        );
+        // The file name of the binary part is still read.
+        assert_eq!(
+            locations(&i),
+            vec![
+                "multipart:email",
+                "multipart:profile/tel",
+                "multipart:photo"
+            ]
+        );
+        assert_eq!(i.not_inspected, vec!["multipart:photo"]);
+
+        let few = BodyOptions {
+            max_parts: 2,
+            ..BodyOptions::default()
+        };
+        assert_eq!(
+            inspect_body_with(&h, &body, &few, &mut Inspection::default()),
+            InspectStatus::Uninspectable(Uninspectable::TooManyParts)
+        );
+        assert_eq!(
+            inspect_body(&h, &body[..body.len() - 9], &mut Inspection::default()),
+            InspectStatus::Uninspectable(Uninspectable::InvalidMultipart)
+        );
+    }
+
+    #[test]
+    fn path_headers_and_cookies_are_inspected_by_name_never_value() {
+        let mut i = Inspection::default();
+        inspect_path("/users/jane%40example.com/phones/%2B4930901820", &mut i);
+        assert_eq!(locations(&i), vec!["path:/1", "path:/3"]);
+
+        let mut h = HeaderMap::new();
+        h.insert("x-user-email", "jane@example.com".parse().unwrap());
+        h.insert("x-other", "joe@example.com".parse().unwrap());
+        h.insert(
+            header::REFERER,
+            "https://shop.example/?u=jane%40example.com"
+                .parse()
+                .unwrap(),
+        );
+        h.insert(
+            header::COOKIE,
+            "sid=abc; session_email=jane%40example.com; jane@example.com=1"
+                .parse()
+                .unwrap(),
+        );
+        let mut i = Inspection::default();
+        inspect_headers(&h, &HeadOptions::default(), &mut i);
+        assert_eq!(
+            locations(&i),
+            vec![
+                "header:referer",
+                "header:x-user-email",
+                "cookie:session_email",
+                "cookie:*"
+            ]
+        );
+        let only = HeadOptions {
+            headers: vec![HeaderName::from_static("x-other")],
+            cookies: CookieList::Named(vec!["sid".into()]),
+        };
+        let mut i = Inspection::default();
+        inspect_headers(&h, &only, &mut i);
+        assert_eq!(locations(&i), vec!["header:x-other"]);
     }
 }

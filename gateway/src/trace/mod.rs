@@ -32,7 +32,9 @@ use crate::context::{Action, RequestContext};
 use crate::metrics as m;
 use crate::problem::Problem;
 use crate::step::PhaseFuture;
-use record::{DecisionRecord, DestinationRecord, GatewayInfo, OutcomeRecord, SubjectRecord};
+use record::{
+    DecisionRecord, DestinationRecord, GatewayInfo, InspectionRecord, OutcomeRecord, SubjectRecord,
+};
 pub use writer::TraceWriter;
 
 /// The directory name for subjects with no resolved home region.
@@ -144,7 +146,11 @@ pub fn encode(
             directory: ctx.directory.as_str(),
             pseudonym: pseudonym(req, ctx, &region_dir),
         },
-        inspection: &ctx.inspection.status,
+        inspection: InspectionRecord {
+            status: &ctx.inspection.status,
+            not_inspected: &ctx.inspection.not_inspected,
+            unmapped_fields: &ctx.inspection.unmapped,
+        },
         findings: &ctx.inspection.findings,
         destination: region.map(|r| DestinationRecord {
             region: &r.id,

@@ -88,6 +88,23 @@ pub struct OutcomeLine<'a> {
     pub latency_us: u64,
 }
 
+/// What inspection concluded, with what it left out and what the field map did not know.
+#[derive(Debug, Serialize)]
+pub struct InspectionRecord<'a> {
+    #[serde(flatten)]
+    pub status: &'a InspectStatus,
+    /// Locations forwarded without inspection (binary multipart parts); absent when none.
+    #[serde(skip_serializing_if = "none")]
+    pub not_inspected: &'a [String],
+    /// Body fields the route's field map does not declare; absent when none.
+    #[serde(skip_serializing_if = "none")]
+    pub unmapped_fields: &'a [String],
+}
+
+fn none(v: &&[String]) -> bool {
+    v.is_empty()
+}
+
 /// One decision.
 #[derive(Debug, Serialize)]
 pub struct DecisionRecord<'a> {
@@ -100,7 +117,7 @@ pub struct DecisionRecord<'a> {
     pub method: &'a str,
     pub purpose: &'a str,
     pub subject: SubjectRecord<'a>,
-    pub inspection: &'a InspectStatus,
+    pub inspection: InspectionRecord<'a>,
     pub findings: &'a [Finding],
     pub destination: Option<DestinationRecord<'a>>,
     pub verdict: &'static str,
@@ -188,14 +205,22 @@ impl DecisionRecord<'_> {
             })
             .with("inspection", |o| {
                 let mut i = Obj::new(o);
-                match self.inspection {
+                match self.inspection.status {
                     InspectStatus::Skipped => i.str("status", "skipped"),
                     InspectStatus::Complete => i.str("status", "complete"),
                     InspectStatus::Uninspectable(why) => {
                         i.str("status", "uninspectable").str("reason", why.as_str())
                     }
+                };
+                for (k, list) in [
+                    ("not_inspected", self.inspection.not_inspected),
+                    ("unmapped_fields", self.inspection.unmapped_fields),
+                ] {
+                    if !list.is_empty() {
+                        i.array(k, list, |o, s| json::string(o, s));
+                    }
                 }
-                .end()
+                i.end()
             })
             .array("findings", self.findings, |o, f| {
                 let mut fo = Obj::new(o);
@@ -319,6 +344,7 @@ mod tests {
         }];
         let basis: Vec<Arc<str>> = vec![Arc::from("adequacy:EU/2023/1795")];
         let conditions = vec!["keep \\ keys".to_owned()];
+        let not_inspected = vec!["multipart:avatar".to_owned()];
         let jurisdictions = [Country::parse("US").unwrap(), Country::parse("DE").unwrap()];
         for (inspection, destination, status, region, epoch, re_eval) in [
             (
@@ -371,7 +397,11 @@ mod tests {
                     directory: region.map(|_| "stored"),
                     pseudonym: epoch.map(|e| format!("{e:064x}")),
                 },
-                inspection: &inspection,
+                inspection: InspectionRecord {
+                    status: &inspection,
+                    not_inspected: &not_inspected,
+                    unmapped_fields: &[],
+                },
                 findings: &findings,
                 destination: destination.then_some(DestinationRecord {
                     region: "eu-central",

@@ -1,0 +1,10 @@
+#![no_main]
+
+use domicile_gateway::inspect::fuzzing;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Err(e) = fuzzing::body(data) {
+        panic!("body: {e}");
+    }
+});

@@ -1,0 +1,111 @@
+//! Personal data outside the body: the URL path, configured headers and cookies. Locations
+//! name the place, never the value.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use bytes::Bytes;
+use domicile_tests::client::{self, Reply};
+use domicile_tests::{Backend, Gateway};
+use http::Request;
+use http_body_util::Full;
+
+const EU_IP: &str = "192.0.2.10";
+
+async fn get(gw: &Gateway, path: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut req = Request::get(gw.url(path)).header("x-forwarded-for", EU_IP);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    client::send(req.body(Full::new(Bytes::new())).unwrap(), false).await
+}
+
+fn locations(rec: &serde_json::Value) -> Vec<String> {
+    rec["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["location"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn path_segments_headers_and_cookies_are_inspected() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let gw = Gateway::two_regions(&eu, &us, "").await;
+    for (path, headers, location) in [
+        ("/analytics/users/jane%40example.com", vec![], "path:/2"),
+        ("/analytics/u/%2B49%2030%20901820/x", vec![], "path:/2"),
+        (
+            "/analytics",
+            vec![("x-user-email", "jane@example.com")],
+            "header:x-user-email",
+        ),
+        (
+            "/analytics",
+            vec![("referer", "https://shop.example/p?mail=jane%40example.com")],
+            "header:referer",
+        ),
+        (
+            "/analytics",
+            vec![("cookie", "sid=9f2c; session_email=jane%40example.com")],
+            "cookie:session_email",
+        ),
+        (
+            "/analytics",
+            vec![("cookie", "jane@example.com=1")],
+            "cookie:*",
+        ),
+        // Declared-clean routes are not spared: their URL and head are inspected too.
+        ("/catalog/by/jane@example.com", vec![], "path:/2"),
+    ] {
+        let r = get(&gw, path, &headers).await;
+        assert_eq!(r.status, 451, "{path} {headers:?}: {}", r.text());
+        let rec = gw.record(r.header("domicile-decision").unwrap());
+        assert_eq!(locations(&rec), vec![location], "{path} {headers:?}");
+    }
+    assert_eq!(us.count(), 0);
+    assert!(!gw.trace_text().contains("jane"));
+    assert!(!gw.trace_text().contains("901820"));
+
+    // Headers outside the list are not inspected, and plain ones pass.
+    let r = get(
+        &gw,
+        "/analytics/pricing",
+        &[("x-note", "jane@example.com"), ("cookie", "sid=9f2c")],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(us.count(), 1);
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_header_and_cookie_lists_are_configurable() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let extra = "\n[inspect]\nheaders = [\"X-Customer\"]\ncookies = [\"profile\"]\n";
+    let gw = Gateway::two_regions(&eu, &us, extra).await;
+    let r = get(&gw, "/analytics", &[("x-customer", "+49 30 901820")]).await;
+    assert_eq!(r.status, 451, "{}", r.text());
+    let rec = gw.record(r.header("domicile-decision").unwrap());
+    assert_eq!(locations(&rec), vec!["header:x-customer"]);
+    assert_eq!(rec["findings"][0]["country"], "DE");
+    let r = get(
+        &gw,
+        "/analytics",
+        &[("cookie", "a=1; profile=jane@example.com")],
+    )
+    .await;
+    assert_eq!(r.status, 451);
+    // A default header and an unlisted cookie are no longer read.
+    let r = get(
+        &gw,
+        "/analytics",
+        &[
+            ("x-user-email", "jane@example.com"),
+            ("cookie", "session_email=jane@example.com"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    gw.running.shutdown().await;
+}
