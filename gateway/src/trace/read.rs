@@ -45,7 +45,22 @@ pub struct Filter {
     /// A finding category.
     pub category: Option<String>,
     pub id: Option<String>,
+    /// `decision` or `refusal` (a request answered before any decision).
+    pub kind: Option<String>,
 }
+
+/// The kind of a record: `decision` for `domicile.decision/1`, `refusal` for
+/// `domicile.refusal/1`, empty for anything else.
+pub fn kind_of(r: &Value) -> &'static str {
+    match r["schema"].as_str() {
+        Some(SCHEMA) => "decision",
+        Some(super::refusal::REFUSAL_SCHEMA) => "refusal",
+        _ => "",
+    }
+}
+
+/// The values `kind` may take.
+pub const KINDS: [&str; 2] = ["decision", "refusal"];
 
 fn str_of<'a>(v: &'a Value, path: &[&str]) -> &'a str {
     let mut v = v;
@@ -65,6 +80,7 @@ impl Filter {
             && eq(&self.route, str_of(r, &["route"]))
             && eq(&self.region, str_of(r, &["destination", "region"]))
             && eq(&self.id, str_of(r, &["decision_id"]))
+            && eq(&self.kind, kind_of(r))
             && self.basis_kind.as_deref().is_none_or(|k| {
                 r["basis"].as_array().is_some_and(|b| {
                     b.iter()
@@ -102,6 +118,38 @@ pub struct Trail {
     pub outcomes: BTreeMap<String, Value>,
     /// Requests answered before a decision, oldest first.
     pub refusals: Vec<Value>,
+}
+
+impl Trail {
+    /// Decision and refusal records that pass `filter`, oldest first, each with a `kind` field
+    /// (`decision` or `refusal`) added.
+    pub fn listing(&self, filter: &Filter) -> Vec<Value> {
+        let mut out: Vec<Value> = self
+            .decisions
+            .iter()
+            .chain(&self.refusals)
+            .filter(|r| filter.matches(r))
+            .map(|r| {
+                let mut r = r.clone();
+                let kind = kind_of(&r);
+                if let Some(o) = r.as_object_mut() {
+                    o.insert("kind".into(), Value::from(kind));
+                }
+                r
+            })
+            .collect();
+        // Stable: a decision and a refusal of the same microsecond keep that order.
+        out.sort_by(|a, b| str_of(a, &["time"]).cmp(str_of(b, &["time"])));
+        out
+    }
+
+    /// The decision or refusal record with this id.
+    pub fn find(&self, id: &str) -> Option<&Value> {
+        self.decisions
+            .iter()
+            .chain(&self.refusals)
+            .find(|r| r["decision_id"] == id)
+    }
 }
 
 /// Reads every line under `dir`.
@@ -165,6 +213,23 @@ pub fn refusals(refusals: &[Value]) -> String {
 
 /// One line of `list`'s table.
 pub fn table_row(r: &Value) -> String {
+    if kind_of(r) == "refusal" {
+        // Refused before a decision: no route, subject or destination was worked out.
+        return format!(
+            "{:<27} {:<26} {:<12} {:<8} {:<12} {:<8} {:<22} {}",
+            str_of(r, &["time"]),
+            str_of(r, &["decision_id"]),
+            "-",
+            "-",
+            "-",
+            "refused",
+            str_of(r, &["reason_code"]),
+            match r["outcome"]["status"].as_u64() {
+                Some(st) => format!("answered {st}"),
+                None => "-".into(),
+            },
+        );
+    }
     let list = |v: &Value| -> String {
         v.as_array()
             .map(|a| {
@@ -195,6 +260,45 @@ pub fn table_header() -> String {
         "{:<27} {:<26} {:<12} {:<8} {:<12} {:<8} {:<22} {}",
         "TIME", "DECISION", "ROUTE", "SUBJECT", "DESTINATION", "VERDICT", "REASON", "BASIS"
     )
+}
+
+/// One refusal (a request answered before any decision) in words.
+pub fn show_refusal(r: &Value) -> String {
+    let mut s = String::new();
+    let line = |s: &mut String, k: &str, v: String| {
+        s.push_str(&format!("{k:<13}{v}\n"));
+    };
+    line(&mut s, "refusal", str_of(r, &["decision_id"]).into());
+    line(&mut s, "time", str_of(r, &["time"]).into());
+    line(
+        &mut s,
+        "gateway",
+        format!(
+            "{} ({}), policy revision {}",
+            str_of(r, &["gateway", "instance"]),
+            r["gateway"]["region"].as_str().unwrap_or("no region set"),
+            str_of(r, &["policy_revision"])
+        ),
+    );
+    line(
+        &mut s,
+        "request",
+        format!(
+            "{} from {}",
+            str_of(r, &["method"]),
+            r["client_address"].as_str().unwrap_or("an unknown client")
+        ),
+    );
+    line(
+        &mut s,
+        "outcome",
+        format!(
+            "refused with {} ({}) before any decision: nothing was forwarded",
+            r["outcome"]["status"],
+            str_of(r, &["reason_code"])
+        ),
+    );
+    s
 }
 
 /// One decision in words, with its reason trail and, when recorded, its outcome.
