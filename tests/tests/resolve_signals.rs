@@ -630,3 +630,83 @@ async fn subject_headers_are_believed_from_clients_with_a_trusted_certificate() 
     assert_eq!((eu.count(), us.count()), (1, 0));
     gw.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn trace_show_tells_every_subject_field_in_words() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let extra = format!(
+        "{HEADERS}\n[[resolve.headers]]\nname = \"x-subject-citizenship\"\nsays = \"citizenship\"\n{DIRECTORY}"
+    );
+    let gw = start(
+        &eu,
+        &us,
+        &extra,
+        |_| {},
+        |t| {
+            t.replace(
+                "durability = \"batch\"",
+                &format!(
+                    "durability = \"batch\"\nsubject_id_header = \"x-customer-id\"\n[trace.pseudonym_keys]\neu-central = {{ key = \"{}\" }}\nus-east = {{ key = \"{}\" }}",
+                    "11".repeat(32),
+                    "22".repeat(32)
+                ),
+            )
+        },
+    )
+    .await;
+    let r = post_with(
+        &gw.url("/customers/c-77"),
+        &[
+            ("x-forwarded-for", US_IP),
+            ("x-subject-country", "12"),
+            ("x-subject-citizenship", "fr"),
+            ("x-customer-id", "c-77"),
+        ],
+        r#"{"phone":"+49 30 901820"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let id = r.header("domicile-decision").unwrap().to_owned();
+    let rec = gw.record(&id);
+    let shown = domicile_gateway::trace::read::show(&rec, None);
+    let s = &rec["subject"];
+    for want in [
+        "subject      US, DE under US-FED, US-CA-CCPA, GDPR; the evidence conflicts, every plausible jurisdiction is evaluated and the strictest answer applies (rule strictest)".to_owned(),
+        "plausible    US (60%), DE (40%) of the evidence weight".to_owned(),
+        "citizenship  citizen of FR".to_owned(),
+        "rejected     header evidence at header:x-subject-country was not used: the value is not a valid country or region (invalid_value)".to_owned(),
+        format!(
+            "geoip        database built on {}",
+            s["geoip_build_date"].as_str().unwrap()
+        ),
+        "home region  us-east (from the home of the subject's jurisdiction)".to_owned(),
+        "directory    first write: this request's destination is stored as the subject's home"
+            .to_owned(),
+        format!(
+            "pseudonym    {} (keyed HMAC-SHA256 of the subject id)",
+            s["pseudonym"].as_str().unwrap()
+        ),
+    ] {
+        assert!(shown.contains(&want), "missing {want:?} in\n{shown}");
+    }
+    assert!(!shown.contains("c-77"), "{shown}");
+
+    // A later request finds the entry; the home region comes from the directory.
+    let r = post_with(
+        &gw.url("/customers/c-77"),
+        &[("x-forwarded-for", US_IP)],
+        r#"{"phone":"+49 30 901820"}"#,
+    )
+    .await;
+    let shown = domicile_gateway::trace::read::show(
+        &gw.record(r.header("domicile-decision").unwrap()),
+        None,
+    );
+    for want in [
+        "home region  eu-central (from the subject directory's entry)",
+        "directory    the subject's entry was found and used",
+    ] {
+        assert!(shown.contains(want), "missing {want:?} in\n{shown}");
+    }
+    gw.running.shutdown().await;
+}

@@ -301,6 +301,94 @@ pub fn show_refusal(r: &Value) -> String {
     s
 }
 
+/// The subject fields past jurisdictions and regimes, in words; each line only when recorded.
+fn subject_details(s: &mut String, subj: &Value) {
+    let mut line = |k: &str, v: String| s.push_str(&format!("{k:<13}{v}\n"));
+    let plausible: Vec<String> = subj["plausible"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| format!("{} ({}%)", str_of(p, &["country"]), p["confidence"]))
+        .collect();
+    if !plausible.is_empty() {
+        line(
+            "plausible",
+            format!("{} of the evidence weight", plausible.join(", ")),
+        );
+    }
+    let citizenship: Vec<&str> = subj["citizenship"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if !citizenship.is_empty() {
+        line(
+            "citizenship",
+            format!("citizen of {}", citizenship.join(", ")),
+        );
+    }
+    for r in subj["rejected_evidence"].as_array().into_iter().flatten() {
+        let why = match str_of(r, &["reason"]) {
+            "spoof" => "sent by a peer that is not a trusted proxy (spoof)".to_owned(),
+            "expired" => "the token had expired (expired)".to_owned(),
+            "anonymous" => "the address belongs to an anonymising network (anonymous)".to_owned(),
+            "unknown_region" => {
+                "it names a region that is not configured (unknown_region)".to_owned()
+            }
+            "invalid_value" => {
+                "the value is not a valid country or region (invalid_value)".to_owned()
+            }
+            "invalid_claim" => {
+                "the token's claim is not a valid country or region (invalid_claim)".to_owned()
+            }
+            other => format!("it did not verify ({other})"),
+        };
+        line(
+            "rejected",
+            format!(
+                "{} evidence at {} was not used: {why}",
+                str_of(r, &["source"]),
+                str_of(r, &["location"])
+            ),
+        );
+    }
+    if let Some(date) = subj["geoip_build_date"].as_str() {
+        line("geoip", format!("database built on {date}"));
+    }
+    if let Some(home) = subj["home_region"].as_str() {
+        let from = match str_of(subj, &["home_region_source"]) {
+            "directory" => "the subject directory's entry",
+            "token" => "a verified token's claim",
+            "header" => "a trusted proxy's header",
+            "jurisdiction" => "the home of the subject's jurisdiction",
+            _ => "an unrecorded source",
+        };
+        line("home region", format!("{home} (from {from})"));
+    }
+    if let Some(d) = subj["directory"].as_str() {
+        line(
+            "directory",
+            match d {
+                "found" => "the subject's entry was found and used".to_owned(),
+                "absent" => "no entry for this subject; none was stored".to_owned(),
+                "stored" => {
+                    "first write: this request's destination is stored as the subject's home"
+                        .to_owned()
+                }
+                "failed" => "the directory could not be read or written".to_owned(),
+                other => other.to_owned(),
+            },
+        );
+    }
+    if let Some(p) = subj["pseudonym"].as_str() {
+        line(
+            "pseudonym",
+            format!("{p} (keyed HMAC-SHA256 of the subject id)"),
+        );
+    }
+}
+
 /// One decision in words, with its reason trail and, when recorded, its outcome.
 pub fn show(r: &Value, outcome: Option<&Value>) -> String {
     let mut s = String::new();
@@ -357,13 +445,18 @@ pub fn show(r: &Value, outcome: Option<&Value>) -> String {
             } else {
                 regimes.join(", ")
             },
-            if subj["conflict"].as_bool() == Some(true) {
-                "; the evidence conflicts, the strictest applies"
-            } else {
-                ""
+            match (subj["conflict"].as_bool(), subj["rule"].as_str()) {
+                (Some(true), Some("precedence")) => {
+                    "; the evidence conflicts, the highest-ranked source decides (rule precedence)"
+                }
+                (Some(true), _) => {
+                    "; the evidence conflicts, every plausible jurisdiction is evaluated and the strictest answer applies (rule strictest)"
+                }
+                _ => "",
             }
         ),
     );
+    subject_details(&mut s, subj);
     line(
         &mut s,
         "client",
