@@ -710,3 +710,45 @@ async fn trace_show_tells_every_subject_field_in_words() {
     }
     gw.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_first_write_whose_record_cannot_be_written_leaves_no_directory_entry() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    // A file where us-east's trace directory would go: us-east's records cannot be written
+    // (as on a full or read-only disk), eu-central's can.
+    let gw = start(
+        &eu,
+        &us,
+        DIRECTORY,
+        |dir| {
+            std::fs::create_dir_all(dir.join("traces")).unwrap();
+            std::fs::write(dir.join("traces").join("us-east"), "not a directory").unwrap();
+        },
+        |t| t,
+    )
+    .await;
+    let body = r#"{"email":"c@example.com"}"#;
+    let r = post_json(&gw.url("/customers/c-90"), US_IP, body).await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.json()["type"], "urn:domicile:problem:trace_unavailable");
+    assert_eq!(
+        r.json()["detail"],
+        "the decision record could not be written; nothing was forwarded"
+    );
+    assert_eq!(us.count(), 0);
+    // No record, so no entry: the next request is a first write again.
+    let r = admin(&gw, "GET", "/v1/subjects/c-90", None).await;
+    assert_eq!(r.status, 404, "{}", r.text());
+
+    // A subject whose record is written is stored, naming that record.
+    let r = post_json(&gw.url("/customers/c-91"), EU_IP, body).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let id = r.header("domicile-decision").unwrap().to_owned();
+    assert_eq!(gw.record(&id)["subject"]["directory"], "stored");
+    let e = admin(&gw, "GET", "/v1/subjects/c-91", None).await.json();
+    assert_eq!(
+        (&e["home_region"], &e["source"], &e["decision_id"]),
+        (&json!("eu-central"), &json!("first_write"), &json!(id))
+    );
+    gw.running.shutdown().await;
+}
