@@ -329,8 +329,9 @@ async fn read_trail(shared: &Shared) -> Result<crate::trace::read::Trail, Respon
     }
 }
 
-/// `GET /v1/decisions?verdict=&since=&until=&basis_kind=&jurisdiction=&region=&route=&category=&id=&limit=`
-/// as JSON lines, oldest first.
+/// `GET /v1/decisions?kind=&verdict=&since=&until=&basis_kind=&jurisdiction=&region=&route=&category=&id=&limit=`
+/// as JSON lines, oldest first: decision and refusal records (`kind=decision|refusal` keeps one),
+/// each with a `kind` field.
 async fn decisions(shared: &Shared, query: Option<&str>) -> Response<Body> {
     let mut filter = crate::trace::read::Filter::default();
     let mut limit = 1000usize;
@@ -346,6 +347,15 @@ async fn decisions(shared: &Shared, query: Option<&str>) -> Response<Body> {
             "route" => filter.route = Some(v),
             "category" => filter.category = Some(v),
             "id" => filter.id = Some(v),
+            "kind" if crate::trace::read::KINDS.contains(&v.as_str()) => filter.kind = Some(v),
+            "kind" => {
+                return Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_query",
+                    "kind must be decision or refusal",
+                )
+                .into_response();
+            }
             "limit" => match v.parse() {
                 Ok(n) => limit = n,
                 Err(_) => {
@@ -372,31 +382,28 @@ async fn decisions(shared: &Shared, query: Option<&str>) -> Response<Body> {
         Err(r) => return r,
     };
     let mut out = String::new();
-    for r in trail
-        .decisions
-        .iter()
-        .filter(|r| filter.matches(r))
-        .take(limit)
-    {
+    for r in trail.listing(&filter).iter().take(limit) {
         out.push_str(&r.to_string());
         out.push('\n');
     }
     text(StatusCode::OK, "application/x-ndjson", out)
 }
 
-/// `GET /v1/decisions/{id}`: the record, with its outcome line when there is one.
+/// `GET /v1/decisions/{id}`: the record, with its outcome line when there is one, as
+/// `{"kind":"decision","decision":..,"outcome":..}`; a refusal as `{"kind":"refusal","refusal":..}`.
 async fn decision(shared: &Shared, id: String) -> Response<Body> {
     let trail = match read_trail(shared).await {
         Ok(t) => t,
         Err(r) => return r,
     };
-    match trail
-        .decisions
-        .iter()
-        .find(|r| r["decision_id"] == id.as_str())
-    {
+    match trail.find(&id) {
+        Some(r) if crate::trace::read::kind_of(r) == "refusal" => {
+            let body = serde_json::json!({ "kind": "refusal", "refusal": r });
+            text(StatusCode::OK, "application/json", body.to_string())
+        }
         Some(r) => {
             let body = serde_json::json!({
+                "kind": "decision",
                 "decision": r,
                 "outcome": trail.outcomes.get(&id),
             });

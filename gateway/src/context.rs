@@ -116,6 +116,8 @@ pub struct RequestContext {
     pub subject_id: Option<String>,
     /// What the subject directory contributed.
     pub directory: DirectoryUse,
+    /// The directory entry a first write will store once the decision record is written.
+    pub first_write: Option<PendingFirstWrite>,
     pub decision: Option<Decision>,
     /// The region the subject calls home, where the record is stored.
     pub home_region: Option<Arc<str>>,
@@ -132,6 +134,15 @@ pub struct RequestContext {
     pub permit: Option<Arc<tokio::sync::OwnedSemaphorePermit>>,
 }
 
+/// A subject's first write, stored in the directory only after the decision record that says
+/// so is written (see [`crate::decide::commit_first_write`]).
+#[derive(Debug, Clone)]
+pub struct PendingFirstWrite {
+    /// The subject id (personal data: never recorded or logged).
+    pub subject: String,
+    pub entry: domicile_regions::directory::DirectoryEntry,
+}
+
 /// What the subject directory contributed to a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DirectoryUse {
@@ -142,7 +153,8 @@ pub enum DirectoryUse {
     Absent,
     /// The subject's entry gave the home region and jurisdiction.
     Found,
-    /// The subject had no entry; this request's destination was stored as its home.
+    /// The subject had no entry; this request's destination is stored as its home once the
+    /// decision record is written.
     Stored,
     /// The directory could not be read or written.
     Failed,

@@ -34,7 +34,7 @@ impl Step for DecideStep {
         decide(ctx, gpc, read);
         explain_resolution(ctx);
         if write {
-            store_first_write(ctx);
+            plan_first_write(ctx);
         }
         Ok(())
     }
@@ -108,15 +108,17 @@ fn explain_resolution(ctx: &mut RequestContext) {
     );
 }
 
-/// Stores where a new subject's first write goes, when the directory is configured to.
-fn store_first_write(ctx: &mut RequestContext) {
-    use crate::context::DirectoryUse;
+/// Plans storing where a new subject's first write goes, when the directory is configured to:
+/// the record says `stored`, and [`commit_first_write`] stores the entry once that record is
+/// written (a request whose record fails gets 503 and leaves no entry behind).
+fn plan_first_write(ctx: &mut RequestContext) {
+    use crate::context::{DirectoryUse, PendingFirstWrite};
     use domicile_regions::directory::{DirectoryEntry, EntrySource};
     if ctx.directory != DirectoryUse::Absent || ctx.unavailable {
         return;
     }
     let snap = ctx.snapshot.clone();
-    let (Some(dir), Some(cfg)) = (&snap.directory, &snap.config.resolve.directory) else {
+    let (Some(_), Some(cfg)) = (&snap.directory, &snap.config.resolve.directory) else {
         return;
     };
     if !cfg.record_first_write {
@@ -140,17 +142,39 @@ fn store_first_write(ctx: &mut RequestContext) {
         updated: (ctx.received_micros / 1_000_000).max(0) as u64,
         decision_id: Some(ctx.decision_id.clone()),
     };
-    match dir.insert_new(id, &entry) {
+    ctx.first_write = Some(PendingFirstWrite {
+        subject: id.to_owned(),
+        entry,
+    });
+    ctx.directory = DirectoryUse::Stored;
+}
+
+/// Stores a planned first write; called by the trace phase once the decision record is
+/// written. The record already says `stored`: a store that fails now is counted in
+/// `domicile_directory_errors_total` and logged (without the subject id), and one that finds
+/// an entry stored meanwhile by a concurrent first write leaves that entry.
+pub fn commit_first_write(ctx: &mut RequestContext) {
+    let Some(pending) = ctx.first_write.take() else {
+        return;
+    };
+    let Some(dir) = ctx.snapshot.directory.as_ref() else {
+        return;
+    };
+    match dir.insert_new(&pending.subject, &pending.entry) {
         Ok(true) => {
-            ctx.directory = DirectoryUse::Stored;
             metrics::counter!(crate::metrics::DIRECTORY_FIRST_WRITES).increment(1);
         }
-        // Another request stored it first.
-        Ok(false) => ctx.directory = DirectoryUse::Found,
+        Ok(false) => tracing::debug!(
+            decision_id = %ctx.decision_id,
+            "subject directory: a concurrent first write stored this subject's entry first"
+        ),
         Err(e) => {
-            ctx.directory = DirectoryUse::Failed;
             metrics::counter!(crate::metrics::DIRECTORY_ERRORS).increment(1);
-            tracing::warn!(error = %e, "subject directory first-write store failed");
+            tracing::warn!(
+                decision_id = %ctx.decision_id,
+                error = %e,
+                "subject directory first-write store failed after the record said stored"
+            );
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Phase 7, enforce: turn the verdict into an action: forward to the chosen region, or answer
-//! 451 (no legal basis), 413/415/400 (uninspectable on a rejecting route) or 503. Nothing happens
+//! 451 (the transfer is not permitted, with a detail that says why), 413/415/400 (uninspectable on a rejecting route) or 503. Nothing happens
 //! yet: the trace phase records the decision before the action takes effect.
 
 use http::{Request, Response, StatusCode};
@@ -106,14 +106,101 @@ fn action(ctx: &RequestContext) -> Action {
     let mut p = Problem::new(
         StatusCode::UNAVAILABLE_FOR_LEGAL_REASONS,
         "transfer_blocked",
-        format!(
-            "this transfer has no legal basis ({}); nothing was forwarded",
-            decision.reason_code
-        ),
+        blocked_detail(decision.reason_code, &place(ctx, &region)),
     )
     .with_reason(decision.reason_code)
     .with_decision(&ctx.decision_id);
     p.subject_jurisdiction = subject;
     p.destination_region = Some(region.to_string());
     Action::Respond(p)
+}
+
+/// A region with its country, as the 451 detail names it: `us-east (US)`.
+fn place(ctx: &RequestContext, region: &str) -> String {
+    match ctx.snapshot.registry.get(region) {
+        Some(r) => format!("{region} ({})", r.country),
+        None => region.to_owned(),
+    }
+}
+
+/// The 451 problem's `detail`: what stopped the transfer, in one sentence per reason code the
+/// policy engine returns for a verdict that does not permit it. No request value is in it.
+pub fn blocked_detail(reason_code: &str, destination: &str) -> String {
+    let why = match reason_code {
+        "no_transfer_basis" => "this transfer has no legal basis".to_owned(),
+        "unverified_basis_only" => {
+            "the only basis for this transfer is a knowledge-base row that is not verified, and the policy does not accept an unverified row as the sole basis".to_owned()
+        }
+        "jurisdiction_unknown" => {
+            "the data subject's jurisdiction could not be worked out, and personal data of a subject whose law is unknown is not transferred".to_owned()
+        }
+        "regime_not_modelled" => {
+            "the data subject's jurisdiction has no modelled data-protection regime, and the policy blocks unmodelled jurisdictions".to_owned()
+        }
+        "localisation_required" => format!(
+            "the subject's law requires the primary copy of this data to be created in its home country, and {destination} is outside it; send it to a region there"
+        ),
+        "opted_out" => {
+            "the request carries an opt-out preference signal (Global Privacy Control) that forbids this route's purpose wherever the data goes".to_owned()
+        }
+        "prohibited_transfer" => format!(
+            "the law prohibits sending this data for this route's purpose to {destination}"
+        ),
+        "special_category_condition_missing" => {
+            "the request holds special-category data, which needs its own condition (such as explicit consent) on file for this route, and none is".to_owned()
+        }
+        "evidence_missing" => {
+            "the subject's law requires documented evidence for every transfer, and this route has none on file".to_owned()
+        }
+        "policy_override" => {
+            "the configured policy forbids this transfer, although the law would allow it".to_owned()
+        }
+        "uninspectable" => {
+            "the request body could not be inspected, and this route rejects what it cannot inspect".to_owned()
+        }
+        _ => "this transfer is not permitted".to_owned(),
+    };
+    format!("{why} ({reason_code}); nothing was forwarded")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::blocked_detail;
+
+    #[test]
+    fn every_blocking_reason_code_has_its_own_sentence() {
+        // Every code the policy engine gives a verdict that does not permit the transfer.
+        let codes = [
+            "no_transfer_basis",
+            "unverified_basis_only",
+            "jurisdiction_unknown",
+            "regime_not_modelled",
+            "localisation_required",
+            "opted_out",
+            "prohibited_transfer",
+            "special_category_condition_missing",
+            "evidence_missing",
+            "policy_override",
+            "uninspectable",
+        ];
+        let fallback = blocked_detail("something_new", "us-east (US)");
+        assert_eq!(
+            fallback,
+            "this transfer is not permitted (something_new); nothing was forwarded"
+        );
+        let mut seen = std::collections::HashSet::new();
+        for code in codes {
+            let d = blocked_detail(code, "us-east (US)");
+            assert!(
+                d.ends_with(&format!(" ({code}); nothing was forwarded")),
+                "{d}"
+            );
+            assert!(!d.starts_with("this transfer is not permitted"), "{d}");
+            if code != "no_transfer_basis" {
+                assert!(!d.contains("no legal basis"), "{d}");
+            }
+            let sentence = d.strip_suffix(&format!(" ({code}); nothing was forwarded"));
+            assert!(seen.insert(sentence.map(str::to_owned)), "{d}");
+        }
+    }
 }

@@ -132,6 +132,7 @@ where
             resolution: None,
             subject_id: None,
             directory: crate::context::DirectoryUse::None,
+            first_write: None,
             decision: None,
             home_region: None,
             destination: None,

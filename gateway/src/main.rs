@@ -53,16 +53,20 @@ enum TraceCommand {
     /// Write a new random 32-byte key (hex) to FILE, for `[trace] signing_key` or
     /// `[trace.pseudonym_keys]`; prints the Ed25519 public key that goes with it.
     Keygen { file: PathBuf },
-    /// List decisions, filtered, as a table or JSON lines.
+    /// List decisions and refusals (requests answered before any decision), filtered, as a
+    /// table or JSON lines (each with a `kind` field).
     List {
         dir: PathBuf,
         #[command(flatten)]
         filter: TraceFilter,
+        /// Only decisions or only refusals (default both).
+        #[arg(long, value_parser = domicile_gateway::trace::read::KINDS)]
+        kind: Option<String>,
         /// JSON lines instead of a table.
         #[arg(long)]
         json: bool,
     },
-    /// One decision with its reason trail, in words.
+    /// One decision with its reason trail (or one refusal), in words.
     Show { dir: PathBuf, id: String },
     /// Re-evaluate recorded decisions under another config (and date): what would change.
     Replay {
@@ -142,6 +146,7 @@ impl TraceFilter {
             route: self.route,
             category: self.category,
             id: self.id,
+            kind: None,
         }
     }
 }
@@ -311,10 +316,19 @@ fn trace(cmd: TraceCommand) -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-        TraceCommand::List { dir, filter, json } => {
-            let Some(kept) = load_filtered(&dir, filter) else {
+        TraceCommand::List {
+            dir,
+            filter,
+            kind,
+            json,
+        } => {
+            let Some(trail) = load(&dir) else {
                 return ExitCode::FAILURE;
             };
+            let kept = trail.listing(&read::Filter {
+                kind,
+                ..filter.into_filter()
+            });
             if !json && !emit(read::table_header()) {
                 return ExitCode::SUCCESS;
             }
@@ -334,11 +348,11 @@ fn trace(cmd: TraceCommand) -> ExitCode {
             let Some(trail) = load(&dir) else {
                 return ExitCode::FAILURE;
             };
-            match trail
-                .decisions
-                .iter()
-                .find(|r| r["decision_id"] == id.as_str())
-            {
+            match trail.find(&id) {
+                Some(r) if read::kind_of(r) == "refusal" => {
+                    emit(read::show_refusal(r).trim_end());
+                    ExitCode::SUCCESS
+                }
                 Some(r) => {
                     emit(read::show(r, trail.outcomes.get(&id)).trim_end());
                     ExitCode::SUCCESS

@@ -379,13 +379,60 @@ fn trace_commands_verify_list_show_and_count_the_demo_trail() {
         .unwrap()
         .to_owned();
     assert!(post("/customers", "198.51.100.7").starts_with("HTTP/1.1 200"));
+    let refused = http(
+        &listen,
+        "GET /nowhere HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n",
+    );
+    assert!(refused.starts_with("HTTP/1.1 404"), "{refused}");
+    let refused_id = refused
+        .split("\"decision_id\":\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
     stop(child);
 
     let dir = tmp.path().join("domicile-demo").join("traces");
     let d = dir.to_str().unwrap();
     let (code, out) = run(&["trace", "verify", d]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("2 files, 0 broken"), "{out}");
+    assert!(out.contains("3 files, 0 broken"), "{out}");
+
+    // Refusals are listed beside decisions; --kind keeps one kind.
+    let (code, out) = run(&["trace", "list", d]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.lines().count(), 5, "{out}");
+    let (code, out) = run(&["trace", "list", d, "--kind", "refusal"]);
+    assert_eq!(code, 0, "{out}");
+    let rows: Vec<&str> = out.lines().skip(1).collect();
+    assert_eq!(rows.len(), 1, "{out}");
+    assert!(
+        rows[0].contains(&refused_id)
+            && rows[0].contains("refused")
+            && rows[0].contains("no_route")
+            && rows[0].contains("answered 404"),
+        "{out}"
+    );
+    let (_, out) = run(&["trace", "list", d, "--kind", "decision", "--json"]);
+    assert_eq!(out.lines().count(), 3, "{out}");
+    assert!(
+        out.lines().all(|l| l.contains("\"kind\":\"decision\"")),
+        "{out}"
+    );
+    let (code, out) = run(&["trace", "list", d, "--kind", "other"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("invalid value 'other' for '--kind <KIND>'"),
+        "{out}"
+    );
+    let (code, out) = run(&["trace", "show", d, &refused_id]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("outcome      refused with 404 (no_route) before any decision"),
+        "{out}"
+    );
 
     let (code, out) = run(&["trace", "list", d, "--verdict", "block"]);
     assert_eq!(code, 0, "{out}");

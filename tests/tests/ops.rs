@@ -363,3 +363,65 @@ async fn the_admin_api_serves_decisions_with_filters() {
     assert!(!r.text().contains("a@example.com"));
     gw.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_admin_api_lists_refusals_beside_decisions_with_a_kind_filter() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let gw = Gateway::two_regions(&eu, &us, "").await;
+    let decided = post_json(
+        &gw.url("/customers"),
+        "192.0.2.1",
+        r#"{"email":"a@example.com"}"#,
+    )
+    .await;
+    let decided_id = decided.header("domicile-decision").unwrap().to_owned();
+    let refused = client::get(&gw.url("/nowhere")).await;
+    assert_eq!(refused.status, 404);
+    let refused_id = refused.json()["decision_id"].as_str().unwrap().to_owned();
+
+    let items = |r: &client::Reply| -> Vec<serde_json::Value> {
+        r.text()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    // Default: both kinds, oldest first, each naming its kind.
+    let all = items(&client::get(&gw.admin_url("/v1/decisions")).await);
+    let got: Vec<(&str, &str)> = all
+        .iter()
+        .map(|r| {
+            (
+                r["kind"].as_str().unwrap(),
+                r["decision_id"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("decision", decided_id.as_str()),
+            ("refusal", refused_id.as_str())
+        ]
+    );
+    assert_eq!(all[1]["reason_code"], "no_route");
+    assert_eq!(all[1]["outcome"]["status"], 404);
+
+    let only = items(&client::get(&gw.admin_url("/v1/decisions?kind=refusal")).await);
+    assert_eq!(only.len(), 1);
+    assert_eq!(only[0]["decision_id"], refused_id.as_str());
+    let only = items(&client::get(&gw.admin_url("/v1/decisions?kind=decision")).await);
+    assert_eq!(only.len(), 1);
+    assert_eq!(only[0]["decision_id"], decided_id.as_str());
+
+    // One refusal opens by its id, like a decision.
+    let one = client::get(&gw.admin_url(&format!("/v1/decisions/{refused_id}")))
+        .await
+        .json();
+    assert_eq!(one["kind"], "refusal");
+    assert_eq!(one["refusal"]["reason_code"], "no_route");
+
+    let bad = client::get(&gw.admin_url("/v1/decisions?kind=verdict")).await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.json()["detail"], "kind must be decision or refusal");
+    gw.running.shutdown().await;
+}

@@ -53,6 +53,10 @@ async fn a_gpc_signal_blocks_sharing_but_not_the_same_data_to_a_service_provider
     let r = client::send(gpc("/ads"), false).await;
     assert_eq!(r.status, 451, "{}", r.text());
     assert_eq!(r.json()["reason"], "opted_out");
+    assert_eq!(
+        r.json()["detail"],
+        "the request carries an opt-out preference signal (Global Privacy Control) that forbids this route's purpose wherever the data goes (opted_out); nothing was forwarded"
+    );
     assert_eq!(us.count(), 0);
     let rec = gw.record(r.header("domicile-decision").unwrap());
     assert!(
@@ -125,6 +129,10 @@ async fn a_block_override_tightens_what_the_contract_would_allow() {
     .await;
     assert_eq!(r.status, 451, "{}", r.text());
     assert_eq!(r.json()["reason"], "policy_override");
+    assert_eq!(
+        r.json()["detail"],
+        "the configured policy forbids this transfer, although the law would allow it (policy_override); nothing was forwarded"
+    );
     assert_eq!(us.count(), 0);
     gw.running.shutdown().await;
 }

@@ -669,5 +669,126 @@ async fn a_citizenship_field_in_the_body_is_citizenship_evidence_not_residence()
     assert_eq!(r.json()["reason"], "localisation_required");
     assert_eq!((eu.count(), us.count()), (0, 0));
     assert!(!gw.trace_text().contains("a@example.org"));
+}
+
+#[tokio::test]
+async fn trace_show_tells_every_subject_field_in_words() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let extra = format!(
+        "{HEADERS}\n[[resolve.headers]]\nname = \"x-subject-citizenship\"\nsays = \"citizenship\"\n{DIRECTORY}"
+    );
+    let gw = start(
+        &eu,
+        &us,
+        &extra,
+        |_| {},
+        |t| {
+            t.replace(
+                "durability = \"batch\"",
+                &format!(
+                    "durability = \"batch\"\nsubject_id_header = \"x-customer-id\"\n[trace.pseudonym_keys]\neu-central = {{ key = \"{}\" }}\nus-east = {{ key = \"{}\" }}",
+                    "11".repeat(32),
+                    "22".repeat(32)
+                ),
+            )
+        },
+    )
+    .await;
+    let r = post_with(
+        &gw.url("/customers/c-77"),
+        &[
+            ("x-forwarded-for", US_IP),
+            ("x-subject-country", "12"),
+            ("x-subject-citizenship", "fr"),
+            ("x-customer-id", "c-77"),
+        ],
+        r#"{"phone":"+49 30 901820"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let id = r.header("domicile-decision").unwrap().to_owned();
+    let rec = gw.record(&id);
+    let shown = domicile_gateway::trace::read::show(&rec, None);
+    let s = &rec["subject"];
+    for want in [
+        "subject      US, DE under US-FED, US-CA-CCPA, GDPR; the evidence conflicts, every plausible jurisdiction is evaluated and the strictest answer applies (rule strictest)".to_owned(),
+        "plausible    US (60%), DE (40%) of the evidence weight".to_owned(),
+        "citizenship  citizen of FR".to_owned(),
+        "rejected     header evidence at header:x-subject-country was not used: the value is not a valid country or region (invalid_value)".to_owned(),
+        format!(
+            "geoip        database built on {}",
+            s["geoip_build_date"].as_str().unwrap()
+        ),
+        "home region  us-east (from the home of the subject's jurisdiction)".to_owned(),
+        "directory    first write: this request's destination is stored as the subject's home"
+            .to_owned(),
+        format!(
+            "pseudonym    {} (keyed HMAC-SHA256 of the subject id)",
+            s["pseudonym"].as_str().unwrap()
+        ),
+    ] {
+        assert!(shown.contains(&want), "missing {want:?} in\n{shown}");
+    }
+    assert!(!shown.contains("c-77"), "{shown}");
+
+    // A later request finds the entry; the home region comes from the directory.
+    let r = post_with(
+        &gw.url("/customers/c-77"),
+        &[("x-forwarded-for", US_IP)],
+        r#"{"phone":"+49 30 901820"}"#,
+    )
+    .await;
+    let shown = domicile_gateway::trace::read::show(
+        &gw.record(r.header("domicile-decision").unwrap()),
+        None,
+    );
+    for want in [
+        "home region  eu-central (from the subject directory's entry)",
+        "directory    the subject's entry was found and used",
+    ] {
+        assert!(shown.contains(want), "missing {want:?} in\n{shown}");
+    }
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_first_write_whose_record_cannot_be_written_leaves_no_directory_entry() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    // A file where us-east's trace directory would go: us-east's records cannot be written
+    // (as on a full or read-only disk), eu-central's can.
+    let gw = start(
+        &eu,
+        &us,
+        DIRECTORY,
+        |dir| {
+            std::fs::create_dir_all(dir.join("traces")).unwrap();
+            std::fs::write(dir.join("traces").join("us-east"), "not a directory").unwrap();
+        },
+        |t| t,
+    )
+    .await;
+    let body = r#"{"email":"c@example.com"}"#;
+    let r = post_json(&gw.url("/customers/c-90"), US_IP, body).await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.json()["type"], "urn:domicile:problem:trace_unavailable");
+    assert_eq!(
+        r.json()["detail"],
+        "the decision record could not be written; nothing was forwarded"
+    );
+    assert_eq!(us.count(), 0);
+    // No record, so no entry: the next request is a first write again.
+    let r = admin(&gw, "GET", "/v1/subjects/c-90", None).await;
+    assert_eq!(r.status, 404, "{}", r.text());
+
+    // A subject whose record is written is stored, naming that record.
+    let r = post_json(&gw.url("/customers/c-91"), EU_IP, body).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let id = r.header("domicile-decision").unwrap().to_owned();
+    assert_eq!(gw.record(&id)["subject"]["directory"], "stored");
+    let e = admin(&gw, "GET", "/v1/subjects/c-91", None).await.json();
+    assert_eq!(
+        (&e["home_region"], &e["source"], &e["decision_id"]),
+        (&json!("eu-central"), &json!("first_write"), &json!(id))
+    );
     gw.running.shutdown().await;
 }

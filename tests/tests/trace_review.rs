@@ -80,6 +80,9 @@ async fn the_review_page_filters_lists_and_opens_a_decision_with_its_reason_trai
         r#"{"email":"jane@example.com"}"#,
     )
     .await;
+    let refused = client::get(&gw.url("/nowhere")).await;
+    assert_eq!(refused.status, 404);
+    let refused_id = refused.json()["decision_id"].as_str().unwrap().to_owned();
     let allowed_id = allowed.header("domicile-decision").unwrap().to_owned();
     let blocked_id = blocked.header("domicile-decision").unwrap().to_owned();
 
@@ -128,6 +131,43 @@ async fn the_review_page_filters_lists_and_opens_a_decision_with_its_reason_trai
     );
     assert!(dom.contains("C-311/18"), "{dom}");
     assert!(dom.contains("us-east (US, operated by acme-us)"), "{dom}");
+
+    // Refusals are listed beside decisions, and one opens like a decision.
+    let dom = dump_dom(
+        browser.clone(),
+        gw.admin_url(&format!("/review#token={TOKEN}&open={refused_id}")),
+    )
+    .await;
+    assert!(dom.contains("2 decisions, 1 refusal<"), "{dom}");
+    assert!(
+        dom.contains(&format!(
+            "<tr data-id=\"{refused_id}\" data-kind=\"refusal\" class=\"kind-refusal\">"
+        )),
+        "{dom}"
+    );
+    assert!(
+        dom.contains("<td class=\"verdict\">refused</td><td>no_route</td>"),
+        "{dom}"
+    );
+    assert!(
+        dom.contains("<span id=\"detail-kind\">Refusal</span>"),
+        "{dom}"
+    );
+    assert!(
+        dom.contains("refused with 404 (no_route) before any decision: nothing was forwarded"),
+        "{dom}"
+    );
+    // The kind filter keeps refusals only.
+    let dom = dump_dom(
+        browser.clone(),
+        gw.admin_url(&format!("/review#token={TOKEN}&kind=refusal")),
+    )
+    .await;
+    assert!(dom.contains("0 decisions, 1 refusal<"), "{dom}");
+    assert!(
+        dom.contains(&refused_id) && !dom.contains(&blocked_id),
+        "{dom}"
+    );
 
     // Without the token the page loads but shows no decision.
     let dom = dump_dom(browser, gw.admin_url("/review#verdict=block")).await;

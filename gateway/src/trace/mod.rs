@@ -231,9 +231,12 @@ where
         // Without fsync the record is chained into memory right here: no hand-off, no wait.
         if let Some(written) = self.writer.append_now(&region, &body) {
             return match written {
-                Ok(()) => PhaseFuture::Inner {
-                    fut: self.inner.call(req),
-                },
+                Ok(()) => {
+                    first_write(&mut req);
+                    PhaseFuture::Inner {
+                        fut: self.inner.call(req),
+                    }
+                }
                 Err(e) => PhaseFuture::Answered {
                     res: Some(write_failed(&decision_id, &e)),
                 },
@@ -247,9 +250,17 @@ where
                 if let Err(e) = writer.append(region, body).await {
                     return Ok(write_failed(&decision_id, &e));
                 }
+                first_write(&mut req);
                 inner.call(req).await
             }),
         }
+    }
+}
+
+/// The record is written: a new subject's first write may now be stored in the directory.
+fn first_write(req: &mut Request<Body>) {
+    if let Some(ctx) = req.extensions_mut().get_mut::<RequestContext>() {
+        crate::decide::commit_first_write(ctx);
     }
 }
 

@@ -45,7 +45,22 @@ pub struct Filter {
     /// A finding category.
     pub category: Option<String>,
     pub id: Option<String>,
+    /// `decision` or `refusal` (a request answered before any decision).
+    pub kind: Option<String>,
 }
+
+/// The kind of a record: `decision` for `domicile.decision/1`, `refusal` for
+/// `domicile.refusal/1`, empty for anything else.
+pub fn kind_of(r: &Value) -> &'static str {
+    match r["schema"].as_str() {
+        Some(SCHEMA) => "decision",
+        Some(super::refusal::REFUSAL_SCHEMA) => "refusal",
+        _ => "",
+    }
+}
+
+/// The values `kind` may take.
+pub const KINDS: [&str; 2] = ["decision", "refusal"];
 
 fn str_of<'a>(v: &'a Value, path: &[&str]) -> &'a str {
     let mut v = v;
@@ -65,6 +80,7 @@ impl Filter {
             && eq(&self.route, str_of(r, &["route"]))
             && eq(&self.region, str_of(r, &["destination", "region"]))
             && eq(&self.id, str_of(r, &["decision_id"]))
+            && eq(&self.kind, kind_of(r))
             && self.basis_kind.as_deref().is_none_or(|k| {
                 r["basis"].as_array().is_some_and(|b| {
                     b.iter()
@@ -102,6 +118,38 @@ pub struct Trail {
     pub outcomes: BTreeMap<String, Value>,
     /// Requests answered before a decision, oldest first.
     pub refusals: Vec<Value>,
+}
+
+impl Trail {
+    /// Decision and refusal records that pass `filter`, oldest first, each with a `kind` field
+    /// (`decision` or `refusal`) added.
+    pub fn listing(&self, filter: &Filter) -> Vec<Value> {
+        let mut out: Vec<Value> = self
+            .decisions
+            .iter()
+            .chain(&self.refusals)
+            .filter(|r| filter.matches(r))
+            .map(|r| {
+                let mut r = r.clone();
+                let kind = kind_of(&r);
+                if let Some(o) = r.as_object_mut() {
+                    o.insert("kind".into(), Value::from(kind));
+                }
+                r
+            })
+            .collect();
+        // Stable: a decision and a refusal of the same microsecond keep that order.
+        out.sort_by(|a, b| str_of(a, &["time"]).cmp(str_of(b, &["time"])));
+        out
+    }
+
+    /// The decision or refusal record with this id.
+    pub fn find(&self, id: &str) -> Option<&Value> {
+        self.decisions
+            .iter()
+            .chain(&self.refusals)
+            .find(|r| r["decision_id"] == id)
+    }
 }
 
 /// Reads every line under `dir`.
@@ -165,6 +213,23 @@ pub fn refusals(refusals: &[Value]) -> String {
 
 /// One line of `list`'s table.
 pub fn table_row(r: &Value) -> String {
+    if kind_of(r) == "refusal" {
+        // Refused before a decision: no route, subject or destination was worked out.
+        return format!(
+            "{:<27} {:<26} {:<12} {:<8} {:<12} {:<8} {:<22} {}",
+            str_of(r, &["time"]),
+            str_of(r, &["decision_id"]),
+            "-",
+            "-",
+            "-",
+            "refused",
+            str_of(r, &["reason_code"]),
+            match r["outcome"]["status"].as_u64() {
+                Some(st) => format!("answered {st}"),
+                None => "-".into(),
+            },
+        );
+    }
     let list = |v: &Value| -> String {
         v.as_array()
             .map(|a| {
@@ -195,6 +260,133 @@ pub fn table_header() -> String {
         "{:<27} {:<26} {:<12} {:<8} {:<12} {:<8} {:<22} {}",
         "TIME", "DECISION", "ROUTE", "SUBJECT", "DESTINATION", "VERDICT", "REASON", "BASIS"
     )
+}
+
+/// One refusal (a request answered before any decision) in words.
+pub fn show_refusal(r: &Value) -> String {
+    let mut s = String::new();
+    let line = |s: &mut String, k: &str, v: String| {
+        s.push_str(&format!("{k:<13}{v}\n"));
+    };
+    line(&mut s, "refusal", str_of(r, &["decision_id"]).into());
+    line(&mut s, "time", str_of(r, &["time"]).into());
+    line(
+        &mut s,
+        "gateway",
+        format!(
+            "{} ({}), policy revision {}",
+            str_of(r, &["gateway", "instance"]),
+            r["gateway"]["region"].as_str().unwrap_or("no region set"),
+            str_of(r, &["policy_revision"])
+        ),
+    );
+    line(
+        &mut s,
+        "request",
+        format!(
+            "{} from {}",
+            str_of(r, &["method"]),
+            r["client_address"].as_str().unwrap_or("an unknown client")
+        ),
+    );
+    line(
+        &mut s,
+        "outcome",
+        format!(
+            "refused with {} ({}) before any decision: nothing was forwarded",
+            r["outcome"]["status"],
+            str_of(r, &["reason_code"])
+        ),
+    );
+    s
+}
+
+/// The subject fields past jurisdictions and regimes, in words; each line only when recorded.
+fn subject_details(s: &mut String, subj: &Value) {
+    let mut line = |k: &str, v: String| s.push_str(&format!("{k:<13}{v}\n"));
+    let plausible: Vec<String> = subj["plausible"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| format!("{} ({}%)", str_of(p, &["country"]), p["confidence"]))
+        .collect();
+    if !plausible.is_empty() {
+        line(
+            "plausible",
+            format!("{} of the evidence weight", plausible.join(", ")),
+        );
+    }
+    let citizenship: Vec<&str> = subj["citizenship"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if !citizenship.is_empty() {
+        line(
+            "citizenship",
+            format!("citizen of {}", citizenship.join(", ")),
+        );
+    }
+    for r in subj["rejected_evidence"].as_array().into_iter().flatten() {
+        let why = match str_of(r, &["reason"]) {
+            "spoof" => "sent by a peer that is not a trusted proxy (spoof)".to_owned(),
+            "expired" => "the token had expired (expired)".to_owned(),
+            "anonymous" => "the address belongs to an anonymising network (anonymous)".to_owned(),
+            "unknown_region" => {
+                "it names a region that is not configured (unknown_region)".to_owned()
+            }
+            "invalid_value" => {
+                "the value is not a valid country or region (invalid_value)".to_owned()
+            }
+            "invalid_claim" => {
+                "the token's claim is not a valid country or region (invalid_claim)".to_owned()
+            }
+            other => format!("it did not verify ({other})"),
+        };
+        line(
+            "rejected",
+            format!(
+                "{} evidence at {} was not used: {why}",
+                str_of(r, &["source"]),
+                str_of(r, &["location"])
+            ),
+        );
+    }
+    if let Some(date) = subj["geoip_build_date"].as_str() {
+        line("geoip", format!("database built on {date}"));
+    }
+    if let Some(home) = subj["home_region"].as_str() {
+        let from = match str_of(subj, &["home_region_source"]) {
+            "directory" => "the subject directory's entry",
+            "token" => "a verified token's claim",
+            "header" => "a trusted proxy's header",
+            "jurisdiction" => "the home of the subject's jurisdiction",
+            _ => "an unrecorded source",
+        };
+        line("home region", format!("{home} (from {from})"));
+    }
+    if let Some(d) = subj["directory"].as_str() {
+        line(
+            "directory",
+            match d {
+                "found" => "the subject's entry was found and used".to_owned(),
+                "absent" => "no entry for this subject; none was stored".to_owned(),
+                "stored" => {
+                    "first write: this request's destination is stored as the subject's home"
+                        .to_owned()
+                }
+                "failed" => "the directory could not be read or written".to_owned(),
+                other => other.to_owned(),
+            },
+        );
+    }
+    if let Some(p) = subj["pseudonym"].as_str() {
+        line(
+            "pseudonym",
+            format!("{p} (keyed HMAC-SHA256 of the subject id)"),
+        );
+    }
 }
 
 /// One decision in words, with its reason trail and, when recorded, its outcome.
@@ -253,13 +445,18 @@ pub fn show(r: &Value, outcome: Option<&Value>) -> String {
             } else {
                 regimes.join(", ")
             },
-            if subj["conflict"].as_bool() == Some(true) {
-                "; the evidence conflicts, the strictest applies"
-            } else {
-                ""
+            match (subj["conflict"].as_bool(), subj["rule"].as_str()) {
+                (Some(true), Some("precedence")) => {
+                    "; the evidence conflicts, the highest-ranked source decides (rule precedence)"
+                }
+                (Some(true), _) => {
+                    "; the evidence conflicts, every plausible jurisdiction is evaluated and the strictest answer applies (rule strictest)"
+                }
+                _ => "",
             }
         ),
     );
+    subject_details(&mut s, subj);
     line(
         &mut s,
         "client",

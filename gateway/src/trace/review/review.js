@@ -1,8 +1,8 @@
 'use strict';
-// The review page: filters, the list of decisions and one decision with its reason trail, all
-// read from the admin API. Text from records is only ever set as textContent.
+// The review page: filters, the list of decisions and refusals, and one decision with its reason
+// trail (or one refusal), all read from the admin API. Text from records is only ever set as textContent.
 
-const FILTERS = ['verdict', 'jurisdiction', 'region', 'route', 'category', 'basis_kind', 'since', 'until', 'id'];
+const FILTERS = ['kind', 'verdict', 'jurisdiction', 'region', 'route', 'category', 'basis_kind', 'since', 'until', 'id'];
 const TOKEN_KEY = 'domicile-admin-token';
 const form = document.getElementById('filters');
 const statusLine = document.getElementById('status');
@@ -55,22 +55,38 @@ async function list() {
     const records = text.split('\n').filter(Boolean).map((l) => JSON.parse(l)).reverse();
     const body = document.querySelector('#decisions tbody');
     body.replaceChildren();
+    let refused = 0;
     for (const r of records) {
       const row = document.createElement('tr');
-      row.className = 'verdict-' + r.verdict;
       row.dataset.id = r.decision_id;
+      row.dataset.kind = r.kind;
       cell(row, r.time);
       cell(row, r.decision_id, 'id');
-      cell(row, r.route);
-      cell(row, joined(r.subject && r.subject.jurisdictions));
-      cell(row, r.destination ? r.destination.region : '-');
-      cell(row, r.verdict, 'verdict');
-      cell(row, r.reason_code);
-      cell(row, joined(r.basis));
+      if (r.kind === 'refusal') {
+        refused += 1;
+        row.className = 'kind-refusal';
+        cell(row, '-');
+        cell(row, '-');
+        cell(row, '-');
+        cell(row, 'refused', 'verdict');
+        cell(row, r.reason_code);
+        cell(row, 'answered ' + (r.outcome ? r.outcome.status : '-'));
+      } else {
+        row.className = 'verdict-' + r.verdict;
+        cell(row, r.route);
+        cell(row, joined(r.subject && r.subject.jurisdictions));
+        cell(row, r.destination ? r.destination.region : '-');
+        cell(row, r.verdict, 'verdict');
+        cell(row, r.reason_code);
+        cell(row, joined(r.basis));
+      }
       row.addEventListener('click', () => show(r.decision_id));
       body.appendChild(row);
     }
-    say(records.length + (records.length === 1 ? ' decision' : ' decisions'));
+    const decided = records.length - refused;
+    let summary = decided + (decided === 1 ? ' decision' : ' decisions');
+    if (refused) summary += ', ' + refused + (refused === 1 ? ' refusal' : ' refusals');
+    say(summary);
   } catch (e) {
     say('Could not load decisions: ' + e.message, true);
   }
@@ -86,10 +102,17 @@ function field(dl, name, value) {
 
 async function show(id) {
   try {
-    const { decision: r, outcome: o } = await (await api('/v1/decisions/' + encodeURIComponent(id))).json();
-    document.getElementById('detail-id').textContent = r.decision_id;
+    const found = await (await api('/v1/decisions/' + encodeURIComponent(id))).json();
     const dl = document.getElementById('detail-fields');
     dl.replaceChildren();
+    document.getElementById('reasons').replaceChildren();
+    if (found.kind === 'refusal') {
+      showRefusal(found.refusal, dl);
+      return;
+    }
+    const { decision: r, outcome: o } = found;
+    document.getElementById('detail-kind').textContent = 'Decision';
+    document.getElementById('detail-id').textContent = r.decision_id;
     const s = r.subject || {};
     field(dl, 'time', r.time);
     field(dl, 'request', r.method + ' on route ' + r.route + ' (purpose ' + r.purpose + ')');
@@ -129,6 +152,18 @@ async function show(id) {
   } catch (e) {
     say('Could not open decision ' + id + ': ' + e.message, true);
   }
+}
+
+// A request answered before any decision: what was refused, when and with which status.
+function showRefusal(r, dl) {
+  document.getElementById('detail-kind').textContent = 'Refusal';
+  document.getElementById('detail-id').textContent = r.decision_id;
+  const out = r.outcome || {};
+  field(dl, 'time', r.time);
+  field(dl, 'request', r.method + ' from ' + (r.client_address || 'an unknown client'));
+  field(dl, 'outcome', 'refused with ' + out.status + ' (' + r.reason_code + ') before any decision: nothing was forwarded');
+  field(dl, 'policy revision', r.policy_revision);
+  document.getElementById('detail').hidden = false;
 }
 
 form.addEventListener('submit', (ev) => {
