@@ -792,3 +792,62 @@ async fn a_first_write_whose_record_cannot_be_written_leaves_no_directory_entry(
     );
     gw.running.shutdown().await;
 }
+
+/// An RSA key pair kept for this test only (`tests/fixtures/`): the test key generator makes
+/// EC and Ed25519 keys, not RSA.
+const RS256_PRIVATE: &str = include_str!("../fixtures/rs256-test-private.pem");
+const RS256_PUBLIC: &str = include_str!("../fixtures/rs256-test-public.pem");
+
+#[tokio::test]
+async fn an_rs256_token_is_verified_and_a_tampered_one_is_not() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let tokens = r#"
+[resolve.tokens]
+
+[[resolve.tokens.issuers]]
+issuer = "https://rsa.example"
+audience = ["domicile"]
+pem = "rsa.pem"
+"#;
+    let gw = start(
+        &eu,
+        &us,
+        tokens,
+        |d| std::fs::write(d.join("rsa.pem"), RS256_PUBLIC).unwrap(),
+        |t| t,
+    )
+    .await;
+    let key = EncodingKey::from_rsa_pem(RS256_PRIVATE.as_bytes()).unwrap();
+    let claims = json!({"iss": "https://rsa.example", "aud": "domicile", "exp": now() + 300,
+        "country": "SE"});
+    let token = encode(&Header::new(Algorithm::RS256), &claims, &key).unwrap();
+    let url = gw.url("/customers");
+    let body = r#"{"email":"sven@example.se"}"#;
+    let r = post_with(&url, &[("authorization", &format!("Bearer {token}"))], body).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("domicile-region"), Some("eu-central"));
+    let rec = gw.record(r.header("domicile-decision").unwrap());
+    assert_eq!(rec["subject"]["jurisdictions"], json!(["SE"]));
+    assert_eq!(rec["subject"]["evidence"][0]["source"], "token");
+
+    // The same signature over other claims (the country changed to US): not evidence.
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    let forged = json!({"iss": "https://rsa.example", "aud": "domicile", "exp": now() + 300,
+        "country": "US"});
+    parts[1] = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(forged.to_string());
+    let r = post_with(
+        &url,
+        &[("authorization", &format!("Bearer {}", parts.join(".")))],
+        body,
+    )
+    .await;
+    assert_eq!(r.status, 451, "{}", r.text());
+    assert_eq!(r.json()["reason"], "jurisdiction_unknown");
+    let rec = gw.record(r.header("domicile-decision").unwrap());
+    assert_eq!(
+        rec["subject"]["rejected_evidence"],
+        json!([{"source": "token", "location": "header:authorization", "reason": "bad_signature"}])
+    );
+    assert_eq!((eu.count(), us.count()), (1, 0));
+    gw.running.shutdown().await;
+}
