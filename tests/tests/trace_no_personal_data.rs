@@ -2,14 +2,14 @@
 //! format and evasion) goes through the gateway to routes that forward and routes that block,
 //! from several client addresses, with subject identifiers, headers, cookies, paths and query
 //! strings carrying corpus values; then every file under the trace directory (every region,
-//! `unresolved/`, rotated files and their checkpoints) and the `/metrics` text are scanned for
-//! each value in the forms a writer could leak it.
+//! `unresolved/`, rotated files and their checkpoints), the gateway's log output (JSON, at debug
+//! level) and the `/metrics` text are scanned for each value in the forms a writer could leak it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use domicile_gateway::inspect::corpus::{self, Evasion, Format};
@@ -68,49 +68,72 @@ fn leak_forms(value: &str) -> BTreeSet<String> {
     forms
 }
 
-/// Where `needle` occurs in `hay` as a whole token: not glued to a letter or digit on either
-/// side (a hash or an id is hex or base32 and holds any short digit string by chance; a leaked
-/// value stands between quotes, separators or punctuation).
-fn find_token(hay: &str, needle: &str) -> Option<usize> {
+/// Whether the match `start..end` of `needle` in `hay` is a whole token: not glued to a letter
+/// or digit on either side (a hash or an id is hex or base32 and holds any short digit string by
+/// chance; a leaked value stands between quotes, separators or punctuation).
+fn is_token(hay: &str, start: usize, end: usize) -> bool {
+    let needle = &hay[start..end];
     let glued = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
-    let first = needle.chars().next()?;
-    let last = needle.chars().last()?;
-    let mut from = 0;
-    while let Some(at) = hay[from..].find(needle) {
-        let start = from + at;
-        let end = start + needle.len();
-        let before = hay[..start].chars().next_back();
-        let after = hay[end..].chars().next();
-        let left_ok = !first.is_alphanumeric() || !glued(before);
-        let right_ok = !last.is_alphanumeric() || !glued(after);
-        if left_ok && right_ok {
-            return Some(start);
-        }
-        from = start + first.len_utf8();
-    }
-    None
+    let (Some(first), Some(last)) = (needle.chars().next(), needle.chars().last()) else {
+        return false;
+    };
+    let left_ok = !first.is_alphanumeric() || !glued(hay[..start].chars().next_back());
+    let right_ok = !last.is_alphanumeric() || !glued(hay[end..].chars().next());
+    left_ok && right_ok
 }
 
-/// Every leak of any of `values` in `text`, as (value, form, a little context).
-fn leaks(values: &[String], text: &str) -> Vec<(String, String, String)> {
-    let mut out = Vec::new();
-    for v in values {
-        for form in leak_forms(v) {
-            if let Some(at) = find_token(text, &form) {
-                let mut lo = at.saturating_sub(40);
-                while !text.is_char_boundary(lo) {
-                    lo -= 1;
-                }
-                let mut hi = (at + form.len() + 40).min(text.len());
-                while !text.is_char_boundary(hi) {
-                    hi += 1;
-                }
-                out.push((v.clone(), form, text[lo..hi].to_owned()));
-                break;
+/// All forms of all values in one Aho-Corasick automaton.
+struct Scanner {
+    ac: aho_corasick::AhoCorasick,
+    forms: Vec<String>,
+    owner: Vec<String>,
+}
+
+impl Scanner {
+    fn new(values: &[String]) -> Scanner {
+        let (mut forms, mut owner) = (Vec::new(), Vec::new());
+        for v in values {
+            for f in leak_forms(v) {
+                forms.push(f);
+                owner.push(v.clone());
             }
         }
+        let ac = aho_corasick::AhoCorasick::new(&forms).unwrap();
+        Scanner { ac, forms, owner }
     }
-    out
+
+    /// Every value leaked in `text` (once each), as (value, form, a little context).
+    fn leaks(&self, text: &str) -> Vec<(String, String, String)> {
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
+        for m in self.ac.find_overlapping_iter(text) {
+            let (at, end) = (m.start(), m.end());
+            let v = &self.owner[m.pattern().as_usize()];
+            if !text.is_char_boundary(at)
+                || !text.is_char_boundary(end)
+                || seen.contains(v)
+                || !is_token(text, at, end)
+            {
+                continue;
+            }
+            seen.insert(v.clone());
+            let mut lo = at.saturating_sub(40);
+            while !text.is_char_boundary(lo) {
+                lo -= 1;
+            }
+            let mut hi = (end + 40).min(text.len());
+            while !text.is_char_boundary(hi) {
+                hi += 1;
+            }
+            let form = self.forms[m.pattern().as_usize()].clone();
+            out.push((v.clone(), form, text[lo..hi].to_owned()));
+        }
+        out
+    }
+}
+
+fn leaks(values: &[String], text: &str) -> Vec<(String, String, String)> {
+    Scanner::new(values).leaks(text)
 }
 
 #[test]
@@ -178,6 +201,49 @@ fn pct(s: &str) -> String {
         .collect()
 }
 
+/// Log output collected in memory.
+#[derive(Clone, Default)]
+struct LogBuf(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Collects the gateway's own log events at debug level (stricter than any configured level),
+/// in the JSON format `[log] format = "json"` writes.
+fn capture_logs() -> LogBuf {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    let buf = LogBuf::default();
+    let writer = buf.clone();
+    let layer = tracing_subscriber::fmt::layer()
+        .json()
+        .with_writer(move || writer.clone());
+    let targets = tracing_subscriber::filter::Targets::new()
+        .with_target("domicile", tracing_subscriber::filter::LevelFilter::DEBUG)
+        .with_target(
+            "domicile_gateway",
+            tracing_subscriber::filter::LevelFilter::DEBUG,
+        )
+        .with_target(
+            "domicile_regions",
+            tracing_subscriber::filter::LevelFilter::DEBUG,
+        )
+        .with_target(
+            "domicile_policy",
+            tracing_subscriber::filter::LevelFilter::DEBUG,
+        );
+    let subscriber = tracing_subscriber::registry().with(layer.with_filter(targets));
+    tracing_subscriber::util::SubscriberInitExt::try_init(subscriber).unwrap();
+    buf
+}
+
 const FIELD_ROUTE: &str = r#"
 [[routes]]
 id = "orders"
@@ -211,6 +277,8 @@ async fn no_corpus_value_appears_in_any_trace_file_or_the_metrics() {
     assert_eq!(evasions.len(), Evasion::ALL.len());
     assert_eq!(corpus.locales().len(), 14);
 
+    let logs = capture_logs();
+    let started = std::time::Instant::now();
     let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("sign.key"), "07".repeat(32)).unwrap();
@@ -336,6 +404,34 @@ async fn no_corpus_value_appears_in_any_trace_file_or_the_metrics() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let requests_took = started.elapsed();
+    let scanner = Scanner::new(&values);
+    // The scanner sees the values where they are: in what the backends received (blocked
+    // requests and evaded values aside, about a quarter of them).
+    let received: String = eu
+        .received()
+        .into_iter()
+        .chain(us.received())
+        .map(|r| {
+            let headers: Vec<_> = r
+                .headers
+                .values()
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .collect();
+            format!(
+                "{} {}\n{}\n",
+                r.path,
+                headers.join("\n"),
+                String::from_utf8_lossy(&r.body)
+            )
+        })
+        .collect();
+    let at_backends = scanner.leaks(&received).len();
+    assert!(
+        at_backends > values.len() / 5,
+        "{at_backends} of {} values seen at the backends",
+        values.len()
+    );
     let files = files_under(&gw.trace_dir());
     let mut bytes = 0usize;
     let mut found = Vec::new();
@@ -352,17 +448,21 @@ async fn no_corpus_value_appears_in_any_trace_file_or_the_metrics() {
             rotated += 1;
         }
         regions.insert(f.parent().unwrap().file_name().unwrap().to_owned());
-        for (v, form, ctx) in leaks(&values, &text) {
+        for (v, form, ctx) in scanner.leaks(&text) {
             found.push(format!("{}: {v:?} as {form:?} in …{ctx}…", f.display()));
         }
     }
-    for (v, form, ctx) in leaks(&values, &metrics) {
+    for (v, form, ctx) in scanner.leaks(&metrics) {
         found.push(format!("/metrics: {v:?} as {form:?} in …{ctx}…"));
     }
+    let log = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    for (v, form, ctx) in scanner.leaks(&log) {
+        found.push(format!("log: {v:?} as {form:?} in …{ctx}…"));
+    }
     println!(
-        "{} short values not checked; checked {} personal values ({} forms) against {} bytes in {} trace files ({} rotated, \
-         regions {:?}) and {} bytes of /metrics; {sent} decided and {refused} refused requests, \
-         statuses {statuses:?}",
+        "{} short values not checked; {at_backends} values seen at the backends; checked {} personal values ({} forms) against {} bytes in {} trace files ({} rotated, \
+         regions {:?}), {} bytes of log ({} lines) and {} bytes of /metrics; {sent} decided and {refused} refused requests, \
+         statuses {statuses:?}; requests {requests_took:?}, scan {:?}",
         vocabulary.len(),
         values.len(),
         values.iter().map(|v| leak_forms(v).len()).sum::<usize>(),
@@ -370,7 +470,10 @@ async fn no_corpus_value_appears_in_any_trace_file_or_the_metrics() {
         files.len(),
         rotated,
         regions,
+        log.len(),
+        log.lines().count(),
         metrics.len(),
+        started.elapsed() - requests_took,
     );
     assert!(
         found.is_empty(),
