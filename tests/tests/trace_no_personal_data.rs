@@ -45,17 +45,7 @@ fn leak_forms(value: &str) -> BTreeSet<String> {
             .collect();
         forms.insert(escaped);
     }
-    let pct: String = value
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
-    forms.insert(pct);
+    forms.insert(pct(value));
     if value.chars().filter(char::is_ascii_digit).count() >= 6 {
         let compact: String = value
             .chars()
@@ -189,10 +179,11 @@ fn header_value(s: &str) -> HeaderValue {
     HeaderValue::from_bytes(s.replace(['\r', '\n'], " ").as_bytes()).unwrap()
 }
 
+/// Percent-encoding of everything but the unreserved characters.
 fn pct(s: &str) -> String {
     s.bytes()
         .map(|b| {
-            if b.is_ascii_alphanumeric() {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
                 (b as char).to_string()
             } else {
                 format!("%{b:02X}")
