@@ -27,6 +27,12 @@ pub enum Body {
         prefix: Option<Bytes>,
         rest: hyper::body::Incoming,
     },
+    /// A backend's response that holds the request's place under the backend's concurrency
+    /// limit until its last frame (or until it is dropped).
+    Held {
+        body: hyper::body::Incoming,
+        slot: Option<crate::upstream::InFlight>,
+    },
 }
 
 impl Body {
@@ -61,6 +67,14 @@ impl HttpBody for Body {
                 }
                 Pin::new(rest).poll_frame(cx).map_err(Into::into)
             }
+            Body::Held { body, slot } => {
+                let frame = Pin::new(body).poll_frame(cx);
+                if matches!(frame, Poll::Ready(None | Some(Err(_)))) {
+                    // The response is over: the place is free for the next request.
+                    slot.take();
+                }
+                frame.map_err(Into::into)
+            }
         }
     }
 
@@ -74,6 +88,7 @@ impl HttpBody for Body {
             Body::Chained { prefix, rest } => {
                 prefix.as_ref().is_none_or(Bytes::is_empty) && rest.is_end_stream()
             }
+            Body::Held { body, .. } => body.is_end_stream(),
         }
     }
 
@@ -101,6 +116,7 @@ impl HttpBody for Body {
                 }
                 h
             }
+            Body::Held { body, .. } => body.size_hint(),
         }
     }
 }

@@ -181,8 +181,8 @@ async fn forward(
         .pools
         .get(region)
         .map_or(crate::upstream::Pick::Down, |p| p.pick_slot());
-    // Held until the backend's response head arrives.
-    let (backend, _slot) = match pick {
+    // Held until the backend's response body has been passed on.
+    let (backend, slot) = match pick {
         crate::upstream::Pick::Backend(b, slot) => (b, slot),
         crate::upstream::Pick::Saturated => {
             // Load shedding: every live backend of the region is at its concurrency limit.
@@ -371,7 +371,13 @@ async fn forward(
                     .headers
                     .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
             }
-            Response::from_parts(parts, Body::Incoming(body))
+            Response::from_parts(
+                parts,
+                Body::Held {
+                    body,
+                    slot: Some(slot),
+                },
+            )
         }
         Ok(Err(e)) => {
             if e.is_connect() {

@@ -50,16 +50,18 @@ pub struct Backend {
     pub connect_timeout: Duration,
     pub health: Option<(String, Duration)>,
     /// Requests awaiting this backend's response head.
-    inflight: AtomicUsize,
+    inflight: Arc<AtomicUsize>,
     /// At most this many at once; more are shed (`max_concurrent`).
     pub max_concurrent: Option<usize>,
 }
 
 /// A request's place under a backend's concurrency limit, released on drop.
+/// A request's place under a backend's concurrency limit, held until the response body has
+/// been passed on (or dropped).
 #[derive(Debug)]
-pub struct InFlight<'a>(&'a AtomicUsize);
+pub struct InFlight(Arc<AtomicUsize>);
 
-impl Drop for InFlight<'_> {
+impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
@@ -69,7 +71,7 @@ impl Drop for InFlight<'_> {
 #[derive(Debug)]
 pub enum Pick<'a> {
     /// This backend, with the request's place under its limit.
-    Backend(&'a Backend, InFlight<'a>),
+    Backend(&'a Backend, InFlight),
     /// Every live backend is at its concurrency limit: the request is shed.
     Saturated,
     /// No backend is up.
@@ -104,9 +106,9 @@ impl Backend {
     }
 
     /// Takes a place under the concurrency limit, if one is free.
-    pub fn try_acquire(&self) -> Option<InFlight<'_>> {
+    pub fn try_acquire(&self) -> Option<InFlight> {
         let prev = self.inflight.fetch_add(1, Ordering::AcqRel);
-        let slot = InFlight(&self.inflight);
+        let slot = InFlight(self.inflight.clone());
         match self.max_concurrent {
             Some(max) if prev >= max => None,
             _ => Some(slot),
@@ -255,7 +257,7 @@ fn build_backend(b: &BackendConfig) -> Result<Backend, String> {
         response_timeout: b.response_timeout,
         connect_timeout: b.connect_timeout,
         health: b.health.clone(),
-        inflight: AtomicUsize::new(0),
+        inflight: Arc::new(AtomicUsize::new(0)),
         max_concurrent: b.max_concurrent,
     })
 }
