@@ -112,7 +112,7 @@ fn record_outcome(
         error,
         latency_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
     };
-    let mut body = Vec::with_capacity(192);
+    let mut body = Vec::with_capacity(256);
     line.write_json(&mut body);
     if !w.append_detached(crate::trace::record_region(ctx), body) {
         metrics::counter!(m::TRACE_OUTCOMES_DROPPED).increment(1);
@@ -345,7 +345,12 @@ async fn forward(
         h.remove(header::HOST);
     }
     let started = Instant::now();
-    let result = tokio::time::timeout(backend.response_timeout, backend.send(req)).await;
+    let result = tokio::time::timeout(
+        backend.response_timeout,
+        // Boxed: the client's future is large, and every future around this one is moved.
+        Box::pin(backend.send(req)),
+    )
+    .await;
     m::observe_upstream(region, started.elapsed().as_secs_f64());
     match result {
         Ok(Ok(mut res)) => {

@@ -169,7 +169,7 @@ pub fn encode(
             status,
         },
     };
-    let mut body = Vec::with_capacity(1536);
+    let mut body = Vec::with_capacity(2048);
     record.write_json(&mut body);
     Some((region_dir, body))
 }
