@@ -351,7 +351,9 @@ fn location(path: &[String], generalise_indices: bool) -> String {
     for s in path {
         p.push('/');
         let index = !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
-        if (index && generalise_indices) || (!index && !super::safe_key(s)) {
+        // An all-digit segment may be an object key that is data (a card number as a key):
+        // it is masked like any other key unless it is safe.
+        if (index && generalise_indices) || !super::safe_key(s) {
             p.push('*');
         } else {
             p.push_str(s);

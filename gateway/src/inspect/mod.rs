@@ -714,7 +714,13 @@ fn read_multipart(
 pub fn inspect_trailers(trailers: &HeaderMap, out: &mut Inspection) {
     for (name, value) in trailers {
         if let Ok(v) = value.to_str() {
-            detect::scan(v, |h| out.push(h, format!("trailer:{name}")));
+            // Trailer names are the client's choice: a name that is data is masked.
+            let location = if safe_key(name.as_str()) {
+                format!("trailer:{name}")
+            } else {
+                "trailer:*".to_owned()
+            };
+            detect::scan(v, |h| out.push(h, location.clone()));
         }
     }
 }
