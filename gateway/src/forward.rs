@@ -218,7 +218,7 @@ async fn forward(
         None => http::uri::PathAndQuery::try_from(format!("{base_path}/")),
     };
     let uri = pq.map_err(http::Error::from).and_then(|pq| {
-        if backend.fast.is_some() {
+        if backend.uses_pool() {
             Ok(Uri::from(pq))
         } else {
             Uri::builder()
@@ -324,21 +324,20 @@ async fn forward(
     if let Ok(v) = HeaderValue::try_from(header_list(ctx)) {
         h.insert(headers::SUBJECT_JURISDICTION, v);
     }
-    match route.map(|r| &r.upstream_host) {
-        Some(UpstreamHost::Backend) | None => {
-            if let Some(Ok(v)) = backend
-                .url
-                .authority()
-                .map(|a| HeaderValue::from_str(a.as_str()))
-            {
-                h.insert(header::HOST, v);
-            }
-        }
-        Some(UpstreamHost::Preserve) => {
-            if let Some(v) = original_host {
-                h.insert(header::HOST, v);
-            }
-        }
+    let backend_host = || {
+        backend
+            .url
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    };
+    // An HTTP/1.1 request always carries a Host: the client's when preserved and sent,
+    // else the backend's.
+    let host = match route.map(|r| &r.upstream_host) {
+        Some(UpstreamHost::Preserve) => original_host.or_else(backend_host),
+        Some(UpstreamHost::Backend) | None => backend_host(),
+    };
+    if let Some(v) = host {
+        h.insert(header::HOST, v);
     }
     if is_h2_backend {
         // HTTP/2 carries the authority in :authority; a Host header is not sent.

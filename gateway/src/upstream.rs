@@ -55,7 +55,6 @@ pub struct Backend {
     pub max_concurrent: Option<usize>,
 }
 
-/// A request's place under a backend's concurrency limit, released on drop.
 /// A request's place under a backend's concurrency limit, held until the response body has
 /// been passed on (or dropped).
 #[derive(Debug)]
@@ -79,30 +78,25 @@ pub enum Pick<'a> {
 }
 
 impl Backend {
-    /// Sends a request with an absolute URI to this backend.
+    /// Sends a request to this backend: in origin form with a `Host` header for the lean
+    /// HTTP/1.1 pool, with an absolute URI for the general client (see [`Backend::uses_pool`]).
     pub async fn send(
         &self,
-        mut req: http::Request<Body>,
+        req: http::Request<Body>,
     ) -> Result<http::Response<hyper::body::Incoming>, crate::pool::SendError> {
-        if let Some(pool) = &self.fast {
-            // Origin form on the wire, with a Host header (HTTP/1.1 requires one).
-            if !req.headers().contains_key(http::header::HOST)
-                && let Some(Ok(v)) = req
-                    .uri()
-                    .authority()
-                    .map(|a| http::HeaderValue::from_str(a.as_str()))
-            {
-                req.headers_mut().insert(http::header::HOST, v);
-            }
-            if let Some(pq) = req.uri().path_and_query().cloned() {
-                *req.uri_mut() = Uri::from(pq);
-            }
-            return pool.send(req).await;
+        match &self.fast {
+            Some(pool) => pool.send(req).await,
+            None => self
+                .client
+                .request(req)
+                .await
+                .map_err(crate::pool::SendError::Client),
         }
-        self.client
-            .request(req)
-            .await
-            .map_err(crate::pool::SendError::Client)
+    }
+
+    /// Whether requests go through the lean HTTP/1.1 pool (origin-form URIs).
+    pub fn uses_pool(&self) -> bool {
+        self.fast.is_some()
     }
 
     /// Takes a place under the concurrency limit, if one is free.
@@ -113,11 +107,6 @@ impl Backend {
             Some(max) if prev >= max => None,
             _ => Some(slot),
         }
-    }
-
-    /// Requests awaiting this backend now.
-    pub fn in_flight(&self) -> usize {
-        self.inflight.load(Ordering::Acquire)
     }
 
     pub fn is_up(&self) -> bool {
@@ -141,14 +130,26 @@ impl Backend {
             return true;
         };
         let base = self.url.path().trim_end_matches('/');
-        let uri = Uri::builder()
-            .scheme(self.url.scheme_str().unwrap_or("http"))
-            .authority(self.url.authority().map_or("", |a| a.as_str()))
-            .path_and_query(format!("{base}{path}"))
-            .build();
+        let pq = format!("{base}{path}");
+        let authority = self.url.authority().map_or("", |a| a.as_str());
+        let uri = if self.uses_pool() {
+            Uri::try_from(pq).map_err(http::Error::from)
+        } else {
+            Uri::builder()
+                .scheme(self.url.scheme_str().unwrap_or("http"))
+                .authority(authority)
+                .path_and_query(pq)
+                .build()
+        };
         let Ok(uri) = uri else { return false };
         let mut req = http::Request::new(crate::body::Body::Empty);
         *req.uri_mut() = uri;
+        // HTTP/1.1 on the lean pool needs a Host header; the general client sets its own.
+        if self.uses_pool()
+            && let Ok(host) = http::HeaderValue::from_str(authority)
+        {
+            req.headers_mut().insert(http::header::HOST, host);
+        }
         let limit = (*interval).min(self.connect_timeout + Duration::from_secs(1));
         let ok = matches!(
             tokio::time::timeout(limit, self.send(req)).await,
@@ -165,8 +166,7 @@ impl Backend {
 
     /// Marks the backend down for [`DOWN_FOR`] after it failed to answer.
     pub fn mark_failed(&self) {
-        self.down_until
-            .store(now_ms() + DOWN_FOR.as_millis() as u64, Ordering::Relaxed);
+        self.mark_down_for(DOWN_FOR);
     }
 }
 

@@ -166,20 +166,7 @@ impl GeoIp {
 
 /// The UTC date of a Unix time, `YYYY-MM-DD`.
 fn civil_date(epoch: u64) -> String {
-    {
-        let days = (epoch / 86_400) as i64;
-        // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let d = doy - (153 * mp + 2) / 5 + 1;
-        let m = if mp < 10 { mp + 3 } else { mp - 9 };
-        let y = yoe + era * 400 + i64::from(m <= 2);
-        format!("{y:04}-{m:02}-{d:02}")
-    }
+    domicile_policy::Date::from_unix_seconds(i64::try_from(epoch).unwrap_or(i64::MAX)).to_string()
 }
 
 /// Builds a small country database in memory, e.g. for the demo and for tests.

@@ -42,7 +42,8 @@ pub const MIN_KEY_BYTES: usize = 32;
 #[derive(Clone)]
 pub struct Pseudonyms {
     pub header: http::HeaderName,
-    keys: HashMap<String, Vec<u8>>,
+    /// Each region's HMAC, keyed once at load; a request clones it.
+    keys: HashMap<String, Hmac<Sha256>>,
 }
 
 impl fmt::Debug for Pseudonyms {
@@ -59,14 +60,17 @@ impl fmt::Debug for Pseudonyms {
 impl Pseudonyms {
     /// Builds pseudonyms from keys already checked (for tests and tools).
     pub fn new(header: http::HeaderName, keys: HashMap<String, Vec<u8>>) -> Pseudonyms {
+        let keys = keys
+            .into_iter()
+            .filter_map(|(region, k)| Some((region, Hmac::<Sha256>::new_from_slice(&k).ok()?)))
+            .collect();
         Pseudonyms { header, keys }
     }
 
     /// The pseudonym of `id` in `region`: HMAC-SHA256 under that region's key, as hex. `None`
     /// when the region has no key: the identifier is then not recorded at all.
     pub fn pseudonym(&self, region: &str, id: &[u8]) -> Option<String> {
-        let key = self.keys.get(region)?;
-        let mut mac = Hmac::<Sha256>::new_from_slice(key).ok()?;
+        let mut mac = self.keys.get(region)?.clone();
         mac.update(id);
         Some(hex::encode(mac.finalize().into_bytes()))
     }
@@ -224,7 +228,7 @@ pub(super) fn validate(c: &mut Checker<'_>, raw: &FileConfig) -> TraceExtras {
                     );
                 }
             }
-            Some(Arc::new(Pseudonyms { header, keys }))
+            Some(Arc::new(Pseudonyms::new(header, keys)))
         }
         _ => None,
     };

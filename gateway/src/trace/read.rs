@@ -262,24 +262,27 @@ pub fn table_header() -> String {
     )
 }
 
+/// One labelled line of `show`'s output.
+fn line(s: &mut String, k: &str, v: String) {
+    s.push_str(&format!("{k:<13}{v}\n"));
+}
+
+/// The record's gateway: instance, region and policy revision.
+fn gateway_line(r: &Value) -> String {
+    format!(
+        "{} ({}), policy revision {}",
+        str_of(r, &["gateway", "instance"]),
+        r["gateway"]["region"].as_str().unwrap_or("no region set"),
+        str_of(r, &["policy_revision"])
+    )
+}
+
 /// One refusal (a request answered before any decision) in words.
 pub fn show_refusal(r: &Value) -> String {
     let mut s = String::new();
-    let line = |s: &mut String, k: &str, v: String| {
-        s.push_str(&format!("{k:<13}{v}\n"));
-    };
     line(&mut s, "refusal", str_of(r, &["decision_id"]).into());
     line(&mut s, "time", str_of(r, &["time"]).into());
-    line(
-        &mut s,
-        "gateway",
-        format!(
-            "{} ({}), policy revision {}",
-            str_of(r, &["gateway", "instance"]),
-            r["gateway"]["region"].as_str().unwrap_or("no region set"),
-            str_of(r, &["policy_revision"])
-        ),
-    );
+    line(&mut s, "gateway", gateway_line(r));
     line(
         &mut s,
         "request",
@@ -392,9 +395,6 @@ fn subject_details(s: &mut String, subj: &Value) {
 /// One decision in words, with its reason trail and, when recorded, its outcome.
 pub fn show(r: &Value, outcome: Option<&Value>) -> String {
     let mut s = String::new();
-    let line = |s: &mut String, k: &str, v: String| {
-        s.push_str(&format!("{k:<13}{v}\n"));
-    };
     let list = |v: &Value| -> Vec<String> {
         v.as_array()
             .map(|a| {
@@ -407,16 +407,7 @@ pub fn show(r: &Value, outcome: Option<&Value>) -> String {
     };
     line(&mut s, "decision", str_of(r, &["decision_id"]).into());
     line(&mut s, "time", str_of(r, &["time"]).into());
-    line(
-        &mut s,
-        "gateway",
-        format!(
-            "{} ({}), policy revision {}",
-            str_of(r, &["gateway", "instance"]),
-            r["gateway"]["region"].as_str().unwrap_or("no region set"),
-            str_of(r, &["policy_revision"])
-        ),
-    );
+    line(&mut s, "gateway", gateway_line(r));
     line(
         &mut s,
         "request",
