@@ -451,6 +451,25 @@ mod tests {
     }
 
     #[test]
+    fn an_object_key_that_is_data_is_masked_even_when_all_digits() {
+        let mut m = FieldMap::default();
+        m.declare("/cards/*", "payment_card").unwrap();
+        let fields = m.fields_for(&Method::POST, "/orders").unwrap();
+        let a = apply(
+            &fields,
+            r#"{"cards":{"4111111111111111":"visa","7":"short"},"list":[{"x":1}]}"#,
+        );
+        assert_eq!(
+            a.declared,
+            vec![
+                (Category::PaymentCard, "/cards/*".to_owned()),
+                (Category::PaymentCard, "/cards/7".to_owned()),
+            ]
+        );
+        assert!(!format!("{a:?}").contains("4111111111111111"));
+    }
+
+    #[test]
     fn bad_pointers_and_categories_are_refused() {
         let mut m = FieldMap::default();
         assert!(

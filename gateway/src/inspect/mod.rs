@@ -1100,6 +1100,18 @@ mod tests {
     }
 
     #[test]
+    fn a_trailer_name_that_is_data_is_masked() {
+        let mut t = HeaderMap::new();
+        t.insert("x-4111111111111111", "jane@example.com".parse().unwrap());
+        t.insert("x-contact", "joe@example.com".parse().unwrap());
+        let mut i = Inspection::default();
+        inspect_trailers(&t, &mut i);
+        let mut l = locations(&i);
+        l.sort_unstable();
+        assert_eq!(l, vec!["trailer:*", "trailer:x-contact"]);
+    }
+
+    #[test]
     fn gzip_bodies_and_declared_charsets_are_read() {
         use std::io::Write;
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
