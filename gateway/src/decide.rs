@@ -271,10 +271,12 @@ fn decide(ctx: &mut RequestContext, gpc: bool, read: bool) {
     // The first lawful candidate with a live backend. A lawful region that is down is
     // remembered: if no other lawful region can take the request, the answer is 503, never a
     // region where the transfer is unlawful.
+    // The categories found, once for every candidate evaluated below.
+    let categories = ctx.inspection.categories();
     let mut first: Option<(Arc<str>, Decision)> = None;
     let mut lawful_but_down: Option<(Arc<str>, Decision)> = None;
     for region_id in &candidates {
-        let Some(d) = evaluate_for(ctx, route, region_id, gpc) else {
+        let Some(d) = evaluate_for(ctx, route, region_id, gpc, &categories) else {
             continue;
         };
         if d.verdict.permits() {
@@ -302,7 +304,7 @@ fn decide(ctx: &mut RequestContext, gpc: bool, read: bool) {
             .filter(|r| !candidates.contains(r))
             .collect();
         for region_id in others {
-            let Some(mut d) = evaluate_for(ctx, route, &region_id, gpc) else {
+            let Some(mut d) = evaluate_for(ctx, route, &region_id, gpc, &categories) else {
                 continue;
             };
             if d.verdict.permits() && region_available(ctx, &region_id) {
@@ -350,6 +352,7 @@ pub fn evaluate_for(
     route: &crate::config::RouteConfig,
     region_id: &str,
     gpc: bool,
+    categories: &[domicile_policy::Category],
 ) -> Option<Decision> {
     let region = ctx.snapshot.registry.get(region_id)?;
     let jurisdictions: &[domicile_policy::Country] = ctx
@@ -357,7 +360,6 @@ pub fn evaluate_for(
         .as_ref()
         .map_or(&[], |r| r.jurisdictions.as_slice());
     let incomplete = ctx.resolution.as_ref().is_none_or(|r| r.incomplete());
-    let categories = ctx.inspection.categories();
     // Legal dates are days in each regime's own time zone: the engine reads the instant.
     // `at` (Brussels) only names the day in messages about unmodelled jurisdictions.
     let secs = ctx.received_micros.div_euclid(1_000_000);
@@ -372,7 +374,7 @@ pub fn evaluate_for(
         // follow their citizens (Russia's 152-FZ).
         citizenship,
         incomplete,
-        categories: &categories,
+        categories,
         purpose: &route.purpose,
         destination: Destination {
             region: &region.id,

@@ -122,7 +122,8 @@ impl Found {
 }
 
 fn country_of(v: &str) -> Option<domicile_policy::Country> {
-    domicile_policy::Country::parse(&v.trim().to_ascii_uppercase()).ok()
+    // `Country::parse` takes either case.
+    domicile_policy::Country::parse(v.trim()).ok()
 }
 
 fn collect(

@@ -412,8 +412,8 @@ fn claim<'a>(claims: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
 }
 
 fn as_country(v: &Value) -> Option<Country> {
-    v.as_str()
-        .and_then(|s| Country::parse(&s.to_ascii_uppercase()).ok())
+    // `Country::parse` takes either case.
+    v.as_str().and_then(|s| Country::parse(s).ok())
 }
 
 /// The bearer token of an `Authorization` header value, if it is one.
