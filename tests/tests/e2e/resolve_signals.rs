@@ -806,8 +806,8 @@ async fn a_first_write_whose_record_cannot_be_written_leaves_no_directory_entry(
 
 /// An RSA key pair kept for this test only (`tests/fixtures/`): the test key generator makes
 /// EC and Ed25519 keys, not RSA.
-const RS256_PRIVATE: &str = include_str!("../fixtures/rs256-test-private.pem");
-const RS256_PUBLIC: &str = include_str!("../fixtures/rs256-test-public.pem");
+const RS256_PRIVATE: &str = include_str!("../../fixtures/rs256-test-private.pem");
+const RS256_PUBLIC: &str = include_str!("../../fixtures/rs256-test-public.pem");
 
 #[tokio::test]
 async fn an_rs256_token_is_verified_and_a_tampered_one_is_not() {

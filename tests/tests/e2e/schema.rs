@@ -72,14 +72,20 @@ fn validate(schema: &Value, v: &Value, at: &str, errors: &mut Vec<String>) {
 
 #[tokio::test]
 async fn every_trace_line_conforms_to_the_published_schemas() {
-    let decision: Value =
-        serde_json::from_str(include_str!("../../gateway/schema/decision-1.schema.json")).unwrap();
-    let outcome: Value =
-        serde_json::from_str(include_str!("../../gateway/schema/outcome-1.schema.json")).unwrap();
-    let refusal: Value =
-        serde_json::from_str(include_str!("../../gateway/schema/refusal-1.schema.json")).unwrap();
+    let decision: Value = serde_json::from_str(include_str!(
+        "../../../gateway/schema/decision-1.schema.json"
+    ))
+    .unwrap();
+    let outcome: Value = serde_json::from_str(include_str!(
+        "../../../gateway/schema/outcome-1.schema.json"
+    ))
+    .unwrap();
+    let refusal: Value = serde_json::from_str(include_str!(
+        "../../../gateway/schema/refusal-1.schema.json"
+    ))
+    .unwrap();
     let checkpoint: Value = serde_json::from_str(include_str!(
-        "../../gateway/schema/checkpoint-1.schema.json"
+        "../../../gateway/schema/checkpoint-1.schema.json"
     ))
     .unwrap();
     let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
