@@ -9,10 +9,8 @@
 
 use std::borrow::Cow;
 
-use rustc_hash::FxHashMap;
-
 use super::detect::lexicon::{self, Field};
-use super::detect::{self, Hit, Value};
+use super::detect::{self, Hit, Profile, Value};
 
 /// Why a document could not be walked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +25,7 @@ enum Seg<'a> {
 }
 
 /// What a key says, worked out once per distinct key.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 struct KeyInfo {
     field: Option<Field>,
     /// The key names the local part of an address (`user`, `local_part`, `mailbox`).
@@ -36,47 +34,80 @@ struct KeyInfo {
     domain: bool,
     /// The key itself may be personal data (a detector fires on it).
     personal: bool,
+    /// The key may appear in a location as it is ([`super::safe_key`]).
+    safe: bool,
 }
 
 impl KeyInfo {
     fn of(k: &str) -> KeyInfo {
+        let personal = detect::is_personal(k);
         KeyInfo {
             field: lexicon::classify(k),
             local: contains_ci(k, "local") || contains_ci(k, "user") || contains_ci(k, "mailbox"),
             domain: contains_ci(k, "domain"),
-            personal: detect::is_personal(k),
+            personal,
+            safe: super::plain_key(k) && !personal,
         }
     }
 }
 
-/// Distinct keys remembered per thread. An API's keys are few and repeat in every request.
-const MAX_KEYS: usize = 4096;
-
-thread_local! {
-    static KEYS: std::cell::RefCell<FxHashMap<Box<str>, KeyInfo>> =
-        std::cell::RefCell::new(FxHashMap::default());
+/// What keys mean, remembered per thread: an API's keys are few and repeat in every request.
+/// Direct-mapped by a hash of the key, so a lookup is one hash and one comparison; keys that
+/// are themselves personal data, and long keys, are never remembered.
+struct KeyCache {
+    slots: Vec<Option<(Box<str>, KeyInfo)>>,
 }
 
-/// What a key means, from the per-thread memory when it was seen before. Keys that are
-/// themselves personal data, and long keys, are never remembered.
-fn key_info(k: &str) -> KeyInfo {
-    if k.len() > 64 {
-        return KeyInfo::of(k);
+/// Slots in a [`KeyCache`] (a power of two).
+const KEY_SLOTS: usize = 1024;
+
+impl KeyCache {
+    fn new() -> KeyCache {
+        KeyCache {
+            slots: vec![None; KEY_SLOTS],
+        }
     }
-    if let Some(info) = KEYS.with(|m| m.borrow().get(k).copied()) {
-        return info;
-    }
-    let info = KeyInfo::of(k);
-    if !info.personal {
-        KEYS.with(|m| {
-            let mut m = m.borrow_mut();
-            if m.len() >= MAX_KEYS {
-                m.clear();
+
+    /// A hash of the key's length and its first and last eight bytes.
+    fn slot(k: &[u8]) -> usize {
+        let n = k.len();
+        let (head, tail) = if n >= 8 {
+            let mut head = [0u8; 8];
+            let mut tail = [0u8; 8];
+            head.copy_from_slice(&k[..8]);
+            tail.copy_from_slice(&k[n - 8..]);
+            (u64::from_le_bytes(head), u64::from_le_bytes(tail))
+        } else {
+            let mut head = 0u64;
+            for (i, &c) in k.iter().enumerate() {
+                head |= u64::from(c) << (8 * i);
             }
-            m.insert(k.into(), info);
-        });
+            (head, 0)
+        };
+        let h = (head ^ tail.rotate_left(29) ^ n as u64).wrapping_mul(0x517c_c1b7_2722_0a95);
+        (h >> 40) as usize & (KEY_SLOTS - 1)
     }
-    info
+
+    fn get(&mut self, k: &str) -> KeyInfo {
+        if k.len() > 64 {
+            return KeyInfo::of(k);
+        }
+        let slot = &mut self.slots[Self::slot(k.as_bytes())];
+        if let Some((key, info)) = slot
+            && **key == *k
+        {
+            return *info;
+        }
+        let info = KeyInfo::of(k);
+        if !info.personal {
+            *slot = Some((k.into(), info));
+        }
+        info
+    }
+}
+
+thread_local! {
+    static KEYS: std::cell::RefCell<KeyCache> = std::cell::RefCell::new(KeyCache::new());
 }
 
 enum Frame {
@@ -84,8 +115,9 @@ enum Frame {
     Array(usize),
 }
 
-struct Walker<'a, F: FnMut(Hit, String)> {
+struct Walker<'a, 'k, F: FnMut(Hit, String)> {
     s: &'a str,
+    keys: &'k mut KeyCache,
     b: &'a [u8],
     i: usize,
     path: Vec<Seg<'a>>,
@@ -110,8 +142,22 @@ struct Fragments {
 
 /// Walks `s`, calling `out(hit, json_pointer)` for every finding.
 pub fn walk(s: &str, max_depth: usize, out: impl FnMut(Hit, String)) -> Result<(), JsonError> {
+    KEYS.with(|keys| match keys.try_borrow_mut() {
+        Ok(mut keys) => walk_with(s, max_depth, &mut keys, out),
+        // A walk inside a walk (never on the request path) remembers keys on its own.
+        Err(_) => walk_with(s, max_depth, &mut KeyCache::new(), out),
+    })
+}
+
+fn walk_with(
+    s: &str,
+    max_depth: usize,
+    keys: &mut KeyCache,
+    out: impl FnMut(Hit, String),
+) -> Result<(), JsonError> {
     let mut w = Walker {
         s,
+        keys,
         b: s.as_bytes(),
         i: 0,
         path: Vec::new(),
@@ -129,9 +175,9 @@ fn pointer(path: &[Seg<'_>], last_key_is_value: bool) -> String {
         p.push('/');
         match seg {
             Seg::Index(i) => p.push_str(&i.to_string()),
-            Seg::Key(k, _) => {
+            Seg::Key(k, info) => {
                 let is_last = n + 1 == path.len();
-                if (is_last && last_key_is_value) || !super::safe_key(k) {
+                if (is_last && last_key_is_value) || !info.safe {
                     p.push('*');
                 } else {
                     for c in k.chars() {
@@ -148,7 +194,7 @@ fn pointer(path: &[Seg<'_>], last_key_is_value: bool) -> String {
     p
 }
 
-impl<'a, F: FnMut(Hit, String)> Walker<'a, F> {
+impl<'a, F: FnMut(Hit, String)> Walker<'a, '_, F> {
     fn ws(&mut self) {
         while self.i < self.b.len() && matches!(self.b[self.i], b' ' | b'\t' | b'\n' | b'\r') {
             self.i += 1;
@@ -205,9 +251,9 @@ impl<'a, F: FnMut(Hit, String)> Walker<'a, F> {
                     }
                 }
                 b'"' => {
-                    let v = self.string()?;
+                    let (v, profile) = self.string()?;
                     if !v.is_empty() {
-                        let found = self.value(Value::Str(&v));
+                        let found = self.string_value(&v, profile);
                         self.fragment(&v, found);
                     } else {
                         self.flush();
@@ -280,8 +326,8 @@ impl<'a, F: FnMut(Hit, String)> Walker<'a, F> {
         if self.peek() != Some(b'"') {
             return Err(JsonError::Invalid);
         }
-        let k = self.string()?;
-        let info = key_info(&k);
+        let (k, _) = self.string()?;
+        let info = self.keys.get(&k);
         self.path.push(Seg::Key(k, info));
         if info.personal
             && let Some(Seg::Key(k, _)) = self.path.last()
@@ -303,11 +349,25 @@ impl<'a, F: FnMut(Hit, String)> Walker<'a, F> {
 
     /// Runs the detectors on one value; whether anything was found.
     fn value(&mut self, v: Value<'_>) -> bool {
+        self.detect(|field, out| detect::scan_classified(field, v, out))
+    }
+
+    /// [`Self::value`] for a string, with its profile when the reader learnt it.
+    fn string_value(&mut self, v: &str, profile: Option<Profile>) -> bool {
+        match profile {
+            Some(p) => self.detect(|field, out| detect::scan_str(field, v, &p, out)),
+            None => self.value(Value::Str(v)),
+        }
+    }
+
+    /// Runs `scan` with the current field, reporting its hits at the current location;
+    /// whether a value detector fired.
+    fn detect(&mut self, scan: impl FnOnce(Option<Field>, &mut dyn FnMut(Hit))) -> bool {
         let field = self.field();
         let path = &self.path;
         let out = &mut self.out;
         let mut found = false;
-        detect::scan_classified(field, v, &mut |h| {
+        scan(field, &mut |h| {
             // A finding made from the field name alone does not stop the value from being
             // part of a value split across fields.
             found |= !h.detector.starts_with("field.");
@@ -441,34 +501,34 @@ impl<'a, F: FnMut(Hit, String)> Walker<'a, F> {
         Ok(())
     }
 
-    /// Reads a string starting at `"`, returning its decoded text.
-    fn string(&mut self) -> Result<Cow<'a, str>, JsonError> {
+    /// Reads a string starting at `"`, returning its decoded text and, when it had no escapes,
+    /// its profile (learnt in the same pass that finds its end).
+    fn string(&mut self) -> Result<(Cow<'a, str>, Option<Profile>), JsonError> {
         self.i += 1;
         let start = self.i;
-        // Fast path: no escapes. The end is found with SIMD search, then the span is checked
-        // for control characters in one vectorisable pass.
-        let end = memchr::memchr2(b'"', b'\\', &self.b[start..]).map(|n| start + n);
-        let stop = end.unwrap_or(self.b.len());
-        if self.b[start..stop].iter().any(|&c| c < 0x20) {
-            return Err(JsonError::Invalid);
-        }
-        self.i = stop;
-        match end {
-            Some(e) if self.b[e] == b'"' => {
-                let s = &self.s[start..e];
-                self.i = e + 1;
-                return Ok(Cow::Borrowed(s));
+        let (run, profile) = detect::json_run(&self.b[start..]);
+        self.i = start + run;
+        match self.b.get(self.i) {
+            Some(b'"') => {
+                let s = &self.s[start..self.i];
+                self.i += 1;
+                return Ok((Cow::Borrowed(s), Some(profile)));
             }
-            Some(_) => {}
-            None => return Err(JsonError::Invalid),
+            Some(b'\\') => {}
+            _ => return Err(JsonError::Invalid),
         }
+        self.escaped(start).map(|s| (Cow::Owned(s), None))
+    }
+
+    /// The rest of a string with escapes, from its start; `self.i` is at the first escape.
+    fn escaped(&mut self, start: usize) -> Result<String, JsonError> {
         let mut out = String::from(&self.s[start..self.i]);
         loop {
             let c = *self.b.get(self.i).ok_or(JsonError::Invalid)?;
             match c {
                 b'"' => {
                     self.i += 1;
-                    return Ok(Cow::Owned(out));
+                    return Ok(out);
                 }
                 b'\\' => {
                     let e = *self.b.get(self.i + 1).ok_or(JsonError::Invalid)?;
@@ -600,6 +660,25 @@ mod tests {
             findings(doc).unwrap(),
             vec![(Category::Email, "/by_email/*".into())]
         );
+    }
+
+    #[test]
+    fn remembered_keys_are_told_apart() {
+        let mut cache = KeyCache::new();
+        // Keys that share a slot replace each other; every answer is the key's own.
+        let keys: Vec<String> = (0..4 * KEY_SLOTS).map(|n| format!("field_{n}")).collect();
+        for _ in 0..2 {
+            for k in &keys {
+                assert_eq!(cache.get(k), KeyInfo::of(k), "{k}");
+            }
+        }
+        assert_eq!(cache.get("email").field, lexicon::classify("email"));
+        assert_eq!(cache.get("emails").field, lexicon::classify("emails"));
+        // A key that is data is never remembered, and never shown.
+        let iban = "DE89370400440532013000";
+        assert!(cache.get(iban).personal && !cache.get(iban).safe);
+        assert!(cache.slots.iter().flatten().all(|(k, _)| &**k != iban));
+        assert!(cache.get("customer").safe);
     }
 
     #[test]

@@ -199,8 +199,12 @@ pub struct Inspection {
     pub not_inspected: Vec<String>,
     /// Fields of the body that the route's field map does not know.
     pub unmapped: Vec<String>,
-    seen: rustc_hash::FxHashSet<(Category, String)>,
+    /// The categories found at each location so far, one bit each.
+    seen: rustc_hash::FxHashMap<String, u32>,
 }
+
+// Every category has its bit in [`Inspection::seen`].
+const _: () = assert!(Category::ALL.len() <= 32);
 
 impl Inspection {
     /// Distinct categories found, with `uninspectable` when the body could not be inspected.
@@ -218,7 +222,15 @@ impl Inspection {
         if self.overflow {
             return;
         }
-        if !self.seen.insert((hit.category, location.clone())) {
+        let bit = 1u32 << (hit.category as u32);
+        let new = match self.seen.get_mut(location.as_str()) {
+            Some(bits) => !std::mem::replace(bits, *bits | bit) & bit != 0,
+            None => {
+                self.seen.insert(location.clone(), bit);
+                true
+            }
+        };
+        if !new {
             // A second finding of the same category at the same place keeps the country
             // evidence the first one lacked (two masked keys share the location `*`).
             if let Some(c) = hit.country
@@ -256,7 +268,7 @@ impl Inspection {
             .find(|f| f.location == location && f.country.is_some())
             .and_then(|f| f.country);
         self.findings.retain(|f| !within(&f.location));
-        self.seen.retain(|(_, l)| !within(l));
+        self.seen.retain(|l, _| !within(l));
         self.push(
             detect::Hit {
                 category,
@@ -278,13 +290,17 @@ pub fn inspect_query(query: &str, out: &mut Inspection) {
 /// number, a name, an address used as a map key); only short, plain identifiers without long
 /// digit runs are kept, anything else is recorded as `*`.
 pub fn safe_key(k: &str) -> bool {
+    plain_key(k) && !detect::is_personal(k)
+}
+
+/// The shape [`safe_key`] asks of a key before running the detectors on it.
+fn plain_key(k: &str) -> bool {
     k.len() <= 64
         && !k.is_empty()
         && k.bytes().all(|c| {
             c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.' | b'$' | b'[' | b']')
         })
         && k.bytes().filter(u8::is_ascii_digit).count() < 5
-        && !detect::is_personal(k)
 }
 
 fn form_pairs(bytes: &[u8], prefix: &str, out: &mut Inspection) {
@@ -604,7 +620,7 @@ fn read_kind(
     match kind {
         Kind::Json => {
             json::walk(text, MAX_JSON_DEPTH, |h, p| {
-                out.push(h, format!("{prefix}{p}"))
+                out.push(h, prefixed(&prefix, p))
             })
             .map_err(|e| match e {
                 json::JsonError::Invalid => Uninspectable::InvalidJson,
@@ -631,7 +647,7 @@ fn read_kind(
             let looks_json = text.trim_start().starts_with(['{', '[']);
             if looks_json {
                 let _ = json::walk(text, MAX_JSON_DEPTH, |h, p| {
-                    out.push(h, format!("{prefix}{p}"))
+                    out.push(h, prefixed(&prefix, p))
                 });
             }
             match at {
@@ -652,6 +668,15 @@ fn read_kind(
 
 /// Multipart bodies nest at most this deep (`multipart/mixed` inside form-data).
 const MAX_MULTIPART_DEPTH: usize = 2;
+
+/// A JSON pointer inside a part, after the part's location (a body's pointer as it is).
+fn prefixed(prefix: &str, pointer: String) -> String {
+    if prefix.is_empty() {
+        pointer
+    } else {
+        format!("{prefix}{pointer}")
+    }
+}
 
 fn read_multipart(
     content_type: &str,

@@ -214,12 +214,36 @@ pub fn base64_text(s: &str) -> Option<String> {
         return None;
     }
     let engine = if url { &URL_SAFE } else { &STANDARD };
+    // Most such values are tokens that decode to random bytes: the first twelve decoded bytes
+    // already say so, before the whole value is decoded.
+    let mut head = [0u8; 12];
+    let n = engine
+        .decode_slice(&body[..body.len().min(16)], &mut head)
+        .ok()?;
+    if !text_prefix(&head[..n]) {
+        return None;
+    }
     let bytes = engine.decode(body).ok()?;
     let text = String::from_utf8(bytes).ok()?;
     let printable = text
         .chars()
         .all(|c| !c.is_control() || matches!(c, '\t' | '\n' | '\r'));
     printable.then_some(text)
+}
+
+/// Whether `b` can begin printable UTF-8 text (a sequence cut at its end still can).
+fn text_prefix(b: &[u8]) -> bool {
+    let valid = match std::str::from_utf8(b) {
+        Ok(t) => t,
+        Err(e) if e.error_len().is_none() => {
+            // Only the last character is incomplete.
+            std::str::from_utf8(&b[..e.valid_up_to()]).unwrap_or_default()
+        }
+        Err(_) => return false,
+    };
+    valid
+        .chars()
+        .all(|c| !c.is_control() || matches!(c, '\t' | '\n' | '\r'))
 }
 
 #[cfg(test)]
@@ -265,5 +289,14 @@ mod tests {
         assert_eq!(base64_text("3q2+7w=="), None);
         assert_eq!(base64_text("550e8400-e29b-41d4-a716-446655440000"), None);
         assert_eq!(base64_text("hello world"), None);
+        // Random tokens are refused from their first bytes; text with multi-byte characters
+        // cut at the end of those bytes is still read whole.
+        assert_eq!(base64_text("72JCiYPtNxrU37bEOyHGZ394GM6rwM6q"), None);
+        assert_eq!(
+            base64_text("YcOpw6nDqcOpw6nDqWpvaG5AZXhhbXBsZS5jb20=").as_deref(),
+            Some("aééééééjohn@example.com")
+        );
+        assert!(text_prefix("abcé".as_bytes()) && text_prefix(&"abcé".as_bytes()[..4]));
+        assert!(!text_prefix(b"ab\x01") && !text_prefix(b"\xff\xfe"));
     }
 }

@@ -25,29 +25,34 @@ pub(super) fn scan(s: &str, contextual: bool, out: &mut dyn FnMut(Hit)) {
     let mut i = 0;
     while i < b.len() {
         // Next word: delimited by spaces and punctuation that never sits inside an identifier.
-        while i < b.len() && is_delim(b[i]) {
+        while i < b.len() && WORD[usize::from(b[i])] & DELIM != 0 {
             i += 1;
         }
         let start = i;
-        while i < b.len() && !is_delim(b[i]) {
+        while i < b.len() && WORD[usize::from(b[i])] & DELIM == 0 {
             i += 1;
         }
         let (mut ws, mut we) = (start, i);
-        while ws < we && matches!(b[ws], b'.' | b'-' | b'/') {
+        while ws < we && WORD[usize::from(b[ws])] & SEP != 0 {
             ws += 1;
         }
-        while we > ws && matches!(b[we - 1], b'.' | b'-' | b'/') {
+        while we > ws && WORD[usize::from(b[we - 1])] & SEP != 0 {
             we -= 1;
         }
         let word = &b[ws..we];
-        // A word longer than any identifier (a digest, a token) is never part of one.
+        let (mut classes, mut alnum) = (0u8, 0usize);
+        for &c in word {
+            let k = WORD[usize::from(c)];
+            classes |= k;
+            alnum += usize::from(k & (DIGIT | UPPER | LOWER) != 0);
+        }
+        // Letters, digits and inner separators only; a digit, or a short upper-case word (an
+        // IBAN's country); no more letters and digits than the longest identifier (a digest, a
+        // token is never part of one).
         let idish = !word.is_empty()
-            && word.len() <= 2 * MAX_COMPACT
-            && word
-                .iter()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'/'))
-            && (word.iter().any(u8::is_ascii_digit)
-                || (word.len() <= 4 && word.iter().all(u8::is_ascii_uppercase)));
+            && classes & OTHER == 0
+            && alnum <= MAX_COMPACT
+            && (classes & DIGIT != 0 || (word.len() <= 4 && classes & !UPPER == 0));
         // A gap of more than one space, or any non-space delimiter, ends a run.
         let joined =
             n > 0 && b[words[n - 1].1..ws].iter().all(|&c| c == b' ') && ws - words[n - 1].1 <= 2;
@@ -67,31 +72,36 @@ pub(super) fn scan(s: &str, contextual: bool, out: &mut dyn FnMut(Hit)) {
     }
 }
 
-fn is_delim(c: u8) -> bool {
-    c.is_ascii_whitespace()
-        || matches!(
-            c,
-            b',' | b';'
-                | b':'
-                | b'='
-                | b'('
-                | b')'
-                | b'['
-                | b']'
-                | b'{'
-                | b'}'
-                | b'<'
-                | b'>'
-                | b'"'
-                | b'\''
-                | b'|'
-                | b'#'
-                | b'&'
-                | b'?'
-                | b'!'
-                | b'*'
-        )
-}
+/// Byte classes for cutting a value into words, one table lookup per byte.
+const DELIM: u8 = 1;
+/// `-`, `.` and `/`: inside a word, never at its ends.
+const SEP: u8 = 2;
+const DIGIT: u8 = 4;
+const UPPER: u8 = 8;
+const LOWER: u8 = 16;
+/// Anything else inside a word.
+const OTHER: u8 = 32;
+
+const WORD: [u8; 256] = {
+    let mut t = [OTHER; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = match b {
+            b'0'..=b'9' => DIGIT,
+            b'A'..=b'Z' => UPPER,
+            b'a'..=b'z' => LOWER,
+            b'-' | b'.' | b'/' => SEP,
+            // Spaces and punctuation that never sit inside an identifier.
+            b' ' | b'\t' | b'\n' | b'\x0c' | b'\r' | b',' | b';' | b':' | b'=' | b'(' | b')'
+            | b'[' | b']' | b'{' | b'}' | b'<' | b'>' | b'"' | b'\'' | b'|' | b'#' | b'&'
+            | b'?' | b'!' | b'*' => DELIM,
+            _ => OTHER,
+        };
+        c += 1;
+    }
+    t
+};
 
 /// Tries the windows of a run of words, longest first from each start, so that a number
 /// written in groups is read whole before any of its parts.

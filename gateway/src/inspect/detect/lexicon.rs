@@ -798,12 +798,51 @@ pub fn country_of(v: &str) -> Option<Country> {
         }
     }
     let f = std::str::from_utf8(&folded[..len]).ok()?;
-    let row = COUNTRIES.iter().find(|(a2, a3, names)| {
-        (t.len() == 2 && a2.eq_ignore_ascii_case(t))
-            || (t.len() == 3 && a3.eq_ignore_ascii_case(t))
-            || names.split('|').any(|n| n == f)
-    })?;
-    Country::parse(row.0).ok()
+    let index = country_index();
+    let mut lower = [0u8; 3];
+    let code = match t.len() {
+        n @ (2 | 3) => {
+            for (l, c) in lower.iter_mut().zip(t.bytes()) {
+                *l = c.to_ascii_lowercase();
+            }
+            let lower = std::str::from_utf8(&lower[..n]).ok()?;
+            let table = if n == 2 { &index.alpha2 } else { &index.alpha3 };
+            table.get(lower).copied()
+        }
+        _ => None,
+    };
+    // The first row of the table that matches, as a scan of it would find.
+    let row = match (code, index.names.get(f).copied()) {
+        (Some(a), Some(b)) => a.min(b),
+        (a, b) => a.or(b)?,
+    };
+    Country::parse(COUNTRIES[row].0).ok()
+}
+
+/// [`COUNTRIES`] indexed by lower-case ISO code and by folded name: row numbers.
+struct CountryIndex {
+    alpha2: rustc_hash::FxHashMap<String, usize>,
+    alpha3: rustc_hash::FxHashMap<String, usize>,
+    names: rustc_hash::FxHashMap<&'static str, usize>,
+}
+
+fn country_index() -> &'static CountryIndex {
+    static INDEX: std::sync::OnceLock<CountryIndex> = std::sync::OnceLock::new();
+    INDEX.get_or_init(|| {
+        let mut index = CountryIndex {
+            alpha2: Default::default(),
+            alpha3: Default::default(),
+            names: Default::default(),
+        };
+        for (row, (a2, a3, names)) in COUNTRIES.iter().enumerate() {
+            index.alpha2.entry(a2.to_ascii_lowercase()).or_insert(row);
+            index.alpha3.entry(a3.to_ascii_lowercase()).or_insert(row);
+            for name in names.split('|') {
+                index.names.entry(name).or_insert(row);
+            }
+        }
+        index
+    })
 }
 
 #[cfg(test)]

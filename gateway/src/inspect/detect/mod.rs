@@ -65,19 +65,7 @@ pub fn scan_field(key: Option<&str>, value: Value<'_>, out: &mut dyn FnMut(Hit))
 /// [`scan_field`] with the field name already classified.
 pub fn scan_classified(field: Option<Field>, value: Value<'_>, out: &mut dyn FnMut(Hit)) {
     match value {
-        Value::Str(s) => {
-            if s.trim().is_empty() {
-                return;
-            }
-            let mut found = false;
-            scan_text(s, field, &mut |h| {
-                found = true;
-                out(h)
-            });
-            if let Some(f) = field {
-                field_hits(f, s, found, out);
-            }
-        }
+        Value::Str(s) => scan_str(field, s, &profile(s.as_bytes()), out),
         Value::Number(n) => {
             // Numbers that are really identifiers, or phone numbers written as numbers.
             let integer = n.bytes().all(|c| c.is_ascii_digit());
@@ -108,6 +96,27 @@ pub fn scan_classified(field: Option<Field>, value: Value<'_>, out: &mut dyn FnM
                 out(field_hit(c, None, 60));
             }
         }
+    }
+}
+
+/// [`scan_classified`] on a string whose [`Profile`] is known (the JSON walker learns it while
+/// reading the string).
+pub(crate) fn scan_str(field: Option<Field>, s: &str, p: &Profile, out: &mut dyn FnMut(Hit)) {
+    let blank = if p.work() {
+        s.trim().is_empty()
+    } else {
+        p.blank()
+    };
+    if blank {
+        return;
+    }
+    let mut found = false;
+    scan_profiled(s, p, field, &mut |h| {
+        found = true;
+        out(h)
+    });
+    if let Some(f) = field {
+        field_hits(f, s, found, out);
     }
 }
 
@@ -193,8 +202,12 @@ fn field_hits(field: Field, v: &str, found: bool, out: &mut dyn FnMut(Hit)) {
 
 /// Normalises a value and runs the value detectors on it, and on the text its base64 decodes to.
 fn scan_text(s: &str, field: Option<Field>, out: &mut dyn FnMut(Hit)) {
-    let p = profile(s.as_bytes());
-    if p.work {
+    scan_profiled(s, &profile(s.as_bytes()), field, out);
+}
+
+/// [`scan_text`] with the value's profile known.
+fn scan_profiled(s: &str, p: &Profile, field: Option<Field>, out: &mut dyn FnMut(Hit)) {
+    if p.work() {
         let n = normalise::normalise(s);
         let p = profile(n.as_bytes());
         detect_text(&n, &p, field, out);
@@ -206,7 +219,7 @@ fn scan_text(s: &str, field: Option<Field>, out: &mut dyn FnMut(Hit)) {
         }
     } else {
         // The common case: plain ASCII, scanned in place.
-        detect_text(s, &p, field, out);
+        detect_text(s, p, field, out);
         if p.maybe_base64()
             && let Some(decoded) = normalise::base64_text(s)
         {
@@ -217,81 +230,126 @@ fn scan_text(s: &str, field: Option<Field>, out: &mut dyn FnMut(Hit)) {
 }
 
 /// What one pass over a value learns, to skip detectors that cannot fire.
-#[derive(Default)]
-struct Profile {
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Profile {
     len: usize,
-    at: bool,
-    plus: bool,
     digits: usize,
     dots: usize,
     colons: usize,
-    upper: bool,
-    lower: bool,
-    /// A byte outside the base64 alphabets.
-    other: bool,
-    /// Needs normalising (non-ASCII, `%`, `&`, `\`).
-    work: bool,
+    /// The classes seen, OR-ed (the bits below).
+    flags: u16,
 }
 
 impl Profile {
+    fn has(&self, class: u16) -> bool {
+        self.flags & class != 0
+    }
+
     fn maybe_base64(&self) -> bool {
-        self.len >= 12 && self.upper && self.lower && !self.other
+        self.len >= 12 && self.has(UPPER) && self.has(LOWER) && !self.has(OTHER)
+    }
+
+    /// Needs normalising (non-ASCII, `%`, `&`, `\`).
+    fn work(&self) -> bool {
+        self.has(WORK)
+    }
+
+    /// Nothing but ASCII whitespace (or nothing at all).
+    fn blank(&self) -> bool {
+        !self.has(NON_SPACE)
     }
 }
 
-/// Byte classes for [`profile`], one table lookup per byte.
-const DIGIT: u8 = 1;
-const UPPER: u8 = 2;
-const LOWER: u8 = 4;
-const AT: u8 = 8;
-const PLUS: u8 = 16;
-const OTHER: u8 = 32;
-const WORK: u8 = 64;
-const DOT: u8 = 128;
+/// Byte classes for [`Profile`], one table lookup per byte. Each entry holds the class bits
+/// in its top 16 bits and the byte's contribution to the counts below them (digits in bits
+/// 0-15, dots in 16-31, colons in 32-47), so that one OR and one addition profile a byte.
+const DIGIT: u16 = 1;
+const UPPER: u16 = 2;
+const LOWER: u16 = 4;
+const AT: u16 = 8;
+const PLUS: u16 = 16;
+/// A byte outside the base64 alphabets.
+const OTHER: u16 = 32;
+const WORK: u16 = 64;
+const DOT: u16 = 128;
+const COLON: u16 = 256;
+const NON_SPACE: u16 = 512;
+/// Ends the plain run of a JSON string: `"`, `\\` or a control character.
+const JSON_STOP: u16 = 1024;
 
-const CLASSES: [u8; 256] = {
-    let mut t = [OTHER; 256];
+const CLASSES: [u64; 256] = {
+    let mut t = [0u64; 256];
     let mut c = 0;
     while c < 256 {
         let b = c as u8;
-        t[c] = match b {
-            b'0'..=b'9' => DIGIT,
-            b'A'..=b'Z' => UPPER,
-            b'a'..=b'z' => LOWER,
-            b'/' | b'-' | b'_' | b'=' => 0,
-            b'@' => AT | OTHER,
-            b'+' => PLUS,
-            b'.' => DOT | OTHER,
-            b'%' | b'&' | b'\\' | 0x80..=0xff => WORK | OTHER,
-            _ => OTHER,
+        let class = match b {
+            b'0'..=b'9' => DIGIT | NON_SPACE,
+            b'A'..=b'Z' => UPPER | NON_SPACE,
+            b'a'..=b'z' => LOWER | NON_SPACE,
+            b'/' | b'-' | b'_' | b'=' => NON_SPACE,
+            b'@' => AT | OTHER | NON_SPACE,
+            b'+' => PLUS | NON_SPACE,
+            b'.' => DOT | OTHER | NON_SPACE,
+            b':' => COLON | OTHER | NON_SPACE,
+            b'\\' => WORK | OTHER | NON_SPACE | JSON_STOP,
+            b'"' => OTHER | NON_SPACE | JSON_STOP,
+            b'%' | b'&' | 0x80..=0xff => WORK | OTHER | NON_SPACE,
+            b' ' => OTHER,
+            b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => OTHER | JSON_STOP,
+            0..=0x1f => OTHER | NON_SPACE | JSON_STOP,
+            _ => OTHER | NON_SPACE,
         };
+        let counts = (class & DIGIT != 0) as u64
+            | ((class & DOT != 0) as u64) << 16
+            | ((class & COLON != 0) as u64) << 32;
+        t[c] = (class as u64) << 48 | counts;
         c += 1;
     }
     t
 };
 
+/// Profiles `b` up to its first byte of a class in `stop`; returns how many bytes that is.
+fn profile_until(b: &[u8], stop: u16) -> (usize, Profile) {
+    let stop = u64::from(stop) << 48;
+    let mut p = Profile::default();
+    let mut seen = 0u64;
+    let mut i = 0;
+    loop {
+        // Counts are summed in 16-bit fields: fold them out before one could overflow.
+        let end = b.len().min(i + 0xffff);
+        let mut sum = 0u64;
+        let mut stopped = false;
+        while i < end {
+            let e = CLASSES[usize::from(b[i])];
+            if e & stop != 0 {
+                stopped = true;
+                break;
+            }
+            seen |= e;
+            sum = sum.wrapping_add(e);
+            i += 1;
+        }
+        p.digits += (sum & 0xffff) as usize;
+        p.dots += (sum >> 16 & 0xffff) as usize;
+        p.colons += (sum >> 32 & 0xffff) as usize;
+        if stopped || i == b.len() {
+            break;
+        }
+    }
+    p.flags = (seen >> 48) as u16;
+    p.len = i;
+    (i, p)
+}
+
 fn profile(b: &[u8]) -> Profile {
-    let mut flags = 0u8;
-    let (mut digits, mut dots, mut colons) = (0usize, 0usize, 0usize);
-    for &c in b {
-        let k = CLASSES[c as usize];
-        flags |= k;
-        digits += usize::from(k & DIGIT);
-        dots += usize::from(k >> 7);
-        colons += usize::from(c == b':');
-    }
-    Profile {
-        len: b.len(),
-        at: flags & AT != 0,
-        plus: flags & PLUS != 0,
-        digits,
-        dots,
-        colons,
-        upper: flags & UPPER != 0,
-        lower: flags & LOWER != 0,
-        other: flags & OTHER != 0,
-        work: flags & WORK != 0,
-    }
+    profile_until(b, 0).1
+}
+
+/// Reads the plain run of a JSON string's content, up to its closing quote, an escape or a
+/// control character, learning its profile on the way: one pass where finding the end and
+/// profiling the value would be two. Returns where the run stops (`b.len()` when it does not).
+pub(crate) fn json_run(b: &[u8]) -> (usize, Profile) {
+    profile_until(b, JSON_STOP)
 }
 
 /// Whether the whole value is a UUID (`8-4-4-4-12` hex) or an ISO 8601 date or timestamp.
@@ -318,7 +376,7 @@ fn uuid_or_timestamp(b: &[u8]) -> bool {
 
 /// Runs the value detectors on normalised text.
 fn detect_text(s: &str, p: &Profile, field: Option<Field>, out: &mut dyn FnMut(Hit)) {
-    if p.at && email::contains_email(s.as_bytes()) {
+    if p.has(AT) && email::contains_email(s.as_bytes()) {
         out(Hit {
             category: Category::Email,
             detector: "email.rfc5322",
@@ -327,7 +385,7 @@ fn detect_text(s: &str, p: &Profile, field: Option<Field>, out: &mut dyn FnMut(H
         });
     }
     let mut phone = false;
-    if p.plus
+    if p.has(PLUS)
         && p.digits >= 8
         && let Some(country) = phone::find_e164(s)
     {
@@ -556,6 +614,46 @@ mod tests {
             cats("card ４１１１ １１１１ １１１１ １１１１"),
             vec![(Category::PaymentCard, None)]
         );
+    }
+
+    #[test]
+    fn profiles_count_past_their_folding_width() {
+        // Counts are summed in 16-bit fields and folded; a long value must not wrap them.
+        let v = format!(
+            "{}{}{}",
+            "1".repeat(70_000),
+            ".".repeat(3),
+            ":".repeat(66_000)
+        );
+        let p = profile(v.as_bytes());
+        assert_eq!(
+            (p.digits, p.dots, p.colons, p.len),
+            (70_000, 3, 66_000, v.len())
+        );
+        assert!(p.has(DIGIT) && p.has(COLON) && !p.has(UPPER) && !p.work());
+        assert!(profile(b" \t\r\n").blank() && !profile(b" x ").blank());
+    }
+
+    #[test]
+    fn a_json_run_stops_at_quotes_escapes_and_control_characters() {
+        for (raw, stop) in [
+            (&b"ab12\"rest"[..], 4),
+            (b"ab\\n", 2),
+            (b"a\tb", 1),
+            (b"a\x01b", 1),
+            (b"unterminated", 12),
+        ] {
+            let (at, p) = json_run(raw);
+            assert_eq!(at, stop, "{raw:?}");
+            assert_eq!(p.len, stop);
+            assert_eq!(
+                p.digits,
+                raw[..stop].iter().filter(|c| c.is_ascii_digit()).count()
+            );
+        }
+        // A profile learnt while reading is the profile of the value read.
+        let (_, p) = json_run(b"jane@example.com\"");
+        assert!(p.has(AT) && p.has(DOT) && p.has(LOWER) && !p.has(JSON_STOP));
     }
 
     #[test]
