@@ -55,11 +55,40 @@ impl KeyInfo {
 /// Direct-mapped by a hash of the key, so a lookup is one hash and one comparison; keys that
 /// are themselves personal data, and long keys, are never remembered.
 struct KeyCache {
-    slots: Vec<Option<(Box<str>, KeyInfo)>>,
+    slots: Vec<Option<KeySlot>>,
+}
+
+/// A remembered key: its length and first and last eight bytes (which are the whole key up
+/// to sixteen bytes), and the bytes between them for longer keys.
+#[derive(Clone)]
+struct KeySlot {
+    len: usize,
+    head: u64,
+    tail: u64,
+    middle: Box<[u8]>,
+    info: KeyInfo,
 }
 
 /// Slots in a [`KeyCache`] (a power of two).
 const KEY_SLOTS: usize = 1024;
+
+/// The first and last eight bytes of a key (a shorter key packed into the first).
+fn key_words(k: &[u8]) -> (u64, u64) {
+    let n = k.len();
+    if n >= 8 {
+        let mut head = [0u8; 8];
+        let mut tail = [0u8; 8];
+        head.copy_from_slice(&k[..8]);
+        tail.copy_from_slice(&k[n - 8..]);
+        (u64::from_le_bytes(head), u64::from_le_bytes(tail))
+    } else {
+        let mut head = 0u64;
+        for (i, &c) in k.iter().enumerate() {
+            head |= u64::from(c) << (8 * i);
+        }
+        (head, 0)
+    }
+}
 
 impl KeyCache {
     fn new() -> KeyCache {
@@ -68,39 +97,35 @@ impl KeyCache {
         }
     }
 
-    /// A hash of the key's length and its first and last eight bytes.
-    fn slot(k: &[u8]) -> usize {
-        let n = k.len();
-        let (head, tail) = if n >= 8 {
-            let mut head = [0u8; 8];
-            let mut tail = [0u8; 8];
-            head.copy_from_slice(&k[..8]);
-            tail.copy_from_slice(&k[n - 8..]);
-            (u64::from_le_bytes(head), u64::from_le_bytes(tail))
-        } else {
-            let mut head = 0u64;
-            for (i, &c) in k.iter().enumerate() {
-                head |= u64::from(c) << (8 * i);
-            }
-            (head, 0)
-        };
-        let h = (head ^ tail.rotate_left(29) ^ n as u64).wrapping_mul(0x517c_c1b7_2722_0a95);
-        (h >> 40) as usize & (KEY_SLOTS - 1)
-    }
-
     fn get(&mut self, k: &str) -> KeyInfo {
-        if k.len() > 64 {
+        let b = k.as_bytes();
+        let n = b.len();
+        if n > 64 {
             return KeyInfo::of(k);
         }
-        let slot = &mut self.slots[Self::slot(k.as_bytes())];
-        if let Some((key, info)) = slot
-            && **key == *k
+        let middle = b.get(8..n.saturating_sub(8)).unwrap_or_default();
+        let (head, tail) = key_words(b);
+        let h = (head ^ tail.rotate_left(29) ^ n as u64).wrapping_mul(0x517c_c1b7_2722_0a95);
+        let slot = &mut self.slots[(h >> 40) as usize & (KEY_SLOTS - 1)];
+        if let Some(s) = slot
+            && s.len == n
+            && s.head == head
+            && s.tail == tail
+            // Compared only when there is one: an empty middle is a dangling pointer, and
+            // memcmp's masked vector load from it costs a microcode assist.
+            && (n <= 16 || *s.middle == *middle)
         {
-            return *info;
+            return s.info;
         }
         let info = KeyInfo::of(k);
         if !info.personal {
-            *slot = Some((k.into(), info));
+            *slot = Some(KeySlot {
+                len: n,
+                head,
+                tail,
+                middle: middle.into(),
+                info,
+            });
         }
         info
     }
@@ -125,6 +150,8 @@ struct Walker<'a, 'k, F: FnMut(Hit, String)> {
     max_depth: usize,
     /// Adjacent short values of the current object, joined.
     frags: Fragments,
+    /// The profile of the string just read, when it was learnt.
+    profile: Option<Profile>,
 }
 
 /// Adjacent short values without findings of their own, joined to find a value split over
@@ -164,6 +191,7 @@ fn walk_with(
         out,
         max_depth,
         frags: Fragments::default(),
+        profile: None,
     };
     w.document()
 }
@@ -251,7 +279,8 @@ impl<'a, F: FnMut(Hit, String)> Walker<'a, '_, F> {
                     }
                 }
                 b'"' => {
-                    let (v, profile) = self.string()?;
+                    let v = self.string(true)?;
+                    let profile = self.profile.take();
                     if !v.is_empty() {
                         let found = self.string_value(&v, profile);
                         self.fragment(&v, found);
@@ -326,7 +355,7 @@ impl<'a, F: FnMut(Hit, String)> Walker<'a, '_, F> {
         if self.peek() != Some(b'"') {
             return Err(JsonError::Invalid);
         }
-        let (k, _) = self.string()?;
+        let k = self.string(false)?;
         let info = self.keys.get(&k);
         self.path.push(Seg::Key(k, info));
         if info.personal
@@ -355,6 +384,8 @@ impl<'a, F: FnMut(Hit, String)> Walker<'a, '_, F> {
     /// [`Self::value`] for a string, with its profile when the reader learnt it.
     fn string_value(&mut self, v: &str, profile: Option<Profile>) -> bool {
         match profile {
+            // The commonest case: a value no detector can fire on, in a field that says nothing.
+            Some(p) if p.quiet() && self.field().is_none() => false,
             Some(p) => self.detect(|field, out| detect::scan_str(field, v, &p, out)),
             None => self.value(Value::Str(v)),
         }
@@ -501,23 +532,31 @@ impl<'a, F: FnMut(Hit, String)> Walker<'a, '_, F> {
         Ok(())
     }
 
-    /// Reads a string starting at `"`, returning its decoded text and, when it had no escapes,
-    /// its profile (learnt in the same pass that finds its end).
-    fn string(&mut self) -> Result<(Cow<'a, str>, Option<Profile>), JsonError> {
+    /// Reads a string starting at `"`, returning its decoded text. With `learn`, a string
+    /// without escapes leaves its profile in `self.profile`, learnt in the same pass that
+    /// finds its end.
+    fn string(&mut self, learn: bool) -> Result<Cow<'a, str>, JsonError> {
         self.i += 1;
         let start = self.i;
-        let (run, profile) = detect::json_run(&self.b[start..]);
+        let run = if learn {
+            let (run, profile) = detect::json_run(&self.b[start..]);
+            self.profile = Some(profile);
+            run
+        } else {
+            detect::json_plain(&self.b[start..])
+        };
         self.i = start + run;
         match self.b.get(self.i) {
             Some(b'"') => {
                 let s = &self.s[start..self.i];
                 self.i += 1;
-                return Ok((Cow::Borrowed(s), Some(profile)));
+                return Ok(Cow::Borrowed(s));
             }
             Some(b'\\') => {}
             _ => return Err(JsonError::Invalid),
         }
-        self.escaped(start).map(|s| (Cow::Owned(s), None))
+        self.profile = None;
+        self.escaped(start).map(Cow::Owned)
     }
 
     /// The rest of a string with escapes, from its start; `self.i` is at the first escape.
@@ -672,12 +711,24 @@ mod tests {
                 assert_eq!(cache.get(k), KeyInfo::of(k), "{k}");
             }
         }
+        // Same length, same first and last eight bytes: the same slot, told apart by the middle.
+        let (a, b) = ("customer_email_address", "customer_phone_address");
+        assert_eq!(cache.get(a), KeyInfo::of(a));
+        assert_eq!(cache.get(b), KeyInfo::of(b));
+        assert_ne!(cache.get(a), cache.get(b));
         assert_eq!(cache.get("email").field, lexicon::classify("email"));
         assert_eq!(cache.get("emails").field, lexicon::classify("emails"));
         // A key that is data is never remembered, and never shown.
         let iban = "DE89370400440532013000";
         assert!(cache.get(iban).personal && !cache.get(iban).safe);
-        assert!(cache.slots.iter().flatten().all(|(k, _)| &**k != iban));
+        let words = key_words(iban.as_bytes());
+        assert!(
+            cache
+                .slots
+                .iter()
+                .flatten()
+                .all(|s| (s.head, s.tail) != words)
+        );
         assert!(cache.get("customer").safe);
     }
 

@@ -12,7 +12,7 @@ use domicile_policy::{Category, Country};
 use super::Hit;
 
 /// The longest reduced window tried (an IBAN has at most 34 characters).
-const MAX_COMPACT: usize = 34;
+pub(super) const MAX_COMPACT: usize = 34;
 
 /// The most words one run holds (an IBAN written in pairs has 17).
 const MAX_WORDS: usize = 24;

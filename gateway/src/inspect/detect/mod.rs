@@ -236,6 +236,8 @@ pub(crate) struct Profile {
     digits: usize,
     dots: usize,
     colons: usize,
+    /// ASCII letters and digits.
+    alnum: usize,
     /// The classes seen, OR-ed (the bits below).
     flags: u16,
 }
@@ -254,6 +256,18 @@ impl Profile {
         self.has(WORK)
     }
 
+    /// No value detector can fire on a value of this profile: what the checks in
+    /// [`scan_profiled`] and [`detect_text`] ask first, before any of them looks at the value.
+    pub(crate) fn quiet(&self) -> bool {
+        !self.work()
+            && !self.maybe_base64()
+            && !self.has(AT)
+            && !(self.has(PLUS) && self.digits >= 8)
+            && self.digits < 6
+            && !(self.dots >= 3 && self.digits >= 4)
+            && self.colons < 2
+    }
+
     /// Nothing but ASCII whitespace (or nothing at all).
     fn blank(&self) -> bool {
         !self.has(NON_SPACE)
@@ -261,8 +275,8 @@ impl Profile {
 }
 
 /// Byte classes for [`Profile`], one table lookup per byte. Each entry holds the class bits
-/// in its top 16 bits and the byte's contribution to the counts below them (digits in bits
-/// 0-15, dots in 16-31, colons in 32-47), so that one OR and one addition profile a byte.
+/// in its top 16 bits and the byte's contribution to the counts below them (12 bits each:
+/// digits, dots, colons, letters and digits), so that one OR and one addition profile a byte.
 const DIGIT: u16 = 1;
 const UPPER: u16 = 2;
 const LOWER: u16 = 4;
@@ -300,8 +314,9 @@ const CLASSES: [u64; 256] = {
             _ => OTHER | NON_SPACE,
         };
         let counts = (class & DIGIT != 0) as u64
-            | ((class & DOT != 0) as u64) << 16
-            | ((class & COLON != 0) as u64) << 32;
+            | ((class & DOT != 0) as u64) << 12
+            | ((class & COLON != 0) as u64) << 24
+            | ((class & (DIGIT | UPPER | LOWER) != 0) as u64) << 36;
         t[c] = (class as u64) << 48 | counts;
         c += 1;
     }
@@ -315,8 +330,8 @@ fn profile_until(b: &[u8], stop: u16) -> (usize, Profile) {
     let mut seen = 0u64;
     let mut i = 0;
     loop {
-        // Counts are summed in 16-bit fields: fold them out before one could overflow.
-        let end = b.len().min(i + 0xffff);
+        // Counts are summed in 12-bit fields: fold them out before one could overflow.
+        let end = b.len().min(i + 0xfff);
         let mut sum = 0u64;
         let mut stopped = false;
         while i < end {
@@ -329,9 +344,10 @@ fn profile_until(b: &[u8], stop: u16) -> (usize, Profile) {
             sum = sum.wrapping_add(e);
             i += 1;
         }
-        p.digits += (sum & 0xffff) as usize;
-        p.dots += (sum >> 16 & 0xffff) as usize;
-        p.colons += (sum >> 32 & 0xffff) as usize;
+        p.digits += (sum & 0xfff) as usize;
+        p.dots += (sum >> 12 & 0xfff) as usize;
+        p.colons += (sum >> 24 & 0xfff) as usize;
+        p.alnum += (sum >> 36 & 0xfff) as usize;
         if stopped || i == b.len() {
             break;
         }
@@ -352,16 +368,28 @@ pub(crate) fn json_run(b: &[u8]) -> (usize, Profile) {
     profile_until(b, JSON_STOP)
 }
 
+/// How many bytes of a JSON string's content are plain, before its closing quote, an escape or
+/// a control character (`b.len()` when none comes).
+pub(crate) fn json_plain(b: &[u8]) -> usize {
+    let stop = u64::from(JSON_STOP) << 48;
+    b.iter()
+        .position(|&c| CLASSES[usize::from(c)] & stop != 0)
+        .unwrap_or(b.len())
+}
+
 /// Whether the whole value is a UUID (`8-4-4-4-12` hex) or an ISO 8601 date or timestamp.
 fn uuid_or_timestamp(b: &[u8]) -> bool {
+    let hex = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_hexdigit);
     let uuid = b.len() == 36
-        && b.iter().enumerate().all(|(i, c)| {
-            if matches!(i, 8 | 13 | 18 | 23) {
-                *c == b'-'
-            } else {
-                c.is_ascii_hexdigit()
-            }
-        });
+        && b[8] == b'-'
+        && b[13] == b'-'
+        && b[18] == b'-'
+        && b[23] == b'-'
+        && hex(0..8)
+        && hex(9..13)
+        && hex(14..18)
+        && hex(19..23)
+        && hex(24..36);
     let timestamp = (10..=35).contains(&b.len())
         && b[..4].iter().all(u8::is_ascii_digit)
         && b[4] == b'-'
@@ -411,7 +439,10 @@ fn detect_text(s: &str, p: &Profile, field: Option<Field>, out: &mut dyn FnMut(H
     }
     // Every identifier format has at least six digits; UUIDs and timestamps, the commonest
     // digit-bearing values in APIs, are none of them.
-    if p.digits >= 6 && !uuid_or_timestamp(s.as_bytes()) {
+    // A value of letters and digits alone, longer than any identifier (a digest, a token),
+    // holds none.
+    let one_long_word = p.alnum == p.len && p.len > ids::MAX_COMPACT;
+    if p.digits >= 6 && !one_long_word && !uuid_or_timestamp(s.as_bytes()) {
         ids::scan(s, field == Some(Field::NationalId), out);
     }
     if p.dots >= 3 && p.digits >= 4 && net::find_v4(s) {
@@ -650,6 +681,44 @@ mod tests {
                 p.digits,
                 raw[..stop].iter().filter(|c| c.is_ascii_digit()).count()
             );
+        }
+        for raw in [&b"ab12\"rest"[..], b"ab\\n", b"a\tb", b"unterminated"] {
+            assert_eq!(json_plain(raw), json_run(raw).0);
+        }
+        // Against a reading of the stop first and the profile after, on random values.
+        const ALPHABET: &[u8] = b"aZ09.:@+% \"\\\x01-";
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..2_000 {
+            let len = (seed % 40) as usize;
+            let raw: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    ALPHABET[(seed % ALPHABET.len() as u64) as usize]
+                })
+                .collect();
+            let stop = raw
+                .iter()
+                .position(|c| matches!(c, b'"' | b'\\' | 0..=0x1f))
+                .unwrap_or(raw.len());
+            let (at, p) = json_run(&raw);
+            let reference = profile(&raw[..stop]);
+            assert_eq!((at, json_plain(&raw)), (stop, stop), "{raw:?}");
+            assert_eq!(
+                (p.len, p.digits, p.dots, p.colons, p.alnum, p.flags),
+                (
+                    stop,
+                    reference.digits,
+                    reference.dots,
+                    reference.colons,
+                    reference.alnum,
+                    reference.flags
+                ),
+                "{raw:?}"
+            );
+            let slow = |c: &u8| c.is_ascii_digit();
+            assert_eq!(p.digits, raw[..stop].iter().filter(|c| slow(c)).count());
         }
         // A profile learnt while reading is the profile of the value read.
         let (_, p) = json_run(b"jane@example.com\"");
