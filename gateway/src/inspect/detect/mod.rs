@@ -649,7 +649,7 @@ mod tests {
 
     #[test]
     fn profiles_count_past_their_folding_width() {
-        // Counts are summed in 16-bit fields and folded; a long value must not wrap them.
+        // Counts are summed in 12-bit fields and folded; a long value must not wrap them.
         let v = format!(
             "{}{}{}",
             "1".repeat(70_000),
@@ -657,6 +657,16 @@ mod tests {
             ":".repeat(66_000)
         );
         let p = profile(v.as_bytes());
+        assert_eq!(p.alnum, 70_000);
+        // The same value read as a JSON string.
+        let quoted = format!("{v}é% x\"tail");
+        let (at, q) = json_run(quoted.as_bytes());
+        assert_eq!(at, v.len() + 5);
+        let r = profile(&quoted.as_bytes()[..at]);
+        assert_eq!(
+            (q.len, q.digits, q.dots, q.colons, q.alnum, q.flags),
+            (r.len, r.digits, r.dots, r.colons, r.alnum, r.flags)
+        );
         assert_eq!(
             (p.digits, p.dots, p.colons, p.len),
             (70_000, 3, 66_000, v.len())
