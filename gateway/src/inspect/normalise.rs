@@ -186,6 +186,30 @@ const INDIFFERENT: GeneralPurposeConfig =
 const STANDARD: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::STANDARD, INDIFFERENT);
 const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::URL_SAFE, INDIFFERENT);
 
+const B64_UPPER: u8 = 1;
+const B64_LOWER: u8 = 2;
+const B64_STD: u8 = 4;
+const B64_URL: u8 = 8;
+const B64_INVALID: u8 = 16;
+
+/// Byte classes for [`base64_text`]: digits are 0.
+const BASE64_CLASSES: [u8; 256] = {
+    let mut t = [B64_INVALID; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = match c as u8 {
+            b'A'..=b'Z' => B64_UPPER,
+            b'a'..=b'z' => B64_LOWER,
+            b'0'..=b'9' => 0,
+            b'+' | b'/' => B64_STD,
+            b'-' | b'_' => B64_URL,
+            _ => B64_INVALID,
+        };
+        c += 1;
+    }
+    t
+};
+
 /// The text a base64 (or base64url) value decodes to, when the whole value is base64 of at
 /// least 12 characters and decodes to printable UTF-8. Speculative: most long tokens are not
 /// base64 of text, and the check fails on their first byte outside the alphabet.
@@ -198,16 +222,15 @@ pub fn base64_text(s: &str) -> Option<String> {
     if t.len() - body.len() > 2 {
         return None;
     }
-    let (mut url, mut std, mut upper, mut lower) = (false, false, false, false);
-    for c in body.bytes() {
-        match c {
-            b'A'..=b'Z' => upper = true,
-            b'a'..=b'z' => lower = true,
-            b'0'..=b'9' => {}
-            b'+' | b'/' => std = true,
-            b'-' | b'_' => url = true,
-            _ => return None,
-        }
+    // The classes of the value's bytes, OR-ed without a branch per byte (the bytes of a
+    // token are random, so branches on them would be mispredicted).
+    let seen = body
+        .bytes()
+        .fold(0u8, |seen, c| seen | BASE64_CLASSES[usize::from(c)]);
+    let (upper, lower) = (seen & B64_UPPER != 0, seen & B64_LOWER != 0);
+    let (std, url) = (seen & B64_STD != 0, seen & B64_URL != 0);
+    if seen & B64_INVALID != 0 {
+        return None;
     }
     // Base64 of text has both cases; hex digests, UUIDs and slugs do not, and are not decoded.
     if (std && url) || !upper || !lower {

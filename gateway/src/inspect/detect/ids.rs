@@ -28,8 +28,16 @@ pub(super) fn scan(s: &str, contextual: bool, out: &mut dyn FnMut(Hit)) {
         while i < b.len() && WORD[usize::from(b[i])] & DELIM != 0 {
             i += 1;
         }
+        // The word's classes are learnt while its end is found.
         let start = i;
-        while i < b.len() && WORD[usize::from(b[i])] & DELIM == 0 {
+        let (mut classes, mut alnum) = (0u8, 0usize);
+        while i < b.len() {
+            let k = WORD[usize::from(b[i])];
+            if k & DELIM != 0 {
+                break;
+            }
+            classes |= k;
+            alnum += usize::from(k & (DIGIT | UPPER | LOWER) != 0);
             i += 1;
         }
         let (mut ws, mut we) = (start, i);
@@ -40,11 +48,12 @@ pub(super) fn scan(s: &str, contextual: bool, out: &mut dyn FnMut(Hit)) {
             we -= 1;
         }
         let word = &b[ws..we];
-        let (mut classes, mut alnum) = (0u8, 0usize);
-        for &c in word {
-            let k = WORD[usize::from(c)];
-            classes |= k;
-            alnum += usize::from(k & (DIGIT | UPPER | LOWER) != 0);
+        if classes & SEP != 0 && (ws, we) != (start, i) {
+            // Separators were cut from its ends; whether any remain inside.
+            classes &= !SEP;
+            if word.iter().any(|&c| WORD[usize::from(c)] & SEP != 0) {
+                classes |= SEP;
+            }
         }
         // Letters, digits and inner separators only; a digit, or a short upper-case word (an
         // IBAN's country); no more letters and digits than the longest identifier (a digest, a
