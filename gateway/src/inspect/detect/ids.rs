@@ -122,9 +122,11 @@ fn run(s: &str, words: &[(usize, usize)], contextual: bool, out: &mut dyn FnMut(
     let mut len = 0;
     for (n, &(ws, we)) in words.iter().enumerate() {
         for &c in &b[ws..we] {
-            if c.is_ascii_alphanumeric() && len < compact.len() {
+            // Without a branch on the byte: letters and digits of identifiers come in no
+            // predictable order.
+            if len < compact.len() {
                 compact[len] = c.to_ascii_uppercase();
-                len += 1;
+                len += usize::from(WORD[usize::from(c)] & (DIGIT | UPPER | LOWER) != 0);
             }
         }
         ends[n] = len as u8;
