@@ -480,6 +480,10 @@ impl<'a, F: FnMut(Hit, String)> Walker<'a, '_, F> {
 
     /// Ends the run of fragments, reporting what it was found to be.
     fn flush(&mut self) {
+        if self.frags.parts == 0 {
+            // No run: nothing joined, nothing pending (the common case, once per value).
+            return;
+        }
         for (h, p) in self.frags.pending.drain(..) {
             (self.out)(h, p);
         }
