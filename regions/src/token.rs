@@ -243,7 +243,27 @@ pub struct TokenVerifier {
     issuers: Vec<Issuer>,
     claims: ClaimNames,
     leeway_secs: u64,
+    /// The validation rules of each issuer's keys, built once: `validations[i][k]` is for
+    /// `issuers[i].keys[k]`.
+    validations: Vec<Vec<Validation>>,
     cache: std::sync::Mutex<rustc_hash::FxHashMap<Box<str>, (VerifiedClaims, u64)>>,
+}
+
+/// What a token signed with `key` of `issuer` must satisfy.
+fn validation(issuer: &Issuer, key: &Key, leeway_secs: u64) -> Validation {
+    let mut v = Validation::new(key.alg);
+    v.leeway = leeway_secs;
+    v.validate_nbf = true;
+    v.set_issuer(&[issuer.issuer.as_str()]);
+    let mut required: HashSet<String> = ["exp", "iss"].map(String::from).into();
+    if issuer.audiences.is_empty() {
+        v.validate_aud = false;
+    } else {
+        v.set_audience(&issuer.audiences);
+        required.insert("aud".into());
+    }
+    v.required_spec_claims = required;
+    v
 }
 
 fn unix_now() -> u64 {
@@ -254,10 +274,20 @@ fn unix_now() -> u64 {
 
 impl TokenVerifier {
     pub fn new(issuers: Vec<Issuer>, claims: ClaimNames, leeway_secs: u64) -> TokenVerifier {
+        let validations = issuers
+            .iter()
+            .map(|i| {
+                i.keys
+                    .iter()
+                    .map(|k| validation(i, k, leeway_secs))
+                    .collect()
+            })
+            .collect();
         TokenVerifier {
             issuers,
             claims,
             leeway_secs,
+            validations,
             cache: std::sync::Mutex::new(rustc_hash::FxHashMap::default()),
         }
     }
@@ -300,8 +330,8 @@ impl TokenVerifier {
     pub fn verify_uncached(&self, token: &str) -> Result<VerifiedClaims, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         let mut worst = TokenError::UnknownKey;
-        for issuer in &self.issuers {
-            for key in &issuer.keys {
+        for (issuer, validations) in self.issuers.iter().zip(&self.validations) {
+            for (key, v) in issuer.keys.iter().zip(validations) {
                 if key.alg != header.alg {
                     continue;
                 }
@@ -310,19 +340,7 @@ impl TokenVerifier {
                 {
                     continue;
                 }
-                let mut v = Validation::new(key.alg);
-                v.leeway = self.leeway_secs;
-                v.validate_nbf = true;
-                v.set_issuer(&[issuer.issuer.as_str()]);
-                let mut required: HashSet<String> = ["exp", "iss"].map(String::from).into();
-                if issuer.audiences.is_empty() {
-                    v.validate_aud = false;
-                } else {
-                    v.set_audience(&issuer.audiences);
-                    required.insert("aud".into());
-                }
-                v.required_spec_claims = required;
-                match jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &v) {
+                match jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, v) {
                     Ok(data) => return Ok(self.read_claims(&issuer.issuer, &data.claims)),
                     Err(e) => {
                         let err = match e.kind() {
