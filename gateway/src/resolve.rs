@@ -39,13 +39,16 @@ impl Step for ResolveStep {
         };
         let snap = ctx.snapshot.clone();
         let peer = ctx.conn.peer.ip();
-        let mut found = collect(&snap, ctx, req.headers(), peer);
+        // Whether the peer may set subject headers, worked out at most once per request (a
+        // client certificate is parsed for it).
+        let vouched = std::cell::OnceCell::new();
+        let mut found = collect(&snap, ctx, req.headers(), peer, &vouched);
         // Subject headers from peers that may not set them never reach a backend.
         for name in &found.strip {
             req.headers_mut().remove(name);
         }
         if found.subject_id.is_none() {
-            found.subject_id = subject_from_request(&snap, req);
+            found.subject_id = subject_from_request(&snap, req, &vouched);
         }
         let mut directory = DirectoryUse::None;
         if let (Some(dir), Some(id)) = (&snap.directory, &found.subject_id) {
@@ -131,6 +134,7 @@ fn collect(
     ctx: &RequestContext,
     headers: &HeaderMap,
     peer: std::net::IpAddr,
+    vouched: &std::cell::OnceCell<bool>,
 ) -> Found {
     let cfg = &snap.config.resolve;
     let p = &cfg.precedence;
@@ -165,7 +169,7 @@ fn collect(
 
     // Subject headers: believed from trusted proxies only.
     if !cfg.headers.is_empty() {
-        let trusted_peer = vouched_peer(snap, &ctx.conn, peer);
+        let trusted_peer = *vouched.get_or_init(|| vouched_peer(snap, &ctx.conn, peer));
         for h in &cfg.headers {
             let mut values = headers.get_all(&h.name).iter().peekable();
             if values.peek().is_none() {
@@ -368,14 +372,18 @@ fn vouched_peer(snap: &Snapshot, conn: &crate::context::ConnInfo, peer: std::net
 }
 
 /// The subject id from the path, a trusted header or the body, as configured.
-fn subject_from_request(snap: &Snapshot, req: &Request<Body>) -> Option<String> {
+fn subject_from_request(
+    snap: &Snapshot,
+    req: &Request<Body>,
+    vouched: &std::cell::OnceCell<bool>,
+) -> Option<String> {
     let d = snap.config.resolve.directory.as_ref()?;
     for source in &d.subject {
         let id = match source {
             SubjectIdSource::Claim => None,
             SubjectIdSource::Header(h) => {
                 let conn = &req.extensions().get::<RequestContext>()?.conn;
-                if vouched_peer(snap, conn, conn.peer.ip()) {
+                if *vouched.get_or_init(|| vouched_peer(snap, conn, conn.peer.ip())) {
                     req.headers()
                         .get(h)
                         .and_then(|v| v.to_str().ok())
