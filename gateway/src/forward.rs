@@ -66,9 +66,11 @@ impl Service<Request<Body>> for Forward {
                 Some(Action::Respond(p)) => p.into_response(),
                 Some(Action::Forward { region }) => {
                     let started = Instant::now();
-                    let res = forward(req, &ctx, &region).await;
+                    let mut latency = None;
+                    let res = forward(req, &ctx, &region, started, &mut latency).await;
                     if let Some(w) = &outcomes {
-                        record_outcome(w, &ctx, &region, &res, started);
+                        let latency = latency.unwrap_or_else(|| started.elapsed());
+                        record_outcome(w, &ctx, &region, &res, latency);
                     }
                     res
                 }
@@ -100,7 +102,7 @@ fn record_outcome(
     ctx: &RequestContext,
     region: &str,
     res: &Response<Body>,
-    started: Instant,
+    latency: std::time::Duration,
 ) {
     let error = res.extensions().get::<UpstreamError>().map(|e| e.0);
     let line = OutcomeLine {
@@ -110,11 +112,9 @@ fn record_outcome(
         region,
         upstream_status: error.is_none().then(|| res.status().as_u16()),
         error,
-        latency_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        latency_us: u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
     };
-    let mut body = Vec::with_capacity(256);
-    line.write_json(&mut body);
-    if !w.append_detached(crate::trace::record_region(ctx), body) {
+    if !w.append_detached_with(crate::trace::record_region(ctx), |out| line.write_json(out)) {
         metrics::counter!(m::TRACE_OUTCOMES_DROPPED).increment(1);
     }
 }
@@ -166,10 +166,15 @@ fn header_list(ctx: &RequestContext) -> String {
     out
 }
 
+/// Sends the request to a backend of `region`. `started` is when forwarding began; the time
+/// from then to the backend's response head is put in `latency` (the upstream histogram and
+/// the outcome line share that one reading of the clock).
 async fn forward(
     mut req: Request<Body>,
     ctx: &RequestContext,
     region: &Arc<str>,
+    started: Instant,
+    latency: &mut Option<std::time::Duration>,
 ) -> Response<Body> {
     let problem = |status, code: &str, detail: &str| {
         Problem::new(status, code, detail)
@@ -343,14 +348,15 @@ async fn forward(
         // HTTP/2 carries the authority in :authority; a Host header is not sent.
         h.remove(header::HOST);
     }
-    let started = Instant::now();
     let result = tokio::time::timeout(
         backend.response_timeout,
         // Boxed: the client's future is large, and every future around this one is moved.
         Box::pin(backend.send(req)),
     )
     .await;
-    m::observe_upstream(region, started.elapsed().as_secs_f64());
+    let elapsed = started.elapsed();
+    *latency = Some(elapsed);
+    m::observe_upstream(region, elapsed.as_secs_f64());
     match result {
         Ok(Ok(mut res)) => {
             let switching = res.status() == StatusCode::SWITCHING_PROTOCOLS;
