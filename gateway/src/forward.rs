@@ -70,7 +70,7 @@ impl Service<Request<Body>> for Forward {
                     let res = forward(req, &ctx, &region, started, &mut latency).await;
                     if let Some(w) = &outcomes {
                         let latency = latency.unwrap_or_else(|| started.elapsed());
-                        record_outcome(w, &ctx, &region, &res, latency);
+                        record_outcome(w, &ctx, &region, &res, started, latency);
                     }
                     res
                 }
@@ -102,13 +102,19 @@ fn record_outcome(
     ctx: &RequestContext,
     region: &str,
     res: &Response<Body>,
+    started: Instant,
     latency: std::time::Duration,
 ) {
+    // When the answer came, on the wall clock: the request's arrival plus the monotonic time
+    // since then (no further clock reading).
+    let since_arrival = (started + latency).saturating_duration_since(ctx.started);
+    let answered =
+        ctx.received_micros + i64::try_from(since_arrival.as_micros()).unwrap_or(i64::MAX / 2);
     let error = res.extensions().get::<UpstreamError>().map(|e| e.0);
     let line = OutcomeLine {
         schema: OUTCOME_SCHEMA,
         decision_id: &ctx.decision_id,
-        time: crate::clock::rfc3339_micros(crate::clock::now_micros()),
+        time: crate::clock::rfc3339_micros(answered),
         region,
         upstream_status: error.is_none().then(|| res.status().as_u16()),
         error,
@@ -147,6 +153,12 @@ async fn tunnel(
         }
     }
 }
+
+// Named once: inserting by `&str` would copy a non-standard name into a new allocation on
+// every request.
+const X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: http::HeaderName = http::HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: http::HeaderName = http::HeaderName::from_static("x-forwarded-host");
 
 /// Marks a response the gateway made because the backend did not answer.
 #[derive(Debug, Clone, Copy)]
@@ -315,15 +327,15 @@ async fn forward(
     }
     forwarded.push('"');
     if let Ok(v) = HeaderValue::try_from(xff) {
-        h.insert("x-forwarded-for", v);
+        h.insert(X_FORWARDED_FOR, v);
     }
     if let Ok(v) = HeaderValue::try_from(forwarded) {
         h.insert(header::FORWARDED, v);
     }
-    h.insert("x-forwarded-proto", HeaderValue::from_static(proto));
+    h.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
     match &original_host {
-        Some(v) => h.insert("x-forwarded-host", v.clone()),
-        None => h.insert("x-forwarded-host", HeaderValue::from_static("")),
+        Some(v) => h.insert(X_FORWARDED_HOST, v.clone()),
+        None => h.insert(X_FORWARDED_HOST, HeaderValue::from_static("")),
     };
     h.insert(headers::DECISION, ctx.decision_header.clone());
     if let Ok(v) = HeaderValue::try_from(header_list(ctx)) {

@@ -89,7 +89,8 @@ struct Job {
 #[derive(Debug, Clone)]
 pub struct TraceWriter {
     tx: mpsc::Sender<Job>,
-    dir: PathBuf,
+    /// Shared: the writer is cloned into every request's pipeline.
+    dir: Arc<Path>,
     durability: Durability,
     buffered: Option<Arc<Buffered>>,
 }
@@ -453,7 +454,7 @@ impl TraceWriter {
         };
         Ok(TraceWriter {
             tx,
-            dir,
+            dir: Arc::from(dir),
             durability,
             buffered,
         })
