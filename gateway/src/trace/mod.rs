@@ -72,20 +72,8 @@ pub struct Trace<S> {
     inner: S,
 }
 
-/// Serialises the record for a request (without `prev_hash`/`hash`) and names its region.
-pub fn encode(
-    req: &Request<Body>,
-    ctx: &RequestContext,
-    instance: &str,
-) -> Option<(Arc<str>, Vec<u8>)> {
-    let (region, record) = record_of(req, ctx, instance)?;
-    let mut body = Vec::with_capacity(2048);
-    record.write_json(&mut body);
-    Some((region, body))
-}
-
-/// The record for a request and the region whose store holds it; `None` when no decision was
-/// made.
+/// The record for a request (serialised without `prev_hash`/`hash` by its `write_json`) and
+/// the region whose store holds it; `None` when no decision was made.
 pub fn record_of<'a>(
     req: &'a Request<Body>,
     ctx: &'a RequestContext,
