@@ -167,8 +167,9 @@ pub async fn serve<S>(
 enum InPlace<S: Service<Request<Body>>> {
     /// Called on the connection's own pipeline: no copy of it per request.
     Called(S::Future),
-    /// The pipeline was not ready: a copy waits for readiness, then takes the request.
-    Wait(S, Request<Body>),
+    /// The pipeline was not ready: a copy waits for readiness, then takes the request (boxed:
+    /// the rare case stays out of every request's future).
+    Wait(Box<(S, Request<Body>)>),
     /// The pipeline was in use (calls are never nested, so this does not happen).
     Busy,
 }
@@ -187,7 +188,7 @@ where
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     match s.poll_ready(&mut cx) {
         std::task::Poll::Ready(_) => InPlace::Called(s.call(req)),
-        std::task::Poll::Pending => InPlace::Wait(s.clone(), req),
+        std::task::Poll::Pending => InPlace::Wait(Box::new((s.clone(), req))),
     }
 }
 
@@ -218,7 +219,10 @@ async fn serve_conn<IO, S>(
         async move {
             match call {
                 InPlace::Called(fut) => fut.await,
-                InPlace::Wait(svc, req) => svc.oneshot(req).await,
+                InPlace::Wait(waiting) => {
+                    let (svc, req) = *waiting;
+                    svc.oneshot(req).await
+                }
                 InPlace::Busy => Ok(crate::context::missing()),
             }
         }
