@@ -55,16 +55,36 @@ pub fn rfc3339_micros(micros: i64) -> String {
     s
 }
 
-/// Appends `n` zero-padded to `width` digits.
+/// Appends the last `width` digits (at most 20) of `n` (non-negative), zero-padded.
 fn push_digits(s: &mut String, n: i64, width: u32) {
-    for p in (0..width).rev() {
-        s.push((b'0' + ((n / 10_i64.pow(p)) % 10) as u8) as char);
+    // Right to left by tens: no power of ten and no division by one per digit.
+    let mut digits = [b'0'; 20];
+    let width = (width as usize).min(digits.len());
+    let mut n = n.unsigned_abs();
+    for d in digits[..width].iter_mut().rev() {
+        *d = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    for &d in &digits[..width] {
+        s.push(char::from(d));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digits_are_zero_padded_and_cut_to_width() {
+        for n in [0i64, 7, 42, 999, 1_000, 2026, 123_456, 999_999, 1_000_000] {
+            for width in [1u32, 2, 4, 6] {
+                let mut s = String::new();
+                push_digits(&mut s, n, width);
+                let full = format!("{n:020}");
+                assert_eq!(s, full[20 - width as usize..], "{n} {width}");
+            }
+        }
+    }
 
     #[test]
     fn brussels_days_start_at_local_midnight() {

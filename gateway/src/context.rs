@@ -104,6 +104,7 @@ pub struct RequestContext {
     /// The decision id as a header value, made once and shared by every header that carries it.
     pub decision_header: HeaderValue,
     pub received_micros: i64,
+    /// The monotonic clock when `received_micros` was read.
     pub started: Instant,
     pub snapshot: Arc<Snapshot>,
     pub conn: Arc<ConnInfo>,

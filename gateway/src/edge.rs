@@ -42,9 +42,12 @@ where
     }
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
+        // The clock is read only for the access log line, when that is on.
+        let started =
+            tracing::enabled!(target: "domicile::access", tracing::Level::INFO).then(Instant::now);
         EdgeFuture {
             method: req.method().clone(),
-            started: Instant::now(),
+            started,
             inner: self.inner.call(req),
         }
     }
@@ -56,7 +59,7 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: F,
         method: Method,
-        started: Instant,
+        started: Option<Instant>,
     }
 }
 
@@ -96,7 +99,7 @@ where
             route = route.map_or("none", |r| &**r),
             status,
             verdict,
-            micros = this.started.elapsed().as_micros() as u64,
+            micros = this.started.map_or(0, |t| t.elapsed().as_micros() as u64),
             "request"
         );
         Poll::Ready(Ok(res))

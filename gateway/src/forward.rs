@@ -66,9 +66,11 @@ impl Service<Request<Body>> for Forward {
                 Some(Action::Respond(p)) => p.into_response(),
                 Some(Action::Forward { region }) => {
                     let started = Instant::now();
-                    let res = forward(req, &ctx, &region).await;
+                    let mut latency = None;
+                    let res = forward(req, &ctx, &region, started, &mut latency).await;
                     if let Some(w) = &outcomes {
-                        record_outcome(w, &ctx, &region, &res, started);
+                        let latency = latency.unwrap_or_else(|| started.elapsed());
+                        record_outcome(w, &ctx, &region, &res, started, latency);
                     }
                     res
                 }
@@ -101,20 +103,24 @@ fn record_outcome(
     region: &str,
     res: &Response<Body>,
     started: Instant,
+    latency: std::time::Duration,
 ) {
+    // When the answer came, on the wall clock: the request's arrival plus the monotonic time
+    // since then (no further clock reading).
+    let since_arrival = (started + latency).saturating_duration_since(ctx.started);
+    let answered =
+        ctx.received_micros + i64::try_from(since_arrival.as_micros()).unwrap_or(i64::MAX / 2);
     let error = res.extensions().get::<UpstreamError>().map(|e| e.0);
     let line = OutcomeLine {
         schema: OUTCOME_SCHEMA,
         decision_id: &ctx.decision_id,
-        time: crate::clock::rfc3339_micros(crate::clock::now_micros()),
+        time: crate::clock::rfc3339_micros(answered),
         region,
         upstream_status: error.is_none().then(|| res.status().as_u16()),
         error,
-        latency_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        latency_us: u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
     };
-    let mut body = Vec::with_capacity(256);
-    line.write_json(&mut body);
-    if !w.append_detached(crate::trace::record_region(ctx), body) {
+    if !w.append_detached_with(crate::trace::record_region(ctx), |out| line.write_json(out)) {
         metrics::counter!(m::TRACE_OUTCOMES_DROPPED).increment(1);
     }
 }
@@ -148,6 +154,12 @@ async fn tunnel(
     }
 }
 
+// Named once: inserting by `&str` would copy a non-standard name into a new allocation on
+// every request.
+const X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: http::HeaderName = http::HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: http::HeaderName = http::HeaderName::from_static("x-forwarded-host");
+
 /// Marks a response the gateway made because the backend did not answer.
 #[derive(Debug, Clone, Copy)]
 struct UpstreamError(&'static str);
@@ -166,10 +178,15 @@ fn header_list(ctx: &RequestContext) -> String {
     out
 }
 
+/// Sends the request to a backend of `region`. `started` is when forwarding began; the time
+/// from then to the backend's response head is put in `latency` (the upstream histogram and
+/// the outcome line share that one reading of the clock).
 async fn forward(
     mut req: Request<Body>,
     ctx: &RequestContext,
     region: &Arc<str>,
+    started: Instant,
+    latency: &mut Option<std::time::Duration>,
 ) -> Response<Body> {
     let problem = |status, code: &str, detail: &str| {
         Problem::new(status, code, detail)
@@ -310,15 +327,15 @@ async fn forward(
     }
     forwarded.push('"');
     if let Ok(v) = HeaderValue::try_from(xff) {
-        h.insert("x-forwarded-for", v);
+        h.insert(X_FORWARDED_FOR, v);
     }
     if let Ok(v) = HeaderValue::try_from(forwarded) {
         h.insert(header::FORWARDED, v);
     }
-    h.insert("x-forwarded-proto", HeaderValue::from_static(proto));
+    h.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
     match &original_host {
-        Some(v) => h.insert("x-forwarded-host", v.clone()),
-        None => h.insert("x-forwarded-host", HeaderValue::from_static("")),
+        Some(v) => h.insert(X_FORWARDED_HOST, v.clone()),
+        None => h.insert(X_FORWARDED_HOST, HeaderValue::from_static("")),
     };
     h.insert(headers::DECISION, ctx.decision_header.clone());
     if let Ok(v) = HeaderValue::try_from(header_list(ctx)) {
@@ -343,14 +360,15 @@ async fn forward(
         // HTTP/2 carries the authority in :authority; a Host header is not sent.
         h.remove(header::HOST);
     }
-    let started = Instant::now();
     let result = tokio::time::timeout(
         backend.response_timeout,
         // Boxed: the client's future is large, and every future around this one is moved.
         Box::pin(backend.send(req)),
     )
     .await;
-    m::observe_upstream(region, started.elapsed().as_secs_f64());
+    let elapsed = started.elapsed();
+    *latency = Some(elapsed);
+    m::observe_upstream(region, elapsed.as_secs_f64());
     match result {
         Ok(Ok(mut res)) => {
             let switching = res.status() == StatusCode::SWITCHING_PROTOCOLS;

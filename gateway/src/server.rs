@@ -163,6 +163,35 @@ pub async fn serve<S>(
     }
 }
 
+/// How a request was handed to the connection's pipeline.
+enum InPlace<S: Service<Request<Body>>> {
+    /// Called on the connection's own pipeline: no copy of it per request.
+    Called(S::Future),
+    /// The pipeline was not ready: a copy waits for readiness, then takes the request (boxed:
+    /// the rare case stays out of every request's future).
+    Wait(Box<(S, Request<Body>)>),
+    /// The pipeline was in use (calls are never nested, so this does not happen).
+    Busy,
+}
+
+/// Calls the connection's pipeline in place when it is ready. Every phase is ready at once
+/// (none holds back requests in `poll_ready`; limits answer in `call`), so a request costs no
+/// clone of the pipeline and its handles; a pipeline that is not ready is cloned and awaited
+/// as `oneshot` would.
+fn call_in_place<S>(svc: &std::cell::RefCell<S>, req: Request<Body>) -> InPlace<S>
+where
+    S: Service<Request<Body>> + Clone,
+{
+    let Ok(mut s) = svc.try_borrow_mut() else {
+        return InPlace::Busy;
+    };
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match s.poll_ready(&mut cx) {
+        std::task::Poll::Ready(_) => InPlace::Called(s.call(req)),
+        std::task::Poll::Pending => InPlace::Wait(Box::new((s.clone(), req))),
+    }
+}
+
 async fn serve_conn<IO, S>(
     builder: &auto::Builder<TokioExecutor>,
     io: Sniff<IO>,
@@ -182,13 +211,20 @@ async fn serve_conn<IO, S>(
     let activity = io.activity();
     // A new connection must deliver its first request head within the header-read timeout.
     framing.head_started();
+    let svc = std::cell::RefCell::new(svc);
     let hyper_svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-        let svc = svc.clone();
-        let info = info.clone();
+        let mut req = req.map(Body::Incoming);
+        req.extensions_mut().insert(info.clone());
+        let call = call_in_place(&svc, req);
         async move {
-            let mut req = req.map(Body::Incoming);
-            req.extensions_mut().insert(info);
-            svc.oneshot(req).await
+            match call {
+                InPlace::Called(fut) => fut.await,
+                InPlace::Wait(waiting) => {
+                    let (svc, req) = *waiting;
+                    svc.oneshot(req).await
+                }
+                InPlace::Busy => Ok(crate::context::missing()),
+            }
         }
     });
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), hyper_svc);

@@ -110,7 +110,9 @@ impl Backend {
     }
 
     pub fn is_up(&self) -> bool {
-        self.down_until.load(Ordering::Relaxed) <= now_ms()
+        // 0: never marked down (or marked up again); no need to read the clock.
+        let until = self.down_until.load(Ordering::Relaxed);
+        until == 0 || until <= now_ms()
     }
 
     /// Marks the backend up (a health check passed).

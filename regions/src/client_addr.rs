@@ -203,8 +203,21 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
 pub fn truncate(ip: IpAddr) -> String {
     match canonical(ip) {
         IpAddr::V4(v4) => {
-            let o = v4.octets();
-            format!("{}.{}.{}.0/24", o[0], o[1], o[2])
+            // Built by hand: this runs for every decision record.
+            let mut s = String::with_capacity(18);
+            for o in &v4.octets()[..3] {
+                let o = *o;
+                if o >= 100 {
+                    s.push(char::from(b'0' + o / 100));
+                }
+                if o >= 10 {
+                    s.push(char::from(b'0' + o / 10 % 10));
+                }
+                s.push(char::from(b'0' + o % 10));
+                s.push('.');
+            }
+            s.push_str("0/24");
+            s
         }
         IpAddr::V6(v6) => {
             let s = v6.segments();
@@ -310,5 +323,16 @@ mod tests {
         assert_eq!(canonical(ip("::ffff:192.0.2.9")), ip("192.0.2.9"));
         assert_eq!(truncate(ip("192.0.2.9")), "192.0.2.0/24");
         assert_eq!(truncate(ip("2001:db8:1:2::5")), "2001:db8:1::/48");
+    }
+
+    #[test]
+    fn every_ipv4_octet_is_written_like_display() {
+        for o in 0..=255u8 {
+            let a = std::net::Ipv4Addr::new(o, 255 - o, o / 3, o);
+            assert_eq!(
+                truncate(IpAddr::V4(a)),
+                format!("{}.{}.{}.0/24", o, 255 - o, o / 3)
+            );
+        }
     }
 }

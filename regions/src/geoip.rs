@@ -32,6 +32,88 @@ pub struct GeoIp {
     reader: maxminddb::Reader<Vec<u8>>,
     description: String,
     build_date: String,
+    /// Answers for IPv4 addresses seen recently (see [`AnswerCache`]).
+    cache: AnswerCache,
+}
+
+/// Slots of the answer cache (a power of two): 32 KiB per database.
+const CACHE_SLOTS: usize = 4096;
+
+/// Remembers [`GeoIp::answer`] for IPv4 addresses, direct-mapped, one atomic word a slot: the
+/// database of an instance never changes, so an answer stays true for the instance's
+/// lifetime (a reload loads a new instance with an empty cache). A slot holds the address,
+/// the question (field, whether anonymity was asked) and the answer; a different address or
+/// question in the slot is a miss, and the fresh answer replaces it. Lookups that fail are
+/// not remembered.
+struct AnswerCache {
+    slots: Box<[std::sync::atomic::AtomicU64]>,
+}
+
+const VALID: u64 = 1 << 32;
+const REGISTERED: u64 = 1 << 33;
+const ASKED_ANONYMITY: u64 = 1 << 34;
+const HAS_COUNTRY: u64 = 1 << 35;
+const ANONYMOUS: u64 = 1 << 36;
+
+impl AnswerCache {
+    fn new() -> AnswerCache {
+        AnswerCache {
+            slots: (0..CACHE_SLOTS)
+                .map(|_| std::sync::atomic::AtomicU64::new(0))
+                .collect(),
+        }
+    }
+
+    fn slot(&self, ip: u32) -> &std::sync::atomic::AtomicU64 {
+        // Fibonacci hashing: the top bits of the product pick the slot.
+        let i = (ip.wrapping_mul(0x9E37_79B1) >> (32 - CACHE_SLOTS.trailing_zeros())) as usize;
+        &self.slots[i % CACHE_SLOTS]
+    }
+
+    /// The question's bits: address, field and whether anonymity is asked.
+    fn question(ip: u32, field: CountryField, anonymity: bool) -> u64 {
+        let mut q = u64::from(ip) | VALID;
+        if field == CountryField::RegisteredCountry {
+            q |= REGISTERED;
+        }
+        if anonymity {
+            q |= ASKED_ANONYMITY;
+        }
+        q
+    }
+
+    fn get(&self, ip: u32, field: CountryField, anonymity: bool) -> Option<GeoAnswer> {
+        let q = AnswerCache::question(ip, field, anonymity);
+        let e = self.slot(ip).load(std::sync::atomic::Ordering::Relaxed);
+        if e & (VALID | REGISTERED | ASKED_ANONYMITY | 0xffff_ffff) != q {
+            return None;
+        }
+        let country = if e & HAS_COUNTRY != 0 {
+            let code = [(e >> 40) as u8, (e >> 48) as u8];
+            Some(Country::parse(std::str::from_utf8(&code).ok()?).ok()?)
+        } else {
+            None
+        };
+        Some(GeoAnswer {
+            country,
+            anonymous: e & ANONYMOUS != 0,
+        })
+    }
+
+    fn put(&self, ip: u32, field: CountryField, anonymity: bool, a: GeoAnswer) {
+        let mut e = AnswerCache::question(ip, field, anonymity);
+        if let Some(c) = a.country {
+            let b = c.as_str().as_bytes();
+            if b.len() != 2 {
+                return;
+            }
+            e |= HAS_COUNTRY | u64::from(b[0]) << 40 | u64::from(b[1]) << 48;
+        }
+        if a.anonymous {
+            e |= ANONYMOUS;
+        }
+        self.slot(ip).store(e, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl std::fmt::Debug for GeoIp {
@@ -77,6 +159,7 @@ impl GeoIp {
             description: format!("{} ({})", reader.metadata().database_type, what),
             build_date: civil_date(reader.metadata().build_epoch),
             reader,
+            cache: AnswerCache::new(),
         };
         // A probe lookup walks the tree and decodes a record: a corrupt file fails here rather
         // than on the request path.
@@ -143,6 +226,29 @@ impl GeoIp {
     /// `is_anonymous`, as MaxMind's Country, City and Anonymous-IP databases do). The
     /// anonymity fields are read only when `anonymity` is asked for.
     pub fn answer(&self, ip: IpAddr, field: CountryField, anonymity: bool) -> GeoAnswer {
+        let v4 = match canonical(ip) {
+            IpAddr::V4(v4) => Some(u32::from(v4)),
+            IpAddr::V6(_) => None,
+        };
+        if let Some(ip) = v4
+            && let Some(a) = self.cache.get(ip, field, anonymity)
+        {
+            return a;
+        }
+        match self.lookup_field(ip, field, anonymity) {
+            Ok(found) => {
+                let a = found.unwrap_or_default();
+                if let Some(ip) = v4 {
+                    self.cache.put(ip, field, anonymity, a);
+                }
+                a
+            }
+            Err(_) => GeoAnswer::default(),
+        }
+    }
+
+    /// [`GeoIp::answer`] straight from the database, without the cache.
+    pub fn answer_uncached(&self, ip: IpAddr, field: CountryField, anonymity: bool) -> GeoAnswer {
         self.lookup_field(ip, field, anonymity)
             .ok()
             .flatten()
@@ -196,6 +302,48 @@ pub fn build_country_db(entries: &[(&str, &str)], database_type: &str) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The cache answers exactly what the database answers, for every question, on repeated
+    /// and colliding addresses (8,192 addresses share 4,096 slots), IPv4-mapped IPv6 included.
+    #[test]
+    fn cached_answers_equal_the_database() {
+        let bytes = build_country_db(
+            &[
+                ("10.0.0.0/9", "DE"),
+                ("10.128.0.0/10", "US"),
+                ("192.0.2.0/24", "JP"),
+            ],
+            "Test-Country",
+        )
+        .unwrap();
+        let geo = GeoIp::from_bytes(bytes, "test").unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        for round in 0..2 {
+            for n in 0..8192u32 {
+                let v4 = std::net::Ipv4Addr::from(0x0a00_0000 + n * 4099);
+                let ips = [
+                    IpAddr::V4(v4),
+                    IpAddr::V6(v4.to_ipv6_mapped()),
+                    IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, (n % 256) as u8)),
+                ];
+                for ip in ips {
+                    for field in [CountryField::Country, CountryField::RegisteredCountry] {
+                        for anonymity in [false, true] {
+                            let want = geo.answer_uncached(ip, field, anonymity);
+                            assert_eq!(
+                                geo.answer(ip, field, anonymity),
+                                want,
+                                "{ip} round {round}"
+                            );
+                            seen.insert(want.country.map(|c| c.to_string()));
+                        }
+                    }
+                }
+            }
+        }
+        // The addresses cover the three networks and addresses outside them.
+        assert_eq!(seen.len(), 4, "{seen:?}");
+    }
 
     #[test]
     fn built_db_answers_countries() {

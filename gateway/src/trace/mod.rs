@@ -72,12 +72,13 @@ pub struct Trace<S> {
     inner: S,
 }
 
-/// Serialises the record for a request (without `prev_hash`/`hash`) and names its region.
-pub fn encode(
-    req: &Request<Body>,
-    ctx: &RequestContext,
-    instance: &str,
-) -> Option<(Arc<str>, Vec<u8>)> {
+/// The record for a request (serialised without `prev_hash`/`hash` by its `write_json`) and
+/// the region whose store holds it; `None` when no decision was made.
+pub fn record_of<'a>(
+    req: &'a Request<Body>,
+    ctx: &'a RequestContext,
+    instance: &'a str,
+) -> Option<(Arc<str>, DecisionRecord<'a>)> {
     let decision = ctx.decision.as_ref()?;
     let route = ctx.route.and_then(|n| ctx.snapshot.route(n))?;
     let region = ctx
@@ -169,9 +170,7 @@ pub fn encode(
             status,
         },
     };
-    let mut body = Vec::with_capacity(2048);
-    record.write_json(&mut body);
-    Some((region_dir, body))
+    Some((region_dir, record))
 }
 
 /// The keyed pseudonym of the request's subject identifier, when one is configured and sent.
@@ -215,7 +214,7 @@ where
             .extensions()
             .get::<otel::RequestSpan>()
             .and_then(|span| annotate(span, ctx));
-        let Some((region, body)) = encode(&req, ctx, &self.instance) else {
+        let Some((region, record)) = record_of(&req, ctx, &self.instance) else {
             // No decision was made (the request never reached the decide phase's output).
             return PhaseFuture::Answered {
                 res: Some(unavailable(
@@ -224,12 +223,25 @@ where
                 )),
             };
         };
+        // Without fsync the record is written and chained straight into the trace buffer
+        // right here: no copy, no hand-off, no wait.
+        let written = self
+            .writer
+            .append_now_with(&region, |out| record.write_json(out));
+        let body = match written {
+            Some(_) => Vec::new(),
+            None => {
+                let mut body = Vec::with_capacity(2048);
+                record.write_json(&mut body);
+                body
+            }
+        };
+        drop(record);
         if let Some(tp) = traceparent {
             // The backend's spans continue the gateway's: it is their parent.
             req.headers_mut().insert(TRACEPARENT, tp);
         }
-        // Without fsync the record is chained into memory right here: no hand-off, no wait.
-        if let Some(written) = self.writer.append_now(&region, &body) {
+        if let Some(written) = written {
             return match written {
                 Ok(()) => {
                     first_write(&mut req);

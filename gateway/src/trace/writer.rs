@@ -89,7 +89,8 @@ struct Job {
 #[derive(Debug, Clone)]
 pub struct TraceWriter {
     tx: mpsc::Sender<Job>,
-    dir: PathBuf,
+    /// Shared: the writer is cloned into every request's pipeline.
+    dir: Arc<Path>,
     durability: Durability,
     buffered: Option<Arc<Buffered>>,
 }
@@ -130,8 +131,14 @@ impl Segment {
 
     /// Chains one line into `out` and counts it.
     fn chain(&mut self, out: &mut Vec<u8>, body: &[u8]) {
+        self.chain_with(out, |o| o.extend_from_slice(body));
+    }
+
+    /// Chains the JSON object `write` appends to `out` as one line, and counts it.
+    fn chain_with(&mut self, out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) {
         let before = out.len();
-        self.head = chain_into(out, body, &self.head);
+        write(out);
+        chain_tail(out, before, &mut self.head);
         self.len += (out.len() - before) as u64;
         self.records += 1;
     }
@@ -228,6 +235,16 @@ struct Buffered {
 
 impl Buffered {
     fn append(&self, region: Arc<str>, body: &[u8]) -> Result<(), TraceError> {
+        self.append_with(region, |out| out.extend_from_slice(body))
+    }
+
+    /// Appends the JSON object `write` writes, straight into the region's buffer (no copy of
+    /// the record in between), chained in place.
+    fn append_with(
+        &self,
+        region: Arc<str>,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<(), TraceError> {
         if let Ok(failed) = self.failed.lock()
             && let Some(why) = failed.as_ref()
         {
@@ -262,7 +279,7 @@ impl Buffered {
             });
             self.wake.notify_one();
         }
-        rb.segment.chain(&mut rb.data, body);
+        rb.segment.chain_with(&mut rb.data, write);
         if rb.data.len() >= FLUSH_BYTES {
             self.wake.notify_one();
         }
@@ -437,7 +454,7 @@ impl TraceWriter {
         };
         Ok(TraceWriter {
             tx,
-            dir,
+            dir: Arc::from(dir),
             durability,
             buffered,
         })
@@ -466,6 +483,30 @@ impl TraceWriter {
         }
         let (done, _) = oneshot::channel();
         self.tx.try_send(Job { region, body, done }).is_ok()
+    }
+
+    /// As [`TraceWriter::append_detached`], with the line written by `write` straight into the
+    /// trace buffer when durability is `none`.
+    pub fn append_detached_with(&self, region: Arc<str>, write: impl FnOnce(&mut Vec<u8>)) -> bool {
+        if let Some(b) = &self.buffered {
+            return b.append_with(region, write).is_ok();
+        }
+        let mut body = Vec::with_capacity(512);
+        write(&mut body);
+        self.append_detached(region, body)
+    }
+
+    /// With `none` durability, appends the record `write` writes now, straight into the trace
+    /// buffer; `None` (and `write` not called) means the record must go through
+    /// [`TraceWriter::append`] and be waited for.
+    pub fn append_now_with(
+        &self,
+        region: &Arc<str>,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) -> Option<Result<(), TraceError>> {
+        self.buffered
+            .as_ref()
+            .map(|b| b.append_with(region.clone(), write))
     }
 
     /// With `none` durability, appends the record now (in memory, written out shortly);
@@ -670,21 +711,34 @@ pub fn chain_line(body: &[u8], prev: &str) -> (Vec<u8>, String) {
 /// Appends the chained line for `body` to `out` in place; returns its hash.
 pub fn chain_into(out: &mut Vec<u8>, body: &[u8], prev: &str) -> String {
     let start = out.len();
-    out.extend_from_slice(&body[..body.len().saturating_sub(1)]);
+    out.extend_from_slice(body);
+    let mut head = prev.to_owned();
+    chain_tail(out, start, &mut head);
+    head
+}
+
+/// Chains the JSON object just written at `out[start..]` to `head` in place: its closing
+/// brace becomes `"prev_hash":head}`, that object's SHA-256 is appended as `hash` with the
+/// newline, and `head` becomes the new hash (its buffer reused, nothing allocated).
+fn chain_tail(out: &mut Vec<u8>, start: usize, head: &mut String) {
+    if out.len() > start {
+        out.pop();
+    }
     out.extend_from_slice(b",\"prev_hash\":\"");
-    out.extend_from_slice(prev.as_bytes());
+    out.extend_from_slice(head.as_bytes());
     out.extend_from_slice(b"\"}");
     let mut buf = [0u8; 64];
     // A 32-byte digest always fits 64 hex digits, and hex digits are ASCII.
-    let hash = match hex::encode_to_slice(Sha256::digest(&out[start..]), &mut buf) {
-        Ok(()) => String::from_utf8_lossy(&buf).into_owned(),
-        Err(_) => String::new(),
+    let hex = match hex::encode_to_slice(Sha256::digest(&out[start..]), &mut buf) {
+        Ok(()) => std::str::from_utf8(&buf).unwrap_or(""),
+        Err(_) => "",
     };
     out.truncate(out.len() - 1);
     out.extend_from_slice(HASH_FIELD);
-    out.extend_from_slice(hash.as_bytes());
+    out.extend_from_slice(hex.as_bytes());
     out.extend_from_slice(b"\"}\n");
-    hash
+    head.clear();
+    head.push_str(hex);
 }
 
 /// The regions that already have a directory: opened at start, so a torn tail left by a crash
