@@ -259,13 +259,14 @@ impl Profile {
     /// No value detector can fire on a value of this profile: what the checks in
     /// [`scan_profiled`] and [`detect_text`] ask first, before any of them looks at the value.
     pub(crate) fn quiet(&self) -> bool {
-        !self.work()
-            && !self.maybe_base64()
-            && !self.has(AT)
-            && !(self.has(PLUS) && self.digits >= 8)
-            && self.digits < 6
-            && !(self.dots >= 3 && self.digits >= 4)
-            && self.colons < 2
+        let may_fire = self.work()
+            || self.maybe_base64()
+            || self.has(AT)
+            || (self.has(PLUS) && self.digits >= 8)
+            || self.digits >= 6
+            || (self.dots >= 3 && self.digits >= 4)
+            || self.colons >= 2;
+        !may_fire
     }
 
     /// Nothing but ASCII whitespace (or nothing at all).
