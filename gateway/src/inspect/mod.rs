@@ -224,7 +224,11 @@ impl Inspection {
         }
         let bit = 1u32 << (hit.category as u32);
         let new = match self.seen.get_mut(location.as_str()) {
-            Some(bits) => !std::mem::replace(bits, *bits | bit) & bit != 0,
+            Some(bits) => {
+                let new = *bits & bit == 0;
+                *bits |= bit;
+                new
+            }
             None => {
                 self.seen.insert(location.clone(), bit);
                 true

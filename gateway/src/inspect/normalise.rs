@@ -248,10 +248,13 @@ pub fn base64_text(s: &str) -> Option<String> {
     }
     let bytes = engine.decode(body).ok()?;
     let text = String::from_utf8(bytes).ok()?;
-    let printable = text
-        .chars()
-        .all(|c| !c.is_control() || matches!(c, '\t' | '\n' | '\r'));
-    printable.then_some(text)
+    printable(&text).then_some(text)
+}
+
+/// No control characters but tabs and line breaks.
+fn printable(t: &str) -> bool {
+    t.chars()
+        .all(|c| !c.is_control() || matches!(c, '\t' | '\n' | '\r'))
 }
 
 /// Whether `b` can begin printable UTF-8 text (a sequence cut at its end still can).
@@ -264,9 +267,7 @@ fn text_prefix(b: &[u8]) -> bool {
         }
         Err(_) => return false,
     };
-    valid
-        .chars()
-        .all(|c| !c.is_control() || matches!(c, '\t' | '\n' | '\r'))
+    printable(valid)
 }
 
 #[cfg(test)]

@@ -48,20 +48,14 @@ pub(super) fn scan(s: &str, contextual: bool, out: &mut dyn FnMut(Hit)) {
             we -= 1;
         }
         let word = &b[ws..we];
-        if classes & SEP != 0 && (ws, we) != (start, i) {
-            // Separators were cut from its ends; whether any remain inside.
-            classes &= !SEP;
-            if word.iter().any(|&c| WORD[usize::from(c)] & SEP != 0) {
-                classes |= SEP;
-            }
-        }
         // Letters, digits and inner separators only; a digit, or a short upper-case word (an
         // IBAN's country); no more letters and digits than the longest identifier (a digest, a
         // token is never part of one).
         let idish = !word.is_empty()
             && classes & OTHER == 0
             && alnum <= MAX_COMPACT
-            && (classes & DIGIT != 0 || (word.len() <= 4 && classes & !UPPER == 0));
+            && (classes & DIGIT != 0
+                || (word.len() <= 4 && word.iter().all(u8::is_ascii_uppercase)));
         // A gap of more than one space, or any non-space delimiter, ends a run.
         let joined =
             n > 0 && b[words[n - 1].1..ws].iter().all(|&c| c == b' ') && ws - words[n - 1].1 <= 2;

@@ -779,6 +779,46 @@ mod tests {
     }
 
     #[test]
+    fn no_detector_fires_on_a_quiet_value() {
+        // `quiet` restates the conditions the detectors start from; every string of the
+        // corpus (every locale, format of value and evasion) holds it to them.
+        fn strings(v: &serde_json::Value, out: &mut Vec<String>) {
+            match v {
+                serde_json::Value::String(s) => out.push(s.clone()),
+                serde_json::Value::Array(a) => a.iter().for_each(|v| strings(v, out)),
+                serde_json::Value::Object(o) => o.iter().for_each(|(k, v)| {
+                    out.push(k.clone());
+                    strings(v, out)
+                }),
+                _ => {}
+            }
+        }
+        let corpus = crate::inspect::corpus::generate(0x5eed, 20);
+        let mut values = Vec::new();
+        for sample in &corpus.samples {
+            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&sample.body) {
+                strings(&v, &mut values);
+            }
+        }
+        let (mut quiet, mut fired) = (0, 0);
+        for v in &values {
+            let p = profile(v.as_bytes());
+            let mut hits = 0;
+            scan_str(None, v, &p, &mut |_| hits += 1);
+            if p.quiet() {
+                quiet += 1;
+                assert_eq!(hits, 0, "a detector fired on a quiet value {v:?}");
+            } else if hits > 0 {
+                fired += 1;
+            }
+        }
+        assert!(
+            quiet > 10_000 && fired > 500,
+            "{quiet} quiet, {fired} with findings"
+        );
+    }
+
+    #[test]
     fn uuids_and_timestamps_are_not_identifiers() {
         assert!(uuid_or_timestamp(b"550e8400-e29b-41d4-a716-446655440000"));
         assert!(uuid_or_timestamp(b"2025-03-14T12:30:45.123+01:00"));
