@@ -167,8 +167,8 @@ pub async fn serve<S>(
 enum InPlace<S: Service<Request<Body>>> {
     /// Called on the connection's own pipeline: no copy of it per request.
     Called(S::Future),
-    /// The pipeline was not ready: a copy waits for readiness, then takes the request (boxed:
-    /// the rare case stays out of every request's future).
+    /// A copy of the pipeline waits for readiness, then takes the request: an HTTP/2 stream,
+    /// or a pipeline that was not ready (boxed: the HTTP/1 path stays small).
     Wait(Box<(S, Request<Body>)>),
     /// The pipeline was in use (calls are never nested, so this does not happen).
     Busy,
@@ -215,7 +215,18 @@ async fn serve_conn<IO, S>(
     let hyper_svc = hyper::service::service_fn(move |req: Request<Incoming>| {
         let mut req = req.map(Body::Incoming);
         req.extensions_mut().insert(info.clone());
-        let call = call_in_place(&svc, req);
+        // HTTP/1 requests of a connection come one after another: calling the pipeline in
+        // place saves a copy of it per request. HTTP/2 streams of one connection are handled
+        // in parallel, each in its own task, so each takes its own copy and does its work
+        // there rather than on the connection's task.
+        let call = if req.version() == http::Version::HTTP_2 {
+            match svc.try_borrow() {
+                Ok(s) => InPlace::Wait(Box::new((s.clone(), req))),
+                Err(_) => InPlace::Busy,
+            }
+        } else {
+            call_in_place(&svc, req)
+        };
         async move {
             match call {
                 InPlace::Called(fut) => fut.await,
