@@ -65,12 +65,13 @@ impl Service<Request<Body>> for Forward {
             let mut res = match ctx.action.clone() {
                 Some(Action::Respond(p)) => p.into_response(),
                 Some(Action::Forward { region }) => {
-                    let started = Instant::now();
-                    let mut latency = None;
-                    let res = forward(req, &ctx, &region, started, &mut latency).await;
+                    let mut upstream = None;
+                    let res = forward(req, &ctx, &region, &mut upstream).await;
                     if let Some(w) = &outcomes {
-                        let latency = latency.unwrap_or_else(|| started.elapsed());
-                        record_outcome(w, &ctx, &region, &res, started, latency);
+                        // A request never sent (no backend up, shed) is answered now.
+                        let (sent, latency) =
+                            upstream.unwrap_or_else(|| (Instant::now(), std::time::Duration::ZERO));
+                        record_outcome(w, &ctx, &region, &res, sent, latency);
                     }
                     res
                 }
@@ -102,12 +103,12 @@ fn record_outcome(
     ctx: &RequestContext,
     region: &str,
     res: &Response<Body>,
-    started: Instant,
+    sent: Instant,
     latency: std::time::Duration,
 ) {
     // When the answer came, on the wall clock: the request's arrival plus the monotonic time
     // since then (no further clock reading).
-    let since_arrival = (started + latency).saturating_duration_since(ctx.started);
+    let since_arrival = (sent + latency).saturating_duration_since(ctx.started);
     let answered =
         ctx.received_micros + i64::try_from(since_arrival.as_micros()).unwrap_or(i64::MAX / 2);
     let error = res.extensions().get::<UpstreamError>().map(|e| e.0);
@@ -154,12 +155,6 @@ async fn tunnel(
     }
 }
 
-// Named once: inserting by `&str` would copy a non-standard name into a new allocation on
-// every request.
-const X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
-const X_FORWARDED_PROTO: http::HeaderName = http::HeaderName::from_static("x-forwarded-proto");
-const X_FORWARDED_HOST: http::HeaderName = http::HeaderName::from_static("x-forwarded-host");
-
 /// Marks a response the gateway made because the backend did not answer.
 #[derive(Debug, Clone, Copy)]
 struct UpstreamError(&'static str);
@@ -178,15 +173,14 @@ fn header_list(ctx: &RequestContext) -> String {
     out
 }
 
-/// Sends the request to a backend of `region`. `started` is when forwarding began; the time
-/// from then to the backend's response head is put in `latency` (the upstream histogram and
-/// the outcome line share that one reading of the clock).
+/// Sends the request to a backend of `region`. When it was sent, `upstream` gets the instant
+/// and the time from then to the backend's response head (the upstream histogram and the
+/// outcome line share that one reading of the clock).
 async fn forward(
     mut req: Request<Body>,
     ctx: &RequestContext,
     region: &Arc<str>,
-    started: Instant,
-    latency: &mut Option<std::time::Duration>,
+    upstream: &mut Option<(Instant, std::time::Duration)>,
 ) -> Response<Body> {
     let problem = |status, code: &str, detail: &str| {
         Problem::new(status, code, detail)
@@ -290,7 +284,7 @@ async fn forward(
     // else's is replaced by the peer.
     let mut xff = String::new();
     if peer_trusted {
-        for v in h.get_all("x-forwarded-for") {
+        for v in h.get_all(headers::X_FORWARDED_FOR) {
             if let Ok(v) = v.to_str() {
                 xff.push_str(v);
                 xff.push_str(", ");
@@ -327,15 +321,15 @@ async fn forward(
     }
     forwarded.push('"');
     if let Ok(v) = HeaderValue::try_from(xff) {
-        h.insert(X_FORWARDED_FOR, v);
+        h.insert(headers::X_FORWARDED_FOR, v);
     }
     if let Ok(v) = HeaderValue::try_from(forwarded) {
         h.insert(header::FORWARDED, v);
     }
-    h.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+    h.insert(headers::X_FORWARDED_PROTO, HeaderValue::from_static(proto));
     match &original_host {
-        Some(v) => h.insert(X_FORWARDED_HOST, v.clone()),
-        None => h.insert(X_FORWARDED_HOST, HeaderValue::from_static("")),
+        Some(v) => h.insert(headers::X_FORWARDED_HOST, v.clone()),
+        None => h.insert(headers::X_FORWARDED_HOST, HeaderValue::from_static("")),
     };
     h.insert(headers::DECISION, ctx.decision_header.clone());
     if let Ok(v) = HeaderValue::try_from(header_list(ctx)) {
@@ -360,14 +354,15 @@ async fn forward(
         // HTTP/2 carries the authority in :authority; a Host header is not sent.
         h.remove(header::HOST);
     }
+    let sent = Instant::now();
     let result = tokio::time::timeout(
         backend.response_timeout,
         // Boxed: the client's future is large, and every future around this one is moved.
         Box::pin(backend.send(req)),
     )
     .await;
-    let elapsed = started.elapsed();
-    *latency = Some(elapsed);
+    let elapsed = sent.elapsed();
+    *upstream = Some((sent, elapsed));
     m::observe_upstream(region, elapsed.as_secs_f64());
     match result {
         Ok(Ok(mut res)) => {

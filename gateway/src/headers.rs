@@ -8,6 +8,12 @@ pub const SUBJECT_JURISDICTION: HeaderName =
 pub const REGION: HeaderName = HeaderName::from_static("domicile-region");
 pub const VERDICT: HeaderName = HeaderName::from_static("domicile-verdict");
 
+// The forwarding headers Domicile sets, named once: inserting by `&str` would copy a
+// non-standard name into a new allocation on every request.
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
 const OWN: [HeaderName; 4] = [DECISION, SUBJECT_JURISDICTION, REGION, VERDICT];
 
 /// Headers that carry the message's meaning: `Connection` may not name them for removal, or

@@ -91,7 +91,10 @@ where
     }
 
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
+        // The wall clock and the monotonic clock read together: later times of this request
+        // (its outcome line's) are `micros` plus the monotonic time since `started`.
         let micros = crate::clock::now_micros();
+        let started = Instant::now();
         let decision_id = new_decision_id(self.shared.instance_tag, micros);
         let snapshot = self.shared.snapshot.load_full();
         let Some(conn) = req.extensions_mut().remove::<Arc<ConnInfo>>() else {
@@ -123,7 +126,7 @@ where
             decision_id,
             decision_header,
             received_micros: micros,
-            started: Instant::now(),
+            started,
             snapshot,
             conn,
             route: None,

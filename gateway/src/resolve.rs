@@ -142,7 +142,7 @@ fn collect(
         ClientHeader::XForwardedFor => snap.trusted.resolve(
             peer,
             headers
-                .get_all("x-forwarded-for")
+                .get_all(crate::headers::X_FORWARDED_FOR)
                 .iter()
                 .map(|v| v.as_bytes()),
         ),
