@@ -29,7 +29,7 @@
 //! - [`upstream`], [`tls`]: backend clients and TLS.
 //! - [`admin`], [`metrics`], [`reload`]: operations.
 //! - [`demo`]: the embedded demo.
-//! - [`body`], [`problem`], [`headers`], [`step`], [`clock`]: shared pieces.
+//! - [`body`], [`problem`], [`headers`], [`step`], [`clock`], [`jsonstr`]: shared pieces.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
@@ -47,6 +47,7 @@ pub mod framing;
 pub mod gateway;
 pub mod headers;
 pub mod inspect;
+pub mod jsonstr;
 pub mod limits;
 pub mod metrics;
 pub mod pool;

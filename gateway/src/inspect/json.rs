@@ -547,7 +547,7 @@ impl<'a, F: FnMut(Hit, String)> Walker<'a, '_, F> {
             self.profile = Some(profile);
             run
         } else {
-            detect::json_plain(&self.b[start..])
+            crate::jsonstr::plain_len(&self.b[start..])
         };
         self.i = start + run;
         match self.b.get(self.i) {

@@ -140,54 +140,14 @@ impl<'a> Obj<'a> {
     }
 }
 
-const LO: u64 = 0x0101_0101_0101_0101;
-const HI: u64 = 0x8080_8080_8080_8080;
-
-/// Whether any byte of the word is a control character, `"` or `\`.
-#[inline]
-fn needs_escape(w: u64) -> bool {
-    let below_space = w.wrapping_sub(LO * 0x20) & !w;
-    let quote = w ^ (LO * b'"' as u64);
-    let backslash = w ^ (LO * b'\\' as u64);
-    let has_quote = quote.wrapping_sub(LO) & !quote;
-    let has_backslash = backslash.wrapping_sub(LO) & !backslash;
-    (below_space | has_quote | has_backslash) & HI != 0
-}
-
-/// Whether no byte needs an escape, eight bytes at a time (the tail padded with spaces).
-/// The word test never misses a byte that needs one.
-fn is_clean(b: &[u8]) -> bool {
-    let mut chunks = b.chunks_exact(8);
-    for c in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(c);
-        if needs_escape(u64::from_le_bytes(word)) {
-            return false;
-        }
-    }
-    let rest = chunks.remainder();
-    let mut word = [b' '; 8];
-    word[..rest.len()].copy_from_slice(rest);
-    !needs_escape(u64::from_le_bytes(word))
-}
-
 fn escaped(out: &mut Vec<u8>, b: &[u8]) {
-    // Almost every string needs no escape: checked a word at a time, then one copy.
-    if is_clean(b) {
-        out.extend_from_slice(b);
-        return;
-    }
+    // Almost every string needs no escape: found a word at a time, then copied in runs.
     let mut start = 0;
     let mut i = 0;
-    while i < b.len() {
-        // Skip eight clean bytes at a time.
-        if i + 8 <= b.len() {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(&b[i..i + 8]);
-            if !needs_escape(u64::from_le_bytes(word)) {
-                i += 8;
-                continue;
-            }
+    loop {
+        i += crate::jsonstr::plain_len(&b[i..]);
+        if i == b.len() {
+            break;
         }
         let c = b[i];
         let esc: &[u8] = match c {
@@ -213,6 +173,7 @@ fn escaped(out: &mut Vec<u8>, b: &[u8]) {
                 start = i;
                 continue;
             }
+            // `plain_len` stops only at the bytes above.
             _ => {
                 i += 1;
                 continue;
@@ -244,17 +205,6 @@ mod tests {
             let mut out = Vec::new();
             string(&mut out, s);
             assert_eq!(out, serde_json::to_vec(s).unwrap(), "{s:?}");
-        }
-        // The word test agrees with the byte-by-byte definition at every position and length.
-        for len in 0..24 {
-            for at in 0..len {
-                for c in [0u8, 0x1f, b' ', b'"', b'\\', b'a', 0x7f, 0xc3] {
-                    let mut b = vec![b'x'; len];
-                    b[at] = c;
-                    let want = !b.iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\');
-                    assert_eq!(is_clean(&b), want, "{b:?}");
-                }
-            }
         }
         for n in [0u64, 7, 10, 1_795_910_466, u64::MAX] {
             let mut out = Vec::new();

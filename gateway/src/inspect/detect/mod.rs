@@ -369,38 +369,6 @@ pub(crate) fn json_run(b: &[u8]) -> (usize, Profile) {
     profile_until(b, JSON_STOP)
 }
 
-/// How many bytes of a JSON string's content are plain, before its closing quote, an escape or
-/// a control character (`b.len()` when none comes).
-///
-/// Eight bytes a step, compared within a 64-bit word (exact per byte: no carry crosses from
-/// one byte into the next).
-pub(crate) fn json_plain(b: &[u8]) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    // The top bit of each byte of `x` that is zero.
-    let zero = |x: u64| !(((x & !HIGH) + !HIGH) | x) & HIGH;
-    let mut i = 0;
-    while let Some(bytes) = b.get(i..i + 8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(bytes);
-        let w = u64::from_le_bytes(word);
-        // Bytes below 0x20: their low seven bits plus 0x60 stay below 0x80, and their top bit
-        // is clear.
-        let control = !(((w & !HIGH) + 0x60 * ONES) | w) & HIGH;
-        let stops =
-            zero(w ^ (u64::from(b'"') * ONES)) | zero(w ^ (u64::from(b'\\') * ONES)) | control;
-        if stops != 0 {
-            return i + (stops.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    let stop = u64::from(JSON_STOP) << 48;
-    i + b[i..]
-        .iter()
-        .position(|&c| CLASSES[usize::from(c)] & stop != 0)
-        .unwrap_or(b.len() - i)
-}
-
 /// Whether the whole value is a UUID (`8-4-4-4-12` hex) or an ISO 8601 date or timestamp.
 fn uuid_or_timestamp(b: &[u8]) -> bool {
     // Without a branch per byte: a UUID's digits and letters come in random order, and a
@@ -723,7 +691,7 @@ mod tests {
             );
         }
         for raw in [&b"ab12\"rest"[..], b"ab\\n", b"a\tb", b"unterminated"] {
-            assert_eq!(json_plain(raw), json_run(raw).0);
+            assert_eq!(crate::jsonstr::plain_len(raw), json_run(raw).0);
         }
         // Against a reading of the stop first and the profile after, on random values.
         const ALPHABET: &[u8] = b"aZ09.:@+% \"\\\x01-=_/\t\xc3\xa9&x\x7f\x1f ";
@@ -744,7 +712,11 @@ mod tests {
                 .unwrap_or(raw.len());
             let (at, p) = json_run(&raw);
             let reference = profile(&raw[..stop]);
-            assert_eq!((at, json_plain(&raw)), (stop, stop), "{raw:?}");
+            assert_eq!(
+                (at, crate::jsonstr::plain_len(&raw)),
+                (stop, stop),
+                "{raw:?}"
+            );
             assert_eq!(
                 (p.len, p.digits, p.dots, p.colons, p.alnum, p.flags),
                 (
@@ -768,7 +740,7 @@ mod tests {
                     if at < len {
                         raw[at] = stop;
                     }
-                    assert_eq!(json_plain(&raw), at, "{raw:?}");
+                    assert_eq!(crate::jsonstr::plain_len(&raw), at, "{raw:?}");
                     assert_eq!(json_run(&raw).0, at, "{raw:?}");
                 }
             }

@@ -1,0 +1,69 @@
+//! Where the plain run of a JSON string ends: its first `"`, `\` or control character. The
+//! same bytes end a string's content when it is read and need an escape when it is written,
+//! so the inspection walker and the trace writer share this test. Eight bytes a step within a
+//! 64-bit word.
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// The top bit of each byte of `w` that is `"`, `\` or below 0x20. A borrow can mark a byte
+/// above one that is marked rightly, never one below it, so the lowest mark is exact.
+#[inline]
+fn stops(w: u64) -> u64 {
+    let below_space = w.wrapping_sub(LO * 0x20) & !w;
+    let quote = w ^ (LO * u64::from(b'"'));
+    let backslash = w ^ (LO * u64::from(b'\\'));
+    let has_quote = quote.wrapping_sub(LO) & !quote;
+    let has_backslash = backslash.wrapping_sub(LO) & !backslash;
+    (below_space | has_quote | has_backslash) & HI
+}
+
+/// How many bytes of `b` come before its first `"`, `\` or control character (`b.len()` when
+/// there is none).
+pub fn plain_len(b: &[u8]) -> usize {
+    let mut i = 0;
+    loop {
+        let rest = &b[i..];
+        // The last word is padded with spaces, which are plain.
+        let mut word = [b' '; 8];
+        let n = rest.len().min(8);
+        word[..n].copy_from_slice(&rest[..n]);
+        let marks = stops(u64::from_le_bytes(word));
+        if marks != 0 {
+            return i + (marks.trailing_zeros() / 8) as usize;
+        }
+        if n < 8 {
+            return b.len();
+        }
+        i += 8;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_word_test_finds_the_first_stop_at_every_place() {
+        for len in 0..40 {
+            for at in 0..=len {
+                for stop in [0u8, 0x1f, b'\n', b'"', b'\\'] {
+                    // Plain bytes around it, high ones included, and a later stop that must
+                    // not be taken for the first.
+                    let mut b: Vec<u8> = (0..len).map(|n| b"a\xff \x7f~9\xc3"[n % 7]).collect();
+                    if at < len {
+                        b[at] = stop;
+                        if at + 1 < len {
+                            b[len - 1] = b'"';
+                        }
+                    }
+                    let want = b
+                        .iter()
+                        .position(|&c| c < 0x20 || c == b'"' || c == b'\\')
+                        .unwrap_or(len);
+                    assert_eq!(plain_len(&b), want, "{b:?}");
+                }
+            }
+        }
+    }
+}
