@@ -223,11 +223,13 @@ where
                 )),
             };
         };
-        // Without fsync the record is written and chained straight into the trace buffer
-        // right here: no copy, no hand-off, no wait.
+        // Without fsync the record is written and chained into the trace buffer right here:
+        // no allocation, no hand-off, no wait.
         let written = self
             .writer
             .append_now_with(&region, |out| record.write_json(out));
+        // The record borrows the request: it is written (or queued) and dropped before the
+        // request is changed, then the write's result decides what happens.
         let body = match written {
             Some(_) => Vec::new(),
             None => {

@@ -131,13 +131,8 @@ impl Segment {
 
     /// Chains one line into `out` and counts it.
     fn chain(&mut self, out: &mut Vec<u8>, body: &[u8]) {
-        self.chain_with(out, |o| o.extend_from_slice(body));
-    }
-
-    /// Chains the JSON object `write` appends to `out` as one line, and counts it.
-    fn chain_with(&mut self, out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) {
         let before = out.len();
-        write(out);
+        out.extend_from_slice(body);
         chain_tail(out, before, &mut self.head);
         self.len += (out.len() - before) as u64;
         self.records += 1;
@@ -234,17 +229,33 @@ struct Buffered {
 }
 
 impl Buffered {
-    fn append(&self, region: Arc<str>, body: &[u8]) -> Result<(), TraceError> {
-        self.append_with(region, |out| out.extend_from_slice(body))
-    }
-
-    /// Appends the JSON object `write` writes, straight into the region's buffer (no copy of
-    /// the record in between), chained in place.
+    /// Appends the JSON object `write` writes. It is written into a per-thread buffer first:
+    /// the lock shared by every region is held only to copy the line in and chain it, never
+    /// while a record is serialised, and no record allocates.
     fn append_with(
         &self,
         region: Arc<str>,
         write: impl FnOnce(&mut Vec<u8>),
     ) -> Result<(), TraceError> {
+        thread_local! {
+            static LINE: std::cell::RefCell<Vec<u8>> =
+                std::cell::RefCell::new(Vec::with_capacity(2048));
+        }
+        LINE.with(|line| match line.try_borrow_mut() {
+            Ok(mut line) => {
+                line.clear();
+                write(&mut line);
+                self.append(region, &line)
+            }
+            Err(_) => {
+                let mut line = Vec::new();
+                write(&mut line);
+                self.append(region, &line)
+            }
+        })
+    }
+
+    fn append(&self, region: Arc<str>, body: &[u8]) -> Result<(), TraceError> {
         if let Ok(failed) = self.failed.lock()
             && let Some(why) = failed.as_ref()
         {
@@ -279,7 +290,7 @@ impl Buffered {
             });
             self.wake.notify_one();
         }
-        rb.segment.chain_with(&mut rb.data, write);
+        rb.segment.chain(&mut rb.data, body);
         if rb.data.len() >= FLUSH_BYTES {
             self.wake.notify_one();
         }
@@ -485,8 +496,8 @@ impl TraceWriter {
         self.tx.try_send(Job { region, body, done }).is_ok()
     }
 
-    /// As [`TraceWriter::append_detached`], with the line written by `write` straight into the
-    /// trace buffer when durability is `none`.
+    /// As [`TraceWriter::append_detached`], with the line written by `write` (without an
+    /// allocation when durability is `none`).
     pub fn append_detached_with(&self, region: Arc<str>, write: impl FnOnce(&mut Vec<u8>)) -> bool {
         if let Some(b) = &self.buffered {
             return b.append_with(region, write).is_ok();
@@ -496,8 +507,8 @@ impl TraceWriter {
         self.append_detached(region, body)
     }
 
-    /// With `none` durability, appends the record `write` writes now, straight into the trace
-    /// buffer; `None` (and `write` not called) means the record must go through
+    /// With `none` durability, appends the record `write` writes now, without an allocation;
+    /// `None` (and `write` not called) means the record must go through
     /// [`TraceWriter::append`] and be waited for.
     pub fn append_now_with(
         &self,
