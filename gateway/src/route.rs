@@ -136,7 +136,7 @@ pub fn ambiguous_path(path: &str) -> Option<&'static str> {
     if b.contains(&b'\\') {
         return Some("the path contains a backslash");
     }
-    if b.windows(2).any(|w| w == b"//") {
+    if path.contains("//") {
         return Some("the path contains an empty segment");
     }
     // A segment's name is what precedes its first `;`.

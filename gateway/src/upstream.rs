@@ -112,7 +112,18 @@ impl Backend {
     pub fn is_up(&self) -> bool {
         // 0: never marked down (or marked up again); no need to read the clock.
         let until = self.down_until.load(Ordering::Relaxed);
-        until == 0 || until <= now_ms()
+        if until == 0 {
+            return true;
+        }
+        if until > now_ms() {
+            return false;
+        }
+        // The down period is over: forget it, so later requests skip the clock too (unless it
+        // was marked down again meanwhile).
+        let _ = self
+            .down_until
+            .compare_exchange(until, 0, Ordering::Relaxed, Ordering::Relaxed);
+        true
     }
 
     /// Marks the backend up (a health check passed).
