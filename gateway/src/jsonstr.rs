@@ -20,23 +20,41 @@ fn stops(w: u64) -> u64 {
 
 /// How many bytes of `b` come before its first `"`, `\` or control character (`b.len()` when
 /// there is none).
+#[inline]
 pub fn plain_len(b: &[u8]) -> usize {
-    let mut i = 0;
-    loop {
-        let rest = &b[i..];
-        // The last word is padded with spaces, which are plain.
-        let mut word = [b' '; 8];
-        let n = rest.len().min(8);
-        word[..n].copy_from_slice(&rest[..n]);
-        let marks = stops(u64::from_le_bytes(word));
+    let (words, _) = b.as_chunks::<8>();
+    for (k, w) in words.iter().enumerate() {
+        let marks = stops(u64::from_le_bytes(*w));
         if marks != 0 {
-            return i + (marks.trailing_zeros() / 8) as usize;
+            return k * 8 + (marks.trailing_zeros() / 8) as usize;
         }
-        if n < 8 {
-            return b.len();
-        }
-        i += 8;
     }
+    let done = words.len() * 8;
+    if done == b.len() {
+        return done;
+    }
+    // The tail, shorter than a word. With a word before it, the last eight bytes are read
+    // again (those before the tail are known plain); a short string is read a byte at a time
+    // into a word padded with spaces, which are plain. Neither copies through `memcpy`, which
+    // for the short strings of a record costs more than the test.
+    let (at, word) = if b.len() >= 8 {
+        let last: [u8; 8] = match b[b.len() - 8..].try_into() {
+            Ok(w) => w,
+            Err(_) => return done,
+        };
+        (b.len() - 8, u64::from_le_bytes(last))
+    } else {
+        let mut word = 0u64;
+        for (k, &c) in b.iter().enumerate() {
+            word |= u64::from(c) << (8 * k);
+        }
+        (0, word | (LO * u64::from(b' ')) << (8 * b.len()))
+    };
+    let marks = stops(word);
+    if marks != 0 {
+        return at + (marks.trailing_zeros() / 8) as usize;
+    }
+    b.len()
 }
 
 #[cfg(test)]
