@@ -31,42 +31,66 @@ pub fn brussels_date(secs: i64) -> Date {
     Date::from_unix_seconds(secs + if summer { 7_200 } else { 3_600 })
 }
 
-/// RFC 3339 UTC timestamp with microseconds, e.g. `2026-11-28T23:47:06.123456Z`.
-pub fn rfc3339_micros(micros: i64) -> String {
+/// An RFC 3339 UTC timestamp with microseconds, e.g. `2026-11-28T23:47:06.123456Z`: fixed
+/// width, kept on the stack (records take two per request).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Timestamp([u8; 27]);
+
+impl Timestamp {
+    pub fn as_str(&self) -> &str {
+        // Digits and ASCII punctuation only.
+        std::str::from_utf8(&self.0).unwrap_or("")
+    }
+}
+
+impl std::fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for Timestamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl serde::Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for Timestamp {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+/// The RFC 3339 UTC timestamp, with microseconds, of a time in microseconds since the epoch.
+pub fn rfc3339_micros(micros: i64) -> Timestamp {
     let secs = micros.div_euclid(1_000_000);
     let frac = micros.rem_euclid(1_000_000);
     let date = Date::from_unix_seconds(secs);
     let tod = secs.rem_euclid(86_400);
-    let mut s = String::with_capacity(27);
-    push_digits(&mut s, i64::from(date.year()), 4);
-    s.push('-');
-    push_digits(&mut s, i64::from(date.month()), 2);
-    s.push('-');
-    push_digits(&mut s, i64::from(date.day()), 2);
-    s.push('T');
-    push_digits(&mut s, tod / 3600, 2);
-    s.push(':');
-    push_digits(&mut s, (tod % 3600) / 60, 2);
-    s.push(':');
-    push_digits(&mut s, tod % 60, 2);
-    s.push('.');
-    push_digits(&mut s, frac, 6);
-    s.push('Z');
-    s
+    let mut t = *b"0000-00-00T00:00:00.000000Z";
+    put_digits(&mut t[0..4], i64::from(date.year()));
+    put_digits(&mut t[5..7], i64::from(date.month()));
+    put_digits(&mut t[8..10], i64::from(date.day()));
+    put_digits(&mut t[11..13], tod / 3600);
+    put_digits(&mut t[14..16], (tod % 3600) / 60);
+    put_digits(&mut t[17..19], tod % 60);
+    put_digits(&mut t[20..26], frac);
+    Timestamp(t)
 }
 
-/// Appends the last `width` digits (at most 20) of `n` (non-negative), zero-padded.
-fn push_digits(s: &mut String, n: i64, width: u32) {
+/// Writes the last `out.len()` digits of `n` (non-negative) into `out`, zero-padded.
+fn put_digits(out: &mut [u8], n: i64) {
     // Right to left by tens: no power of ten and no division by one per digit.
-    let mut digits = [b'0'; 20];
-    let width = (width as usize).min(digits.len());
     let mut n = n.unsigned_abs();
-    for d in digits[..width].iter_mut().rev() {
+    for d in out.iter_mut().rev() {
         *d = b'0' + (n % 10) as u8;
         n /= 10;
-    }
-    for &d in &digits[..width] {
-        s.push(char::from(d));
     }
 }
 
@@ -78,10 +102,10 @@ mod tests {
     fn digits_are_zero_padded_and_cut_to_width() {
         for n in [0i64, 7, 42, 999, 1_000, 2026, 123_456, 999_999, 1_000_000] {
             for width in [1u32, 2, 4, 6] {
-                let mut s = String::new();
-                push_digits(&mut s, n, width);
+                let mut s = vec![b'x'; width as usize];
+                put_digits(&mut s, n);
                 let full = format!("{n:020}");
-                assert_eq!(s, full[20 - width as usize..], "{n} {width}");
+                assert_eq!(s, &full.as_bytes()[20 - width as usize..], "{n} {width}");
             }
         }
     }

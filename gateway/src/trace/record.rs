@@ -79,7 +79,7 @@ pub const OUTCOME_SCHEMA: &str = "domicile.outcome/1";
 pub struct OutcomeLine<'a> {
     pub schema: &'static str,
     pub decision_id: &'a str,
-    pub time: String,
+    pub time: crate::clock::Timestamp,
     pub region: &'a str,
     /// The backend's status, absent when it did not answer.
     pub upstream_status: Option<u16>,
@@ -110,7 +110,7 @@ fn none(v: &&[String]) -> bool {
 pub struct DecisionRecord<'a> {
     pub schema: &'static str,
     pub decision_id: &'a str,
-    pub time: String,
+    pub time: crate::clock::Timestamp,
     pub gateway: GatewayInfo<'a>,
     pub policy_revision: &'a str,
     pub route: &'a str,
@@ -139,7 +139,7 @@ impl DecisionRecord<'_> {
         Obj::new(out)
             .str("schema", self.schema)
             .str("decision_id", self.decision_id)
-            .str("time", &self.time)
+            .str("time", self.time.as_str())
             .with("gateway", |o| {
                 Obj::new(o)
                     .str("instance", self.gateway.instance)
@@ -274,7 +274,7 @@ impl OutcomeLine<'_> {
         Obj::new(out)
             .str("schema", self.schema)
             .str("decision_id", self.decision_id)
-            .str("time", &self.time)
+            .str("time", self.time.as_str())
             .str("region", self.region)
             .opt_num("upstream_status", self.upstream_status.map(u64::from))
             .opt_str("error", self.error)
@@ -368,7 +368,7 @@ mod tests {
             let record = DecisionRecord {
                 schema: SCHEMA,
                 decision_id: "01a2249b00a98de6c800000000",
-                time: "2026-11-29T00:01:07.787074Z".into(),
+                time: crate::clock::rfc3339_micros(1_795_910_467_787_074),
                 gateway: GatewayInfo {
                     instance: "vm-8de6c8",
                     region,
@@ -431,7 +431,7 @@ mod tests {
             let line = OutcomeLine {
                 schema: OUTCOME_SCHEMA,
                 decision_id: "x",
-                time: "t".into(),
+                time: crate::clock::rfc3339_micros(0),
                 region: "eu-central",
                 upstream_status: status,
                 error,

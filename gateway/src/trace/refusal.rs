@@ -189,7 +189,7 @@ fn encode(a: &Arrival, res: &Response<Body>) -> (String, Vec<u8>) {
     Obj::new(&mut body)
         .str("schema", REFUSAL_SCHEMA)
         .str("decision_id", &id)
-        .str("time", &crate::clock::rfc3339_micros(a.micros))
+        .str("time", crate::clock::rfc3339_micros(a.micros).as_str())
         .with("gateway", |o| {
             Obj::new(o)
                 .str("instance", &a.shared.instance)
