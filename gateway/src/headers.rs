@@ -66,43 +66,64 @@ fn strip_where(h: &mut HeaderMap, matches: impl Fn(&str) -> bool) {
     }
 }
 
+/// The hop-by-hop headers every message loses, by name.
+const HOP_BY_HOP: [HeaderName; 6] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
 /// Removes hop-by-hop headers: `Connection` and every header it names, `Keep-Alive`, `TE`,
 /// `Trailer`, `Transfer-Encoding`, `Upgrade` and `Proxy-*`.
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
-    // One pass over the names; most messages carry only `Connection`, if anything.
-    let mut remove: Vec<HeaderName> = Vec::new();
+    // One pass over the names, noting which of the fixed ones are present; most messages
+    // carry only `Connection`, if anything, and then nothing is allocated.
+    let mut present = 0u8;
+    let mut proxy: Vec<HeaderName> = Vec::new();
     for k in h.keys() {
-        let n = k.as_str();
-        if matches!(
-            n,
-            "connection" | "keep-alive" | "te" | "trailer" | "transfer-encoding" | "upgrade"
-        ) || n.starts_with("proxy-")
-        {
-            remove.push(k.clone());
+        if let Some(i) = HOP_BY_HOP.iter().position(|x| x == k) {
+            present |= 1 << i;
+        } else if k.as_str().starts_with("proxy-") {
+            proxy.push(k.clone());
         }
     }
-    if remove.is_empty() {
+    if present == 0 && proxy.is_empty() {
         return;
     }
-    for v in h.get_all(header::CONNECTION) {
-        let Ok(v) = v.to_str() else { continue };
-        for n in v.split(',') {
-            let n = n.trim();
-            // `close` and `keep-alive` are options, not header names to drop.
-            if n.is_empty()
-                || n.eq_ignore_ascii_case("close")
-                || n.eq_ignore_ascii_case("keep-alive")
-            {
-                continue;
-            }
-            if let Ok(name) = HeaderName::from_bytes(n.as_bytes())
-                && !END_TO_END.contains(&name.as_str())
-            {
-                remove.push(name);
+    if present & 1 != 0 {
+        // The names `Connection` lists go too. Its values are copied first (cheap handles; a
+        // second line, rare, is what would allocate).
+        let mut lines = h.get_all(header::CONNECTION).iter();
+        let first = lines.next().cloned();
+        let more: Vec<http::HeaderValue> = lines.cloned().collect();
+        for v in first.iter().chain(&more) {
+            let Ok(v) = v.to_str() else { continue };
+            for n in v.split(',') {
+                let n = n.trim();
+                // `close` and `keep-alive` are options, not header names to drop.
+                if n.is_empty()
+                    || n.eq_ignore_ascii_case("close")
+                    || n.eq_ignore_ascii_case("keep-alive")
+                {
+                    continue;
+                }
+                if let Ok(name) = HeaderName::from_bytes(n.as_bytes())
+                    && !END_TO_END.contains(&name.as_str())
+                {
+                    h.remove(name);
+                }
             }
         }
     }
-    for n in remove {
+    for (i, n) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            h.remove(n);
+        }
+    }
+    for n in proxy {
         h.remove(n);
     }
 }
