@@ -14,7 +14,7 @@
 //! ever appended to and renamed, never rewritten. A crash between the checkpoint and the
 //! rename is finished on the next start.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -173,7 +173,7 @@ fn checkpoint_body(
         .str("schema", CHECKPOINT_SCHEMA)
         .str(
             "time",
-            &crate::clock::rfc3339_micros(crate::clock::now_micros()),
+            crate::clock::rfc3339_micros(crate::clock::now_micros()).as_str(),
         )
         .str("region", region)
         .str("file", &sealed_name(sequence))
@@ -445,8 +445,8 @@ impl TraceWriter {
             let b = Arc::new(Buffered {
                 dir: dir.clone(),
                 options,
-                regions: Mutex::new(HashMap::new()),
-                io: Mutex::new(HashMap::new()),
+                regions: Mutex::new(HashMap::default()),
+                io: Mutex::new(HashMap::default()),
                 wake: Condvar::new(),
                 failed: Mutex::new(None),
             });
@@ -738,18 +738,26 @@ fn chain_tail(out: &mut Vec<u8>, start: usize, head: &mut String) {
     out.extend_from_slice(b",\"prev_hash\":\"");
     out.extend_from_slice(head.as_bytes());
     out.extend_from_slice(b"\"}");
-    let mut buf = [0u8; 64];
-    // A 32-byte digest always fits 64 hex digits, and hex digits are ASCII.
-    let hex = match hex::encode_to_slice(Sha256::digest(&out[start..]), &mut buf) {
-        Ok(()) => std::str::from_utf8(&buf).unwrap_or(""),
-        Err(_) => "",
-    };
+    let hex = lower_hex(&Sha256::digest(&out[start..]).into());
     out.truncate(out.len() - 1);
     out.extend_from_slice(HASH_FIELD);
-    out.extend_from_slice(hex.as_bytes());
+    out.extend_from_slice(&hex);
     out.extend_from_slice(b"\"}\n");
     head.clear();
-    head.push_str(hex);
+    // Hex digits are ASCII: one char each.
+    head.extend(hex.iter().map(|&c| char::from(c)));
+}
+
+/// A SHA-256 digest in lower-case hex (as `hex::encode` writes it), two digits per byte from a
+/// table.
+fn lower_hex(digest: &[u8; 32]) -> [u8; 64] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 64];
+    for (pair, &b) in out.chunks_exact_mut(2).zip(digest) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0x0f)];
+    }
+    out
 }
 
 /// The regions that already have a directory: opened at start, so a torn tail left by a crash
@@ -766,7 +774,7 @@ fn existing_regions(dir: &Path) -> Vec<Arc<str>> {
 }
 
 fn run(mut rx: mpsc::Receiver<Job>, dir: PathBuf, options: WriterOptions) {
-    let mut files: HashMap<Arc<str>, ChainFile> = HashMap::new();
+    let mut files: HashMap<Arc<str>, ChainFile> = HashMap::default();
     if options.durability != Durability::None {
         for region in existing_regions(&dir) {
             match open_segment(&dir, &region) {
@@ -931,6 +939,20 @@ fn write_jobs(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn digests_are_written_in_lower_case_hex() {
+        for seed in [0u8, 1, 0x7f, 0xff] {
+            let digest: [u8; 32] = std::array::from_fn(|i| {
+                seed.wrapping_mul(31)
+                    .wrapping_add((i as u8).wrapping_mul(17))
+            });
+            assert_eq!(
+                lower_hex(&digest).as_slice(),
+                hex::encode(digest).as_bytes()
+            );
+        }
+    }
     use super::*;
     use crate::trace::verify::verify_dir;
 
