@@ -744,8 +744,7 @@ fn chain_tail(out: &mut Vec<u8>, start: usize, head: &mut String) {
     out.extend_from_slice(&hex);
     out.extend_from_slice(b"\"}\n");
     head.clear();
-    // Hex digits are ASCII: one char each.
-    head.extend(hex.iter().map(|&c| char::from(c)));
+    head.push_str(std::str::from_utf8(&hex).unwrap_or(""));
 }
 
 /// A SHA-256 digest in lower-case hex (as `hex::encode` writes it), two digits per byte from a
@@ -753,9 +752,9 @@ fn chain_tail(out: &mut Vec<u8>, start: usize, head: &mut String) {
 fn lower_hex(digest: &[u8; 32]) -> [u8; 64] {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = [0u8; 64];
-    for (pair, &b) in out.chunks_exact_mut(2).zip(digest) {
-        pair[0] = DIGITS[usize::from(b >> 4)];
-        pair[1] = DIGITS[usize::from(b & 0x0f)];
+    for i in 0..32 {
+        out[2 * i] = DIGITS[usize::from(digest[i] >> 4)];
+        out[2 * i + 1] = DIGITS[usize::from(digest[i] & 0x0f)];
     }
     out
 }

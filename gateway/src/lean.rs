@@ -1,0 +1,918 @@
+//! The lean HTTP/1.1 exchange with plain backends: the request head (and a buffered body) is
+//! written and the response head read on the request's own task, and the response body is
+//! read from the socket as the client side asks for it. No connection task, no channel
+//! between tasks, no hand-off per request.
+//!
+//! It takes the common case only: a request without a streamed body, trailers or an upgrade.
+//! Everything else goes through hyper's client (`pool.rs`). Responses are framed strictly
+//! (RFC 9112 section 6): `Content-Length` and `Transfer-Encoding` together, differing or
+//! malformed lengths, malformed chunks and obs-fold are errors, never guesses; a body that ends
+//! with the connection is read to its end and the connection is not kept.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Version};
+use http_body::{Frame, SizeHint};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::body::Body;
+
+/// The largest response head read (status line and headers).
+const MAX_HEAD: usize = 64 * 1024;
+/// The most header lines a response head may have (hyper's limit too).
+const MAX_HEADERS: usize = 100;
+/// The longest chunk-size line (with extensions) and the largest trailer section.
+const MAX_CHUNK_LINE: usize = 4 * 1024;
+const MAX_TRAILERS: usize = 16 * 1024;
+/// How much room each read asks for.
+const READ_CHUNK: usize = 16 * 1024;
+/// Bodies up to this size are written in one piece with the head.
+const INLINE_BODY: usize = 16 * 1024;
+
+/// Why an exchange failed.
+#[derive(Debug)]
+pub enum LeanError {
+    /// The connection closed (or was reset) before any byte of the response came.
+    /// `written` says whether the whole request had been written.
+    Closed { written: bool },
+    /// A read or write failed after the response had started.
+    Io(std::io::Error),
+    /// The backend's response broke HTTP/1.1 framing.
+    Malformed(&'static str),
+}
+
+impl std::fmt::Display for LeanError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LeanError::Closed { .. } => f.write_str("the backend closed the connection"),
+            LeanError::Io(e) => write!(f, "upstream connection: {e}"),
+            LeanError::Malformed(what) => write!(f, "malformed upstream response: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for LeanError {}
+
+/// One connection to a backend and what has been read from it.
+#[derive(Debug)]
+pub struct Conn {
+    stream: TcpStream,
+    buf: BytesMut,
+}
+
+impl Conn {
+    pub fn new(stream: TcpStream) -> Conn {
+        Conn {
+            stream,
+            buf: BytesMut::with_capacity(READ_CHUNK),
+        }
+    }
+
+    /// Whether a kept connection can take a request: nothing arrived on it while it was idle
+    /// (neither an end of stream nor stray bytes). Reads only what the reactor already saw.
+    fn is_quiet(&mut self) -> bool {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match self.stream.poll_read_ready(&mut cx) {
+            Poll::Pending => true,
+            Poll::Ready(Err(_)) => false,
+            Poll::Ready(Ok(())) => {
+                self.buf.reserve(64);
+                matches!(
+                    self.stream.try_read_buf(&mut self.buf),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+                )
+            }
+        }
+    }
+
+    /// Reads more into the buffer; `false` at the end of the stream. Through `AsyncRead`: a
+    /// read that does not fill the room given shows the socket drained, so the reactor's
+    /// readiness is cleared and [`Conn::is_quiet`] needs no system call later.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<bool>> {
+        self.buf.reserve(READ_CHUNK);
+        let n = ready!(tokio_util::io::poll_read_buf(
+            Pin::new(&mut self.stream),
+            cx,
+            &mut self.buf
+        ))?;
+        Poll::Ready(Ok(n > 0))
+    }
+}
+
+/// The idle connections of one backend, newest last. Shared with response bodies, which
+/// return their connection when they have been read to the end.
+#[derive(Debug)]
+pub struct Idle {
+    list: Mutex<Vec<(Conn, Instant)>>,
+    max: usize,
+    timeout: Duration,
+}
+
+impl Idle {
+    pub fn new(max: usize, timeout: Duration) -> Idle {
+        Idle {
+            list: Mutex::new(Vec::new()),
+            max,
+            timeout,
+        }
+    }
+
+    /// A kept connection that is still open and quiet, if there is one.
+    pub fn checkout(&self) -> Option<Conn> {
+        let mut list = self.list.lock().ok()?;
+        let now = Instant::now();
+        while let Some((mut conn, since)) = list.pop() {
+            if now.duration_since(since) <= self.timeout && conn.is_quiet() {
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    fn checkin(&self, conn: Conn) {
+        if let Ok(mut list) = self.list.lock()
+            && list.len() < self.max
+        {
+            list.push((conn, Instant::now()));
+        }
+    }
+}
+
+/// A request ready to be written: its head and body in wire form.
+#[derive(Debug)]
+pub struct Prepared {
+    wire: Vec<u8>,
+    /// A body too large to copy behind the head, written after it.
+    body: Bytes,
+    head_request: bool,
+    idempotent: bool,
+}
+
+/// Encodes a request for the lean exchange, or gives it back when it needs hyper's client:
+/// a body still to be streamed, request trailers, or a protocol upgrade.
+#[allow(clippy::result_large_err)]
+pub fn prepare(req: Request<Body>) -> Result<Prepared, Request<Body>> {
+    use http_body::Body as _;
+    let simple = !req.headers().contains_key(header::UPGRADE)
+        && req.method() != Method::CONNECT
+        && match req.body() {
+            Body::Empty | Body::Buffered { trailers: None, .. } => true,
+            // A streamed request without a body (a GET passed through).
+            Body::Incoming(b) => b.is_end_stream(),
+            _ => false,
+        };
+    if !simple {
+        return Err(req);
+    }
+    let (parts, body) = req.into_parts();
+    let body = match body {
+        Body::Buffered { data, .. } => data.unwrap_or_default(),
+        _ => Bytes::new(),
+    };
+    let mut wire = Vec::with_capacity(256 + if body.len() <= INLINE_BODY { body.len() } else { 0 });
+    wire.extend_from_slice(parts.method.as_str().as_bytes());
+    wire.push(b' ');
+    let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    wire.extend_from_slice(target.as_bytes());
+    wire.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in &parts.headers {
+        // The length is the body's own, written below.
+        if name == header::CONTENT_LENGTH {
+            continue;
+        }
+        wire.extend_from_slice(name.as_str().as_bytes());
+        wire.extend_from_slice(b": ");
+        wire.extend_from_slice(value.as_bytes());
+        wire.extend_from_slice(b"\r\n");
+    }
+    if !body.is_empty() || matches!(parts.method, Method::POST | Method::PUT | Method::PATCH) {
+        wire.extend_from_slice(b"content-length: ");
+        crate::trace::json::number(&mut wire, body.len() as u64);
+        wire.extend_from_slice(b"\r\n");
+    }
+    wire.extend_from_slice(b"\r\n");
+    let body = if body.len() <= INLINE_BODY {
+        wire.extend_from_slice(&body);
+        Bytes::new()
+    } else {
+        body
+    };
+    Ok(Prepared {
+        wire,
+        body,
+        head_request: parts.method == Method::HEAD,
+        // RFC 9110 section 9.2.2.
+        idempotent: matches!(
+            parts.method,
+            Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+        ),
+    })
+}
+
+impl Prepared {
+    /// Whether a failure of a kept connection may be retried on a new one: the request cannot
+    /// have been acted on (not all of it was written), or doing it twice is harmless.
+    pub fn retryable(&self, e: &LeanError) -> bool {
+        matches!(e, LeanError::Closed { written } if !written || self.idempotent)
+    }
+}
+
+/// How a response body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    Length(u64),
+    Chunked(Chunk),
+    /// Until the backend closes the connection.
+    Close,
+    Done,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chunk {
+    Size,
+    Data(u64),
+    DataEnd,
+    Trailers,
+}
+
+/// Writes the request and reads the response head. The body stays on the connection, which
+/// the returned response's body owns.
+pub async fn exchange(
+    mut conn: Conn,
+    p: &Prepared,
+    idle: &Arc<Idle>,
+) -> Result<Response<LeanBody>, LeanError> {
+    let closed = |e: std::io::Error, written: bool| match e.kind() {
+        std::io::ErrorKind::BrokenPipe
+        | std::io::ErrorKind::ConnectionReset
+        | std::io::ErrorKind::ConnectionAborted
+        | std::io::ErrorKind::UnexpectedEof => LeanError::Closed { written },
+        _ => LeanError::Io(e),
+    };
+    conn.stream
+        .write_all(&p.wire)
+        .await
+        .map_err(|e| closed(e, false))?;
+    if !p.body.is_empty() {
+        conn.stream
+            .write_all(&p.body)
+            .await
+            .map_err(|e| closed(e, false))?;
+    }
+    let mut received = false;
+    loop {
+        if !conn.buf.is_empty() {
+            received = true;
+            if let Some((res, framing, keep)) = parse_head(&mut conn.buf, p.head_request)? {
+                let mut body = LeanBody {
+                    conn: Some(conn),
+                    framing,
+                    keep,
+                    idle: idle.clone(),
+                };
+                if framing == Framing::Length(0) {
+                    body.finish();
+                }
+                return Ok(res.map(|()| body));
+            }
+            if conn.buf.len() >= MAX_HEAD {
+                return Err(LeanError::Malformed("response head too large"));
+            }
+        }
+        conn.buf.reserve(READ_CHUNK);
+        match conn.stream.read_buf(&mut conn.buf).await {
+            Ok(0) if received => return Err(LeanError::Malformed("connection closed in the head")),
+            Ok(0) => return Err(LeanError::Closed { written: true }),
+            Ok(_) => {}
+            Err(e) if received => return Err(LeanError::Io(e)),
+            Err(e) => return Err(closed(e, true)),
+        }
+    }
+}
+
+/// Parses a response head at the start of `buf` (skipping interim 1xx responses), removing
+/// it from `buf`. `None` when more bytes are needed.
+fn parse_head(
+    buf: &mut BytesMut,
+    head_request: bool,
+) -> Result<Option<(Response<()>, Framing, bool)>, LeanError> {
+    loop {
+        // Where each name and value lies in the head, kept while the parser borrows `buf`.
+        let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
+        let (len, code, version, count) = {
+            let mut headers = [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS];
+            let mut res = httparse::Response::new(&mut []);
+            let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+                &mut res,
+                buf,
+                &mut headers,
+            );
+            let len = match parsed {
+                Ok(httparse::Status::Complete(n)) => n,
+                Ok(httparse::Status::Partial) => return Ok(None),
+                Err(httparse::Error::TooManyHeaders) => {
+                    return Err(LeanError::Malformed("too many header lines"));
+                }
+                Err(_) => return Err(LeanError::Malformed("response head")),
+            };
+            let base = buf.as_ptr() as usize;
+            let mut count = 0;
+            for (span, h) in spans.iter_mut().zip(res.headers.iter()) {
+                let n = h.name.as_ptr() as usize - base;
+                let v = h.value.as_ptr() as usize - base;
+                *span = (
+                    n as u32,
+                    (n + h.name.len()) as u32,
+                    v as u32,
+                    (v + h.value.len()) as u32,
+                );
+                count += 1;
+            }
+            (len, res.code.unwrap_or(0), res.version.unwrap_or(1), count)
+        };
+        if (100..200).contains(&code) {
+            if code == 101 {
+                return Err(LeanError::Malformed("101 to a request that asked for no upgrade"));
+            }
+            // Interim responses (100 Continue, 103 Early Hints) are not passed on.
+            buf.advance(len);
+            continue;
+        }
+        let head = buf.split_to(len).freeze();
+        // Room for the headers the gateway adds to the response, so the map does not grow.
+        let mut headers = HeaderMap::with_capacity(count + 4);
+        for &(n0, n1, v0, v1) in &spans[..count] {
+            let name = HeaderName::from_bytes(&head[n0 as usize..n1 as usize])
+                .map_err(|_| LeanError::Malformed("header name"))?;
+            let value = HeaderValue::from_maybe_shared(head.slice(v0 as usize..v1 as usize))
+                .map_err(|_| LeanError::Malformed("header value"))?;
+            headers.append(name, value);
+        }
+        let status = StatusCode::from_u16(code).map_err(|_| LeanError::Malformed("status"))?;
+        let version = if version == 0 {
+            Version::HTTP_10
+        } else {
+            Version::HTTP_11
+        };
+        let framing = if head_request || code == 204 || code == 304 {
+            Framing::Length(0)
+        } else {
+            framing(&headers)?
+        };
+        let keep = version == Version::HTTP_11
+            && framing != Framing::Close
+            && !has_token(&headers, header::CONNECTION, "close");
+        let mut res = Response::new(());
+        *res.status_mut() = status;
+        *res.version_mut() = version;
+        *res.headers_mut() = headers;
+        return Ok(Some((res, framing, keep)));
+    }
+}
+
+/// The body's framing from its headers (RFC 9112 section 6.3).
+fn framing(headers: &HeaderMap) -> Result<Framing, LeanError> {
+    let mut te = headers.get_all(header::TRANSFER_ENCODING).iter().peekable();
+    if te.peek().is_some() {
+        if headers.contains_key(header::CONTENT_LENGTH) {
+            // A smuggling vector: refused rather than resolved.
+            return Err(LeanError::Malformed(
+                "both Content-Length and Transfer-Encoding",
+            ));
+        }
+        let mut codings = Vec::new();
+        for v in te {
+            let v = v
+                .to_str()
+                .map_err(|_| LeanError::Malformed("Transfer-Encoding"))?;
+            codings.extend(v.split(',').map(str::trim).filter(|c| !c.is_empty()));
+        }
+        let chunked = |c: &&str| c.eq_ignore_ascii_case("chunked");
+        return match codings.split_last() {
+            Some((last, before)) if !before.iter().any(chunked) => Ok(if chunked(last) {
+                Framing::Chunked(Chunk::Size)
+            } else {
+                // A final coding other than chunked: the body ends with the connection.
+                Framing::Close
+            }),
+            _ => Err(LeanError::Malformed("Transfer-Encoding")),
+        };
+    }
+    let mut length: Option<u64> = None;
+    for v in headers.get_all(header::CONTENT_LENGTH) {
+        for part in v.as_bytes().split(|&b| b == b',') {
+            let part = part.trim_ascii();
+            if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
+                return Err(LeanError::Malformed("Content-Length"));
+            }
+            let n = part
+                .iter()
+                .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
+            if length.is_some_and(|l| l != n) {
+                return Err(LeanError::Malformed("differing Content-Length values"));
+            }
+            length = Some(n);
+        }
+    }
+    Ok(length.map_or(Framing::Close, Framing::Length))
+}
+
+/// Whether a comma-separated header lists `token` (case-insensitive).
+fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
+    headers.get_all(name).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    })
+}
+
+/// A response body read from the backend's connection as it is polled. Read to its end, the
+/// connection goes back to the idle list (when the response allows); dropped early, the
+/// connection is closed.
+#[derive(Debug)]
+pub struct LeanBody {
+    conn: Option<Conn>,
+    framing: Framing,
+    keep: bool,
+    idle: Arc<Idle>,
+}
+
+impl LeanBody {
+    /// The body is over: the connection is kept if the response allows it and nothing
+    /// unexpected follows.
+    fn finish(&mut self) {
+        self.framing = Framing::Done;
+        if let Some(conn) = self.conn.take()
+            && self.keep
+            && conn.buf.is_empty()
+        {
+            self.idle.checkin(conn);
+        }
+    }
+
+    fn fail(&mut self, e: LeanError) -> Poll<Option<Result<Frame<Bytes>, LeanError>>> {
+        self.framing = Framing::Done;
+        self.conn = None;
+        Poll::Ready(Some(Err(e)))
+    }
+}
+
+impl http_body::Body for LeanBody {
+    type Data = Bytes;
+    type Error = LeanError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, LeanError>>> {
+        let this = self.get_mut();
+        loop {
+            let Some(conn) = this.conn.as_mut() else {
+                return Poll::Ready(None);
+            };
+            // Whether the buffered bytes are enough for the next step; if not, read more.
+            let need_more = match this.framing {
+                Framing::Done => {
+                    this.finish();
+                    return Poll::Ready(None);
+                }
+                Framing::Length(0) => {
+                    this.finish();
+                    return Poll::Ready(None);
+                }
+                Framing::Length(rem) | Framing::Chunked(Chunk::Data(rem)) => {
+                    if conn.buf.is_empty() {
+                        true
+                    } else {
+                        let n = rem.min(conn.buf.len() as u64);
+                        let data = conn.buf.split_to(n as usize).freeze();
+                        let left = rem - n;
+                        match this.framing {
+                            Framing::Length(_) => {
+                                this.framing = Framing::Length(left);
+                                if left == 0 {
+                                    this.finish();
+                                }
+                            }
+                            _ => {
+                                this.framing = Framing::Chunked(if left == 0 {
+                                    Chunk::DataEnd
+                                } else {
+                                    Chunk::Data(left)
+                                });
+                            }
+                        }
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
+                }
+                Framing::Close => {
+                    if conn.buf.is_empty() {
+                        true
+                    } else {
+                        let data = conn.buf.split().freeze();
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
+                }
+                Framing::Chunked(Chunk::Size) => match chunk_size(&conn.buf) {
+                    Ok(Some((line, 0))) => {
+                        conn.buf.advance(line);
+                        this.framing = Framing::Chunked(Chunk::Trailers);
+                        false
+                    }
+                    Ok(Some((line, size))) => {
+                        conn.buf.advance(line);
+                        this.framing = Framing::Chunked(Chunk::Data(size));
+                        false
+                    }
+                    Ok(None) => true,
+                    Err(e) => return this.fail(e),
+                },
+                Framing::Chunked(Chunk::DataEnd) => {
+                    if conn.buf.len() < 2 {
+                        true
+                    } else if conn.buf.starts_with(b"\r\n") {
+                        conn.buf.advance(2);
+                        this.framing = Framing::Chunked(Chunk::Size);
+                        false
+                    } else {
+                        return this.fail(LeanError::Malformed("chunk not ended by CRLF"));
+                    }
+                }
+                Framing::Chunked(Chunk::Trailers) => {
+                    if conn.buf.starts_with(b"\r\n") {
+                        conn.buf.advance(2);
+                        this.finish();
+                        return Poll::Ready(None);
+                    }
+                    match trailers(&conn.buf) {
+                        Ok(Some((len, map))) => {
+                            conn.buf.advance(len);
+                            this.finish();
+                            return Poll::Ready(Some(Ok(Frame::trailers(map))));
+                        }
+                        Ok(None) if conn.buf.len() > MAX_TRAILERS => {
+                            return this.fail(LeanError::Malformed("trailers too large"));
+                        }
+                        Ok(None) => true,
+                        Err(e) => return this.fail(e),
+                    }
+                }
+            };
+            if need_more {
+                match conn.poll_fill(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Ok(true)) => {}
+                    Poll::Ready(Ok(false)) if this.framing == Framing::Close => {
+                        this.keep = false;
+                        this.finish();
+                        return Poll::Ready(None);
+                    }
+                    Poll::Ready(Ok(false)) => {
+                        return this.fail(LeanError::Malformed(
+                            "connection closed before the end of the body",
+                        ));
+                    }
+                    Poll::Ready(Err(e)) => return this.fail(LeanError::Io(e)),
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.conn.is_none() || self.framing == Framing::Length(0)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.framing {
+            Framing::Length(n) => SizeHint::with_exact(n),
+            Framing::Done => SizeHint::with_exact(0),
+            _ => SizeHint::default(),
+        }
+    }
+}
+
+/// A complete chunk-size line at the start of `buf`: its length with the CRLF, and the size.
+fn chunk_size(buf: &[u8]) -> Result<Option<(usize, u64)>, LeanError> {
+    let Some(lf) = memchr::memchr(b'\n', buf) else {
+        return if buf.len() > MAX_CHUNK_LINE {
+            Err(LeanError::Malformed("chunk-size line too long"))
+        } else {
+            Ok(None)
+        };
+    };
+    let line = match buf[..lf].strip_suffix(b"\r") {
+        Some(l) => l,
+        None => return Err(LeanError::Malformed("chunk-size line not ended by CRLF")),
+    };
+    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    if digits == 0 || digits > 16 {
+        return Err(LeanError::Malformed("chunk size"));
+    }
+    // After the size only extensions may follow (`;name=value`, ignored).
+    let rest = line[digits..].trim_ascii_start();
+    if !rest.is_empty() && rest[0] != b';' {
+        return Err(LeanError::Malformed("chunk size"));
+    }
+    let size = line[..digits].iter().fold(0u64, |n, &d| {
+        let v = match d {
+            b'0'..=b'9' => d - b'0',
+            b'a'..=b'f' => d - b'a' + 10,
+            _ => d - b'A' + 10,
+        };
+        (n << 4) | u64::from(v)
+    });
+    Ok(Some((lf + 1, size)))
+}
+
+/// A complete trailer section at the start of `buf` (ended by an empty line).
+fn trailers(buf: &[u8]) -> Result<Option<(usize, HeaderMap)>, LeanError> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    match httparse::parse_headers(buf, &mut headers) {
+        Ok(httparse::Status::Complete((len, parsed))) => {
+            let mut map = HeaderMap::with_capacity(parsed.len());
+            for h in parsed {
+                let name = HeaderName::from_bytes(h.name.as_bytes())
+                    .map_err(|_| LeanError::Malformed("trailer name"))?;
+                let value = HeaderValue::from_bytes(h.value)
+                    .map_err(|_| LeanError::Malformed("trailer value"))?;
+                map.append(name, value);
+            }
+            Ok(Some((len, map)))
+        }
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(_) => Err(LeanError::Malformed("trailers")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pool::{H1Pool, SendError};
+    use http_body_util::BodyExt;
+    use std::net::SocketAddr;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::AsyncReadExt;
+
+    type Seen = Arc<Mutex<Vec<Vec<u8>>>>;
+
+    /// A backend that answers each request (head plus `content-length` body) with the next
+    /// scripted response, closing the connection after those marked so. Records every request
+    /// as received and counts connections.
+    async fn scripted(script: Vec<(&'static [u8], bool)>) -> (SocketAddr, Seen, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen: Seen = Arc::default();
+        let conns = Arc::new(AtomicUsize::new(0));
+        let script = Arc::new(Mutex::new(script.into_iter()));
+        let (seen2, conns2) = (seen.clone(), conns.clone());
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = listener.accept().await.unwrap();
+                conns2.fetch_add(1, Ordering::SeqCst);
+                let (script, seen) = (script.clone(), seen2.clone());
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        let head_end = loop {
+                            if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                                break p + 4;
+                            }
+                            match s.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                        };
+                        let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length: "))
+                            .map_or(0, |v| v.trim().parse().unwrap());
+                        while buf.len() < head_end + len {
+                            match s.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        seen.lock().unwrap().push(buf.drain(..head_end + len).collect());
+                        let next = script.lock().unwrap().next();
+                        let Some((answer, close)) = next else { return };
+                        s.write_all(answer).await.unwrap();
+                        if close {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (addr, seen, conns)
+    }
+
+    fn pool(addr: SocketAddr) -> H1Pool {
+        H1Pool::new(
+            &addr.ip().to_string(),
+            addr.port(),
+            Duration::from_secs(1),
+            Duration::from_secs(90),
+            8,
+        )
+    }
+
+    fn request(method: Method, body: Body) -> Request<Body> {
+        Request::builder()
+            .method(method)
+            .uri("/items/1?x=2")
+            .header("host", "backend")
+            .header("content-length", "999")
+            .body(body)
+            .unwrap()
+    }
+
+    /// The status, the body and the trailers of a response, read to the end.
+    async fn read(
+        p: &H1Pool,
+        req: Request<Body>,
+    ) -> Result<(u16, String, Option<HeaderMap>), String> {
+        let res = p.send(req).await.map_err(|e| e.to_string())?;
+        let status = res.status().as_u16();
+        let collected = res.into_body().collect().await.map_err(|e| e.to_string())?;
+        let trailers = collected.trailers().cloned();
+        let body = String::from_utf8_lossy(&collected.to_bytes()).into_owned();
+        Ok((status, body, trailers))
+    }
+
+    #[tokio::test]
+    async fn requests_are_written_with_their_own_length() {
+        let ok: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+        let (addr, seen, conns) = scripted(vec![(ok, false), (ok, false), (ok, false)]).await;
+        let p = pool(addr);
+        let get = read(&p, request(Method::GET, Body::Empty)).await.unwrap();
+        assert_eq!(get, (200, "ok".into(), None));
+        let post = read(&p, request(Method::POST, Body::full("{\"a\":1}")))
+            .await
+            .unwrap();
+        assert_eq!(post.1, "ok");
+        let big = "x".repeat(INLINE_BODY + 10);
+        read(&p, request(Method::PUT, Body::full(big.clone())))
+            .await
+            .unwrap();
+        let seen = seen.lock().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&seen[0]),
+            "GET /items/1?x=2 HTTP/1.1\r\nhost: backend\r\n\r\n"
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&seen[1]),
+            "POST /items/1?x=2 HTTP/1.1\r\nhost: backend\r\ncontent-length: 7\r\n\r\n{\"a\":1}"
+        );
+        assert!(seen[2].ends_with(big.as_bytes()));
+        assert!(String::from_utf8_lossy(&seen[2]).contains(&format!("content-length: {}\r\n", big.len())));
+        // All three on one kept connection.
+        assert_eq!(conns.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn chunked_bodies_are_decoded_with_their_trailers() {
+        let chunked: &[u8] = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nx-checksum: 42\r\n\r\n";
+        let plain: &[u8] = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nA\r\n0123456789\r\n0\r\n\r\n";
+        let (addr, _, conns) = scripted(vec![(chunked, false), (plain, false)]).await;
+        let p = pool(addr);
+        let (status, body, trailers) = read(&p, request(Method::GET, Body::Empty)).await.unwrap();
+        assert_eq!((status, body.as_str()), (200, "hello world"));
+        assert_eq!(trailers.unwrap()["x-checksum"], "42");
+        let (_, body, trailers) = read(&p, request(Method::GET, Body::Empty)).await.unwrap();
+        assert_eq!((body.as_str(), trailers), ("0123456789", None));
+        assert_eq!(conns.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_body_without_length_ends_with_the_connection() {
+        let close: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nuntil the end";
+        let ok: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+        let (addr, _, conns) = scripted(vec![(close, true), (ok, false)]).await;
+        let p = pool(addr);
+        let (_, body, _) = read(&p, request(Method::GET, Body::Empty)).await.unwrap();
+        assert_eq!(body, "until the end");
+        let (_, body, _) = read(&p, request(Method::GET, Body::Empty)).await.unwrap();
+        assert_eq!(body, "ok");
+        assert_eq!(conns.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn head_204_and_interim_responses_carry_no_body() {
+        let head: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n";
+        let none: &[u8] = b"HTTP/1.1 204 No Content\r\n\r\n";
+        let interim: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\nHTTP/1.1 201 Created\r\ncontent-length: 3\r\n\r\nnew";
+        let (addr, _, conns) = scripted(vec![(head, false), (none, false), (interim, false)]).await;
+        let p = pool(addr);
+        let res = read(&p, request(Method::HEAD, Body::Empty)).await.unwrap();
+        assert_eq!(res, (200, String::new(), None));
+        let res = read(&p, request(Method::DELETE, Body::Empty)).await.unwrap();
+        assert_eq!(res, (204, String::new(), None));
+        let res = read(&p, request(Method::POST, Body::full("abc"))).await.unwrap();
+        assert_eq!(res, (201, "new".into(), None));
+        assert_eq!(conns.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn ambiguous_or_broken_framing_is_an_error() {
+        for (answer, error) in [
+            (
+                &b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"[..],
+                "malformed upstream response: both Content-Length and Transfer-Encoding",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\ncontent-length: 4\r\n\r\nabcd",
+                "malformed upstream response: differing Content-Length values",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\ncontent-length: +3\r\n\r\nabc",
+                "malformed upstream response: Content-Length",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked, gzip, chunked\r\n\r\n",
+                "malformed upstream response: Transfer-Encoding",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nx-folded: a\r\n b\r\ncontent-length: 0\r\n\r\n",
+                "malformed upstream response: response head",
+            ),
+            (
+                b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n\r\n",
+                "malformed upstream response: 101 to a request that asked for no upgrade",
+            ),
+        ] {
+            let (addr, _, _) = scripted(vec![(answer, true)]).await;
+            let err = read(&pool(addr), request(Method::GET, Body::Empty))
+                .await
+                .unwrap_err();
+            assert_eq!(err, error);
+        }
+        // Broken chunks fail the body, not the head.
+        for answer in [
+            &b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabcX\r\n0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\nabc\r\n0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nshort",
+        ] {
+            let (addr, _, _) = scripted(vec![(answer, true)]).await;
+            let err = read(&pool(addr), request(Method::GET, Body::Empty))
+                .await
+                .unwrap_err();
+            assert!(err.starts_with("malformed upstream response: "), "{err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_closes_is_not_kept() {
+        let closing: &[u8] = b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok";
+        let old: &[u8] = b"HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\nok";
+        let ok: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+        let (addr, _, conns) = scripted(vec![(closing, false), (old, false), (ok, false)]).await;
+        let p = pool(addr);
+        for _ in 0..3 {
+            assert_eq!(read(&p, request(Method::GET, Body::Empty)).await.unwrap().1, "ok");
+        }
+        assert_eq!(conns.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn only_requests_that_cannot_have_been_acted_on_or_are_idempotent_are_retried() {
+        let post = prepare(request(Method::POST, Body::full("x"))).unwrap();
+        let get = prepare(request(Method::GET, Body::Empty)).unwrap();
+        let unsent = LeanError::Closed { written: false };
+        let sent = LeanError::Closed { written: true };
+        assert!(post.retryable(&unsent));
+        assert!(!post.retryable(&sent));
+        assert!(get.retryable(&sent));
+        assert!(!get.retryable(&LeanError::Malformed("x")));
+        // Streamed bodies, trailers and upgrades are left to hyper's client.
+        let trailers = Body::Buffered {
+            data: Some(Bytes::from_static(b"x")),
+            trailers: Some(HeaderMap::new()),
+        };
+        assert!(prepare(request(Method::POST, trailers)).is_err());
+        let mut upgrade = request(Method::GET, Body::Empty);
+        upgrade
+            .headers_mut()
+            .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        assert!(prepare(upgrade).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_still_a_connect_error() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let err = pool(addr)
+            .send(request(Method::GET, Body::Empty))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SendError::Connect(_)), "{err}");
+    }
+}
