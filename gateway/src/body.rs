@@ -1,5 +1,6 @@
-//! One body type for both directions: streamed from hyper, buffered after inspection, or made
-//! by the gateway. An enum rather than a boxed trait object: no allocation per request.
+//! One body type for both directions: streamed from hyper or a backend's connection, buffered
+//! after inspection, or made by the gateway. An enum rather than a boxed trait object: no
+//! allocation per request.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -30,9 +31,46 @@ pub enum Body {
     /// A backend's response that holds the request's place under the backend's concurrency
     /// limit until its last frame (or until it is dropped).
     Held {
-        body: hyper::body::Incoming,
+        body: Upstream,
         slot: Option<crate::upstream::InFlight>,
     },
+}
+
+/// A backend's response body: from hyper's client, or read off the connection by the lean
+/// HTTP/1.1 exchange.
+#[derive(Debug)]
+pub enum Upstream {
+    Hyper(hyper::body::Incoming),
+    Lean(crate::lean::LeanBody),
+}
+
+impl HttpBody for Upstream {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            Upstream::Hyper(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            Upstream::Lean(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Upstream::Hyper(b) => b.is_end_stream(),
+            Upstream::Lean(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Upstream::Hyper(b) => b.size_hint(),
+            Upstream::Lean(b) => b.size_hint(),
+        }
+    }
 }
 
 impl Body {
@@ -73,7 +111,7 @@ impl HttpBody for Body {
                     // The response is over: the place is free for the next request.
                     slot.take();
                 }
-                frame.map_err(Into::into)
+                frame
             }
         }
     }

@@ -175,7 +175,13 @@ pub fn prepare(req: Request<Body>) -> Result<Prepared, Request<Body>> {
         Body::Buffered { data, .. } => data.unwrap_or_default(),
         _ => Bytes::new(),
     };
-    let mut wire = Vec::with_capacity(256 + if body.len() <= INLINE_BODY { body.len() } else { 0 });
+    let mut wire = Vec::with_capacity(
+        256 + if body.len() <= INLINE_BODY {
+            body.len()
+        } else {
+            0
+        },
+    );
     wire.extend_from_slice(parts.method.as_str().as_bytes());
     wire.push(b' ');
     let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
@@ -210,7 +216,12 @@ pub fn prepare(req: Request<Body>) -> Result<Prepared, Request<Body>> {
         // RFC 9110 section 9.2.2.
         idempotent: matches!(
             parts.method,
-            Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+            Method::GET
+                | Method::HEAD
+                | Method::OPTIONS
+                | Method::TRACE
+                | Method::PUT
+                | Method::DELETE
         ),
     })
 }
@@ -338,7 +349,9 @@ fn parse_head(
         };
         if (100..200).contains(&code) {
             if code == 101 {
-                return Err(LeanError::Malformed("101 to a request that asked for no upgrade"));
+                return Err(LeanError::Malformed(
+                    "101 to a request that asked for no upgrade",
+                ));
             }
             // Interim responses (100 Continue, 103 Early Hints) are not passed on.
             buf.advance(len);
@@ -411,9 +424,7 @@ fn framing(headers: &HeaderMap) -> Result<Framing, LeanError> {
             if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
                 return Err(LeanError::Malformed("Content-Length"));
             }
-            let n = part
-                .iter()
-                .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
+            let n = part.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
             if length.is_some_and(|l| l != n) {
                 return Err(LeanError::Malformed("differing Content-Length values"));
             }
@@ -699,7 +710,9 @@ mod tests {
                                 Ok(n) => buf.extend_from_slice(&chunk[..n]),
                             }
                         }
-                        seen.lock().unwrap().push(buf.drain(..head_end + len).collect());
+                        seen.lock()
+                            .unwrap()
+                            .push(buf.drain(..head_end + len).collect());
                         let next = script.lock().unwrap().next();
                         let Some((answer, close)) = next else { return };
                         s.write_all(answer).await.unwrap();
@@ -771,7 +784,10 @@ mod tests {
             "POST /items/1?x=2 HTTP/1.1\r\nhost: backend\r\ncontent-length: 7\r\n\r\n{\"a\":1}"
         );
         assert!(seen[2].ends_with(big.as_bytes()));
-        assert!(String::from_utf8_lossy(&seen[2]).contains(&format!("content-length: {}\r\n", big.len())));
+        assert!(
+            String::from_utf8_lossy(&seen[2])
+                .contains(&format!("content-length: {}\r\n", big.len()))
+        );
         // All three on one kept connection.
         assert_eq!(conns.load(Ordering::SeqCst), 1);
     }
@@ -779,7 +795,8 @@ mod tests {
     #[tokio::test]
     async fn chunked_bodies_are_decoded_with_their_trailers() {
         let chunked: &[u8] = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nx-checksum: 42\r\n\r\n";
-        let plain: &[u8] = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nA\r\n0123456789\r\n0\r\n\r\n";
+        let plain: &[u8] =
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nA\r\n0123456789\r\n0\r\n\r\n";
         let (addr, _, conns) = scripted(vec![(chunked, false), (plain, false)]).await;
         let p = pool(addr);
         let (status, body, trailers) = read(&p, request(Method::GET, Body::Empty)).await.unwrap();
@@ -812,9 +829,13 @@ mod tests {
         let p = pool(addr);
         let res = read(&p, request(Method::HEAD, Body::Empty)).await.unwrap();
         assert_eq!(res, (200, String::new(), None));
-        let res = read(&p, request(Method::DELETE, Body::Empty)).await.unwrap();
+        let res = read(&p, request(Method::DELETE, Body::Empty))
+            .await
+            .unwrap();
         assert_eq!(res, (204, String::new(), None));
-        let res = read(&p, request(Method::POST, Body::full("abc"))).await.unwrap();
+        let res = read(&p, request(Method::POST, Body::full("abc")))
+            .await
+            .unwrap();
         assert_eq!(res, (201, "new".into(), None));
         assert_eq!(conns.load(Ordering::SeqCst), 1);
     }
@@ -876,7 +897,10 @@ mod tests {
         let (addr, _, conns) = scripted(vec![(closing, false), (old, false), (ok, false)]).await;
         let p = pool(addr);
         for _ in 0..3 {
-            assert_eq!(read(&p, request(Method::GET, Body::Empty)).await.unwrap().1, "ok");
+            assert_eq!(
+                read(&p, request(Method::GET, Body::Empty)).await.unwrap().1,
+                "ok"
+            );
         }
         assert_eq!(conns.load(Ordering::SeqCst), 3);
     }

@@ -26,7 +26,7 @@
 //! - [`config`]: raw and validated configuration, `check` diagnostics.
 //! - [`state`]: the active snapshot (config, engine, registry, GeoIP, pools).
 //! - [`gateway`]: shared state, the pipeline, start and shutdown.
-//! - [`upstream`], [`tls`]: backend clients and TLS.
+//! - [`upstream`], [`pool`], [`lean`], [`tls`]: backend clients and TLS.
 //! - [`admin`], [`metrics`], [`reload`]: operations.
 //! - [`demo`]: the embedded demo.
 //! - [`body`], [`problem`], [`headers`], [`step`], [`clock`], [`jsonstr`]: shared pieces.
@@ -48,6 +48,7 @@ pub mod gateway;
 pub mod headers;
 pub mod inspect;
 pub mod jsonstr;
+pub mod lean;
 pub mod limits;
 pub mod metrics;
 pub mod pool;

@@ -1,14 +1,16 @@
-//! A lean connection pool for plain HTTP/1.1 backends: idle `SendRequest` handles kept per
-//! backend, newest first, each driven by its own connection task.
+//! The connection pool for plain HTTP/1.1 backends.
 //!
-//! The general client (`hyper_util`'s pooled client) serves TLS and HTTP/2 backends; for the
+//! The general client (`hyper_util`'s pooled client) serves TLS and HTTP/2 backends. For the
 //! most common backend, plain HTTP/1.1 on a private network, this pool skips the connector
-//! machinery, the keyed pool map and the per-request checkout race. A request that could not
-//! be written because a kept connection had just closed is retried once on a new connection,
-//! as the general client does.
+//! machinery and the keyed pool map. Requests without a streamed body, trailers or an upgrade
+//! (nearly all) go through the lean exchange ([`crate::lean`]) on the request's own task; the
+//! others through hyper's HTTP/1.1 client, whose idle `SendRequest` handles are kept here too,
+//! each driven by its own connection task. A request whose kept connection turned out to be
+//! closed is retried once on a new connection when it cannot have been acted on or is
+//! idempotent.
 
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http::{Request, Response};
@@ -16,7 +18,8 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 
-use crate::body::Body;
+use crate::body::{Body, Upstream};
+use crate::lean::{self, LeanError};
 
 /// Why a request did not get a response from the backend.
 #[derive(Debug)]
@@ -27,6 +30,8 @@ pub enum SendError {
     Http(hyper::Error),
     /// From the general client (TLS and HTTP/2 backends).
     Client(hyper_util::client::legacy::Error),
+    /// From the lean exchange.
+    Lean(LeanError),
 }
 
 impl SendError {
@@ -36,6 +41,7 @@ impl SendError {
             SendError::Connect(_) => true,
             SendError::Http(_) => false,
             SendError::Client(e) => e.is_connect(),
+            SendError::Lean(_) => false,
         }
     }
 }
@@ -46,6 +52,7 @@ impl std::fmt::Display for SendError {
             SendError::Connect(e) => write!(f, "connect: {e}"),
             SendError::Http(e) => write!(f, "{e}"),
             SendError::Client(e) => write!(f, "{e}"),
+            SendError::Lean(e) => write!(f, "{e}"),
         }
     }
 }
@@ -64,6 +71,8 @@ pub struct H1Pool {
     idle_timeout: Duration,
     max_idle: usize,
     idle: Mutex<Vec<Idle>>,
+    /// Connections of the lean exchange.
+    lean_idle: Arc<lean::Idle>,
 }
 
 impl std::fmt::Debug for H1Pool {
@@ -96,6 +105,7 @@ impl H1Pool {
             idle_timeout,
             max_idle,
             idle: Mutex::new(Vec::new()),
+            lean_idle: Arc::new(lean::Idle::new(max_idle, idle_timeout)),
         }
     }
 
@@ -132,7 +142,8 @@ impl H1Pool {
         }
     }
 
-    async fn connect(&self) -> Result<http1::SendRequest<Body>, SendError> {
+    /// A new TCP connection to the backend.
+    async fn connect_stream(&self) -> Result<tokio::net::TcpStream, SendError> {
         let connecting = async {
             match self.addr {
                 Some(a) => tokio::net::TcpStream::connect(a).await,
@@ -151,6 +162,11 @@ impl H1Pool {
         };
         // Nagle would hold small request heads back; a failure here only costs latency.
         let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+
+    async fn connect(&self) -> Result<http1::SendRequest<Body>, SendError> {
+        let stream = self.connect_stream().await?;
         let (sender, conn) = http1::Builder::new()
             .handshake(TokioIo::new(stream))
             .await
@@ -165,7 +181,30 @@ impl H1Pool {
 
     /// Sends a request (URI in origin form, `Host` set) and returns the response head; the
     /// connection goes back to the pool, to be reused once its response has been read.
-    pub async fn send(&self, req: Request<Body>) -> Result<Response<Incoming>, SendError> {
+    pub async fn send(&self, req: Request<Body>) -> Result<Response<Upstream>, SendError> {
+        match lean::prepare(req) {
+            Ok(p) => self.send_lean(&p).await,
+            Err(req) => Ok(self.send_hyper(req).await?.map(Upstream::Hyper)),
+        }
+    }
+
+    async fn send_lean(&self, p: &lean::Prepared) -> Result<Response<Upstream>, SendError> {
+        let (conn, reused) = match self.lean_idle.checkout() {
+            Some(c) => (c, true),
+            None => (lean::Conn::new(self.connect_stream().await?), false),
+        };
+        let res = match lean::exchange(conn, p, &self.lean_idle).await {
+            // The kept connection had closed: once more, on a new one, when that is safe.
+            Err(e) if reused && p.retryable(&e) => {
+                let conn = lean::Conn::new(self.connect_stream().await?);
+                lean::exchange(conn, p, &self.lean_idle).await
+            }
+            res => res,
+        };
+        res.map(|r| r.map(Upstream::Lean)).map_err(SendError::Lean)
+    }
+
+    async fn send_hyper(&self, req: Request<Body>) -> Result<Response<Incoming>, SendError> {
         let (mut sender, reused) = match self.checkout() {
             Some(s) => (s, true),
             None => (self.connect().await?, false),

@@ -83,13 +83,14 @@ impl Backend {
     pub async fn send(
         &self,
         req: http::Request<Body>,
-    ) -> Result<http::Response<hyper::body::Incoming>, crate::pool::SendError> {
+    ) -> Result<http::Response<crate::body::Upstream>, crate::pool::SendError> {
         match &self.fast {
             Some(pool) => pool.send(req).await,
             None => self
                 .client
                 .request(req)
                 .await
+                .map(|r| r.map(crate::body::Upstream::Hyper))
                 .map_err(crate::pool::SendError::Client),
         }
     }
