@@ -11,6 +11,21 @@ pub fn string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
+/// Appends `s` quoted without looking for bytes to escape: for values that cannot hold any
+/// (identifiers the gateway makes, names fixed in the code, country codes, HTTP method
+/// tokens). Debug builds check the claim.
+#[inline(always)]
+pub fn safe_string(out: &mut Vec<u8>, s: &str) {
+    debug_assert_eq!(
+        crate::jsonstr::plain_len(s.as_bytes()),
+        s.len(),
+        "{s:?} needs escaping"
+    );
+    out.push(b'"');
+    out.extend_from_slice(s.as_bytes());
+    out.push(b'"');
+}
+
 /// Appends `"key":` for a key that needs no escaping.
 // Always inlined: at each call site the key is a literal, so its copy is a few fixed stores
 // instead of a call to `memcpy`.
@@ -86,6 +101,13 @@ impl<'a> Obj<'a> {
     #[inline(always)]
     pub fn str(&mut self, k: &'static str, v: &str) -> &mut Self {
         string(self.key(k), v);
+        self
+    }
+
+    /// A member whose value needs no escaping (see [`safe_string`]).
+    #[inline(always)]
+    pub fn safe(&mut self, k: &'static str, v: &str) -> &mut Self {
+        safe_string(self.key(k), v);
         self
     }
 

@@ -137,9 +137,9 @@ impl DecisionRecord<'_> {
     pub fn write_json(&self, out: &mut Vec<u8>) {
         let s = &self.subject;
         Obj::new(out)
-            .str("schema", self.schema)
-            .str("decision_id", self.decision_id)
-            .str("time", self.time.as_str())
+            .safe("schema", self.schema)
+            .safe("decision_id", self.decision_id)
+            .safe("time", self.time.as_str())
             .with("gateway", |o| {
                 Obj::new(o)
                     .str("instance", self.gateway.instance)
@@ -147,22 +147,22 @@ impl DecisionRecord<'_> {
                     .str("listen", self.gateway.listen)
                     .end()
             })
-            .str("policy_revision", self.policy_revision)
+            .safe("policy_revision", self.policy_revision)
             .str("route", self.route)
-            .str("method", self.method)
+            .safe("method", self.method)
             .str("purpose", self.purpose)
             .with("subject", |o| {
                 let mut so = Obj::new(o);
                 so.array("jurisdictions", s.jurisdictions, |o, c| {
-                    json::string(o, c.as_str())
+                    json::safe_string(o, c.as_str())
                 })
                 .array("regimes", s.regimes, |o, r| json::string(o, r))
                 .bool("conflict", s.conflict)
                 .array("evidence", s.evidence, |o, e| {
                     let mut eo = Obj::new(o);
-                    eo.str("source", e.source.as_str())
-                        .str("kind", e.kind.as_str())
-                        .str("country", e.country.as_str())
+                    eo.safe("source", e.source.as_str())
+                        .safe("kind", e.kind.as_str())
+                        .safe("country", e.country.as_str())
                         .num("weight", u64::from(e.weight))
                         .str("location", &e.location);
                     if let Some(c) = e.category {
@@ -174,25 +174,25 @@ impl DecisionRecord<'_> {
                     eo.end()
                 })
                 .opt_str("client_address", s.client_address.as_deref())
-                .str("client_address_source", s.client_address_source)
+                .safe("client_address_source", s.client_address_source)
                 .bool("forwarded_for_ignored", s.forwarded_for_ignored)
                 .opt_num("geoip_build_epoch", s.geoip_build_epoch)
                 .opt_str("home_region", s.home_region)
                 .array("plausible", s.plausible, |o, p| {
                     Obj::new(o)
-                        .str("country", p.country.as_str())
+                        .safe("country", p.country.as_str())
                         .num("confidence", u64::from(p.confidence))
                         .end()
                 })
-                .str("rule", s.rule)
+                .safe("rule", s.rule)
                 .array("citizenship", s.citizenship, |o, c| {
-                    json::string(o, c.as_str())
+                    json::safe_string(o, c.as_str())
                 })
                 .array("rejected_evidence", s.rejected_evidence, |o, r| {
                     Obj::new(o)
-                        .str("source", r.source.as_str())
+                        .safe("source", r.source.as_str())
                         .str("location", &r.location)
-                        .str("reason", r.reason)
+                        .safe("reason", r.reason)
                         .end()
                 })
                 .opt_str("geoip_build_date", s.geoip_build_date)
@@ -206,11 +206,11 @@ impl DecisionRecord<'_> {
             .with("inspection", |o| {
                 let mut i = Obj::new(o);
                 match self.inspection.status {
-                    InspectStatus::Skipped => i.str("status", "skipped"),
-                    InspectStatus::Complete => i.str("status", "complete"),
-                    InspectStatus::Uninspectable(why) => {
-                        i.str("status", "uninspectable").str("reason", why.as_str())
-                    }
+                    InspectStatus::Skipped => i.safe("status", "skipped"),
+                    InspectStatus::Complete => i.safe("status", "complete"),
+                    InspectStatus::Uninspectable(why) => i
+                        .safe("status", "uninspectable")
+                        .str("reason", why.as_str()),
                 };
                 for (k, list) in [
                     ("not_inspected", self.inspection.not_inspected),
@@ -224,24 +224,24 @@ impl DecisionRecord<'_> {
             })
             .array("findings", self.findings, |o, f| {
                 let mut fo = Obj::new(o);
-                fo.str("category", f.category.as_str())
+                fo.safe("category", f.category.as_str())
                     .str("location", &f.location)
-                    .str("detector", f.detector);
+                    .safe("detector", f.detector);
                 if let Some(c) = f.country {
-                    fo.str("country", c.as_str());
+                    fo.safe("country", c.as_str());
                 }
                 fo.end()
             })
             .with("destination", |o| match &self.destination {
                 Some(d) => Obj::new(o)
                     .str("region", d.region)
-                    .str("country", d.country.as_str())
+                    .safe("country", d.country.as_str())
                     .str("entity", d.entity)
                     .end(),
                 None => o.extend_from_slice(b"null"),
             })
-            .str("verdict", self.verdict)
-            .str("reason_code", self.reason_code)
+            .safe("verdict", self.verdict)
+            .safe("reason_code", self.reason_code)
             .array("basis", self.basis, |o, b| json::string(o, b))
             .array("conditions", self.conditions, |o, c| json::string(o, c))
             .opt_str(
@@ -250,7 +250,7 @@ impl DecisionRecord<'_> {
             )
             .array("reasons", self.reasons, |o, r| {
                 Obj::new(o)
-                    .str("step", r.step)
+                    .safe("step", r.step)
                     .str("rule", &r.rule)
                     .str("finding", &r.finding)
                     .end()
@@ -258,7 +258,7 @@ impl DecisionRecord<'_> {
             .bool("enforced", self.enforced)
             .with("outcome", |o| {
                 let mut oo = Obj::new(o);
-                oo.str("action", self.outcome.action);
+                oo.safe("action", self.outcome.action);
                 if let Some(st) = self.outcome.status {
                     oo.num("status", u64::from(st));
                 }
@@ -272,9 +272,9 @@ impl OutcomeLine<'_> {
     /// Writes the line as JSON: the same bytes as `serde_json::to_vec(self)`.
     pub fn write_json(&self, out: &mut Vec<u8>) {
         Obj::new(out)
-            .str("schema", self.schema)
-            .str("decision_id", self.decision_id)
-            .str("time", self.time.as_str())
+            .safe("schema", self.schema)
+            .safe("decision_id", self.decision_id)
+            .safe("time", self.time.as_str())
             .str("region", self.region)
             .opt_num("upstream_status", self.upstream_status.map(u64::from))
             .opt_str("error", self.error)
