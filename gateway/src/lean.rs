@@ -715,7 +715,10 @@ mod tests {
                             .push(buf.drain(..head_end + len).collect());
                         let next = script.lock().unwrap().next();
                         let Some((answer, close)) = next else { return };
-                        s.write_all(answer).await.unwrap();
+                        // A client that left stops the answer.
+                        if s.write_all(answer).await.is_err() {
+                            return;
+                        }
                         if close {
                             return;
                         }
@@ -887,6 +890,50 @@ mod tests {
                 .unwrap_err();
             assert!(err.starts_with("malformed upstream response: "), "{err}");
         }
+    }
+
+    #[tokio::test]
+    async fn large_bodies_arrive_over_many_reads() {
+        // 300 KiB with a length, then the same in uneven chunks: both span many reads.
+        let data: Vec<u8> = (0..300 * 1024).map(|i| b'a' + (i % 26) as u8).collect();
+        let mut fixed =
+            format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", data.len()).into_bytes();
+        fixed.extend_from_slice(&data);
+        let mut chunked = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+        for piece in data.chunks(7_777) {
+            chunked.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+            chunked.extend_from_slice(piece);
+            chunked.extend_from_slice(b"\r\n");
+        }
+        chunked.extend_from_slice(b"0\r\n\r\n");
+        let fixed: &'static [u8] = Box::leak(fixed.into_boxed_slice());
+        let chunked: &'static [u8] = Box::leak(chunked.into_boxed_slice());
+        let (addr, _, conns) = scripted(vec![(fixed, false), (chunked, false)]).await;
+        let p = pool(addr);
+        let want = String::from_utf8(data).unwrap();
+        for _ in 0..2 {
+            let (status, body, _) = read(&p, request(Method::GET, Body::Empty)).await.unwrap();
+            assert_eq!(status, 200);
+            assert!(body == want, "a body of {} bytes differs", body.len());
+        }
+        assert_eq!(conns.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_body_left_unread_does_not_give_its_connection_back() {
+        let mut big = b"HTTP/1.1 200 OK\r\ncontent-length: 200000\r\n\r\n".to_vec();
+        big.resize(big.len() + 200_000, b'x');
+        let big: &'static [u8] = Box::leak(big.into_boxed_slice());
+        let ok: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+        let (addr, _, conns) = scripted(vec![(big, false), (ok, false)]).await;
+        let p = pool(addr);
+        let res = p.send(request(Method::GET, Body::Empty)).await.unwrap();
+        assert_eq!(res.status(), 200);
+        // The client went away: the rest of the body is never read.
+        drop(res);
+        let (_, body, _) = read(&p, request(Method::GET, Body::Empty)).await.unwrap();
+        assert_eq!(body, "ok");
+        assert_eq!(conns.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]
