@@ -36,42 +36,9 @@ pub enum Body {
     },
 }
 
-/// A backend's response body: from hyper's client, or read off the connection by the lean
-/// HTTP/1.1 exchange.
-#[derive(Debug)]
-pub enum Upstream {
-    Hyper(hyper::body::Incoming),
-    Lean(crate::lean::LeanBody),
-}
-
-impl HttpBody for Upstream {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match self.get_mut() {
-            Upstream::Hyper(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
-            Upstream::Lean(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            Upstream::Hyper(b) => b.is_end_stream(),
-            Upstream::Lean(b) => b.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            Upstream::Hyper(b) => b.size_hint(),
-            Upstream::Lean(b) => b.size_hint(),
-        }
-    }
-}
+/// A backend's response body: from hyper's client (`Left`), or read off the connection by the
+/// lean HTTP/1.1 exchange (`Right`).
+pub type Upstream = http_body_util::Either<hyper::body::Incoming, crate::lean::LeanBody>;
 
 impl Body {
     pub fn full(data: impl Into<Bytes>) -> Body {

@@ -10,9 +10,8 @@
 //! with the connection is read to its end and the connection is not kept.
 
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
-use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -22,6 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::body::Body;
+use crate::pool::Kept;
 
 /// The largest response head read (status line and headers).
 const MAX_HEAD: usize = 64 * 1024;
@@ -76,7 +76,7 @@ impl Conn {
 
     /// Whether a kept connection can take a request: nothing arrived on it while it was idle
     /// (neither an end of stream nor stray bytes). Reads only what the reactor already saw.
-    fn is_quiet(&mut self) -> bool {
+    pub fn is_quiet(&mut self) -> bool {
         let mut cx = Context::from_waker(std::task::Waker::noop());
         match self.stream.poll_read_ready(&mut cx) {
             Poll::Pending => true,
@@ -102,45 +102,6 @@ impl Conn {
             &mut self.buf
         ))?;
         Poll::Ready(Ok(n > 0))
-    }
-}
-
-/// The idle connections of one backend, newest last. Shared with response bodies, which
-/// return their connection when they have been read to the end.
-#[derive(Debug)]
-pub struct Idle {
-    list: Mutex<Vec<(Conn, Instant)>>,
-    max: usize,
-    timeout: Duration,
-}
-
-impl Idle {
-    pub fn new(max: usize, timeout: Duration) -> Idle {
-        Idle {
-            list: Mutex::new(Vec::new()),
-            max,
-            timeout,
-        }
-    }
-
-    /// A kept connection that is still open and quiet, if there is one.
-    pub fn checkout(&self) -> Option<Conn> {
-        let mut list = self.list.lock().ok()?;
-        let now = Instant::now();
-        while let Some((mut conn, since)) = list.pop() {
-            if now.duration_since(since) <= self.timeout && conn.is_quiet() {
-                return Some(conn);
-            }
-        }
-        None
-    }
-
-    fn checkin(&self, conn: Conn) {
-        if let Ok(mut list) = self.list.lock()
-            && list.len() < self.max
-        {
-            list.push((conn, Instant::now()));
-        }
     }
 }
 
@@ -257,7 +218,7 @@ enum Chunk {
 pub async fn exchange(
     mut conn: Conn,
     p: &Prepared,
-    idle: &Arc<Idle>,
+    idle: &Arc<Kept<Conn>>,
 ) -> Result<Response<LeanBody>, LeanError> {
     let closed = |e: std::io::Error, written: bool| match e.kind() {
         std::io::ErrorKind::BrokenPipe
@@ -450,7 +411,7 @@ pub struct LeanBody {
     conn: Option<Conn>,
     framing: Framing,
     keep: bool,
-    idle: Arc<Idle>,
+    idle: Arc<Kept<Conn>>,
 }
 
 impl LeanBody {
@@ -666,6 +627,7 @@ mod tests {
     use crate::pool::{H1Pool, SendError};
     use http_body_util::BodyExt;
     use std::net::SocketAddr;
+    use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::io::AsyncReadExt;
 
@@ -729,16 +691,6 @@ mod tests {
         (addr, seen, conns)
     }
 
-    fn pool(addr: SocketAddr) -> H1Pool {
-        H1Pool::new(
-            &addr.ip().to_string(),
-            addr.port(),
-            Duration::from_secs(1),
-            Duration::from_secs(90),
-            8,
-        )
-    }
-
     fn request(method: Method, body: Body) -> Request<Body> {
         Request::builder()
             .method(method)
@@ -766,7 +718,7 @@ mod tests {
     async fn requests_are_written_with_their_own_length() {
         let ok: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
         let (addr, seen, conns) = scripted(vec![(ok, false), (ok, false), (ok, false)]).await;
-        let p = pool(addr);
+        let p = H1Pool::for_test(addr);
         let get = read(&p, request(Method::GET, Body::Empty)).await.unwrap();
         assert_eq!(get, (200, "ok".into(), None));
         let post = read(&p, request(Method::POST, Body::full("{\"a\":1}")))
@@ -801,7 +753,7 @@ mod tests {
         let plain: &[u8] =
             b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nA\r\n0123456789\r\n0\r\n\r\n";
         let (addr, _, conns) = scripted(vec![(chunked, false), (plain, false)]).await;
-        let p = pool(addr);
+        let p = H1Pool::for_test(addr);
         let (status, body, trailers) = read(&p, request(Method::GET, Body::Empty)).await.unwrap();
         assert_eq!((status, body.as_str()), (200, "hello world"));
         assert_eq!(trailers.unwrap()["x-checksum"], "42");
@@ -815,7 +767,7 @@ mod tests {
         let close: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nuntil the end";
         let ok: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
         let (addr, _, conns) = scripted(vec![(close, true), (ok, false)]).await;
-        let p = pool(addr);
+        let p = H1Pool::for_test(addr);
         let (_, body, _) = read(&p, request(Method::GET, Body::Empty)).await.unwrap();
         assert_eq!(body, "until the end");
         let (_, body, _) = read(&p, request(Method::GET, Body::Empty)).await.unwrap();
@@ -829,7 +781,7 @@ mod tests {
         let none: &[u8] = b"HTTP/1.1 204 No Content\r\n\r\n";
         let interim: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\nHTTP/1.1 201 Created\r\ncontent-length: 3\r\n\r\nnew";
         let (addr, _, conns) = scripted(vec![(head, false), (none, false), (interim, false)]).await;
-        let p = pool(addr);
+        let p = H1Pool::for_test(addr);
         let res = read(&p, request(Method::HEAD, Body::Empty)).await.unwrap();
         assert_eq!(res, (200, String::new(), None));
         let res = read(&p, request(Method::DELETE, Body::Empty))
@@ -872,7 +824,7 @@ mod tests {
             ),
         ] {
             let (addr, _, _) = scripted(vec![(answer, true)]).await;
-            let err = read(&pool(addr), request(Method::GET, Body::Empty))
+            let err = read(&H1Pool::for_test(addr), request(Method::GET, Body::Empty))
                 .await
                 .unwrap_err();
             assert_eq!(err, error);
@@ -885,7 +837,7 @@ mod tests {
             b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nshort",
         ] {
             let (addr, _, _) = scripted(vec![(answer, true)]).await;
-            let err = read(&pool(addr), request(Method::GET, Body::Empty))
+            let err = read(&H1Pool::for_test(addr), request(Method::GET, Body::Empty))
                 .await
                 .unwrap_err();
             assert!(err.starts_with("malformed upstream response: "), "{err}");
@@ -909,7 +861,7 @@ mod tests {
         let fixed: &'static [u8] = Box::leak(fixed.into_boxed_slice());
         let chunked: &'static [u8] = Box::leak(chunked.into_boxed_slice());
         let (addr, _, conns) = scripted(vec![(fixed, false), (chunked, false)]).await;
-        let p = pool(addr);
+        let p = H1Pool::for_test(addr);
         let want = String::from_utf8(data).unwrap();
         for _ in 0..2 {
             let (status, body, _) = read(&p, request(Method::GET, Body::Empty)).await.unwrap();
@@ -926,7 +878,7 @@ mod tests {
         let big: &'static [u8] = Box::leak(big.into_boxed_slice());
         let ok: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
         let (addr, _, conns) = scripted(vec![(big, false), (ok, false)]).await;
-        let p = pool(addr);
+        let p = H1Pool::for_test(addr);
         let res = p.send(request(Method::GET, Body::Empty)).await.unwrap();
         assert_eq!(res.status(), 200);
         // The client went away: the rest of the body is never read.
@@ -942,7 +894,7 @@ mod tests {
         let old: &[u8] = b"HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\nok";
         let ok: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
         let (addr, _, conns) = scripted(vec![(closing, false), (old, false), (ok, false)]).await;
-        let p = pool(addr);
+        let p = H1Pool::for_test(addr);
         for _ in 0..3 {
             assert_eq!(
                 read(&p, request(Method::GET, Body::Empty)).await.unwrap().1,
@@ -953,7 +905,42 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn only_requests_that_cannot_have_been_acted_on_or_are_idempotent_are_retried() {
+    async fn a_kept_connection_closed_under_a_request_is_retried_only_when_safe() {
+        // The backend answers once, then closes the kept connection on the next request
+        // without answering it; a new connection is answered again.
+        let ok: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+        let hang_up: &[u8] = b"";
+        for (method, retried) in [(Method::GET, true), (Method::POST, false)] {
+            let (addr, seen, conns) =
+                scripted(vec![(ok, false), (hang_up, true), (ok, false)]).await;
+            let p = H1Pool::for_test(addr);
+            let body = || {
+                if method == Method::POST {
+                    Body::full("x")
+                } else {
+                    Body::Empty
+                }
+            };
+            assert_eq!(
+                read(&p, request(method.clone(), body())).await.unwrap().1,
+                "ok"
+            );
+            let second = read(&p, request(method.clone(), body())).await;
+            if retried {
+                assert_eq!(second.unwrap().1, "ok");
+                assert_eq!(conns.load(Ordering::SeqCst), 2);
+                assert_eq!(seen.lock().unwrap().len(), 3);
+            } else {
+                // It may have been acted on: never sent twice.
+                assert_eq!(second.unwrap_err(), "the backend closed the connection");
+                assert_eq!(conns.load(Ordering::SeqCst), 1);
+                assert_eq!(seen.lock().unwrap().len(), 2);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_retry_rule_and_what_is_left_to_hyper() {
         let post = prepare(request(Method::POST, Body::full("x"))).unwrap();
         let get = prepare(request(Method::GET, Body::Empty)).unwrap();
         let unsent = LeanError::Closed { written: false };
@@ -980,7 +967,7 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         drop(listener);
-        let err = pool(addr)
+        let err = H1Pool::for_test(addr)
             .send(request(Method::GET, Body::Empty))
             .await
             .unwrap_err();

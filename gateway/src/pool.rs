@@ -57,9 +57,73 @@ impl std::fmt::Display for SendError {
     }
 }
 
-struct Idle {
-    sender: http1::SendRequest<Body>,
-    since: Instant,
+/// What a pool's checkout does with a kept connection it looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fit {
+    /// Use it for this request.
+    Take,
+    /// Not now (its previous response is still being read); it stays.
+    Keep,
+    /// Closed or otherwise unusable: it is dropped.
+    Drop,
+}
+
+/// Kept idle connections of one backend, newest last, each with the time it was put back;
+/// those idle longer than the timeout are dropped at checkout, and at most `max` are kept.
+pub struct Kept<T> {
+    list: Mutex<Vec<(T, Instant)>>,
+    max: usize,
+    timeout: Duration,
+}
+
+impl<T> std::fmt::Debug for Kept<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kept")
+            .field("idle", &self.list.lock().map_or(0, |v| v.len()))
+            .finish()
+    }
+}
+
+impl<T> Kept<T> {
+    pub fn new(max: usize, timeout: Duration) -> Kept<T> {
+        Kept {
+            list: Mutex::new(Vec::new()),
+            max,
+            timeout,
+        }
+    }
+
+    /// The newest kept connection `fit` takes. Expired ones and those `fit` drops are dropped
+    /// on the way; those it keeps stay for later.
+    pub fn checkout(&self, mut fit: impl FnMut(&mut T) -> Fit) -> Option<T> {
+        let mut list = self.list.lock().ok()?;
+        let now = Instant::now();
+        let mut k = list.len();
+        while k > 0 {
+            k -= 1;
+            let (conn, since) = &mut list[k];
+            let verdict = if now.duration_since(*since) > self.timeout {
+                Fit::Drop
+            } else {
+                fit(conn)
+            };
+            match verdict {
+                Fit::Take => return Some(list.swap_remove(k).0),
+                Fit::Drop => drop(list.swap_remove(k)),
+                Fit::Keep => {}
+            }
+        }
+        None
+    }
+
+    /// Keeps a connection for a later request, unless `max` are kept already.
+    pub fn checkin(&self, conn: T) {
+        if let Ok(mut list) = self.list.lock()
+            && list.len() < self.max
+        {
+            list.push((conn, Instant::now()));
+        }
+    }
 }
 
 /// The idle connections of one plain HTTP/1.1 backend.
@@ -68,18 +132,19 @@ pub struct H1Pool {
     target: String,
     addr: Option<SocketAddr>,
     connect_timeout: Duration,
-    idle_timeout: Duration,
-    max_idle: usize,
-    idle: Mutex<Vec<Idle>>,
-    /// Connections of the lean exchange.
-    lean_idle: Arc<lean::Idle>,
+    /// Connections driven by hyper's client.
+    idle: Kept<http1::SendRequest<Body>>,
+    /// Connections of the lean exchange (shared with its response bodies, which give their
+    /// connection back when read to the end).
+    lean_idle: Arc<Kept<lean::Conn>>,
 }
 
 impl std::fmt::Debug for H1Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("H1Pool")
             .field("target", &self.target)
-            .field("idle", &self.idle.lock().map_or(0, |v| v.len()))
+            .field("idle", &self.idle)
+            .field("lean_idle", &self.lean_idle)
             .finish()
     }
 }
@@ -102,43 +167,28 @@ impl H1Pool {
             target: format!("{host}:{port}"),
             addr,
             connect_timeout,
-            idle_timeout,
-            max_idle,
-            idle: Mutex::new(Vec::new()),
-            lean_idle: Arc::new(lean::Idle::new(max_idle, idle_timeout)),
+            idle: Kept::new(max_idle, idle_timeout),
+            lean_idle: Arc::new(Kept::new(max_idle, idle_timeout)),
         }
     }
 
-    /// A connection that can take a request now, if one is kept.
+    /// A hyper connection that can take a request now, if one is kept. One whose previous
+    /// response is still streaming stays for later.
     fn checkout(&self) -> Option<http1::SendRequest<Body>> {
-        let mut idle = self.idle.lock().ok()?;
-        let now = Instant::now();
-        // Newest first; closed and expired handles are dropped on the way. A handle whose
-        // previous response is still streaming stays for later.
-        let mut k = idle.len();
-        while k > 0 {
-            k -= 1;
-            let e = &idle[k];
-            if e.sender.is_closed() || now.duration_since(e.since) > self.idle_timeout {
-                idle.swap_remove(k);
-            } else if e.sender.is_ready() {
-                return Some(idle.swap_remove(k).sender);
+        self.idle.checkout(|sender| {
+            if sender.is_closed() {
+                Fit::Drop
+            } else if sender.is_ready() {
+                Fit::Take
+            } else {
+                Fit::Keep
             }
-        }
-        None
+        })
     }
 
     fn checkin(&self, sender: http1::SendRequest<Body>) {
-        if sender.is_closed() {
-            return;
-        }
-        if let Ok(mut idle) = self.idle.lock()
-            && idle.len() < self.max_idle
-        {
-            idle.push(Idle {
-                sender,
-                since: Instant::now(),
-            });
+        if !sender.is_closed() {
+            self.idle.checkin(sender);
         }
     }
 
@@ -184,7 +234,7 @@ impl H1Pool {
     pub async fn send(&self, req: Request<Body>) -> Result<Response<Upstream>, SendError> {
         match lean::prepare(req) {
             Ok(p) => self.send_lean(&p).await,
-            Err(req) => Ok(self.send_hyper(req).await?.map(Upstream::Hyper)),
+            Err(req) => Ok(self.send_hyper(req).await?.map(Upstream::Left)),
         }
     }
 
@@ -195,7 +245,8 @@ impl H1Pool {
         // cores (a sidecar, or the benchmark's single core), that halves the context switches
         // per request (0.78 to 0.40 in the benchmark) for one extra poll of the task.
         tokio::task::yield_now().await;
-        let (conn, reused) = match self.lean_idle.checkout() {
+        let quiet = |c: &mut lean::Conn| if c.is_quiet() { Fit::Take } else { Fit::Drop };
+        let (conn, reused) = match self.lean_idle.checkout(quiet) {
             Some(c) => (c, true),
             None => (lean::Conn::new(self.connect_stream().await?), false),
         };
@@ -207,7 +258,7 @@ impl H1Pool {
             }
             res => res,
         };
-        res.map(|r| r.map(Upstream::Lean)).map_err(SendError::Lean)
+        res.map(|r| r.map(Upstream::Right)).map_err(SendError::Lean)
     }
 
     async fn send_hyper(&self, req: Request<Body>) -> Result<Response<Incoming>, SendError> {
@@ -232,6 +283,20 @@ impl H1Pool {
                 _ => Err(SendError::Http(e.into_error())),
             },
         }
+    }
+}
+
+#[cfg(test)]
+impl H1Pool {
+    /// A pool for a test backend: one second to connect, idle connections kept 90 s, at most 8.
+    pub(crate) fn for_test(addr: SocketAddr) -> H1Pool {
+        H1Pool::new(
+            &addr.ip().to_string(),
+            addr.port(),
+            Duration::from_secs(1),
+            Duration::from_secs(90),
+            8,
+        )
     }
 }
 
@@ -280,16 +345,6 @@ mod tests {
         (addr, conns)
     }
 
-    fn pool(addr: SocketAddr) -> H1Pool {
-        H1Pool::new(
-            &addr.ip().to_string(),
-            addr.port(),
-            Duration::from_secs(1),
-            Duration::from_secs(90),
-            8,
-        )
-    }
-
     async fn get(p: &H1Pool) -> Result<String, SendError> {
         let req = Request::builder()
             .uri("/x")
@@ -307,7 +362,7 @@ mod tests {
     #[tokio::test]
     async fn sequential_requests_share_one_connection() {
         let (addr, conns) = backend(usize::MAX).await;
-        let p = pool(addr);
+        let p = H1Pool::for_test(addr);
         for _ in 0..5 {
             assert_eq!(get(&p).await.unwrap(), "ok");
             // Let the connection task see the end of the response.
@@ -319,7 +374,7 @@ mod tests {
     #[tokio::test]
     async fn a_connection_the_backend_closed_is_replaced() {
         let (addr, conns) = backend(1).await;
-        let p = pool(addr);
+        let p = H1Pool::for_test(addr);
         for _ in 0..3 {
             assert_eq!(get(&p).await.unwrap(), "ok");
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -332,7 +387,7 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         drop(listener);
-        let err = get(&pool(addr)).await.unwrap_err();
+        let err = get(&H1Pool::for_test(addr)).await.unwrap_err();
         assert!(err.is_connect(), "{err}");
         assert!(err.to_string().starts_with("connect: 127.0.0.1:"), "{err}");
     }

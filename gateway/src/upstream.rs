@@ -90,7 +90,7 @@ impl Backend {
                 .client
                 .request(req)
                 .await
-                .map(|r| r.map(crate::body::Upstream::Hyper))
+                .map(|r| r.map(crate::body::Upstream::Left))
                 .map_err(crate::pool::SendError::Client),
         }
     }
