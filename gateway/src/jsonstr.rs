@@ -9,7 +9,7 @@ const HI: u64 = 0x8080_8080_8080_8080;
 /// The top bit of each byte of `w` that is `"`, `\` or below 0x20. A borrow can mark a byte
 /// above one that is marked rightly, never one below it, so the lowest mark is exact.
 #[inline]
-fn stops(w: u64) -> u64 {
+pub(crate) fn stops(w: u64) -> u64 {
     let below_space = w.wrapping_sub(LO * 0x20) & !w;
     let quote = w ^ (LO * u64::from(b'"'));
     let backslash = w ^ (LO * u64::from(b'\\'));

@@ -105,6 +105,12 @@ impl KeyCache {
         }
         let middle = b.get(8..n.saturating_sub(8)).unwrap_or_default();
         let (head, tail) = key_words(b);
+        self.get_words(k, head, tail, middle)
+    }
+
+    /// [`Self::get`] with the key's words already read.
+    fn get_words(&mut self, k: &str, head: u64, tail: u64, middle: &[u8]) -> KeyInfo {
+        let n = k.len();
         let h = (head ^ tail.rotate_left(29) ^ n as u64).wrapping_mul(0x517c_c1b7_2722_0a95);
         let slot = &mut self.slots[(h >> 40) as usize & (KEY_SLOTS - 1)];
         if let Some(s) = slot
@@ -355,8 +361,14 @@ impl<'a, F: FnMut(Hit, String)> Walker<'a, '_, F> {
         if self.peek() != Some(b'"') {
             return Err(JsonError::Invalid);
         }
-        let k = self.string(false)?;
-        let info = self.keys.get(&k);
+        let (k, info) = match self.short_key() {
+            Some(known) => known,
+            None => {
+                let k = self.string(false)?;
+                let info = self.keys.get(&k);
+                (k, info)
+            }
+        };
         self.path.push(Seg::Key(k, info));
         if info.personal
             && let Some(Seg::Key(k, _)) = self.path.last()
@@ -366,6 +378,41 @@ impl<'a, F: FnMut(Hit, String)> Walker<'a, '_, F> {
             detect::scan(k, |h| out(h, pointer(path, true)));
         }
         self.expect(b':')
+    }
+
+    /// Reads a key of up to sixteen bytes without escapes, `self.i` at its opening quote: its
+    /// end and the words the key cache compares are read from the document a word at a time,
+    /// where reading the string and then its words would go over it twice.
+    fn short_key(&mut self) -> Option<(Cow<'a, str>, KeyInfo)> {
+        let start = self.i + 1;
+        let word = |at: usize| -> Option<u64> {
+            let w: [u8; 8] = self.b.get(at..at + 8)?.try_into().ok()?;
+            Some(u64::from_le_bytes(w))
+        };
+        let head = word(start)?;
+        let marks = crate::jsonstr::stops(head);
+        let n = if marks != 0 {
+            (marks.trailing_zeros() / 8) as usize
+        } else {
+            let marks = crate::jsonstr::stops(word(start + 8)?);
+            if marks == 0 {
+                return None;
+            }
+            8 + (marks.trailing_zeros() / 8) as usize
+        };
+        if self.b[start + n] != b'"' {
+            return None;
+        }
+        let (head, tail) = if n >= 8 {
+            (head, word(start + n - 8)?)
+        } else {
+            // The bytes after the key are masked off, as `key_words` packs a short key.
+            (head & (1u64 << (8 * n)).wrapping_sub(1), 0)
+        };
+        let k = self.s.get(start..start + n)?;
+        self.i = start + n + 1;
+        let info = self.keys.get_words(k, head, tail, &[]);
+        Some((Cow::Borrowed(k), info))
     }
 
     /// The field the current value sits in: the nearest key (array items take their array's).
@@ -734,6 +781,77 @@ mod tests {
                 .all(|s| (s.head, s.tail) != words)
         );
         assert!(cache.get("customer").safe);
+    }
+
+    #[test]
+    fn keys_of_every_length_are_read_where_they_lie_or_decoded() {
+        // Lengths around both words of the short-key reading, with the document ending right
+        // after the value (fewer than eight or sixteen bytes left) or with room after it.
+        for len in 0..24 {
+            let key: String = "email_address_of_owner_x".chars().take(len).collect();
+            for tail in ["", "                "] {
+                let doc = format!(r#"{{"{key}":"jane@example.com"{tail}}}"#);
+                // An empty key is not shown (`super::plain_key`).
+                let at = if key.is_empty() {
+                    "/*".to_owned()
+                } else {
+                    format!("/{key}")
+                };
+                assert_eq!(
+                    findings(&doc).unwrap(),
+                    vec![(Category::Email, at)],
+                    "{doc}"
+                );
+                // What the key means is the same either way it was read.
+                let mut keys = KeyCache::new();
+                let mut w = Walker {
+                    s: &doc,
+                    keys: &mut keys,
+                    b: doc.as_bytes(),
+                    i: 1,
+                    path: Vec::new(),
+                    out: |_: Hit, _: String| {},
+                    max_depth: 8,
+                    frags: Fragments::default(),
+                    profile: None,
+                };
+                w.key().unwrap();
+                match w.path.last() {
+                    Some(Seg::Key(k, info)) => {
+                        assert_eq!((k.as_ref(), *info), (key.as_str(), KeyInfo::of(&key)));
+                    }
+                    _ => panic!("no key read from {doc}"),
+                }
+                assert_eq!(w.peek(), Some(b'"'), "{doc}");
+            }
+        }
+        // Keys with an escape, a quote or a non-ASCII character in their first sixteen bytes
+        // are read too (and, not being plain, not shown).
+        for (doc, at) in [
+            (r#"{"e\u006dail":"jane@example.com"}"#, "/email"),
+            (r#"{"a\"b":"jane@example.com"}"#, "/*"),
+            (r#"{"caf\u00e9_email":"jane@example.com"}"#, "/*"),
+            (r#"{"café_email":"jane@example.com"}"#, "/*"),
+        ] {
+            assert_eq!(
+                findings(doc).unwrap(),
+                vec![(Category::Email, at.to_owned())],
+                "{doc}"
+            );
+        }
+        assert_eq!(
+            findings("{\"a\tb\":1}").unwrap_err(),
+            JsonError::Invalid,
+            "a raw control character in a key"
+        );
+        // A short key that is data is found and masked.
+        assert_eq!(
+            findings(r#"{"a@b.io":{"x":"jane@example.com"}}"#).unwrap(),
+            vec![
+                (Category::Email, "/*".to_owned()),
+                (Category::Email, "/*/x".to_owned())
+            ]
+        );
     }
 
     #[test]
