@@ -8,6 +8,7 @@
 //! run everywhere). Fields of the body that no path covers are reported as unmapped, so the map
 //! can be kept current.
 
+use std::borrow::Cow;
 use std::str::FromStr;
 
 use domicile_policy::Category;
@@ -328,96 +329,338 @@ pub struct Applied {
 }
 
 /// Applies `fields` to a JSON document. A document that is not JSON yields nothing.
+///
+/// The document is read once, as it lies, in document order: keys without escapes are
+/// borrowed from it, and the contents of a covered object or array are only checked for
+/// syntax. (The body's findings come from [`super::json::walk`]; this reads the same bytes
+/// for what the map says of them.)
 pub fn apply(fields: &[&Field], doc: &str) -> Applied {
-    let mut applied = Applied::default();
-    let Ok(value) = serde_json::from_str::<Value>(doc) else {
-        return applied;
+    let mut r = Reader {
+        s: doc,
+        b: doc.as_bytes(),
+        i: 0,
+        out: Applied::default(),
+        safe: rustc_hash::FxHashMap::default(),
+        cands: Vec::new(),
     };
-    let mut path: Vec<String> = Vec::new();
-    visit(&value, &mut path, fields, &mut applied);
-    applied
-}
-
-fn matches(pattern: &[Seg], path: &[String]) -> bool {
-    pattern.len() == path.len()
-        && pattern.iter().zip(path).all(|(p, s)| match p {
-            Seg::Any => true,
-            Seg::Key(k) => k == s,
-        })
-}
-
-fn location(path: &[String], generalise_indices: bool) -> String {
-    let mut p = String::new();
-    for s in path {
-        p.push('/');
-        let index = !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
-        // An all-digit segment may be an object key that is data (a card number as a key):
-        // it is masked like any other key unless it is safe.
-        if (index && generalise_indices) || !super::safe_key(s) {
-            p.push('*');
-        } else {
-            p.push_str(s);
-        }
+    let mut path = Vec::new();
+    let read = r.value(&mut path, fields, true, 0).and_then(|()| {
+        r.ws();
+        (r.i == r.b.len()).then_some(())
+    });
+    match read {
+        Some(()) => r.out,
+        None => Applied::default(),
     }
-    p
 }
 
-fn visit(v: &Value, path: &mut Vec<String>, fields: &[&Field], out: &mut Applied) {
-    let empty = match v {
-        Value::Null => true,
-        Value::String(s) => s.is_empty(),
-        Value::Array(a) => a.is_empty(),
-        Value::Object(o) => o.is_empty(),
-        _ => false,
-    };
-    let mut known = path.is_empty();
-    let mut covered = false;
-    for f in fields.iter().filter(|f| matches(&f.path, path)) {
-        known = true;
-        covered |= f.covers;
-        if let Some(c) = f.category
-            && !empty
+/// Nesting deeper than this is not JSON here (as `serde_json` refuses it).
+const MAX_DEPTH: usize = 128;
+
+/// Reads a document for [`apply`].
+struct Reader<'a, 'f> {
+    s: &'a str,
+    b: &'a [u8],
+    i: usize,
+    out: Applied,
+    /// Whether a key may be shown ([`super::safe_key`] runs the detectors), per distinct key.
+    safe: rustc_hash::FxHashMap<String, bool>,
+    /// Candidate fields per depth ([`Reader::child`]).
+    cands: Vec<Vec<&'f Field>>,
+}
+
+impl<'a, 'f> Reader<'a, 'f> {
+    fn ws(&mut self) {
+        while self
+            .b
+            .get(self.i)
+            .is_some_and(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
         {
-            let loc = location(path, false);
-            if !out.declared.contains(&(c, loc.clone())) {
-                out.declared.push((c, loc));
-            }
+            self.i += 1;
         }
     }
-    // A declared object or array covers what it holds.
-    let covered = covered && matches!(v, Value::Object(_) | Value::Array(_));
-    match v {
-        Value::Object(o) if !covered || has_deeper(fields, path) => {
-            for (k, child) in o {
-                path.push(k.clone());
-                visit(child, path, fields, out);
-                path.pop();
+
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    /// The next byte after whitespace is `c`: steps over it.
+    fn eat(&mut self, c: u8) -> Option<()> {
+        self.ws();
+        (self.peek()? == c).then(|| self.i += 1)
+    }
+
+    /// A value's location: keys that may be data masked, and with `generalise_indices` array
+    /// indices too.
+    fn location(&mut self, path: &[Cow<'_, str>], generalise_indices: bool) -> String {
+        let mut p = String::new();
+        for s in path {
+            p.push('/');
+            let index = !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
+            // An all-digit segment may be an object key that is data (a card number as a
+            // key): it is masked like any other key unless it is safe.
+            let safe = if index && generalise_indices {
+                false
+            } else if let Some(&safe) = self.safe.get(s.as_ref()) {
+                safe
+            } else {
+                let safe = super::safe_key(s);
+                self.safe.insert(s.to_string(), safe);
+                safe
+            };
+            if safe {
+                p.push_str(s);
+            } else {
+                p.push('*');
             }
         }
-        Value::Array(a) if !covered || has_deeper(fields, path) => {
-            for (n, child) in a.iter().enumerate() {
-                path.push(n.to_string());
-                visit(child, path, fields, out);
-                path.pop();
-            }
+        p
+    }
+
+    /// Reads one value at `path`; with `record`, says what the map makes of it and of what
+    /// it holds, else only reads it. `cands` are the fields whose paths match `path` so far
+    /// (as long as it or longer).
+    fn value(
+        &mut self,
+        path: &mut Vec<Cow<'a, str>>,
+        cands: &[&'f Field],
+        record: bool,
+        depth: usize,
+    ) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
         }
-        Value::Object(_) | Value::Array(_) => {}
-        _ => {
-            if !known && out.unmapped.len() < MAX_UNMAPPED {
-                let loc = location(path, true);
-                if !out.unmapped.contains(&loc) {
-                    out.unmapped.push(loc);
+        self.ws();
+        let c = self.peek()?;
+        let container = matches!(c, b'{' | b'[');
+        let mut descend = container;
+        let mut known = path.is_empty();
+        if record {
+            let empty = match c {
+                b'n' => true,
+                b'"' => self.b.get(self.i + 1) == Some(&b'"'),
+                b'{' | b'[' => {
+                    let close = if c == b'{' { b'}' } else { b']' };
+                    let rest = self.b.get(self.i + 1..).unwrap_or_default();
+                    rest.iter()
+                        .find(|c| !matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
+                        == Some(&close)
+                }
+                _ => false,
+            };
+            let mut covered = false;
+            for f in cands.iter().filter(|f| f.path.len() == path.len()) {
+                known = true;
+                covered |= f.covers;
+                if let Some(c) = f.category
+                    && !empty
+                {
+                    let loc = self.location(path, false);
+                    if !self.out.declared.contains(&(c, loc.clone())) {
+                        self.out.declared.push((c, loc));
+                    }
                 }
             }
+            // A declared object or array covers what it holds, unless a field is declared
+            // inside it.
+            let deeper = container && cands.iter().any(|f| f.path.len() > path.len());
+            descend = !covered || deeper;
+        }
+        let record = record && descend;
+        match c {
+            b'{' => {
+                self.i += 1;
+                self.ws();
+                if self.peek()? == b'}' {
+                    self.i += 1;
+                    return Some(());
+                }
+                loop {
+                    self.ws();
+                    if self.peek()? != b'"' {
+                        return None;
+                    }
+                    if record {
+                        let key = self.string()?;
+                        self.eat(b':')?;
+                        self.child(path, cands, key, depth)?;
+                    } else {
+                        self.skip_string()?;
+                        self.eat(b':')?;
+                        self.value(path, &[], false, depth + 1)?;
+                    }
+                    self.ws();
+                    match self.peek()? {
+                        b',' => self.i += 1,
+                        b'}' => {
+                            self.i += 1;
+                            return Some(());
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            b'[' => {
+                self.i += 1;
+                self.ws();
+                if self.peek()? == b']' {
+                    self.i += 1;
+                    return Some(());
+                }
+                for n in 0usize.. {
+                    if record {
+                        self.child(path, cands, Cow::Owned(n.to_string()), depth)?;
+                    } else {
+                        self.value(path, &[], false, depth + 1)?;
+                    }
+                    self.ws();
+                    match self.peek()? {
+                        b',' => self.i += 1,
+                        b']' => {
+                            self.i += 1;
+                            return Some(());
+                        }
+                        _ => return None,
+                    }
+                }
+                None
+            }
+            _ => {
+                if c == b'"' {
+                    self.skip_string()?;
+                } else {
+                    self.scalar()?;
+                }
+                if record && !known && self.out.unmapped.len() < MAX_UNMAPPED {
+                    let loc = self.location(path, true);
+                    if !self.out.unmapped.contains(&loc) {
+                        self.out.unmapped.push(loc);
+                    }
+                }
+                Some(())
+            }
         }
     }
-}
 
-/// Whether some field is declared below `path` (so its children are visited for categories).
-fn has_deeper(fields: &[&Field], path: &[String]) -> bool {
-    fields
-        .iter()
-        .any(|f| f.path.len() > path.len() && matches(&f.path[..path.len()], path))
+    /// Reads the member or item `seg` of the container at `path`, recorded. Only the fields
+    /// that go on through `seg` stay candidates; with none, only an unmapped field can be
+    /// found there, and once as many are listed as a record holds the member is only read.
+    fn child(
+        &mut self,
+        path: &mut Vec<Cow<'a, str>>,
+        cands: &[&'f Field],
+        seg: Cow<'a, str>,
+        depth: usize,
+    ) -> Option<()> {
+        let at = path.len();
+        // The candidate lists of one depth share a buffer, reused from sibling to sibling.
+        if self.cands.len() <= depth {
+            self.cands.resize_with(depth + 1, Vec::new);
+        }
+        let mut next = std::mem::take(&mut self.cands[depth]);
+        next.clear();
+        next.extend(cands.iter().filter(|f| {
+            f.path.get(at).is_some_and(|p| match p {
+                Seg::Any => true,
+                Seg::Key(k) => *k == seg,
+            })
+        }));
+        let record = !next.is_empty() || self.out.unmapped.len() < MAX_UNMAPPED;
+        path.push(seg);
+        let read = self.value(path, &next, record, depth + 1);
+        path.pop();
+        self.cands[depth] = next;
+        read
+    }
+
+    /// Reads a string at its opening quote: borrowed when it has no escapes, else decoded.
+    fn string(&mut self) -> Option<Cow<'a, str>> {
+        let start = self.i;
+        let mut i = start + 1;
+        let mut escaped = false;
+        loop {
+            i += crate::jsonstr::plain_len(self.b.get(i..)?);
+            match self.b.get(i)? {
+                b'"' => break,
+                b'\\' => {
+                    escaped = true;
+                    i += 2;
+                }
+                _ => return None,
+            }
+        }
+        self.i = i + 1;
+        if escaped {
+            serde_json::from_str::<String>(self.s.get(start..=i)?)
+                .ok()
+                .map(Cow::Owned)
+        } else {
+            self.s.get(start + 1..i).map(Cow::Borrowed)
+        }
+    }
+
+    /// Steps over a string at its opening quote, checking its escapes without decoding it.
+    fn skip_string(&mut self) -> Option<()> {
+        let mut i = self.i + 1;
+        loop {
+            i += crate::jsonstr::plain_len(self.b.get(i..)?);
+            match self.b.get(i)? {
+                b'"' => break,
+                b'\\' => {
+                    let hex = |n: usize| self.b.get(i + 2..i + 2 + n);
+                    i += match self.b.get(i + 1)? {
+                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => 2,
+                        b'u' if hex(4)?.iter().all(u8::is_ascii_hexdigit) => 6,
+                        _ => return None,
+                    };
+                }
+                _ => return None,
+            }
+        }
+        self.i = i + 1;
+        Some(())
+    }
+
+    /// Reads `true`, `false`, `null` or a number.
+    fn scalar(&mut self) -> Option<()> {
+        for word in [&b"true"[..], b"false", b"null"] {
+            if self.b.get(self.i..)?.starts_with(word) {
+                self.i += word.len();
+                return Some(());
+            }
+        }
+        let digits = |r: &mut Self| {
+            let from = r.i;
+            while r.peek().is_some_and(|c| c.is_ascii_digit()) {
+                r.i += 1;
+            }
+            r.i - from
+        };
+        if self.peek() == Some(b'-') {
+            self.i += 1;
+        }
+        let int = self.i;
+        let n = digits(self);
+        if n == 0 || (n > 1 && self.b[int] == b'0') {
+            return None;
+        }
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            if digits(self) == 0 {
+                return None;
+            }
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.i += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.i += 1;
+            }
+            if digits(self) == 0 {
+                return None;
+            }
+        }
+        Some(())
+    }
 }
 
 #[cfg(test)]
@@ -470,6 +713,74 @@ mod tests {
     }
 
     #[test]
+    fn the_document_is_read_as_it_lies_and_only_json_counts() {
+        let mut m = FieldMap::default();
+        m.declare("/user/email", "email").unwrap();
+        m.declare("/user/profile", "health").unwrap();
+        m.declare("/tags/*", "none").unwrap();
+        let fields = m.fields_for(&Method::POST, "/").unwrap();
+        // Escaped keys are decoded before they are matched; a covered object's contents are
+        // not reported; a key given twice is read both times; numbers of every shape.
+        let a = apply(
+            &fields,
+            r#" {"user" : {"em\u0061il":"j@x.io","profile":{"a":[1,{"b":null}]},
+                 "email":""},"tags":["x",-1.5e+3,true],"n":0,"zeta":[],"alpha":{}} "#,
+        );
+        assert_eq!(
+            a.declared,
+            vec![
+                (Category::Email, "/user/email".to_owned()),
+                (Category::Health, "/user/profile".to_owned()),
+            ]
+        );
+        assert_eq!(a.unmapped, vec!["/n"]);
+        // Anything that is not one JSON document yields nothing, wherever the fault is,
+        // inside a covered object too.
+        for bad in [
+            "",
+            "{",
+            r#"{"user":{"email":"x"}"#,
+            r#"{"user":{"profile":{"a":[1,}}}"#,
+            r#"{"user":{"profile":{"a":01}}}"#,
+            r#"{"user":{"profile":"\x"}}"#,
+            r#"{"n":1} {"n":2}"#,
+            r#"{"n":tru}"#,
+            r#"{"n":1.}"#,
+            "{\"n\":\"a\u{1}b\"}",
+        ] {
+            assert_eq!(apply(&fields, bad), Applied::default(), "{bad:?}");
+        }
+        // Past the most unmapped fields a record lists, declared fields are still found, and
+        // what is only read must still be JSON.
+        let many: String = (0..40)
+            .map(|n| format!(r#""f{n}":{{"g":[{n}]}},"#))
+            .collect();
+        let a = apply(
+            &fields,
+            &format!(r#"{{{many}"user":{{"email":"j@x.io"}}}}"#),
+        );
+        assert_eq!(
+            a.declared,
+            vec![(Category::Email, "/user/email".to_owned())]
+        );
+        assert_eq!(a.unmapped.len(), MAX_UNMAPPED);
+        assert_eq!(
+            (&a.unmapped[0][..], &a.unmapped[31][..]),
+            ("/f0/g/*", "/f31/g/*")
+        );
+        let broken = format!(r#"{{{many}"x":{{"y":[1,]}},"user":{{"email":"j@x.io"}}}}"#);
+        assert_eq!(apply(&fields, &broken), Applied::default());
+        let deep = format!(
+            "{}1{}",
+            "[".repeat(MAX_DEPTH + 2),
+            "]".repeat(MAX_DEPTH + 2)
+        );
+        assert_eq!(apply(&fields, &deep), Applied::default());
+        let fine = format!("{}1{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert_eq!(apply(&fields, &fine).unmapped, vec!["/*".repeat(MAX_DEPTH)]);
+    }
+
+    #[test]
     fn bad_pointers_and_categories_are_refused() {
         let mut m = FieldMap::default();
         assert!(
@@ -504,10 +815,11 @@ mod tests {
             &fields,
             r#"{"name":"J","diagnosis":"x","ward":"3","contacts":[{"phone":"1"}],"bed":4}"#,
         );
+        // In the order the document has them.
         let cats: Vec<Category> = a.declared.iter().map(|d| d.0).collect();
         assert_eq!(
             cats,
-            vec![Category::Phone, Category::Health, Category::Name]
+            vec![Category::Name, Category::Health, Category::Phone]
         );
         assert_eq!(a.unmapped, vec!["/bed"]);
 
