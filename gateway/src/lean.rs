@@ -227,21 +227,27 @@ pub async fn exchange(
         | std::io::ErrorKind::UnexpectedEof => LeanError::Closed { written },
         _ => LeanError::Io(e),
     };
-    conn.stream
-        .write_all(&p.wire)
-        .await
-        .map_err(|e| closed(e, false))?;
-    if !p.body.is_empty() {
-        conn.stream
-            .write_all(&p.body)
-            .await
-            .map_err(|e| closed(e, false))?;
+    let mut sent = conn.stream.write_all(&p.wire).await;
+    if sent.is_ok() && !p.body.is_empty() {
+        sent = conn.stream.write_all(&p.body).await;
     }
+    // A backend may answer before it has taken the whole request (413 for a body over its
+    // limit) and close. Its answer is read before the failed write counts: the connection
+    // is closed, or reset, behind the bytes it sent.
+    let cut_short = match sent {
+        Ok(()) => false,
+        Err(e) => match closed(e, false) {
+            LeanError::Closed { .. } => true,
+            other => return Err(other),
+        },
+    };
     let mut received = false;
     loop {
         if !conn.buf.is_empty() {
             received = true;
             if let Some((res, framing, keep)) = parse_head(&mut conn.buf, p.head_request)? {
+                // Not all of the request was written: the connection is not used again.
+                let keep = keep && !cut_short;
                 let mut body = LeanBody {
                     conn: Some(conn),
                     framing,
@@ -258,7 +264,12 @@ pub async fn exchange(
             }
         }
         conn.buf.reserve(READ_CHUNK);
-        match conn.stream.read_buf(&mut conn.buf).await {
+        let read = conn.stream.read_buf(&mut conn.buf).await;
+        if cut_short && conn.buf.is_empty() {
+            // Nothing was said before the connection went: the write's failure stands.
+            return Err(LeanError::Closed { written: false });
+        }
+        match read {
             Ok(0) if received => return Err(LeanError::Malformed("connection closed in the head")),
             Ok(0) => return Err(LeanError::Closed { written: true }),
             Ok(_) => {}
@@ -936,6 +947,39 @@ mod tests {
                 assert_eq!(conns.load(Ordering::SeqCst), 1);
                 assert_eq!(seen.lock().unwrap().len(), 2);
             }
+        }
+    }
+
+    #[tokio::test]
+    async fn an_answer_before_the_whole_body_was_taken_is_passed_on() {
+        // The backend reads the head, refuses the body with 413 and closes without reading
+        // it, as servers do for a body over their limit. The body is far larger than the
+        // socket buffers, so writing it fails once the backend has gone.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = listener.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let refuse = b"HTTP/1.1 413 Content Too Large\r\ncontent-length: 8\r\nconnection: close\r\n\r\ntoo much";
+                    let _ = s.write_all(refuse).await;
+                    // Closed with the body unread: the kernel resets the connection.
+                });
+            }
+        });
+        let p = H1Pool::for_test(addr);
+        for _ in 0..3 {
+            let big = Body::full(vec![b'x'; 16 << 20]);
+            let res = read(&p, request(Method::POST, big)).await;
+            assert_eq!(res, Ok((413, "too much".to_owned(), None)));
         }
     }
 

@@ -754,3 +754,50 @@ async fn active_health_checks_take_a_failing_backend_out_and_back() {
     assert_eq!(r, "us-east");
     gw.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_backend_that_refuses_a_body_before_reading_it_is_heard() {
+    // The backend reads the head, answers 413 and closes with the body unread (the kernel
+    // then resets the connection). Its answer, not a 502, reaches the client.
+    let refusing = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = refusing.local_addr().unwrap();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        loop {
+            let (mut s, _) = refusing.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let _ = s
+                    .write_all(
+                        b"HTTP/1.1 413 Content Too Large\r\ncontent-length: 8\r\n\
+                          connection: close\r\n\r\ntoo much",
+                    )
+                    .await;
+            });
+        }
+    });
+    let us = Backend::start("us").await;
+    let limits = "[server.limits]\nmax_body_bytes = 33554432\nmax_buffered_bytes = 33554432\n";
+    let gw = Gateway::with_urls(&format!("http://{addr}"), &us.url(), limits).await;
+    // Far more than the sockets between the gateway and the backend hold.
+    let body = format!(
+        r#"{{"email":"jane@example.com","pad":"{}"}}"#,
+        "x".repeat(16 << 20)
+    );
+    for _ in 0..2 {
+        let r = post_json(&gw.url("/customers"), EU_IP, &body).await;
+        assert_eq!(r.status, 413, "{}", r.text());
+        assert_eq!(r.text(), "too much");
+        assert_eq!(r.header("domicile-region"), Some("eu-central"));
+        let rec = gw.record(r.header("domicile-decision").unwrap());
+        assert_eq!(rec["outcome"]["action"], "forwarded");
+    }
+    gw.running.shutdown().await;
+}
