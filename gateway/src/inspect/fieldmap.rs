@@ -8,8 +8,9 @@
 //! run everywhere). Fields of the body that no path covers are reported as unmapped, so the map
 //! can be kept current.
 
-use std::borrow::Cow;
 use std::str::FromStr;
+
+use super::json;
 
 use domicile_policy::Category;
 use http::Method;
@@ -329,133 +330,123 @@ pub struct Applied {
 }
 
 /// Applies `fields` to a JSON document. A document that is not JSON yields nothing.
-///
-/// The document is read once, as it lies, in document order: keys without escapes are
-/// borrowed from it, and the contents of a covered object or array are only checked for
-/// syntax. (The body's findings come from [`super::json::walk`]; this reads the same bytes
-/// for what the map says of them.)
 pub fn apply(fields: &[&Field], doc: &str) -> Applied {
-    let mut r = Reader {
-        s: doc,
-        b: doc.as_bytes(),
-        i: 0,
-        out: Applied::default(),
-        safe: rustc_hash::FxHashMap::default(),
-        cands: Vec::new(),
-    };
-    let mut path = Vec::new();
-    let read = r.value(&mut path, fields, true, 0).and_then(|()| {
-        r.ws();
-        (r.i == r.b.len()).then_some(())
-    });
-    match read {
-        Some(()) => r.out,
-        None => Applied::default(),
+    let mut applier = Applier::new(fields);
+    match super::json::walk_observed(doc, super::MAX_JSON_DEPTH, |_, _| {}, &mut applier) {
+        Ok(()) => applier.finish(),
+        Err(_) => Applied::default(),
     }
 }
 
-/// Nesting deeper than this is not JSON here (as `serde_json` refuses it).
-const MAX_DEPTH: usize = 128;
-
-/// Reads a document for [`apply`].
-struct Reader<'a, 'f> {
-    s: &'a str,
-    b: &'a [u8],
-    i: usize,
+/// Applies a map to a JSON document while the inspection walker reads it
+/// ([`super::json::Structure`]): one pass over the body gives both the findings and what the
+/// map says. The fields that can still match are carried down the tree; below a path no
+/// declared field reaches, only unmapped fields can be found, and once as many are listed as
+/// a record holds, nothing more is looked at there.
+#[derive(Debug)]
+pub struct Applier<'f> {
+    fields: &'f [&'f Field],
+    /// One per open object or array that is not empty.
+    frames: Vec<Frame<'f>>,
+    /// Candidate lists of closed frames, reused.
+    spare: Vec<Vec<&'f Field>>,
     out: Applied,
-    /// Whether a key may be shown ([`super::safe_key`] runs the detectors), per distinct key.
-    safe: rustc_hash::FxHashMap<String, bool>,
-    /// Candidate fields per depth ([`Reader::child`]).
-    cands: Vec<Vec<&'f Field>>,
 }
 
-impl<'a, 'f> Reader<'a, 'f> {
-    fn ws(&mut self) {
-        while self
-            .b
-            .get(self.i)
-            .is_some_and(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
-        {
-            self.i += 1;
+#[derive(Debug)]
+struct Frame<'f> {
+    /// The fields that go on below this container's path.
+    cands: Vec<&'f Field>,
+    /// Whether what the container holds is looked at.
+    record: bool,
+}
+
+impl<'f> Applier<'f> {
+    pub fn new(fields: &'f [&'f Field]) -> Applier<'f> {
+        Applier {
+            fields,
+            frames: Vec::new(),
+            spare: Vec::new(),
+            out: Applied::default(),
         }
     }
 
-    fn peek(&self) -> Option<u8> {
-        self.b.get(self.i).copied()
+    /// What the map made of the document (meaningful once the walk succeeded).
+    pub fn finish(self) -> Applied {
+        self.out
     }
+}
 
-    /// The next byte after whitespace is `c`: steps over it.
-    fn eat(&mut self, c: u8) -> Option<()> {
-        self.ws();
-        (self.peek()? == c).then(|| self.i += 1)
-    }
-
-    /// A value's location: keys that may be data masked, and with `generalise_indices` array
-    /// indices too.
-    fn location(&mut self, path: &[Cow<'_, str>], generalise_indices: bool) -> String {
-        let mut p = String::new();
-        for s in path {
-            p.push('/');
-            let index = !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
-            // An all-digit segment may be an object key that is data (a card number as a
-            // key): it is masked like any other key unless it is safe.
-            let safe = if index && generalise_indices {
-                false
-            } else if let Some(&safe) = self.safe.get(s.as_ref()) {
-                safe
-            } else {
-                let safe = super::safe_key(s);
-                self.safe.insert(s.to_string(), safe);
-                safe
-            };
-            if safe {
-                p.push_str(s);
-            } else {
-                p.push('*');
-            }
+/// Whether a declared path's segment matches a step of the document's path.
+fn seg_matches(pattern: &Seg, at: &json::Seg<'_>) -> bool {
+    match (pattern, at.key(), at.index()) {
+        (Seg::Any, ..) => true,
+        (Seg::Key(k), Some(key), _) => k == key,
+        // An index is matched by its decimal form.
+        (Seg::Key(k), None, Some(n)) => {
+            (k == "0" || !k.starts_with('0'))
+                && k.bytes().all(|c| c.is_ascii_digit())
+                && k.parse::<usize>() == Ok(n)
         }
-        p
+        (Seg::Key(_), None, None) => false,
     }
+}
 
-    /// Reads one value at `path`; with `record`, says what the map makes of it and of what
-    /// it holds, else only reads it. `cands` are the fields whose paths match `path` so far
-    /// (as long as it or longer).
-    fn value(
-        &mut self,
-        path: &mut Vec<Cow<'a, str>>,
-        cands: &[&'f Field],
-        record: bool,
-        depth: usize,
-    ) -> Option<()> {
-        if depth > MAX_DEPTH {
-            return None;
-        }
-        self.ws();
-        let c = self.peek()?;
-        let container = matches!(c, b'{' | b'[');
-        let mut descend = container;
-        let mut known = path.is_empty();
-        if record {
-            let empty = match c {
-                b'n' => true,
-                b'"' => self.b.get(self.i + 1) == Some(&b'"'),
-                b'{' | b'[' => {
-                    let close = if c == b'{' { b'}' } else { b']' };
-                    let rest = self.b.get(self.i + 1..).unwrap_or_default();
-                    rest.iter()
-                        .find(|c| !matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
-                        == Some(&close)
+/// A value's location: keys that may be data masked, and with `generalise_indices` array
+/// indices (and all-digit keys) too.
+fn location(path: &[json::Seg<'_>], generalise_indices: bool) -> String {
+    let mut p = String::new();
+    for seg in path {
+        p.push('/');
+        match (seg.key(), seg.index()) {
+            (Some(k), _) => {
+                // An all-digit key may be data (a card number as a key): masked like any other
+                // key unless it is safe.
+                let digits = !k.is_empty() && k.bytes().all(|c| c.is_ascii_digit());
+                if (digits && generalise_indices) || !seg.shown() {
+                    p.push('*');
+                } else {
+                    p.push_str(k);
                 }
-                _ => false,
-            };
-            let mut covered = false;
-            for f in cands.iter().filter(|f| f.path.len() == path.len()) {
+            }
+            // Indices of five digits and more are masked as keys of five digits are.
+            (None, Some(n)) if !generalise_indices && n < 10_000 => p.push_str(&n.to_string()),
+            _ => p.push('*'),
+        }
+    }
+    p
+}
+
+impl json::Structure for Applier<'_> {
+    fn value(&mut self, path: &[json::Seg<'_>], first: u8, empty: bool) {
+        let depth = path.len();
+        let (parent, parent_record) = match self.frames.last() {
+            Some(f) => (&f.cands[..], f.record),
+            None => (self.fields, true),
+        };
+        // The fields that match this value's path so far (all of them at the root).
+        let goes = |f: &&&Field| match path.last() {
+            None => true,
+            Some(at) => f.path.get(depth - 1).is_some_and(|p| seg_matches(p, at)),
+        };
+        let record = parent_record
+            && (parent.iter().any(|f| goes(&f)) || self.out.unmapped.len() < MAX_UNMAPPED);
+        let container = matches!(first, b'{' | b'[');
+        let mut known = depth == 0;
+        let mut descend = container;
+        if record {
+            let (mut covered, mut deeper) = (false, false);
+            for f in parent.iter().filter(goes) {
+                if f.path.len() > depth {
+                    deeper = true;
+                    continue;
+                }
                 known = true;
                 covered |= f.covers;
                 if let Some(c) = f.category
                     && !empty
                 {
-                    let loc = self.location(path, false);
+                    let loc = location(path, false);
                     if !self.out.declared.contains(&(c, loc.clone())) {
                         self.out.declared.push((c, loc));
                     }
@@ -463,209 +454,35 @@ impl<'a, 'f> Reader<'a, 'f> {
             }
             // A declared object or array covers what it holds, unless a field is declared
             // inside it.
-            let deeper = container && cands.iter().any(|f| f.path.len() > path.len());
             descend = !covered || deeper;
         }
-        let record = record && descend;
-        match c {
-            b'{' => {
-                self.i += 1;
-                self.ws();
-                if self.peek()? == b'}' {
-                    self.i += 1;
-                    return Some(());
-                }
-                loop {
-                    self.ws();
-                    if self.peek()? != b'"' {
-                        return None;
-                    }
-                    if record {
-                        let key = self.string()?;
-                        self.eat(b':')?;
-                        self.child(path, cands, key, depth)?;
-                    } else {
-                        self.skip_string()?;
-                        self.eat(b':')?;
-                        self.value(path, &[], false, depth + 1)?;
-                    }
-                    self.ws();
-                    match self.peek()? {
-                        b',' => self.i += 1,
-                        b'}' => {
-                            self.i += 1;
-                            return Some(());
-                        }
-                        _ => return None,
-                    }
-                }
+        if container && !empty {
+            let record = record && descend;
+            let mut cands = self.spare.pop().unwrap_or_default();
+            cands.clear();
+            if record {
+                cands.extend(parent.iter().filter(goes).filter(|f| f.path.len() > depth));
             }
-            b'[' => {
-                self.i += 1;
-                self.ws();
-                if self.peek()? == b']' {
-                    self.i += 1;
-                    return Some(());
-                }
-                for n in 0usize.. {
-                    if record {
-                        self.child(path, cands, Cow::Owned(n.to_string()), depth)?;
-                    } else {
-                        self.value(path, &[], false, depth + 1)?;
-                    }
-                    self.ws();
-                    match self.peek()? {
-                        b',' => self.i += 1,
-                        b']' => {
-                            self.i += 1;
-                            return Some(());
-                        }
-                        _ => return None,
-                    }
-                }
-                None
-            }
-            _ => {
-                if c == b'"' {
-                    self.skip_string()?;
-                } else {
-                    self.scalar()?;
-                }
-                if record && !known && self.out.unmapped.len() < MAX_UNMAPPED {
-                    let loc = self.location(path, true);
-                    if !self.out.unmapped.contains(&loc) {
-                        self.out.unmapped.push(loc);
-                    }
-                }
-                Some(())
+            self.frames.push(Frame { cands, record });
+        } else if !container && record && !known && self.out.unmapped.len() < MAX_UNMAPPED {
+            let loc = location(path, true);
+            if !self.out.unmapped.contains(&loc) {
+                self.out.unmapped.push(loc);
             }
         }
     }
 
-    /// Reads the member or item `seg` of the container at `path`, recorded. Only the fields
-    /// that go on through `seg` stay candidates; with none, only an unmapped field can be
-    /// found there, and once as many are listed as a record holds the member is only read.
-    fn child(
-        &mut self,
-        path: &mut Vec<Cow<'a, str>>,
-        cands: &[&'f Field],
-        seg: Cow<'a, str>,
-        depth: usize,
-    ) -> Option<()> {
-        let at = path.len();
-        // The candidate lists of one depth share a buffer, reused from sibling to sibling.
-        if self.cands.len() <= depth {
-            self.cands.resize_with(depth + 1, Vec::new);
+    fn end(&mut self) {
+        if let Some(f) = self.frames.pop() {
+            self.spare.push(f.cands);
         }
-        let mut next = std::mem::take(&mut self.cands[depth]);
-        next.clear();
-        next.extend(cands.iter().filter(|f| {
-            f.path.get(at).is_some_and(|p| match p {
-                Seg::Any => true,
-                Seg::Key(k) => *k == seg,
-            })
-        }));
-        let record = !next.is_empty() || self.out.unmapped.len() < MAX_UNMAPPED;
-        path.push(seg);
-        let read = self.value(path, &next, record, depth + 1);
-        path.pop();
-        self.cands[depth] = next;
-        read
-    }
-
-    /// Reads a string at its opening quote: borrowed when it has no escapes, else decoded.
-    fn string(&mut self) -> Option<Cow<'a, str>> {
-        let start = self.i;
-        let mut i = start + 1;
-        let mut escaped = false;
-        loop {
-            i += crate::jsonstr::plain_len(self.b.get(i..)?);
-            match self.b.get(i)? {
-                b'"' => break,
-                b'\\' => {
-                    escaped = true;
-                    i += 2;
-                }
-                _ => return None,
-            }
-        }
-        self.i = i + 1;
-        if escaped {
-            serde_json::from_str::<String>(self.s.get(start..=i)?)
-                .ok()
-                .map(Cow::Owned)
-        } else {
-            self.s.get(start + 1..i).map(Cow::Borrowed)
-        }
-    }
-
-    /// Steps over a string at its opening quote, checking its escapes without decoding it.
-    fn skip_string(&mut self) -> Option<()> {
-        let mut i = self.i + 1;
-        loop {
-            i += crate::jsonstr::plain_len(self.b.get(i..)?);
-            match self.b.get(i)? {
-                b'"' => break,
-                b'\\' => {
-                    let hex = |n: usize| self.b.get(i + 2..i + 2 + n);
-                    i += match self.b.get(i + 1)? {
-                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => 2,
-                        b'u' if hex(4)?.iter().all(u8::is_ascii_hexdigit) => 6,
-                        _ => return None,
-                    };
-                }
-                _ => return None,
-            }
-        }
-        self.i = i + 1;
-        Some(())
-    }
-
-    /// Reads `true`, `false`, `null` or a number.
-    fn scalar(&mut self) -> Option<()> {
-        for word in [&b"true"[..], b"false", b"null"] {
-            if self.b.get(self.i..)?.starts_with(word) {
-                self.i += word.len();
-                return Some(());
-            }
-        }
-        let digits = |r: &mut Self| {
-            let from = r.i;
-            while r.peek().is_some_and(|c| c.is_ascii_digit()) {
-                r.i += 1;
-            }
-            r.i - from
-        };
-        if self.peek() == Some(b'-') {
-            self.i += 1;
-        }
-        let int = self.i;
-        let n = digits(self);
-        if n == 0 || (n > 1 && self.b[int] == b'0') {
-            return None;
-        }
-        if self.peek() == Some(b'.') {
-            self.i += 1;
-            if digits(self) == 0 {
-                return None;
-            }
-        }
-        if matches!(self.peek(), Some(b'e' | b'E')) {
-            self.i += 1;
-            if matches!(self.peek(), Some(b'+' | b'-')) {
-                self.i += 1;
-            }
-            if digits(self) == 0 {
-                return None;
-            }
-        }
-        Some(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::inspect::MAX_JSON_DEPTH;
 
     #[test]
     fn declared_fields_are_found_and_unknown_ones_reported() {
@@ -772,12 +589,19 @@ mod tests {
         assert_eq!(apply(&fields, &broken), Applied::default());
         let deep = format!(
             "{}1{}",
-            "[".repeat(MAX_DEPTH + 2),
-            "]".repeat(MAX_DEPTH + 2)
+            "[".repeat(MAX_JSON_DEPTH + 2),
+            "]".repeat(MAX_JSON_DEPTH + 2)
         );
         assert_eq!(apply(&fields, &deep), Applied::default());
-        let fine = format!("{}1{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
-        assert_eq!(apply(&fields, &fine).unmapped, vec!["/*".repeat(MAX_DEPTH)]);
+        let fine = format!(
+            "{}1{}",
+            "[".repeat(MAX_JSON_DEPTH),
+            "]".repeat(MAX_JSON_DEPTH)
+        );
+        assert_eq!(
+            apply(&fields, &fine).unmapped,
+            vec!["/*".repeat(MAX_JSON_DEPTH)]
+        );
     }
 
     #[test]

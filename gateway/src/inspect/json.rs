@@ -19,14 +19,59 @@ pub enum JsonError {
     TooDeep,
 }
 
-enum Seg<'a> {
+/// One step of the path to a value: a member's key, or an item's index.
+pub(crate) enum Seg<'a> {
     Key(Cow<'a, str>, KeyInfo),
     Index(usize),
 }
 
+impl Seg<'_> {
+    /// The member's key.
+    pub(crate) fn key(&self) -> Option<&str> {
+        match self {
+            Seg::Key(k, _) => Some(k),
+            Seg::Index(_) => None,
+        }
+    }
+
+    /// The item's index.
+    pub(crate) fn index(&self) -> Option<usize> {
+        match self {
+            Seg::Key(..) => None,
+            Seg::Index(n) => Some(*n),
+        }
+    }
+
+    /// Whether the key may appear in a location as it is ([`super::safe_key`]).
+    pub(crate) fn shown(&self) -> bool {
+        match self {
+            Seg::Key(_, info) => info.safe,
+            Seg::Index(_) => true,
+        }
+    }
+}
+
+/// Told of the document's structure as the walker reads it (a route's field map reads the
+/// body this way, in the same pass).
+pub(crate) trait Structure {
+    /// Whether the walker tells this observer anything (the unit observer hears nothing).
+    const ACTIVE: bool = true;
+    /// A value starts at `path`: `first` is its first byte, and `empty` says it is `null`,
+    /// `""`, `{}` or `[]`.
+    fn value(&mut self, path: &[Seg<'_>], first: u8, empty: bool);
+    /// The innermost object or array that was not empty ends.
+    fn end(&mut self);
+}
+
+impl Structure for () {
+    const ACTIVE: bool = false;
+    fn value(&mut self, _: &[Seg<'_>], _: u8, _: bool) {}
+    fn end(&mut self) {}
+}
+
 /// What a key says, worked out once per distinct key.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-struct KeyInfo {
+pub(crate) struct KeyInfo {
     field: Option<Field>,
     /// The key names the local part of an address (`user`, `local_part`, `mailbox`).
     local: bool,
@@ -146,7 +191,7 @@ enum Frame {
     Array(usize),
 }
 
-struct Walker<'a, 'k, F: FnMut(Hit, String)> {
+struct Walker<'a, 'k, 'o, F: FnMut(Hit, String), S: Structure> {
     s: &'a str,
     keys: &'k mut KeyCache,
     b: &'a [u8],
@@ -158,6 +203,7 @@ struct Walker<'a, 'k, F: FnMut(Hit, String)> {
     frags: Fragments,
     /// The profile of the string just read, when it was learnt.
     profile: Option<Profile>,
+    obs: &'o mut S,
 }
 
 /// Adjacent short values without findings of their own, joined to find a value split over
@@ -175,18 +221,29 @@ struct Fragments {
 
 /// Walks `s`, calling `out(hit, json_pointer)` for every finding.
 pub fn walk(s: &str, max_depth: usize, out: impl FnMut(Hit, String)) -> Result<(), JsonError> {
+    walk_observed(s, max_depth, out, &mut ())
+}
+
+/// [`walk`], telling `obs` of the document's structure on the way.
+pub(crate) fn walk_observed<S: Structure>(
+    s: &str,
+    max_depth: usize,
+    out: impl FnMut(Hit, String),
+    obs: &mut S,
+) -> Result<(), JsonError> {
     KEYS.with(|keys| match keys.try_borrow_mut() {
-        Ok(mut keys) => walk_with(s, max_depth, &mut keys, out),
+        Ok(mut keys) => walk_with(s, max_depth, &mut keys, out, obs),
         // A walk inside a walk (never on the request path) remembers keys on its own.
-        Err(_) => walk_with(s, max_depth, &mut KeyCache::new(), out),
+        Err(_) => walk_with(s, max_depth, &mut KeyCache::new(), out, obs),
     })
 }
 
-fn walk_with(
+fn walk_with<S: Structure>(
     s: &str,
     max_depth: usize,
     keys: &mut KeyCache,
     out: impl FnMut(Hit, String),
+    obs: &mut S,
 ) -> Result<(), JsonError> {
     let mut w = Walker {
         s,
@@ -198,6 +255,7 @@ fn walk_with(
         max_depth,
         frags: Fragments::default(),
         profile: None,
+        obs,
     };
     w.document()
 }
@@ -228,7 +286,7 @@ fn pointer(path: &[Seg<'_>], last_key_is_value: bool) -> String {
     p
 }
 
-impl<'a, F: FnMut(Hit, String)> Walker<'a, '_, F> {
+impl<'a, F: FnMut(Hit, String), S: Structure> Walker<'a, '_, '_, F, S> {
     fn ws(&mut self) {
         while self.i < self.b.len() && matches!(self.b[self.i], b' ' | b'\t' | b'\n' | b'\r') {
             self.i += 1;
@@ -254,7 +312,11 @@ impl<'a, F: FnMut(Hit, String)> Walker<'a, '_, F> {
         // Parse one value, then loop over container continuations.
         'value: loop {
             self.ws();
-            match self.peek().ok_or(JsonError::Invalid)? {
+            let first = self.peek().ok_or(JsonError::Invalid)?;
+            if S::ACTIVE {
+                self.observe(first);
+            }
+            match first {
                 b'{' => {
                     self.i += 1;
                     self.flush();
@@ -345,6 +407,7 @@ impl<'a, F: FnMut(Hit, String)> Walker<'a, '_, F> {
                     }
                     (Frame::Object, Some(b'}')) | (Frame::Array(_), Some(b']')) => {
                         self.i += 1;
+                        self.obs.end();
                         self.flush();
                         self.path.pop();
                         stack.pop();
@@ -353,6 +416,24 @@ impl<'a, F: FnMut(Hit, String)> Walker<'a, '_, F> {
                 }
             }
         }
+    }
+
+    /// Tells the observer of the value starting here with `first`.
+    fn observe(&mut self, first: u8) {
+        let after = self.b.get(self.i + 1..).unwrap_or_default();
+        let empty = match first {
+            b'n' => true,
+            b'"' => after.first() == Some(&b'"'),
+            b'{' | b'[' => {
+                let close = if first == b'{' { b'}' } else { b']' };
+                after
+                    .iter()
+                    .find(|c| !matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
+                    == Some(&close)
+            }
+            _ => false,
+        };
+        self.obs.value(&self.path, first, empty);
     }
 
     /// Reads `"key":`, scans the key (keys can be data) and pushes it on the path.
@@ -814,6 +895,7 @@ mod tests {
                     max_depth: 8,
                     frags: Fragments::default(),
                     profile: None,
+                    obs: &mut (),
                 };
                 w.key().unwrap();
                 match w.path.last() {

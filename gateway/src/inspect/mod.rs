@@ -632,15 +632,22 @@ fn read_kind(
     };
     match kind {
         Kind::Json => {
-            json::walk(text, MAX_JSON_DEPTH, |h, p| {
-                out.push(h, prefixed(&prefix, p))
-            })
+            // A route's field map is applied in the same pass as the detectors.
+            let mut map = match (at, &opts.fields) {
+                (Where::Body, Some(fields)) => Some(fieldmap::Applier::new(fields)),
+                _ => None,
+            };
+            let found = |h, p| out.push(h, prefixed(&prefix, p));
+            match map.as_mut() {
+                Some(map) => json::walk_observed(text, MAX_JSON_DEPTH, found, map),
+                None => json::walk(text, MAX_JSON_DEPTH, found),
+            }
             .map_err(|e| match e {
                 json::JsonError::Invalid => Uninspectable::InvalidJson,
                 json::JsonError::TooDeep => Uninspectable::TooDeep,
             })?;
-            if let (Where::Body, Some(fields)) = (at, &opts.fields) {
-                let applied = fieldmap::apply(fields, text);
+            if let Some(map) = map {
+                let applied = map.finish();
                 for (category, location) in applied.declared {
                     out.declare(category, location);
                 }
