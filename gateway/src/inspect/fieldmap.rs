@@ -10,11 +10,11 @@
 
 use std::str::FromStr;
 
-use super::json;
-
 use domicile_policy::Category;
 use http::Method;
 use serde_json::Value;
+
+use super::json;
 
 /// The most unmapped fields one record lists.
 pub const MAX_UNMAPPED: usize = 32;

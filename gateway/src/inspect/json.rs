@@ -481,7 +481,7 @@ impl<'a, F: FnMut(Hit, String), S: Structure> Walker<'a, '_, '_, F, S> {
             }
             8 + (marks.trailing_zeros() / 8) as usize
         };
-        if self.b[start + n] != b'"' {
+        if self.b.get(start + n) != Some(&b'"') {
             return None;
         }
         let (head, tail) = if n >= 8 {
