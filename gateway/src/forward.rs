@@ -355,12 +355,14 @@ async fn forward(
         h.remove(header::HOST);
     }
     let sent = Instant::now();
-    let result = tokio::time::timeout(
-        backend.response_timeout,
-        // Boxed: the client's future is large, and every future around this one is moved.
-        Box::pin(backend.send(req)),
-    )
-    .await;
+    let wait = backend.response_timeout;
+    let result = match backend.prepare_lean(req) {
+        // The lean client's future is small: awaited in place, with no allocation.
+        Ok((pool, prepared)) => tokio::time::timeout(wait, pool.send_lean(&prepared)).await,
+        // Boxed: the general client's future is large, and every future around this one is
+        // moved.
+        Err(req) => tokio::time::timeout(wait, Box::pin(backend.send(req))).await,
+    };
     let elapsed = sent.elapsed();
     *upstream = Some((sent, elapsed));
     m::observe_upstream(region, elapsed.as_secs_f64());

@@ -238,7 +238,8 @@ impl H1Pool {
         }
     }
 
-    async fn send_lean(&self, p: &lean::Prepared) -> Result<Response<Upstream>, SendError> {
+    /// Sends a request prepared for the lean client ([`lean::prepare`]).
+    pub async fn send_lean(&self, p: &lean::Prepared) -> Result<Response<Upstream>, SendError> {
         // Upstream writes are coalesced per scheduler round: the requests of the other
         // connections that are ready now get their turn first, so the backend is woken once
         // for the lot rather than once per request. Where the backend shares the gateway's

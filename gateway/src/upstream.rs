@@ -95,6 +95,20 @@ impl Backend {
         }
     }
 
+    /// The lean pool and the request written out for it, when the request can go that way
+    /// ([`crate::lean::prepare`]); else the request back, for [`Backend::send`].
+    // The request given back is the caller's own, not an error to shrink.
+    #[allow(clippy::result_large_err)]
+    pub fn prepare_lean(
+        &self,
+        req: http::Request<Body>,
+    ) -> Result<(&crate::pool::H1Pool, crate::lean::Prepared), http::Request<Body>> {
+        match &self.fast {
+            Some(pool) => crate::lean::prepare(req).map(|p| (pool, p)),
+            None => Err(req),
+        }
+    }
+
     /// Whether requests go through the lean HTTP/1.1 pool (origin-form URIs).
     pub fn uses_pool(&self) -> bool {
         self.fast.is_some()
