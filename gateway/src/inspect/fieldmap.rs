@@ -323,7 +323,8 @@ impl<'a> SchemaWalk<'a> {
 /// What applying a map to one document gave.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Applied {
-    /// Declared categories present in the document, with their location.
+    /// Declared categories present in the document, with their location: at most one more
+    /// than [`super::MAX_FINDINGS`], which is enough to make the inspection overflow.
     pub declared: Vec<(Category, String)>,
     /// Generalised pointers (indices and unsafe keys as `*`) of fields no path covers.
     pub unmapped: Vec<String>,
@@ -350,6 +351,8 @@ pub struct Applier<'f> {
     frames: Vec<Frame<'f>>,
     /// Candidate lists of closed frames, reused.
     spare: Vec<Vec<&'f Field>>,
+    /// What `out.declared` holds, for finding a repeat in constant time.
+    declared_at: rustc_hash::FxHashSet<(Category, String)>,
     out: Applied,
 }
 
@@ -367,6 +370,7 @@ impl<'f> Applier<'f> {
             fields,
             frames: Vec::new(),
             spare: Vec::new(),
+            declared_at: rustc_hash::FxHashSet::default(),
             out: Applied::default(),
         }
     }
@@ -443,11 +447,14 @@ impl json::Structure for Applier<'_> {
                 }
                 known = true;
                 covered |= f.covers;
+                // More declared places than a record holds make the inspection overflow
+                // whatever they are: the list stops one past that.
                 if let Some(c) = f.category
                     && !empty
+                    && self.out.declared.len() <= super::MAX_FINDINGS
                 {
                     let loc = location(path, false);
-                    if !self.out.declared.contains(&(c, loc.clone())) {
+                    if self.declared_at.insert((c, loc.clone())) {
                         self.out.declared.push((c, loc));
                     }
                 }
@@ -602,6 +609,32 @@ mod tests {
             apply(&fields, &fine).unmapped,
             vec!["/*".repeat(MAX_JSON_DEPTH)]
         );
+    }
+
+    #[test]
+    fn a_declared_field_in_every_item_of_a_long_array_costs_one_look_each() {
+        // Every item's field is a place of its own: the list stops one past what a record
+        // holds (the inspection then overflows), and repeats are found by hashing, not by
+        // comparing with every place listed before.
+        let mut m = FieldMap::default();
+        m.declare("/*/email", "email").unwrap();
+        let fields = m.fields_for(&Method::POST, "/").unwrap();
+        let doc = format!("[{}]", vec![r#"{"email":"a"}"#; 20_000].join(","));
+        let a = apply(&fields, &doc);
+        assert_eq!(a.declared.len(), crate::inspect::MAX_FINDINGS + 1);
+        assert_eq!(a.declared[7], (Category::Email, "/7/email".to_owned()));
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        let opts = crate::inspect::BodyOptions {
+            fields: Some(fields),
+            ..crate::inspect::BodyOptions::default()
+        };
+        let mut found = crate::inspect::Inspection::default();
+        crate::inspect::inspect_body_with(&headers, doc.as_bytes(), &opts, &mut found);
+        assert!(found.overflow);
     }
 
     #[test]
