@@ -137,7 +137,8 @@ pub fn json(data: &[u8]) -> Result<(), String> {
     let text = String::from_utf8_lossy(data);
     let mut hits = 0usize;
     let mut bad = None;
-    let _ = super::json::walk(&text, MAX_JSON_DEPTH, |_, loc| {
+    let _ = super::json::walk(&text, MAX_JSON_DEPTH, |_, at| {
+        let loc = at.pointer();
         hits += 1;
         if loc.contains('@') {
             bad = Some(loc);

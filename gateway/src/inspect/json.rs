@@ -191,7 +191,7 @@ enum Frame {
     Array(usize),
 }
 
-struct Walker<'a, 'k, 'o, F: FnMut(Hit, String), S: Structure> {
+struct Walker<'a, 'k, 'o, F: FnMut(Hit, Location<'_, '_>), S: Structure> {
     s: &'a str,
     keys: &'k mut KeyCache,
     b: &'a [u8],
@@ -220,7 +220,11 @@ struct Fragments {
 }
 
 /// Walks `s`, calling `out(hit, json_pointer)` for every finding.
-pub fn walk(s: &str, max_depth: usize, out: impl FnMut(Hit, String)) -> Result<(), JsonError> {
+pub fn walk(
+    s: &str,
+    max_depth: usize,
+    out: impl FnMut(Hit, Location<'_, '_>),
+) -> Result<(), JsonError> {
     walk_observed(s, max_depth, out, &mut ())
 }
 
@@ -228,7 +232,7 @@ pub fn walk(s: &str, max_depth: usize, out: impl FnMut(Hit, String)) -> Result<(
 pub(crate) fn walk_observed<S: Structure>(
     s: &str,
     max_depth: usize,
-    out: impl FnMut(Hit, String),
+    out: impl FnMut(Hit, Location<'_, '_>),
     obs: &mut S,
 ) -> Result<(), JsonError> {
     KEYS.with(|keys| match keys.try_borrow_mut() {
@@ -242,7 +246,7 @@ fn walk_with<S: Structure>(
     s: &str,
     max_depth: usize,
     keys: &mut KeyCache,
-    out: impl FnMut(Hit, String),
+    out: impl FnMut(Hit, Location<'_, '_>),
     obs: &mut S,
 ) -> Result<(), JsonError> {
     let mut w = Walker {
@@ -258,6 +262,40 @@ fn walk_with<S: Structure>(
         obs,
     };
     w.document()
+}
+
+/// Where a finding is. Its pointer is built only when asked for: a sink that already holds
+/// as many findings as it keeps need not build one for each further finding.
+pub struct Location<'p, 'a>(At<'p, 'a>);
+
+enum At<'p, 'a> {
+    /// At `path`; `true` when the last key is itself the value found.
+    Path(&'p [Seg<'a>], bool),
+    /// A pointer built already.
+    Built(String),
+}
+
+// Shown as its (masked) pointer: the path's keys may be data.
+impl std::fmt::Debug for Location<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            At::Path(path, key_is_value) => f
+                .debug_tuple("Location")
+                .field(&pointer(path, *key_is_value))
+                .finish(),
+            At::Built(p) => f.debug_tuple("Location").field(p).finish(),
+        }
+    }
+}
+
+impl Location<'_, '_> {
+    /// The RFC 6901 pointer, with segments that are themselves personal data masked.
+    pub fn pointer(self) -> String {
+        match self.0 {
+            At::Path(path, key_is_value) => pointer(path, key_is_value),
+            At::Built(p) => p,
+        }
+    }
 }
 
 /// RFC 6901 pointer for `path`, with segments that are themselves personal data masked.
@@ -286,7 +324,7 @@ fn pointer(path: &[Seg<'_>], last_key_is_value: bool) -> String {
     p
 }
 
-impl<'a, F: FnMut(Hit, String), S: Structure> Walker<'a, '_, '_, F, S> {
+impl<'a, F: FnMut(Hit, Location<'_, '_>), S: Structure> Walker<'a, '_, '_, F, S> {
     fn ws(&mut self) {
         while self.i < self.b.len() && matches!(self.b[self.i], b' ' | b'\t' | b'\n' | b'\r') {
             self.i += 1;
@@ -456,7 +494,7 @@ impl<'a, F: FnMut(Hit, String), S: Structure> Walker<'a, '_, '_, F, S> {
         {
             let path = &self.path;
             let out = &mut self.out;
-            detect::scan(k, |h| out(h, pointer(path, true)));
+            detect::scan(k, |h| out(h, Location(At::Path(path, true))));
         }
         self.expect(b':')
     }
@@ -530,7 +568,7 @@ impl<'a, F: FnMut(Hit, String), S: Structure> Walker<'a, '_, '_, F, S> {
             // A finding made from the field name alone does not stop the value from being
             // part of a value split across fields.
             found |= !h.detector.starts_with("field.");
-            out(h, pointer(path, false))
+            out(h, Location(At::Path(path, false)))
         });
         found
     }
@@ -613,7 +651,7 @@ impl<'a, F: FnMut(Hit, String), S: Structure> Walker<'a, '_, '_, F, S> {
             return;
         }
         for (h, p) in self.frags.pending.drain(..) {
-            (self.out)(h, p);
+            (self.out)(h, Location(At::Built(p)));
         }
         self.frags.joined.clear();
         self.frags.parts = 0;
@@ -788,7 +826,7 @@ mod tests {
 
     fn findings(s: &str) -> Result<Vec<(Category, String)>, JsonError> {
         let mut v = Vec::new();
-        walk(s, 64, |h, p| v.push((h.category, p)))?;
+        walk(s, 64, |h, at| v.push((h.category, at.pointer())))?;
         Ok(v)
     }
 
@@ -891,7 +929,7 @@ mod tests {
                     b: doc.as_bytes(),
                     i: 1,
                     path: Vec::new(),
-                    out: |_: Hit, _: String| {},
+                    out: |_: Hit, _: Location<'_, '_>| {},
                     max_depth: 8,
                     frags: Fragments::default(),
                     profile: None,

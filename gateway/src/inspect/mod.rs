@@ -218,6 +218,14 @@ impl Inspection {
         cats
     }
 
+    /// A JSON walk's finding under `prefix`; its pointer is built only while findings are
+    /// still kept (a body of many findings does not build one for each).
+    fn found(&mut self, hit: detect::Hit, at: json::Location<'_, '_>, prefix: &str) {
+        if !self.overflow {
+            self.push(hit, prefixed(prefix, at.pointer()));
+        }
+    }
+
     fn push(&mut self, hit: detect::Hit, location: String) {
         if self.overflow {
             return;
@@ -637,7 +645,7 @@ fn read_kind(
                 (Where::Body, Some(fields)) => Some(fieldmap::Applier::new(fields)),
                 _ => None,
             };
-            let found = |h, p| out.push(h, prefixed(&prefix, p));
+            let found = |h, at: json::Location<'_, '_>| out.found(h, at, &prefix);
             match map.as_mut() {
                 Some(map) => json::walk_observed(text, MAX_JSON_DEPTH, found, map),
                 None => json::walk(text, MAX_JSON_DEPTH, found),
@@ -666,9 +674,7 @@ fn read_kind(
             // decoded); the raw text is scanned either way.
             let looks_json = text.trim_start().starts_with(['{', '[']);
             if looks_json {
-                let _ = json::walk(text, MAX_JSON_DEPTH, |h, p| {
-                    out.push(h, prefixed(&prefix, p))
-                });
+                let _ = json::walk(text, MAX_JSON_DEPTH, |h, at| out.found(h, at, &prefix));
             }
             match at {
                 // A form field sent as a part: its name says what it holds, as in a form.
