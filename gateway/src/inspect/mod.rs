@@ -317,14 +317,28 @@ fn plain_key(k: &str) -> bool {
 
 fn form_pairs(bytes: &[u8], prefix: &str, out: &mut Inspection) {
     for (k, v) in form_urlencoded::parse(bytes) {
-        let location = if safe_key(&k) {
-            format!("{prefix}:{k}")
-        } else {
-            format!("{prefix}:*")
+        if out.overflow {
+            // More findings than a record keeps: the body already counts as uninspectable,
+            // and nothing further can change that.
+            return;
+        }
+        // The key is scanned once: for what it is, and for whether it may be shown
+        // ([`safe_key`]).
+        let mut key_hits = Vec::new();
+        detect::scan(&k, |h| key_hits.push(h));
+        let shown = key_hits.is_empty() && plain_key(&k);
+        let location = || {
+            if shown {
+                format!("{prefix}:{k}")
+            } else {
+                format!("{prefix}:*")
+            }
         };
-        detect::scan(&k, |h| out.push(h, location.clone()));
+        for h in key_hits {
+            out.push(h, location());
+        }
         detect::scan_field(Some(&k), detect::Value::Str(&v), &mut |h| {
-            out.push(h, location.clone())
+            out.push(h, location())
         });
     }
 }
@@ -1101,6 +1115,20 @@ mod tests {
         inspect_query("email=jane%40example.com&x=1&jane%40example.org=y", &mut i);
         let locs: Vec<&str> = i.findings.iter().map(|f| f.location.as_str()).collect();
         assert_eq!(locs, vec!["query:email", "query:*"]);
+        // A form of more findings than a record keeps overflows, with the first ones kept.
+        let many: String = (0..MAX_FINDINGS + 10)
+            .map(|n| format!("k{n}=u{n}%40example.com"))
+            .collect::<Vec<_>>()
+            .join("&");
+        let mut i = Inspection::default();
+        let form = headers("application/x-www-form-urlencoded");
+        inspect_body(&form, many.as_bytes(), &mut i);
+        assert_eq!(i.findings.len(), MAX_FINDINGS);
+        assert!(i.overflow);
+        assert_eq!(
+            (i.findings[0].location.as_str(), i.findings[0].category),
+            ("form:k0", Category::Email)
+        );
     }
 
     #[test]
