@@ -460,11 +460,7 @@ impl http_body::Body for LeanBody {
             };
             // Whether the buffered bytes are enough for the next step; if not, read more.
             let need_more = match this.framing {
-                Framing::Done => {
-                    this.finish();
-                    return Poll::Ready(None);
-                }
-                Framing::Length(0) => {
+                Framing::Done | Framing::Length(0) => {
                     this.finish();
                     return Poll::Ready(None);
                 }
@@ -644,6 +640,21 @@ mod tests {
 
     type Seen = Arc<Mutex<Vec<Vec<u8>>>>;
 
+    /// Reads from `s` into `buf` until it holds a whole request head; where the head ends,
+    /// or `None` when the client went away first.
+    async fn read_head(s: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> Option<usize> {
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                return Some(p + 4);
+            }
+            match s.read(&mut chunk).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
     /// A backend that answers each request (head plus `content-length` body) with the next
     /// scripted response, closing the connection after those marked so. Records every request
     /// as received and counts connections.
@@ -663,14 +674,8 @@ mod tests {
                     let mut buf = Vec::new();
                     let mut chunk = [0u8; 4096];
                     loop {
-                        let head_end = loop {
-                            if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                                break p + 4;
-                            }
-                            match s.read(&mut chunk).await {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                            }
+                        let Some(head_end) = read_head(&mut s, &mut buf).await else {
+                            return;
                         };
                         let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
                         let len: usize = head
@@ -961,13 +966,8 @@ mod tests {
             loop {
                 let (mut s, _) = listener.accept().await.unwrap();
                 tokio::spawn(async move {
-                    let mut buf = Vec::new();
-                    let mut chunk = [0u8; 4096];
-                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match s.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
+                    if read_head(&mut s, &mut Vec::new()).await.is_none() {
+                        return;
                     }
                     let refuse = b"HTTP/1.1 413 Content Too Large\r\ncontent-length: 8\r\nconnection: close\r\n\r\ntoo much";
                     let _ = s.write_all(refuse).await;

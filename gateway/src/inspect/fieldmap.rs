@@ -433,14 +433,13 @@ impl json::Structure for Applier<'_> {
             None => true,
             Some(at) => f.path.get(depth - 1).is_some_and(|p| seg_matches(p, at)),
         };
-        let record = parent_record
-            && (parent.iter().any(|f| goes(&f)) || self.out.unmapped.len() < MAX_UNMAPPED);
         let container = matches!(first, b'{' | b'[');
-        let mut known = depth == 0;
-        let mut descend = container;
-        if record {
-            let (mut covered, mut deeper) = (false, false);
+        // One look at the fields that go on through this value: whether one ends here (the
+        // value is known, maybe declared, maybe covered) or goes deeper.
+        let (mut any, mut known, mut covered, mut deeper) = (false, depth == 0, false, false);
+        if parent_record {
             for f in parent.iter().filter(goes) {
+                any = true;
                 if f.path.len() > depth {
                     deeper = true;
                     continue;
@@ -459,10 +458,12 @@ impl json::Structure for Applier<'_> {
                     }
                 }
             }
-            // A declared object or array covers what it holds, unless a field is declared
-            // inside it.
-            descend = !covered || deeper;
         }
+        // Where no field goes on, only an unmapped field can be found: nothing more once as
+        // many are listed as a record holds.
+        let record = parent_record && (any || self.out.unmapped.len() < MAX_UNMAPPED);
+        // A declared object or array covers what it holds, unless a field is declared inside.
+        let descend = !covered || deeper;
         if container && !empty {
             let record = record && descend;
             let mut cands = self.spare.pop().unwrap_or_default();
@@ -612,10 +613,9 @@ mod tests {
     }
 
     #[test]
-    fn a_declared_field_in_every_item_of_a_long_array_costs_one_look_each() {
+    fn a_declared_field_in_every_item_of_a_long_array_is_listed_up_to_what_a_record_holds() {
         // Every item's field is a place of its own: the list stops one past what a record
-        // holds (the inspection then overflows), and repeats are found by hashing, not by
-        // comparing with every place listed before.
+        // holds, and the inspection then overflows.
         let mut m = FieldMap::default();
         m.declare("/*/email", "email").unwrap();
         let fields = m.fields_for(&Method::POST, "/").unwrap();
