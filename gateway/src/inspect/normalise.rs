@@ -11,7 +11,7 @@ use std::borrow::Cow;
 
 use base64::Engine;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfkc_quick};
 
 /// Whether `s` needs any normalisation.
 pub fn needs_work(s: &str) -> bool {
@@ -41,7 +41,7 @@ pub fn normalise(s: &str) -> Cow<'_, str> {
     if cur.contains("\\u") {
         cur = Cow::Owned(u_escapes(&cur));
     }
-    if !cur.is_ascii() {
+    if !cur.is_ascii() && !settled(&cur) {
         cur = Cow::Owned(unicode(&cur));
     }
     cur
@@ -165,20 +165,32 @@ const DIGIT_ZEROS: [u32; 12] = [
     0x0660, 0x06F0, 0x07C0, 0x0966, 0x09E6, 0x0A66, 0x0AE6, 0x0B66, 0x0BE6, 0x0C66, 0x0E50, 0x1040,
 ];
 
+/// What [`unicode`] makes of one character of NFKC text: dropped (`None`) when it is
+/// default-ignorable, another script's digit as its ASCII digit, a dash as `-`.
+fn map_char(c: char) -> Option<char> {
+    if ignorable(c) {
+        return None;
+    }
+    let u = c as u32;
+    if let Some(z) = DIGIT_ZEROS.iter().find(|&&z| (z..z + 10).contains(&u)) {
+        return Some(char::from(b'0' + (u - z) as u8));
+    }
+    Some(match c {
+        '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{FE63}' => '-',
+        _ => c,
+    })
+}
+
 fn unicode(s: &str) -> String {
-    s.nfkc()
-        .filter(|&c| !ignorable(c))
-        .map(|c| {
-            let u = c as u32;
-            if let Some(z) = DIGIT_ZEROS.iter().find(|&&z| (z..z + 10).contains(&u)) {
-                return char::from(b'0' + (u - z) as u8);
-            }
-            match c {
-                '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{FE63}' => '-',
-                _ => c,
-            }
-        })
-        .collect()
+    s.nfkc().filter_map(map_char).collect()
+}
+
+/// Whether [`unicode`] would give `s` back unchanged: the quick check proves it NFKC already
+/// (most text in most scripts is), and no character of it is dropped or rewritten. Such a
+/// value is scanned where it lies, without composing it again into a copy.
+fn settled(s: &str) -> bool {
+    is_nfkc_quick(s.chars()) == IsNormalized::Yes
+        && s.chars().all(|c| c.is_ascii() || map_char(c) == Some(c))
 }
 
 const INDIFFERENT: GeneralPurposeConfig =
@@ -277,6 +289,41 @@ mod tests {
     #[test]
     fn plain_values_are_not_copied() {
         assert!(matches!(normalise("jane@example.com"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn text_already_normal_is_scanned_where_it_lies() {
+        // Text in many scripts that NFKC and the character mapping leave as it is.
+        for s in [
+            "Lieferung in 3-5 Werktagen",
+            "Zamówienie 61207 wysłane",
+            "订单 55012 已发货",
+            "注文 33017 を発送しました",
+            "Entrega em até 5 dias úteis",
+            "ünïcødé@bücher.example",
+            "Ελληνικά και русский текст",
+            "한국어 주문",
+        ] {
+            assert_eq!(unicode(s), s, "{s}");
+            assert!(settled(s), "{s}");
+            assert!(matches!(normalise(s), Cow::Borrowed(_)), "{s}");
+        }
+        // Text that NFKC or the mapping changes is never taken as settled.
+        for s in [
+            "ｊａｎｅ＠ｅｘａｍｐｌｅ．ｃｏｍ",
+            "ja\u{200B}ne",
+            "+٤٩ ٣٠",
+            "4111\u{2011}1111",
+            "\u{FB01}le",
+            "\u{2126}",
+            "e\u{301}",
+            "e\u{301}\u{327}",
+            "\u{1100}\u{1161}",
+            "x\u{00AD}y",
+        ] {
+            assert!(!settled(s), "{s:?}");
+            assert_ne!(unicode(s), s, "{s:?}");
+        }
     }
 
     #[test]

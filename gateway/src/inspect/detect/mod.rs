@@ -209,7 +209,11 @@ fn scan_text(s: &str, field: Option<Field>, out: &mut dyn FnMut(Hit)) {
 fn scan_profiled(s: &str, p: &Profile, field: Option<Field>, out: &mut dyn FnMut(Hit)) {
     if p.work() {
         let n = normalise::normalise(s);
-        let p = profile(n.as_bytes());
+        // Text that needed nothing undone keeps the profile it came with.
+        let p = match n {
+            std::borrow::Cow::Borrowed(_) => *p,
+            std::borrow::Cow::Owned(ref n) => profile(n.as_bytes()),
+        };
         detect_text(&n, &p, field, out);
         if p.maybe_base64()
             && let Some(decoded) = normalise::base64_text(&n)
