@@ -358,7 +358,7 @@ async fn forward(
     let wait = backend.response_timeout;
     let result = match backend.prepare_lean(req) {
         // The lean client's future is small: awaited in place, with no allocation.
-        Ok((pool, prepared)) => tokio::time::timeout(wait, pool.send_lean(&prepared)).await,
+        Ok((pool, mut prepared)) => tokio::time::timeout(wait, pool.send_lean(&mut prepared)).await,
         // Boxed: the general client's future is large, and every future around this one is
         // moved.
         Err(req) => tokio::time::timeout(wait, Box::pin(backend.send(req))).await,

@@ -3,8 +3,11 @@
 //! read from the socket as the client side asks for it. No connection task, no channel
 //! between tasks, no hand-off per request.
 //!
-//! It takes the common case only: a request without a streamed body, trailers or an upgrade.
-//! Everything else goes through hyper's client (`pool.rs`). Responses are framed strictly
+//! It takes every request but protocol upgrades and `CONNECT`, which go through hyper's client
+//! (`pool.rs`). A body still arriving from the client is written as it comes, with its length
+//! when the client gave one and in chunks (which carry its trailers) when not, while the
+//! connection is watched for an answer: a backend that refuses the body part-way (413, 401)
+//! is heard, and the rest of the body is not sent. Responses are framed strictly
 //! (RFC 9112 section 6): `Content-Length` and `Transfer-Encoding` together, differing or
 //! malformed lengths, malformed chunks and obs-fold are errors, never guesses; a body that ends
 //! with the connection is read to its end and the connection is not kept.
@@ -43,6 +46,9 @@ pub enum LeanError {
     Closed { written: bool },
     /// A read or write failed after the response had started.
     Io(std::io::Error),
+    /// The client's body, being passed on, failed (the client went away, or sent more or
+    /// less than it said it would).
+    Request(String),
     /// The backend's response broke HTTP/1.1 framing.
     Malformed(&'static str),
 }
@@ -53,6 +59,7 @@ impl std::fmt::Display for LeanError {
             LeanError::Closed { .. } => f.write_str("the backend closed the connection"),
             LeanError::Io(e) => write!(f, "upstream connection: {e}"),
             LeanError::Malformed(what) => write!(f, "malformed upstream response: {what}"),
+            LeanError::Request(why) => write!(f, "the request body could not be passed on: {why}"),
         }
     }
 }
@@ -111,30 +118,43 @@ pub struct Prepared {
     wire: Vec<u8>,
     /// A body too large to copy behind the head, written after it.
     body: Bytes,
+    /// A body written as it arrives (`length` says how it is framed). Taken by the first
+    /// exchange: such a request is never sent twice.
+    stream: Option<Body>,
+    /// The streamed body's length, when known (else it is sent in chunks).
+    length: Option<u64>,
+    streamed: bool,
     head_request: bool,
     idempotent: bool,
 }
 
 /// Encodes a request for the lean exchange, or gives it back when it needs hyper's client:
-/// a body still to be streamed, request trailers, or a protocol upgrade.
+/// a protocol upgrade or `CONNECT`.
 #[allow(clippy::result_large_err)]
 pub fn prepare(req: Request<Body>) -> Result<Prepared, Request<Body>> {
     use http_body::Body as _;
-    let simple = !req.headers().contains_key(header::UPGRADE)
-        && req.method() != Method::CONNECT
-        && match req.body() {
-            Body::Empty | Body::Buffered { trailers: None, .. } => true,
-            // A streamed request without a body (a GET passed through).
-            Body::Incoming(b) => b.is_end_stream(),
-            _ => false,
-        };
-    if !simple {
+    if req.headers().contains_key(header::UPGRADE) || req.method() == Method::CONNECT {
         return Err(req);
     }
+    let streamed = match req.body() {
+        Body::Empty | Body::Buffered { trailers: None, .. } => false,
+        // A request without a body passed through (a GET) has nothing to stream.
+        Body::Incoming(b) => !b.is_end_stream(),
+        // Trailers, or a body still arriving behind its inspected prefix.
+        Body::Buffered { .. } | Body::Chained { .. } => true,
+        // A response body: never a request's.
+        Body::Held { .. } => return Err(req),
+    };
     let (parts, body) = req.into_parts();
-    let body = match body {
-        Body::Buffered { data, .. } => data.unwrap_or_default(),
-        _ => Bytes::new(),
+    let (body, stream, length) = if streamed {
+        let length = body.size_hint().exact();
+        (Bytes::new(), Some(body), length)
+    } else {
+        let data = match body {
+            Body::Buffered { data, .. } => data.unwrap_or_default(),
+            _ => Bytes::new(),
+        };
+        (data, None, None)
     };
     let mut wire = Vec::with_capacity(
         256 + if body.len() <= INLINE_BODY {
@@ -149,8 +169,8 @@ pub fn prepare(req: Request<Body>) -> Result<Prepared, Request<Body>> {
     wire.extend_from_slice(target.as_bytes());
     wire.extend_from_slice(b" HTTP/1.1\r\n");
     for (name, value) in &parts.headers {
-        // The length is the body's own, written below.
-        if name == header::CONTENT_LENGTH {
+        // The framing is the body's own, written below.
+        if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
             continue;
         }
         wire.extend_from_slice(name.as_str().as_bytes());
@@ -158,10 +178,22 @@ pub fn prepare(req: Request<Body>) -> Result<Prepared, Request<Body>> {
         wire.extend_from_slice(value.as_bytes());
         wire.extend_from_slice(b"\r\n");
     }
-    if !body.is_empty() || matches!(parts.method, Method::POST | Method::PUT | Method::PATCH) {
-        wire.extend_from_slice(b"content-length: ");
-        crate::trace::json::number(&mut wire, body.len() as u64);
-        wire.extend_from_slice(b"\r\n");
+    match (&stream, length) {
+        (Some(_), None) => wire.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        (Some(_), Some(n)) => {
+            wire.extend_from_slice(b"content-length: ");
+            crate::trace::json::number(&mut wire, n);
+            wire.extend_from_slice(b"\r\n");
+        }
+        (None, _) => {
+            if !body.is_empty()
+                || matches!(parts.method, Method::POST | Method::PUT | Method::PATCH)
+            {
+                wire.extend_from_slice(b"content-length: ");
+                crate::trace::json::number(&mut wire, body.len() as u64);
+                wire.extend_from_slice(b"\r\n");
+            }
+        }
     }
     wire.extend_from_slice(b"\r\n");
     let body = if body.len() <= INLINE_BODY {
@@ -173,6 +205,9 @@ pub fn prepare(req: Request<Body>) -> Result<Prepared, Request<Body>> {
     Ok(Prepared {
         wire,
         body,
+        stream,
+        length,
+        streamed,
         head_request: parts.method == Method::HEAD,
         // RFC 9110 section 9.2.2.
         idempotent: matches!(
@@ -191,7 +226,8 @@ impl Prepared {
     /// Whether a failure of a kept connection may be retried on a new one: the request cannot
     /// have been acted on (not all of it was written), or doing it twice is harmless.
     pub fn retryable(&self, e: &LeanError) -> bool {
-        matches!(e, LeanError::Closed { written } if !written || self.idempotent)
+        let body_started = self.streamed && self.stream.is_none();
+        !body_started && matches!(e, LeanError::Closed { written } if !written || self.idempotent)
     }
 }
 
@@ -213,23 +249,38 @@ enum Chunk {
     Trailers,
 }
 
+/// A response head: the response without its body, how its body is framed, and whether the
+/// connection may be kept after it.
+type Head = (Response<()>, Framing, bool);
+
 /// Writes the request and reads the response head. The body stays on the connection, which
 /// the returned response's body owns.
 pub async fn exchange(
     mut conn: Conn,
-    p: &Prepared,
+    p: &mut Prepared,
     idle: &Arc<Kept<Conn>>,
 ) -> Result<Response<LeanBody>, LeanError> {
-    let closed = |e: std::io::Error, written: bool| match e.kind() {
-        std::io::ErrorKind::BrokenPipe
-        | std::io::ErrorKind::ConnectionReset
-        | std::io::ErrorKind::ConnectionAborted
-        | std::io::ErrorKind::UnexpectedEof => LeanError::Closed { written },
-        _ => LeanError::Io(e),
-    };
-    let mut sent = conn.stream.write_all(&p.wire).await;
-    if sent.is_ok() && !p.body.is_empty() {
-        sent = conn.stream.write_all(&p.body).await;
+    let mut early = None;
+    let mut sent = Ok(());
+    if let Some(body) = p.stream.take() {
+        // The head goes out with the body's first bytes. Boxed: only requests with a streamed
+        // body pay for the larger future.
+        let head = Bytes::copy_from_slice(&p.wire);
+        match Box::pin(stream_body(&mut conn, head, body, p.length, p.head_request)).await {
+            Ok((answer, complete)) => early = answer.map(|a| (a, complete)),
+            Err(Streaming::Write(e)) => sent = Err(e),
+            Err(Streaming::Failed(e)) => return Err(e),
+        }
+    } else {
+        sent = conn.stream.write_all(&p.wire).await;
+        if sent.is_ok() && !p.body.is_empty() {
+            sent = conn.stream.write_all(&p.body).await;
+        }
+    }
+    if let Some(((res, framing, keep), complete)) = early {
+        // Answered while the body was still being written: the connection is kept only
+        // when all of the body went after all.
+        return Ok(answered(conn, res, framing, keep && complete, idle));
     }
     // A backend may answer before it has taken the whole request (413 for a body over its
     // limit) and close. Its answer is read before the failed write counts: the connection
@@ -247,17 +298,7 @@ pub async fn exchange(
             received = true;
             if let Some((res, framing, keep)) = parse_head(&mut conn.buf, p.head_request)? {
                 // Not all of the request was written: the connection is not used again.
-                let keep = keep && !cut_short;
-                let mut body = LeanBody {
-                    conn: Some(conn),
-                    framing,
-                    keep,
-                    idle: idle.clone(),
-                };
-                if framing == Framing::Length(0) {
-                    body.finish();
-                }
-                return Ok(res.map(|()| body));
+                return Ok(answered(conn, res, framing, keep && !cut_short, idle));
             }
             if conn.buf.len() >= MAX_HEAD {
                 return Err(LeanError::Malformed("response head too large"));
@@ -277,6 +318,222 @@ pub async fn exchange(
             Err(e) => return Err(closed(e, true)),
         }
     }
+}
+
+/// A connection that went away: `Closed` (the request may be retried by the rule in
+/// [`Prepared::retryable`]); any other failure as it is.
+fn closed(e: std::io::Error, written: bool) -> LeanError {
+    match e.kind() {
+        std::io::ErrorKind::BrokenPipe
+        | std::io::ErrorKind::ConnectionReset
+        | std::io::ErrorKind::ConnectionAborted
+        | std::io::ErrorKind::UnexpectedEof => LeanError::Closed { written },
+        _ => LeanError::Io(e),
+    }
+}
+
+/// The response whose head was read, its body left on the connection.
+fn answered(
+    conn: Conn,
+    res: Response<()>,
+    framing: Framing,
+    keep: bool,
+    idle: &Arc<Kept<Conn>>,
+) -> Response<LeanBody> {
+    let mut body = LeanBody {
+        conn: Some(conn),
+        framing,
+        keep,
+        idle: idle.clone(),
+    };
+    if framing == Framing::Length(0) {
+        body.finish();
+    }
+    res.map(|()| body)
+}
+
+/// How writing a streamed body ended, when not with the whole body written.
+enum Streaming {
+    /// A write failed: what the backend said before it went is still to be read.
+    Write(std::io::Error),
+    Failed(LeanError),
+}
+
+/// Response bytes held while a body is still being written to a backend that answered
+/// early and keeps reading it (beyond this, the connection is no longer read until the body
+/// is written).
+const MAX_EARLY: usize = 1 << 20;
+
+/// How much of a streamed body is gathered before it is written: frames that are ready
+/// together go out in one write.
+const GATHER: usize = 64 * 1024;
+
+/// Writes the request `head` and a streamed body, framed by `length` (in chunks when `None`),
+/// as the client sends it, and reads what the backend says meanwhile. An answer of 400 or
+/// above stops the body (RFC 9112 section 9.3: the backend does not want it); an earlier
+/// success lets the body go on to its end, for backends that answer while they read. Returns
+/// the answer heard while writing, if any, and whether the whole body was written.
+async fn stream_body(
+    conn: &mut Conn,
+    head: Bytes,
+    mut body: Body,
+    length: Option<u64>,
+    head_request: bool,
+) -> Result<(Option<Head>, bool), Streaming> {
+    use http_body_util::BodyExt;
+    let chunked = length.is_none();
+    let mut owed = length.unwrap_or(0);
+    // What is still to be written, in order: the head, then each chunk's size line, data and
+    // end.
+    let mut pieces: std::collections::VecDeque<Bytes> = std::collections::VecDeque::from([head]);
+    let mut finished = false;
+    let mut answer: Option<Head> = None;
+    loop {
+        if answer
+            .as_ref()
+            .is_some_and(|(res, ..)| res.status().as_u16() >= 400)
+        {
+            return Ok((answer, false));
+        }
+        if finished && pieces.is_empty() {
+            return Ok((answer, true));
+        }
+        let listening = conn.buf.len() < MAX_EARLY;
+        let gathering = !finished && pieces.iter().map(Bytes::len).sum::<usize>() < GATHER;
+        tokio::select! {
+            biased;
+            ready = conn.stream.readable(), if listening => {
+                ready.map_err(Streaming::Write)?;
+                hear(conn, &mut answer, head_request)?;
+            }
+            frame = body.frame(), if gathering => {
+                finished = frame_out(frame, chunked, &mut owed, &mut pieces)?;
+            }
+            ready = conn.stream.writable(), if !pieces.is_empty() => {
+                ready.map_err(Streaming::Write)?;
+                write_some(&conn.stream, &mut pieces)?;
+            }
+            else => return Err(Streaming::Failed(LeanError::Request(
+                "nothing left to write or read".into(),
+            ))),
+        }
+    }
+}
+
+/// Writes as much of `pieces` as the socket takes now, in one call.
+fn write_some(
+    stream: &TcpStream,
+    pieces: &mut std::collections::VecDeque<Bytes>,
+) -> Result<(), Streaming> {
+    let slices: Vec<std::io::IoSlice<'_>> =
+        pieces.iter().map(|p| std::io::IoSlice::new(p)).collect();
+    match stream.try_write_vectored(&slices) {
+        Ok(mut n) => {
+            while n > 0 {
+                let Some(front) = pieces.front_mut() else {
+                    break;
+                };
+                let k = n.min(front.len());
+                front.advance(k);
+                n -= k;
+                if front.is_empty() {
+                    pieces.pop_front();
+                }
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(()),
+        Err(e) => Err(Streaming::Write(e)),
+    }
+}
+
+/// Reads what the backend sent while the body is being written, and the answer's head once
+/// it is all there (interim answers such as `100 Continue` are passed over).
+fn hear(conn: &mut Conn, answer: &mut Option<Head>, head_request: bool) -> Result<(), Streaming> {
+    conn.buf.reserve(READ_CHUNK);
+    match conn.stream.try_read_buf(&mut conn.buf) {
+        Ok(0) => {
+            // The backend closed: with its answer said, that answer stands; else the body's
+            // write has failed, and the read after it tells the rest.
+            if answer.is_some() {
+                return Ok(());
+            }
+            return Err(Streaming::Write(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+        Err(e) => return Err(Streaming::Write(e)),
+    }
+    if answer.is_none() {
+        *answer = parse_head(&mut conn.buf, head_request).map_err(Streaming::Failed)?;
+        if answer.is_none() && conn.buf.len() >= MAX_HEAD {
+            return Err(Streaming::Failed(LeanError::Malformed(
+                "response head too large",
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Frames one frame of the client's body for the wire; whether the body is over.
+fn frame_out(
+    frame: Option<Result<Frame<Bytes>, crate::body::BoxError>>,
+    chunked: bool,
+    owed: &mut u64,
+    pieces: &mut std::collections::VecDeque<Bytes>,
+) -> Result<bool, Streaming> {
+    let failed = |why: String| Streaming::Failed(LeanError::Request(why));
+    let frame = match frame {
+        None => {
+            if chunked {
+                pieces.push_back(Bytes::from_static(b"0\r\n\r\n"));
+            } else if *owed > 0 {
+                return Err(failed(format!("the body ended {owed} bytes short")));
+            }
+            return Ok(true);
+        }
+        Some(Err(e)) => return Err(failed(e.to_string())),
+        Some(Ok(frame)) => frame,
+    };
+    match frame.into_data() {
+        Ok(data) if data.is_empty() => {}
+        Ok(data) if chunked => {
+            let mut size = Vec::with_capacity(18);
+            size.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+            pieces.push_back(size.into());
+            pieces.push_back(data);
+            pieces.push_back(Bytes::from_static(b"\r\n"));
+        }
+        Ok(data) => {
+            let n = data.len() as u64;
+            if n > *owed {
+                return Err(failed("the body is longer than its Content-Length".into()));
+            }
+            *owed -= n;
+            pieces.push_back(data);
+        }
+        Err(frame) => {
+            // Trailers end the body. A body sent with its length has no place for them on
+            // HTTP/1.1 (RFC 9112 section 7.1.2): they go only with chunks.
+            if let Ok(trailers) = frame.into_trailers() {
+                if chunked {
+                    let mut t = b"0\r\n".to_vec();
+                    for (name, value) in &trailers {
+                        t.extend_from_slice(name.as_str().as_bytes());
+                        t.extend_from_slice(b": ");
+                        t.extend_from_slice(value.as_bytes());
+                        t.extend_from_slice(b"\r\n");
+                    }
+                    t.extend_from_slice(b"\r\n");
+                    pieces.push_back(t.into());
+                } else if *owed > 0 {
+                    return Err(failed(format!("the body ended {owed} bytes short")));
+                }
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
 }
 
 /// Parses a response head at the start of `buf` (skipping interim 1xx responses), removing
@@ -993,17 +1250,145 @@ mod tests {
         assert!(!post.retryable(&sent));
         assert!(get.retryable(&sent));
         assert!(!get.retryable(&LeanError::Malformed("x")));
-        // Streamed bodies, trailers and upgrades are left to hyper's client.
-        let trailers = Body::Buffered {
-            data: Some(Bytes::from_static(b"x")),
-            trailers: Some(HeaderMap::new()),
-        };
-        assert!(prepare(request(Method::POST, trailers)).is_err());
+        // A streamed body may be sent again only while none of it was taken.
+        let mut put = prepare(request(Method::PUT, with_trailers(b"x"))).unwrap();
+        assert!(put.retryable(&sent));
+        put.stream.take();
+        assert!(!put.retryable(&unsent));
+        // Upgrades and CONNECT are left to hyper's client.
         let mut upgrade = request(Method::GET, Body::Empty);
         upgrade
             .headers_mut()
             .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         assert!(prepare(upgrade).is_err());
+        assert!(prepare(request(Method::CONNECT, Body::Empty)).is_err());
+    }
+
+    /// A body with trailers: streamed, so in chunks.
+    fn with_trailers(data: &[u8]) -> Body {
+        let mut trailers = HeaderMap::new();
+        trailers.insert("x-sum", HeaderValue::from_static("1"));
+        Body::Buffered {
+            data: Some(Bytes::copy_from_slice(data)),
+            trailers: Some(trailers),
+        }
+    }
+
+    /// A backend that reads one chunked request to its end, answering `early` as soon as it
+    /// has the head (if given) and `last` once it has the whole body; sends what it read.
+    async fn chunk_reader(
+        early: Option<&'static [u8]>,
+        last: Option<&'static [u8]>,
+    ) -> (SocketAddr, tokio::sync::oneshot::Receiver<Vec<u8>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = Vec::new();
+            let Some(head_end) = read_head(&mut s, &mut buf).await else {
+                return;
+            };
+            if let Some(e) = early {
+                s.write_all(e).await.unwrap();
+            }
+            let mut chunk = vec![0u8; 64 * 1024];
+            // The last chunk, possibly with trailers, then the blank line.
+            // (Looked for near the end only: the last chunk and trailers are short.)
+            let over = |b: &[u8]| {
+                let tail = &b[head_end.max(b.len().saturating_sub(64))..];
+                b.ends_with(b"\r\n\r\n") && tail.windows(5).any(|w| w == b"\r\n0\r\n")
+            };
+            while !over(&buf) {
+                match s.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            if let Some(l) = last {
+                let _ = s.write_all(l).await;
+            }
+            let _ = tx.send(buf);
+        });
+        (addr, rx)
+    }
+
+    #[tokio::test]
+    async fn bodies_with_trailers_are_sent_in_chunks_with_them() {
+        let ok: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+        let (addr, seen) = chunk_reader(None, Some(ok)).await;
+        let p = H1Pool::for_test(addr);
+        let got = read(&p, request(Method::POST, with_trailers(b"hello"))).await;
+        assert_eq!(got, Ok((200, "ok".into(), None)));
+        assert_eq!(
+            String::from_utf8_lossy(&seen.await.unwrap()),
+            "POST /items/1?x=2 HTTP/1.1\r\nhost: backend\r\ntransfer-encoding: chunked\r\n\r\n\
+             5\r\nhello\r\n0\r\nx-sum: 1\r\n\r\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn interim_and_early_successful_answers_let_a_streamed_body_go_on() {
+        // Far more than the sockets hold, so the answers come while the body is written.
+        let big = vec![b'x'; 8 << 20];
+        let want = 8 << 20;
+        let cont: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+        let ok: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+        for (early, last) in [(Some(cont), Some(ok)), (Some(ok), None)] {
+            let (addr, seen) = chunk_reader(early, last).await;
+            let p = H1Pool::for_test(addr);
+            let got = read(&p, request(Method::POST, with_trailers(&big))).await;
+            assert_eq!(got, Ok((200, "ok".into(), None)));
+            let seen = seen.await.unwrap();
+            // The whole body reached the backend, in its chunks, with its trailers.
+            let head_end = seen.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+            let (mut rest, mut data) = (&seen[head_end..], 0);
+            loop {
+                let line = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+                let size = std::str::from_utf8(&rest[..line]).unwrap();
+                let size = usize::from_str_radix(size, 16).unwrap();
+                rest = &rest[line + 2..];
+                if size == 0 {
+                    break;
+                }
+                assert!(rest[..size].iter().all(|&c| c == b'x'));
+                assert_eq!(&rest[size..size + 2], b"\r\n");
+                data += size;
+                rest = &rest[size + 2..];
+            }
+            assert_eq!(data, want);
+            assert_eq!(rest, b"x-sum: 1\r\n\r\n");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_streamed_body_refused_part_way_stops_and_the_answer_is_heard() {
+        // The backend refuses after the head and keeps the connection open without reading:
+        // the answer must be heard while the body is still being written.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            if read_head(&mut s, &mut Vec::new()).await.is_none() {
+                return;
+            }
+            let refuse = b"HTTP/1.1 413 Content Too Large\r\ncontent-length: 8\r\n\r\ntoo much";
+            s.write_all(refuse).await.unwrap();
+            // Held open, unread, until the test is done.
+            let _ = rx.await;
+        });
+        let p = H1Pool::for_test(addr);
+        let big = with_trailers(&vec![b'x'; 16 << 20]);
+        let got = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            read(&p, request(Method::POST, big)),
+        )
+        .await;
+        assert_eq!(got.unwrap(), Ok((413, "too much".into(), None)));
+        // Cut short: the connection is not kept.
+        assert!(p.lean_idle.checkout(|_| crate::pool::Fit::Take).is_none());
+        let _ = tx.send(());
     }
 
     #[tokio::test]

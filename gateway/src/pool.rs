@@ -2,10 +2,10 @@
 //!
 //! The general client (`hyper_util`'s pooled client) serves TLS and HTTP/2 backends. For the
 //! most common backend, plain HTTP/1.1 on a private network, this pool skips the connector
-//! machinery and the keyed pool map. Requests without a streamed body, trailers or an upgrade
-//! (nearly all) go through the lean exchange ([`crate::lean`]) on the request's own task; the
-//! others through hyper's HTTP/1.1 client, whose idle `SendRequest` handles are kept here too,
-//! each driven by its own connection task. A request whose kept connection turned out to be
+//! machinery and the keyed pool map. Requests go through the lean exchange ([`crate::lean`]) on
+//! the request's own task, streamed bodies too; protocol upgrades and `CONNECT` through hyper's
+//! HTTP/1.1 client, whose idle `SendRequest` handles are kept here too, each driven by its own
+//! connection task. A request whose kept connection turned out to be
 //! closed is retried once on a new connection when it cannot have been acted on or is
 //! idempotent.
 
@@ -136,7 +136,7 @@ pub struct H1Pool {
     idle: Kept<http1::SendRequest<Body>>,
     /// Connections of the lean exchange (shared with its response bodies, which give their
     /// connection back when read to the end).
-    lean_idle: Arc<Kept<lean::Conn>>,
+    pub(crate) lean_idle: Arc<Kept<lean::Conn>>,
 }
 
 impl std::fmt::Debug for H1Pool {
@@ -233,13 +233,13 @@ impl H1Pool {
     /// connection goes back to the pool, to be reused once its response has been read.
     pub async fn send(&self, req: Request<Body>) -> Result<Response<Upstream>, SendError> {
         match lean::prepare(req) {
-            Ok(p) => self.send_lean(&p).await,
+            Ok(mut p) => self.send_lean(&mut p).await,
             Err(req) => Ok(self.send_hyper(req).await?.map(Upstream::Left)),
         }
     }
 
     /// Sends a request prepared for the lean client ([`lean::prepare`]).
-    pub async fn send_lean(&self, p: &lean::Prepared) -> Result<Response<Upstream>, SendError> {
+    pub async fn send_lean(&self, p: &mut lean::Prepared) -> Result<Response<Upstream>, SendError> {
         // Upstream writes are coalesced per scheduler round: the requests of the other
         // connections that are ready now get their turn first, so the backend is woken once
         // for the lot rather than once per request. Where the backend shares the gateway's

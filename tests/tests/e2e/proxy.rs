@@ -413,7 +413,11 @@ async fn pass_through_routes_stream_large_bodies() {
         .unwrap();
     let r = client::send(req, false).await;
     assert_eq!(r.status, 200);
-    assert_eq!(us.received()[0].body.len(), big.len());
+    let got = &us.received()[0];
+    assert_eq!(got.body.len(), big.len());
+    // Passed on as it arrived, with the length the client gave.
+    assert_eq!(got.headers["content-length"], "3145728");
+    assert!(!got.headers.contains_key("transfer-encoding"));
     let rec = gw.record(r.header("domicile-decision").unwrap());
     assert_eq!(rec["inspection"]["status"], "skipped");
     assert_eq!(rec["verdict"], "allow");
@@ -758,7 +762,9 @@ async fn active_health_checks_take_a_failing_backend_out_and_back() {
 #[tokio::test]
 async fn a_backend_that_refuses_a_body_before_reading_it_is_heard() {
     // The backend reads the head, answers 413 and closes with the body unread (the kernel
-    // then resets the connection). Its answer, not a 502, reaches the client.
+    // then resets the connection). Its answer, not a 502, reaches the client: for a body
+    // buffered and inspected (/customers, to eu-central) and for one streamed through as it
+    // arrives (/catalog, to us-east).
     let refusing = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = refusing.local_addr().unwrap();
     tokio::spawn(async move {
@@ -783,9 +789,9 @@ async fn a_backend_that_refuses_a_body_before_reading_it_is_heard() {
             });
         }
     });
-    let us = Backend::start("us").await;
+    let url = format!("http://{addr}");
     let limits = "[server.limits]\nmax_body_bytes = 33554432\nmax_buffered_bytes = 33554432\n";
-    let gw = Gateway::with_urls(&format!("http://{addr}"), &us.url(), limits).await;
+    let gw = Gateway::with_urls(&url, &url, limits).await;
     // Far more than the sockets between the gateway and the backend hold.
     let body = format!(
         r#"{{"email":"jane@example.com","pad":"{}"}}"#,
@@ -798,6 +804,18 @@ async fn a_backend_that_refuses_a_body_before_reading_it_is_heard() {
         assert_eq!(r.header("domicile-region"), Some("eu-central"));
         let rec = gw.record(r.header("domicile-decision").unwrap());
         assert_eq!(rec["outcome"]["action"], "forwarded");
+    }
+    for _ in 0..2 {
+        let req = Request::post(gw.url("/catalog/import"))
+            .header("content-type", "application/octet-stream")
+            .body(Full::new(Bytes::from(vec![b'a'; 16 << 20])))
+            .unwrap();
+        let r = client::send(req, false).await;
+        assert_eq!(r.status, 413, "{}", r.text());
+        assert_eq!(r.text(), "too much");
+        assert_eq!(r.header("domicile-region"), Some("us-east"));
+        let rec = gw.record(r.header("domicile-decision").unwrap());
+        assert_eq!(rec["inspection"]["status"], "skipped");
     }
     gw.running.shutdown().await;
 }
