@@ -388,6 +388,8 @@ async fn stream_body(
     let mut pieces: std::collections::VecDeque<Bytes> = std::collections::VecDeque::from([head]);
     let mut finished = false;
     let mut answer: Option<Head> = None;
+    // The backend closed its side after answering: nothing more to read.
+    let mut said_all = false;
     loop {
         if answer
             .as_ref()
@@ -398,24 +400,31 @@ async fn stream_body(
         if finished && pieces.is_empty() {
             return Ok((answer, true));
         }
-        let listening = conn.buf.len() < MAX_EARLY;
+        let listening = !said_all && conn.buf.len() < MAX_EARLY;
         let gathering = !finished && pieces.iter().map(Bytes::len).sum::<usize>() < GATHER;
-        tokio::select! {
+        let step = tokio::select! {
             biased;
-            ready = conn.stream.readable(), if listening => {
-                ready.map_err(Streaming::Write)?;
-                hear(conn, &mut answer, head_request)?;
-            }
+            ready = conn.stream.readable(), if listening => match ready {
+                Ok(()) => hear(conn, &mut answer, head_request).map(|eof| said_all = eof),
+                Err(e) => Err(Streaming::Write(e)),
+            },
             frame = body.frame(), if gathering => {
-                finished = frame_out(frame, chunked, &mut owed, &mut pieces)?;
+                frame_out(frame, chunked, &mut owed, &mut pieces).map(|end| finished = end)
             }
-            ready = conn.stream.writable(), if !pieces.is_empty() => {
-                ready.map_err(Streaming::Write)?;
-                write_some(&conn.stream, &mut pieces)?;
-            }
-            else => return Err(Streaming::Failed(LeanError::Request(
+            ready = conn.stream.writable(), if !pieces.is_empty() => match ready {
+                Ok(()) => write_some(&conn.stream, &mut pieces),
+                Err(e) => Err(Streaming::Write(e)),
+            },
+            else => Err(Streaming::Failed(LeanError::Request(
                 "nothing left to write or read".into(),
             ))),
+        };
+        match step {
+            Ok(()) => {}
+            // The backend answered and then stopped taking the body: its answer stands, and
+            // the connection is not kept.
+            Err(Streaming::Write(_)) if answer.is_some() => return Ok((answer, false)),
+            Err(e) => return Err(e),
         }
     }
 }
@@ -448,20 +457,17 @@ fn write_some(
 }
 
 /// Reads what the backend sent while the body is being written, and the answer's head once
-/// it is all there (interim answers such as `100 Continue` are passed over).
-fn hear(conn: &mut Conn, answer: &mut Option<Head>, head_request: bool) -> Result<(), Streaming> {
+/// it is all there (interim answers such as `100 Continue` are passed over). `true` when the
+/// backend has closed its side after answering.
+fn hear(conn: &mut Conn, answer: &mut Option<Head>, head_request: bool) -> Result<bool, Streaming> {
     conn.buf.reserve(READ_CHUNK);
     match conn.stream.try_read_buf(&mut conn.buf) {
-        Ok(0) => {
-            // The backend closed: with its answer said, that answer stands; else the body's
-            // write has failed, and the read after it tells the rest.
-            if answer.is_some() {
-                return Ok(());
-            }
-            return Err(Streaming::Write(std::io::ErrorKind::UnexpectedEof.into()));
-        }
+        // With its answer said, that answer stands; else the body's write has failed, and
+        // the read after it tells the rest.
+        Ok(0) if answer.is_some() => return Ok(true),
+        Ok(0) => return Err(Streaming::Write(std::io::ErrorKind::UnexpectedEof.into())),
         Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
         Err(e) => return Err(Streaming::Write(e)),
     }
     if answer.is_none() {
@@ -472,7 +478,7 @@ fn hear(conn: &mut Conn, answer: &mut Option<Head>, head_request: bool) -> Resul
             )));
         }
     }
-    Ok(())
+    Ok(false)
 }
 
 /// Frames one frame of the client's body for the wire; whether the body is over.
@@ -1359,6 +1365,35 @@ mod tests {
             assert_eq!(data, want);
             assert_eq!(rest, b"x-sum: 1\r\n\r\n");
         }
+    }
+
+    #[tokio::test]
+    async fn an_early_success_stands_when_the_backend_then_stops_reading() {
+        // The backend answers 200 on the head, reads a little of the body and closes: the
+        // rest of the body cannot be written, and the answer it gave is passed on.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = Vec::new();
+            if read_head(&mut s, &mut buf).await.is_none() {
+                return;
+            }
+            let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+            s.write_all(ok).await.unwrap();
+            let mut chunk = vec![0u8; 64 * 1024];
+            let _ = s.read(&mut chunk).await;
+            // Dropped: closed with most of the body unread.
+        });
+        let p = H1Pool::for_test(addr);
+        let big = with_trailers(&vec![b'x'; 16 << 20]);
+        let got = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            read(&p, request(Method::POST, big)),
+        )
+        .await;
+        assert_eq!(got.unwrap(), Ok((200, "ok".into(), None)));
+        assert!(p.lean_idle.checkout(|_| crate::pool::Fit::Take).is_none());
     }
 
     #[tokio::test]
