@@ -66,6 +66,28 @@ fn strip_where(h: &mut HeaderMap, matches: impl Fn(&str) -> bool) {
     }
 }
 
+/// Whether a field may be passed on in a request's trailers (RFC 9110 section 6.5.1): not
+/// one that frames the message, routes it, authenticates it or controls caching, and not a
+/// hop-by-hop one.
+pub fn trailer_allowed(name: &HeaderName) -> bool {
+    !(HOP_BY_HOP.contains(name)
+        || name.as_str().starts_with("proxy-")
+        || [
+            header::AUTHORIZATION,
+            header::CACHE_CONTROL,
+            header::CONTENT_ENCODING,
+            header::CONTENT_LENGTH,
+            header::CONTENT_RANGE,
+            header::CONTENT_TYPE,
+            header::COOKIE,
+            header::EXPECT,
+            header::HOST,
+            header::MAX_FORWARDS,
+            header::SET_COOKIE,
+        ]
+        .contains(name))
+}
+
 /// The hop-by-hop headers every message loses, by name.
 const HOP_BY_HOP: [HeaderName; 6] = [
     header::CONNECTION,
