@@ -36,6 +36,18 @@ pub enum Body {
     },
 }
 
+/// A frame as it may be passed on: trailers lose the fields that would frame, route or
+/// authenticate the message, or that only the gateway sets ([`crate::headers::trailer_allowed`]).
+fn sanitised(frame: Frame<Bytes>) -> Frame<Bytes> {
+    match frame.into_trailers() {
+        Ok(mut t) => {
+            crate::headers::strip_from_trailers(&mut t);
+            Frame::trailers(t)
+        }
+        Err(frame) => frame,
+    }
+}
+
 /// A backend's response body: from hyper's client (`Left`), or read off the connection by the
 /// lean HTTP/1.1 exchange (`Right`).
 pub type Upstream = http_body_util::Either<hyper::body::Incoming, crate::lean::LeanBody>;
@@ -59,18 +71,24 @@ impl HttpBody for Body {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             Body::Empty => Poll::Ready(None),
-            Body::Incoming(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            Body::Incoming(b) => Pin::new(b)
+                .poll_frame(cx)
+                .map_err(Into::into)
+                .map(|f| f.map(|f| f.map(sanitised))),
             Body::Buffered { data, trailers } => {
                 if let Some(d) = data.take().filter(|d| !d.is_empty()) {
                     return Poll::Ready(Some(Ok(Frame::data(d))));
                 }
-                Poll::Ready(trailers.take().map(|t| Ok(Frame::trailers(t))))
+                Poll::Ready(trailers.take().map(|t| Ok(sanitised(Frame::trailers(t)))))
             }
             Body::Chained { prefix, rest } => {
                 if let Some(d) = prefix.take().filter(|d| !d.is_empty()) {
                     return Poll::Ready(Some(Ok(Frame::data(d))));
                 }
-                Pin::new(rest).poll_frame(cx).map_err(Into::into)
+                Pin::new(rest)
+                    .poll_frame(cx)
+                    .map_err(Into::into)
+                    .map(|f| f.map(|f| f.map(sanitised)))
             }
             Body::Held { body, slot } => {
                 let frame = Pin::new(body).poll_frame(cx);

@@ -66,26 +66,50 @@ fn strip_where(h: &mut HeaderMap, matches: impl Fn(&str) -> bool) {
     }
 }
 
-/// Whether a field may be passed on in a request's trailers (RFC 9110 section 6.5.1): not
-/// one that frames the message, routes it, authenticates it or controls caching, and not a
-/// hop-by-hop one.
-pub fn trailer_allowed(name: &HeaderName) -> bool {
-    !(HOP_BY_HOP.contains(name)
-        || name.as_str().starts_with("proxy-")
-        || [
-            header::AUTHORIZATION,
-            header::CACHE_CONTROL,
-            header::CONTENT_ENCODING,
-            header::CONTENT_LENGTH,
-            header::CONTENT_RANGE,
-            header::CONTENT_TYPE,
-            header::COOKIE,
-            header::EXPECT,
-            header::HOST,
-            header::MAX_FORWARDS,
-            header::SET_COOKIE,
-        ]
-        .contains(name))
+/// Fields a trailer section may not carry on (RFC 9110 section 6.5.1): those that frame,
+/// route, authenticate or condition the message, the hop-by-hop ones, and those the gateway
+/// sets or strips from heads (forwarding and spoofable claims), which a trailer would
+/// otherwise smuggle past it. `domicile-*` and `proxy-*` fields go too.
+const NOT_IN_TRAILERS: [&str; 25] = [
+    "authorization",
+    "cache-control",
+    "connection",
+    "content-encoding",
+    "content-length",
+    "content-range",
+    "content-type",
+    "cookie",
+    "expect",
+    "forwarded",
+    "host",
+    "if-match",
+    "if-modified-since",
+    "if-none-match",
+    "if-range",
+    "if-unmodified-since",
+    "keep-alive",
+    "max-forwards",
+    "range",
+    "set-cookie",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "x-forwarded-for",
+];
+
+/// Whether a field may be passed on in trailers ([`NOT_IN_TRAILERS`]).
+pub fn trailer_allowed(name: &str) -> bool {
+    !(NOT_IN_TRAILERS.contains(&name)
+        || name.starts_with("x-forwarded-")
+        || name.starts_with("domicile-")
+        || name.starts_with("proxy-")
+        || SPOOFABLE.contains(&name))
+}
+
+/// Removes from a trailer section every field [`trailer_allowed`] refuses.
+pub fn strip_from_trailers(h: &mut HeaderMap) {
+    strip_where(h, |n| !trailer_allowed(n));
 }
 
 /// The hop-by-hop headers every message loses, by name.
@@ -153,6 +177,34 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trailers_keep_only_fields_that_change_nothing_about_the_message() {
+        let mut h = HeaderMap::new();
+        for (n, v) in [
+            ("x-checksum", "abc"),
+            ("server-timing", "db;dur=5"),
+            ("content-length", "0"),
+            ("host", "elsewhere"),
+            ("authorization", "Basic eDp5"),
+            ("x-forwarded-for", "10.0.0.1"),
+            ("x-forwarded-host", "a"),
+            ("forwarded", "for=10.0.0.1"),
+            ("domicile-decision", "forged"),
+            ("domicile-anything", "x"),
+            ("x-real-ip", "10.0.0.1"),
+            ("x-http-method-override", "DELETE"),
+            ("proxy-authorization", "x"),
+            ("transfer-encoding", "chunked"),
+            ("if-match", "*"),
+        ] {
+            h.insert(HeaderName::from_static(n), v.parse().unwrap());
+        }
+        strip_from_trailers(&mut h);
+        let mut kept: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        kept.sort_unstable();
+        assert_eq!(kept, ["server-timing", "x-checksum"]);
+    }
 
     #[test]
     fn connection_cannot_remove_end_to_end_headers() {

@@ -524,12 +524,9 @@ fn frame_out(
             if let Ok(trailers) = frame.into_trailers() {
                 if chunked {
                     let mut t = b"0\r\n".to_vec();
-                    // Fields that frame, route or authenticate the message are not taken
-                    // from trailers.
-                    for (name, value) in trailers
-                        .iter()
-                        .filter(|(n, _)| crate::headers::trailer_allowed(n))
-                    {
+                    // (Fields that may not be passed on in trailers were removed by the
+                    // body, `crate::body::Body`.)
+                    for (name, value) in &trailers {
                         t.extend_from_slice(name.as_str().as_bytes());
                         t.extend_from_slice(b": ");
                         t.extend_from_slice(value.as_bytes());
