@@ -119,7 +119,7 @@ pub struct Prepared {
     /// A body too large to copy behind the head, written after it.
     body: Bytes,
     /// A body written as it arrives (`length` says how it is framed). Taken by the first
-    /// exchange: such a request is never sent twice.
+    /// exchange, and given back only when nothing of the request went.
     stream: Option<Body>,
     /// The streamed body's length, when known (else it is sent in chunks).
     length: Option<u64>,
@@ -260,15 +260,33 @@ pub async fn exchange(
     p: &mut Prepared,
     idle: &Arc<Kept<Conn>>,
 ) -> Result<Response<LeanBody>, LeanError> {
-    let mut early = None;
     let mut sent = Ok(());
     if let Some(body) = p.stream.take() {
         // The head goes out with the body's first bytes. Boxed: only requests with a streamed
         // body pay for the larger future.
-        let head = Bytes::copy_from_slice(&p.wire);
-        match Box::pin(stream_body(&mut conn, head, body, p.length, p.head_request)).await {
-            Ok((answer, complete)) => early = answer.map(|a| (a, complete)),
-            Err(Streaming::Write(e)) => sent = Err(e),
+        let mut up = Box::new(Upload::new(Bytes::copy_from_slice(&p.wire), body, p.length));
+        match Box::pin(stream_body(&mut conn, &mut up, p.head_request)).await {
+            Ok(Sent::All(None)) => {}
+            Ok(Sent::All(Some((res, framing, keep)))) => {
+                return Ok(answered(conn, res, framing, keep, None, idle));
+            }
+            // Refused part-way, or no longer taken after the answer: the rest is not sent,
+            // and the connection is not used again.
+            Ok(Sent::Cut((res, framing, _))) => {
+                return Ok(answered(conn, res, framing, false, None, idle));
+            }
+            // Answered while it reads: the rest of the body is written as the answer is read.
+            Ok(Sent::Early((res, framing, keep))) => {
+                return Ok(answered(conn, res, framing, keep, Some(up), idle));
+            }
+            Err(Streaming::Write(e)) => {
+                if !up.pulled && up.written == 0 {
+                    // Nothing of the request went, nothing of the body was taken: it may be
+                    // sent again on another connection.
+                    p.stream = Some(std::mem::take(&mut up.body));
+                }
+                sent = Err(e);
+            }
             Err(Streaming::Failed(e)) => return Err(e),
         }
     } else {
@@ -276,11 +294,6 @@ pub async fn exchange(
         if sent.is_ok() && !p.body.is_empty() {
             sent = conn.stream.write_all(&p.body).await;
         }
-    }
-    if let Some(((res, framing, keep), complete)) = early {
-        // Answered while the body was still being written: the connection is kept only
-        // when all of the body went after all.
-        return Ok(answered(conn, res, framing, keep && complete, idle));
     }
     // A backend may answer before it has taken the whole request (413 for a body over its
     // limit) and close. Its answer is read before the failed write counts: the connection
@@ -298,7 +311,7 @@ pub async fn exchange(
             received = true;
             if let Some((res, framing, keep)) = parse_head(&mut conn.buf, p.head_request)? {
                 // Not all of the request was written: the connection is not used again.
-                return Ok(answered(conn, res, framing, keep && !cut_short, idle));
+                return Ok(answered(conn, res, framing, keep && !cut_short, None, idle));
             }
             if conn.buf.len() >= MAX_HEAD {
                 return Err(LeanError::Malformed("response head too large"));
@@ -332,12 +345,14 @@ fn closed(e: std::io::Error, written: bool) -> LeanError {
     }
 }
 
-/// The response whose head was read, its body left on the connection.
+/// The response whose head was read, its body left on the connection (with the rest of a
+/// streamed request body to write as it is read, when the backend answered early).
 fn answered(
     conn: Conn,
     res: Response<()>,
     framing: Framing,
     keep: bool,
+    upload: Option<Box<Upload>>,
     idle: &Arc<Kept<Conn>>,
 ) -> Response<LeanBody> {
     let mut body = LeanBody {
@@ -345,6 +360,7 @@ fn answered(
         framing,
         keep,
         idle: idle.clone(),
+        upload,
     };
     if framing == Framing::Length(0) {
         body.finish();
@@ -352,67 +368,259 @@ fn answered(
     res.map(|()| body)
 }
 
-/// How writing a streamed body ended, when not with the whole body written.
+/// How writing a streamed body failed.
 enum Streaming {
     /// A write failed: what the backend said before it went is still to be read.
     Write(std::io::Error),
     Failed(LeanError),
 }
 
-/// Response bytes held while a body is still being written to a backend that answered
-/// early and keeps reading it (beyond this, the connection is no longer read until the body
-/// is written).
-const MAX_EARLY: usize = 1 << 20;
+/// How writing a streamed body ended.
+enum Sent {
+    /// All of it was written; the answer, if it came meanwhile.
+    All(Option<Head>),
+    /// The backend refused it (400 or above), or stopped taking it after it answered: the
+    /// rest is not sent.
+    Cut(Head),
+    /// The backend answered with success before taking all of it: the rest is written while
+    /// the answer is read ([`LeanBody`]).
+    Early(Head),
+}
 
-/// How much of a streamed body is gathered before it is written: frames that are ready
-/// together go out in one write.
+/// How much of a streamed body is gathered before it is written, and in how many pieces:
+/// frames that are ready together go out in one write.
 const GATHER: usize = 64 * 1024;
+const MAX_PIECES: usize = 64;
+/// Chunks smaller than this are copied into one piece with their framing.
+const SMALL_CHUNK: usize = 1024;
 
-/// Writes the request `head` and a streamed body, framed by `length` (in chunks when `None`),
-/// as the client sends it, and reads what the backend says meanwhile. An answer of 400 or
-/// above stops the body (RFC 9112 section 9.3: the backend does not want it); an earlier
-/// success lets the body go on to its end, for backends that answer while they read. Returns
-/// the answer heard while writing, if any, and whether the whole body was written.
+/// A streamed request body on its way to the backend: the client's frames, framed for the
+/// wire (with their length, or in chunks), and what of them is still to be written.
+#[derive(Debug)]
+struct Upload {
+    body: Body,
+    /// What is still to be written, in order: the request head first, then the body.
+    pieces: std::collections::VecDeque<Bytes>,
+    /// Bytes in `pieces`.
+    queued: usize,
+    chunked: bool,
+    /// Bytes still owed under the body's `Content-Length`.
+    owed: u64,
+    /// The client's body is over (its last piece may still be queued).
+    finished: bool,
+    /// A frame was taken from the client's body: the request can no longer be sent again.
+    pulled: bool,
+    /// Bytes written so far.
+    written: u64,
+}
+
+impl Upload {
+    fn new(head: Bytes, body: Body, length: Option<u64>) -> Upload {
+        Upload {
+            body,
+            queued: head.len(),
+            pieces: std::collections::VecDeque::from([head]),
+            chunked: length.is_none(),
+            owed: length.unwrap_or(0),
+            finished: false,
+            pulled: false,
+            written: 0,
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.finished && self.pieces.is_empty()
+    }
+
+    /// Whether to take another frame before writing what is queued.
+    fn gathering(&self) -> bool {
+        !self.finished && self.queued < GATHER && self.pieces.len() + 3 <= MAX_PIECES
+    }
+
+    fn queue(&mut self, piece: Bytes) {
+        self.queued += piece.len();
+        self.pieces.push_back(piece);
+    }
+
+    /// Frames one frame of the client's body for the wire.
+    fn take(
+        &mut self,
+        frame: Option<Result<Frame<Bytes>, crate::body::BoxError>>,
+    ) -> Result<(), LeanError> {
+        self.pulled = true;
+        let frame = match frame {
+            None => {
+                self.finished = true;
+                if self.chunked {
+                    self.queue(Bytes::from_static(b"0\r\n\r\n"));
+                } else if self.owed > 0 {
+                    return Err(LeanError::Request(format!(
+                        "the body ended {} bytes short",
+                        self.owed
+                    )));
+                }
+                return Ok(());
+            }
+            Some(Err(e)) => return Err(LeanError::Request(e.to_string())),
+            Some(Ok(frame)) => frame,
+        };
+        match frame.into_data() {
+            Ok(data) if data.is_empty() => {}
+            Ok(data) if self.chunked => {
+                let size = format!("{:x}\r\n", data.len());
+                if data.len() < SMALL_CHUNK {
+                    let mut piece = Vec::with_capacity(size.len() + data.len() + 2);
+                    piece.extend_from_slice(size.as_bytes());
+                    piece.extend_from_slice(&data);
+                    piece.extend_from_slice(b"\r\n");
+                    self.queue(piece.into());
+                } else {
+                    self.queue(size.into_bytes().into());
+                    self.queue(data);
+                    self.queue(Bytes::from_static(b"\r\n"));
+                }
+            }
+            Ok(data) => {
+                let n = data.len() as u64;
+                if n > self.owed {
+                    return Err(LeanError::Request(
+                        "the body is longer than its Content-Length".into(),
+                    ));
+                }
+                self.owed -= n;
+                self.queue(data);
+            }
+            Err(frame) => {
+                // Trailers end the body. A body sent with its length has no place for them on
+                // HTTP/1.1 (RFC 9112 section 7.1.2): they go only with chunks. (Fields that may
+                // not be passed on in trailers were removed by the body, `crate::body::Body`.)
+                if let Ok(trailers) = frame.into_trailers() {
+                    self.finished = true;
+                    if self.chunked {
+                        let mut t = b"0\r\n".to_vec();
+                        for (name, value) in &trailers {
+                            t.extend_from_slice(name.as_str().as_bytes());
+                            t.extend_from_slice(b": ");
+                            t.extend_from_slice(value.as_bytes());
+                            t.extend_from_slice(b"\r\n");
+                        }
+                        t.extend_from_slice(b"\r\n");
+                        self.queue(t.into());
+                    } else if self.owed > 0 {
+                        return Err(LeanError::Request(format!(
+                            "the body ended {} bytes short",
+                            self.owed
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `n` bytes of the queue were written.
+    fn wrote(&mut self, mut n: usize) {
+        self.written += n as u64;
+        self.queued -= n.min(self.queued);
+        while n > 0 {
+            let Some(front) = self.pieces.front_mut() else {
+                break;
+            };
+            let k = n.min(front.len());
+            front.advance(k);
+            n -= k;
+            if front.is_empty() {
+                self.pieces.pop_front();
+            }
+        }
+    }
+
+    fn slices(&self) -> Vec<std::io::IoSlice<'_>> {
+        self.pieces
+            .iter()
+            .take(MAX_PIECES)
+            .map(|p| std::io::IoSlice::new(p))
+            .collect()
+    }
+
+    /// Writes as much of the queue as the socket takes now, in one call.
+    fn write_now(&mut self, stream: &TcpStream) -> std::io::Result<()> {
+        match stream.try_write_vectored(&self.slices()) {
+            Ok(n) => {
+                self.wrote(n);
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes the rest as the client sends it, while the answer is read: ready when all of
+    /// it was written.
+    fn poll_drive(
+        &mut self,
+        stream: &mut TcpStream,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), LeanError>> {
+        use tokio::io::AsyncWrite;
+        loop {
+            if !self.pieces.is_empty() {
+                let slices = self.slices();
+                match Pin::new(&mut *stream).poll_write_vectored(cx, &slices) {
+                    Poll::Ready(Ok(0)) => {
+                        return Poll::Ready(Err(LeanError::Io(
+                            std::io::ErrorKind::WriteZero.into(),
+                        )));
+                    }
+                    Poll::Ready(Ok(n)) => {
+                        drop(slices);
+                        self.wrote(n);
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(LeanError::Io(e))),
+                    Poll::Pending => return Poll::Pending,
+                }
+            } else if self.finished {
+                return Poll::Ready(Ok(()));
+            } else {
+                let frame = ready!(http_body::Body::poll_frame(Pin::new(&mut self.body), cx));
+                if let Err(e) = self.take(frame) {
+                    return Poll::Ready(Err(e));
+                }
+            }
+        }
+    }
+}
+
+/// Writes the request head and a streamed body as the client sends it, and reads what the
+/// backend says meanwhile. An answer of 400 or above stops the body (RFC 9112 section 9.3:
+/// the backend does not want it). An earlier success with a body is returned at once, the
+/// rest of the request to be written as that body is read, for backends that answer while
+/// they read (an echo, a transform); one without a body lets the request go on to its end
+/// here. Interim answers such as `100 Continue` are passed over.
 async fn stream_body(
     conn: &mut Conn,
-    head: Bytes,
-    mut body: Body,
-    length: Option<u64>,
+    up: &mut Upload,
     head_request: bool,
-) -> Result<(Option<Head>, bool), Streaming> {
+) -> Result<Sent, Streaming> {
     use http_body_util::BodyExt;
-    let chunked = length.is_none();
-    let mut owed = length.unwrap_or(0);
-    // What is still to be written, in order: the head, then each chunk's size line, data and
-    // end.
-    let mut pieces: std::collections::VecDeque<Bytes> = std::collections::VecDeque::from([head]);
-    let mut finished = false;
-    let mut answer: Option<Head> = None;
-    // The backend closed its side after answering: nothing more to read.
-    let mut said_all = false;
+    // An answer without a body, heard while the request is still being written.
+    let mut heard: Option<Head> = None;
     loop {
-        if answer
-            .as_ref()
-            .is_some_and(|(res, ..)| res.status().as_u16() >= 400)
-        {
-            return Ok((answer, false));
+        if up.done() {
+            return Ok(Sent::All(heard));
         }
-        if finished && pieces.is_empty() {
-            return Ok((answer, true));
-        }
-        let listening = !said_all && conn.buf.len() < MAX_EARLY;
-        let gathering = !finished && pieces.iter().map(Bytes::len).sum::<usize>() < GATHER;
+        let listening = heard.is_none();
         let step = tokio::select! {
             biased;
             ready = conn.stream.readable(), if listening => match ready {
-                Ok(()) => hear(conn, &mut answer, head_request).map(|eof| said_all = eof),
+                Ok(()) => hear(conn, head_request),
                 Err(e) => Err(Streaming::Write(e)),
             },
-            frame = body.frame(), if gathering => {
-                frame_out(frame, chunked, &mut owed, &mut pieces).map(|end| finished = end)
+            frame = up.body.frame(), if up.gathering() => {
+                up.take(frame).map(|()| None).map_err(Streaming::Failed)
             }
-            ready = conn.stream.writable(), if !pieces.is_empty() => match ready {
-                Ok(()) => write_some(&conn.stream, &mut pieces),
+            ready = conn.stream.writable(), if !up.pieces.is_empty() => match ready {
+                Ok(()) => up.write_now(&conn.stream).map(|()| None).map_err(Streaming::Write),
                 Err(e) => Err(Streaming::Write(e)),
             },
             else => Err(Streaming::Failed(LeanError::Request(
@@ -420,128 +628,41 @@ async fn stream_body(
             ))),
         };
         match step {
-            Ok(()) => {}
-            // The backend answered and then stopped taking the body: its answer stands, and
-            // the connection is not kept.
-            Err(Streaming::Write(_)) if answer.is_some() => return Ok((answer, false)),
+            Ok(None) => {}
+            Ok(Some(head)) if head.0.status().as_u16() >= 400 => return Ok(Sent::Cut(head)),
+            Ok(Some(head)) if head.1 == Framing::Length(0) => heard = Some(head),
+            Ok(Some(head)) => return Ok(Sent::Early(head)),
+            // The backend answered and then stopped taking the body: its answer stands.
+            Err(Streaming::Write(e)) => {
+                return match heard.take() {
+                    Some(head) => Ok(Sent::Cut(head)),
+                    None => Err(Streaming::Write(e)),
+                };
+            }
             Err(e) => return Err(e),
         }
     }
 }
 
-/// Writes as much of `pieces` as the socket takes now, in one call.
-fn write_some(
-    stream: &TcpStream,
-    pieces: &mut std::collections::VecDeque<Bytes>,
-) -> Result<(), Streaming> {
-    let slices: Vec<std::io::IoSlice<'_>> =
-        pieces.iter().map(|p| std::io::IoSlice::new(p)).collect();
-    match stream.try_write_vectored(&slices) {
-        Ok(mut n) => {
-            while n > 0 {
-                let Some(front) = pieces.front_mut() else {
-                    break;
-                };
-                let k = n.min(front.len());
-                front.advance(k);
-                n -= k;
-                if front.is_empty() {
-                    pieces.pop_front();
-                }
-            }
-            Ok(())
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(()),
-        Err(e) => Err(Streaming::Write(e)),
-    }
-}
-
-/// Reads what the backend sent while the body is being written, and the answer's head once
-/// it is all there (interim answers such as `100 Continue` are passed over). `true` when the
-/// backend has closed its side after answering.
-fn hear(conn: &mut Conn, answer: &mut Option<Head>, head_request: bool) -> Result<bool, Streaming> {
+/// Reads what the backend sent while the body is being written: the answer's head once it
+/// is all there (interim answers are passed over).
+fn hear(conn: &mut Conn, head_request: bool) -> Result<Option<Head>, Streaming> {
     conn.buf.reserve(READ_CHUNK);
     match conn.stream.try_read_buf(&mut conn.buf) {
-        // With its answer said, that answer stands; else the body's write has failed, and
-        // the read after it tells the rest.
-        Ok(0) if answer.is_some() => return Ok(true),
+        // Closed without an answer: the body's write has failed, and the read after it
+        // tells the rest.
         Ok(0) => return Err(Streaming::Write(std::io::ErrorKind::UnexpectedEof.into())),
         Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(None),
         Err(e) => return Err(Streaming::Write(e)),
     }
-    if answer.is_none() {
-        *answer = parse_head(&mut conn.buf, head_request).map_err(Streaming::Failed)?;
-        if answer.is_none() && conn.buf.len() >= MAX_HEAD {
-            return Err(Streaming::Failed(LeanError::Malformed(
-                "response head too large",
-            )));
-        }
+    let head = parse_head(&mut conn.buf, head_request).map_err(Streaming::Failed)?;
+    if head.is_none() && conn.buf.len() >= MAX_HEAD {
+        return Err(Streaming::Failed(LeanError::Malformed(
+            "response head too large",
+        )));
     }
-    Ok(false)
-}
-
-/// Frames one frame of the client's body for the wire; whether the body is over.
-fn frame_out(
-    frame: Option<Result<Frame<Bytes>, crate::body::BoxError>>,
-    chunked: bool,
-    owed: &mut u64,
-    pieces: &mut std::collections::VecDeque<Bytes>,
-) -> Result<bool, Streaming> {
-    let failed = |why: String| Streaming::Failed(LeanError::Request(why));
-    let frame = match frame {
-        None => {
-            if chunked {
-                pieces.push_back(Bytes::from_static(b"0\r\n\r\n"));
-            } else if *owed > 0 {
-                return Err(failed(format!("the body ended {owed} bytes short")));
-            }
-            return Ok(true);
-        }
-        Some(Err(e)) => return Err(failed(e.to_string())),
-        Some(Ok(frame)) => frame,
-    };
-    match frame.into_data() {
-        Ok(data) if data.is_empty() => {}
-        Ok(data) if chunked => {
-            let mut size = Vec::with_capacity(18);
-            size.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
-            pieces.push_back(size.into());
-            pieces.push_back(data);
-            pieces.push_back(Bytes::from_static(b"\r\n"));
-        }
-        Ok(data) => {
-            let n = data.len() as u64;
-            if n > *owed {
-                return Err(failed("the body is longer than its Content-Length".into()));
-            }
-            *owed -= n;
-            pieces.push_back(data);
-        }
-        Err(frame) => {
-            // Trailers end the body. A body sent with its length has no place for them on
-            // HTTP/1.1 (RFC 9112 section 7.1.2): they go only with chunks.
-            if let Ok(trailers) = frame.into_trailers() {
-                if chunked {
-                    let mut t = b"0\r\n".to_vec();
-                    // (Fields that may not be passed on in trailers were removed by the
-                    // body, `crate::body::Body`.)
-                    for (name, value) in &trailers {
-                        t.extend_from_slice(name.as_str().as_bytes());
-                        t.extend_from_slice(b": ");
-                        t.extend_from_slice(value.as_bytes());
-                        t.extend_from_slice(b"\r\n");
-                    }
-                    t.extend_from_slice(b"\r\n");
-                    pieces.push_back(t.into());
-                } else if *owed > 0 {
-                    return Err(failed(format!("the body ended {owed} bytes short")));
-                }
-                return Ok(true);
-            }
-        }
-    }
-    Ok(false)
+    Ok(head)
 }
 
 /// Parses a response head at the start of `buf` (skipping interim 1xx responses), removing
@@ -688,6 +809,8 @@ pub struct LeanBody {
     framing: Framing,
     keep: bool,
     idle: Arc<Kept<Conn>>,
+    /// The rest of a streamed request body, written as this answer is read.
+    upload: Option<Box<Upload>>,
 }
 
 impl LeanBody {
@@ -695,9 +818,15 @@ impl LeanBody {
     /// unexpected follows.
     fn finish(&mut self) {
         self.framing = Framing::Done;
+        if self.upload.is_some() {
+            // The connection stays until the request's body is written (or fails).
+            return;
+        }
+        // A request body not all written leaves the connection unusable.
         if let Some(conn) = self.conn.take()
             && self.keep
             && conn.buf.is_empty()
+            && self.upload.as_ref().is_none_or(|u| u.done())
         {
             self.idle.checkin(conn);
         }
@@ -706,6 +835,7 @@ impl LeanBody {
     fn fail(&mut self, e: LeanError) -> Poll<Option<Result<Frame<Bytes>, LeanError>>> {
         self.framing = Framing::Done;
         self.conn = None;
+        self.upload = None;
         Poll::Ready(Some(Err(e)))
     }
 }
@@ -723,9 +853,26 @@ impl http_body::Body for LeanBody {
             let Some(conn) = this.conn.as_mut() else {
                 return Poll::Ready(None);
             };
+            if let Some(up) = this.upload.as_mut() {
+                match up.poll_drive(&mut conn.stream, cx) {
+                    Poll::Ready(Ok(())) => this.upload = None,
+                    // The backend stopped taking the body, or the client's failed: the answer
+                    // goes on, and the connection is not used again.
+                    Poll::Ready(Err(_)) => {
+                        this.upload = None;
+                        this.keep = false;
+                    }
+                    Poll::Pending => {}
+                }
+            }
             // Whether the buffered bytes are enough for the next step; if not, read more.
             let need_more = match this.framing {
                 Framing::Done | Framing::Length(0) => {
+                    // The answer is over; the request's body is written to its end first (its
+                    // waker is set by the drive above).
+                    if this.upload.is_some() {
+                        return Poll::Pending;
+                    }
                     this.finish();
                     return Poll::Ready(None);
                 }
@@ -787,6 +934,10 @@ impl http_body::Body for LeanBody {
                         return this.fail(LeanError::Malformed("chunk not ended by CRLF"));
                     }
                 }
+                // The last frame waits for the request's body to be written to its end.
+                Framing::Chunked(Chunk::Trailers) if this.upload.is_some() => {
+                    return Poll::Pending;
+                }
                 Framing::Chunked(Chunk::Trailers) => {
                     if conn.buf.starts_with(b"\r\n") {
                         conn.buf.advance(2);
@@ -812,6 +963,8 @@ impl http_body::Body for LeanBody {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(Ok(true)) => {}
                     Poll::Ready(Ok(false)) if this.framing == Framing::Close => {
+                        // Closed: whatever of the request is left cannot go.
+                        this.upload = None;
                         this.keep = false;
                         this.finish();
                         return Poll::Ready(None);
@@ -828,7 +981,7 @@ impl http_body::Body for LeanBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.conn.is_none() || self.framing == Framing::Length(0)
+        self.conn.is_none() || (self.framing == Framing::Length(0) && self.upload.is_none())
     }
 
     fn size_hint(&self) -> SizeHint {

@@ -819,3 +819,44 @@ async fn a_backend_that_refuses_a_body_before_reading_it_is_heard() {
     }
     gw.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_backend_that_answers_while_it_reads_gets_the_whole_body() {
+    // An echo backend answers at once and streams the body back as it reads it: the gateway
+    // must read the answer while it still writes the request, or both sides stall once the
+    // sockets between them are full.
+    let echo = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = echo.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = echo.accept().await.unwrap();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(
+                    |req: http::Request<hyper::body::Incoming>| async move {
+                        Ok::<_, std::convert::Infallible>(http::Response::new(req.into_body()))
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    let eu = Backend::start("eu").await;
+    let limits = "[server.limits]\nmax_body_bytes = 33554432\n";
+    let gw = Gateway::with_urls(&eu.url(), &format!("http://{addr}"), limits).await;
+    let body: Vec<u8> = (0..16u32 << 20).map(|i| (i % 251) as u8).collect();
+    for _ in 0..2 {
+        let req = Request::post(gw.url("/catalog/echo"))
+            .header("content-type", "application/octet-stream")
+            .body(Full::new(Bytes::from(body.clone())))
+            .unwrap();
+        let r = tokio::time::timeout(std::time::Duration::from_secs(30), client::send(req, false))
+            .await
+            .expect("the exchange stalled");
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body.len(), body.len());
+        assert!(r.body.as_ref() == body.as_slice(), "the echo differs");
+    }
+    gw.running.shutdown().await;
+}
