@@ -1490,6 +1490,20 @@ mod tests {
             "POST /items/1?x=2 HTTP/1.1\r\nhost: backend\r\ntransfer-encoding: chunked\r\n\r\n\
              5\r\nhello\r\n0\r\nx-sum: 1\r\n\r\n"
         );
+        // No trailers left: the last chunk alone ends the body.
+        let (addr, seen) = chunk_reader(None, Some(ok)).await;
+        let p = H1Pool::for_test(addr);
+        let empty = Body::Buffered {
+            data: Some(Bytes::from_static(b"hi")),
+            trailers: Some(HeaderMap::new()),
+        };
+        let got = read(&p, request(Method::PUT, empty)).await;
+        assert_eq!(got, Ok((200, "ok".into(), None)));
+        assert_eq!(
+            String::from_utf8_lossy(&seen.await.unwrap()),
+            "PUT /items/1?x=2 HTTP/1.1\r\nhost: backend\r\ntransfer-encoding: chunked\r\n\r\n\
+             2\r\nhi\r\n0\r\n\r\n"
+        );
     }
 
     #[tokio::test]
