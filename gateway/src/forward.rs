@@ -398,6 +398,19 @@ async fn forward(
                 },
             )
         }
+        Ok(Err(e)) if e.is_request_body() => {
+            // The client's body failed on its way: the backend is not at fault, and what it
+            // received of the request is incomplete.
+            tracing::info!(decision_id = %ctx.decision_id, region = &**region, error = %e, "request body failed while forwarded");
+            let mut r = problem(
+                StatusCode::BAD_REQUEST,
+                "request_body_failed",
+                "the request body could not be read to its end; the backend got an incomplete request and its answer is not passed on",
+            );
+            r.extensions_mut()
+                .insert(UpstreamError("request_body_failed"));
+            r
+        }
         Ok(Err(e)) => {
             if e.is_connect() {
                 // Passive health: skip this backend for a while.

@@ -35,6 +35,12 @@ pub enum SendError {
 }
 
 impl SendError {
+    /// Whether the client's own body failed while it was passed on (the client went away, or
+    /// sent less than it said): not the backend's doing.
+    pub fn is_request_body(&self) -> bool {
+        matches!(self, SendError::Lean(LeanError::Request(_)))
+    }
+
     /// Whether the backend could not be reached at all (passive health counts these).
     pub fn is_connect(&self) -> bool {
         match self {

@@ -860,3 +860,60 @@ async fn a_backend_that_answers_while_it_reads_gets_the_whole_body() {
     }
     gw.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_client_body_that_ends_short_is_the_clients_failure_not_the_backends() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A backend that waits for the whole body: it never answers this one.
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let gw = Gateway::two_regions(&eu, &us, "").await;
+    let mut s = tokio::net::TcpStream::connect(gw.running.addr)
+        .await
+        .unwrap();
+    s.write_all(
+        b"POST /catalog/import HTTP/1.1\r\nhost: gw\r\ncontent-type: application/octet-stream\r\n\
+          content-length: 1000\r\n\r\nonly ten b",
+    )
+    .await
+    .unwrap();
+    // The client stops sending, 990 bytes short, and waits for the answer.
+    s.shutdown().await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        s.read_to_end(&mut answer),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    assert!(
+        answer.contains("\"type\":\"urn:domicile:problem:request_body_failed\""),
+        "{answer}"
+    );
+    let id = answer
+        .lines()
+        .find_map(|l| l.strip_prefix("domicile-decision: "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    // The outcome names the client's body, not the backend, and the backend saw nothing whole.
+    let outcome = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            if let Some(o) = gw
+                .outcomes()
+                .into_iter()
+                .find(|o| o["decision_id"] == id.as_str())
+            {
+                return o;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(outcome["error"], "request_body_failed");
+    assert_eq!(us.count(), 0);
+    gw.running.shutdown().await;
+}
