@@ -591,6 +591,21 @@ impl Upload {
     }
 }
 
+/// How long the rest of a request's body may take once the backend's answer is over.
+const UPLOAD_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Writes the rest of a request's body after the backend's answer ended, for a backend that
+/// answered before it read all of it; bounded, then the connection is closed.
+async fn finish_upload(mut conn: Conn, mut up: Box<Upload>) {
+    let drive = std::future::poll_fn(|cx| up.poll_drive(&mut conn.stream, cx));
+    if let Ok(Err(e)) | Err(e) = tokio::time::timeout(UPLOAD_GRACE, drive)
+        .await
+        .map_err(|_| LeanError::Request("not taken in time".into()))
+    {
+        tracing::debug!(error = %e, "the rest of a request body was not written");
+    }
+}
+
 /// Writes the request head and a streamed body as the client sends it, and reads what the
 /// backend says meanwhile. An answer of 400 or above stops the body (RFC 9112 section 9.3:
 /// the backend does not want it). An earlier success with a body is returned at once, the
@@ -818,8 +833,12 @@ impl LeanBody {
     /// unexpected follows.
     fn finish(&mut self) {
         self.framing = Framing::Done;
-        if self.upload.is_some() {
-            // The connection stays until the request's body is written (or fails).
+        if let Some(up) = self.upload.take() {
+            // The answer is over before the request's body: the rest of it is written in the
+            // background (for a backend that still reads it), then the connection is closed.
+            if let Some(conn) = self.conn.take() {
+                tokio::spawn(finish_upload(conn, up));
+            }
             return;
         }
         // A request body not all written leaves the connection unusable.
@@ -868,11 +887,6 @@ impl http_body::Body for LeanBody {
             // Whether the buffered bytes are enough for the next step; if not, read more.
             let need_more = match this.framing {
                 Framing::Done | Framing::Length(0) => {
-                    // The answer is over; the request's body is written to its end first (its
-                    // waker is set by the drive above).
-                    if this.upload.is_some() {
-                        return Poll::Pending;
-                    }
                     this.finish();
                     return Poll::Ready(None);
                 }
@@ -933,10 +947,6 @@ impl http_body::Body for LeanBody {
                     } else {
                         return this.fail(LeanError::Malformed("chunk not ended by CRLF"));
                     }
-                }
-                // The last frame waits for the request's body to be written to its end.
-                Framing::Chunked(Chunk::Trailers) if this.upload.is_some() => {
-                    return Poll::Pending;
                 }
                 Framing::Chunked(Chunk::Trailers) => {
                     if conn.buf.starts_with(b"\r\n") {
@@ -1567,6 +1577,34 @@ mod tests {
         .await;
         assert_eq!(got.unwrap(), Ok((200, "ok".into(), None)));
         assert!(p.lean_idle.checkout(|_| crate::pool::Fit::Take).is_none());
+    }
+
+    #[tokio::test]
+    async fn an_answer_over_before_the_body_is_not_held_for_it() {
+        // The backend answers in full on the head and then neither reads nor closes: the
+        // answer reaches the client at once, whatever becomes of the rest of the body.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            if read_head(&mut s, &mut Vec::new()).await.is_none() {
+                return;
+            }
+            let ok = b"HTTP/1.1 202 Accepted\r\ncontent-length: 2\r\n\r\nok";
+            s.write_all(ok).await.unwrap();
+            let _ = rx.await;
+        });
+        let p = H1Pool::for_test(addr);
+        let big = with_trailers(&vec![b'x'; 16 << 20]);
+        let got = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            read(&p, request(Method::POST, big)),
+        )
+        .await;
+        assert_eq!(got.unwrap(), Ok((202, "ok".into(), None)));
+        assert!(p.lean_idle.checkout(|_| crate::pool::Fit::Take).is_none());
+        let _ = tx.send(());
     }
 
     #[tokio::test]
