@@ -168,16 +168,14 @@ pub fn prepare(req: Request<Body>) -> Result<Prepared, Request<Body>> {
     let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     wire.extend_from_slice(target.as_bytes());
     wire.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in &parts.headers {
-        // The framing is the body's own, written below.
-        if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
-            continue;
-        }
-        wire.extend_from_slice(name.as_str().as_bytes());
-        wire.extend_from_slice(b": ");
-        wire.extend_from_slice(value.as_bytes());
-        wire.extend_from_slice(b"\r\n");
-    }
+    // The framing is the body's own, written below.
+    push_fields(
+        &mut wire,
+        parts
+            .headers
+            .iter()
+            .filter(|(n, _)| *n != header::CONTENT_LENGTH && *n != header::TRANSFER_ENCODING),
+    );
     match (&stream, length) {
         (Some(_), None) => wire.extend_from_slice(b"transfer-encoding: chunked\r\n"),
         (Some(_), Some(n)) => {
@@ -220,6 +218,19 @@ pub fn prepare(req: Request<Body>) -> Result<Prepared, Request<Body>> {
                 | Method::DELETE
         ),
     })
+}
+
+/// Writes header (or trailer) fields as `name: value` lines.
+fn push_fields<'h>(
+    out: &mut Vec<u8>,
+    fields: impl Iterator<Item = (&'h HeaderName, &'h HeaderValue)>,
+) {
+    for (name, value) in fields {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
 }
 
 impl Prepared {
@@ -449,18 +460,7 @@ impl Upload {
     ) -> Result<(), LeanError> {
         self.pulled = true;
         let frame = match frame {
-            None => {
-                self.finished = true;
-                if self.chunked {
-                    self.queue(Bytes::from_static(b"0\r\n\r\n"));
-                } else if self.owed > 0 {
-                    return Err(LeanError::Request(format!(
-                        "the body ended {} bytes short",
-                        self.owed
-                    )));
-                }
-                return Ok(());
-            }
+            None => return self.end(None),
             Some(Err(e)) => return Err(LeanError::Request(e.to_string())),
             Some(Ok(frame)) => frame,
         };
@@ -491,29 +491,30 @@ impl Upload {
                 self.queue(data);
             }
             Err(frame) => {
-                // Trailers end the body. A body sent with its length has no place for them on
-                // HTTP/1.1 (RFC 9112 section 7.1.2): they go only with chunks. (Fields that may
-                // not be passed on in trailers were removed by the body, `crate::body::Body`.)
                 if let Ok(trailers) = frame.into_trailers() {
-                    self.finished = true;
-                    if self.chunked {
-                        let mut t = b"0\r\n".to_vec();
-                        for (name, value) in &trailers {
-                            t.extend_from_slice(name.as_str().as_bytes());
-                            t.extend_from_slice(b": ");
-                            t.extend_from_slice(value.as_bytes());
-                            t.extend_from_slice(b"\r\n");
-                        }
-                        t.extend_from_slice(b"\r\n");
-                        self.queue(t.into());
-                    } else if self.owed > 0 {
-                        return Err(LeanError::Request(format!(
-                            "the body ended {} bytes short",
-                            self.owed
-                        )));
-                    }
+                    return self.end(Some(&trailers));
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// The client's body is over, with its trailers if it had some. A body sent with its
+    /// length has no place for them on HTTP/1.1 (RFC 9112 section 7.1.2): they go only with
+    /// chunks. (Fields that may not be passed on in trailers were removed by the body,
+    /// `crate::body::Body`.)
+    fn end(&mut self, trailers: Option<&HeaderMap>) -> Result<(), LeanError> {
+        self.finished = true;
+        if self.chunked {
+            let mut last = b"0\r\n".to_vec();
+            push_fields(&mut last, trailers.into_iter().flatten());
+            last.extend_from_slice(b"\r\n");
+            self.queue(last.into());
+        } else if self.owed > 0 {
+            return Err(LeanError::Request(format!(
+                "the body ended {} bytes short",
+                self.owed
+            )));
         }
         Ok(())
     }
@@ -841,11 +842,9 @@ impl LeanBody {
             }
             return;
         }
-        // A request body not all written leaves the connection unusable.
         if let Some(conn) = self.conn.take()
             && self.keep
             && conn.buf.is_empty()
-            && self.upload.as_ref().is_none_or(|u| u.done())
         {
             self.idle.checkin(conn);
         }
@@ -991,7 +990,7 @@ impl http_body::Body for LeanBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.conn.is_none() || (self.framing == Framing::Length(0) && self.upload.is_none())
+        self.conn.is_none() || self.framing == Framing::Length(0)
     }
 
     fn size_hint(&self) -> SizeHint {
