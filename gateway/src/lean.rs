@@ -1549,91 +1549,94 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn an_early_success_stands_when_the_backend_then_stops_reading() {
-        // The backend answers 200 on the head, reads a little of the body and closes: the
-        // rest of the body cannot be written, and the answer it gave is passed on.
+    /// What a backend that has answered does next.
+    #[derive(Clone, Copy)]
+    enum Then {
+        /// Reads a little of the body and closes, most of it unread.
+        ReadSomeAndClose,
+        /// Neither reads nor closes until the returned sender is dropped or used.
+        Hold,
+    }
+
+    /// A backend that sends `answer` as soon as it has a request's head, then does `then`.
+    async fn answers_on_head(
+        answer: &'static [u8],
+        then: Then,
+    ) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
             let (mut s, _) = listener.accept().await.unwrap();
-            let mut buf = Vec::new();
-            if read_head(&mut s, &mut buf).await.is_none() {
+            if read_head(&mut s, &mut Vec::new()).await.is_none() {
                 return;
             }
-            let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-            s.write_all(ok).await.unwrap();
-            let mut chunk = vec![0u8; 64 * 1024];
-            let _ = s.read(&mut chunk).await;
-            // Dropped: closed with most of the body unread.
+            s.write_all(answer).await.unwrap();
+            match then {
+                Then::ReadSomeAndClose => {
+                    let mut chunk = vec![0u8; 64 * 1024];
+                    let _ = s.read(&mut chunk).await;
+                }
+                Then::Hold => {
+                    let _ = rx.await;
+                }
+            }
         });
-        let p = H1Pool::for_test(addr);
+        (addr, tx)
+    }
+
+    /// Sends a 16 MiB streamed body (far more than the sockets hold) and reads the answer,
+    /// within `secs` seconds.
+    async fn send_big(p: &H1Pool, secs: u64) -> Result<(u16, String, Option<HeaderMap>), String> {
         let big = with_trailers(&vec![b'x'; 16 << 20]);
-        let got = tokio::time::timeout(
-            std::time::Duration::from_secs(10),
-            read(&p, request(Method::POST, big)),
+        tokio::time::timeout(
+            std::time::Duration::from_secs(secs),
+            read(p, request(Method::POST, big)),
         )
-        .await;
-        assert_eq!(got.unwrap(), Ok((200, "ok".into(), None)));
-        assert!(p.lean_idle.checkout(|_| crate::pool::Fit::Take).is_none());
+        .await
+        .map_err(|_| "no answer in time".to_owned())?
+    }
+
+    #[tokio::test]
+    async fn an_early_success_stands_when_the_backend_then_stops_reading() {
+        // The backend answers on the head, reads a little of the body and closes: the rest of
+        // the body cannot be written, and the answer it gave is passed on. An answer with a
+        // body is returned at once; one without is held while the body is written, and
+        // stands when the write fails.
+        let with_body: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+        let without: &[u8] = b"HTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n";
+        for (answer, want) in [(with_body, (200, "ok")), (without, (201, ""))] {
+            let (addr, _hold) = answers_on_head(answer, Then::ReadSomeAndClose).await;
+            let p = H1Pool::for_test(addr);
+            let got = send_big(&p, 10).await;
+            assert_eq!(got, Ok((want.0, want.1.into(), None)));
+            assert!(p.lean_idle.checkout(|_| crate::pool::Fit::Take).is_none());
+        }
     }
 
     #[tokio::test]
     async fn an_answer_over_before_the_body_is_not_held_for_it() {
         // The backend answers in full on the head and then neither reads nor closes: the
         // answer reaches the client at once, whatever becomes of the rest of the body.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let (mut s, _) = listener.accept().await.unwrap();
-            if read_head(&mut s, &mut Vec::new()).await.is_none() {
-                return;
-            }
-            let ok = b"HTTP/1.1 202 Accepted\r\ncontent-length: 2\r\n\r\nok";
-            s.write_all(ok).await.unwrap();
-            let _ = rx.await;
-        });
+        let ok = b"HTTP/1.1 202 Accepted\r\ncontent-length: 2\r\n\r\nok";
+        let (addr, hold) = answers_on_head(ok, Then::Hold).await;
         let p = H1Pool::for_test(addr);
-        let big = with_trailers(&vec![b'x'; 16 << 20]);
-        let got = tokio::time::timeout(
-            std::time::Duration::from_secs(5),
-            read(&p, request(Method::POST, big)),
-        )
-        .await;
-        assert_eq!(got.unwrap(), Ok((202, "ok".into(), None)));
+        assert_eq!(send_big(&p, 5).await, Ok((202, "ok".into(), None)));
         assert!(p.lean_idle.checkout(|_| crate::pool::Fit::Take).is_none());
-        let _ = tx.send(());
+        let _ = hold.send(());
     }
 
     #[tokio::test]
     async fn a_streamed_body_refused_part_way_stops_and_the_answer_is_heard() {
         // The backend refuses after the head and keeps the connection open without reading:
         // the answer must be heard while the body is still being written.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let (mut s, _) = listener.accept().await.unwrap();
-            if read_head(&mut s, &mut Vec::new()).await.is_none() {
-                return;
-            }
-            let refuse = b"HTTP/1.1 413 Content Too Large\r\ncontent-length: 8\r\n\r\ntoo much";
-            s.write_all(refuse).await.unwrap();
-            // Held open, unread, until the test is done.
-            let _ = rx.await;
-        });
+        let refuse = b"HTTP/1.1 413 Content Too Large\r\ncontent-length: 8\r\n\r\ntoo much";
+        let (addr, hold) = answers_on_head(refuse, Then::Hold).await;
         let p = H1Pool::for_test(addr);
-        let big = with_trailers(&vec![b'x'; 16 << 20]);
-        let got = tokio::time::timeout(
-            std::time::Duration::from_secs(10),
-            read(&p, request(Method::POST, big)),
-        )
-        .await;
-        assert_eq!(got.unwrap(), Ok((413, "too much".into(), None)));
+        assert_eq!(send_big(&p, 10).await, Ok((413, "too much".into(), None)));
         // Cut short: the connection is not kept.
         assert!(p.lean_idle.checkout(|_| crate::pool::Fit::Take).is_none());
-        let _ = tx.send(());
+        let _ = hold.send(());
     }
 
     #[tokio::test]
