@@ -48,6 +48,13 @@ fn sanitised(frame: Frame<Bytes>) -> Frame<Bytes> {
     }
 }
 
+/// A client's frame as it is passed on ([`sanitised`]).
+fn passed_on(
+    frame: Poll<Option<Result<Frame<Bytes>, hyper::Error>>>,
+) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    frame.map(|f| f.map(|f| f.map(sanitised).map_err(Into::into)))
+}
+
 /// A backend's response body: from hyper's client (`Left`), or read off the connection by the
 /// lean HTTP/1.1 exchange (`Right`).
 pub type Upstream = http_body_util::Either<hyper::body::Incoming, crate::lean::LeanBody>;
@@ -71,10 +78,7 @@ impl HttpBody for Body {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             Body::Empty => Poll::Ready(None),
-            Body::Incoming(b) => Pin::new(b)
-                .poll_frame(cx)
-                .map_err(Into::into)
-                .map(|f| f.map(|f| f.map(sanitised))),
+            Body::Incoming(b) => passed_on(Pin::new(b).poll_frame(cx)),
             Body::Buffered { data, trailers } => {
                 if let Some(d) = data.take().filter(|d| !d.is_empty()) {
                     return Poll::Ready(Some(Ok(Frame::data(d))));
@@ -85,10 +89,7 @@ impl HttpBody for Body {
                 if let Some(d) = prefix.take().filter(|d| !d.is_empty()) {
                     return Poll::Ready(Some(Ok(Frame::data(d))));
                 }
-                Pin::new(rest)
-                    .poll_frame(cx)
-                    .map_err(Into::into)
-                    .map(|f| f.map(|f| f.map(sanitised)))
+                passed_on(Pin::new(rest).poll_frame(cx))
             }
             Body::Held { body, slot } => {
                 let frame = Pin::new(body).poll_frame(cx);

@@ -67,13 +67,13 @@ fn strip_where(h: &mut HeaderMap, matches: impl Fn(&str) -> bool) {
 }
 
 /// Fields a trailer section may not carry on (RFC 9110 section 6.5.1): those that frame,
-/// route, authenticate or condition the message, the hop-by-hop ones, and those the gateway
-/// sets or strips from heads (forwarding and spoofable claims), which a trailer would
-/// otherwise smuggle past it. `domicile-*` and `proxy-*` fields go too.
-const NOT_IN_TRAILERS: [&str; 25] = [
+/// route, authenticate or condition the message. With them go the hop-by-hop fields
+/// ([`HOP_BY_HOP`], `proxy-*`) and those the gateway sets or strips from heads (`domicile-*`,
+/// `x-forwarded-*`, `forwarded`, [`SPOOFABLE`]), which a trailer would otherwise smuggle past
+/// it.
+const NOT_IN_TRAILERS: [&str; 18] = [
     "authorization",
     "cache-control",
-    "connection",
     "content-encoding",
     "content-length",
     "content-range",
@@ -87,20 +87,15 @@ const NOT_IN_TRAILERS: [&str; 25] = [
     "if-none-match",
     "if-range",
     "if-unmodified-since",
-    "keep-alive",
     "max-forwards",
     "range",
     "set-cookie",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "x-forwarded-for",
 ];
 
 /// Whether a field may be passed on in trailers ([`NOT_IN_TRAILERS`]).
 pub fn trailer_allowed(name: &str) -> bool {
     !(NOT_IN_TRAILERS.contains(&name)
+        || HOP_BY_HOP.iter().any(|h| h.as_str() == name)
         || name.starts_with("x-forwarded-")
         || name.starts_with("domicile-")
         || name.starts_with("proxy-")
@@ -196,6 +191,10 @@ mod tests {
             ("x-http-method-override", "DELETE"),
             ("proxy-authorization", "x"),
             ("transfer-encoding", "chunked"),
+            ("connection", "close"),
+            ("keep-alive", "timeout=5"),
+            ("te", "trailers"),
+            ("upgrade", "h2c"),
             ("if-match", "*"),
         ] {
             h.insert(HeaderName::from_static(n), v.parse().unwrap());
