@@ -233,6 +233,24 @@ impl Pki {
 }
 
 /// Writes `text` to `dir/name` and returns the path.
+/// A backend of raw connections on a loopback port: `handle` gets each accepted connection,
+/// on a task of its own.
+pub async fn serve_raw<F, Fut>(handle: F) -> SocketAddr
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            tokio::spawn(handle(stream));
+        }
+    });
+    addr
+}
+
 pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();

@@ -765,30 +765,24 @@ async fn a_backend_that_refuses_a_body_before_reading_it_is_heard() {
     // then resets the connection). Its answer, not a 502, reaches the client: for a body
     // buffered and inspected (/customers, to eu-central) and for one streamed through as it
     // arrives (/catalog, to us-east).
-    let refusing = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = refusing.local_addr().unwrap();
-    tokio::spawn(async move {
+    let addr = domicile_tests::serve_raw(|mut s| async move {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        loop {
-            let (mut s, _) = refusing.accept().await.unwrap();
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut chunk = [0u8; 4096];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                let _ = s
-                    .write_all(
-                        b"HTTP/1.1 413 Content Too Large\r\ncontent-length: 8\r\n\
-                          connection: close\r\n\r\ntoo much",
-                    )
-                    .await;
-            });
+        let mut head = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match s.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => head.extend_from_slice(&chunk[..n]),
+            }
         }
-    });
+        let _ = s
+            .write_all(
+                b"HTTP/1.1 413 Content Too Large\r\ncontent-length: 8\r\n\
+                  connection: close\r\n\r\ntoo much",
+            )
+            .await;
+    })
+    .await;
     let url = format!("http://{addr}");
     let limits = "[server.limits]\nmax_body_bytes = 33554432\nmax_buffered_bytes = 33554432\n";
     let gw = Gateway::with_urls(&url, &url, limits).await;
@@ -825,23 +819,16 @@ async fn a_backend_that_answers_while_it_reads_gets_the_whole_body() {
     // An echo backend answers at once and streams the body back as it reads it: the gateway
     // must read the answer while it still writes the request, or both sides stall once the
     // sockets between them are full.
-    let echo = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = echo.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = echo.accept().await.unwrap();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(
-                    |req: http::Request<hyper::body::Incoming>| async move {
-                        Ok::<_, std::convert::Infallible>(http::Response::new(req.into_body()))
-                    },
-                );
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                    .await;
+    let addr = domicile_tests::serve_raw(|stream| async move {
+        let svc =
+            hyper::service::service_fn(|req: http::Request<hyper::body::Incoming>| async move {
+                Ok::<_, std::convert::Infallible>(http::Response::new(req.into_body()))
             });
-        }
-    });
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+            .await;
+    })
+    .await;
     let eu = Backend::start("eu").await;
     let limits = "[server.limits]\nmax_body_bytes = 33554432\n";
     let gw = Gateway::with_urls(&eu.url(), &format!("http://{addr}"), limits).await;
