@@ -578,6 +578,10 @@ impl<'a, F: FnMut(Hit, Location<'_, '_>), S: Structure> Walker<'a, '_, '_, F, S>
     /// card number in groups), a calling code and the number after it, or the local part
     /// and domain of an address in fields named so.
     fn fragment(&mut self, v: &str, found: bool) {
+        if found {
+            self.flush();
+            return;
+        }
         let (local, domain) = match self.path.last() {
             Some(Seg::Key(_, info)) => (info.local, info.domain),
             _ => (false, false),
@@ -599,7 +603,7 @@ impl<'a, F: FnMut(Hit, Location<'_, '_>), S: Structure> Walker<'a, '_, '_, F, S>
             && b.iter().all(|c| {
                 c.is_ascii_alphanumeric() || *c >= 0x80 || matches!(c, b'.' | b'-' | b'_' | b'+')
             });
-        if found || !(group || calling_code || after_code || email_part) {
+        if !(group || calling_code || after_code || email_part) {
             self.flush();
             return;
         }
@@ -731,7 +735,9 @@ impl<'a, F: FnMut(Hit, Location<'_, '_>), S: Structure> Walker<'a, '_, '_, F, S>
 
     /// The rest of a string with escapes, from its start; `self.i` is at the first escape.
     fn escaped(&mut self, start: usize) -> Result<String, JsonError> {
-        let mut out = String::from(&self.s[start..self.i]);
+        // Room for the rest of a short value, so that it is not grown a piece at a time.
+        let mut out = String::with_capacity(self.i - start + 64);
+        out.push_str(&self.s[start..self.i]);
         loop {
             let c = *self.b.get(self.i).ok_or(JsonError::Invalid)?;
             match c {
