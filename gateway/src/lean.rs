@@ -1383,6 +1383,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_streamed_body_is_not_sent_again_once_it_was_taken() {
+        // PUT may be done twice, but a streamed body cannot be read twice: a kept connection
+        // that closes under it fails the request rather than sending a part of it again.
+        let ok: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+        let hang_up: &[u8] = b"";
+        let (addr, seen, conns) = scripted(vec![(ok, false), (hang_up, true), (ok, false)]).await;
+        let p = H1Pool::for_test(addr);
+        let get = read(&p, request(Method::GET, Body::Empty)).await;
+        assert_eq!(get.unwrap().1, "ok");
+        let mut put = request(Method::PUT, with_trailers(b"x"));
+        put.headers_mut().remove(header::CONTENT_LENGTH);
+        let put = read(&p, put).await;
+        assert_eq!(put.unwrap_err(), "the backend closed the connection");
+        assert_eq!(conns.load(Ordering::SeqCst), 1);
+        assert_eq!(seen.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
     async fn an_answer_before_the_whole_body_was_taken_is_passed_on() {
         // The backend reads the head, refuses the body with 413 and closes without reading
         // it, as servers do for a body over their limit. The body is far larger than the
