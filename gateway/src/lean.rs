@@ -276,10 +276,13 @@ pub async fn exchange(
         // The head goes out with the body's first bytes. Boxed: only requests with a streamed
         // body pay for the larger future.
         let mut up = Box::new(Upload::new(Bytes::copy_from_slice(&p.wire), body, p.length));
+        // An answer that came before all of the body was written leaves the connection
+        // unused after it: a backend that answered without reading the body could take the
+        // rest for a request of its own, and answer it to whichever request came next.
         match Box::pin(stream_body(&mut conn, &mut up, p.head_request)).await {
             Ok(Sent::All(None)) => {}
-            Ok(Sent::All(Some((res, framing, keep)))) => {
-                return Ok(answered(conn, res, framing, keep, None, idle));
+            Ok(Sent::All(Some((res, framing, _)))) => {
+                return Ok(answered(conn, res, framing, false, None, idle));
             }
             // Refused part-way, or no longer taken after the answer: the rest is not sent,
             // and the connection is not used again.
@@ -287,8 +290,8 @@ pub async fn exchange(
                 return Ok(answered(conn, res, framing, false, None, idle));
             }
             // Answered while it reads: the rest of the body is written as the answer is read.
-            Ok(Sent::Early((res, framing, keep))) => {
-                return Ok(answered(conn, res, framing, keep, Some(up), idle));
+            Ok(Sent::Early((res, framing, _))) => {
+                return Ok(answered(conn, res, framing, false, Some(up), idle));
             }
             Err(Streaming::Write(e)) => {
                 if !up.pulled && up.written == 0 {
@@ -780,15 +783,11 @@ fn framing(headers: &HeaderMap) -> Result<Framing, LeanError> {
                 .map_err(|_| LeanError::Malformed("Transfer-Encoding"))?;
             codings.extend(v.split(',').map(str::trim).filter(|c| !c.is_empty()));
         }
-        let chunked = |c: &&str| c.eq_ignore_ascii_case("chunked");
-        return match codings.split_last() {
-            Some((last, before)) if !before.iter().any(chunked) => Ok(if chunked(last) {
-                Framing::Chunked(Chunk::Size)
-            } else {
-                // A final coding other than chunked: the body ends with the connection.
-                Framing::Close
-            }),
-            _ => Err(LeanError::Malformed("Transfer-Encoding")),
+        // Transfer codings are hop-by-hop: one other than chunked would reach the client
+        // still applied, with nothing left to say so. Refused, as the gateway undoes none.
+        return match codings.as_slice() {
+            [c] if c.eq_ignore_ascii_case("chunked") => Ok(Framing::Chunked(Chunk::Size)),
+            _ => Err(LeanError::Malformed("a transfer coding other than chunked")),
         };
     }
     let mut length: Option<u64> = None;
@@ -1255,7 +1254,17 @@ mod tests {
             ),
             (
                 b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked, gzip, chunked\r\n\r\n",
-                "malformed upstream response: Transfer-Encoding",
+                "malformed upstream response: a transfer coding other than chunked",
+            ),
+            // Codings the gateway does not undo would reach the client still applied, with
+            // nothing to say so once the hop-by-hop field is gone.
+            (
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n",
+                "malformed upstream response: a transfer coding other than chunked",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\nconnection: close\r\n\r\n",
+                "malformed upstream response: a transfer coding other than chunked",
             ),
             (
                 b"HTTP/1.1 200 OK\r\nx-folded: a\r\n b\r\ncontent-length: 0\r\n\r\n",
@@ -1565,6 +1574,41 @@ mod tests {
             assert_eq!(data, want);
             assert_eq!(rest, b"x-sum: 1\r\n\r\n");
         }
+    }
+
+    #[tokio::test]
+    async fn a_connection_answered_before_its_request_was_written_is_not_kept() {
+        // The backend answers on the head with half of its body, reads all of the request,
+        // then sends the rest: the request is all written before the answer ends, and still
+        // the connection is not used again (the backend could have taken the body for a
+        // request of its own).
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = Vec::new();
+            read_head(&mut s, &mut buf).await.unwrap();
+            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nok")
+                .await
+                .unwrap();
+            let mut chunk = vec![0u8; 64 * 1024];
+            while !buf.ends_with(b"x-sum: 1\r\n\r\n") {
+                let n = s.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "the body did not reach its end");
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            s.write_all(b"ok").await.unwrap();
+            // Open until the gateway's side goes.
+            let _ = s.read(&mut chunk).await;
+        });
+        let p = H1Pool::for_test(addr);
+        let got = read(
+            &p,
+            request(Method::POST, with_trailers(&vec![b'x'; 8 << 20])),
+        )
+        .await;
+        assert_eq!(got, Ok((200, "okok".into(), None)));
+        assert!(p.lean_idle.checkout(|_| crate::pool::Fit::Take).is_none());
     }
 
     /// What a backend that has answered does next.
