@@ -33,8 +33,31 @@ pub enum Body {
     Held {
         body: Upstream,
         slot: Option<crate::upstream::InFlight>,
+        /// The longest wait for the next frame (the backend's response timeout), and its
+        /// timer, started only once a frame was not ready.
+        gap: std::time::Duration,
+        timer: Option<Pin<Box<tokio::time::Sleep>>>,
     },
 }
+
+impl Body {
+    /// A backend's response body, holding `slot` to its end; a wait of more than `gap` for
+    /// its next frame fails it ([`Stalled`]).
+    pub fn held(body: Upstream, slot: crate::upstream::InFlight, gap: std::time::Duration) -> Body {
+        Body::Held {
+            body,
+            slot: Some(slot),
+            gap,
+            timer: None,
+        }
+    }
+}
+
+/// A backend that stopped sending its response body part-way: the client's response is cut
+/// off (its connection closed) rather than held open for ever.
+#[derive(Debug, thiserror::Error)]
+#[error("the backend sent nothing more of its response body for {0:?}")]
+pub struct Stalled(pub std::time::Duration);
 
 /// A frame as it may be passed on: trailers lose the fields that would frame, route or
 /// authenticate the message, or that only the gateway sets ([`crate::headers::trailer_allowed`]).
@@ -91,13 +114,40 @@ impl HttpBody for Body {
                 }
                 passed_on(Pin::new(rest).poll_frame(cx))
             }
-            Body::Held { body, slot } => {
+            Body::Held {
+                body,
+                slot,
+                gap,
+                timer,
+            } => {
                 let frame = Pin::new(body).poll_frame(cx);
-                if matches!(frame, Poll::Ready(None | Some(Err(_)))) {
+                match &frame {
+                    Poll::Pending => {
+                        let t = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(*gap)));
+                        if t.as_mut().poll(cx).is_pending() {
+                            return Poll::Pending;
+                        }
+                        *timer = None;
+                        slot.take();
+                        tracing::warn!(
+                            wait = ?*gap,
+                            "a backend stopped sending its response body; the response is cut off"
+                        );
+                        return Poll::Ready(Some(Err(Stalled(*gap).into())));
+                    }
+                    Poll::Ready(Some(Ok(_))) => {
+                        if let Some(t) = timer {
+                            t.as_mut().reset(tokio::time::Instant::now() + *gap);
+                        }
+                    }
                     // The response is over: the place is free for the next request.
-                    slot.take();
+                    Poll::Ready(None | Some(Err(_))) => {
+                        slot.take();
+                    }
                 }
-                frame
+                // A backend's trailers lose what the gateway's own fields and the framing
+                // say, as they do in a response head.
+                frame.map(|f| f.map(|f| f.map(sanitised)))
             }
         }
     }

@@ -390,13 +390,7 @@ async fn forward(
                     .headers
                     .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
             }
-            Response::from_parts(
-                parts,
-                Body::Held {
-                    body,
-                    slot: Some(slot),
-                },
-            )
+            Response::from_parts(parts, Body::held(body, slot, wait))
         }
         Ok(Err(e)) if e.is_request_body() => {
             // The client's body failed on its way: the backend is not at fault, and what it

@@ -117,8 +117,36 @@ const HOP_BY_HOP: [HeaderName; 6] = [
     header::UPGRADE,
 ];
 
+/// Where `Trailer` is in [`HOP_BY_HOP`].
+const TRAILER_AT: usize = 3;
+
+/// The `Trailer` field for the trailers passed on: the names `h` declares that trailers may
+/// carry ([`trailer_allowed`]), or `None` when there are none.
+fn declared_trailers(h: &HeaderMap) -> Option<http::HeaderValue> {
+    let mut names = String::new();
+    for v in h.get_all(header::TRAILER) {
+        let Ok(v) = v.to_str() else { continue };
+        for n in v.split(',').map(str::trim) {
+            let Ok(name) = HeaderName::from_bytes(n.as_bytes()) else {
+                continue;
+            };
+            if trailer_allowed(name.as_str()) {
+                if !names.is_empty() {
+                    names.push_str(", ");
+                }
+                names.push_str(name.as_str());
+            }
+        }
+    }
+    http::HeaderValue::try_from(names)
+        .ok()
+        .filter(|v| !v.is_empty())
+}
+
 /// Removes hop-by-hop headers: `Connection` and every header it names, `Keep-Alive`, `TE`,
-/// `Trailer`, `Transfer-Encoding`, `Upgrade` and `Proxy-*`.
+/// `Trailer`, `Transfer-Encoding`, `Upgrade` and `Proxy-*`. The sender's `Trailer` is
+/// replaced by one that declares only the trailer fields passed on: an HTTP/1.1 peer sends
+/// only the trailer fields a message declares.
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     // One pass over the names, noting which of the fixed ones are present; most messages
     // carry only `Connection`, if anything, and then nothing is allocated.
@@ -134,6 +162,11 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     if present == 0 && proxy.is_empty() {
         return;
     }
+    let declared = if present & (1 << TRAILER_AT) != 0 {
+        declared_trailers(h)
+    } else {
+        None
+    };
     if present & 1 != 0 {
         // The names `Connection` lists go too. Its values are copied first (cheap handles; a
         // second line, rare, is what would allocate).
@@ -166,6 +199,9 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     }
     for n in proxy {
         h.remove(n);
+    }
+    if let Some(v) = declared {
+        h.insert(header::TRAILER, v);
     }
 }
 
@@ -253,5 +289,26 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn the_trailer_field_is_declared_anew_for_the_trailers_passed_on() {
+        assert_eq!(HOP_BY_HOP[TRAILER_AT], header::TRAILER);
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::TRAILER,
+            "X-Checksum, content-length, Domicile-Decision"
+                .parse()
+                .unwrap(),
+        );
+        h.append(header::TRAILER, "server-timing,, bad name".parse().unwrap());
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h[header::TRAILER], "x-checksum, server-timing");
+        assert_eq!(h.len(), 1);
+        // Nothing left to declare: no field at all.
+        let mut h = HeaderMap::new();
+        h.insert(header::TRAILER, "content-length, host".parse().unwrap());
+        strip_hop_by_hop(&mut h);
+        assert!(h.is_empty());
     }
 }

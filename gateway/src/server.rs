@@ -242,18 +242,35 @@ async fn serve_conn<IO, S>(
     tokio::pin!(conn);
     let idle = settings.timeouts.idle;
     let header_read = settings.timeouts.header_read;
-    let mut closing = *shutdown.borrow();
-    if closing {
+    // When the connection began to close (shutdown, or idle): what is in flight may finish,
+    // but a connection on which nothing then moves for a further idle period is dropped (a
+    // client that stopped reading its response, a response that stopped coming).
+    let mut closing_since = shutdown.borrow().then(Instant::now);
+    if closing_since.is_some() {
         conn.as_mut().graceful_shutdown();
     }
     loop {
+        let now = Instant::now();
         let head_deadline = framing.head_in_progress_since().map(|t| t + header_read);
-        if head_deadline.is_some_and(|d| d <= Instant::now()) {
+        if head_deadline.is_some_and(|d| d <= now) {
             // A head that does not finish in time (slowloris): drop the connection.
             tracing::debug!("request head not received in time; closing the connection");
             return;
         }
-        let mut deadline = activity.last() + idle;
+        let quiet_since = match closing_since {
+            Some(since) => activity.last().max(since),
+            None => activity.last(),
+        };
+        if quiet_since + idle <= now {
+            if closing_since.is_some() {
+                tracing::debug!("nothing moved on a closing connection; dropping it");
+                return;
+            }
+            closing_since = Some(now);
+            conn.as_mut().graceful_shutdown();
+            continue;
+        }
+        let mut deadline = quiet_since + idle;
         if let Some(h) = head_deadline {
             deadline = deadline.min(h);
         }
@@ -265,16 +282,12 @@ async fn serve_conn<IO, S>(
                 }
                 return;
             }
-            _ = shutdown.changed(), if !closing => {
-                closing = true;
+            _ = shutdown.changed(), if closing_since.is_none() => {
+                closing_since = Some(Instant::now());
                 conn.as_mut().graceful_shutdown();
             }
-            _ = tokio::time::sleep_until(deadline) => {
-                if !closing && activity.last() + idle <= Instant::now() {
-                    closing = true;
-                    conn.as_mut().graceful_shutdown();
-                }
-            }
+            // Looked at again at the top of the loop.
+            () = tokio::time::sleep_until(deadline) => {}
         }
     }
 }

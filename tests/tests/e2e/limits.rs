@@ -339,3 +339,161 @@ async fn bodies_buffered_for_inspection_share_a_bounded_budget() {
     assert!(ok, "the budget was not given back");
     gw.running.shutdown().await;
 }
+
+/// Reads a request head off a raw backend's connection; `false` when the peer went first.
+async fn head_read(s: &mut tokio::net::TcpStream) -> bool {
+    let mut head = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut chunk).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => head.extend_from_slice(&chunk[..n]),
+        }
+    }
+    true
+}
+
+/// A gateway whose regions both go to the backend at `addr`, with these server timeouts and
+/// this backend response timeout.
+async fn gateway_to(addr: std::net::SocketAddr, timeouts: &str, response: &str) -> Gateway {
+    let url = format!("http://{addr}");
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("traces");
+    let text = domicile_tests::two_regions(&url, &url, &trace, "")
+        .replace(
+            "[server.timeouts]\nshutdown_grace = \"5s\"",
+            &format!("[server.timeouts]\nshutdown_grace = \"2s\"\n{timeouts}"),
+        )
+        .replace(
+            &format!("backends = [{{ url = \"{url}\" }}]"),
+            &format!("backends = [{{ url = \"{url}\", response_timeout = \"{response}\" }}]"),
+        );
+    Gateway::start(dir, &text, false).await
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_its_response_is_dropped() {
+    // 64 MiB: far more than the sockets between the gateway and the client hold.
+    const SIZE: usize = 64 << 20;
+    let addr = domicile_tests::serve_raw(|mut s| async move {
+        if !head_read(&mut s).await {
+            return;
+        }
+        let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {SIZE}\r\n\r\n");
+        if s.write_all(head.as_bytes()).await.is_err() {
+            return;
+        }
+        let block = vec![b'x'; 1 << 20];
+        for _ in 0..SIZE >> 20 {
+            if s.write_all(&block).await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    let gw = gateway_to(addr, "idle = \"500ms\"", "30s").await;
+    let mut s = tokio::net::TcpStream::connect(gw.running.addr)
+        .await
+        .unwrap();
+    s.write_all(b"GET /catalog/big HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = s.read(&mut buf).await.unwrap();
+    assert!(buf.starts_with(b"HTTP/1.1 200"));
+    // The client stops reading for well over the idle timeout twice over: nothing moves on
+    // the connection, which began to close after one idle period and is dropped after two.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rest = async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), rest)
+        .await
+        .expect("the connection was kept open");
+    assert!(
+        total < SIZE / 2,
+        "{total} bytes reached a client that had stopped reading"
+    );
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_backend_that_stops_sending_its_body_has_the_response_cut_off() {
+    // Ten bytes of a hundred, then neither more nor a close.
+    let addr = domicile_tests::serve_raw(|mut s| async move {
+        if head_read(&mut s).await {
+            let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nten bytes.";
+            let _ = s.write_all(answer).await;
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        }
+    })
+    .await;
+    let gw = gateway_to(addr, "", "300ms").await;
+    let started = std::time::Instant::now();
+    let (resp, closed) = raw(
+        gw.running.addr,
+        b"GET /catalog/slow HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .await;
+    // The head and what came of the body were passed on; then the connection was closed, the
+    // response short of its length, after the backend's response timeout without a byte.
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(resp.ends_with("\r\n\r\nten bytes."), "{resp}");
+    assert!(closed, "the client was left waiting");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn response_trailers_reach_clients_without_the_fields_trailers_may_not_carry() {
+    let addr = domicile_tests::serve_raw(|mut s| async move {
+        if head_read(&mut s).await {
+            let answer = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\
+                trailer: x-checksum, domicile-decision, content-length\r\n\r\n\
+                5\r\nhello\r\n0\r\nx-checksum: abc123\r\ndomicile-decision: forged\r\n\
+                content-length: 1\r\n\r\n";
+            let _ = s.write_all(answer).await;
+        }
+    })
+    .await;
+    let gw = gateway_to(addr, "", "30s").await;
+    // HTTP/1.1, to a client that takes trailers: declared again, with the allowed ones only.
+    let (resp, _) = raw(
+        gw.running.addr,
+        b"GET /catalog/sum HTTP/1.1\r\nHost: x\r\nTE: trailers\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let lower = resp.to_ascii_lowercase();
+    assert!(lower.starts_with("http/1.1 200"), "{resp}");
+    assert!(lower.contains("\r\ntrailer: x-checksum\r\n"), "{resp}");
+    assert!(lower.ends_with("0\r\nx-checksum: abc123\r\n\r\n"), "{resp}");
+    assert!(!lower.contains("forged"), "{resp}");
+    // HTTP/2: the trailers frame, filtered the same way.
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<http_body_util::Empty<Bytes>>();
+    let res = client
+        .get(gw.url("/catalog/sum").parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body = res.into_body().collect().await.unwrap();
+    let trailers = body
+        .trailers()
+        .cloned()
+        .expect("no trailers reached the client");
+    assert_eq!(trailers["x-checksum"], "abc123");
+    assert!(trailers.get("domicile-decision").is_none(), "{trailers:?}");
+    assert!(trailers.get("content-length").is_none(), "{trailers:?}");
+    assert_eq!(body.to_bytes().as_ref(), b"hello");
+    gw.running.shutdown().await;
+}
