@@ -356,12 +356,20 @@ async fn forward(
     }
     let sent = Instant::now();
     let wait = backend.response_timeout;
+    // `Err(())`: no answer in time.
     let result = match backend.prepare_lean(req) {
-        // The lean client's future is small: awaited in place, with no allocation.
-        Ok((pool, mut prepared)) => tokio::time::timeout(wait, pool.send_lean(&mut prepared)).await,
+        // The lean client's future is small: awaited in place, with no allocation. It keeps
+        // the response timeout itself, from the end of the request's body rather than its
+        // start, so that a long upload is not counted against the backend.
+        Ok((pool, mut prepared)) => match pool.send_lean(&mut prepared).await {
+            Err(e) if e.is_timeout() => Err(()),
+            res => Ok(res),
+        },
         // Boxed: the general client's future is large, and every future around this one is
         // moved.
-        Err(req) => tokio::time::timeout(wait, Box::pin(backend.send(req))).await,
+        Err(req) => tokio::time::timeout(wait, Box::pin(backend.send(req)))
+            .await
+            .map_err(|_| ()),
     };
     let elapsed = sent.elapsed();
     *upstream = Some((sent, elapsed));
@@ -419,7 +427,7 @@ async fn forward(
             r.extensions_mut().insert(UpstreamError("upstream_failed"));
             r
         }
-        Err(_) => {
+        Err(()) => {
             let mut r = problem(
                 StatusCode::GATEWAY_TIMEOUT,
                 "upstream_timeout",

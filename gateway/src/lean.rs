@@ -51,6 +51,9 @@ pub enum LeanError {
     Request(String),
     /// The backend's response broke HTTP/1.1 framing.
     Malformed(&'static str),
+    /// No answer within the response timeout of the request's end, or a streamed body the
+    /// backend took nothing of for as long.
+    TimedOut,
 }
 
 impl std::fmt::Display for LeanError {
@@ -60,6 +63,7 @@ impl std::fmt::Display for LeanError {
             LeanError::Io(e) => write!(f, "upstream connection: {e}"),
             LeanError::Malformed(what) => write!(f, "malformed upstream response: {what}"),
             LeanError::Request(why) => write!(f, "the request body could not be passed on: {why}"),
+            LeanError::TimedOut => f.write_str("the backend did not answer in time"),
         }
     }
 }
@@ -270,8 +274,12 @@ pub async fn exchange(
     mut conn: Conn,
     p: &mut Prepared,
     idle: &Arc<Kept<Conn>>,
+    wait: std::time::Duration,
 ) -> Result<Response<LeanBody>, LeanError> {
     let mut sent = Ok(());
+    // The answer is due within `wait` of the request's end: a streamed body, which takes as
+    // long as the client takes to send it, is not counted against the backend.
+    let mut due = tokio::time::Instant::now() + wait;
     if let Some(body) = p.stream.take() {
         // The head goes out with the body's first bytes. Boxed: only requests with a streamed
         // body pay for the larger future.
@@ -279,7 +287,9 @@ pub async fn exchange(
         // An answer that came before all of the body was written leaves the connection
         // unused after it: a backend that answered without reading the body could take the
         // rest for a request of its own, and answer it to whichever request came next.
-        match Box::pin(stream_body(&mut conn, &mut up, p.head_request)).await {
+        let streamed = Box::pin(stream_body(&mut conn, &mut up, p.head_request, wait)).await;
+        due = tokio::time::Instant::now() + wait;
+        match streamed {
             Ok(Sent::All(None)) => {}
             Ok(Sent::All(Some((res, framing, _)))) => {
                 return Ok(answered(conn, res, framing, false, None, idle));
@@ -304,10 +314,16 @@ pub async fn exchange(
             Err(Streaming::Failed(e)) => return Err(e),
         }
     } else {
-        sent = conn.stream.write_all(&p.wire).await;
-        if sent.is_ok() && !p.body.is_empty() {
-            sent = conn.stream.write_all(&p.body).await;
-        }
+        let write = async {
+            conn.stream.write_all(&p.wire).await?;
+            if !p.body.is_empty() {
+                conn.stream.write_all(&p.body).await?;
+            }
+            Ok(())
+        };
+        sent = tokio::time::timeout_at(due, write)
+            .await
+            .map_err(|_| LeanError::TimedOut)?;
     }
     // A backend may answer before it has taken the whole request (413 for a body over its
     // limit) and close. Its answer is read before the failed write counts: the connection
@@ -332,7 +348,9 @@ pub async fn exchange(
             }
         }
         conn.buf.reserve(READ_CHUNK);
-        let read = conn.stream.read_buf(&mut conn.buf).await;
+        let read = tokio::time::timeout_at(due, conn.stream.read_buf(&mut conn.buf))
+            .await
+            .map_err(|_| LeanError::TimedOut)?;
         if cut_short && conn.buf.is_empty() {
             // Nothing was said before the connection went: the write's failure stands.
             return Err(LeanError::Closed { written: false });
@@ -620,13 +638,23 @@ async fn stream_body(
     conn: &mut Conn,
     up: &mut Upload,
     head_request: bool,
+    wait: std::time::Duration,
 ) -> Result<Sent, Streaming> {
     use http_body_util::BodyExt;
     // An answer without a body, heard while the request is still being written.
     let mut heard: Option<Head> = None;
+    // A backend that takes nothing of what is ready for it for `wait` has stopped reading;
+    // a client that is slow to send is not the backend's doing, and is not timed here.
+    let stall = tokio::time::sleep(wait);
+    tokio::pin!(stall);
+    let mut written = up.written;
     loop {
         if up.done() {
             return Ok(Sent::All(heard));
+        }
+        if up.pieces.is_empty() || up.written != written {
+            written = up.written;
+            stall.as_mut().reset(tokio::time::Instant::now() + wait);
         }
         let listening = heard.is_none();
         let step = tokio::select! {
@@ -642,6 +670,7 @@ async fn stream_body(
                 Ok(()) => up.write_now(&conn.stream).map(|()| None).map_err(Streaming::Write),
                 Err(e) => Err(Streaming::Write(e)),
             },
+            () = &mut stall, if !up.pieces.is_empty() => Err(Streaming::Failed(LeanError::TimedOut)),
             else => Err(Streaming::Failed(LeanError::Request(
                 "nothing left to write or read".into(),
             ))),
@@ -1609,6 +1638,25 @@ mod tests {
         .await;
         assert_eq!(got, Ok((200, "okok".into(), None)));
         assert!(p.lean_idle.checkout(|_| crate::pool::Fit::Take).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_backend_that_stops_taking_a_streamed_body_times_out() {
+        // The backend reads nothing and says nothing: once the sockets are full, nothing of
+        // the body moves for the response timeout, and the request fails as timed out.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (_s, _) = listener.accept().await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+        });
+        let wait = std::time::Duration::from_millis(300);
+        let one_s = std::time::Duration::from_secs(1);
+        let p = H1Pool::new(&addr.ip().to_string(), addr.port(), one_s, wait, one_s, 8);
+        let started = std::time::Instant::now();
+        let got = send_big(&p, 10).await;
+        assert_eq!(got.unwrap_err(), "the backend did not answer in time");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 
     /// What a backend that has answered does next.

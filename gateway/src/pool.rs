@@ -41,6 +41,12 @@ impl SendError {
         matches!(self, SendError::Lean(LeanError::Request(_)))
     }
 
+    /// Whether the backend did not answer within its response timeout (the lean exchange
+    /// keeps that timeout itself).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, SendError::Lean(LeanError::TimedOut))
+    }
+
     /// Whether the backend could not be reached at all (passive health counts these).
     pub fn is_connect(&self) -> bool {
         match self {
@@ -138,6 +144,9 @@ pub struct H1Pool {
     target: String,
     addr: Option<SocketAddr>,
     connect_timeout: Duration,
+    /// The wait for an answer's head once the request is written, and the longest wait for
+    /// a streamed body to move on (the lean exchange; hyper's client is timed by its caller).
+    response_timeout: Duration,
     /// Connections driven by hyper's client.
     idle: Kept<http1::SendRequest<Body>>,
     /// Connections of the lean exchange (shared with its response bodies, which give their
@@ -160,6 +169,7 @@ impl H1Pool {
         host: &str,
         port: u16,
         connect_timeout: Duration,
+        response_timeout: Duration,
         idle_timeout: Duration,
         max_idle: usize,
     ) -> H1Pool {
@@ -173,6 +183,7 @@ impl H1Pool {
             target: format!("{host}:{port}"),
             addr,
             connect_timeout,
+            response_timeout,
             idle: Kept::new(max_idle, idle_timeout),
             lean_idle: Arc::new(Kept::new(max_idle, idle_timeout)),
         }
@@ -257,11 +268,12 @@ impl H1Pool {
             Some(c) => (c, true),
             None => (lean::Conn::new(self.connect_stream().await?), false),
         };
-        let res = match lean::exchange(conn, p, &self.lean_idle).await {
+        let wait = self.response_timeout;
+        let res = match lean::exchange(conn, p, &self.lean_idle, wait).await {
             // The kept connection had closed: once more, on a new one, when that is safe.
             Err(e) if reused && p.retryable(&e) => {
                 let conn = lean::Conn::new(self.connect_stream().await?);
-                lean::exchange(conn, p, &self.lean_idle).await
+                lean::exchange(conn, p, &self.lean_idle, wait).await
             }
             res => res,
         };
@@ -295,12 +307,14 @@ impl H1Pool {
 
 #[cfg(test)]
 impl H1Pool {
-    /// A pool for a test backend: one second to connect, idle connections kept 90 s, at most 8.
+    /// A pool for a test backend: one second to connect, 30 s for an answer, idle connections
+    /// kept 90 s, at most 8.
     pub(crate) fn for_test(addr: SocketAddr) -> H1Pool {
         H1Pool::new(
             &addr.ip().to_string(),
             addr.port(),
             Duration::from_secs(1),
+            Duration::from_secs(30),
             Duration::from_secs(90),
             8,
         )

@@ -271,6 +271,7 @@ fn build_backend(b: &BackendConfig) -> Result<Backend, String> {
                 host,
                 port,
                 b.connect_timeout,
+                b.response_timeout,
                 POOL_IDLE_TIMEOUT,
                 POOL_MAX_IDLE,
             ))

@@ -497,3 +497,52 @@ async fn response_trailers_reach_clients_without_the_fields_trailers_may_not_car
     assert_eq!(body.to_bytes().as_ref(), b"hello");
     gw.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_slow_upload_is_not_counted_against_the_backends_response_timeout() {
+    // The backend answers with the length of what it read, once it has read it all.
+    let addr = domicile_tests::serve_raw(|stream| async move {
+        let svc =
+            hyper::service::service_fn(|req: http::Request<hyper::body::Incoming>| async move {
+                let n = req
+                    .into_body()
+                    .collect()
+                    .await
+                    .map_or(0, |b| b.to_bytes().len());
+                Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(
+                    Bytes::from(n.to_string()),
+                )))
+            });
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+            .await;
+    })
+    .await;
+    let gw = gateway_to(addr, "", "300ms").await;
+    // Ten pieces 100 ms apart on a route that streams the body: the upload takes three times
+    // the backend's response timeout, and the backend answers at once after it.
+    let mut s = tokio::net::TcpStream::connect(gw.running.addr)
+        .await
+        .unwrap();
+    s.write_all(
+        b"POST /catalog/upload HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n\
+          Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        s.write_all(format!("400\r\n{}\r\n", "a".repeat(1024)).as_bytes())
+            .await
+            .unwrap();
+    }
+    s.write_all(b"0\r\n\r\n").await.unwrap();
+    let mut resp = String::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut resp))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(resp.ends_with("\r\n\r\n10240"), "{resp}");
+    gw.running.shutdown().await;
+}
