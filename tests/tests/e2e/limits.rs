@@ -546,3 +546,40 @@ async fn a_slow_upload_is_not_counted_against_the_backends_response_timeout() {
     assert!(resp.ends_with("\r\n\r\n10240"), "{resp}");
     gw.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn header_sections_over_the_limit_get_431_and_nothing_is_forwarded() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let gw = gateway_with(
+        &eu,
+        &us,
+        "[server.limits]\nmax_header_bytes = 4096\n\n[server.timeouts]\nshutdown_grace = \"2s\"",
+        "",
+    )
+    .await;
+    // Just over the limit: a problem body naming it, and the connection closed. The value is
+    // not echoed.
+    let just_over = format!(
+        "GET /catalog HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\n\r\n",
+        "jane@example.com ".repeat(250)
+    );
+    let (resp, closed) = raw(gw.running.addr, just_over.as_bytes()).await;
+    assert!(resp.starts_with("HTTP/1.1 431"), "{resp}");
+    assert!(resp.contains("headers_too_large"), "{resp}");
+    assert!(
+        resp.contains("the request headers exceed the limit of 4096 bytes"),
+        "{resp}"
+    );
+    assert!(!resp.contains("jane@example.com"), "{resp}");
+    assert!(closed);
+    // Far over: refused while the head is still being read, before it is parsed.
+    let far_over = format!(
+        "GET /catalog HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\n\r\n",
+        "a".repeat(64 * 1024)
+    );
+    let (resp, closed) = raw(gw.running.addr, far_over.as_bytes()).await;
+    assert!(resp.starts_with("HTTP/1.1 431"), "{resp}");
+    assert!(closed);
+    assert_eq!(eu.count() + us.count(), 0);
+    gw.running.shutdown().await;
+}

@@ -904,3 +904,43 @@ async fn a_client_body_that_ends_short_is_the_clients_failure_not_the_backends()
     assert_eq!(us.count(), 0);
     gw.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn personal_data_is_found_under_a_repeated_key_and_in_one_byte_chunks() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let gw = Gateway::two_regions(&eu, &us, "").await;
+    // A key given twice: backends differ on which one counts, so both are inspected, in
+    // either order.
+    for body in [
+        r#"{"email":"none","email":"jane@example.com"}"#,
+        r#"{"email":"jane@example.com","email":"none"}"#,
+    ] {
+        let r = post_json(&gw.url("/analytics"), EU_IP, body).await;
+        assert_eq!(r.status, 451, "{body}: {}", r.text());
+        let rec = gw.record(r.header("domicile-decision").unwrap());
+        assert_eq!(rec["findings"][0]["category"], "email", "{body}");
+        assert_eq!(rec["findings"][0]["location"], "/email", "{body}");
+    }
+    // The body in chunks of one byte each: inspected as the whole it makes.
+    let json = r#"{"email":"jane@example.com"}"#;
+    let mut req = format!(
+        "POST /analytics HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: {EU_IP}\r\n\
+         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\
+         Connection: close\r\n\r\n"
+    );
+    for c in json.chars() {
+        req.push_str(&format!("1\r\n{c}\r\n"));
+    }
+    req.push_str("0\r\n\r\n");
+    let mut s = tokio::net::TcpStream::connect(gw.running.addr)
+        .await
+        .unwrap();
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).await.unwrap();
+    assert!(resp.starts_with("HTTP/1.1 451"), "{resp}");
+    assert!(!resp.contains("jane@example.com"), "{resp}");
+    assert_eq!((eu.count(), us.count()), (0, 0));
+    gw.running.shutdown().await;
+}
