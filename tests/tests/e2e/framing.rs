@@ -78,6 +78,26 @@ async fn conflicting_authority_and_host_are_refused() {
 }
 
 #[tokio::test]
+async fn an_http2_authority_that_differs_from_its_host_header_is_refused() {
+    use http_body_util::BodyExt;
+    let (eu, us, gw) = setup().await;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let req = http::Request::get(gw.url("/catalog"))
+        .header("host", "us.internal")
+        .body(http_body_util::Empty::new())
+        .unwrap();
+    let res = client.request(req).await.unwrap();
+    assert_eq!(res.status(), 400);
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    let body = String::from_utf8_lossy(&body);
+    assert!(body.contains("bad_authority"), "{body}");
+    assert_eq!(eu.count() + us.count(), 0);
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
 async fn bare_lf_heads_and_ambiguous_paths_are_refused() {
     let (eu, us, gw) = setup().await;
     for req in [
