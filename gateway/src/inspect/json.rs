@@ -184,6 +184,23 @@ impl KeyCache {
 
 thread_local! {
     static KEYS: std::cell::RefCell<KeyCache> = std::cell::RefCell::new(KeyCache::new());
+    /// For the claims of a token met in a walk ([`walk_claims`]).
+    static CLAIM_KEYS: std::cell::RefCell<KeyCache> = std::cell::RefCell::new(KeyCache::new());
+}
+
+/// Walks the claims of a token met while a document is walked, with a key cache of their own
+/// (kept per thread, like the walk's). `None` when a token's claims are already being walked on
+/// this thread (a token inside a token's claims): those are left to be read as text, so that
+/// no value costs more than one walk of its own.
+pub(crate) fn walk_claims(
+    s: &str,
+    max_depth: usize,
+    out: impl FnMut(Hit, Location<'_, '_>),
+) -> Option<Result<(), JsonError>> {
+    CLAIM_KEYS.with(|keys| {
+        let mut keys = keys.try_borrow_mut().ok()?;
+        Some(walk_with(s, max_depth, &mut keys, out, &mut ()))
+    })
 }
 
 enum Frame {
@@ -551,7 +568,8 @@ impl<'a, F: FnMut(Hit, Location<'_, '_>), S: Structure> Walker<'a, '_, '_, F, S>
     fn string_value(&mut self, v: &str, profile: Option<Profile>) -> bool {
         match profile {
             // The commonest case: a value no detector can fire on, in a field that says nothing.
-            Some(p) if p.quiet() && self.field().is_none() => false,
+            // (A token has two or four dots: a small one may look quiet, and is opened.)
+            Some(p) if p.quiet() && self.field().is_none() && !p.sealed_in(v) => false,
             Some(p) => self.detect(|field, out| detect::scan_str(field, v, &p, out)),
             None => self.value(Value::Str(v)),
         }

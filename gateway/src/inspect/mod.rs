@@ -1174,6 +1174,88 @@ mod tests {
         );
     }
 
+    #[test]
+    fn tokens_are_read_for_their_claims_and_encrypted_values_count_as_unknown_data() {
+        use base64::Engine;
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let claims =
+            r#"{"sub":"248289761001","email":"jane@example.com","birthdate":"1990-04-12"}"#;
+        let id_token = format!(
+            "{}.{}.c2ln",
+            b64(r#"{"alg":"RS256","typ":"JWT"}"#),
+            b64(claims)
+        );
+        let jwe = format!(
+            "{}.a2V5.aXY.Y2lwaGVy.dGFn",
+            b64(r#"{"alg":"RSA-OAEP","enc":"A256GCM"}"#)
+        );
+        let body = format!(r#"{{"id_token":"{id_token}","payload":"{jwe}","n":1}}"#);
+        let mut i = Inspection::default();
+        let status = inspect_body(&headers("application/json"), body.as_bytes(), &mut i);
+        assert_eq!(status, InspectStatus::Complete);
+        let found: Vec<(Category, &str, &str)> = i
+            .findings
+            .iter()
+            .map(|f| (f.category, f.location.as_str(), f.detector))
+            .collect();
+        assert!(
+            found.contains(&(Category::Email, "/id_token", "email.rfc5322")),
+            "{found:?}"
+        );
+        assert!(
+            found.contains(&(Category::DateOfBirth, "/id_token", "field.date_of_birth")),
+            "{found:?}"
+        );
+        assert!(
+            found.contains(&(Category::Uninspectable, "/payload", "encrypted.jwe")),
+            "{found:?}"
+        );
+        assert!(i.categories().contains(&Category::Uninspectable));
+        // A small unsigned token has too few digits to look like anything: it is opened all
+        // the same.
+        let small = format!("{}.{}.", b64(r#"{"alg":"none"}"#), b64(r#"{"e":"a@b.co"}"#));
+        let mut i = Inspection::default();
+        let body = format!(r#"{{"t":"{small}"}}"#);
+        inspect_body(&headers("application/json"), body.as_bytes(), &mut i);
+        assert_eq!(locations(&i), ["/t"], "{small}");
+        // A token inside a token's claims: its claims are read as text.
+        let inner = format!(
+            "{}.{}.",
+            b64(r#"{"alg":"none"}"#),
+            b64(r#"{"x":"jane@example.com"}"#)
+        );
+        let outer = format!(
+            "{}.{}.",
+            b64(r#"{"alg":"none"}"#),
+            b64(&format!(r#"{{"act":"{inner}"}}"#))
+        );
+        let mut i = Inspection::default();
+        let body = format!(r#"{{"t":"{outer}"}}"#);
+        inspect_body(&headers("application/json"), body.as_bytes(), &mut i);
+        let found: Vec<_> = i
+            .findings
+            .iter()
+            .map(|f| (f.category, f.location.as_str()))
+            .collect();
+        assert_eq!(found, [(Category::Email, "/t")]);
+        // In a cookie, as session tokens travel.
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            format!("session={id_token}").parse().unwrap(),
+        );
+        let mut i = Inspection::default();
+        inspect_headers(&h, &HeadOptions::default(), &mut i);
+        let cats: Vec<Category> = i.findings.iter().map(|f| f.category).collect();
+        assert_eq!(
+            cats,
+            [Category::Email, Category::DateOfBirth],
+            "{:?}",
+            i.findings
+        );
+        assert_eq!(locations(&i), ["cookie:session", "cookie:session"]);
+    }
+
     fn locations(i: &Inspection) -> Vec<&str> {
         i.findings.iter().map(|f| f.location.as_str()).collect()
     }

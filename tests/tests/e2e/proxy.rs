@@ -944,3 +944,45 @@ async fn personal_data_is_found_under_a_repeated_key_and_in_one_byte_chunks() {
     assert_eq!((eu.count(), us.count()), (0, 0));
     gw.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn tokens_carry_their_claims_and_encrypted_values_stay_in_the_subjects_zone() {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let gw = Gateway::two_regions(&eu, &us, "").await;
+    let jwe = format!(
+        "{}.a2V5.aXY.Y2lwaGVy.dGFn",
+        b64(r#"{"alg":"RSA-OAEP","enc":"A256GCM"}"#)
+    );
+    let body = format!(r#"{{"payload":"{jwe}"}}"#);
+    // An encrypted value may hold anything: not to the US...
+    let r = post_json(&gw.url("/analytics"), EU_IP, &body).await;
+    assert_eq!(r.status, 451, "{}", r.text());
+    let rec = gw.record(r.header("domicile-decision").unwrap());
+    assert_eq!(rec["findings"][0]["category"], "uninspectable");
+    assert_eq!(rec["findings"][0]["detector"], "encrypted.jwe");
+    assert_eq!(rec["findings"][0]["location"], "/payload");
+    // ...but stored in the subject's home region.
+    let r = post_json(&gw.url("/customers"), EU_IP, &body).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("domicile-region"), Some("eu-central"));
+    // A session token whose claims name the subject's address, in a cookie to a route that
+    // carries no personal data in its body.
+    let claims = r#"{"sub":"42","email":"jane@example.com"}"#;
+    let session = format!("{}.{}.c2ln", b64(r#"{"alg":"HS256"}"#), b64(claims));
+    let req = Request::get(gw.url("/catalog/items/1"))
+        .header("x-forwarded-for", EU_IP)
+        .header("cookie", format!("session={session}"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let r = client::send(req, false).await;
+    assert_eq!(r.status, 451, "{}", r.text());
+    let rec = gw.record(r.header("domicile-decision").unwrap());
+    assert_eq!(rec["findings"][0]["category"], "email");
+    assert_eq!(rec["findings"][0]["location"], "cookie:session");
+    assert!(!rec.to_string().contains("jane@example.com"));
+    assert_eq!(us.count(), 0);
+    assert_eq!(eu.count(), 1);
+    gw.running.shutdown().await;
+}

@@ -17,6 +17,9 @@ pub(crate) mod ids;
 pub mod lexicon;
 mod net;
 mod phone;
+mod token;
+
+use token::maybe_sealed;
 
 use domicile_policy::{Category, Country};
 
@@ -207,6 +210,22 @@ fn scan_text(s: &str, field: Option<Field>, out: &mut dyn FnMut(Hit)) {
 
 /// [`scan_text`] with the value's profile known.
 fn scan_profiled(s: &str, p: &Profile, field: Option<Field>, out: &mut dyn FnMut(Hit)) {
+    if maybe_sealed(s)
+        && let Some(sealed) = token::open(s)
+    {
+        match sealed {
+            token::Sealed::Claims(claims) => scan_claims(&claims, out),
+            // What cannot be read may be anything: data of unknown category, which never
+            // crosses a border.
+            token::Sealed::Encrypted(detector) => out(Hit {
+                category: Category::Uninspectable,
+                detector,
+                country: None,
+                confidence: 90,
+            }),
+        }
+        return;
+    }
     if p.work() {
         let n = normalise::normalise(s);
         // Text that needed nothing undone keeps the profile it came with.
@@ -230,6 +249,16 @@ fn scan_profiled(s: &str, p: &Profile, field: Option<Field>, out: &mut dyn FnMut
             let n = normalise::normalise(&decoded);
             detect_text(&n, &profile(n.as_bytes()), field, out);
         }
+    }
+}
+
+/// A signed token's claims, read as the JSON they are: claim names say what their values are
+/// (`name`, `birthdate`, `address`), as field names do. Claims that are not JSON, and those of
+/// a token inside a token's claims, are read as text.
+fn scan_claims(claims: &str, out: &mut dyn FnMut(Hit)) {
+    match super::json::walk_claims(claims, super::MAX_JSON_DEPTH, |h, _| out(h)) {
+        Some(Ok(())) => {}
+        Some(Err(_)) | None => scan_text(claims, None, out),
     }
 }
 
@@ -271,6 +300,12 @@ impl Profile {
             || (self.dots >= 3 && self.digits >= 4)
             || self.colons >= 2;
         !may_fire
+    }
+
+    /// Whether `s`, of this profile, may be a token ([`maybe_sealed`]): tokens have dots.
+    #[inline]
+    pub(crate) fn sealed_in(&self, s: &str) -> bool {
+        self.dots >= 2 && maybe_sealed(s)
     }
 
     /// Nothing but ASCII whitespace (or nothing at all).
