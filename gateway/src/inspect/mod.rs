@@ -394,8 +394,9 @@ pub struct HeadOptions {
 }
 
 /// Headers inspected when `[inspect] headers` is not set: those that carry a user's identity
-/// or a URL by convention.
+/// or a URL by convention, and credentials (a bearer token's claims, a Basic user name).
 pub const DEFAULT_HEADERS: &[&str] = &[
+    "authorization",
     "from",
     "referer",
     "x-user",
@@ -436,10 +437,17 @@ pub fn inspect_headers(headers: &HeaderMap, opts: &HeadOptions, out: &mut Inspec
         return;
     }
     for name in &opts.headers {
+        let credentials = *name == header::AUTHORIZATION || *name == header::PROXY_AUTHORIZATION;
         for value in headers.get_all(name) {
             // Locations are made only when something is found.
             let v = String::from_utf8_lossy(value.as_bytes());
             detect::scan(&v, |h| out.push(h, format!("header:{name}")));
+            // The credentials after the scheme, read on their own: a bearer token is opened
+            // for its claims, Basic's base64 is decoded to its user name (and password, of
+            // which, as of every value, nothing is recorded).
+            if credentials && let Some((_, cred)) = v.trim().split_once(' ') {
+                detect::scan(cred.trim(), |h| out.push(h, format!("header:{name}")));
+            }
             if v.contains('%') {
                 detect::scan(&percent_decode(&v), |h| {
                     out.push(h, format!("header:{name}"))
@@ -1218,6 +1226,15 @@ mod tests {
         let body = format!(r#"{{"t":"{small}"}}"#);
         inspect_body(&headers("application/json"), body.as_bytes(), &mut i);
         assert_eq!(locations(&i), ["/t"], "{small}");
+        // The countries claims name are no evidence of jurisdiction here: only a token the
+        // resolve step verified is.
+        let claims = r#"{"phone_number":"+49 30 901820","country":"DE"}"#;
+        let token = format!("{}.{}.", b64(r#"{"alg":"none"}"#), b64(claims));
+        let mut i = Inspection::default();
+        let body = format!(r#"{{"t":"{token}"}}"#);
+        inspect_body(&headers("application/json"), body.as_bytes(), &mut i);
+        let found: Vec<_> = i.findings.iter().map(|f| (f.category, f.country)).collect();
+        assert_eq!(found, [(Category::Phone, None), (Category::Address, None)]);
         // A token inside a token's claims: its claims are read as text.
         let inner = format!(
             "{}.{}.",
@@ -1423,5 +1440,49 @@ mod tests {
         let mut i = Inspection::default();
         inspect_headers(&h, &only, &mut i);
         assert_eq!(locations(&i), vec!["header:x-other"]);
+    }
+
+    #[test]
+    fn credentials_are_read_for_the_identity_they_carry() {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let jwt = format!(
+            "{}.{}.c2ln",
+            url.encode(r#"{"alg":"RS256"}"#),
+            url.encode(r#"{"sub":"42","email":"jane@example.com"}"#)
+        );
+        for (value, category) in [
+            (
+                format!("Basic {}", b64.encode("jane@example.com:s3cret")),
+                Some(Category::Email),
+            ),
+            (format!("Bearer {jwt}"), Some(Category::Email)),
+            // A token without data about its subject, and an opaque one: nothing.
+            (
+                format!(
+                    "Bearer {}.{}.c2ln",
+                    url.encode(r#"{"alg":"RS256"}"#),
+                    url.encode(r#"{"sub":"42"}"#)
+                ),
+                None,
+            ),
+            ("Bearer 2YotnFZFEjr1zCsicMWpAA".to_owned(), None),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(header::AUTHORIZATION, value.parse().unwrap());
+            let mut i = Inspection::default();
+            inspect_headers(&h, &HeadOptions::default(), &mut i);
+            if let Some(category) = category {
+                let found: Vec<_> = i
+                    .findings
+                    .iter()
+                    .map(|f| (f.category, f.location.as_str()))
+                    .collect();
+                assert_eq!(found, [(category, "header:authorization")], "{value}");
+            } else {
+                assert!(i.findings.is_empty(), "{value}: {:?}", i.findings);
+            }
+        }
     }
 }

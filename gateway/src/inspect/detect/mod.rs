@@ -255,10 +255,15 @@ fn scan_profiled(s: &str, p: &Profile, field: Option<Field>, out: &mut dyn FnMut
 /// A signed token's claims, read as the JSON they are: claim names say what their values are
 /// (`name`, `birthdate`, `address`), as field names do. Claims that are not JSON, and those of
 /// a token inside a token's claims, are read as text.
+///
+/// What the claims are is found; which country they name is not kept: a token's claims are
+/// evidence of the subject's jurisdiction only when the resolve step has verified its
+/// signature (`[resolve.tokens]`), and a forged one must not count as evidence by this way.
 fn scan_claims(claims: &str, out: &mut dyn FnMut(Hit)) {
-    match super::json::walk_claims(claims, super::MAX_JSON_DEPTH, |h, _| out(h)) {
+    let mut found = |h: Hit| out(Hit { country: None, ..h });
+    match super::json::walk_claims(claims, super::MAX_JSON_DEPTH, |h, _| found(h)) {
         Some(Ok(())) => {}
-        Some(Err(_)) | None => scan_text(claims, None, out),
+        Some(Err(_)) | None => scan_text(claims, None, &mut found),
     }
 }
 
