@@ -280,10 +280,18 @@ pub async fn exchange(
     // The answer is due within `wait` of the request's end: a streamed body, which takes as
     // long as the client takes to send it, is not counted against the backend.
     let mut due = tokio::time::Instant::now() + wait;
-    if let Some(body) = p.stream.take() {
-        // The head goes out with the body's first bytes. Boxed: only requests with a streamed
-        // body pay for the larger future.
-        let mut up = Box::new(Upload::new(Bytes::copy_from_slice(&p.wire), body, p.length));
+    // A buffered body too large to go with its head is written as a streamed one is, the
+    // connection watched for an answer meanwhile: a backend that refuses it (413) and then
+    // neither reads it nor closes is heard, not waited on until the timeout.
+    let upload = match p.stream.take() {
+        Some(body) => Some((body, p.length)),
+        None if !p.body.is_empty() => Some((Body::full(p.body.clone()), Some(p.body.len() as u64))),
+        None => None,
+    };
+    if let Some((body, length)) = upload {
+        // The head goes out with the body's first bytes. Boxed: only requests with a large
+        // or streamed body pay for the larger future.
+        let mut up = Box::new(Upload::new(Bytes::copy_from_slice(&p.wire), body, length));
         // An answer that came before all of the body was written leaves the connection
         // unused after it: a backend that answered without reading the body could take the
         // rest for a request of its own, and answer it to whichever request came next.
@@ -304,9 +312,9 @@ pub async fn exchange(
                 return Ok(answered(conn, res, framing, false, Some(up), idle));
             }
             Err(Streaming::Write(e)) => {
-                if !up.pulled && up.written == 0 {
+                if p.streamed && !up.pulled && up.written == 0 {
                     // Nothing of the request went, nothing of the body was taken: it may be
-                    // sent again on another connection.
+                    // sent again on another connection. (A buffered body is still held.)
                     p.stream = Some(std::mem::take(&mut up.body));
                 }
                 sent = Err(e);
@@ -314,14 +322,7 @@ pub async fn exchange(
             Err(Streaming::Failed(e)) => return Err(e),
         }
     } else {
-        let write = async {
-            conn.stream.write_all(&p.wire).await?;
-            if !p.body.is_empty() {
-                conn.stream.write_all(&p.body).await?;
-            }
-            Ok(())
-        };
-        sent = tokio::time::timeout_at(due, write)
+        sent = tokio::time::timeout_at(due, conn.stream.write_all(&p.wire))
             .await
             .map_err(|_| LeanError::TimedOut)?;
     }
@@ -1603,6 +1604,23 @@ mod tests {
             assert_eq!(data, want);
             assert_eq!(rest, b"x-sum: 1\r\n\r\n");
         }
+    }
+
+    #[tokio::test]
+    async fn a_refusal_of_a_large_buffered_body_is_heard_while_the_backend_holds_on() {
+        // The backend refuses on the head, then neither reads the body nor closes: the
+        // refusal is passed on at once, not a timeout once the sockets are full.
+        let refuse: &[u8] = b"HTTP/1.1 413 Content Too Large\r\ncontent-length: 8\r\n\r\ntoo much";
+        let (addr, _hold) = answers_on_head(refuse, Then::Hold).await;
+        let p = H1Pool::for_test(addr);
+        let big = Body::full(vec![b'x'; 16 << 20]);
+        let got = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            read(&p, request(Method::POST, big)),
+        )
+        .await
+        .expect("the refusal was not heard");
+        assert_eq!(got, Ok((413, "too much".to_owned(), None)));
     }
 
     #[tokio::test]
