@@ -128,12 +128,20 @@ impl<T> Kept<T> {
         None
     }
 
-    /// Keeps a connection for a later request, unless `max` are kept already.
+    /// Keeps a connection for a later request, unless `max` are kept already. A full list is
+    /// rid of its expired connections first: a checkout takes the newest, so under steady load
+    /// the oldest would otherwise sit there (sockets the backend may have closed) and keep
+    /// new connections out.
     pub fn checkin(&self, conn: T) {
-        if let Ok(mut list) = self.list.lock()
-            && list.len() < self.max
-        {
-            list.push((conn, Instant::now()));
+        let Ok(mut list) = self.list.lock() else {
+            return;
+        };
+        let now = Instant::now();
+        if list.len() >= self.max {
+            list.retain(|(_, since)| now.duration_since(*since) <= self.timeout);
+        }
+        if list.len() < self.max {
+            list.push((conn, now));
         }
     }
 }
@@ -328,6 +336,21 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[test]
+    fn a_full_list_makes_room_by_dropping_expired_connections() {
+        let kept: Kept<&str> = Kept::new(2, Duration::from_millis(50));
+        kept.checkin("a");
+        kept.checkin("b");
+        // Full: a third is not kept while the others are fresh.
+        kept.checkin("c");
+        assert_eq!(kept.list.lock().unwrap().len(), 2);
+        std::thread::sleep(Duration::from_millis(80));
+        // Once they expired, a connection put back takes their place.
+        kept.checkin("d");
+        assert_eq!(kept.checkout(|_| Fit::Take), Some("d"));
+        assert_eq!(kept.checkout(|_| Fit::Take), None);
+    }
 
     /// A raw backend: answers every request head with `ok`; after `per_conn` answers on a
     /// connection it closes that connection (without saying so in the response).
