@@ -76,6 +76,8 @@ pub enum DecodeError {
     Bomb,
     #[error("a charset that is not supported")]
     UnknownCharset,
+    #[error("the charset is given more than once")]
+    AmbiguousCharset,
     #[error("bytes that are not valid in the declared charset")]
     InvalidCharset,
 }
@@ -191,14 +193,14 @@ fn read_bounded(
     Ok(())
 }
 
-/// The `charset` parameter of a media type, lower-cased and unquoted.
-pub fn charset_param(content_type: &str) -> Option<String> {
-    content_type.split(';').skip(1).find_map(|p| {
-        let (k, v) = p.split_once('=')?;
-        k.trim()
-            .eq_ignore_ascii_case("charset")
-            .then(|| v.trim().trim_matches('"').to_ascii_lowercase())
-    })
+/// The `charset` parameter of a media type, lower-cased and unquoted (a `;` or `charset=`
+/// inside a quoted value of another parameter is that value's). Given twice, parsers differ
+/// on which counts: ambiguous.
+pub fn charset_param(content_type: &str) -> Result<Option<String>, DecodeError> {
+    match super::multipart::media_param(content_type, "charset") {
+        Ok(c) => Ok(c.map(|c| c.trim().to_ascii_lowercase())),
+        Err(()) => Err(DecodeError::AmbiguousCharset),
+    }
 }
 
 /// `bytes` as text in the declared charset (UTF-8 when none is declared). UTF-8 input is
@@ -215,7 +217,11 @@ pub fn text<'a>(bytes: &'a [u8], charset: Option<&str>) -> Result<Cow<'a, str>, 
             .map(Cow::Borrowed)
             .map_err(|_| DecodeError::InvalidCharset);
     }
-    if encoding == encoding_rs::REPLACEMENT {
+    // A charset in which ASCII text is not ASCII bytes (UTF-16, ISO-2022-JP): a backend that
+    // reads the bytes as ASCII or UTF-8, as most do whatever the label says, would see what
+    // inspection of the decoded text did not (`email=jane%40...` in UTF-16LE decodes to CJK
+    // characters). Such a body is not inspected as clean; it counts as uninspectable.
+    if encoding == encoding_rs::REPLACEMENT || !encoding.is_ascii_compatible() {
         return Err(DecodeError::UnknownCharset);
     }
     encoding
@@ -324,11 +330,29 @@ mod tests {
     #[test]
     fn charsets_decode_strictly() {
         assert_eq!(
-            charset_param("text/plain; Charset=\"ISO-8859-1\"").as_deref(),
-            Some("iso-8859-1")
+            charset_param("text/plain; Charset=\"ISO-8859-1\""),
+            Ok(Some("iso-8859-1".to_owned()))
         );
+        // A `;` or `charset=` inside another parameter's quoted value is that value's.
+        assert_eq!(
+            charset_param("text/plain; x=\"a;charset=utf-16le\"; charset=utf-8"),
+            Ok(Some("utf-8".to_owned()))
+        );
+        assert_eq!(
+            charset_param("text/plain; charset=utf-16le; charset=utf-8"),
+            Err(DecodeError::AmbiguousCharset)
+        );
+        assert_eq!(charset_param("text/plain"), Ok(None));
         assert_eq!(text(b"caf\xe9", Some("iso-8859-1")).unwrap(), "café");
-        assert_eq!(text(b"j\x00@\x00", Some("utf-16le")).unwrap(), "j@");
+        // Charsets in which ASCII is not ASCII bytes are not read: a backend that reads the
+        // bytes as ASCII would see what the decoded text hides.
+        for label in ["utf-16le", "utf-16be", "utf-16", "iso-2022-jp"] {
+            assert_eq!(
+                text(b"email=jane%40example.com", Some(label)),
+                Err(DecodeError::UnknownCharset),
+                "{label}"
+            );
+        }
         assert_eq!(text(b"\x82\xa0", Some("shift_jis")).unwrap(), "\u{3042}");
         assert_eq!(text(b"\xff", None), Err(DecodeError::InvalidCharset));
         assert_eq!(

@@ -552,6 +552,7 @@ impl From<decode::DecodeError> for Uninspectable {
             decode::DecodeError::Corrupt(_) => Uninspectable::Undecodable,
             decode::DecodeError::Bomb => Uninspectable::DecompressionBomb,
             decode::DecodeError::UnknownCharset => Uninspectable::UnsupportedCharset,
+            decode::DecodeError::AmbiguousCharset => Uninspectable::AmbiguousHeaders,
             decode::DecodeError::InvalidCharset => Uninspectable::InvalidCharset,
         }
     }
@@ -647,7 +648,7 @@ fn read_kind(
     if let Kind::Multipart = kind {
         return read_multipart(content_type, bytes, opts, depth, out);
     }
-    let charset = decode::charset_param(content_type);
+    let charset = decode::charset_param(content_type)?;
     let text = decode::text(bytes, charset.as_deref()).map_err(|e| match (e, &charset) {
         (decode::DecodeError::InvalidCharset, None) => Uninspectable::InvalidUtf8,
         (decode::DecodeError::InvalidCharset, Some(c)) if c == "utf-8" || c == "utf8" => {
@@ -786,15 +787,15 @@ fn read_multipart(
 /// Scans trailer values (they arrive with the body and reach HTTP/2 backends).
 pub fn inspect_trailers(trailers: &HeaderMap, out: &mut Inspection) {
     for (name, value) in trailers {
-        if let Ok(v) = value.to_str() {
-            // Trailer names are the client's choice: a name that is data is masked.
-            let location = if safe_key(name.as_str()) {
-                format!("trailer:{name}")
-            } else {
-                "trailer:*".to_owned()
-            };
-            detect::scan(v, |h| out.push(h, location.clone()));
-        }
+        // Read as headers are: a byte that is not UTF-8 does not hide the rest.
+        let v = String::from_utf8_lossy(value.as_bytes());
+        // Trailer names are the client's choice: a name that is data is masked.
+        let location = if safe_key(name.as_str()) {
+            format!("trailer:{name}")
+        } else {
+            "trailer:*".to_owned()
+        };
+        detect::scan(&v, |h| out.push(h, location.clone()));
     }
 }
 
@@ -1105,6 +1106,13 @@ mod tests {
         let mut i = Inspection::default();
         inspect_trailers(&t, &mut i);
         assert_eq!(i.findings[0].location, "trailer:x-contact");
+        // A byte that is not UTF-8 does not hide the rest of the value.
+        let mut t = HeaderMap::new();
+        let v = http::HeaderValue::from_bytes(b"jane@example.com \x80").unwrap();
+        t.insert("x-note", v);
+        let mut i = Inspection::default();
+        inspect_trailers(&t, &mut i);
+        assert_eq!(locations(&i), ["trailer:x-note"]);
 
         let many: String = (0..MAX_FINDINGS + 10)
             .map(|n| format!("\"k{n}\":\"u{n}@example.com\""))

@@ -42,10 +42,9 @@ pub struct Part<'a> {
 
 /// The `boundary` parameter of a multipart media type, checked against RFC 2046's grammar.
 pub fn boundary(content_type: &str) -> Result<String, MultipartError> {
-    let value = params(content_type.split_once(';').map_or("", |(_, p)| p))
-        .into_iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("boundary"))
-        .map(|(_, v)| v)
+    // Given twice, parsers differ on which counts: refused rather than chosen.
+    let value = media_param(content_type, "boundary")
+        .map_err(|()| MultipartError::Boundary)?
         .ok_or(MultipartError::Boundary)?;
     let ok = !value.is_empty()
         && value.len() <= MAX_BOUNDARY
@@ -202,6 +201,20 @@ fn headers(body: &[u8], pos: usize) -> Result<(Part<'_>, usize), MultipartError>
     Ok((part, body_start))
 }
 
+/// The parameter `name` of a media type (quoted strings read as RFC 9110 section 5.6.4 says);
+/// `Err` when it is given more than once.
+pub(crate) fn media_param(content_type: &str, name: &str) -> Result<Option<String>, ()> {
+    let mut found = params(content_type.split_once(';').map_or("", |(_, p)| p))
+        .into_iter()
+        .filter(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v);
+    let first = found.next();
+    match found.next() {
+        Some(_) => Err(()),
+        None => Ok(first),
+    }
+}
+
 /// `; k=v; k="quoted \" value"` parameters, in order.
 fn params(s: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -294,6 +307,15 @@ mod tests {
 
     #[test]
     fn malformed_bodies_and_limits_are_refused() {
+        // A boundary given twice: parsers differ on which counts.
+        assert_eq!(
+            boundary("multipart/form-data; boundary=a; boundary=b"),
+            Err(MultipartError::Boundary)
+        );
+        assert_eq!(
+            boundary("multipart/form-data; x=\"; boundary=b\"; boundary=a").as_deref(),
+            Ok("a")
+        );
         let one = "Content-Disposition: form-data; name=\"a\"\r\n\r\nx";
         assert_eq!(
             parse(&body(&[one, one, one]), B, 2),

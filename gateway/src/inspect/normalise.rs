@@ -83,7 +83,10 @@ fn html_entities(s: &str) -> String {
     while let Some(i) = rest.find('&') {
         out.push_str(&rest[..i]);
         rest = &rest[i..];
-        let decoded = rest[1..].find(';').filter(|&e| e <= 10).and_then(|e| {
+        // The `;` is looked for only as far as an entity can reach: looking further would
+        // make a value of many `&` and no `;` cost the square of its length.
+        let mut reach = rest.as_bytes()[1..].iter().take(11);
+        let decoded = reach.position(|&c| c == b';').and_then(|e| {
             let body = &rest[1..1 + e];
             let ch = if let Some(hex) = body.strip_prefix("#x").or_else(|| body.strip_prefix("#X"))
             {
@@ -324,6 +327,18 @@ mod tests {
             assert!(!settled(s), "{s:?}");
             assert_ne!(unicode(s), s, "{s:?}");
         }
+    }
+
+    #[test]
+    fn entities_end_within_their_reach() {
+        assert_eq!(html_entities("a&#64;b&commat;c"), "a@b@c");
+        // Ten characters at most between `&` and `;`.
+        assert_eq!(html_entities("&#000000064;"), "@");
+        assert_eq!(html_entities("&#0000000064;"), "&#0000000064;");
+        // Many `&` and no `;`: left as they are, each looked at once.
+        let amps = "&".repeat(256 * 1024);
+        assert_eq!(html_entities(&amps), amps);
+        assert_eq!(html_entities("&&#64;&"), "&@&");
     }
 
     #[test]
