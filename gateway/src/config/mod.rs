@@ -1110,6 +1110,23 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
     let overrides = convert_overrides(c, &raw.overrides, kb.as_ref());
     for (n, r) in raw.regions.iter().enumerate() {
         let key = |k: &str| format!("regions[{n}].{k}");
+        // A region's id names its trace directory: two ids must never share one (each keeps a
+        // chain of its own), and `unresolved` holds the refusals.
+        let id = r.id.get_ref();
+        let plain = !id.is_empty()
+            && id.len() <= 64
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !plain || id == "unresolved" {
+            c.err(
+                &r.id,
+                key("id"),
+                format!(
+                    "region id {id:?} must be 1 to 64 letters, digits, '-' or '_', and not \"unresolved\" (it names the region's trace directory)"
+                ),
+            );
+        }
         if !region_ids.insert(r.id.get_ref().clone()) {
             c.err(
                 &r.id,
@@ -1674,6 +1691,31 @@ region = "nope"
             );
         }
         assert_eq!(lines.len(), want.len(), "{lines:#?}");
+    }
+
+    #[test]
+    fn region_ids_name_trace_directories_and_must_be_plain() {
+        for (id, ok) in [
+            ("eu-central_1", true),
+            ("eu.west", false),
+            ("eu/west", false),
+            ("", false),
+            ("unresolved", false),
+        ] {
+            let text = format!(
+                "[[entities]]\nid = \"e\"\ncountry = \"DE\"\nsector = \"commercial\"\n\n\
+                 [[regions]]\nid = \"{id}\"\ncountry = \"DE\"\nentity = \"e\"\n\
+                 backends = [{{ url = \"http://127.0.0.1:1\" }}]\n"
+            );
+            let lines: Vec<String> = match check(&text) {
+                Ok(_) => Vec::new(),
+                Err(e) => e.0.iter().map(ToString::to_string).collect(),
+            };
+            let refused = lines
+                .iter()
+                .any(|l| l.starts_with("t.toml:7:6: regions[0].id: region id"));
+            assert_eq!(refused, !ok, "{id:?}: {lines:#?}");
+        }
     }
 
     #[test]

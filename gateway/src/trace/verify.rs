@@ -77,7 +77,8 @@ impl Chain<'_> {
             if prev.is_empty() {
                 // After a break in an earlier file, this file is checked on its own terms.
                 let at = obj.len().saturating_sub(66);
-                prev = String::from_utf8_lossy(&obj[at..obj.len() - 2]).into_owned();
+                let end = obj.len().saturating_sub(2).max(at);
+                prev = String::from_utf8_lossy(&obj[at..end]).into_owned();
             }
             let expect_prev = format!(",\"prev_hash\":\"{prev}\"}}");
             if !obj.ends_with(expect_prev.as_bytes()) {

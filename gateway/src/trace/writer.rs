@@ -271,7 +271,10 @@ impl Buffered {
         let Some(rb) = regions.get_mut(&region) else {
             return Err(TraceError::Stopped);
         };
-        if rb.data.len() >= MAX_BUFFERED {
+        // Sealed files waiting to be written count too: under a stalled disk, rotation would
+        // otherwise move the buffer aside again and again.
+        let held = rb.data.len() + rb.sealed.iter().map(|p| p.data.len()).sum::<usize>();
+        if held >= MAX_BUFFERED {
             self.wake.notify_one();
             return Err(TraceError::Io {
                 path: rb.segment.active().display().to_string(),
@@ -353,11 +356,19 @@ impl Buffered {
 
 /// Writes buffered bytes out; on a failure removes any partial append and marks the writer
 /// failed, so later requests fail closed.
+///
+/// Once a write has failed nothing more is written: what is pending now, and what was
+/// buffered meanwhile, chains onto records that were rolled back, and writing it would leave
+/// a gap in the chain that reads as tampering. The files end at their last good record, and a
+/// restart continues the chain from there.
 fn write_pending(
     files: &mut HashMap<PathBuf, File>,
     pending: Vec<Pending>,
     failed: &Mutex<Option<String>>,
 ) {
+    if failed.lock().map_or(true, |f| f.is_some()) {
+        return;
+    }
     for p in pending {
         let path = p.segment_dir.join(FILE_NAME);
         let result = (|| -> std::io::Result<()> {
@@ -946,6 +957,31 @@ mod tests {
         }
     }
 
+    #[test]
+    fn after_a_failed_write_nothing_more_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        std::fs::write(&path, b"good\n").unwrap();
+        let failed = Mutex::new(None);
+        let batch = |data: &[u8]| {
+            vec![Pending {
+                segment_dir: dir.path().to_path_buf(),
+                data: data.to_vec(),
+                seal: None,
+            }]
+        };
+        // The file as open for reading only: the write fails.
+        let mut files = HashMap::default();
+        files.insert(path.clone(), File::open(&path).unwrap());
+        write_pending(&mut files, batch(b"lost\n"), &failed);
+        assert!(failed.lock().unwrap().is_some());
+        // What was buffered meanwhile chains onto the lost record: it is not written either,
+        // even though the file could take it now.
+        files.clear();
+        write_pending(&mut files, batch(b"after\n"), &failed);
+        assert_eq!(std::fs::read(&path).unwrap(), b"good\n");
+    }
+
     #[tokio::test]
     async fn chain_survives_restart_and_detects_tampering() {
         let dir = tempfile::tempdir().unwrap();
@@ -981,6 +1017,24 @@ mod tests {
         swapped.swap(1, 2);
         std::fs::write(&path, swapped.join("\n") + "\n").unwrap();
         assert_eq!(verify_file(&path).unwrap_err().line, 2);
+    }
+
+    #[test]
+    fn a_line_that_is_only_a_hash_is_a_break_not_a_crash() {
+        // After a break in an earlier file, the next file is read on its own terms; a line
+        // holding nothing but a hash field is reported, not a panic.
+        let dir = tempfile::tempdir().unwrap();
+        let region = dir.path().join("eu");
+        std::fs::create_dir(&region).unwrap();
+        std::fs::write(region.join(sealed_name(1)), b"not a record\n").unwrap();
+        let line = format!(",\"hash\":\"{}\"}}\n", "0".repeat(64));
+        std::fs::write(region.join(FILE_NAME), line).unwrap();
+        let report = crate::trace::verify::verify_dir(dir.path(), None).unwrap();
+        let active = report
+            .iter()
+            .find(|v| v.path.ends_with(FILE_NAME))
+            .expect("the active file is reported");
+        assert!(active.result.is_err(), "{:?}", active.path);
     }
 
     #[tokio::test]
