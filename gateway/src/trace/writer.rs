@@ -571,19 +571,67 @@ fn last_sealed(region_dir: &Path) -> std::io::Result<Option<u64>> {
     Ok(last)
 }
 
-/// The last complete line of a file and the file's length up to it.
+/// How far back from a file's end a record is looked for when a file is opened.
+const MAX_TAIL_SCAN: u64 = 64 << 20;
+
+/// The last record of a file (a whole line that carries its hash: a decision, an outcome, a
+/// checkpoint) and the file's length up to its end. What follows it (a line torn by a crash,
+/// or one that is not a record) is not part of the trace. Read backwards a block at a time, so
+/// a record of any size is found whole. A file with whole lines but no record in its last
+/// 64 MiB is damaged or not a trace file: an error, never a chain begun again from the genesis.
 fn last_line(file: &mut File, len: u64) -> std::io::Result<(Option<Vec<u8>>, u64)> {
-    let tail_len = len.min(256 * 1024);
-    let mut tail = vec![0; tail_len as usize];
-    file.seek(SeekFrom::Start(len - tail_len))?;
-    file.read_exact(&mut tail)?;
-    let good = tail.iter().rposition(|c| *c == b'\n').map_or(0, |p| p + 1);
-    let line = tail[..good]
-        .split(|c| *c == b'\n')
-        .rev()
-        .find(|l| !l.is_empty())
-        .map(<[u8]>::to_vec);
-    Ok((line, len - tail_len + good as u64))
+    const BLOCK: u64 = 64 * 1024;
+    // `tail` holds the file's bytes from `start` to its end; lines are looked at from the
+    // last, each ending before `end`.
+    let (mut start, mut end) = (len, len);
+    let mut tail: Vec<u8> = Vec::new();
+    let mut saw_line = false;
+    loop {
+        let before = &tail[..usize::try_from(end - start).unwrap_or(tail.len())];
+        if let Some(nl) = before.iter().rposition(|c| *c == b'\n') {
+            let from = match before[..nl].iter().rposition(|c| *c == b'\n') {
+                Some(prev) => Some(prev + 1),
+                None if start == 0 => Some(0),
+                // The line starts before what has been read.
+                None => None,
+            };
+            if let Some(from) = from {
+                let line = &before[from..nl];
+                if extract_hash(line).is_some() {
+                    return Ok((Some(line.to_vec()), start + nl as u64 + 1));
+                }
+                saw_line |= !line.is_empty();
+                end = start + from as u64;
+                if end == 0 {
+                    break;
+                }
+                continue;
+            }
+        }
+        if start == 0 {
+            break;
+        }
+        if len - start >= MAX_TAIL_SCAN {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "no record in the last 64 MiB: the file is damaged or not a trace file",
+            ));
+        }
+        let n = start.min(BLOCK);
+        let mut block = vec![0; usize::try_from(n).unwrap_or(0)];
+        file.seek(SeekFrom::Start(start - n))?;
+        file.read_exact(&mut block)?;
+        block.extend_from_slice(&tail);
+        tail = block;
+        start -= n;
+    }
+    if saw_line {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "whole lines but no record: the file is damaged or not a trace file",
+        ));
+    }
+    Ok((None, 0))
 }
 
 fn count_lines(file: &mut File) -> std::io::Result<u64> {
@@ -638,8 +686,14 @@ fn open_segment(dir: &Path, region: &str) -> Result<(Segment, File), TraceError>
     let (mut file, new_file) = open_active(&region_dir)?;
     let len = file.metadata().map_err(err)?.len();
     let (mut last, good_len) = last_line(&mut file, len).map_err(err)?;
-    // Drop a torn last line left by a crash in the middle of a write.
+    // Drop a torn last line left by a crash in the middle of a write (and anything after the
+    // last record that is not one).
     if good_len != len {
+        tracing::warn!(
+            path = %path.display(),
+            bytes = len - good_len,
+            "the trace file ended in a torn or damaged line; it was cut off after the last record"
+        );
         file.set_len(good_len).map_err(err)?;
     }
     let mut len = good_len;
@@ -1054,6 +1108,44 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(verify_file(&path).unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_large_last_record_and_lines_that_are_not_records_are_read_right_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("eu").join(FILE_NAME);
+        // A record larger than any one block read from the end, then a torn one after it.
+        let big = format!("{{\"n\":0,\"pad\":\"{}\"}}", "x".repeat(600 * 1024));
+        let w = TraceWriter::start(dir.path().to_path_buf(), Durability::Batch).unwrap();
+        w.append(Arc::from("eu"), big.into_bytes()).await.unwrap();
+        drop(w);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(&[b'x'; 300 * 1024]).unwrap();
+        let w = TraceWriter::start(dir.path().to_path_buf(), Durability::Batch).unwrap();
+        w.append(Arc::from("eu"), b"{\"n\":1}".to_vec())
+            .await
+            .unwrap();
+        drop(w);
+        // The chain went on from the large record, not from the genesis.
+        assert_eq!(verify_file(&path).unwrap(), 2);
+        // A whole line that is not a record, after the last one: cut off, the chain goes on.
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"not a record\n\n").unwrap();
+        let w = TraceWriter::start(dir.path().to_path_buf(), Durability::Batch).unwrap();
+        w.append(Arc::from("eu"), b"{\"n\":2}".to_vec())
+            .await
+            .unwrap();
+        drop(w);
+        assert_eq!(verify_file(&path).unwrap(), 3);
+        // Lines and no record at all: not a trace file; the writer does not start over.
+        std::fs::write(&path, b"one\ntwo\n").unwrap();
+        let w = TraceWriter::start(dir.path().to_path_buf(), Durability::Batch).unwrap();
+        let e = w
+            .append(Arc::from("eu"), b"{\"n\":3}".to_vec())
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("no record"), "{e}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"one\ntwo\n");
     }
 
     fn names(dir: &Path) -> Vec<String> {
