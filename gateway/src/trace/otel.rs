@@ -159,9 +159,13 @@ impl Otel {
             .tracer
             .span_builder("domicile.request")
             .with_kind(SpanKind::Server)
+            // Extension methods are client text: exported only when short, as records have them.
             .with_attributes([KeyValue::new(
                 "http.request.method",
-                method.as_str().to_owned(),
+                Some(method.as_str())
+                    .filter(|m| m.len() <= 16)
+                    .unwrap_or("EXTENSION")
+                    .to_owned(),
             )])
             .start_with_context(&self.tracer, &parent);
         RequestSpan {

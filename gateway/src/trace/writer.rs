@@ -678,7 +678,11 @@ fn open_segment(dir: &Path, region: &str) -> Result<(Segment, File), TraceError>
     let region_dir = dir.join(&name);
     if !region_dir.exists() {
         std::fs::create_dir_all(&region_dir).map_err(|e| io_err(&region_dir, e))?;
-        let _ = File::open(dir).and_then(|d| d.sync_all());
+        // The new directory's entry made durable, or a crash could lose the region's records
+        // after they were acknowledged.
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io_err(dir, e))?;
     }
     let path = region_dir.join(FILE_NAME);
     let err = |e| io_err(&path, e);

@@ -139,8 +139,21 @@ async fn spans_and_metrics_carry_the_decision() {
     );
     let gw = gateway(&eu, &us, &collector).await;
     let (allowed_id, blocked_id, revision) = allow_and_block(&gw).await;
+    // A long extension method is client text: exported as `EXTENSION`, as records have it.
+    let long = "JANEDOEEXAMPLECOMSENTASAMETHOD";
+    let req = format!("{long} /catalog/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let _ = domicile_tests::client::raw(gw.running.addr, req.as_bytes()).await;
     gw.running.shutdown().await;
     let spans = spans(&collector);
+    assert!(
+        spans.iter().any(|s| attr(s, "http.request.method")
+            .and_then(|v| v["stringValue"].as_str())
+            == Some("EXTENSION")),
+        "{spans:#?}"
+    );
+    for r in collector.received() {
+        assert!(!String::from_utf8_lossy(&r.body).contains(long));
+    }
     let by_id = |id: &str| {
         spans
             .iter()
