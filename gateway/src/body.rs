@@ -27,6 +27,9 @@ pub enum Body {
     Chained {
         prefix: Option<Bytes>,
         rest: hyper::body::Incoming,
+        /// The prefix's share of the inspection buffer budget, given back once the prefix is
+        /// passed on: the rest streams through without being held, however long it takes.
+        permit: Option<std::sync::Arc<tokio::sync::OwnedSemaphorePermit>>,
     },
     /// A backend's response that holds the request's place under the backend's concurrency
     /// limit until its last frame (or until it is dropped).
@@ -108,9 +111,16 @@ impl HttpBody for Body {
                 }
                 Poll::Ready(trailers.take().map(|t| Ok(sanitised(Frame::trailers(t)))))
             }
-            Body::Chained { prefix, rest } => {
-                if let Some(d) = prefix.take().filter(|d| !d.is_empty()) {
-                    return Poll::Ready(Some(Ok(Frame::data(d))));
+            Body::Chained {
+                prefix,
+                rest,
+                permit,
+            } => {
+                if let Some(d) = prefix.take() {
+                    permit.take();
+                    if !d.is_empty() {
+                        return Poll::Ready(Some(Ok(Frame::data(d))));
+                    }
                 }
                 passed_on(Pin::new(rest).poll_frame(cx))
             }
@@ -159,7 +169,7 @@ impl HttpBody for Body {
             Body::Buffered { data, trailers } => {
                 data.as_ref().is_none_or(Bytes::is_empty) && trailers.is_none()
             }
-            Body::Chained { prefix, rest } => {
+            Body::Chained { prefix, rest, .. } => {
                 prefix.as_ref().is_none_or(Bytes::is_empty) && rest.is_end_stream()
             }
             Body::Held { body, .. } => body.is_end_stream(),
@@ -180,7 +190,7 @@ impl HttpBody for Body {
                     SizeHint::with_exact(n)
                 }
             }
-            Body::Chained { prefix, rest } => {
+            Body::Chained { prefix, rest, .. } => {
                 let n = prefix.as_ref().map_or(0, |d| d.len() as u64);
                 let r = rest.size_hint();
                 let mut h = SizeHint::new();

@@ -941,7 +941,7 @@ async fn inspect_request(
     let reserve = declared.map_or(limit, |n| (n as usize).min(limit)).max(1);
     let kib = u32::try_from(reserve.div_ceil(1024)).unwrap_or(u32::MAX);
     let needs_buffer = !declared.is_some_and(|n| n == 0 || n > limit as u64);
-    let buffer_permit = if needs_buffer {
+    let mut buffer_permit = if needs_buffer {
         match budget.clone().try_acquire_many_owned(kib) {
             Ok(p) => Some(Arc::new(p)),
             Err(_) => {
@@ -1006,6 +1006,7 @@ async fn inspect_request(
                     Some(rest) => Body::Chained {
                         prefix: Some(prefix),
                         rest,
+                        permit: buffer_permit.take(),
                     },
                     None => Body::full(prefix),
                 };

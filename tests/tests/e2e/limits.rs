@@ -340,6 +340,43 @@ async fn bodies_buffered_for_inspection_share_a_bounded_budget() {
     gw.running.shutdown().await;
 }
 
+#[tokio::test]
+async fn a_body_too_large_to_inspect_gives_its_budget_back_once_it_streams_on() {
+    // Bodies over the inspection limit on a route that keeps them in the subject's region:
+    // their inspected prefix is held against the budget only until it is passed on, not for
+    // as long as the rest takes to arrive.
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let uploads = "\n[[routes]]\nid = \"uploads\"\npath = \"/uploads\"\npurpose = \"storage\"\n\
+                   placement = \"home\"\non_uninspectable = \"local\"\n";
+    let gw = gateway_with(
+        &eu,
+        &us,
+        "[server.limits]\nmax_body_bytes = 1024\nmax_buffered_bytes = 2048\n\n[server.timeouts]\nshutdown_grace = \"2s\"",
+        uploads,
+    )
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut s = tokio::net::TcpStream::connect(gw.running.addr)
+            .await
+            .unwrap();
+        let piece = "a".repeat(1500);
+        let head = format!(
+            "POST /uploads HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 192.0.2.1\r\n\
+             Content-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{piece}\r\n",
+            piece.len()
+        );
+        // Over the limit, and the rest still to come.
+        s.write_all(head.as_bytes()).await.unwrap();
+        held.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = client::post_json(&gw.url("/customers"), "192.0.2.1", "{}").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    drop(held);
+    gw.running.shutdown().await;
+}
+
 /// Reads a request head off a raw backend's connection; `false` when the peer went first.
 async fn head_read(s: &mut tokio::net::TcpStream) -> bool {
     let mut head = Vec::new();
