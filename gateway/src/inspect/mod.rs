@@ -230,6 +230,7 @@ impl Inspection {
         if self.overflow {
             return;
         }
+        let location = bounded_location(location);
         let bit = 1u32 << (hit.category as u32);
         let new = match self.seen.get_mut(location.as_str()) {
             Some(bits) => {
@@ -366,6 +367,24 @@ pub fn percent_decode(s: &str) -> std::borrow::Cow<'_, str> {
         }
     }
     std::borrow::Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// The longest location a finding keeps, in bytes.
+pub const MAX_LOCATION: usize = 256;
+
+/// A location of at most [`MAX_LOCATION`] bytes: a longer one (a pointer 128 levels deep)
+/// keeps its end, the most specific part, after `…`, so that 256 findings cannot make a
+/// record megabytes long.
+fn bounded_location(location: String) -> String {
+    if location.len() <= MAX_LOCATION {
+        return location;
+    }
+    let keep = MAX_LOCATION - '…'.len_utf8();
+    let mut from = location.len() - keep;
+    while !location.is_char_boundary(from) {
+        from += 1;
+    }
+    format!("…{}", &location[from..])
 }
 
 /// Inspects the URL path, segment by segment, percent-decoded: `path:/0` is the first.
@@ -1280,6 +1299,25 @@ mod tests {
             i.findings
         );
         assert_eq!(locations(&i), ["cookie:session", "cookie:session"]);
+    }
+
+    #[test]
+    fn long_locations_keep_their_end() {
+        let deep = format!("{}/email", "/level".repeat(100));
+        let body = format!(
+            "{}{{\"email\":\"jane@example.com\"}}{}",
+            "{\"level\":".repeat(100),
+            "}".repeat(100)
+        );
+        let mut i = Inspection::default();
+        inspect_body(&headers("application/json"), body.as_bytes(), &mut i);
+        let loc = &i.findings[0].location;
+        assert!(loc.len() <= MAX_LOCATION, "{}", loc.len());
+        assert!(
+            loc.starts_with('…') && loc.ends_with("/level/email"),
+            "{loc}"
+        );
+        assert!(deep.ends_with(loc.trim_start_matches('…')));
     }
 
     fn locations(i: &Inspection) -> Vec<&str> {
