@@ -152,12 +152,44 @@ impl Trail {
     }
 }
 
-/// Reads every line under `dir`.
+/// Reads every line under `dir`. A rotation that renames a file between listing and reading
+/// it starts the read over (a few times); a last line still being written (no newline yet) is
+/// not read.
 pub fn read_dir(dir: &Path) -> Result<Trail, Box<dyn std::error::Error>> {
+    let mut attempts = 0;
+    loop {
+        match read_dir_once(dir) {
+            Err(ReadError::Gone(_)) if attempts < 3 => attempts += 1,
+            Err(ReadError::Gone(e)) => return Err(e.into()),
+            Err(ReadError::Other(e)) => return Err(e),
+            Ok(trail) => return Ok(trail),
+        }
+    }
+}
+
+enum ReadError {
+    /// A listed file was gone when read (renamed by a rotation).
+    Gone(std::io::Error),
+    Other(Box<dyn std::error::Error>),
+}
+
+impl<E: Into<Box<dyn std::error::Error>>> From<E> for ReadError {
+    fn from(e: E) -> ReadError {
+        ReadError::Other(e.into())
+    }
+}
+
+fn read_dir_once(dir: &Path) -> Result<Trail, ReadError> {
     let mut trail = Trail::default();
     for path in files(dir)? {
-        let text = std::fs::read_to_string(&path)?;
-        for (n, line) in text.lines().enumerate() {
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ReadError::Gone(e)),
+            Err(e) => return Err(e.into()),
+        };
+        // Only whole lines: the last one may be in the middle of being written.
+        let whole = text.rfind('\n').map_or("", |end| &text[..=end]);
+        for (n, line) in whole.lines().enumerate() {
             if line.is_empty() {
                 continue;
             }
@@ -693,4 +725,28 @@ pub fn register(decisions: &[Value]) -> String {
         ));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_still_being_written_is_not_read_and_a_bad_whole_line_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let region = dir.path().join("eu");
+        std::fs::create_dir(&region).unwrap();
+        let record =
+            r#"{"schema":"domicile.decision/1","decision_id":"a","time":"2026-01-01T00:00:00Z"}"#;
+        let path = region.join("decisions.jsonl");
+        std::fs::write(&path, format!("{record}\n{{\"schema\":\"domi")).unwrap();
+        let trail = read_dir(dir.path()).unwrap();
+        assert_eq!(trail.decisions.len(), 1);
+        // A whole line that is not JSON is not skipped: the file is damaged.
+        std::fs::write(&path, format!("{record}\nnot json\n")).unwrap();
+        let e = read_dir(dir.path())
+            .err()
+            .expect("a damaged line is an error");
+        assert!(e.to_string().contains("decisions.jsonl:2:"), "{e}");
+    }
 }
