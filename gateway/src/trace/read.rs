@@ -744,9 +744,9 @@ mod tests {
         assert_eq!(trail.decisions.len(), 1);
         // A whole line that is not JSON is not skipped: the file is damaged.
         std::fs::write(&path, format!("{record}\nnot json\n")).unwrap();
-        let e = read_dir(dir.path())
-            .err()
-            .expect("a damaged line is an error");
+        let Err(e) = read_dir(dir.path()) else {
+            panic!("a damaged line is an error");
+        };
         assert!(e.to_string().contains("decisions.jsonl:2:"), "{e}");
     }
 }
