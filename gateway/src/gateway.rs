@@ -37,6 +37,9 @@ pub struct Shared {
     pub published_revision: std::sync::Mutex<Option<String>>,
     /// OpenTelemetry export, when `[trace.otel]` is set.
     pub otel: Option<Arc<crate::trace::otel::Otel>>,
+    /// The inspection buffer budget the pipeline was built with (`max_buffered_bytes` at
+    /// start): a reload cannot raise it, nor set a body limit above it.
+    pub buffer_budget: usize,
 }
 
 /// The request pipeline, phase by phase (see the crate docs for the order and why).
@@ -192,6 +195,7 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
         config_path: opts.config_path.clone(),
         published_revision: std::sync::Mutex::new(None),
         otel,
+        buffer_budget: limits.max_buffered_bytes,
     });
     crate::reload::publish_revision(&shared, &revision);
     crate::upstream::spawn_health_checks(&shared.snapshot.load_full());

@@ -43,6 +43,20 @@ pub fn reload(shared: &Shared) -> Result<String, Vec<String>> {
     };
     let result = Config::load(path)
         .map_err(|e| e.0.iter().map(ToString::to_string).collect::<Vec<_>>())
+        .and_then(|config| {
+            // The inspection buffer budget is built once, at start: a body limit above it
+            // would turn every inspected request away with 503.
+            let limits = &config.server.limits;
+            if limits.max_body_bytes > shared.buffer_budget {
+                return Err(vec![format!(
+                    "{}: server.limits.max_body_bytes: {} is above the running inspection budget ({} bytes, server.limits.max_buffered_bytes at start); raise both and restart",
+                    path.display(),
+                    limits.max_body_bytes,
+                    shared.buffer_budget
+                )]);
+            }
+            Ok(config)
+        })
         .and_then(Snapshot::build);
     match result {
         Ok(snapshot) => {
@@ -51,6 +65,15 @@ pub fn reload(shared: &Shared) -> Result<String, Vec<String>> {
                 || snapshot.config.trace.dir != old.config.trace.dir
             {
                 tracing::warn!("listen address and trace directory changes take effect on restart");
+            }
+            let (new, running) = (&snapshot.config.server.limits, &old.config.server.limits);
+            if new.max_buffered_bytes != running.max_buffered_bytes
+                || new.max_concurrent_requests != running.max_concurrent_requests
+                || new.max_connections != running.max_connections
+            {
+                tracing::warn!(
+                    "server.limits max_buffered_bytes, max_concurrent_requests and max_connections changes take effect on restart"
+                );
             }
             let rev = snapshot.revision.clone();
             let snapshot = Arc::new(snapshot);

@@ -835,14 +835,25 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
             256 * 1024 * 1024,
         ),
     };
-    if let Some(v) = &l.max_buffered_bytes
-        && limits.max_buffered_bytes < limits.max_body_bytes
-    {
-        c.err(
-            v,
-            "server.limits.max_buffered_bytes",
-            "must be at least server.limits.max_body_bytes",
-        );
+    // One body must fit in the budget all bodies share, or every inspected request would be
+    // turned away with 503.
+    if limits.max_buffered_bytes < limits.max_body_bytes {
+        match (&l.max_buffered_bytes, &l.max_body_bytes) {
+            (Some(v), _) => c.err(
+                v,
+                "server.limits.max_buffered_bytes",
+                "must be at least server.limits.max_body_bytes",
+            ),
+            (None, Some(v)) => c.err(
+                v,
+                "server.limits.max_body_bytes",
+                format!(
+                    "must be at most server.limits.max_buffered_bytes ({} bytes when not set)",
+                    limits.max_buffered_bytes
+                ),
+            ),
+            (None, None) => {}
+        }
     }
     let t = &raw.server.timeouts;
     let timeouts = Timeouts {
@@ -1716,6 +1727,20 @@ region = "nope"
                 .any(|l| l.starts_with("t.toml:7:6: regions[0].id: region id"));
             assert_eq!(refused, !ok, "{id:?}: {lines:#?}");
         }
+    }
+
+    #[test]
+    fn one_body_must_fit_in_the_shared_budget() {
+        let e = check("[server.limits]\nmax_body_bytes = 300000000\n").unwrap_err();
+        let lines: Vec<String> = e.0.iter().map(ToString::to_string).collect();
+        assert!(
+            lines.iter().any(|l| l.starts_with(
+                "t.toml:2:18: server.limits.max_body_bytes: must be at most server.limits.max_buffered_bytes (268435456 bytes when not set)"
+            )),
+            "{lines:#?}"
+        );
+        let text = "[server.limits]\nmax_body_bytes = 300000000\nmax_buffered_bytes = 300000000\n";
+        assert!(check(text).is_ok());
     }
 
     #[test]

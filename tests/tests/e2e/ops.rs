@@ -188,6 +188,39 @@ async fn shutdown_drains_in_flight_requests_and_stops_accepting() {
 }
 
 #[tokio::test]
+async fn a_reload_cannot_set_a_body_limit_above_the_running_budget() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("traces");
+    let text = domicile_tests::two_regions(&eu.url(), &us.url(), &trace, "");
+    let gw = Gateway::start(dir, &text, false).await;
+    let rev0 = revision(&gw).await;
+    // Valid on its own, but the budget was built at start: refused, not 503 for everything.
+    let raised = text.replace(
+        "[server.timeouts]",
+        "[server.limits]\nmax_body_bytes = 300000000\nmax_buffered_bytes = 300000000\n\n[server.timeouts]",
+    );
+    std::fs::write(&gw.config_path, &raised).unwrap();
+    let refused = client::send(
+        http::Request::post(gw.admin_url("/reload"))
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap(),
+        false,
+    )
+    .await;
+    assert_eq!(refused.status, 422);
+    let errors = refused.json()["errors"].to_string();
+    assert!(
+        errors.contains("server.limits.max_body_bytes: 300000000 is above the running inspection budget (268435456 bytes"),
+        "{errors}"
+    );
+    assert_eq!(revision(&gw).await, rev0);
+    let r = client::post_json(&gw.url("/customers"), "192.0.2.1", "{}").await;
+    assert_eq!(r.status, 200);
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_kubernetes_style_symlink_swap_is_reloaded() {
     use std::os::unix::fs::symlink;
     let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
