@@ -215,12 +215,19 @@ where
             .get::<otel::RequestSpan>()
             .and_then(|span| annotate(span, ctx));
         let Some((region, record)) = record_of(&req, ctx, &self.instance) else {
-            // No decision was made (the request never reached the decide phase's output).
+            // No decision was made (the request never reached the decide phase's output). Not
+            // `trace_unavailable`: the trail works, and the refusal layer records this answer
+            // as it records every answer made without a decision.
             return PhaseFuture::Answered {
-                res: Some(unavailable(
-                    &decision_id,
-                    "no decision record could be built",
-                )),
+                res: Some(
+                    Problem::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal",
+                        "no decision was made for this request; nothing was forwarded",
+                    )
+                    .with_decision(&decision_id)
+                    .into_response(),
+                ),
             };
         };
         // Without fsync the record is written and chained into the trace buffer right here:
