@@ -27,6 +27,17 @@ async fn wait_revision_change(gw: &Gateway, old: &str) -> Option<String> {
     None
 }
 
+/// Asks the admin listener to reload the config file.
+async fn post_reload(gw: &Gateway) -> domicile_tests::client::Reply {
+    client::send(
+        http::Request::post(gw.admin_url("/reload"))
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap(),
+        false,
+    )
+    .await
+}
+
 #[tokio::test]
 async fn file_change_reloads_and_a_bad_file_keeps_the_running_config() {
     let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
@@ -57,13 +68,7 @@ async fn file_change_reloads_and_a_bad_file_keeps_the_running_config() {
         added.replace("placement = \"any\"", "placement = \"anywhere\""),
     )
     .unwrap();
-    let refused = client::send(
-        http::Request::post(gw.admin_url("/reload"))
-            .body(http_body_util::Full::new(bytes::Bytes::new()))
-            .unwrap(),
-        false,
-    )
-    .await;
+    let refused = post_reload(&gw).await;
     assert_eq!(refused.status, 422);
     let errors = refused.json()["errors"].to_string();
     assert!(
@@ -201,13 +206,7 @@ async fn a_reload_cannot_set_a_body_limit_above_the_running_budget() {
         "[server.limits]\nmax_body_bytes = 300000000\nmax_buffered_bytes = 300000000\n\n[server.timeouts]",
     );
     std::fs::write(&gw.config_path, &raised).unwrap();
-    let refused = client::send(
-        http::Request::post(gw.admin_url("/reload"))
-            .body(http_body_util::Full::new(bytes::Bytes::new()))
-            .unwrap(),
-        false,
-    )
-    .await;
+    let refused = post_reload(&gw).await;
     assert_eq!(refused.status, 422);
     let errors = refused.json()["errors"].to_string();
     assert!(
