@@ -297,10 +297,11 @@ fn trace(cmd: TraceCommand) -> ExitCode {
                         "ok     {} ({} lines{})",
                         v.path.display(),
                         s.lines,
-                        match s.checkpoint {
-                            Some(true) => ", signed checkpoint",
-                            Some(false) => ", unsigned checkpoint",
-                            None => "",
+                        match (s.checkpoint, &s.key) {
+                            (Some(true), Some(key)) => format!(", signed checkpoint, key {key}"),
+                            (Some(true), None) => ", signed checkpoint".to_owned(),
+                            (Some(false), _) => ", unsigned checkpoint".to_owned(),
+                            (None, _) => String::new(),
                         }
                     ),
                     Err(e) => {

@@ -28,6 +28,8 @@ pub struct FileSummary {
     pub lines: usize,
     /// The file ends with a checkpoint, and whether it is signed.
     pub checkpoint: Option<bool>,
+    /// The public key that signed the checkpoint (hex), when it is signed.
+    pub key: Option<String>,
 }
 
 /// The result of verifying one file.
@@ -42,7 +44,11 @@ struct Chain<'a> {
     /// The sequence number the file is sealed under; `None` for the active file.
     sequence: Option<u64>,
     region: &'a str,
+    /// The key checkpoints must be signed by: the one given, or else the one that signed the
+    /// region's first signed checkpoint.
     pinned: Option<&'a VerifyingKey>,
+    /// Whether `pinned` was given (rather than learnt from an earlier checkpoint).
+    given: bool,
 }
 
 impl Chain<'_> {
@@ -109,17 +115,25 @@ impl Chain<'_> {
                 "a sealed file does not end with a checkpoint (it was truncated)",
             ));
         }
-        Ok((FileSummary { lines, checkpoint }, prev))
+        let signed = checkpoint.as_ref().map(Option::is_some);
+        Ok((
+            FileSummary {
+                lines,
+                checkpoint: signed,
+                key: checkpoint.flatten(),
+            },
+            prev,
+        ))
     }
 
-    /// Checks a checkpoint line; returns whether it is signed.
+    /// Checks a checkpoint line; returns the key that signed it (hex), when it is signed.
     fn checkpoint(
         &self,
         line: &[u8],
         head: &str,
         records: u64,
         at: usize,
-    ) -> Result<bool, ChainBreak> {
+    ) -> Result<Option<String>, ChainBreak> {
         let v: Value = serde_json::from_slice(line)
             .map_err(|e| self.brk(at, format!("the checkpoint is not JSON: {e}")))?;
         let field = |k: &str| v[k].as_str().unwrap_or("");
@@ -167,7 +181,7 @@ impl Chain<'_> {
             _ if self.pinned.is_some() => {
                 return Err(self.brk(at, "the checkpoint is not signed"));
             }
-            _ => return Ok(false),
+            _ => return Ok(None),
         };
         let key = hex::decode(key)
             .ok()
@@ -179,7 +193,15 @@ impl Chain<'_> {
         {
             return Err(self.brk(
                 at,
-                "the checkpoint is signed by another key than the one given",
+                if self.given {
+                    "the checkpoint is signed by another key than the one given".to_owned()
+                } else {
+                    format!(
+                        "the checkpoint is signed by another key ({}) than the region's earlier checkpoints ({}): files were re-signed, or the key was changed without a new trace directory",
+                        hex::encode(key.as_bytes()),
+                        hex::encode(p.as_bytes())
+                    )
+                },
             ));
         }
         let sig = hex::decode(sig)
@@ -192,7 +214,7 @@ impl Chain<'_> {
             &sig,
         )
         .map_err(|_| self.brk(at, "the checkpoint's signature does not verify"))?;
-        Ok(true)
+        Ok(Some(hex::encode(key.as_bytes())))
     }
 }
 
@@ -222,17 +244,29 @@ pub fn verify_region(
     let mut out = Vec::new();
     let mut prev = GENESIS.to_owned();
     let mut expected = 1;
-    let chain = |path: PathBuf, sequence: Option<u64>, prev: &mut String| {
+    // Without a key given, the first signed checkpoint's key is the one every later
+    // checkpoint of the region must be signed by: a key that changes part-way is reported.
+    let mut learnt: Option<VerifyingKey> = None;
+    let mut chain = |path: PathBuf, sequence: Option<u64>, prev: &mut String| {
         let c = Chain {
             path: &path,
             sequence,
             region: &region,
-            pinned,
+            pinned: pinned.or(learnt.as_ref()),
+            given: pinned.is_some(),
         };
         let result = c.check(prev).map(|(summary, last)| {
             *prev = last;
             summary
         });
+        if learnt.is_none()
+            && let Ok(FileSummary { key: Some(k), .. }) = &result
+        {
+            learnt = hex::decode(k)
+                .ok()
+                .and_then(|k| <[u8; 32]>::try_from(k).ok())
+                .and_then(|k| VerifyingKey::from_bytes(&k).ok());
+        }
         if result.is_err() {
             // Later files are still checked, each against its own first line.
             *prev = String::new();
@@ -298,6 +332,7 @@ pub fn verify_file(path: &Path) -> Result<usize, ChainBreak> {
         sequence: None,
         region: &region,
         pinned: None,
+        given: false,
     }
     .check(GENESIS)
     .map(|(s, _)| s.lines)

@@ -233,3 +233,47 @@ async fn a_sealed_file_cut_before_its_checkpoint_is_reported() {
     assert_eq!((b[0].0.as_str(), b[0].1), ("decisions-000002.jsonl", n + 1));
     assert!(b[0].2.contains("does not end with a checkpoint"), "{b:?}");
 }
+
+#[tokio::test]
+async fn a_checkpoint_re_signed_with_another_key_is_reported_without_a_pinned_key() {
+    use ed25519_dalek::Signer;
+    let (dir, region) = rotated().await;
+    // The third file's checkpoint signed again, validly, by another key.
+    let other = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+    let f = region.join("decisions-000003.jsonl");
+    let mut l = lines(&f);
+    let last = l.len() - 1;
+    l[last] = rechain(&l[last], |body| {
+        let cp: serde_json::Value = serde_json::from_str(body).unwrap();
+        let message = domicile_gateway::trace::writer::checkpoint_message(
+            cp["region"].as_str().unwrap(),
+            cp["sequence"].as_u64().unwrap(),
+            cp["records"].as_u64().unwrap(),
+            cp["head"].as_str().unwrap(),
+        );
+        // The fields replaced where they are: a checkpoint starts with its schema.
+        body.replace(
+            cp["public_key"].as_str().unwrap(),
+            &hex::encode(other.verifying_key().as_bytes()),
+        )
+        .replace(
+            cp["signature"].as_str().unwrap(),
+            &hex::encode(other.sign(&message).to_bytes()),
+        )
+    });
+    write_lines(&f, &l);
+    let b = verify(dir.path());
+    let first = &b[0];
+    assert_eq!(
+        (first.0.as_str(), first.1),
+        ("decisions-000003.jsonl", last + 1),
+        "{b:?}"
+    );
+    assert!(
+        first.2.starts_with(&format!(
+            "the checkpoint is signed by another key ({}) than the region's earlier checkpoints",
+            hex::encode(other.verifying_key().as_bytes())
+        )),
+        "{b:?}"
+    );
+}
