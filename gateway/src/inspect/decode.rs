@@ -156,8 +156,18 @@ fn decode_one(coding: Coding, input: &[u8], allowed: usize) -> Result<Vec<u8>, D
             }
         }
         Coding::Brotli => {
-            let r = brotli::Decompressor::new(input, 4096);
-            read_bounded(r, allowed, &mut out, corrupt)?;
+            let mut src = input;
+            let mut r = brotli::Decompressor::new(&mut src, 4096);
+            read_bounded(&mut r, allowed, &mut out, corrupt)?;
+            // Bytes after the end of the stream, as for deflate: the decoder reports those it
+            // holds on a further read, and those it never took are still in `src`.
+            if !matches!(r.read(&mut [0u8; 1]), Ok(0)) {
+                return Err(corrupt);
+            }
+            drop(r);
+            if !src.is_empty() {
+                return Err(corrupt);
+            }
         }
         Coding::Zstd => {
             let mut src = input;
@@ -280,6 +290,18 @@ mod tests {
             &*decode(&[Coding::Deflate], &raw.finish().unwrap(), lim).unwrap(),
             doc
         );
+        // Bytes after the end of a brotli stream, held by the decoder or never taken by it:
+        // refused, as for deflate (no two decoders would read them the same way).
+        for extra in [&b"x"[..], &[b'x'; 10_000][..]] {
+            let mut tail = br(doc);
+            tail.extend_from_slice(extra);
+            assert_eq!(
+                decode(&[Coding::Brotli], &tail, lim).map(|_| ()),
+                Err(DecodeError::Corrupt("br")),
+                "{} bytes after the stream",
+                extra.len()
+            );
+        }
         // gzip first, then br: decoded br first.
         let stacked = br(&gzip(doc));
         let cs = codings(&headers("gzip, br")).unwrap();
