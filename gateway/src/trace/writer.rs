@@ -581,49 +581,41 @@ const MAX_TAIL_SCAN: u64 = 64 << 20;
 /// 64 MiB is damaged or not a trace file: an error, never a chain begun again from the genesis.
 fn last_line(file: &mut File, len: u64) -> std::io::Result<(Option<Vec<u8>>, u64)> {
     const BLOCK: u64 = 64 * 1024;
-    // `tail` holds the file's bytes from `start` to its end; lines are looked at from the
-    // last, each ending before `end`.
-    let (mut start, mut end) = (len, len);
-    let mut tail: Vec<u8> = Vec::new();
+    let mut block = vec![0u8; BLOCK as usize];
+    // The newline that ends the line looked at next (the one before it starts that line).
+    let mut line_end: Option<u64> = None;
     let mut saw_line = false;
-    loop {
-        let before = &tail[..usize::try_from(end - start).unwrap_or(tail.len())];
-        if let Some(nl) = before.iter().rposition(|c| *c == b'\n') {
-            let from = match before[..nl].iter().rposition(|c| *c == b'\n') {
-                Some(prev) => Some(prev + 1),
-                None if start == 0 => Some(0),
-                // The line starts before what has been read.
-                None => None,
-            };
-            if let Some(from) = from {
-                let line = &before[from..nl];
-                if extract_hash(line).is_some() {
-                    return Ok((Some(line.to_vec()), start + nl as u64 + 1));
-                }
-                saw_line |= !line.is_empty();
-                end = start + from as u64;
-                if end == 0 {
-                    break;
-                }
-                continue;
-            }
-        }
-        if start == 0 {
-            break;
-        }
-        if len - start >= MAX_TAIL_SCAN {
+    // What lies before `pos` is still to be read.
+    let mut pos = len;
+    while pos > 0 {
+        if len - pos >= MAX_TAIL_SCAN {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
                 "no record in the last 64 MiB: the file is damaged or not a trace file",
             ));
         }
-        let n = start.min(BLOCK);
-        let mut block = vec![0; usize::try_from(n).unwrap_or(0)];
-        file.seek(SeekFrom::Start(start - n))?;
-        file.read_exact(&mut block)?;
-        block.extend_from_slice(&tail);
-        tail = block;
-        start -= n;
+        let start = pos.saturating_sub(BLOCK);
+        let buf = &mut block[..usize::try_from(pos - start).unwrap_or(0)];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(buf)?;
+        let mut k = buf.len();
+        while let Some(i) = buf[..k].iter().rposition(|c| *c == b'\n') {
+            let newline = start + i as u64;
+            if let Some(end) = line_end
+                && let Some((line, up_to)) = record_at(file, newline + 1, end, &mut saw_line)?
+            {
+                return Ok((Some(line), up_to));
+            }
+            line_end = Some(newline);
+            k = i;
+        }
+        pos = start;
+    }
+    // The file's first line.
+    if let Some(end) = line_end
+        && let Some((line, up_to)) = record_at(file, 0, end, &mut saw_line)?
+    {
+        return Ok((Some(line), up_to));
     }
     if saw_line {
         return Err(std::io::Error::new(
@@ -632,6 +624,24 @@ fn last_line(file: &mut File, len: u64) -> std::io::Result<(Option<Vec<u8>>, u64
         ));
     }
     Ok((None, 0))
+}
+
+/// The line from `from` to its newline at `end`, read when [`last_line`] comes to it: when it
+/// is a record, it and the file's length up to its end.
+fn record_at(
+    file: &mut File,
+    from: u64,
+    end: u64,
+    saw_line: &mut bool,
+) -> std::io::Result<Option<(Vec<u8>, u64)>> {
+    if end == from {
+        return Ok(None);
+    }
+    *saw_line = true;
+    let mut line = vec![0u8; usize::try_from(end - from).unwrap_or(0)];
+    file.seek(SeekFrom::Start(from))?;
+    file.read_exact(&mut line)?;
+    Ok(extract_hash(&line).is_some().then(|| (line, end + 1)))
 }
 
 fn count_lines(file: &mut File) -> std::io::Result<u64> {
