@@ -297,11 +297,11 @@ fn trace(cmd: TraceCommand) -> ExitCode {
                         "ok     {} ({} lines{})",
                         v.path.display(),
                         s.lines,
-                        match (s.checkpoint, &s.key) {
-                            (Some(true), Some(key)) => format!(", signed checkpoint, key {key}"),
-                            (Some(true), None) => ", signed checkpoint".to_owned(),
-                            (Some(false), _) => ", unsigned checkpoint".to_owned(),
-                            (None, _) => String::new(),
+                        match s.checkpoint {
+                            Some(read::Checkpoint::Signed(key)) =>
+                                format!(", signed checkpoint, key {}", hex::encode(key.as_bytes())),
+                            Some(read::Checkpoint::Unsigned) => ", unsigned checkpoint".to_owned(),
+                            None => String::new(),
                         }
                     ),
                     Err(e) => {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::record::{OUTCOME_SCHEMA, SCHEMA};
-pub use super::verify::{Verified, verify_dir};
+pub use super::verify::{Checkpoint, Verified, verify_dir};
 
 /// Every trace file under `dir` (`<dir>/<region>/*.jsonl`), sorted.
 pub fn files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {

@@ -26,10 +26,15 @@ pub struct ChainBreak {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileSummary {
     pub lines: usize,
-    /// The file ends with a checkpoint, and whether it is signed.
-    pub checkpoint: Option<bool>,
-    /// The public key that signed the checkpoint (hex), when it is signed.
-    pub key: Option<String>,
+    /// The checkpoint the file ends with, if it does.
+    pub checkpoint: Option<Checkpoint>,
+}
+
+/// A file's closing checkpoint: unsigned, or signed by a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checkpoint {
+    Unsigned,
+    Signed(VerifyingKey),
 }
 
 /// The result of verifying one file.
@@ -115,25 +120,17 @@ impl Chain<'_> {
                 "a sealed file does not end with a checkpoint (it was truncated)",
             ));
         }
-        let signed = checkpoint.as_ref().map(Option::is_some);
-        Ok((
-            FileSummary {
-                lines,
-                checkpoint: signed,
-                key: checkpoint.flatten(),
-            },
-            prev,
-        ))
+        Ok((FileSummary { lines, checkpoint }, prev))
     }
 
-    /// Checks a checkpoint line; returns the key that signed it (hex), when it is signed.
+    /// Checks a checkpoint line; returns whether it is signed, and by which key.
     fn checkpoint(
         &self,
         line: &[u8],
         head: &str,
         records: u64,
         at: usize,
-    ) -> Result<Option<String>, ChainBreak> {
+    ) -> Result<Checkpoint, ChainBreak> {
         let v: Value = serde_json::from_slice(line)
             .map_err(|e| self.brk(at, format!("the checkpoint is not JSON: {e}")))?;
         let field = |k: &str| v[k].as_str().unwrap_or("");
@@ -181,7 +178,7 @@ impl Chain<'_> {
             _ if self.pinned.is_some() => {
                 return Err(self.brk(at, "the checkpoint is not signed"));
             }
-            _ => return Ok(None),
+            _ => return Ok(Checkpoint::Unsigned),
         };
         let key = hex::decode(key)
             .ok()
@@ -214,7 +211,7 @@ impl Chain<'_> {
             &sig,
         )
         .map_err(|_| self.brk(at, "the checkpoint's signature does not verify"))?;
-        Ok(Some(hex::encode(key.as_bytes())))
+        Ok(Checkpoint::Signed(key))
     }
 }
 
@@ -260,12 +257,12 @@ pub fn verify_region(
             summary
         });
         if learnt.is_none()
-            && let Ok(FileSummary { key: Some(k), .. }) = &result
+            && let Ok(FileSummary {
+                checkpoint: Some(Checkpoint::Signed(k)),
+                ..
+            }) = &result
         {
-            learnt = hex::decode(k)
-                .ok()
-                .and_then(|k| <[u8; 32]>::try_from(k).ok())
-                .and_then(|k| VerifyingKey::from_bytes(&k).ok());
+            learnt = Some(*k);
         }
         if result.is_err() {
             // Later files are still checked, each against its own first line.

@@ -1206,7 +1206,12 @@ mod tests {
             for v in &results {
                 let s = v.result.as_ref().unwrap();
                 let sealed = v.path.file_name().unwrap() != FILE_NAME;
-                assert_eq!(s.checkpoint, sealed.then_some(true), "{}", v.path.display());
+                let signed = matches!(
+                    s.checkpoint,
+                    Some(crate::trace::verify::Checkpoint::Signed(_))
+                );
+                assert_eq!(s.checkpoint.is_some(), sealed, "{}", v.path.display());
+                assert_eq!(signed, sealed, "{}", v.path.display());
                 records += s.lines - usize::from(sealed);
             }
             assert_eq!(records, 25, "{durability:?}");
@@ -1236,7 +1241,10 @@ mod tests {
         assert_eq!(names(&region_dir), ["decisions-000001.jsonl", FILE_NAME]);
         let results = verify_dir(dir.path(), None).unwrap();
         assert!(results.iter().all(|v| v.result.is_ok()), "{results:?}");
-        assert_eq!(results[0].result.as_ref().unwrap().checkpoint, Some(false));
+        assert_eq!(
+            results[0].result.as_ref().unwrap().checkpoint,
+            Some(crate::trace::verify::Checkpoint::Unsigned)
+        );
     }
 
     #[tokio::test]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use domicile_gateway::config::Durability;
 use domicile_gateway::config::trace::{Rotation, SigningKey};
-use domicile_gateway::trace::verify::{Verified, verify_dir};
+use domicile_gateway::trace::verify::{Checkpoint, Verified, verify_dir};
 use domicile_gateway::trace::writer::{TraceWriter, WriterOptions, chain_line};
 
 const SEED: [u8; 32] = [42; 32];
@@ -101,8 +101,12 @@ async fn an_untouched_rotated_trail_verifies_with_signed_checkpoints() {
         ]
     );
     assert!(breaks(&results).is_empty(), "{results:?}");
+    let public = ed25519_dalek::SigningKey::from_bytes(&SEED).verifying_key();
     for v in &results[..3] {
-        assert_eq!(v.result.as_ref().unwrap().checkpoint, Some(true));
+        assert_eq!(
+            v.result.as_ref().unwrap().checkpoint,
+            Some(Checkpoint::Signed(public))
+        );
     }
     // The checkpoint names the head it seals and the key that signed it.
     let cp: serde_json::Value = serde_json::from_str(
@@ -114,7 +118,6 @@ async fn an_untouched_rotated_trail_verifies_with_signed_checkpoints() {
     assert_eq!(cp["schema"], "domicile.checkpoint/1");
     assert_eq!(cp["sequence"], 1);
     assert_eq!(cp["file"], "decisions-000001.jsonl");
-    let public = ed25519_dalek::SigningKey::from_bytes(&SEED).verifying_key();
     assert_eq!(cp["public_key"], hex::encode(public.as_bytes()));
     assert!(breaks(&verify_dir(dir.path(), Some(&public)).unwrap()).is_empty());
 }
