@@ -271,6 +271,8 @@ impl Inspection {
     /// A field the route's field map declares: authoritative, so what the detectors said at
     /// that place or inside it gives way (a country they read there is kept as evidence).
     fn declare(&mut self, category: Category, location: String) {
+        // Compared with findings as they are kept: bounded ([`bounded_location`]).
+        let location = bounded_location(location);
         let within = |l: &str| {
             l.strip_prefix(location.as_str())
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
@@ -459,16 +461,17 @@ pub fn inspect_headers(headers: &HeaderMap, opts: &HeadOptions, out: &mut Inspec
         let credentials = *name == header::AUTHORIZATION || *name == header::PROXY_AUTHORIZATION;
         for value in headers.get_all(name) {
             // Locations are made only when something is found.
-            let v = String::from_utf8_lossy(value.as_bytes());
-            detect::scan(&v, |h| out.push(h, format!("header:{name}")));
-            // The credentials after the scheme, read on their own: a bearer token is opened
-            // for its claims, Basic's base64 is decoded to its user name (and password, of
-            // which, as of every value, nothing is recorded).
+            let text = String::from_utf8_lossy(value.as_bytes());
+            let mut v: &str = &text;
+            // Credentials are read after their scheme: a bearer token is opened for its
+            // claims, Basic's base64 is decoded to its user name (and password, of which, as
+            // of every value, nothing is recorded).
             if credentials && let Some((_, cred)) = v.trim().split_once(' ') {
-                detect::scan(cred.trim(), |h| out.push(h, format!("header:{name}")));
+                v = cred.trim();
             }
+            detect::scan(v, |h| out.push(h, format!("header:{name}")));
             if v.contains('%') {
-                detect::scan(&percent_decode(&v), |h| {
+                detect::scan(&percent_decode(v), |h| {
                     out.push(h, format!("header:{name}"))
                 });
             }
@@ -1299,6 +1302,22 @@ mod tests {
             i.findings
         );
         assert_eq!(locations(&i), ["cookie:session", "cookie:session"]);
+    }
+
+    #[test]
+    fn a_declared_field_replaces_what_was_found_there_however_deep() {
+        let deep = format!("{}/email", "/level".repeat(100));
+        let mut i = Inspection::default();
+        let hit = detect::Hit {
+            category: Category::Email,
+            detector: "email.rfc5322",
+            country: None,
+            confidence: 95,
+        };
+        i.push(hit, deep.clone());
+        i.declare(Category::Email, deep);
+        let found: Vec<&str> = i.findings.iter().map(|f| f.detector).collect();
+        assert_eq!(found, ["field_map"]);
     }
 
     #[test]
