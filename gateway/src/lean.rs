@@ -336,22 +336,34 @@ pub async fn exchange(
             other => return Err(other),
         },
     };
+    let (res, framing, keep) =
+        tokio::time::timeout_at(due, answer_head(&mut conn, p.head_request, cut_short))
+            .await
+            .map_err(|_| LeanError::TimedOut)??;
+    // Not all of the request was written: the connection is not used again.
+    Ok(answered(conn, res, framing, keep && !cut_short, None, idle))
+}
+
+/// Reads the response head off the connection (what the backend said before a failed write
+/// included, `cut_short`).
+async fn answer_head(
+    conn: &mut Conn,
+    head_request: bool,
+    cut_short: bool,
+) -> Result<Head, LeanError> {
     let mut received = false;
     loop {
         if !conn.buf.is_empty() {
             received = true;
-            if let Some((res, framing, keep)) = parse_head(&mut conn.buf, p.head_request)? {
-                // Not all of the request was written: the connection is not used again.
-                return Ok(answered(conn, res, framing, keep && !cut_short, None, idle));
+            if let Some(head) = parse_head(&mut conn.buf, head_request)? {
+                return Ok(head);
             }
             if conn.buf.len() >= MAX_HEAD {
                 return Err(LeanError::Malformed("response head too large"));
             }
         }
         conn.buf.reserve(READ_CHUNK);
-        let read = tokio::time::timeout_at(due, conn.stream.read_buf(&mut conn.buf))
-            .await
-            .map_err(|_| LeanError::TimedOut)?;
+        let read = conn.stream.read_buf(&mut conn.buf).await;
         if cut_short && conn.buf.is_empty() {
             // Nothing was said before the connection went: the write's failure stands.
             return Err(LeanError::Closed { written: false });
@@ -1607,23 +1619,6 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_refusal_of_a_large_buffered_body_is_heard_while_the_backend_holds_on() {
-        // The backend refuses on the head, then neither reads the body nor closes: the
-        // refusal is passed on at once, not a timeout once the sockets are full.
-        let refuse: &[u8] = b"HTTP/1.1 413 Content Too Large\r\ncontent-length: 8\r\n\r\ntoo much";
-        let (addr, _hold) = answers_on_head(refuse, Then::Hold).await;
-        let p = H1Pool::for_test(addr);
-        let big = Body::full(vec![b'x'; 16 << 20]);
-        let got = tokio::time::timeout(
-            std::time::Duration::from_secs(10),
-            read(&p, request(Method::POST, big)),
-        )
-        .await
-        .expect("the refusal was not heard");
-        assert_eq!(got, Ok((413, "too much".to_owned(), None)));
-    }
-
-    #[tokio::test]
     async fn a_connection_answered_before_its_request_was_written_is_not_kept() {
         // The backend answers on the head with half of its body, reads all of the request,
         // then sends the rest: the request is all written before the answer ends, and still
@@ -1716,10 +1711,18 @@ mod tests {
     /// Sends a 16 MiB streamed body (far more than the sockets hold) and reads the answer,
     /// within `secs` seconds.
     async fn send_big(p: &H1Pool, secs: u64) -> Result<(u16, String, Option<HeaderMap>), String> {
-        let big = with_trailers(&vec![b'x'; 16 << 20]);
+        send_within(p, with_trailers(&vec![b'x'; 16 << 20]), secs).await
+    }
+
+    /// POSTs `body` and reads the answer, within `secs` seconds.
+    async fn send_within(
+        p: &H1Pool,
+        body: Body,
+        secs: u64,
+    ) -> Result<(u16, String, Option<HeaderMap>), String> {
         tokio::time::timeout(
             std::time::Duration::from_secs(secs),
-            read(p, request(Method::POST, big)),
+            read(p, request(Method::POST, body)),
         )
         .await
         .map_err(|_| "no answer in time".to_owned())?
@@ -1755,16 +1758,22 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_streamed_body_refused_part_way_stops_and_the_answer_is_heard() {
+    async fn a_body_refused_part_way_stops_and_the_answer_is_heard() {
         // The backend refuses after the head and keeps the connection open without reading:
-        // the answer must be heard while the body is still being written.
+        // the answer must be heard while the body is still being written, for a streamed
+        // body and for a buffered one too large to go with its head, not a timeout once the
+        // sockets are full.
         let refuse = b"HTTP/1.1 413 Content Too Large\r\ncontent-length: 8\r\n\r\ntoo much";
-        let (addr, hold) = answers_on_head(refuse, Then::Hold).await;
-        let p = H1Pool::for_test(addr);
-        assert_eq!(send_big(&p, 10).await, Ok((413, "too much".into(), None)));
-        // Cut short: the connection is not kept.
-        assert!(p.lean_idle.checkout(|_| crate::pool::Fit::Take).is_none());
-        let _ = hold.send(());
+        let big = vec![b'x'; 16 << 20];
+        for body in [with_trailers(&big), Body::full(big.clone())] {
+            let (addr, hold) = answers_on_head(refuse, Then::Hold).await;
+            let p = H1Pool::for_test(addr);
+            let got = send_within(&p, body, 10).await;
+            assert_eq!(got, Ok((413, "too much".into(), None)));
+            // Cut short: the connection is not kept.
+            assert!(p.lean_idle.checkout(|_| crate::pool::Fit::Take).is_none());
+            let _ = hold.send(());
+        }
     }
 
     #[tokio::test]
