@@ -13,14 +13,29 @@ use hyper::body::Frame;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn gateway_with(eu: &Backend, us: &Backend, server_extra: &str, routes: &str) -> Gateway {
+    gateway_at(&eu.url(), &us.url(), server_extra, routes, |t| t).await
+}
+
+/// The two-region gateway in front of these URLs, with `server_extra` in place of its server
+/// timeouts, `routes` added, and `edit` applied to the text last.
+async fn gateway_at(
+    eu: &str,
+    us: &str,
+    server_extra: &str,
+    routes: &str,
+    edit: impl FnOnce(String) -> String,
+) -> Gateway {
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("traces");
-    let text = domicile_tests::two_regions(&eu.url(), &us.url(), &trace, routes).replace(
+    let text = domicile_tests::two_regions(eu, us, &trace, routes).replace(
         "[server.timeouts]\nshutdown_grace = \"5s\"",
         &format!("{server_extra}\n"),
     );
-    Gateway::start(dir, &text, false).await
+    Gateway::start(dir, &edit(text), false).await
 }
+
+/// Bodies of at most 1 KiB inspected, 2 KiB of them at once.
+const SMALL_BUDGET: &str = "[server.limits]\nmax_body_bytes = 1024\nmax_buffered_bytes = 2048\n\n[server.timeouts]\nshutdown_grace = \"2s\"";
 
 #[tokio::test]
 async fn slow_headers_slow_bodies_and_idle_connections_time_out() {
@@ -298,13 +313,7 @@ async fn a_slow_backend_gets_504_and_the_outcome_says_so() {
 #[tokio::test]
 async fn bodies_buffered_for_inspection_share_a_bounded_budget() {
     let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
-    let gw = gateway_with(
-        &eu,
-        &us,
-        "[server.limits]\nmax_body_bytes = 1024\nmax_buffered_bytes = 2048\n\n[server.timeouts]\nshutdown_grace = \"2s\"",
-        "",
-    )
-    .await;
+    let gw = gateway_with(&eu, &us, SMALL_BUDGET, "").await;
     // Two bodies that never finish hold the whole budget.
     let mut held = Vec::new();
     for _ in 0..2 {
@@ -348,13 +357,7 @@ async fn a_body_too_large_to_inspect_gives_its_budget_back_once_it_streams_on() 
     let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
     let uploads = "\n[[routes]]\nid = \"uploads\"\npath = \"/uploads\"\npurpose = \"storage\"\n\
                    placement = \"home\"\non_uninspectable = \"local\"\n";
-    let gw = gateway_with(
-        &eu,
-        &us,
-        "[server.limits]\nmax_body_bytes = 1024\nmax_buffered_bytes = 2048\n\n[server.timeouts]\nshutdown_grace = \"2s\"",
-        uploads,
-    )
-    .await;
+    let gw = gateway_with(&eu, &us, SMALL_BUDGET, uploads).await;
     let mut held = Vec::new();
     for _ in 0..2 {
         let mut s = tokio::net::TcpStream::connect(gw.running.addr)
@@ -394,18 +397,14 @@ async fn head_read(s: &mut tokio::net::TcpStream) -> bool {
 /// this backend response timeout.
 async fn gateway_to(addr: std::net::SocketAddr, timeouts: &str, response: &str) -> Gateway {
     let url = format!("http://{addr}");
-    let dir = tempfile::tempdir().unwrap();
-    let trace = dir.path().join("traces");
-    let text = domicile_tests::two_regions(&url, &url, &trace, "")
-        .replace(
-            "[server.timeouts]\nshutdown_grace = \"5s\"",
-            &format!("[server.timeouts]\nshutdown_grace = \"2s\"\n{timeouts}"),
-        )
-        .replace(
+    let server = format!("[server.timeouts]\nshutdown_grace = \"2s\"\n{timeouts}");
+    gateway_at(&url, &url, &server, "", |text| {
+        text.replace(
             &format!("backends = [{{ url = \"{url}\" }}]"),
             &format!("backends = [{{ url = \"{url}\", response_timeout = \"{response}\" }}]"),
-        );
-    Gateway::start(dir, &text, false).await
+        )
+    })
+    .await
 }
 
 #[tokio::test]
