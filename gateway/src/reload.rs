@@ -41,22 +41,8 @@ pub fn reload(shared: &Shared) -> Result<String, Vec<String>> {
             "this gateway was not started from a config file".into(),
         ]);
     };
-    let result = Config::load(path)
+    let result = Config::load_for_running(path, shared.buffer_budget)
         .map_err(|e| e.0.iter().map(ToString::to_string).collect::<Vec<_>>())
-        .and_then(|config| {
-            // The inspection buffer budget is built once, at start: a body limit above it
-            // would turn every inspected request away with 503.
-            let limits = &config.server.limits;
-            if limits.max_body_bytes > shared.buffer_budget {
-                return Err(vec![format!(
-                    "{}: server.limits.max_body_bytes: {} is above the running inspection budget ({} bytes, server.limits.max_buffered_bytes at start); raise both and restart",
-                    path.display(),
-                    limits.max_body_bytes,
-                    shared.buffer_budget
-                )]);
-            }
-            Ok(config)
-        })
         .and_then(Snapshot::build);
     match result {
         Ok(snapshot) => {

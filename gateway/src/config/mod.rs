@@ -321,6 +321,8 @@ struct Checker<'a> {
     loc: Locator<'a>,
     problems: Vec<ConfigProblem>,
     base_dir: PathBuf,
+    /// The inspection buffer budget of the running gateway, when reloading.
+    budget: Option<usize>,
 }
 
 impl Checker<'_> {
@@ -743,6 +745,17 @@ fn convert_overrides(
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        Config::load_within(path, None)
+    }
+
+    /// [`Config::load`] for a gateway already running, whose inspection buffer budget was set
+    /// at start (`buffer_budget` bytes): a `server.limits.max_body_bytes` above it would turn
+    /// every inspected request away with 503, and is a problem located like every other.
+    pub fn load_for_running(path: &Path, buffer_budget: usize) -> Result<Config, ConfigErrors> {
+        Config::load_within(path, Some(buffer_budget))
+    }
+
+    fn load_within(path: &Path, budget: Option<usize>) -> Result<Config, ConfigErrors> {
         let name = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigErrors(vec![ConfigProblem {
@@ -754,11 +767,20 @@ impl Config {
             }])
         })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        Config::from_str(&text, &name, &base)
+        Config::from_str_within(&text, &name, &base, budget)
     }
 
     /// Validates config text; relative paths resolve against `base_dir`.
     pub fn from_str(text: &str, file: &str, base_dir: &Path) -> Result<Config, ConfigErrors> {
+        Config::from_str_within(text, file, base_dir, None)
+    }
+
+    fn from_str_within(
+        text: &str,
+        file: &str,
+        base_dir: &Path,
+        budget: Option<usize>,
+    ) -> Result<Config, ConfigErrors> {
         let loc = Locator { file, text };
         let raw: FileConfig = match toml::from_str(text) {
             Ok(raw) => raw,
@@ -781,6 +803,7 @@ impl Config {
             loc,
             problems: Vec::new(),
             base_dir: base_dir.to_path_buf(),
+            budget,
         };
         let config = convert(&mut c, raw, text);
         if c.problems.is_empty() {
@@ -853,6 +876,26 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
                 ),
             ),
             (None, None) => {}
+        }
+    } else if let Some(budget) = c.budget
+        && limits.max_body_bytes > budget
+    {
+        let message = format!(
+            "{} bytes is above the running inspection budget ({budget} bytes, \
+             server.limits.max_buffered_bytes at start); raise both and restart",
+            limits.max_body_bytes
+        );
+        match &l.max_body_bytes {
+            Some(v) => c.err(v, "server.limits.max_body_bytes", message),
+            // Not set: the default is what is too large; there is no line to name.
+            None => {
+                let p = c.loc.at(0, "server.limits.max_body_bytes", message);
+                c.problems.push(ConfigProblem {
+                    line: 0,
+                    column: 0,
+                    ..p
+                });
+            }
         }
     }
     let t = &raw.server.timeouts;
@@ -1741,6 +1784,35 @@ region = "nope"
         );
         let text = "[server.limits]\nmax_body_bytes = 300000000\nmax_buffered_bytes = 300000000\n";
         assert!(check(text).is_ok());
+    }
+
+    #[test]
+    fn a_running_gateway_refuses_a_body_limit_above_its_budget_where_the_limit_is() {
+        let within = |text: &str, budget| {
+            Config::from_str_within(text, "t.toml", Path::new("/etc/domicile"), Some(budget))
+                .err()
+                .map(|e| e.to_string())
+        };
+        let text = "[server.limits]\nmax_buffered_bytes = 4000000\nmax_body_bytes = 3000000\n";
+        assert_eq!(within(text, 3_000_000), None);
+        assert_eq!(
+            within(text, 2_000_000).as_deref(),
+            Some(
+                "t.toml:3:18: server.limits.max_body_bytes: 3000000 bytes is above the running \
+                 inspection budget (2000000 bytes, server.limits.max_buffered_bytes at start); \
+                 raise both and restart"
+            )
+        );
+        // The default limit (1 MiB) is what is too large: no line to name, the key still named.
+        let text = "[server.limits]\nmax_buffered_bytes = 4000000\n";
+        assert_eq!(
+            within(text, 1000).as_deref(),
+            Some(
+                "t.toml:0:0: server.limits.max_body_bytes: 1048576 bytes is above the running \
+                 inspection budget (1000 bytes, server.limits.max_buffered_bytes at start); \
+                 raise both and restart"
+            )
+        );
     }
 
     #[test]

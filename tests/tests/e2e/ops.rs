@@ -209,10 +209,17 @@ async fn a_reload_cannot_set_a_body_limit_above_the_running_budget() {
     let refused = post_reload(&gw).await;
     assert_eq!(refused.status, 422);
     let errors = refused.json()["errors"].to_string();
-    assert!(
-        errors.contains("server.limits.max_body_bytes: 300000000 is above the running inspection budget (268435456 bytes"),
-        "{errors}"
+    // Named by file, line and column, as every other problem in a file is.
+    let line = raised
+        .lines()
+        .position(|l| l.starts_with("max_body_bytes"))
+        .unwrap()
+        + 1;
+    let want = format!(
+        "{}:{line}:18: server.limits.max_body_bytes: 300000000 bytes is above the running inspection budget (268435456 bytes",
+        gw.config_path.display()
     );
+    assert!(errors.contains(&want), "{errors}");
     assert_eq!(revision(&gw).await, rev0);
     let r = client::post_json(&gw.url("/customers"), "192.0.2.1", "{}").await;
     assert_eq!(r.status, 200);
