@@ -26,6 +26,15 @@ pub struct ConnSettings {
     pub timeouts: Timeouts,
 }
 
+/// Streams open at once on one HTTP/2 connection; more are refused with `REFUSED_STREAM`.
+const MAX_STREAMS: u32 = 256;
+/// Streams a client may cancel before the gateway took them up, on one connection, before
+/// the connection ends with `GOAWAY` (`ENHANCE_YOUR_CALM`).
+const MAX_PENDING_ACCEPT_RESETS: usize = 20;
+/// Streams the gateway may reset for the client's errors on one connection, before the
+/// connection ends with `GOAWAY` (`ENHANCE_YOUR_CALM`).
+const MAX_LOCAL_ERROR_RESETS: usize = 256;
+
 fn builder(settings: &ConnSettings) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
     // The header-read timeout is enforced in `serve_conn`, from a head's first byte: hyper's own
@@ -39,7 +48,11 @@ fn builder(settings: &ConnSettings) -> auto::Builder<TokioExecutor> {
         .keep_alive(true);
     b.http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(256)
+        .max_concurrent_streams(MAX_STREAMS)
+        // Rapid Reset (CVE-2023-44487): streams the client cancels before they are taken up.
+        .max_pending_accept_reset_streams(MAX_PENDING_ACCEPT_RESETS)
+        // MadeYouReset (CVE-2025-8671): streams the client makes the gateway reset.
+        .max_local_error_reset_streams(MAX_LOCAL_ERROR_RESETS)
         .max_header_list_size(u32::try_from(settings.limits.max_header_bytes).unwrap_or(u32::MAX));
     b
 }

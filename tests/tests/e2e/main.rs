@@ -6,6 +6,7 @@
 //! Run one area with `cargo test -p domicile-tests --test e2e limits::`.
 
 mod framing;
+mod http2_abuse;
 mod inspect_decode;
 mod inspect_fieldmap;
 mod inspect_fuzz_seeds;

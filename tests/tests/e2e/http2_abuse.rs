@@ -1,0 +1,319 @@
+//! HTTP/2 protocol abuse on a plain (h2c prior knowledge) listener, spoken frame by frame: a
+//! client library would not send what these tests send. Each attack must end in a connection
+//! error or in bounded work, must reach no backend it should not, and must leave the gateway
+//! answering other clients.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use domicile_tests::{Backend, Gateway};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+const DATA: u8 = 0x0;
+const HEADERS: u8 = 0x1;
+const RST_STREAM: u8 = 0x3;
+const SETTINGS: u8 = 0x4;
+const PING: u8 = 0x6;
+const GOAWAY: u8 = 0x7;
+const CONTINUATION: u8 = 0x9;
+
+const END_STREAM: u8 = 0x1;
+const END_HEADERS: u8 = 0x4;
+const ACK: u8 = 0x1;
+
+/// `ENHANCE_YOUR_CALM`, RFC 9113 §7.
+const ENHANCE_YOUR_CALM: u32 = 0xb;
+/// `REFUSED_STREAM`.
+const REFUSED_STREAM: u32 = 0x7;
+
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(payload.len()).unwrap();
+    let mut f = len.to_be_bytes()[1..].to_vec();
+    f.extend_from_slice(&[kind, flags]);
+    f.extend_from_slice(&stream.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// An HPACK string literal, neither Huffman-coded nor indexed, of under 127 bytes.
+fn literal(out: &mut Vec<u8>, s: &str) {
+    out.push(u8::try_from(s.len()).unwrap());
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// The header block of `GET path` (static-table names, literal values, nothing indexed, so
+/// that every block decodes on its own).
+fn get(path: &str) -> Vec<u8> {
+    let mut b = vec![0x82, 0x86]; // :method GET, :scheme http
+    b.push(0x04); // :path, a literal value
+    literal(&mut b, path);
+    b.push(0x01); // :authority
+    literal(&mut b, "gateway.test");
+    b
+}
+
+/// A client connection that has sent the preface and its (empty) settings.
+async fn connect(gw: &Gateway) -> TcpStream {
+    let mut s = TcpStream::connect(gw.running.addr).await.unwrap();
+    let mut hello = PREFACE.to_vec();
+    hello.extend(frame(SETTINGS, 0, 0, &[]));
+    s.write_all(&hello).await.unwrap();
+    s
+}
+
+/// What the gateway sent on one connection, read until it closed or went quiet.
+#[derive(Default)]
+struct Heard {
+    /// (type, flags, stream) of every frame.
+    frames: Vec<(u8, u8, u32)>,
+    /// The error code of a GOAWAY, if one came.
+    goaway: Option<u32>,
+    /// Error codes of RST_STREAM frames.
+    resets: Vec<u32>,
+    /// The connection was closed by the gateway.
+    closed: bool,
+}
+
+impl std::fmt::Debug for Heard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let first: Vec<_> = self.frames.iter().take(8).collect();
+        write!(
+            f,
+            "{} frames (first {first:?}), goaway {:?}, {} resets (first {:?}), closed {}",
+            self.frames.len(),
+            self.goaway,
+            self.resets.len(),
+            self.resets.first(),
+            self.closed
+        )
+    }
+}
+
+async fn listen(s: &mut TcpStream, quiet: Duration) -> Heard {
+    let mut heard = Heard::default();
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        match tokio::time::timeout(quiet, s.read(&mut chunk)).await {
+            Err(_) => break,
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                heard.closed = true;
+                break;
+            }
+            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+        }
+        while buf.len() >= 9 {
+            let len = u32::from_be_bytes([0, buf[0], buf[1], buf[2]]) as usize;
+            if buf.len() < 9 + len {
+                break;
+            }
+            let (kind, flags) = (buf[3], buf[4]);
+            let stream = u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]) & 0x7fff_ffff;
+            let payload = &buf[9..9 + len];
+            let code = |at: usize| {
+                payload
+                    .get(at..at + 4)
+                    .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+            };
+            match kind {
+                GOAWAY => heard.goaway = code(4),
+                RST_STREAM => heard.resets.extend(code(0)),
+                _ => {}
+            }
+            heard.frames.push((kind, flags, stream));
+            buf.drain(..9 + len);
+        }
+    }
+    heard
+}
+
+async fn setup() -> (Backend, Backend, Gateway) {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let gw = Gateway::two_regions(&eu, &us, "").await;
+    (eu, us, gw)
+}
+
+/// Another client, on a connection of its own, is still served.
+async fn still_serves(gw: &Gateway) {
+    let r = domicile_tests::client::get(&gw.url("/catalog/after")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[tokio::test]
+async fn rapid_reset_ends_in_goaway_and_reaches_few_backends() {
+    let (eu, us, gw) = setup().await;
+    let mut s = connect(&gw).await;
+    // CVE-2023-44487: open a stream and cancel it at once, a thousand times, in one write.
+    let mut attack = Vec::new();
+    for n in 0..1000u32 {
+        let id = 2 * n + 1;
+        attack.extend(frame(
+            HEADERS,
+            END_STREAM | END_HEADERS,
+            id,
+            &get(&format!("/catalog/{n}")),
+        ));
+        attack.extend(frame(RST_STREAM, 0, id, &8u32.to_be_bytes())); // CANCEL
+    }
+    // The gateway may close the connection before it has read it all.
+    let _ = s.write_all(&attack).await;
+    let heard = listen(&mut s, Duration::from_secs(2)).await;
+    assert_eq!(heard.goaway, Some(ENHANCE_YOUR_CALM), "{heard:?}");
+    assert!(heard.closed, "{heard:?}");
+    // Streams cancelled before they were taken up never become requests: the few that were
+    // taken up before the reset budget ran out are all that reached a backend.
+    let reached = eu.count() + us.count();
+    assert!(
+        reached < 100,
+        "{reached} of 1000 cancelled streams reached a backend"
+    );
+    still_serves(&gw).await;
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_endless_header_block_is_a_connection_error_and_never_a_request() {
+    let (eu, us, gw) = setup().await;
+    let mut s = connect(&gw).await;
+    // A HEADERS frame without END_HEADERS, then CONTINUATION frames that never end it, each
+    // adding a header: far past the gateway's header limit (64 KiB by default).
+    s.write_all(&frame(HEADERS, END_STREAM, 1, &get("/catalog/flood")))
+        .await
+        .unwrap();
+    let mut block = Vec::new();
+    for _ in 0..64 {
+        block.push(0x00); // a literal header with a literal name, not indexed
+        literal(&mut block, "x-flood");
+        literal(&mut block, &"a".repeat(100));
+    }
+    let continuation = frame(CONTINUATION, 0, 1, &block);
+    let mut sent = 0usize;
+    for _ in 0..2000 {
+        // About 7 KiB a frame, 14 MiB in all if nothing stops it.
+        if s.write_all(&continuation).await.is_err() {
+            break;
+        }
+        sent += continuation.len();
+    }
+    let heard = listen(&mut s, Duration::from_secs(2)).await;
+    assert_eq!(heard.goaway, Some(ENHANCE_YOUR_CALM), "{heard:?}");
+    assert!(heard.closed, "{heard:?}");
+    assert!(
+        sent < 2000 * continuation.len(),
+        "the gateway read all {sent} bytes of one header block"
+    );
+    assert_eq!(eu.count() + us.count(), 0);
+    still_serves(&gw).await;
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn streams_beyond_the_concurrency_limit_are_refused() {
+    let (_eu, us, gw) = setup().await;
+    let mut s = connect(&gw).await;
+    // Wait for the gateway's settings (which carry the stream limit) and acknowledge them, so
+    // the limit is in force, then open streams whose bodies never come.
+    let heard = listen(&mut s, Duration::from_millis(300)).await;
+    assert!(
+        heard
+            .frames
+            .iter()
+            .any(|f| f.0 == SETTINGS && f.1 & ACK == 0),
+        "{heard:?}"
+    );
+    let mut opens = frame(SETTINGS, ACK, 0, &[]);
+    for n in 0..300u32 {
+        // A POST whose body is still to come: each stream stays open.
+        let mut block = vec![0x83, 0x86]; // :method POST, :scheme http
+        block.push(0x04);
+        literal(&mut block, &format!("/catalog/{n}"));
+        block.push(0x01);
+        literal(&mut block, "gateway.test");
+        opens.extend(frame(HEADERS, END_HEADERS, 2 * n + 1, &block));
+    }
+    s.write_all(&opens).await.unwrap();
+    let heard = listen(&mut s, Duration::from_millis(500)).await;
+    let refused = heard
+        .resets
+        .iter()
+        .filter(|c| **c == REFUSED_STREAM)
+        .count();
+    // 256 streams at once; the rest are refused, each with REFUSED_STREAM (safe to retry).
+    assert!(refused >= 300 - 256, "{refused} refused: {heard:?}");
+    assert!(heard.goaway.is_none(), "{heard:?}");
+    // The open streams end when their bodies do.
+    let mut ends = Vec::new();
+    for n in 0..8u32 {
+        ends.extend(frame(DATA, END_STREAM, 2 * n + 1, b"{}"));
+    }
+    s.write_all(&ends).await.unwrap();
+    let heard = listen(&mut s, Duration::from_millis(500)).await;
+    let answered = heard
+        .frames
+        .iter()
+        .filter(|f| f.0 == HEADERS && f.2 <= 15)
+        .count();
+    assert_eq!(answered, 8, "{heard:?}");
+    assert!(us.count() >= 8);
+    still_serves(&gw).await;
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn streams_that_make_the_gateway_reset_them_end_in_goaway() {
+    let (_eu, _us, gw) = setup().await;
+    let mut s = connect(&gw).await;
+    // MadeYouReset (CVE-2025-8671): each stream provokes a reset from the gateway (a
+    // connection-specific header is malformed in HTTP/2, a stream error), not one the client sent.
+    let mut attack = Vec::new();
+    for n in 0..600u32 {
+        let mut block = get(&format!("/catalog/{n}"));
+        block.push(0x00);
+        literal(&mut block, "connection");
+        literal(&mut block, "close");
+        attack.extend(frame(HEADERS, END_STREAM | END_HEADERS, 2 * n + 1, &block));
+    }
+    let _ = s.write_all(&attack).await;
+    let heard = listen(&mut s, Duration::from_secs(2)).await;
+    assert_eq!(heard.goaway, Some(ENHANCE_YOUR_CALM), "{heard:?}");
+    // Past the budget of 256 resets the connection ends, long before the 600th.
+    assert!(heard.resets.len() <= 300, "{} resets", heard.resets.len());
+    still_serves(&gw).await;
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_ping_flood_does_not_stop_the_gateway_serving_others() {
+    let (_eu, _us, gw) = setup().await;
+    // A client with small socket buffers that floods PINGs and does not read the answers:
+    // the gateway answers as the client reads, and stops reading it meanwhile.
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    sock.set_send_buffer_size(4096).unwrap();
+    let mut s = sock.connect(gw.running.addr).await.unwrap();
+    let mut hello = PREFACE.to_vec();
+    hello.extend(frame(SETTINGS, 0, 0, &[]));
+    s.write_all(&hello).await.unwrap();
+    let ping = frame(PING, 0, 0, &[7; 8]);
+    let flood: Vec<u8> = ping
+        .iter()
+        .copied()
+        .cycle()
+        .take(ping.len() * 100_000)
+        .collect();
+    let _ = tokio::time::timeout(Duration::from_secs(2), s.write_all(&flood)).await;
+    // While that connection is stalled, others are served.
+    still_serves(&gw).await;
+    let heard = listen(&mut s, Duration::from_millis(500)).await;
+    let acks = heard
+        .frames
+        .iter()
+        .filter(|f| f.0 == PING && f.1 & ACK != 0)
+        .count();
+    assert!(acks > 0, "{heard:?}");
+    gw.running.shutdown().await;
+}
