@@ -287,6 +287,70 @@ async fn streams_that_make_the_gateway_reset_them_end_in_goaway() {
 }
 
 #[tokio::test]
+async fn malformed_requests_are_reset_and_reach_no_backend() {
+    let (eu, us, gw) = setup().await;
+    /// `PROTOCOL_ERROR`.
+    const PROTOCOL_ERROR: u32 = 0x1;
+    let with = |path: &str, extra: &[(&str, &str)]| {
+        let mut block = vec![0x83, 0x86]; // :method POST, :scheme http
+        block.push(0x04);
+        literal(&mut block, path);
+        block.push(0x01);
+        literal(&mut block, "gateway.test");
+        for (name, value) in extra {
+            block.push(0x00);
+            literal(&mut block, name);
+            literal(&mut block, value);
+        }
+        block
+    };
+    for (what, extra, body) in [
+        // h2spec 8.1.2.6: a length the DATA frames do not add up to (H2.CL).
+        (
+            "content-length too long",
+            &[("content-length", "10")][..],
+            "abc",
+        ),
+        (
+            "content-length too short",
+            &[("content-length", "1")][..],
+            "abc",
+        ),
+        // RFC 9113 section 8.2.2: connection-specific fields, and TE other than trailers (H2.TE).
+        (
+            "transfer-encoding",
+            &[("transfer-encoding", "chunked")][..],
+            "abc",
+        ),
+        ("te: gzip", &[("te", "gzip")][..], "abc"),
+        ("upgrade", &[("upgrade", "websocket")][..], "abc"),
+        // Line breaks and NUL in a value, which an HTTP/1.1 backend would read as new lines.
+        (
+            "CRLF in a value",
+            &[("x-a", "1\r\nx-injected: 1")][..],
+            "abc",
+        ),
+        ("NUL in a value", &[("x-a", "1\0")][..], "abc"),
+    ] {
+        for path in ["/catalog/x", "/customers"] {
+            let mut s = connect(&gw).await;
+            let mut req = frame(HEADERS, END_HEADERS, 1, &with(path, extra));
+            req.extend(frame(DATA, END_STREAM, 1, body.as_bytes()));
+            s.write_all(&req).await.unwrap();
+            let heard = listen(&mut s, Duration::from_millis(250)).await;
+            let refused =
+                heard.resets.contains(&PROTOCOL_ERROR) || heard.goaway == Some(PROTOCOL_ERROR);
+            assert!(refused, "{what} on {path}: {heard:?}");
+            let answered = heard.frames.iter().any(|f| f.0 == HEADERS && f.2 == 1);
+            assert!(!answered, "{what} on {path}: answered as if well formed");
+        }
+    }
+    assert_eq!(eu.count() + us.count(), 0);
+    still_serves(&gw).await;
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_ping_flood_does_not_stop_the_gateway_serving_others() {
     let (_eu, _us, gw) = setup().await;
     // A client with small socket buffers that floods PINGs and does not read the answers:
