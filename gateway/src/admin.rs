@@ -307,15 +307,14 @@ fn entry_response(
     text(status, "application/json", v.to_string())
 }
 
-/// Reads the trail off the request path (file reads on a blocking thread).
-async fn read_trail(shared: &Shared) -> Result<crate::trace::read::Trail, Response<Body>> {
+/// Reads the trail off the request path (file reads on a blocking thread), with `read`.
+async fn read_trail<T: Send + 'static>(
+    shared: &Shared,
+    read: impl FnOnce(&std::path::Path) -> Result<T, Box<dyn std::error::Error>> + Send + 'static,
+) -> Result<T, Response<Body>> {
     shared.writer.flush();
     let dir = shared.writer.dir().to_path_buf();
-    match tokio::task::spawn_blocking(move || {
-        crate::trace::read::read_dir(&dir).map_err(|e| e.to_string())
-    })
-    .await
-    {
+    match tokio::task::spawn_blocking(move || read(&dir).map_err(|e| e.to_string())).await {
         Ok(Ok(t)) => Ok(t),
         Ok(Err(e)) => Err(
             Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "trace_unreadable", e).into_response(),
@@ -377,12 +376,17 @@ async fn decisions(shared: &Shared, query: Option<&str>) -> Response<Body> {
             }
         }
     }
-    let trail = match read_trail(shared).await {
-        Ok(t) => t,
+    // Only the oldest `limit` matches are held while the files are read.
+    let kept = match read_trail(shared, move |dir| {
+        crate::trace::read::listing(dir, &filter, Some(limit))
+    })
+    .await
+    {
+        Ok(kept) => kept,
         Err(r) => return r,
     };
     let mut out = String::new();
-    for r in trail.listing(&filter).iter().take(limit) {
+    for r in &kept {
         out.push_str(&r.to_string());
         out.push('\n');
     }
@@ -392,20 +396,20 @@ async fn decisions(shared: &Shared, query: Option<&str>) -> Response<Body> {
 /// `GET /v1/decisions/{id}`: the record, with its outcome line when there is one, as
 /// `{"kind":"decision","decision":..,"outcome":..}`; a refusal as `{"kind":"refusal","refusal":..}`.
 async fn decision(shared: &Shared, id: String) -> Response<Body> {
-    let trail = match read_trail(shared).await {
-        Ok(t) => t,
+    let found = match read_trail(shared, move |dir| crate::trace::read::find(dir, &id)).await {
+        Ok(found) => found,
         Err(r) => return r,
     };
-    match trail.find(&id) {
-        Some(r) if crate::trace::read::kind_of(r) == "refusal" => {
+    match found {
+        Some((r, _)) if crate::trace::read::kind_of(&r) == "refusal" => {
             let body = serde_json::json!({ "kind": "refusal", "refusal": r });
             text(StatusCode::OK, "application/json", body.to_string())
         }
-        Some(r) => {
+        Some((r, outcome)) => {
             let body = serde_json::json!({
                 "kind": "decision",
                 "decision": r,
-                "outcome": trail.outcomes.get(&id),
+                "outcome": outcome,
             });
             text(StatusCode::OK, "application/json", body.to_string())
         }

@@ -266,8 +266,8 @@ fn main() -> ExitCode {
 
 fn trace(cmd: TraceCommand) -> ExitCode {
     use domicile_gateway::trace::read;
-    let load = |dir: &Path| match read::read_dir(dir) {
-        Ok(t) => Some(t),
+    let load = |dir: &Path, filter: &read::Filter| match read::listing(dir, filter, None) {
+        Ok(kept) => Some(kept),
         Err(e) => {
             eprintln!("error: {}: {e}", dir.display());
             None
@@ -323,13 +323,13 @@ fn trace(cmd: TraceCommand) -> ExitCode {
             kind,
             json,
         } => {
-            let Some(trail) = load(&dir) else {
-                return ExitCode::FAILURE;
-            };
-            let kept = trail.listing(&read::Filter {
+            let filter = read::Filter {
                 kind,
                 ..filter.into_filter()
-            });
+            };
+            let Some(kept) = load(&dir, &filter) else {
+                return ExitCode::FAILURE;
+            };
             if !json && !emit(read::table_header()) {
                 return ExitCode::SUCCESS;
             }
@@ -346,16 +346,20 @@ fn trace(cmd: TraceCommand) -> ExitCode {
             ExitCode::SUCCESS
         }
         TraceCommand::Show { dir, id } => {
-            let Some(trail) = load(&dir) else {
-                return ExitCode::FAILURE;
+            let found = match read::find(&dir, &id) {
+                Ok(found) => found,
+                Err(e) => {
+                    eprintln!("error: {}: {e}", dir.display());
+                    return ExitCode::FAILURE;
+                }
             };
-            match trail.find(&id) {
-                Some(r) if read::kind_of(r) == "refusal" => {
-                    emit(read::show_refusal(r).trim_end());
+            match found {
+                Some((r, _)) if read::kind_of(&r) == "refusal" => {
+                    emit(read::show_refusal(&r).trim_end());
                     ExitCode::SUCCESS
                 }
-                Some(r) => {
-                    emit(read::show(r, trail.outcomes.get(&id)).trim_end());
+                Some((r, outcome)) => {
+                    emit(read::show(&r, outcome.as_ref()).trim_end());
                     ExitCode::SUCCESS
                 }
                 None => {
@@ -403,19 +407,19 @@ fn trace(cmd: TraceCommand) -> ExitCode {
             ExitCode::SUCCESS
         }
         TraceCommand::Refusals { dir, since, until } => {
-            let Some(trail) = load(&dir) else {
-                return ExitCode::FAILURE;
-            };
             let filter = read::Filter {
                 since,
                 until,
+                kind: Some("refusal".into()),
                 ..read::Filter::default()
             };
-            let kept: Vec<serde_json::Value> = trail
-                .refusals
-                .into_iter()
-                .filter(|r| filter.matches(r))
-                .collect();
+            let kept = match read::records(&dir, &filter, None) {
+                Ok(kept) => kept,
+                Err(e) => {
+                    eprintln!("error: {}: {e}", dir.display());
+                    return ExitCode::FAILURE;
+                }
+            };
             emit(read::refusals(&kept).trim_end());
             ExitCode::SUCCESS
         }
@@ -431,17 +435,13 @@ fn trace(cmd: TraceCommand) -> ExitCode {
 
 /// The decision records under `dir` that pass the filter, oldest first.
 fn load_filtered(dir: &Path, filter: TraceFilter) -> Option<Vec<serde_json::Value>> {
-    let trail = domicile_gateway::trace::read::read_dir(dir)
+    let filter = domicile_gateway::trace::read::Filter {
+        kind: Some("decision".into()),
+        ..filter.into_filter()
+    };
+    domicile_gateway::trace::read::records(dir, &filter, None)
         .map_err(|e| eprintln!("error: {}: {e}", dir.display()))
-        .ok()?;
-    let filter = filter.into_filter();
-    Some(
-        trail
-            .decisions
-            .into_iter()
-            .filter(|r| filter.matches(r))
-            .collect(),
-    )
+        .ok()
 }
 
 /// Prints one line to stdout; false once the reader has gone (a closed pipe such as `| head`),

@@ -2,6 +2,7 @@
 //! one decision with its reason trail, and counts. Used by `domicile trace ...`.
 
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -110,109 +111,227 @@ pub struct BadLine {
     pub message: String,
 }
 
-/// Decision records and outcome lines, in file order.
-#[derive(Debug, Default)]
-pub struct Trail {
-    pub decisions: Vec<Value>,
-    /// decision id → outcome line.
-    pub outcomes: BTreeMap<String, Value>,
-    /// Requests answered before a decision, oldest first.
-    pub refusals: Vec<Value>,
+/// One whole line of a trace file, handed to a [`scan`]'s visitor.
+pub struct Line<'a> {
+    pub path: &'a Path,
+    /// 1-based.
+    pub number: usize,
+    /// Without its newline.
+    pub text: &'a str,
 }
 
-impl Trail {
-    /// Decision and refusal records that pass `filter`, oldest first, each with a `kind` field
-    /// (`decision` or `refusal`) added.
-    pub fn listing(&self, filter: &Filter) -> Vec<Value> {
-        let mut out: Vec<Value> = self
-            .decisions
-            .iter()
-            .chain(&self.refusals)
-            .filter(|r| filter.matches(r))
-            .map(|r| {
-                let mut r = r.clone();
-                let kind = kind_of(&r);
-                if let Some(o) = r.as_object_mut() {
-                    o.insert("kind".into(), Value::from(kind));
-                }
-                r
-            })
-            .collect();
-        // Stable: a decision and a refusal of the same microsecond keep that order.
-        out.sort_by(|a, b| str_of(a, &["time"]).cmp(str_of(b, &["time"])));
-        out
-    }
-
-    /// The decision or refusal record with this id.
-    pub fn find(&self, id: &str) -> Option<&Value> {
-        self.decisions
-            .iter()
-            .chain(&self.refusals)
-            .find(|r| r["decision_id"] == id)
+// Shown by where it is: a line is read to be checked, and need not be printed to be found.
+impl std::fmt::Debug for Line<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Line({}:{})", self.path.display(), self.number)
     }
 }
 
-/// Reads every line under `dir`. A rotation that renames a file between listing and reading
-/// it starts the read over (a few times); a last line still being written (no newline yet) is
-/// not read.
-pub fn read_dir(dir: &Path) -> Result<Trail, Box<dyn std::error::Error>> {
-    let mut attempts = 0;
-    loop {
-        match read_dir_once(dir) {
-            Err(ReadError::Gone(_)) if attempts < 3 => attempts += 1,
-            Err(ReadError::Gone(e)) => return Err(e.into()),
-            Err(ReadError::Other(e)) => return Err(e),
-            Ok(trail) => return Ok(trail),
+impl Line<'_> {
+    /// The record on this line; a line that is not JSON is an error naming file and line.
+    pub fn parse(&self) -> Result<Value, BadLine> {
+        serde_json::from_str(self.text).map_err(|e| self.bad(e.to_string()))
+    }
+
+    fn bad(&self, message: String) -> BadLine {
+        BadLine {
+            path: self.path.display().to_string(),
+            line: self.number,
+            message,
         }
     }
 }
 
-enum ReadError {
-    /// A listed file was gone when read (renamed by a rotation).
-    Gone(std::io::Error),
-    Other(Box<dyn std::error::Error>),
-}
+/// Buffered bytes per file read.
+const READ_BUFFER: usize = 256 * 1024;
 
-impl<E: Into<Box<dyn std::error::Error>>> From<E> for ReadError {
-    fn from(e: E) -> ReadError {
-        ReadError::Other(e.into())
-    }
-}
-
-fn read_dir_once(dir: &Path) -> Result<Trail, ReadError> {
-    let mut trail = Trail::default();
-    for path in files(dir)? {
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ReadError::Gone(e)),
-            Err(e) => return Err(e.into()),
-        };
-        // Only whole lines: the last one may be in the middle of being written.
-        let whole = text.rfind('\n').map_or("", |end| &text[..=end]);
-        for (n, line) in whole.lines().enumerate() {
-            if line.is_empty() {
+/// Reads every whole line under `dir`, file by file in name order, one line in memory at a
+/// time, and hands each to `visit` until it breaks. A last line still being written (no newline
+/// yet) is not read. Files are known by their inode: once all listed files are read, the
+/// directory is listed again and files not read yet (renamed by a rotation during the scan, or
+/// begun since) are read too; none is read twice.
+pub fn scan(
+    dir: &Path,
+    mut visit: impl FnMut(Line<'_>) -> Result<ControlFlow<()>, BadLine>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use std::io::BufRead;
+    use std::os::unix::fs::MetadataExt;
+    let mut read = std::collections::HashSet::new();
+    for _ in 0..MAX_LISTINGS {
+        let mut fresh = false;
+        for path in files(dir)? {
+            let file = match std::fs::File::open(&path) {
+                Ok(f) => f,
+                // Renamed since it was listed: the next listing has it under its new name.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(format!("{}: {e}", path.display()).into()),
+            };
+            let meta = file.metadata()?;
+            if !read.insert((meta.dev(), meta.ino())) {
                 continue;
             }
-            let v: Value = serde_json::from_str(line).map_err(|e| BadLine {
-                path: path.display().to_string(),
-                line: n + 1,
-                message: e.to_string(),
-            })?;
-            match v["schema"].as_str() {
-                Some(SCHEMA) => trail.decisions.push(v),
-                Some(super::refusal::REFUSAL_SCHEMA) => trail.refusals.push(v),
-                Some(OUTCOME_SCHEMA) => {
-                    let id = str_of(&v, &["decision_id"]).to_owned();
-                    trail.outcomes.insert(id, v);
+            fresh = true;
+            let mut reader = std::io::BufReader::with_capacity(READ_BUFFER, file);
+            let mut buf = Vec::new();
+            let mut number = 0;
+            loop {
+                buf.clear();
+                reader.read_until(b'\n', &mut buf)?;
+                let Some(b'\n') = buf.pop() else {
+                    // The end of the file, or a line still being written.
+                    break;
+                };
+                number += 1;
+                if buf.is_empty() {
+                    continue;
                 }
-                _ => {}
+                let text = std::str::from_utf8(&buf).map_err(|e| BadLine {
+                    path: path.display().to_string(),
+                    line: number,
+                    message: format!("not UTF-8: {e}"),
+                })?;
+                let line = Line {
+                    path: &path,
+                    number,
+                    text,
+                };
+                if visit(line)?.is_break() {
+                    return Ok(());
+                }
             }
         }
+        if !fresh {
+            break;
+        }
     }
-    let by_time = |a: &Value, b: &Value| str_of(a, &["time"]).cmp(str_of(b, &["time"]));
-    trail.decisions.sort_by(by_time);
-    trail.refusals.sort_by(by_time);
-    Ok(trail)
+    Ok(())
+}
+
+/// How many times a [`scan`] lists the directory: a trail rotating without pause is read as
+/// far as this many listings found it.
+const MAX_LISTINGS: usize = 4;
+
+/// Whether a line is an outcome line, without parsing it (the writer puts the schema first).
+fn is_outcome(text: &str) -> bool {
+    text.strip_prefix(r#"{"schema":""#)
+        .and_then(|t| t.strip_prefix(OUTCOME_SCHEMA))
+        .is_some_and(|t| t.starts_with('"'))
+}
+
+/// A record kept by [`records`], ordered by time, then by the order it was read in.
+struct Kept {
+    time: String,
+    seq: usize,
+    record: Value,
+}
+
+impl PartialEq for Kept {
+    fn eq(&self, other: &Kept) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+
+impl Eq for Kept {}
+
+impl PartialOrd for Kept {
+    fn partial_cmp(&self, other: &Kept) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Kept {
+    fn cmp(&self, other: &Kept) -> std::cmp::Ordering {
+        (&self.time, self.seq).cmp(&(&other.time, other.seq))
+    }
+}
+
+/// Decision and refusal records under `dir` that pass `filter`, oldest first; with a `limit`,
+/// only the oldest that many, and no more than that many are held while the files are read.
+pub fn records(
+    dir: &Path,
+    filter: &Filter,
+    limit: Option<usize>,
+) -> Result<Vec<Value>, Box<dyn std::error::Error>> {
+    let limit = limit.unwrap_or(usize::MAX);
+    let mut kept = std::collections::BinaryHeap::new();
+    let mut seq = 0;
+    scan(dir, |line| {
+        if limit == 0 || is_outcome(line.text) {
+            return Ok(ControlFlow::Continue(()));
+        }
+        let r = line.parse()?;
+        if !kind_of(&r).is_empty() && filter.matches(&r) {
+            seq += 1;
+            kept.push(Kept {
+                time: str_of(&r, &["time"]).to_owned(),
+                seq,
+                record: r,
+            });
+            if kept.len() > limit {
+                // The newest goes: the oldest `limit` are kept.
+                kept.pop();
+            }
+        }
+        Ok(ControlFlow::Continue(()))
+    })?;
+    Ok(kept
+        .into_sorted_vec()
+        .into_iter()
+        .map(|k| k.record)
+        .collect())
+}
+
+/// [`records`], each with a `kind` field (`decision` or `refusal`) added.
+pub fn listing(
+    dir: &Path,
+    filter: &Filter,
+    limit: Option<usize>,
+) -> Result<Vec<Value>, Box<dyn std::error::Error>> {
+    let mut out = records(dir, filter, limit)?;
+    for r in &mut out {
+        let kind = kind_of(r);
+        if let Some(o) = r.as_object_mut() {
+            o.insert("kind".into(), Value::from(kind));
+        }
+    }
+    Ok(out)
+}
+
+/// The decision or refusal record with this id, and a decision's outcome line when there is
+/// one. Only lines that mention the id are parsed, and reading stops once both are found.
+pub fn find(
+    dir: &Path,
+    id: &str,
+) -> Result<Option<(Value, Option<Value>)>, Box<dyn std::error::Error>> {
+    let mut record: Option<Value> = None;
+    let mut outcome: Option<Value> = None;
+    if id.is_empty() {
+        return Ok(None);
+    }
+    scan(dir, |line| {
+        if !line.text.contains(id) {
+            return Ok(ControlFlow::Continue(()));
+        }
+        let r = line.parse()?;
+        if r["decision_id"] != id {
+            return Ok(ControlFlow::Continue(()));
+        }
+        match kind_of(&r) {
+            "refusal" => {
+                record = Some(r);
+                return Ok(ControlFlow::Break(()));
+            }
+            "decision" => record = Some(r),
+            _ if r["schema"] == OUTCOME_SCHEMA => outcome = Some(r),
+            _ => {}
+        }
+        Ok(if record.is_some() && outcome.is_some() {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        })
+    })?;
+    Ok(record.map(|r| (r, outcome)))
 }
 
 /// The requests refused before a decision, as a table, with counts by reason.
@@ -740,13 +859,115 @@ mod tests {
             r#"{"schema":"domicile.decision/1","decision_id":"a","time":"2026-01-01T00:00:00Z"}"#;
         let path = region.join("decisions.jsonl");
         std::fs::write(&path, format!("{record}\n{{\"schema\":\"domi")).unwrap();
-        let trail = read_dir(dir.path()).unwrap();
-        assert_eq!(trail.decisions.len(), 1);
+        let all = records(dir.path(), &Filter::default(), None).unwrap();
+        assert_eq!(all.len(), 1);
         // A whole line that is not JSON is not skipped: the file is damaged.
         std::fs::write(&path, format!("{record}\nnot json\n")).unwrap();
-        let Err(e) = read_dir(dir.path()) else {
+        let Err(e) = records(dir.path(), &Filter::default(), None) else {
             panic!("a damaged line is an error");
         };
         assert!(e.to_string().contains("decisions.jsonl:2:"), "{e}");
+    }
+
+    fn line(kind: &str, id: &str, time: &str) -> String {
+        format!(r#"{{"schema":"domicile.{kind}/1","decision_id":"{id}","time":"{time}"}}"#)
+    }
+
+    /// Two regions, each in time order, interleaved in time with each other.
+    fn two_regions() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (region, times) in [("eu", [1, 3, 5, 7]), ("us", [2, 4, 6, 8])] {
+            std::fs::create_dir(dir.path().join(region)).unwrap();
+            let mut text = String::new();
+            for t in times {
+                let time = format!("2026-01-01T00:00:0{t}Z");
+                let id = format!("{region}{t}");
+                let kind = if t == 4 { "refusal" } else { "decision" };
+                text.push_str(&line(kind, &id, &time));
+                text.push('\n');
+                if kind == "decision" {
+                    text.push_str(&line("outcome", &id, &time));
+                    text.push('\n');
+                }
+            }
+            std::fs::write(dir.path().join(region).join("decisions.jsonl"), text).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn a_limited_listing_keeps_the_oldest_across_regions_in_time_order() {
+        let dir = two_regions();
+        let ids = |limit| -> Vec<String> {
+            listing(dir.path(), &Filter::default(), limit)
+                .unwrap()
+                .iter()
+                .map(|r| format!("{}:{}", r["kind"].as_str().unwrap(), r["decision_id"]))
+                .collect()
+        };
+        assert_eq!(
+            ids(Some(4)),
+            [
+                "decision:\"eu1\"",
+                "decision:\"us2\"",
+                "decision:\"eu3\"",
+                "refusal:\"us4\""
+            ]
+        );
+        assert_eq!(ids(None).len(), 8);
+        assert!(ids(Some(0)).is_empty());
+        let refusals = records(
+            dir.path(),
+            &Filter {
+                kind: Some("refusal".into()),
+                ..Filter::default()
+            },
+            None,
+        )
+        .unwrap();
+        assert_eq!(refusals.len(), 1);
+        assert!(refusals[0].get("kind").is_none());
+    }
+
+    #[test]
+    fn find_returns_a_decision_with_its_outcome_and_a_refusal_alone() {
+        let dir = two_regions();
+        let (d, o) = find(dir.path(), "us6").unwrap().unwrap();
+        assert_eq!(d["schema"], "domicile.decision/1");
+        assert_eq!(o.unwrap()["schema"], "domicile.outcome/1");
+        let (r, o) = find(dir.path(), "us4").unwrap().unwrap();
+        assert_eq!(r["schema"], "domicile.refusal/1");
+        assert!(o.is_none());
+        // An id that is part of another is not that other.
+        assert!(find(dir.path(), "us").unwrap().is_none());
+        assert!(find(dir.path(), "").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_file_renamed_by_a_rotation_during_a_scan_is_read_once_under_its_new_name() {
+        let dir = two_regions();
+        let us = dir.path().join("us");
+        let mut seen = Vec::new();
+        scan(dir.path(), |line| {
+            if seen.is_empty() {
+                // While `eu` is read, `us` rotates: its file is renamed before it was opened,
+                // and a new one begins.
+                std::fs::rename(us.join("decisions.jsonl"), us.join("decisions-1.jsonl")).unwrap();
+                let newer = super::tests::line("decision", "us9", "2026-01-01T00:00:09Z");
+                std::fs::write(us.join("decisions.jsonl"), format!("{newer}\n")).unwrap();
+            }
+            seen.push(
+                line.parse().unwrap()["decision_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+            Ok(ControlFlow::Continue(()))
+        })
+        .unwrap();
+        // Eight `eu` lines, the new `us` file, then the renamed one: each line once.
+        assert_eq!(seen.len(), 8 + 1 + 7, "{seen:?}");
+        assert_eq!(seen.iter().filter(|id| *id == "us9").count(), 1);
+        assert_eq!(seen.iter().filter(|id| *id == "us2").count(), 2);
     }
 }

@@ -444,6 +444,10 @@ async fn the_admin_api_lists_refusals_beside_decisions_with_a_kind_filter() {
     );
     assert_eq!(all[1]["reason_code"], "no_route");
     assert_eq!(all[1]["outcome"]["status"], 404);
+    // A limit keeps the oldest.
+    let first = items(&client::get(&gw.admin_url("/v1/decisions?limit=1")).await);
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0]["decision_id"], decided_id.as_str());
 
     let only = items(&client::get(&gw.admin_url("/v1/decisions?kind=refusal")).await);
     assert_eq!(only.len(), 1);
