@@ -297,12 +297,15 @@ pub fn listing(
     Ok(out)
 }
 
+/// A decision or refusal record found by its id, and a decision's outcome line when there is one.
+pub type Found = (Value, Option<Value>);
+
 /// The decision or refusal record with this id, and a decision's outcome line when there is
 /// one. Only lines that mention the id are parsed, and reading stops once both are found.
 pub fn find(
     dir: &Path,
     id: &str,
-) -> Result<Option<(Value, Option<Value>)>, Box<dyn std::error::Error>> {
+) -> Result<Option<Found>, Box<dyn std::error::Error>> {
     let mut record: Option<Value> = None;
     let mut outcome: Option<Value> = None;
     if id.is_empty() {
