@@ -392,18 +392,22 @@ fn trace(cmd: TraceCommand) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let Some(kept) = load_filtered(&dir, filter) else {
+            let mut replayed = Vec::new();
+            let read = each_decision(&dir, filter, |r| {
+                replayed.extend(domicile_gateway::trace::replay::replay_one(&r, &snap, at));
+            });
+            if !read {
                 return ExitCode::FAILURE;
-            };
-            let replayed = domicile_gateway::trace::replay::replay(&kept, &snap, at);
+            }
             emit(domicile_gateway::trace::replay::report(&replayed).trim_end());
             ExitCode::SUCCESS
         }
         TraceCommand::Register { dir, filter } => {
-            let Some(kept) = load_filtered(&dir, filter) else {
+            let mut register = read::Register::default();
+            if !each_decision(&dir, filter, |r| register.add(&r)) {
                 return ExitCode::FAILURE;
-            };
-            emit(read::register(&kept).trim_end());
+            }
+            emit(register.report().trim_end());
             ExitCode::SUCCESS
         }
         TraceCommand::Refusals { dir, since, until } => {
@@ -424,24 +428,26 @@ fn trace(cmd: TraceCommand) -> ExitCode {
             ExitCode::SUCCESS
         }
         TraceCommand::Stats { dir, filter } => {
-            let Some(kept) = load_filtered(&dir, filter) else {
+            let mut stats = read::Stats::default();
+            if !each_decision(&dir, filter, |r| stats.add(&r)) {
                 return ExitCode::FAILURE;
-            };
-            emit(read::stats(&kept).trim_end());
+            }
+            emit(stats.report().trim_end());
             ExitCode::SUCCESS
         }
     }
 }
 
-/// The decision records under `dir` that pass the filter, oldest first.
-fn load_filtered(dir: &Path, filter: TraceFilter) -> Option<Vec<serde_json::Value>> {
+/// Hands each decision record under `dir` that passes the filter to `f`, one in memory at a
+/// time; false (with the error printed) when the trail cannot be read.
+fn each_decision(dir: &Path, filter: TraceFilter, f: impl FnMut(serde_json::Value)) -> bool {
     let filter = domicile_gateway::trace::read::Filter {
         kind: Some("decision".into()),
         ..filter.into_filter()
     };
-    domicile_gateway::trace::read::records(dir, &filter, None)
+    domicile_gateway::trace::read::each(dir, &filter, f)
         .map_err(|e| eprintln!("error: {}: {e}", dir.display()))
-        .ok()
+        .is_ok()
 }
 
 /// Prints one line to stdout; false once the reader has gone (a closed pipe such as `| head`),

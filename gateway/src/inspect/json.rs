@@ -406,7 +406,14 @@ impl<'a, F: FnMut(Hit, Location<'_, '_>), S: Structure> Walker<'a, '_, '_, F, S>
                     let profile = self.profile.take();
                     if !v.is_empty() {
                         let found = self.string_value(&v, profile);
-                        self.fragment(&v, found);
+                        // No run to end, and a value that cannot start one: the common case,
+                        // told from the profile without reading the value again.
+                        let inert = self.frags.parts == 0
+                            && profile.is_some_and(|p| !p.may_be_fragment())
+                            && !matches!(self.path.last(), Some(Seg::Key(_, i)) if i.local || i.domain);
+                        if !inert {
+                            self.fragment(&v, found);
+                        }
                     } else {
                         self.flush();
                     }

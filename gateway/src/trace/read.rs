@@ -302,10 +302,7 @@ pub type Found = (Value, Option<Value>);
 
 /// The decision or refusal record with this id, and a decision's outcome line when there is
 /// one. Only lines that mention the id are parsed, and reading stops once both are found.
-pub fn find(
-    dir: &Path,
-    id: &str,
-) -> Result<Option<Found>, Box<dyn std::error::Error>> {
+pub fn find(dir: &Path, id: &str) -> Result<Option<Found>, Box<dyn std::error::Error>> {
     let mut record: Option<Value> = None;
     let mut outcome: Option<Value> = None;
     if id.is_empty() {
@@ -726,16 +723,24 @@ pub fn show(r: &Value, outcome: Option<&Value>) -> String {
     s
 }
 
-/// Counts by verdict, destination region and basis.
-pub fn stats(decisions: &[Value]) -> String {
-    let mut verdicts: BTreeMap<String, usize> = BTreeMap::new();
-    let mut regions: BTreeMap<String, usize> = BTreeMap::new();
-    let mut bases: BTreeMap<String, usize> = BTreeMap::new();
-    for r in decisions {
-        *verdicts
+/// Counts by verdict, destination region and basis, learnt one record at a time.
+#[derive(Debug, Default)]
+pub struct Stats {
+    decisions: usize,
+    verdicts: BTreeMap<String, usize>,
+    regions: BTreeMap<String, usize>,
+    bases: BTreeMap<String, usize>,
+}
+
+impl Stats {
+    pub fn add(&mut self, r: &Value) {
+        self.decisions += 1;
+        *self
+            .verdicts
             .entry(str_of(r, &["verdict"]).to_owned())
             .or_default() += 1;
-        *regions
+        *self
+            .regions
             .entry(
                 r["destination"]["region"]
                     .as_str()
@@ -743,68 +748,73 @@ pub fn stats(decisions: &[Value]) -> String {
                     .to_owned(),
             )
             .or_default() += 1;
-        let b: Vec<&str> = r["basis"]
-            .as_array()
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        *bases
-            .entry(if b.is_empty() {
-                "none".into()
-            } else {
-                b.join(" + ")
-            })
-            .or_default() += 1;
+        *self.bases.entry(basis_of(r)).or_default() += 1;
     }
-    let mut s = format!("{} decisions\n", decisions.len());
-    for (title, map) in [
-        ("verdict", &verdicts),
-        ("destination", &regions),
-        ("basis", &bases),
-    ] {
-        s.push_str(&format!("\nby {title}:\n"));
-        for (k, n) in map {
-            s.push_str(&format!("  {n:>8}  {k}\n"));
+
+    pub fn report(&self) -> String {
+        let mut s = format!("{} decisions\n", self.decisions);
+        for (title, map) in [
+            ("verdict", &self.verdicts),
+            ("destination", &self.regions),
+            ("basis", &self.bases),
+        ] {
+            s.push_str(&format!("\nby {title}:\n"));
+            for (k, n) in map {
+                s.push_str(&format!("  {n:>8}  {k}\n"));
+            }
         }
+        s
     }
-    s
+}
+
+/// A record's bases joined with ` + `, or `none`.
+fn basis_of(r: &Value) -> String {
+    let b: Vec<&str> = r["basis"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if b.is_empty() {
+        "none".into()
+    } else {
+        b.join(" + ")
+    }
 }
 
 /// An Article 30(1)(e)-style register of the transfers actually observed: forwarded decisions
 /// with personal data, by destination country, recipient and basis, with the categories seen
-/// and the first and last time.
-pub fn register(decisions: &[Value]) -> String {
-    #[derive(Default)]
-    struct Entry {
-        count: usize,
-        categories: std::collections::BTreeSet<String>,
-        subjects: std::collections::BTreeSet<String>,
-        first: String,
-        last: String,
-    }
-    let mut entries: BTreeMap<(String, String, String), Entry> = BTreeMap::new();
-    for r in decisions {
+/// and the first and last time; learnt one record at a time.
+#[derive(Debug, Default)]
+pub struct Register {
+    entries: BTreeMap<(String, String, String), RegisterEntry>,
+}
+
+#[derive(Debug, Default)]
+struct RegisterEntry {
+    count: usize,
+    categories: std::collections::BTreeSet<String>,
+    subjects: std::collections::BTreeSet<String>,
+    first: String,
+    last: String,
+}
+
+impl Register {
+    pub fn add(&mut self, r: &Value) {
         let forwarded = r["outcome"]["action"] == "forwarded";
-        let findings = r["findings"].as_array().cloned().unwrap_or_default();
-        if !forwarded || findings.is_empty() {
-            continue;
+        let Some(findings) = r["findings"].as_array().filter(|f| !f.is_empty()) else {
+            return;
+        };
+        if !forwarded {
+            return;
         }
         let d = &r["destination"];
-        let basis: Vec<&str> = r["basis"]
-            .as_array()
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
         let key = (
             str_of(d, &["country"]).to_owned(),
             str_of(d, &["entity"]).to_owned(),
-            if basis.is_empty() {
-                "none".into()
-            } else {
-                basis.join(" + ")
-            },
+            basis_of(r),
         );
-        let e = entries.entry(key).or_default();
+        let e = self.entries.entry(key).or_default();
         e.count += 1;
-        for f in &findings {
+        for f in findings {
             e.categories.insert(str_of(f, &["category"]).to_owned());
         }
         for j in r["subject"]["jurisdictions"]
@@ -816,37 +826,58 @@ pub fn register(decisions: &[Value]) -> String {
                 e.subjects.insert(j.to_owned());
             }
         }
-        let t = str_of(r, &["time"]).to_owned();
-        if e.first.is_empty() || t < e.first {
-            e.first = t.clone();
+        let t = str_of(r, &["time"]);
+        if e.first.is_empty() || t < e.first.as_str() {
+            e.first = t.to_owned();
         }
-        if t > e.last {
-            e.last = t;
+        if t > e.last.as_str() {
+            e.last = t.to_owned();
         }
     }
-    let mut s = format!(
-        "{} transfer groups observed\n\n{:<8} {:<16} {:<34} {:<12} {:<24} {:>7}  FIRST / LAST\n",
-        entries.len(),
-        "COUNTRY",
-        "RECIPIENT",
-        "BASIS",
-        "SUBJECTS",
-        "CATEGORIES",
-        "COUNT"
-    );
-    for ((country, entity, basis), e) in &entries {
-        let cats: Vec<&str> = e.categories.iter().map(String::as_str).collect();
-        let subjects: Vec<&str> = e.subjects.iter().map(String::as_str).collect();
-        s.push_str(&format!(
-            "{country:<8} {entity:<16} {basis:<34} {:<12} {:<24} {:>7}  {} / {}\n",
-            subjects.join(","),
-            cats.join(","),
-            e.count,
-            e.first,
-            e.last
-        ));
+
+    pub fn report(&self) -> String {
+        let mut s = format!(
+            "{} transfer groups observed\n\n{:<8} {:<16} {:<34} {:<12} {:<24} {:>7}  FIRST / LAST\n",
+            self.entries.len(),
+            "COUNTRY",
+            "RECIPIENT",
+            "BASIS",
+            "SUBJECTS",
+            "CATEGORIES",
+            "COUNT"
+        );
+        for ((country, entity, basis), e) in &self.entries {
+            let cats: Vec<&str> = e.categories.iter().map(String::as_str).collect();
+            let subjects: Vec<&str> = e.subjects.iter().map(String::as_str).collect();
+            s.push_str(&format!(
+                "{country:<8} {entity:<16} {basis:<34} {:<12} {:<24} {:>7}  {} / {}\n",
+                subjects.join(","),
+                cats.join(","),
+                e.count,
+                e.first,
+                e.last
+            ));
+        }
+        s
     }
-    s
+}
+
+/// Hands each decision or refusal record under `dir` that passes `filter` to `f`, in file
+/// order, one record in memory at a time.
+pub fn each(
+    dir: &Path,
+    filter: &Filter,
+    mut f: impl FnMut(Value),
+) -> Result<(), Box<dyn std::error::Error>> {
+    scan(dir, |line| {
+        if !is_outcome(line.text) {
+            let r = line.parse()?;
+            if !kind_of(&r).is_empty() && filter.matches(&r) {
+                f(r);
+            }
+        }
+        Ok(ControlFlow::Continue(()))
+    })
 }
 
 #[cfg(test)]

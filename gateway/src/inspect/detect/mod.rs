@@ -307,6 +307,13 @@ impl Profile {
         !may_fire
     }
 
+    /// Whether a value of this profile may be one part of a value split across fields
+    /// (`json::Walker::fragment`): a group of up to six letters and digits, or a calling code.
+    #[inline]
+    pub(crate) fn may_be_fragment(&self) -> bool {
+        (self.len <= 6 && self.alnum == self.len) || (self.len <= 4 && self.has(PLUS))
+    }
+
     /// Whether `s`, of this profile, may be a token ([`maybe_sealed`]): tokens have dots.
     #[inline]
     pub(crate) fn sealed_in(&self, s: &str) -> bool {
