@@ -15,8 +15,12 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub enum Body {
     #[default]
     Empty,
-    /// Streamed as it arrives (pass-through routes, upstream responses).
-    Incoming(hyper::body::Incoming),
+    /// Streamed as it arrives (pass-through routes).
+    Incoming {
+        body: hyper::body::Incoming,
+        /// Fields its trailers lose besides those no trailer may carry ([`Body::deny_in_trailers`]).
+        deny: Deny,
+    },
     /// Buffered and inspected; trailers kept.
     Buffered {
         data: Option<Bytes>,
@@ -30,6 +34,7 @@ pub enum Body {
         /// The prefix's share of the inspection buffer budget, given back once the prefix is
         /// passed on: the rest streams through without being held, however long it takes.
         permit: Option<std::sync::Arc<tokio::sync::OwnedSemaphorePermit>>,
+        deny: Deny,
     },
     /// A backend's response that holds the request's place under the backend's concurrency
     /// limit until its last frame (or until it is dropped).
@@ -43,7 +48,31 @@ pub enum Body {
     },
 }
 
+/// Field names a client's trailers lose, on top of those no trailer may carry: the configured
+/// subject headers, which the resolve step reads from heads only.
+pub type Deny = Option<std::sync::Arc<[http::HeaderName]>>;
+
 impl Body {
+    /// A client's body, streamed as it arrives.
+    pub fn incoming(body: hyper::body::Incoming) -> Body {
+        Body::Incoming { body, deny: None }
+    }
+
+    /// From here on, the trailers of this client's body also lose the fields named in `names`.
+    pub fn deny_in_trailers(&mut self, names: std::sync::Arc<[http::HeaderName]>) {
+        match self {
+            Body::Incoming { deny, .. } | Body::Chained { deny, .. } => *deny = Some(names),
+            Body::Buffered {
+                trailers: Some(t), ..
+            } => {
+                for n in names.iter() {
+                    t.remove(n);
+                }
+            }
+            Body::Empty | Body::Buffered { .. } | Body::Held { .. } => {}
+        }
+    }
+
     /// A backend's response body, holding `slot` to its end; a wait of more than `gap` for
     /// its next frame fails it ([`Stalled`]).
     pub fn held(body: Upstream, slot: crate::upstream::InFlight, gap: std::time::Duration) -> Body {
@@ -74,11 +103,26 @@ fn sanitised(frame: Frame<Bytes>) -> Frame<Bytes> {
     }
 }
 
-/// A client's frame as it is passed on ([`sanitised`]).
+/// A client's frame as it is passed on ([`sanitised`], and without the fields in `deny`).
 fn passed_on(
     frame: Poll<Option<Result<Frame<Bytes>, hyper::Error>>>,
+    deny: &Deny,
 ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-    frame.map(|f| f.map(|f| f.map(sanitised).map_err(Into::into)))
+    frame.map(|f| {
+        f.map(|f| {
+            f.map(|f| match (sanitised(f).into_trailers(), deny) {
+                (Ok(mut t), Some(names)) => {
+                    for n in names.iter() {
+                        t.remove(n);
+                    }
+                    Frame::trailers(t)
+                }
+                (Ok(t), None) => Frame::trailers(t),
+                (Err(f), _) => f,
+            })
+            .map_err(Into::into)
+        })
+    })
 }
 
 /// A backend's response body: from hyper's client (`Left`), or read off the connection by the
@@ -104,7 +148,7 @@ impl HttpBody for Body {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             Body::Empty => Poll::Ready(None),
-            Body::Incoming(b) => passed_on(Pin::new(b).poll_frame(cx)),
+            Body::Incoming { body, deny } => passed_on(Pin::new(body).poll_frame(cx), deny),
             Body::Buffered { data, trailers } => {
                 if let Some(d) = data.take().filter(|d| !d.is_empty()) {
                     return Poll::Ready(Some(Ok(Frame::data(d))));
@@ -115,6 +159,7 @@ impl HttpBody for Body {
                 prefix,
                 rest,
                 permit,
+                deny,
             } => {
                 if let Some(d) = prefix.take() {
                     permit.take();
@@ -122,7 +167,7 @@ impl HttpBody for Body {
                         return Poll::Ready(Some(Ok(Frame::data(d))));
                     }
                 }
-                passed_on(Pin::new(rest).poll_frame(cx))
+                passed_on(Pin::new(rest).poll_frame(cx), deny)
             }
             Body::Held {
                 body,
@@ -165,7 +210,7 @@ impl HttpBody for Body {
     fn is_end_stream(&self) -> bool {
         match self {
             Body::Empty => true,
-            Body::Incoming(b) => b.is_end_stream(),
+            Body::Incoming { body, .. } => body.is_end_stream(),
             Body::Buffered { data, trailers } => {
                 data.as_ref().is_none_or(Bytes::is_empty) && trailers.is_none()
             }
@@ -179,7 +224,7 @@ impl HttpBody for Body {
     fn size_hint(&self) -> SizeHint {
         match self {
             Body::Empty => SizeHint::with_exact(0),
-            Body::Incoming(b) => b.size_hint(),
+            Body::Incoming { body, .. } => body.size_hint(),
             Body::Buffered { data, trailers } => {
                 let n = data.as_ref().map_or(0, |d| d.len() as u64);
                 if trailers.is_some() {

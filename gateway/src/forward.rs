@@ -282,48 +282,51 @@ async fn forward(
     }
     // Only a trusted proxy's chain is passed on (all its header lines, in order); anyone
     // else's is replaced by the peer.
-    let mut xff = String::new();
+    let mut xff = Vec::new();
     if peer_trusted {
         for v in h.get_all(headers::X_FORWARDED_FOR) {
-            if let Ok(v) = v.to_str() {
-                xff.push_str(v);
-                xff.push_str(", ");
-            }
+            xff.extend_from_slice(v.as_bytes());
+            xff.extend_from_slice(b", ");
         }
     }
-    xff.push_str(peer);
+    xff.extend_from_slice(peer.as_bytes());
     let proto = if ctx.conn.tls { "https" } else { "http" };
     let host_str = original_host
         .as_ref()
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let mut forwarded = String::with_capacity(64);
-    if peer_trusted && let Some(prev) = h.get(header::FORWARDED).and_then(|v| v.to_str().ok()) {
-        forwarded.push_str(prev);
-        forwarded.push_str(", ");
+    let mut forwarded = Vec::with_capacity(64);
+    if peer_trusted {
+        // Every line of the chain, in order, as the resolve step read it.
+        for prev in h.get_all(header::FORWARDED) {
+            forwarded.extend_from_slice(prev.as_bytes());
+            forwarded.extend_from_slice(b", ");
+        }
     }
-    forwarded.push_str("for=");
+    forwarded.extend_from_slice(b"for=");
     if ctx.conn.peer.is_ipv6() {
-        forwarded.push_str("\"[");
-        forwarded.push_str(peer);
-        forwarded.push_str("]\"");
+        forwarded.extend_from_slice(b"\"[");
+        forwarded.extend_from_slice(peer.as_bytes());
+        forwarded.extend_from_slice(b"]\"");
     } else {
-        forwarded.push_str(peer);
+        forwarded.extend_from_slice(peer.as_bytes());
     }
-    forwarded.push_str(";proto=");
-    forwarded.push_str(proto);
-    forwarded.push_str(";host=\"");
-    for c in host_str.chars() {
-        if matches!(c, '\\' | '"') {
-            forwarded.push('\\');
+    forwarded.extend_from_slice(b";proto=");
+    forwarded.extend_from_slice(proto.as_bytes());
+    forwarded.extend_from_slice(b";host=\"");
+    for &c in host_str.as_bytes() {
+        if matches!(c, b'\\' | b'"') {
+            forwarded.push(b'\\');
         }
         forwarded.push(c);
     }
-    forwarded.push('"');
-    if let Ok(v) = HeaderValue::try_from(xff) {
+    forwarded.push(b'"');
+    // A trusted chain's bytes go on as they came (a line that is not visible ASCII included,
+    // which the resolve step read as a malformed chain).
+    if let Ok(v) = HeaderValue::from_bytes(&xff) {
         h.insert(headers::X_FORWARDED_FOR, v);
     }
-    if let Ok(v) = HeaderValue::try_from(forwarded) {
+    if let Ok(v) = HeaderValue::from_bytes(&forwarded) {
         h.insert(header::FORWARDED, v);
     }
     h.insert(headers::X_FORWARDED_PROTO, HeaderValue::from_static(proto));

@@ -28,30 +28,53 @@ const END_TO_END: [&str; 7] = [
     "forwarded",
 ];
 
-/// Headers that claim a client address, an original URL or another method. Believed from
-/// trusted proxies only; anyone else's are removed before forwarding.
-pub const SPOOFABLE: [&str; 9] = [
+/// Headers that claim a client address, an original URL, host or method. Believed from
+/// trusted proxies only; anyone else's are removed before forwarding, as are all of an
+/// untrusted client's `x-forwarded-*` and `forwarded` (the gateway writes its own).
+pub const SPOOFABLE: [&str; 15] = [
     "x-real-ip",
     "true-client-ip",
     "cf-connecting-ip",
     "x-client-ip",
+    "x-cluster-client-ip",
+    "client-ip",
+    "x-original-forwarded-for",
     "x-original-url",
+    "x-original-host",
     "x-rewrite-url",
+    "x-http-method",
     "x-http-method-override",
     "x-method-override",
     "x-forwarded-port",
+    "x-forwarded-prefix",
 ];
 
-/// Removes client-sent copies of the headers only Domicile may set.
+/// Whether a (lower-case) name is one only Domicile or a trusted proxy may set: Domicile's own,
+/// the forwarding headers and the [`SPOOFABLE`] ones.
+fn protected(name: &str) -> bool {
+    name.starts_with("domicile-")
+        || name.starts_with("x-forwarded-")
+        || name == "forwarded"
+        || SPOOFABLE.contains(&name)
+}
+
+/// Removes client-sent copies of the headers only Domicile may set, and the spellings with `_`
+/// for `-` of every [`protected`] name (CGI-style backends read `x_forwarded_for` as
+/// `x-forwarded-for`, and `domicile_decision` as Domicile's own).
 pub fn strip_own(h: &mut HeaderMap) {
     strip_where(h, |n| {
-        n.starts_with("domicile-") && OWN.iter().any(|o| o.as_str() == n)
+        (n.starts_with("domicile-") && OWN.iter().any(|o| o.as_str() == n))
+            || (n.contains('_') && protected(&n.replace('_', "-")))
     });
 }
 
-/// Removes the [`SPOOFABLE`] headers (a client that is not a trusted proxy sent them).
+/// Removes the headers only a trusted proxy may set (a client that is not one sent them): the
+/// [`SPOOFABLE`] ones and every `x-forwarded-*` and `forwarded`, which the gateway then writes
+/// anew.
 pub fn strip_spoofable(h: &mut HeaderMap) {
-    strip_where(h, |n| SPOOFABLE.contains(&n));
+    strip_where(h, |n| {
+        SPOOFABLE.contains(&n) || n.starts_with("x-forwarded-") || n == "forwarded"
+    });
 }
 
 /// Removes every header whose name matches: one scan over the names present, rather than a
@@ -265,16 +288,33 @@ mod tests {
         h.insert("domicile-other", "1".parse().unwrap());
         h.insert("x-real-ip", "10.0.0.1".parse().unwrap());
         h.insert("x-forwarded-port", "1".parse().unwrap());
+        h.insert("x-forwarded-server", "evil".parse().unwrap());
+        h.insert("client-ip", "10.0.0.1".parse().unwrap());
         h.insert("x-kept", "1".parse().unwrap());
+        h.insert("x_kept", "1".parse().unwrap());
+        // `_` for `-`: the same field to many backends.
+        for n in [
+            "domicile_subject_jurisdiction",
+            "x_forwarded_for",
+            "x_real_ip",
+            "domicile_anything",
+        ] {
+            h.insert(HeaderName::from_static(n), "forged".parse().unwrap());
+        }
         strip_own(&mut h);
         assert!(!h.contains_key("domicile-decision"));
         assert!(!h.contains_key("domicile-region"));
         assert!(h.contains_key("domicile-other"));
         assert!(h.contains_key("x-real-ip"));
+        assert!(!h.keys().any(|k| k.as_str().starts_with("domicile_")));
+        assert!(!h.contains_key("x_forwarded_for") && !h.contains_key("x_real_ip"));
+        assert!(h.contains_key("x_kept"));
         strip_spoofable(&mut h);
         assert!(!h.contains_key("x-real-ip"));
         assert!(!h.contains_key("x-forwarded-port"));
-        assert_eq!(h.len(), 2);
+        assert!(!h.contains_key("x-forwarded-server"));
+        assert!(!h.contains_key("client-ip"));
+        assert_eq!(h.len(), 3, "{h:?}");
     }
 
     #[test]

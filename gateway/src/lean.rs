@@ -143,7 +143,7 @@ pub fn prepare(req: Request<Body>) -> Result<Prepared, Request<Body>> {
     let streamed = match req.body() {
         Body::Empty | Body::Buffered { trailers: None, .. } => false,
         // A request without a body passed through (a GET) has nothing to stream.
-        Body::Incoming(b) => !b.is_end_stream(),
+        Body::Incoming { body, .. } => !body.is_end_stream(),
         // Trailers, or a body still arriving behind its inspected prefix.
         Body::Buffered { .. } | Body::Chained { .. } => true,
         // A response body: never a request's.

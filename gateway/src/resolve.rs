@@ -47,6 +47,25 @@ impl Step for ResolveStep {
         for name in &found.strip {
             req.headers_mut().remove(name);
         }
+        if let Some(names) = &snap.subject_headers {
+            // Their spellings with `_` for `-` (read as the same field by CGI-style backends)
+            // go from every peer; the resolve step reads neither those nor trailers, so the
+            // names also go from the body's trailers.
+            let variants: Vec<http::HeaderName> = req
+                .headers()
+                .keys()
+                .filter(|k| k.as_str().contains('_'))
+                .filter(|k| {
+                    let dashed = k.as_str().replace('_', "-");
+                    names.iter().any(|n| n.as_str() == dashed)
+                })
+                .cloned()
+                .collect();
+            for v in variants {
+                req.headers_mut().remove(v);
+            }
+            req.body_mut().deny_in_trailers(names.clone());
+        }
         if found.subject_id.is_none() {
             found.subject_id = subject_from_request(&snap, req, &vouched);
         }
@@ -234,6 +253,27 @@ fn collect(
                         }),
                     }
                 }
+            }
+        }
+    }
+    // The directory's subject header, where it is not one of the subject headers above: read
+    // from trusted peers only, like them, and anyone else's recorded, counted and removed, so
+    // that a backend never files data under a subject the gateway did not place.
+    if let Some(d) = &cfg.directory {
+        for source in &d.subject {
+            if let SubjectIdSource::Header(name) = source
+                && !cfg.headers.iter().any(|h| h.name == *name)
+                && headers.contains_key(name)
+                && !*vouched.get_or_init(|| vouched_peer(snap, &ctx.conn, peer))
+            {
+                f.strip.push(name.clone());
+                f.rejected.push(Rejected {
+                    source: EvidenceSource::Header,
+                    location: Cow::Owned(format!("header:{name}")),
+                    reason: "spoof",
+                });
+                metrics::counter!(crate::metrics::SUBJECT_HEADER_SPOOFS, "header" => name.to_string())
+                    .increment(1);
             }
         }
     }

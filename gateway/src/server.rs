@@ -226,7 +226,7 @@ async fn serve_conn<IO, S>(
     framing.head_started();
     let svc = std::cell::RefCell::new(svc);
     let hyper_svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-        let mut req = req.map(Body::Incoming);
+        let mut req = req.map(Body::incoming);
         req.extensions_mut().insert(info.clone());
         // HTTP/1 requests of a connection come one after another: calling the pipeline in
         // place saves a copy of it per request. HTTP/2 streams of one connection are handled

@@ -30,6 +30,9 @@ pub struct Snapshot {
     pub pools: HashMap<Arc<str>, RegionPool>,
     /// The subject directory, when `[resolve.directory]` is configured.
     pub directory: Option<Arc<domicile_regions::directory::Directory>>,
+    /// The headers subject signals are read from (`[[resolve.headers]]` and the directory's
+    /// subject header), when there are any.
+    pub subject_headers: Option<Arc<[http::HeaderName]>>,
 }
 
 impl Snapshot {
@@ -112,7 +115,23 @@ impl Snapshot {
             },
         )
         .with_overrides(config.policy.overrides.clone());
+        let mut subject_headers: Vec<http::HeaderName> = config
+            .resolve
+            .headers
+            .iter()
+            .map(|h| h.name.clone())
+            .collect();
+        if let Some(d) = &config.resolve.directory {
+            for source in &d.subject {
+                if let crate::config::signals::SubjectIdSource::Header(name) = source
+                    && !subject_headers.contains(name)
+                {
+                    subject_headers.push(name.clone());
+                }
+            }
+        }
         Ok(Snapshot {
+            subject_headers: (!subject_headers.is_empty()).then(|| subject_headers.into()),
             trusted: TrustedProxies::new(config.trusted_proxies.clone()),
             config,
             revision,

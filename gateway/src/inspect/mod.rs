@@ -1029,6 +1029,7 @@ async fn inspect_request(
                         prefix: Some(prefix),
                         rest,
                         permit: buffer_permit.take(),
+                        deny: None,
                     },
                     None => Body::full(prefix),
                 };
@@ -1069,7 +1070,7 @@ enum Collected {
 
 async fn collect_limited(body: Body, limit: usize) -> Result<Collected, ()> {
     match body {
-        Body::Incoming(mut inc) => {
+        Body::Incoming { body: mut inc, .. } => {
             let mut buf = BytesMut::new();
             let mut trailers = None;
             while let Some(frame) = inc.frame().await {

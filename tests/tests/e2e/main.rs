@@ -20,6 +20,7 @@ mod proxy;
 mod resolve_geoip;
 mod resolve_routing;
 mod resolve_signals;
+mod resolve_spoofed_headers;
 mod schema;
 mod tls;
 mod trace_no_personal_data;
