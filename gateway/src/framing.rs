@@ -167,6 +167,11 @@ impl<IO> Sniff<IO> {
         }
     }
 
+    /// Whether HTTP/1 heads are followed on this connection (not [`Sniff::off`], nor given up).
+    pub fn follows_heads(&self) -> bool {
+        !matches!(self.state, State::Off)
+    }
+
     pub fn get_ref(&self) -> &IO {
         &self.io
     }

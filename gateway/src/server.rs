@@ -222,8 +222,12 @@ async fn serve_conn<IO, S>(
 {
     let framing = info.framing.clone();
     let activity = io.activity();
-    // A new connection must deliver its first request head within the header-read timeout.
-    framing.head_started();
+    // A new HTTP/1 (or not yet known) connection must deliver its first request head within
+    // the header-read timeout. An HTTP/2 connection chosen by ALPN has no heads the sniffer
+    // reads, so nothing would end that wait: it is bounded by the idle timeout instead.
+    if io.follows_heads() {
+        framing.head_started();
+    }
     let svc = std::cell::RefCell::new(svc);
     let hyper_svc = hyper::service::service_fn(move |req: Request<Incoming>| {
         let mut req = req.map(Body::incoming);

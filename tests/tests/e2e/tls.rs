@@ -283,3 +283,46 @@ async fn a_backend_requiring_a_client_certificate_refuses_a_gateway_without_one(
     assert_eq!(eu.count(), 0);
     gw.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_http2_connection_over_tls_outlives_the_header_read_timeout() {
+    let pki = Pki::new();
+    let leaf = pki.leaf(&["localhost"]);
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "cert.pem", &leaf.cert_pem);
+    write(dir.path(), "key.pem", &leaf.key_pem);
+    let trace = dir.path().join("traces");
+    let text = domicile_tests::two_regions(&eu.url(), &us.url(), &trace, "").replace(
+        "[server.timeouts]",
+        "[server.tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n\n[server.timeouts]\nheader_read = \"1s\"",
+    );
+    let gw = Gateway::start(dir, &text, false).await;
+    let tcp = tokio::net::TcpStream::connect(gw.running.addr)
+        .await
+        .unwrap();
+    let cfg = client_config(&pki.ca_pem, &[b"h2"], rustls::DEFAULT_VERSIONS);
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    // Requests on one connection over 2.1 s, past the 1 s header-read timeout: a busy HTTP/2
+    // connection lasts until it is idle, as an HTTP/1.1 one does.
+    for n in 0..4 {
+        let req = Request::get(format!("https://localhost/catalog/{n}"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let res = send.send_request(req).await.unwrap();
+        assert_eq!(res.status(), 200, "request {n}");
+        res.into_body().collect().await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    }
+    assert_eq!(us.count(), 4);
+    gw.running.shutdown().await;
+}
