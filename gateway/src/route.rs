@@ -54,6 +54,11 @@ impl Step for RouteStep {
             // could read differently.
             return Err(bad_path(req, why));
         }
+        // `%63ustomers` is `customers` to every backend that decodes it: routed, and sent on,
+        // as that.
+        if let Some(uri) = unreserved_decoded(req.uri()) {
+            *req.uri_mut() = uri;
+        }
         let Some(ctx) = req.extensions().get::<RequestContext>() else {
             return Err(crate::context::missing());
         };
@@ -75,6 +80,14 @@ impl Step for RouteStep {
         let found = ctx
             .snapshot
             .match_route(host.as_deref(), req.uri().path(), req.method());
+        // A path a backend could route elsewhere than the gateway did, by dropping `;`
+        // parameters (Tomcat, Jetty, Spring) or by not minding letter case (IIS, ASP.NET), is
+        // refused: policy would be that of one route and the backend's handler another's.
+        if let Some(n) = found
+            && let Some(why) = read_otherwise(&ctx.snapshot, host.as_deref(), req, n)
+        {
+            return Err(bad_path(req, why));
+        }
         let Some(n) = found else {
             return Err(Problem::new(
                 StatusCode::NOT_FOUND,
@@ -145,6 +158,84 @@ pub fn ambiguous_path(path: &str) -> Option<&'static str> {
         name == b"." || name == b".."
     });
     dot_segment.then_some("the path contains a dot segment")
+}
+
+/// Why route `n`, found for `req`'s path, is not the route a backend could find for it: the
+/// route found for the path without `;` parameters, or for the path in any letter case, is
+/// another. `None` when every reading routes alike (or finds no route, which is not a
+/// backend's to serve).
+fn read_otherwise(
+    snap: &crate::state::Snapshot,
+    host: Option<&str>,
+    req: &Request<Body>,
+    n: usize,
+) -> Option<&'static str> {
+    let path = req.uri().path();
+    if path.contains(';') {
+        let bare: String = path
+            .split('/')
+            .map(|seg| seg.split(';').next().unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join("/");
+        if snap
+            .match_route(host, &bare, req.method())
+            .is_some_and(|m| m != n)
+        {
+            return Some("the path routes elsewhere without its ';' parameters");
+        }
+    }
+    if path.bytes().any(|c| c.is_ascii_uppercase())
+        && snap
+            .match_route_as(host, path, req.method(), true)
+            .is_some_and(|m| m != n)
+    {
+        return Some("the path routes elsewhere in another letter case");
+    }
+    None
+}
+
+/// The target with percent-encoded unreserved characters (letters, digits, `-`, `_`, `~`;
+/// RFC 3986 section 6.2.2.2) in its path decoded; `None` when there are none. An encoded dot
+/// never gets here ([`ambiguous_path`]).
+fn unreserved_decoded(uri: &http::Uri) -> Option<http::Uri> {
+    let path = uri.path();
+    if !path.contains('%') {
+        return None;
+    }
+    let hex = |c: u8| (c as char).to_digit(16);
+    let b = path.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut changed = false;
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && let (Some(h), Some(l)) = (
+                b.get(i + 1).copied().and_then(hex),
+                b.get(i + 2).copied().and_then(hex),
+            )
+        {
+            let c = (h * 16 + l) as u8;
+            if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'~') {
+                out.push(c);
+                changed = true;
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    if !changed {
+        return None;
+    }
+    let mut target = String::from_utf8(out).ok()?;
+    if let Some(q) = uri.query() {
+        target.push('?');
+        target.push_str(q);
+    }
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(target.parse().ok()?);
+    http::Uri::from_parts(parts).ok()
 }
 
 /// An HTTP/1.1 `Upgrade` request (e.g. WebSocket).

@@ -151,6 +151,18 @@ impl Snapshot {
         path: &str,
         method: &http::Method,
     ) -> Option<usize> {
+        self.match_route_as(host, path, method, false)
+    }
+
+    /// [`Self::match_route`], with path prefixes compared without regard to ASCII letter case
+    /// when `any_case` (how a case-insensitive backend reads the path).
+    pub fn match_route_as(
+        &self,
+        host: Option<&str>,
+        path: &str,
+        method: &http::Method,
+        any_case: bool,
+    ) -> Option<usize> {
         let mut best: Option<(usize, usize)> = None;
         for (n, r) in self.config.routes.iter().enumerate() {
             if let Some(h) = &r.host
@@ -158,7 +170,7 @@ impl Snapshot {
             {
                 continue;
             }
-            if !path_matches(&r.path, path) {
+            if !path_matches(&r.path, path, any_case) {
                 continue;
             }
             if let Some(ms) = &r.methods
@@ -179,14 +191,22 @@ impl Snapshot {
     }
 }
 
-/// `/customers` matches `/customers`, `/customers/7` and `/customers?x`, not `/customersx`.
-fn path_matches(prefix: &str, path: &str) -> bool {
+/// `/customers` matches `/customers`, `/customers/7` and `/customers?x`, not `/customersx`;
+/// `/Customers` too when `any_case`.
+fn path_matches(prefix: &str, path: &str, any_case: bool) -> bool {
     if prefix == "/" {
         return true;
     }
     let prefix = prefix.trim_end_matches('/');
-    path.strip_prefix(prefix)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    let Some((head, rest)) = path.split_at_checked(prefix.len()) else {
+        return false;
+    };
+    let same = if any_case {
+        head.eq_ignore_ascii_case(prefix)
+    } else {
+        head == prefix
+    };
+    same && (rest.is_empty() || rest.starts_with('/'))
 }
 
 #[cfg(test)]
@@ -195,10 +215,15 @@ mod tests {
 
     #[test]
     fn prefixes_match_on_segment_boundaries() {
-        assert!(path_matches("/customers", "/customers"));
-        assert!(path_matches("/customers", "/customers/7"));
-        assert!(path_matches("/customers/", "/customers/7"));
-        assert!(!path_matches("/customers", "/customersx"));
-        assert!(path_matches("/", "/anything"));
+        for any_case in [false, true] {
+            assert!(path_matches("/customers", "/customers", any_case));
+            assert!(path_matches("/customers", "/customers/7", any_case));
+            assert!(path_matches("/customers/", "/customers/7", any_case));
+            assert!(!path_matches("/customers", "/customersx", any_case));
+            assert!(!path_matches("/customers", "/custom", any_case));
+            assert!(path_matches("/", "/anything", any_case));
+        }
+        assert!(!path_matches("/customers", "/Customers/7", false));
+        assert!(path_matches("/customers", "/Customers/7", true));
     }
 }

@@ -120,3 +120,40 @@ async fn bare_lf_heads_and_ambiguous_paths_are_refused() {
     assert_eq!(eu.count() + us.count(), 0);
     gw.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_path_a_backend_could_route_elsewhere_is_refused_and_encoded_letters_are_decoded() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    // A catch-all that sends whatever no other route takes to us-east, uninspected.
+    let public = "\n[[routes]]\nid = \"public\"\npath = \"/\"\npurpose = \"catalog\"\nplacement = \"fixed\"\nregion = \"us-east\"\n";
+    let gw = Gateway::two_regions(&eu, &us, public).await;
+    // Tomcat and Spring drop `;jsessionid=1`, IIS reads `/Customers` as `/customers`: each
+    // would reach the customers handler under the catch-all's policy.
+    for path in [
+        "/customers;jsessionid=1",
+        "/customers;x=1/7",
+        "/Customers",
+        "/CUSTOMERS/7",
+    ] {
+        let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+        let (resp, closed) = raw(gw.running.addr, req.as_bytes()).await;
+        assert!(resp.starts_with("HTTP/1.1 400"), "{path} -> {resp}");
+        assert!(resp.contains("ambiguous_path"), "{path} -> {resp}");
+        assert!(closed, "{path}");
+    }
+    assert_eq!(eu.count() + us.count(), 0);
+    // Readings that route alike are served as they are.
+    for path in ["/customers/ABC-7", "/customers/7;v=2", "/Public/x"] {
+        let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let (resp, _) = raw(gw.running.addr, req.as_bytes()).await;
+        assert!(resp.starts_with("HTTP/1.1 200"), "{path} -> {resp}");
+    }
+    // `%63ustomers` is `customers` to any backend that decodes it: routed and sent on as such.
+    let req = "GET /%63ustomers/%41%42%7e HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 192.0.2.10\r\nConnection: close\r\n\r\n";
+    let (resp, _) = raw(gw.running.addr, req.as_bytes()).await;
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(resp.contains("domicile-region: eu-central"), "{resp}");
+    let paths: Vec<String> = eu.received().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(paths.last().map(String::as_str), Some("/customers/AB~"));
+    gw.running.shutdown().await;
+}
