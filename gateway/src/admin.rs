@@ -17,35 +17,48 @@ use tokio::sync::watch;
 use crate::body::Body;
 use crate::gateway::Shared;
 use crate::problem::Problem;
+use sha2::{Digest, Sha256};
+
+/// Admin connections served at once; more are closed at accept. The admin API is for a few
+/// operators and scrapers, and one that is not on loopback must not be able to take the
+/// process's file descriptors from the main listener.
+const MAX_ADMIN_CONNECTIONS: usize = 64;
 
 pub async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
-    token: Option<String>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let token: Option<Arc<str>> = token.map(Arc::from);
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_ADMIN_CONNECTIONS));
     loop {
         let (stream, _) = tokio::select! {
             a = listener.accept() => match a {
                 Ok(x) => x,
-                Err(_) => continue,
+                Err(e) => {
+                    // Out of file descriptors and similar: back off instead of spinning.
+                    tracing::warn!(error = %e, "admin accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
             },
             _ = shutdown.changed() => return,
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!("admin connection limit reached; closing a new connection");
+            continue;
+        };
         let shared = shared.clone();
-        let token = token.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let shared = shared.clone();
-                let token = token.clone();
-                async move { Ok::<_, Infallible>(handle(&shared, token.as_deref(), req).await) }
+                async move { Ok::<_, Infallible>(handle(&shared, req).await) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(std::time::Duration::from_secs(10))
                 .serve_connection(TokioIo::new(stream), svc)
                 .await;
+            drop(slot);
         });
     }
 }
@@ -64,29 +77,37 @@ fn authorized(token: Option<&str>, req: &Request<Incoming>) -> bool {
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| {
+            // The scheme is case-insensitive (RFC 9110 section 11.1).
+            let (scheme, credentials) = v.split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| credentials.trim_start())
+        })
         .unwrap_or("");
-    // Constant-time comparison.
-    given.len() == token.len()
-        && given
-            .bytes()
-            .zip(token.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+    // Compared in time that depends on neither value: both are hashed first, so that not even
+    // the token's length shows in how long a wrong one takes.
+    let (a, b) = (Sha256::digest(given), Sha256::digest(token));
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
-async fn handle(shared: &Shared, token: Option<&str>, req: Request<Incoming>) -> Response<Body> {
+async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path();
+    // HEAD is answered as GET is (hyper sends the head alone).
+    let get = req.method() == Method::GET || req.method() == Method::HEAD;
     if path == "/healthz" {
         return text(StatusCode::OK, "text/plain", "ok\n");
     }
     // The review page's files hold no data: its API calls carry the token.
-    if req.method() == Method::GET
-        && let Some(page) = crate::trace::review::asset(path)
-    {
+    if get && let Some(page) = crate::trace::review::asset(path) {
         return page;
     }
-    if !authorized(token, &req) {
+    // The token of the configuration in force: a reload that changes it takes effect at once.
+    let snap = shared.snapshot.load();
+    if !authorized(snap.config.admin.token.as_deref(), &req) {
         let mut r = Problem::new(
             StatusCode::UNAUTHORIZED,
             "admin_unauthorized",
@@ -97,9 +118,9 @@ async fn handle(shared: &Shared, token: Option<&str>, req: Request<Incoming>) ->
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         return r;
     }
-    match (req.method(), path) {
+    let method = if get { &Method::GET } else { req.method() };
+    match (method, path) {
         (&Method::GET, "/readyz") => {
-            let snap = shared.snapshot.load();
             let body = serde_json::json!({
                 "ready": true,
                 "revision": snap.revision,
@@ -131,11 +152,25 @@ async fn handle(shared: &Shared, token: Option<&str>, req: Request<Incoming>) ->
                 "application/json",
                 serde_json::json!({"reloaded": true, "revision": rev}).to_string(),
             ),
-            Err(errors) => text(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "application/json",
-                serde_json::json!({"reloaded": false, "errors": errors}).to_string(),
-            ),
+            // A problem document (RFC 9457) with the file's problems as an extension member.
+            Err(errors) => {
+                let mut body = serde_json::json!({
+                    "type": "urn:domicile:problem:reload_refused",
+                    "title": "Reload Refused",
+                    "status": 422,
+                    "detail": format!(
+                        "the configuration file has {} problem(s); the running configuration is kept",
+                        errors.len()
+                    ),
+                    "reloaded": false,
+                });
+                body["errors"] = serde_json::Value::from(errors);
+                text(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "application/problem+json",
+                    body.to_string(),
+                )
+            }
         },
         _ => Problem::new(StatusCode::NOT_FOUND, "not_found", "no such admin endpoint")
             .into_response(),
@@ -366,11 +401,12 @@ async fn decisions(shared: &Shared, query: Option<&str>) -> Response<Body> {
                     .into_response();
                 }
             },
-            other => {
+            // Not echoed: a query string is the client's, and may hold anything.
+            _ => {
                 return Problem::new(
                     StatusCode::BAD_REQUEST,
                     "bad_query",
-                    format!("unknown filter {other:?}"),
+                    "unknown filter; the filters are kind, verdict, since, until, basis_kind, jurisdiction, region, route, category, id and limit",
                 )
                 .into_response();
             }

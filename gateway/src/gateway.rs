@@ -40,6 +40,11 @@ pub struct Shared {
     /// The inspection buffer budget the pipeline was built with (`max_buffered_bytes` at
     /// start): a reload cannot raise it, nor set a body limit above it.
     pub buffer_budget: usize,
+    /// The TLS configuration new connections are accepted with, when the listener is TLS: a
+    /// reload loads the certificate, key and client CA files again and swaps it.
+    pub tls: Option<Arc<ArcSwap<rustls::ServerConfig>>>,
+    /// The admin listener is not on loopback: a reload may not remove `admin.token`.
+    pub admin_open: Option<std::net::SocketAddr>,
 }
 
 /// The request pipeline, phase by phase (see the crate docs for the order and why).
@@ -151,11 +156,9 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
         )]));
     }
     let tls = match &config.server.tls {
-        Some(t) => Some(crate::tls::server_config_with_client_ca(
-            &t.cert,
-            &t.key,
-            t.client_ca.as_deref(),
-        )?),
+        Some(t) => Some(Arc::new(ArcSwap::new(
+            crate::tls::server_config_with_client_ca(&t.cert, &t.key, t.client_ca.as_deref())?,
+        ))),
         None => None,
     };
     let writer = TraceWriter::start_with(
@@ -176,7 +179,6 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
     };
     let limits = config.server.limits.clone();
     let timeouts = config.server.timeouts.clone();
-    let admin_token = config.admin.token.clone();
     let snapshot = Snapshot::build(config).map_err(StartError::Config)?;
     crate::metrics::handle();
     let revision = snapshot.revision.clone();
@@ -196,6 +198,8 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
         published_revision: std::sync::Mutex::new(None),
         otel,
         buffer_budget: limits.max_buffered_bytes,
+        tls: tls.clone(),
+        admin_open: (!admin_listen.ip().is_loopback()).then_some(admin_listen),
     });
     crate::reload::publish_revision(&shared, &revision);
     crate::upstream::spawn_health_checks(&shared.snapshot.load_full());
@@ -239,7 +243,6 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
     let admin = tokio::spawn(crate::admin::serve(
         admin_listener,
         shared.clone(),
-        admin_token,
         shutdown_rx.clone(),
     ));
     if opts.watch

@@ -43,9 +43,30 @@ pub fn reload(shared: &Shared) -> Result<String, Vec<String>> {
     };
     let result = Config::load_for_running(path, shared.buffer_budget)
         .map_err(|e| e.0.iter().map(ToString::to_string).collect::<Vec<_>>())
-        .and_then(Snapshot::build);
+        .and_then(|config| {
+            // A listener open beyond loopback never runs without a token.
+            if let Some(addr) = shared.admin_open
+                && config.admin.token.is_none()
+            {
+                return Err(vec![format!(
+                    "{}: admin.token: required while the admin listener ({addr}) is not on loopback",
+                    path.display()
+                )]);
+            }
+            // The certificate, key and client CA are read again, for new connections: a
+            // rotated certificate is served without a restart, a broken one refuses the reload.
+            let tls = match (&shared.tls, &config.server.tls) {
+                (Some(_), Some(t)) => Some(
+                    crate::tls::server_config_with_client_ca(&t.cert, &t.key, t.client_ca.as_deref())
+                        .map_err(|e| vec![format!("{}: server.tls: {e}", path.display())])?,
+                ),
+                _ => None,
+            };
+            Ok((config, tls))
+        })
+        .and_then(|(config, tls)| Ok((Snapshot::build(config)?, tls)));
     match result {
-        Ok(snapshot) => {
+        Ok((snapshot, tls)) => {
             let old = shared.snapshot.load();
             if snapshot.config.server.listen != old.config.server.listen
                 || snapshot.config.trace.dir != old.config.trace.dir
@@ -61,9 +82,19 @@ pub fn reload(shared: &Shared) -> Result<String, Vec<String>> {
                     "server.limits max_buffered_bytes, max_concurrent_requests and max_connections changes take effect on restart"
                 );
             }
+            if snapshot.config.admin.listen != old.config.admin.listen
+                || snapshot.config.server.tls.is_some() != shared.tls.is_some()
+            {
+                tracing::warn!(
+                    "admin listen address changes, and turning TLS on or off, take effect on restart"
+                );
+            }
             let rev = snapshot.revision.clone();
             let snapshot = Arc::new(snapshot);
             shared.snapshot.store(snapshot.clone());
+            if let (Some(live), Some(tls)) = (&shared.tls, tls) {
+                live.store(tls);
+            }
             crate::upstream::spawn_health_checks(&snapshot);
             publish_revision(shared, &rev);
             metrics::counter!(m::CONFIG_RELOADS, "result" => "ok").increment(1);

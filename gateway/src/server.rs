@@ -60,7 +60,7 @@ fn builder(settings: &ConnSettings) -> auto::Builder<TokioExecutor> {
 /// Serves `listener` until `shutdown` turns true, then drains within the grace period.
 pub async fn serve<S>(
     listener: TcpListener,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    tls: Option<Arc<arc_swap::ArcSwap<rustls::ServerConfig>>>,
     svc: S,
     settings: ConnSettings,
     mut shutdown: watch::Receiver<bool>,
@@ -74,7 +74,6 @@ pub async fn serve<S>(
     let max = settings.limits.max_connections;
     let conns = Arc::new(Semaphore::new(max));
     let builder = Arc::new(builder(&settings));
-    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let local = listener.local_addr().ok();
     loop {
         let accepted = tokio::select! {
@@ -98,7 +97,10 @@ pub async fn serve<S>(
         let _ = stream.set_nodelay(true);
         let svc = svc.clone();
         let builder = builder.clone();
-        let acceptor = acceptor.clone();
+        // The certificate in force when the connection came: a reload swaps it for the next.
+        let acceptor = tls
+            .as_ref()
+            .map(|t| tokio_rustls::TlsAcceptor::from(t.load_full()));
         let settings = settings.clone();
         let shutdown = shutdown.clone();
         let local = local.unwrap_or(peer);

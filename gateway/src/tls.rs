@@ -29,6 +29,19 @@ fn file_err(path: &Path, message: impl Into<String>) -> TlsError {
     }
 }
 
+/// A certificate and key that cannot be used together (a key that is not the certificate's, a
+/// key rustls cannot parse), named by both files.
+fn pair_err(cert: &Path, key: &Path, e: rustls::Error) -> TlsError {
+    let why = match e {
+        rustls::Error::InconsistentKeys(_) => "the key is not the certificate's".to_owned(),
+        e => e.to_string(),
+    };
+    TlsError::File {
+        path: format!("{} and {}", cert.display(), key.display()),
+        message: why,
+    }
+}
+
 /// Reads every certificate in a PEM file.
 pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let f = File::open(path).map_err(|e| file_err(path, e.to_string()))?;
@@ -61,6 +74,7 @@ pub fn server_config_with_client_ca(
     client_ca: Option<&Path>,
 ) -> Result<Arc<ServerConfig>, TlsError> {
     let certs = load_certs(cert)?;
+    let key_path = key;
     let key = load_key(key)?;
     let builder = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
@@ -83,7 +97,9 @@ pub fn server_config_with_client_ca(
             builder.with_client_cert_verifier(verifier)
         }
     };
-    let mut cfg = builder.with_single_cert(certs, key)?;
+    let mut cfg = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| pair_err(cert, key_path, e))?;
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
 }
@@ -117,7 +133,9 @@ pub fn client_config(
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_root_certificates(roots);
     Ok(match client_cert {
-        Some((cert, key)) => builder.with_client_auth_cert(load_certs(cert)?, load_key(key)?)?,
+        Some((cert, key)) => builder
+            .with_client_auth_cert(load_certs(cert)?, load_key(key)?)
+            .map_err(|e| pair_err(cert, key, e))?,
         None => builder.with_no_client_auth(),
     })
 }

@@ -154,6 +154,122 @@ async fn admin_token_guards_everything_but_healthz() {
     gw.running.shutdown().await;
 }
 
+/// An admin request with `method` and, when given, a bearer token (the scheme as written).
+async fn admin_as(gw: &Gateway, method: &str, path: &str, auth: Option<&str>) -> client::Reply {
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(gw.admin_url(path));
+    if let Some(a) = auth {
+        req = req.header("authorization", a);
+    }
+    client::send(
+        req.body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap(),
+        false,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_reload_rotates_the_admin_token() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("traces");
+    let with_token = |t: &str| {
+        domicile_tests::two_regions(&eu.url(), &us.url(), &trace, "").replace(
+            "[admin]\nlisten = \"127.0.0.1:0\"",
+            &format!("[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"{t}\""),
+        )
+    };
+    let (old, new) = ("old-admin-token-0123456789", "new-admin-token-9876543210");
+    let gw = Gateway::start(dir, &with_token(old), false).await;
+    let bearer = |t: &str| format!("Bearer {t}");
+    // HEAD is answered as GET, and the scheme is case-insensitive.
+    let r = admin_as(&gw, "HEAD", "/readyz", Some(&format!("bearer {old}"))).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        admin_as(&gw, "GET", "/readyz", Some(&bearer(new)))
+            .await
+            .status,
+        401
+    );
+    std::fs::write(&gw.config_path, with_token(new)).unwrap();
+    let r = admin_as(&gw, "POST", "/reload", Some(&bearer(old))).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // The rotated token is the only one that works from now on.
+    assert_eq!(
+        admin_as(&gw, "GET", "/readyz", Some(&bearer(old)))
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        admin_as(&gw, "GET", "/readyz", Some(&bearer(new)))
+            .await
+            .status,
+        200
+    );
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn admin_errors_are_problem_documents_that_echo_nothing() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let gw = Gateway::two_regions(&eu, &us, "").await;
+    let bad = client::get(&gw.admin_url("/v1/decisions?jane%40example.com=1")).await;
+    assert_eq!(bad.status, 400);
+    assert!(!bad.text().contains("jane"), "{}", bad.text());
+    assert_eq!(bad.json()["type"], "urn:domicile:problem:bad_query");
+    std::fs::write(&gw.config_path, "[server]\nlisten = 7\n").unwrap();
+    let refused = admin_as(&gw, "POST", "/reload", None).await;
+    assert_eq!(refused.status, 422);
+    assert_eq!(
+        refused.header("content-type").unwrap(),
+        "application/problem+json"
+    );
+    let body = refused.json();
+    assert_eq!(body["type"], "urn:domicile:problem:reload_refused");
+    assert_eq!(body["status"], 422);
+    assert_eq!(body["reloaded"], false);
+    let first = body["errors"][0].as_str().unwrap();
+    assert!(first.contains("domicile.toml:2:10: invalid type"), "{body}");
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_admin_listener_serves_a_bounded_number_of_connections() {
+    use tokio::io::AsyncReadExt;
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let gw = Gateway::two_regions(&eu, &us, "").await;
+    let mut held = Vec::new();
+    for _ in 0..64 {
+        held.push(
+            tokio::net::TcpStream::connect(gw.running.admin_addr)
+                .await
+                .unwrap(),
+        );
+    }
+    // The 65th is closed at once.
+    let mut extra = tokio::net::TcpStream::connect(gw.running.admin_addr)
+        .await
+        .unwrap();
+    let mut buf = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(2), extra.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "{read:?}");
+    drop(held);
+    // Once they are gone, the admin API answers again.
+    let mut ok = false;
+    for _ in 0..50 {
+        if client::get(&gw.admin_url("/healthz")).await.status == 200 {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(ok);
+    gw.running.shutdown().await;
+}
+
 #[tokio::test]
 async fn shutdown_drains_in_flight_requests_and_stops_accepting() {
     let eu = Backend::start_with(

@@ -326,3 +326,60 @@ async fn an_http2_connection_over_tls_outlives_the_header_read_timeout() {
     assert_eq!(us.count(), 4);
     gw.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_reload_serves_a_rotated_certificate_to_new_connections_and_refuses_a_broken_one() {
+    let pki = Pki::new();
+    let (first, second) = (pki.leaf(&["localhost"]), pki.leaf(&["localhost"]));
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "cert.pem", &first.cert_pem);
+    write(dir.path(), "key.pem", &first.key_pem);
+    let trace = dir.path().join("traces");
+    let text = domicile_tests::two_regions(&eu.url(), &us.url(), &trace, "").replace(
+        "[server.timeouts]",
+        "[server.tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n\n[server.timeouts]",
+    );
+    let gw = Gateway::start(dir, &text, false).await;
+    let served = || async {
+        let tcp = tokio::net::TcpStream::connect(gw.running.addr)
+            .await
+            .unwrap();
+        let cfg = client_config(&pki.ca_pem, &[b"http/1.1"], rustls::DEFAULT_VERSIONS);
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .unwrap();
+        tls.get_ref().1.peer_certificates().unwrap()[0].clone()
+    };
+    let reload = || async {
+        domicile_tests::client::send(
+            Request::post(gw.admin_url("/reload"))
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+            false,
+        )
+        .await
+    };
+    assert_eq!(served().await, certs(&first.cert_pem)[0]);
+    // Rotated on disk (as cert-manager does), then reloaded: new connections get the new one.
+    let d = gw.config_path.parent().unwrap().to_path_buf();
+    write(&d, "cert.pem", &second.cert_pem);
+    write(&d, "key.pem", &second.key_pem);
+    let r = reload().await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(served().await, certs(&second.cert_pem)[0]);
+    // A key that is not the certificate's: refused, naming both files; the last good one stays.
+    write(&d, "key.pem", &first.key_pem);
+    let r = reload().await;
+    assert_eq!(r.status, 422);
+    let errors = r.json()["errors"].to_string();
+    assert!(errors.contains("server.tls"), "{errors}");
+    assert!(errors.contains("cert.pem and"), "{errors}");
+    assert!(
+        errors.contains("the key is not the certificate's"),
+        "{errors}"
+    );
+    assert_eq!(served().await, certs(&second.cert_pem)[0]);
+    gw.running.shutdown().await;
+}
