@@ -372,8 +372,14 @@ async fn decisions(shared: &Shared, query: Option<&str>) -> Response<Body> {
     for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         let v = v.into_owned();
         match k.as_ref() {
-            "since" => filter.since = Some(v),
-            "until" => filter.until = Some(v),
+            "since" | "until" => match crate::trace::read::time_bound(&v) {
+                Ok(t) if k == "since" => filter.since = Some(t),
+                Ok(t) => filter.until = Some(t),
+                Err(e) => {
+                    return Problem::new(StatusCode::BAD_REQUEST, "bad_query", format!("{k}: {e}"))
+                        .into_response();
+                }
+            },
             "verdict" => filter.verdict = Some(v),
             "basis_kind" => filter.basis_kind = Some(v),
             "jurisdiction" => filter.jurisdiction = Some(v.to_ascii_uppercase()),

@@ -84,6 +84,72 @@ pub fn rfc3339_micros(micros: i64) -> Timestamp {
     Timestamp(t)
 }
 
+/// Reads an RFC 3339 time (`2026-11-29T12:00:00+02:00`, `2026-11-29T10:00:00.5Z`; `t` or a
+/// space for `T`, `z` for `Z`) or a date alone (its midnight UTC) as microseconds since the
+/// epoch. Digits past the sixth of a fraction are dropped; a leap second reads as the second
+/// before it.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let d = b.get(r)?;
+        d.iter()
+            .all(u8::is_ascii_digit)
+            .then(|| d.iter().fold(0i64, |n, c| n * 10 + i64::from(c - b'0')))
+    };
+    if b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') {
+        return None;
+    }
+    let year = i32::try_from(num(0..4)?).ok()?;
+    let month = u8::try_from(num(5..7)?).ok()?;
+    let day = u8::try_from(num(8..10)?).ok()?;
+    let days = Date::new(year, month, day)?.unix_days();
+    if b.len() == 10 {
+        return Some(days * 86_400 * 1_000_000);
+    }
+    if !matches!(b.get(10), Some(b'T' | b't' | b' '))
+        || b.get(13) != Some(&b':')
+        || b.get(16) != Some(&b':')
+    {
+        return None;
+    }
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let mut at = 19;
+    let mut frac = 0i64;
+    if b.get(at) == Some(&b'.') {
+        let digits = b[at + 1..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .count();
+        if digits == 0 {
+            return None;
+        }
+        for k in 0..6 {
+            frac = frac * 10
+                + b.get(at + 1 + k)
+                    .filter(|_| k < digits)
+                    .map_or(0, |c| i64::from(c - b'0'));
+        }
+        at += 1 + digits;
+    }
+    let offset = match b.get(at..)? {
+        [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
+            let (h, m) = (num(at + 1..at + 3)?, num(at + 4..at + 6)?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let o = h * 3600 + m * 60;
+            if *sign == b'+' { o } else { -o }
+        }
+        _ => return None,
+    };
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second.min(59) - offset;
+    Some(secs * 1_000_000 + frac)
+}
+
 /// Writes the last `out.len()` digits of `n` (non-negative) into `out`, zero-padded.
 fn put_digits(out: &mut [u8], n: i64) {
     // Right to left by tens: no power of ten and no division by one per digit.
@@ -120,6 +186,52 @@ mod tests {
         // Winter: 2022-12-26 23:30 UTC is 2022-12-27 00:30 CET.
         assert_eq!(brussels_date(1_672_097_400).to_string(), "2022-12-27");
         assert_eq!(brussels_date(1_672_093_800).to_string(), "2022-12-26");
+    }
+
+    #[test]
+    fn parses_rfc3339_times_and_dates_to_utc() {
+        let at = |s: &str| parse_rfc3339(s).map(|m| rfc3339_micros(m).as_str().to_owned());
+        let utc = |s: &str| Some(s.to_owned());
+        assert_eq!(at("2026-11-29"), utc("2026-11-29T00:00:00.000000Z"));
+        assert_eq!(
+            at("2026-11-29T12:00:00Z"),
+            utc("2026-11-29T12:00:00.000000Z")
+        );
+        assert_eq!(
+            at("2026-11-29T12:00:00+02:00"),
+            utc("2026-11-29T10:00:00.000000Z")
+        );
+        assert_eq!(
+            at("2026-11-29t01:30:00-02:30"),
+            utc("2026-11-29T04:00:00.000000Z")
+        );
+        // Across midnight, a month and a year.
+        assert_eq!(
+            at("2027-01-01T00:30:00+01:00"),
+            utc("2026-12-31T23:30:00.000000Z")
+        );
+        assert_eq!(
+            at("2026-11-29 10:00:00.5z"),
+            utc("2026-11-29T10:00:00.500000Z")
+        );
+        assert_eq!(
+            at("2026-11-29T10:00:00.123456789Z"),
+            utc("2026-11-29T10:00:00.123456Z")
+        );
+        for bad in [
+            "yesterday",
+            "2026-13-01",
+            "2026-02-30",
+            "2026-11-29T24:00:00Z",
+            "2026-11-29T10:00:00",
+            "2026-11-29T10:00:00.Z",
+            "2026-11-29T10:00:00+0200",
+            "2026-11-29T10:00:00+02:00x",
+            "2026-11-29X",
+            "",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -91,10 +91,10 @@ enum TraceCommand {
     Refusals {
         dir: PathBuf,
         /// Records at or after this RFC 3339 time (or date).
-        #[arg(long)]
+        #[arg(long, value_parser = domicile_gateway::trace::read::time_bound)]
         since: Option<String>,
         /// Records before this RFC 3339 time (or date).
-        #[arg(long)]
+        #[arg(long, value_parser = domicile_gateway::trace::read::time_bound)]
         until: Option<String>,
     },
     /// Counts by verdict, destination and basis.
@@ -108,10 +108,10 @@ enum TraceCommand {
 #[derive(Args)]
 struct TraceFilter {
     /// Records at or after this RFC 3339 time (or date).
-    #[arg(long)]
+    #[arg(long, value_parser = domicile_gateway::trace::read::time_bound)]
     since: Option<String>,
     /// Records before this RFC 3339 time (or date).
-    #[arg(long)]
+    #[arg(long, value_parser = domicile_gateway::trace::read::time_bound)]
     until: Option<String>,
     #[arg(long)]
     verdict: Option<String>,

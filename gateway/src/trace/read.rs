@@ -29,10 +29,21 @@ pub fn files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// A `since` or `until` bound as records write their times (UTC, microseconds, fixed width),
+/// so that comparing the two as text compares them as times; an RFC 3339 time with any offset,
+/// or a date (its midnight UTC). An error says what was expected, not what was given.
+pub fn time_bound(s: &str) -> Result<String, String> {
+    crate::clock::parse_rfc3339(s.trim())
+        .map(|m| crate::clock::rfc3339_micros(m).as_str().to_owned())
+        .ok_or_else(|| {
+            "expected an RFC 3339 time such as 2026-11-29T10:00:00Z or +02:00, or a date such as 2026-11-29".to_owned()
+        })
+}
+
 /// What `list` keeps. Every set field must match.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
-    /// RFC 3339 times; records at or after `since` and before `until`.
+    /// Records at or after `since` and before `until`, as [`time_bound`] writes them.
     pub since: Option<String>,
     pub until: Option<String>,
     pub verdict: Option<String>,

@@ -515,6 +515,24 @@ async fn the_admin_api_serves_decisions_with_filters() {
     );
     let bad = client::get(&gw.admin_url("/v1/decisions?colour=red")).await;
     assert_eq!(bad.status, 400);
+    // Time bounds are times: any offset, compared in UTC; anything else is refused.
+    let count = |q: String| {
+        let url = gw.admin_url(&format!("/v1/decisions?{q}"));
+        async move { client::get(&url).await.text().lines().count() }
+    };
+    let all = count("since=2000-01-01".into()).await;
+    assert!(all > 0);
+    assert_eq!(count("until=2000-01-01T01:00:00%2B01:00".into()).await, 0);
+    assert_eq!(count("since=2999-01-01T00:00:00-05:00".into()).await, 0);
+    assert_eq!(count("since=1999-12-31T23:00:00-01:00".into()).await, all);
+    let bad = client::get(&gw.admin_url("/v1/decisions?since=yesterday")).await;
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.json()["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("since: expected an RFC 3339 time")
+    );
     assert!(!r.text().contains("a@example.com"));
     gw.running.shutdown().await;
 }
