@@ -142,7 +142,12 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
             decision(shared, id).await
         }
         (m, p) if p.starts_with("/v1/subjects/") => {
-            let id = p.trim_start_matches("/v1/subjects/").to_owned();
+            // Decoded as the request path's ids are; not UTF-8, or an encoded `/`, is no id
+            // (refused below).
+            let raw = p.trim_start_matches("/v1/subjects/");
+            let id = percent_encoding::percent_decode_str(raw)
+                .decode_utf8()
+                .map_or_else(|_| "/".to_owned(), |s| s.into_owned());
             let m = m.clone();
             subjects(shared, m, id, req).await
         }

@@ -432,13 +432,16 @@ fn subject_from_request(
                     None
                 }
             }
+            // Decoded, as ids from headers, bodies and tokens are, and as the admin API reads
+            // them: `/customers/M%C3%BCller` is the subject `Müller`.
             SubjectIdSource::PathSegment(n) => req
                 .uri()
                 .path()
                 .split('/')
                 .nth(*n)
                 .filter(|s| !s.is_empty())
-                .map(str::to_owned),
+                .and_then(|s| percent_encoding::percent_decode_str(s).decode_utf8().ok())
+                .map(|s| s.into_owned()),
             SubjectIdSource::BodyField(pointer) => match req.body() {
                 Body::Buffered {
                     data: Some(data), ..

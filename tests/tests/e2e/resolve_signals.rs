@@ -862,3 +862,36 @@ pem = "rsa.pem"
     assert_eq!((eu.count(), us.count()), (1, 0));
     gw.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_subject_id_is_the_same_decoded_in_the_admin_api_and_in_a_request_path() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let gw = start(&eu, &us, DIRECTORY, |_| {}, |t| t).await;
+    // Written through the admin API under its percent-encoded form...
+    let r = admin(
+        &gw,
+        "PUT",
+        "/v1/subjects/M%C3%BCller%20K",
+        Some(r#"{"home_region":"eu-central","jurisdiction":"DE"}"#),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let e = admin(&gw, "GET", "/v1/subjects/M%C3%BCller%20K", None)
+        .await
+        .json();
+    assert_eq!(e["subject"], "Müller K");
+    // ...and found for the same subject named in a request path.
+    let r = post_json(
+        &gw.url("/customers/M%C3%BCller%20K"),
+        US_IP,
+        r#"{"email":"m@example.com"}"#,
+    )
+    .await;
+    assert_eq!(r.header("domicile-region"), Some("eu-central"));
+    let rec = gw.record(r.header("domicile-decision").unwrap());
+    assert_eq!(rec["subject"]["directory"], "found");
+    // An id that is not UTF-8 once decoded is no id.
+    let r = admin(&gw, "GET", "/v1/subjects/%FF", None).await;
+    assert_eq!(r.status, 400);
+    gw.running.shutdown().await;
+}
