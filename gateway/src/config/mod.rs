@@ -1517,7 +1517,17 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
             routes.push(RouteConfig {
                 id: Arc::from(r.id.get_ref().as_str()),
                 rule: Arc::from(format!("route.{}", r.id.get_ref())),
-                host: r.host.as_ref().map(|h| h.get_ref().to_ascii_lowercase()),
+                // As requests' hosts are compared: lower-case, without a port or a trailing
+                // dot (`API.example.com.:8443` matches `Host: api.example.com`).
+                host: r.host.as_ref().and_then(|h| {
+                    let canonical = crate::route::canonical_host(h.get_ref());
+                    if crate::route::valid_host(&canonical) {
+                        Some(canonical)
+                    } else {
+                        c.err(h, key("host"), "not a host name or address");
+                        None
+                    }
+                }),
                 path: r.path.get_ref().clone(),
                 methods,
                 purpose: Arc::from(r.purpose.get_ref().as_str()),
@@ -1770,6 +1780,36 @@ region = "nope"
                 .any(|l| l.starts_with("t.toml:7:6: regions[0].id: region id"));
             assert_eq!(refused, !ok, "{id:?}: {lines:#?}");
         }
+    }
+
+    #[test]
+    fn a_route_host_is_kept_as_request_hosts_are_compared() {
+        let with_host = |host: &str| {
+            check(&format!(
+                "[[entities]]\nid = \"e\"\ncountry = \"DE\"\nsector = \"commercial\"\n\n\
+                 [[regions]]\nid = \"eu\"\ncountry = \"DE\"\nentity = \"e\"\n\
+                 backends = [{{ url = \"http://127.0.0.1:1\" }}]\n\n\
+                 [[routes]]\nid = \"r\"\npath = \"/\"\npurpose = \"storage\"\n\
+                 placement = \"home\"\nhost = \"{host}\"\n"
+            ))
+        };
+        for given in [
+            "API.example.com",
+            "api.example.com.",
+            "api.example.com:8443",
+        ] {
+            let c = with_host(given).unwrap();
+            assert_eq!(
+                c.routes[0].host.as_deref(),
+                Some("api.example.com"),
+                "{given}"
+            );
+        }
+        let e = with_host("api example").unwrap_err().to_string();
+        assert!(
+            e.contains("t.toml:17:8: routes[0].host: not a host name or address"),
+            "{e}"
+        );
     }
 
     #[test]
