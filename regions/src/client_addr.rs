@@ -199,6 +199,30 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The address a country is looked up for: [`canonical`], and the IPv4 address an IPv6 one
+/// carries by a standard translation (NAT64's well-known prefix `64:ff9b::/96`, RFC 6052; 6to4's
+/// `2002::/16`, RFC 3056), which is where the client's network is. `None` for Teredo
+/// (`2001::/32`, RFC 4380): it carries its relay's address, not the client's, so its country
+/// is unknown (and the strictest reading applies). Never used to decide trust: an embedded
+/// address says where a host is, not who it is.
+pub fn geo_address(ip: IpAddr) -> Option<IpAddr> {
+    let IpAddr::V6(v6) = canonical(ip) else {
+        return Some(ip);
+    };
+    let s = v6.segments();
+    let embedded = |hi: u16, lo: u16| {
+        let [a, b] = hi.to_be_bytes();
+        let [c, d] = lo.to_be_bytes();
+        IpAddr::V4(std::net::Ipv4Addr::new(a, b, c, d))
+    };
+    match s {
+        [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => Some(embedded(hi, lo)),
+        [0x2002, hi, lo, ..] => Some(embedded(hi, lo)),
+        [0x2001, 0, ..] => None,
+        _ => Some(IpAddr::V6(v6)),
+    }
+}
+
 /// The address truncated for records: /24 for IPv4, /48 for IPv6.
 pub fn truncate(ip: IpAddr) -> String {
     match canonical(ip) {

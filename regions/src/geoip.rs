@@ -7,7 +7,7 @@ use std::path::Path;
 use domicile_policy::Country;
 use maxminddb::PathElement;
 
-use crate::client_addr::canonical;
+use crate::client_addr::{canonical, geo_address};
 
 /// Which country of a GeoIP record is the client's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -185,7 +185,10 @@ impl GeoIp {
         field: CountryField,
         anonymity: bool,
     ) -> Result<Option<GeoAnswer>, maxminddb::MaxMindDbError> {
-        let result = self.reader.lookup(canonical(ip))?;
+        let Some(ip) = geo_address(ip) else {
+            return Ok(None);
+        };
+        let result = self.reader.lookup(ip)?;
         if !result.has_data() {
             return Ok(None);
         }
@@ -226,9 +229,9 @@ impl GeoIp {
     /// `is_anonymous`, as MaxMind's Country, City and Anonymous-IP databases do). The
     /// anonymity fields are read only when `anonymity` is asked for.
     pub fn answer(&self, ip: IpAddr, field: CountryField, anonymity: bool) -> GeoAnswer {
-        let v4 = match canonical(ip) {
-            IpAddr::V4(v4) => Some(u32::from(v4)),
-            IpAddr::V6(_) => None,
+        let v4 = match geo_address(ip) {
+            Some(IpAddr::V4(v4)) => Some(u32::from(v4)),
+            Some(IpAddr::V6(_)) | None => None,
         };
         if let Some(ip) = v4
             && let Some(a) = self.cache.get(ip, field, anonymity)
@@ -352,6 +355,35 @@ mod tests {
         }
         // The addresses cover the three networks and addresses outside them.
         assert_eq!(seen.len(), 4, "{seen:?}");
+    }
+
+    #[test]
+    fn translated_ipv6_addresses_are_looked_up_as_the_ipv4_they_carry_and_teredo_as_unknown() {
+        let bytes = build_country_db(&[("192.0.2.0/24", "DE")], "Test").unwrap();
+        let geo = GeoIp::from_bytes(bytes, "test").unwrap();
+        let de = Some(Country::parse("DE").unwrap());
+        for ip in [
+            "192.0.2.10",
+            "::ffff:192.0.2.10",
+            "64:ff9b::192.0.2.10",
+            "2002:c000:20a::1",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(geo.lookup(ip), de, "{ip}");
+            assert_eq!(
+                geo.answer(ip, CountryField::Country, false).country,
+                de,
+                "{ip}"
+            );
+        }
+        // Teredo: 192.0.2.10 as its server, the client's own address obfuscated.
+        let teredo: IpAddr = "2001:0:c000:20a::1".parse().unwrap();
+        assert_eq!(geo.lookup(teredo), None);
+        // Trust is never widened by an embedded address.
+        assert_eq!(
+            canonical("2002:c000:20a::1".parse().unwrap()).to_string(),
+            "2002:c000:20a::1"
+        );
     }
 
     #[test]
