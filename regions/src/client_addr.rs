@@ -206,7 +206,8 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
 /// is unknown (and the strictest reading applies). Never used to decide trust: an embedded
 /// address says where a host is, not who it is.
 pub fn geo_address(ip: IpAddr) -> Option<IpAddr> {
-    let IpAddr::V6(v6) = canonical(ip) else {
+    let ip = canonical(ip);
+    let IpAddr::V6(v6) = ip else {
         return Some(ip);
     };
     let s = v6.segments();

@@ -7,7 +7,7 @@ use std::path::Path;
 use domicile_policy::Country;
 use maxminddb::PathElement;
 
-use crate::client_addr::{canonical, geo_address};
+use crate::client_addr::geo_address;
 
 /// Which country of a GeoIP record is the client's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -305,6 +305,7 @@ pub fn build_country_db(entries: &[(&str, &str)], database_type: &str) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client_addr::canonical;
 
     /// The cache answers exactly what the database answers, for every question, on repeated
     /// and colliding addresses (8,192 addresses share 4,096 slots), IPv4-mapped IPv6 included.
