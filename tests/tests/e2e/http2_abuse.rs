@@ -48,11 +48,25 @@ fn literal(out: &mut Vec<u8>, s: &str) {
 /// The header block of `GET path` (static-table names, literal values, nothing indexed, so
 /// that every block decodes on its own).
 fn get(path: &str) -> Vec<u8> {
-    let mut b = vec![0x82, 0x86]; // :method GET, :scheme http
+    block(0x82, path, &[]) // :method GET
+}
+
+/// The header block of `POST path` with `extra` fields, as [`get`]'s.
+fn post(path: &str, extra: &[(&str, &str)]) -> Vec<u8> {
+    block(0x83, path, extra) // :method POST
+}
+
+fn block(method: u8, path: &str, extra: &[(&str, &str)]) -> Vec<u8> {
+    let mut b = vec![method, 0x86]; // :scheme http
     b.push(0x04); // :path, a literal value
     literal(&mut b, path);
     b.push(0x01); // :authority
     literal(&mut b, "gateway.test");
+    for (name, value) in extra {
+        b.push(0x00); // a literal name and value, not indexed
+        literal(&mut b, name);
+        literal(&mut b, value);
+    }
     b
 }
 
@@ -228,11 +242,7 @@ async fn streams_beyond_the_concurrency_limit_are_refused() {
     let mut opens = frame(SETTINGS, ACK, 0, &[]);
     for n in 0..300u32 {
         // A POST whose body is still to come: each stream stays open.
-        let mut block = vec![0x83, 0x86]; // :method POST, :scheme http
-        block.push(0x04);
-        literal(&mut block, &format!("/catalog/{n}"));
-        block.push(0x01);
-        literal(&mut block, "gateway.test");
+        let block = post(&format!("/catalog/{n}"), &[]);
         opens.extend(frame(HEADERS, END_HEADERS, 2 * n + 1, &block));
     }
     s.write_all(&opens).await.unwrap();
@@ -271,10 +281,7 @@ async fn streams_that_make_the_gateway_reset_them_end_in_goaway() {
     // connection-specific header is malformed in HTTP/2, a stream error), not one the client sent.
     let mut attack = Vec::new();
     for n in 0..600u32 {
-        let mut block = get(&format!("/catalog/{n}"));
-        block.push(0x00);
-        literal(&mut block, "connection");
-        literal(&mut block, "close");
+        let block = block(0x82, &format!("/catalog/{n}"), &[("connection", "close")]);
         attack.extend(frame(HEADERS, END_STREAM | END_HEADERS, 2 * n + 1, &block));
     }
     let _ = s.write_all(&attack).await;
@@ -291,19 +298,6 @@ async fn malformed_requests_are_reset_and_reach_no_backend() {
     let (eu, us, gw) = setup().await;
     /// `PROTOCOL_ERROR`.
     const PROTOCOL_ERROR: u32 = 0x1;
-    let with = |path: &str, extra: &[(&str, &str)]| {
-        let mut block = vec![0x83, 0x86]; // :method POST, :scheme http
-        block.push(0x04);
-        literal(&mut block, path);
-        block.push(0x01);
-        literal(&mut block, "gateway.test");
-        for (name, value) in extra {
-            block.push(0x00);
-            literal(&mut block, name);
-            literal(&mut block, value);
-        }
-        block
-    };
     for (what, extra, body) in [
         // h2spec 8.1.2.6: a length the DATA frames do not add up to (H2.CL).
         (
@@ -334,7 +328,7 @@ async fn malformed_requests_are_reset_and_reach_no_backend() {
     ] {
         for path in ["/catalog/x", "/customers"] {
             let mut s = connect(&gw).await;
-            let mut req = frame(HEADERS, END_HEADERS, 1, &with(path, extra));
+            let mut req = frame(HEADERS, END_HEADERS, 1, &post(path, extra));
             req.extend(frame(DATA, END_STREAM, 1, body.as_bytes()));
             s.write_all(&req).await.unwrap();
             let heard = listen(&mut s, Duration::from_millis(250)).await;

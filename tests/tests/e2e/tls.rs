@@ -102,20 +102,33 @@ async fn tls_get_host(
     )
 }
 
-#[tokio::test]
-async fn tls_listener_negotiates_h2_and_http11_with_tls12_and_13() {
-    let pki = Pki::new();
-    let leaf = pki.leaf(&["localhost"]);
-    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+/// A gateway with a TLS listener serving `leaf` (its files `cert.pem` and `key.pem` beside the
+/// config) in front of `eu` and `us`; `timeouts` goes into `[server.timeouts]`.
+async fn tls_gateway(
+    leaf: &domicile_tests::Leaf,
+    eu: &Backend,
+    us: &Backend,
+    timeouts: &str,
+) -> Gateway {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "cert.pem", &leaf.cert_pem);
     write(dir.path(), "key.pem", &leaf.key_pem);
     let trace = dir.path().join("traces");
     let text = domicile_tests::two_regions(&eu.url(), &us.url(), &trace, "").replace(
         "[server.timeouts]",
-        "[server.tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n\n[server.timeouts]",
+        &format!(
+            "[server.tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n\n[server.timeouts]\n{timeouts}"
+        ),
     );
-    let gw = Gateway::start(dir, &text, false).await;
+    Gateway::start(dir, &text, false).await
+}
+
+#[tokio::test]
+async fn tls_listener_negotiates_h2_and_http11_with_tls12_and_13() {
+    let pki = Pki::new();
+    let leaf = pki.leaf(&["localhost"]);
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let gw = tls_gateway(&leaf, &eu, &us, "").await;
     let addr = gw.running.addr;
 
     let (status, version, alpn, body) = tls_get(
@@ -289,15 +302,7 @@ async fn an_http2_connection_over_tls_outlives_the_header_read_timeout() {
     let pki = Pki::new();
     let leaf = pki.leaf(&["localhost"]);
     let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
-    let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "cert.pem", &leaf.cert_pem);
-    write(dir.path(), "key.pem", &leaf.key_pem);
-    let trace = dir.path().join("traces");
-    let text = domicile_tests::two_regions(&eu.url(), &us.url(), &trace, "").replace(
-        "[server.timeouts]",
-        "[server.tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n\n[server.timeouts]\nheader_read = \"1s\"",
-    );
-    let gw = Gateway::start(dir, &text, false).await;
+    let gw = tls_gateway(&leaf, &eu, &us, "header_read = \"1s\"").await;
     let tcp = tokio::net::TcpStream::connect(gw.running.addr)
         .await
         .unwrap();
@@ -332,15 +337,7 @@ async fn a_reload_serves_a_rotated_certificate_to_new_connections_and_refuses_a_
     let pki = Pki::new();
     let (first, second) = (pki.leaf(&["localhost"]), pki.leaf(&["localhost"]));
     let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
-    let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "cert.pem", &first.cert_pem);
-    write(dir.path(), "key.pem", &first.key_pem);
-    let trace = dir.path().join("traces");
-    let text = domicile_tests::two_regions(&eu.url(), &us.url(), &trace, "").replace(
-        "[server.timeouts]",
-        "[server.tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n\n[server.timeouts]",
-    );
-    let gw = Gateway::start(dir, &text, false).await;
+    let gw = tls_gateway(&first, &eu, &us, "").await;
     let served = || async {
         let tcp = tokio::net::TcpStream::connect(gw.running.addr)
             .await
