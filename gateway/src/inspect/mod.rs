@@ -298,6 +298,7 @@ impl Inspection {
 
 /// Inspects a query string (`a=b&c=d`, percent-decoded, `+` as space).
 pub fn inspect_query(query: &str, out: &mut Inspection) {
+    detect::phone::new_lookup_budget();
     form_pairs(query.as_bytes(), "query", out);
 }
 
@@ -391,6 +392,7 @@ fn bounded_location(location: String) -> String {
 
 /// Inspects the URL path, segment by segment, percent-decoded: `path:/0` is the first.
 pub fn inspect_path(path: &str, out: &mut Inspection) {
+    detect::phone::new_lookup_budget();
     for (n, seg) in path.trim_start_matches('/').split('/').enumerate() {
         if seg.is_empty() {
             continue;
@@ -448,6 +450,7 @@ impl Default for HeadOptions {
 
 /// Inspects the configured headers (values as sent, and percent-decoded) and cookies.
 pub fn inspect_headers(headers: &HeaderMap, opts: &HeadOptions, out: &mut Inspection) {
+    detect::phone::new_lookup_budget();
     // A request with a few headers usually has none of the listed ones: comparing its names
     // with the list is cheaper than hashing every listed name to look it up.
     let none_listed = headers.keys_len() <= 16
@@ -604,6 +607,7 @@ pub fn inspect_body_with(
     opts: &BodyOptions<'_>,
     out: &mut Inspection,
 ) -> InspectStatus {
+    detect::phone::new_lookup_budget();
     match body_status(headers, body, opts, out) {
         Ok(()) => InspectStatus::Complete,
         Err(why) => InspectStatus::Uninspectable(why),
@@ -808,6 +812,7 @@ fn read_multipart(
 
 /// Scans trailer values (they arrive with the body and reach HTTP/2 backends).
 pub fn inspect_trailers(trailers: &HeaderMap, out: &mut Inspection) {
+    detect::phone::new_lookup_budget();
     for (name, value) in trailers {
         // Read as headers are: a byte that is not UTF-8 does not hide the rest.
         let v = String::from_utf8_lossy(value.as_bytes());

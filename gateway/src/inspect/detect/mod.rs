@@ -16,7 +16,7 @@ pub mod email;
 pub(crate) mod ids;
 pub mod lexicon;
 mod net;
-mod phone;
+pub(crate) mod phone;
 mod token;
 
 use token::maybe_sealed;

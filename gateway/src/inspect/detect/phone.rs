@@ -63,6 +63,10 @@ fn number_country(candidate: &str) -> Option<Country> {
     if let Some(known) = plan_lookup(key) {
         return known;
     }
+    if !spend_lookup() {
+        // Still a number in international form; which of the code's countries is not known.
+        return None;
+    }
     let country = phonenumber::parse(None, candidate).ok().and_then(|n| {
         if !phonenumber::is_valid(&n) {
             return None;
@@ -73,6 +77,47 @@ fn number_country(candidate: &str) -> Option<Country> {
     });
     plan_store(key, country);
     country
+}
+
+/// Full numbering-plan lookups (libphonenumber, for a prefix not seen before) one inspection
+/// may make. Each costs from about a hundred microseconds (a national number tried against 24
+/// plans) to milliseconds; without a bound, a body or query of distinct numbers in a phone
+/// field would cost seconds of CPU. Past it a number is still found, its country unknown.
+const LOOKUP_BUDGET: u32 = 16;
+
+thread_local! {
+    static LOOKUPS_LEFT: std::cell::Cell<u32> = const { std::cell::Cell::new(LOOKUP_BUDGET) };
+}
+
+/// Starts a new inspection's lookup budget on this thread ([`LOOKUP_BUDGET`]).
+pub(crate) fn new_lookup_budget() {
+    LOOKUPS_LEFT.with(|b| b.set(LOOKUP_BUDGET));
+    grow_regex_cache();
+}
+
+/// Takes one lookup from the budget; false when none is left.
+fn spend_lookup() -> bool {
+    LOOKUPS_LEFT.with(|b| match b.get() {
+        0 => false,
+        n => {
+            b.set(n - 1);
+            true
+        }
+    })
+}
+
+/// Compiled regular expressions libphonenumber keeps. Its own cache holds 100, fewer than the
+/// plans of the regions a national number is tried against, so every lookup compiled them
+/// again (milliseconds); with room for all of them a lookup is about 0.1 ms.
+const REGEX_CACHE: usize = 4096;
+
+fn grow_regex_cache() {
+    static GROWN: std::sync::Once = std::sync::Once::new();
+    GROWN.call_once(|| {
+        if let Ok(mut cache) = phonenumber::metadata::DATABASE.cache().lock() {
+            *cache = regex_cache::RegexCache::new(REGEX_CACHE);
+        }
+    });
 }
 
 /// What libphonenumber said about numbers by their leading digits and length.
@@ -170,6 +215,10 @@ pub(super) fn national(s: &str) -> Option<Option<Country>> {
     if let Some(known) = plan_lookup(key) {
         return Some(known);
     }
+    if !spend_lookup() {
+        // In a phone field, with a phone's digits: a phone, its country not worked out.
+        return Some(None);
+    }
     let mut found = None;
     let mut valid = 0;
     for region in NATIONAL_REGIONS {
@@ -188,4 +237,30 @@ pub(super) fn national(s: &str) -> Option<Option<Country>> {
     };
     plan_store(key, answer);
     Some(answer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_inspection_makes_a_bounded_number_of_full_lookups() {
+        new_lookup_budget();
+        // Numbers no plan accepts (15 digits), each of another prefix: every one would need a
+        // full lookup.
+        let answers: Vec<Option<Option<Country>>> = (0..24)
+            .map(|k| national(&format!("0{:03} {:011}", 100 + k, 7)))
+            .collect();
+        // Within the budget they are looked up (and are no phone number); past it, a value in a
+        // phone field with a phone's digits counts as a phone whose country is not known.
+        let budget = LOOKUP_BUDGET as usize;
+        assert!(answers[..budget].iter().all(Option::is_none), "{answers:?}");
+        assert!(
+            answers[budget..].iter().all(|a| *a == Some(None)),
+            "{answers:?}"
+        );
+        // A new inspection has a new budget.
+        new_lookup_budget();
+        assert_eq!(national("0999 00000000007"), None);
+    }
 }
