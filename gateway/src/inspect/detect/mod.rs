@@ -445,10 +445,47 @@ fn uuid_or_timestamp(b: &[u8]) -> bool {
         && b[5..7].iter().all(u8::is_ascii_digit)
         && b[7] == b'-'
         && b[8..10].iter().all(u8::is_ascii_digit)
-        && b[10..].iter().all(|c| {
-            c.is_ascii_digit() || matches!(c, b':' | b'.' | b'-' | b'+' | b'T' | b'Z' | b' ')
-        });
+        && (b.len() == 10 || time_of_day(&b[10..]));
     uuid || timestamp
+}
+
+/// Whether `t` is the rest of an ISO 8601 timestamp after its date, and nothing else:
+/// `T` or a space, `HH:MM`, optional `:SS` and fraction, optional `Z` or offset. A date
+/// followed by other digits (`2024-05-01 4111111111111111`) is not a timestamp.
+fn time_of_day(t: &[u8]) -> bool {
+    let two = |at: usize| {
+        t.get(at..at + 2)
+            .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
+    };
+    if !matches!(t.first(), Some(b'T' | b't' | b' '))
+        || !two(1)
+        || t.get(3) != Some(&b':')
+        || !two(4)
+    {
+        return false;
+    }
+    let mut i = 6;
+    if t.get(i) == Some(&b':') {
+        if !two(i + 1) {
+            return false;
+        }
+        i += 3;
+        if t.get(i) == Some(&b'.') {
+            let digits = t[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+            if digits == 0 {
+                return false;
+            }
+            i += 1 + digits;
+        }
+    }
+    match t.get(i..) {
+        Some([] | [b'Z' | b'z']) => true,
+        Some([b'+' | b'-', rest @ ..]) => {
+            matches!(rest, [a, b] | [a, b, b':', _, _] | [a, b, _, _] if a.is_ascii_digit() && b.is_ascii_digit())
+                && rest.iter().all(|c| c.is_ascii_digit() || *c == b':')
+        }
+        _ => false,
+    }
 }
 
 /// Runs the value detectors on normalised text.
@@ -846,9 +883,32 @@ mod tests {
         assert!(uuid_or_timestamp(b"550e8400-e29b-41d4-a716-446655440000"));
         assert!(uuid_or_timestamp(b"2025-03-14T12:30:45.123+01:00"));
         assert!(uuid_or_timestamp(b"2025-03-14"));
+        for t in [
+            "2025-03-14T12:30:45Z",
+            "2025-03-14 12:30",
+            "2025-03-14T12:30:45.123456789-0500",
+            "2025-03-14t12:30:45+05",
+        ] {
+            assert!(uuid_or_timestamp(t.as_bytes()), "{t}");
+        }
         assert!(!uuid_or_timestamp(
             b"2025-03-14 DE89 3704 0044 0532 0130 00"
         ));
         assert!(cats("2025-03-14 DE89 3704 0044 0532 0130 00").len() == 1);
+        // A date in front of an identifier does not hide it.
+        for (s, want) in [
+            ("2024-05-01 4111111111111111", Category::PaymentCard),
+            ("2024-05-01 4111 1111 1111 1111", Category::PaymentCard),
+            ("2024-05-01 123-45-6789", Category::NationalId),
+            ("2024-05-01T10:00:00Z 123-45-6789", Category::NationalId),
+        ] {
+            assert!(!uuid_or_timestamp(s.as_bytes()), "{s}");
+            assert_eq!(
+                cats(s).first().map(|c| c.0),
+                Some(want),
+                "{s}: {:?}",
+                cats(s)
+            );
+        }
     }
 }
