@@ -268,8 +268,10 @@ impl Inspection {
         });
     }
 
-    /// A field the route's field map declares: authoritative, so what the detectors said at
-    /// that place or inside it gives way (a country they read there is kept as evidence).
+    /// A field the route's field map declares: authoritative for its category, so what the
+    /// detectors found of that category at that place or inside it gives way to it (a country
+    /// they read there is kept as evidence). What they found of other categories stays: a
+    /// field declared as a name that holds an SSN still holds an SSN.
     fn declare(&mut self, category: Category, location: String) {
         // Compared with findings as they are kept: bounded ([`bounded_location`]).
         let location = bounded_location(location);
@@ -277,13 +279,20 @@ impl Inspection {
             l.strip_prefix(location.as_str())
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
         };
+        let replaced = |f: &Finding| f.category == category && within(&f.location);
         let country = self
             .findings
             .iter()
-            .find(|f| f.location == location && f.country.is_some())
-            .and_then(|f| f.country);
-        self.findings.retain(|f| !within(&f.location));
-        self.seen.retain(|l, _| !within(l));
+            .filter(|f| replaced(f))
+            .find_map(|f| f.country);
+        self.findings.retain(|f| !replaced(f));
+        let bit = 1u32 << (category as u32);
+        self.seen.retain(|l, bits| {
+            if within(l) {
+                *bits &= !bit;
+            }
+            *bits != 0
+        });
         self.push(
             detect::Hit {
                 category,
@@ -1324,6 +1333,52 @@ mod tests {
         i.declare(Category::Email, deep);
         let found: Vec<&str> = i.findings.iter().map(|f| f.detector).collect();
         assert_eq!(found, ["field_map"]);
+    }
+
+    #[test]
+    fn a_declared_field_keeps_what_else_the_detectors_found_in_it() {
+        let mut m = fieldmap::FieldMap::default();
+        m.declare("/customer", "name").unwrap();
+        m.declare("/phone", "phone").unwrap();
+        let fields = m.fields_for(&http::Method::POST, "/").unwrap();
+        let opts = BodyOptions {
+            fields: Some(fields),
+            ..BodyOptions::default()
+        };
+        let body = r#"{"customer":{"full":"Jane Doe","ssn":"123-45-6789","mail":"jane@example.com"},
+                      "phone":"+1 202 456 1111"}"#;
+        let mut i = Inspection::default();
+        inspect_body_with(&headers("application/json"), body.as_bytes(), &opts, &mut i);
+        let mut got: Vec<(Category, &str, &str)> = i
+            .findings
+            .iter()
+            .map(|f| (f.category, f.location.as_str(), f.detector))
+            .collect();
+        got.sort();
+        assert!(
+            got.contains(&(Category::Name, "/customer", "field_map")),
+            "{got:?}"
+        );
+        assert!(
+            got.contains(&(Category::NationalId, "/customer/ssn", "id.us_ssn")),
+            "{got:?}"
+        );
+        assert!(
+            got.contains(&(Category::Email, "/customer/mail", "email.rfc5322")),
+            "{got:?}"
+        );
+        // The declared phone replaces the detector's, keeping the country it read.
+        let phone: Vec<&Finding> = i
+            .findings
+            .iter()
+            .filter(|f| f.category == Category::Phone)
+            .collect();
+        assert_eq!(phone.len(), 1, "{got:?}");
+        assert_eq!(phone[0].detector, "field_map");
+        assert_eq!(
+            phone[0].country.map(|c| c.to_string()).as_deref(),
+            Some("US")
+        );
     }
 
     #[test]
