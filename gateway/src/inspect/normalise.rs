@@ -163,23 +163,39 @@ fn ignorable(c: char) -> bool {
         | '\u{FFA0}' | '\u{1BCA0}'..='\u{1BCA3}' | '\u{E0000}'..='\u{E0FFF}')
 }
 
-/// The zero of each decimal-digit block that other scripts write numbers with.
-const DIGIT_ZEROS: [u32; 12] = [
-    0x0660, 0x06F0, 0x07C0, 0x0966, 0x09E6, 0x0A66, 0x0AE6, 0x0B66, 0x0BE6, 0x0C66, 0x0E50, 0x1040,
+/// The zero of every block of ten decimal digits (general category Nd) beyond ASCII, in
+/// order: Unicode 15's, each running zero to nine. A backend's number parser (Python's `int`,
+/// .NET's `char.IsDigit`) reads any of them as the digit it is.
+const DIGIT_ZEROS: [u32; 67] = [
+    0x0660, 0x06F0, 0x07C0, 0x0966, 0x09E6, 0x0A66, 0x0AE6, 0x0B66, 0x0BE6, 0x0C66, 0x0CE6, 0x0D66,
+    0x0DE6, 0x0E50, 0x0ED0, 0x0F20, 0x1040, 0x1090, 0x17E0, 0x1810, 0x1946, 0x19D0, 0x1A80, 0x1A90,
+    0x1B50, 0x1BB0, 0x1C40, 0x1C50, 0xA620, 0xA8D0, 0xA900, 0xA9D0, 0xA9F0, 0xAA50, 0xABF0, 0xFF10,
+    0x104A0, 0x10D30, 0x11066, 0x110F0, 0x11136, 0x111D0, 0x112F0, 0x11450, 0x114D0, 0x11650,
+    0x116C0, 0x11730, 0x118E0, 0x11950, 0x11C50, 0x11D50, 0x11DA0, 0x11F50, 0x16A60, 0x16AC0,
+    0x16B50, 0x1D7CE, 0x1D7D8, 0x1D7E2, 0x1D7EC, 0x1D7F6, 0x1E140, 0x1E2F0, 0x1E4F0, 0x1E950,
+    0x1FBF0,
 ];
 
+/// The ASCII digit a decimal digit of another script is.
+fn ascii_digit(u: u32) -> Option<char> {
+    let at = DIGIT_ZEROS.partition_point(|&z| z <= u).checked_sub(1)?;
+    let offset = u - DIGIT_ZEROS[at];
+    (offset < 10).then(|| char::from(b'0' + offset as u8))
+}
+
 /// What [`unicode`] makes of one character of NFKC text: dropped (`None`) when it is
-/// default-ignorable, another script's digit as its ASCII digit, a dash as `-`.
+/// default-ignorable, another script's digit as its ASCII digit, a dash as `-`, an ideographic
+/// full stop as `.` (as IDNA maps it in a domain name).
 fn map_char(c: char) -> Option<char> {
     if ignorable(c) {
         return None;
     }
-    let u = c as u32;
-    if let Some(z) = DIGIT_ZEROS.iter().find(|&&z| (z..z + 10).contains(&u)) {
-        return Some(char::from(b'0' + (u - z) as u8));
+    if let Some(d) = ascii_digit(c as u32) {
+        return Some(d);
     }
     Some(match c {
         '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{FE63}' => '-',
+        '\u{3002}' | '\u{FF61}' => '.',
         _ => c,
     })
 }
@@ -356,6 +372,14 @@ mod tests {
             ("jane\u{FE6B}example.com", "jane@example.com"),
             ("＋４９ ３０ ９０１８２０", "+49 30 901820"),
             ("+٤٩ ٣٠ ٩٠١٨٢٠", "+49 30 901820"),
+            // Kannada, Malayalam, Khmer, Lao, and a block of the supplementary planes.
+            ("+೪೯ ೩೦ ೯೦೧೮೨೦", "+49 30 901820"),
+            ("൪൧൧൧", "4111"),
+            ("៤១១១", "4111"),
+            ("໔໑໑໑", "4111"),
+            ("\u{11066}\u{1106F}", "09"),
+            ("jane@example。com", "jane@example.com"),
+            ("jane@example｡com", "jane@example.com"),
             ("4111\u{2011}1111", "4111-1111"),
             ("100% & more", "100% & more"),
         ] {

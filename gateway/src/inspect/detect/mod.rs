@@ -569,6 +569,8 @@ mod tests {
             "ünïcødé@bücher.example",
             "a@b.io",
             "x@xn--bcher-kva.example",
+            "jane@example。com",
+            "jane@example｡com",
         ] {
             assert_eq!(cats(s), vec![(Category::Email, None)], "{s}");
         }
@@ -895,6 +897,11 @@ mod tests {
             b"2025-03-14 DE89 3704 0044 0532 0130 00"
         ));
         assert!(cats("2025-03-14 DE89 3704 0044 0532 0130 00").len() == 1);
+        // Any script's digits are digits.
+        assert_eq!(
+            cats("೪೧೧೧ ೧೧೧೧ ೧೧೧೧ ೧೧೧೧").first().map(|c| c.0),
+            Some(Category::PaymentCard)
+        );
         // A date in front of an identifier does not hide it.
         for (s, want) in [
             ("2024-05-01 4111111111111111", Category::PaymentCard),

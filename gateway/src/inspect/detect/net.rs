@@ -18,7 +18,11 @@ pub(super) fn find_v4(s: &str) -> bool {
         while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'.') {
             i += 1;
         }
-        let end = i;
+        // A full stop after the address ends the sentence, not the address.
+        let mut end = i;
+        if end - start > 1 && b[end - 1] == b'.' {
+            end -= 1;
+        }
         let glued = end < b.len() && b[end].is_ascii_alphanumeric();
         if !glued
             && end - start >= 7
@@ -44,9 +48,21 @@ pub(super) fn find_v6(s: &str) -> bool {
             i += 1;
             continue;
         }
-        let tok = &s[start..i];
-        let glued = (start > 0 && b[start - 1].is_ascii_alphanumeric())
-            || (i < b.len() && b[i].is_ascii_alphanumeric());
+        // Punctuation around the address is not part of it: a full stop ending a sentence, a
+        // colon after a label (`ip:2001:db8::1`) or before the next word.
+        let (mut from, mut to) = (start, i);
+        if to - from > 1 && b[to - 1] == b'.' {
+            to -= 1;
+        }
+        if to - from > 2 && b[from] == b':' && b[from + 1] != b':' {
+            from += 1;
+        }
+        if to - from > 2 && b[to - 1] == b':' && b[to - 2] != b':' {
+            to -= 1;
+        }
+        let tok = &s[from..to];
+        let glued = (from > 0 && b[from - 1].is_ascii_alphanumeric())
+            || (to < b.len() && b[to].is_ascii_alphanumeric());
         if !glued
             && tok.len() >= 6
             && tok.bytes().filter(|&c| c == b':').count() >= 2
@@ -65,7 +81,12 @@ mod tests {
 
     #[test]
     fn addresses_are_found_and_lookalikes_are_not() {
-        for s in ["192.0.2.10", "from 198.51.100.7, via proxy", "10.1.2.3"] {
+        for s in [
+            "192.0.2.10",
+            "from 198.51.100.7, via proxy",
+            "10.1.2.3",
+            "my ip is 192.0.2.10.",
+        ] {
             assert!(find_v4(s), "{s}");
         }
         for s in [
@@ -74,6 +95,7 @@ mod tests {
             "1.2.3",
             "v1.2.3.4",
             "1.2.3.4.5",
+            "1.2.3.4.5.",
             "300.1.1.1",
             "3.14",
         ] {
@@ -83,6 +105,9 @@ mod tests {
             "2001:db8::1",
             "addr fe80::1ff:fe23:4567:890a here",
             "::ffff:192.0.2.1",
+            "my ip is 2001:db8::1.",
+            "ip:2001:db8::1",
+            "at 2001:db8::1: then",
         ] {
             assert!(find_v6(s), "{s}");
         }
