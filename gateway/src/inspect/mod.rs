@@ -684,14 +684,14 @@ fn read_kind(
         return read_multipart(content_type, bytes, opts, depth, out);
     }
     let charset = decode::charset_param(content_type)?;
-    let text = decode::text(bytes, charset.as_deref()).map_err(|e| match (e, &charset) {
+    let decoded = decode::text(bytes, charset.as_deref()).map_err(|e| match (e, &charset) {
         (decode::DecodeError::InvalidCharset, None) => Uninspectable::InvalidUtf8,
         (decode::DecodeError::InvalidCharset, Some(c)) if c == "utf-8" || c == "utf8" => {
             Uninspectable::InvalidUtf8
         }
         (e, _) => e.into(),
     })?;
-    let text: &str = &text;
+    let text: &str = &decoded;
     let (prefix, plain) = match at {
         Where::Body => (String::new(), "body".to_owned()),
         Where::Part(loc, _) => (loc.to_owned(), loc.to_owned()),
@@ -746,6 +746,20 @@ fn read_kind(
             }
         }
         Kind::Multipart => {}
+    }
+    // In Shift_JIS, GBK and Big5 a character's second byte may be an ASCII one
+    // (`jane\x81@example.com` decodes without its `@`), which a backend that reads the bytes
+    // as ASCII still sees. When the text has fewer ASCII characters than the body has ASCII
+    // bytes, the bytes are also scanned as that backend reads them, every other byte a letter.
+    // (UTF-8 is read where it lies, and never does this.)
+    if matches!(decoded, std::borrow::Cow::Owned(_))
+        && bytes.iter().filter(|b| b.is_ascii()).count() > text.bytes().filter(u8::is_ascii).count()
+    {
+        let as_ascii: String = bytes
+            .iter()
+            .map(|&b| if b.is_ascii() { char::from(b) } else { 'x' })
+            .collect();
+        detect::scan(&as_ascii, |h| out.push(h, plain.clone()));
     }
     Ok(())
 }
@@ -1333,6 +1347,38 @@ mod tests {
         i.declare(Category::Email, deep);
         let found: Vec<&str> = i.findings.iter().map(|f| f.detector).collect();
         assert_eq!(found, ["field_map"]);
+    }
+
+    #[test]
+    fn ascii_a_multibyte_character_swallows_is_read_as_a_byte_reader_reads_it() {
+        for (content_type, body) in [
+            (
+                "text/plain; charset=shift_jis",
+                &b"write to jane\x81@example.com"[..],
+            ),
+            (
+                "text/plain; charset=gbk",
+                &b"write to jane\x81@example.com"[..],
+            ),
+            (
+                "application/x-www-form-urlencoded; charset=shift_jis",
+                &b"note=jane\x81@example.com"[..],
+            ),
+        ] {
+            let mut i = Inspection::default();
+            let status = inspect_body(&headers(content_type), body, &mut i);
+            assert_eq!(status, InspectStatus::Complete, "{content_type}");
+            assert!(
+                i.findings.iter().any(|f| f.category == Category::Email),
+                "{content_type}: {:?}",
+                i.findings
+            );
+        }
+        // Japanese text whose bytes hold no swallowed ASCII is read once, as decoded.
+        let mut i = Inspection::default();
+        let text = encoding_rs::SHIFT_JIS.encode("日本語のテキスト 123").0;
+        inspect_body(&headers("text/plain; charset=shift_jis"), &text, &mut i);
+        assert!(i.findings.is_empty(), "{:?}", i.findings);
     }
 
     #[test]
