@@ -48,6 +48,10 @@ pub(super) fn scan(s: &str, contextual: bool, out: &mut dyn FnMut(Hit)) {
             we -= 1;
         }
         let word = &b[ws..we];
+        // Separators alone (the `-` of `4111 - 1111`) are part of the gap between two words.
+        if word.is_empty() && start < i && classes == SEP {
+            continue;
+        }
         // Letters, digits and inner separators only; a digit, or a short upper-case word (an
         // IBAN's country); no more letters and digits than the longest identifier (a digest, a
         // token is never part of one).
@@ -56,9 +60,17 @@ pub(super) fn scan(s: &str, contextual: bool, out: &mut dyn FnMut(Hit)) {
             && alnum <= MAX_COMPACT
             && (classes & DIGIT != 0
                 || (word.len() <= 4 && word.iter().all(u8::is_ascii_uppercase)));
-        // A gap of more than one space, or any non-space delimiter, ends a run.
-        let joined =
-            n > 0 && b[words[n - 1].1..ws].iter().all(|&c| c == b' ') && ws - words[n - 1].1 <= 2;
+        // A gap of up to four spaces or tabs, with at most one separator among them
+        // (`4111 1111`, `4111\t1111`, `4111 - 1111`), joins two words; a wider gap, or any
+        // other delimiter, ends a run.
+        let joined = n > 0 && {
+            let gap = &b[words[n - 1].1..ws];
+            gap.len() <= 4
+                && gap
+                    .iter()
+                    .all(|&c| matches!(c, b' ' | b'\t') || WORD[usize::from(c)] == SEP)
+                && gap.iter().filter(|&&c| WORD[usize::from(c)] == SEP).count() <= 1
+        };
         if !idish || !joined || n == words.len() {
             if n > 0 {
                 run(s, &words[..n], contextual, out);
@@ -77,7 +89,7 @@ pub(super) fn scan(s: &str, contextual: bool, out: &mut dyn FnMut(Hit)) {
 
 /// Byte classes for cutting a value into words, one table lookup per byte.
 const DELIM: u8 = 1;
-/// `-`, `.` and `/`: inside a word, never at its ends.
+/// `-`, `.`, `/` and `_`: inside a word, never at its ends.
 const SEP: u8 = 2;
 const DIGIT: u8 = 4;
 const UPPER: u8 = 8;
@@ -94,7 +106,7 @@ const WORD: [u8; 256] = {
             b'0'..=b'9' => DIGIT,
             b'A'..=b'Z' => UPPER,
             b'a'..=b'z' => LOWER,
-            b'-' | b'.' | b'/' => SEP,
+            b'-' | b'.' | b'/' | b'_' => SEP,
             // Spaces and punctuation that never sit inside an identifier.
             b' ' | b'\t' | b'\n' | b'\x0c' | b'\r' | b',' | b';' | b':' | b'=' | b'(' | b')'
             | b'[' | b']' | b'{' | b'}' | b'<' | b'>' | b'"' | b'\'' | b'|' | b'#' | b'&'

@@ -897,6 +897,19 @@ mod tests {
             b"2025-03-14 DE89 3704 0044 0532 0130 00"
         ));
         assert!(cats("2025-03-14 DE89 3704 0044 0532 0130 00").len() == 1);
+        // However the groups of a number are spaced.
+        for s in [
+            "4111\t1111\t1111\t1111",
+            "4111 - 1111 - 1111 - 1111",
+            "4111   1111   1111   1111",
+            "4111_1111_1111_1111",
+        ] {
+            assert_eq!(
+                cats(s).first().map(|c| c.0),
+                Some(Category::PaymentCard),
+                "{s:?}"
+            );
+        }
         // Any script's digits are digits.
         assert_eq!(
             cats("೪೧೧೧ ೧೧೧೧ ೧೧೧೧ ೧೧೧೧").first().map(|c| c.0),
