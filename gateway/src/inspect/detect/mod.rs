@@ -618,7 +618,16 @@ mod tests {
             vec![(Category::Phone, Some("JE".into()))]
         );
         for s in [
+            "+49 30/901820",
+            "+(49) 30 901820",
+            "+ 49 30 901820",
+            "call +(49)30-901820.",
+        ] {
+            assert_eq!(cats(s), vec![(Category::Phone, Some("DE".into()))], "{s}");
+        }
+        for s in [
             "+123",
+            "+ 0049 30 901820",
             "1+49301234567",
             "+49 30 9018 20abc",
             "version 2.0+build",

@@ -2,8 +2,8 @@
 
 use domicile_policy::Country;
 
-/// Finds an international number: `+` then 8 to 15 digits, with spaces, dots, dashes or
-/// parentheses (at most two in a row) between them. Returns the number's country when libphonenumber's metadata
+/// Finds an international number: `+` then 8 to 15 digits, with spaces, dots, dashes, slashes
+/// or parentheses (at most two in a row) between and before them. Returns the number's country when libphonenumber's metadata
 /// knows it (`Some(None)` for a well-formed number of no single country).
 pub(super) fn find_e164(s: &str) -> Option<Option<Country>> {
     let b = s.as_bytes();
@@ -15,15 +15,18 @@ pub(super) fn find_e164(s: &str) -> Option<Option<Country>> {
             continue;
         }
         let mut digits = 0;
+        let mut first_digit = None;
         let mut end = start + 1;
-        // Separators come alone or in pairs such as ") " or " (".
+        // Separators come alone or in pairs such as ") " or " (", also before the first digit
+        // (`+(49) 30 901820`, `+ 49 30 901820`).
         let mut sep_run = 0;
         while end < b.len() {
             let c = b[end];
             if c.is_ascii_digit() {
+                first_digit.get_or_insert(c);
                 digits += 1;
                 sep_run = 0;
-            } else if matches!(c, b' ' | b'-' | b'.' | b'(' | b')') && sep_run < 2 && digits > 0 {
+            } else if is_separator(c) && sep_run < 2 {
                 sep_run += 1;
             } else {
                 break;
@@ -31,17 +34,23 @@ pub(super) fn find_e164(s: &str) -> Option<Option<Country>> {
             end += 1;
         }
         // Trailing separators are not part of the number.
-        while end > start + 1 && matches!(b[end - 1], b' ' | b'-' | b'.' | b'(' | b')') {
+        while end > start + 1 && is_separator(b[end - 1]) {
             end -= 1;
         }
         let followed_by_alnum = end < b.len() && b[end].is_ascii_alphanumeric();
-        if !(8..=15).contains(&digits) || followed_by_alnum || b.get(start + 1) == Some(&b'0') {
+        if !(8..=15).contains(&digits) || followed_by_alnum || first_digit == Some(b'0') {
             continue;
         }
         let candidate = &s[start..end];
         return Some(number_country(candidate));
     }
     None
+}
+
+/// What may stand between the digits of a number: spaces, dashes, dots, slashes (`30/901820`)
+/// and parentheses.
+fn is_separator(c: u8) -> bool {
+    matches!(c, b' ' | b'-' | b'.' | b'/' | b'(' | b')')
 }
 
 /// The country a number in international form belongs to. A calling code that only one
