@@ -576,7 +576,15 @@ impl<'a, F: FnMut(Hit, Location<'_, '_>), S: Structure> Walker<'a, '_, '_, F, S>
         match profile {
             // The commonest case: a value no detector can fire on, in a field that says nothing.
             // (A token has two or four dots: a small one may look quiet, and is opened.)
-            Some(p) if p.quiet() && self.field().is_none() && !p.sealed_in(v) => false,
+            // (A data URL's base64 may be quiet as it stands.)
+            Some(p)
+                if p.quiet()
+                    && self.field().is_none()
+                    && !p.sealed_in(v)
+                    && !v.starts_with("data:") =>
+            {
+                false
+            }
             Some(p) => self.detect(|field, out| detect::scan_str(field, v, &p, out)),
             None => self.value(Value::Str(v)),
         }

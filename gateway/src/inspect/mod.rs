@@ -1382,6 +1382,34 @@ mod tests {
     }
 
     #[test]
+    fn base64_in_lines_or_in_a_data_url_is_read_in_a_json_body() {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD
+            .encode("id,mail,city\n1,jane@example.com,Lyon\n2,joe@example.org,Graz\n");
+        let lines: Vec<String> = b64
+            .as_bytes()
+            .chunks(32)
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .collect();
+        let wrapped = lines.join("\\r\\n");
+        for body in [
+            format!(r#"{{"file":"{wrapped}"}}"#),
+            format!(r#"{{"file":"data:text/csv;base64,{b64}"}}"#),
+        ] {
+            let mut i = Inspection::default();
+            let status = inspect_body(&headers("application/json"), body.as_bytes(), &mut i);
+            assert_eq!(status, InspectStatus::Complete);
+            assert!(
+                i.findings
+                    .iter()
+                    .any(|f| f.category == Category::Email && f.location == "/file"),
+                "{body}: {:?}",
+                i.findings
+            );
+        }
+    }
+
+    #[test]
     fn a_declared_field_keeps_what_else_the_detectors_found_in_it() {
         let mut m = fieldmap::FieldMap::default();
         m.declare("/customer", "name").unwrap();

@@ -245,8 +245,18 @@ const BASE64_CLASSES: [u8; 256] = {
 /// least 12 characters and decodes to printable UTF-8. Speculative: most long tokens are not
 /// base64 of text, and the check fails on their first byte outside the alphabet.
 pub fn base64_text(s: &str) -> Option<String> {
-    let t = s.trim();
-    if t.len() < 12 || t.len() > 8192 {
+    let mut t = s.trim();
+    // A data URL (`data:text/csv;base64,...`) carries base64 after its comma.
+    if let Some(rest) = t.strip_prefix("data:") {
+        t = rest.split_once(";base64,")?.1;
+    }
+    // Base64 as MIME and base64(1) write it: in lines of 76 (or 64) characters.
+    let joined;
+    if t.contains(['\r', '\n']) {
+        joined = t.replace(['\r', '\n'], "");
+        t = &joined;
+    }
+    if t.len() < 12 || t.len() > MAX_BASE64 {
         return None;
     }
     let body = t.trim_end_matches('=');
@@ -280,6 +290,16 @@ pub fn base64_text(s: &str) -> Option<String> {
     let bytes = engine.decode(body).ok()?;
     let text = String::from_utf8(bytes).ok()?;
     printable(&text).then_some(text)
+}
+
+/// The longest base64 value decoded (the inspection buffer bounds a body anyway; a value is
+/// decoded only when its first bytes already decode to text).
+const MAX_BASE64: usize = 1 << 20;
+
+/// Whether a value that is not base64 as it stands may be once its wrapping is undone: a data
+/// URL, or base64 in lines (long, of both cases, with a line break).
+pub fn maybe_wrapped_base64(s: &str) -> bool {
+    s.starts_with("data:") || (s.len() >= 64 && s.contains('\n'))
 }
 
 /// No control characters but tabs and line breaks.

@@ -234,21 +234,37 @@ fn scan_profiled(s: &str, p: &Profile, field: Option<Field>, out: &mut dyn FnMut
             std::borrow::Cow::Owned(ref n) => profile(n.as_bytes()),
         };
         detect_text(&n, &p, field, out);
-        if p.maybe_base64()
-            && let Some(decoded) = normalise::base64_text(&n)
-        {
-            let n = normalise::normalise(&decoded);
-            detect_text(&n, &profile(n.as_bytes()), field, out);
-        }
+        scan_base64(&n, &p, field, out);
     } else {
         // The common case: plain ASCII, scanned in place.
         detect_text(s, p, field, out);
-        if p.maybe_base64()
-            && let Some(decoded) = normalise::base64_text(s)
+        scan_base64(s, p, field, out);
+    }
+}
+
+/// Layers of base64 undone within one value (base64 of base64 of text).
+const BASE64_DEPTH: usize = 3;
+
+/// Runs the value detectors on the text a base64 value decodes to, and on what that decodes
+/// to in turn, up to [`BASE64_DEPTH`] layers.
+fn scan_base64(s: &str, p: &Profile, field: Option<Field>, out: &mut dyn FnMut(Hit)) {
+    let of = |s: &str, p: &Profile| {
+        if p.maybe_base64() || (p.has(UPPER) && p.has(LOWER) && normalise::maybe_wrapped_base64(s))
         {
-            let n = normalise::normalise(&decoded);
-            detect_text(&n, &profile(n.as_bytes()), field, out);
+            normalise::base64_text(s)
+        } else {
+            None
         }
+    };
+    let mut next = of(s, p);
+    for _ in 0..BASE64_DEPTH {
+        let Some(decoded) = next.take() else {
+            return;
+        };
+        let n = normalise::normalise(&decoded);
+        let p = profile(n.as_bytes());
+        detect_text(&n, &p, field, out);
+        next = of(&n, &p);
     }
 }
 
@@ -906,6 +922,25 @@ mod tests {
             b"2025-03-14 DE89 3704 0044 0532 0130 00"
         ));
         assert!(cats("2025-03-14 DE89 3704 0044 0532 0130 00").len() == 1);
+        // Base64 however it is wrapped, and in layers.
+        use base64::Engine as _;
+        let b64 = |t: &str| base64::engine::general_purpose::STANDARD.encode(t);
+        let csv = "name,mail\nJane,jane@example.com\nJoe,joe@example.org\nAnn,ann@example.net\n";
+        let wrapped: String = b64(csv)
+            .as_bytes()
+            .chunks(76)
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .collect::<Vec<_>>()
+            .join("\r\n");
+        for s in [
+            wrapped.clone(),
+            wrapped.replace("\r\n", "\n"),
+            format!("data:text/csv;base64,{}", b64(csv)),
+            b64(&b64("write to jane@example.com")),
+            b64(&b64(&b64("write to jane@example.com"))),
+        ] {
+            assert_eq!(cats(&s).first().map(|c| c.0), Some(Category::Email), "{s}");
+        }
         // However the groups of a number are spaced.
         for s in [
             "4111\t1111\t1111\t1111",
