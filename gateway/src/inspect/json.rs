@@ -231,6 +231,8 @@ struct Fragments {
     parts: usize,
     /// The previous part's field was named as a user or local part of an address.
     local: bool,
+    /// The previous part's field was named as a domain.
+    domain: bool,
     /// What the run joined so far is found to be, reported when the run ends: a longer run
     /// can still turn out to be a longer identifier.
     pending: Vec<(Hit, String)>,
@@ -436,8 +438,17 @@ impl<'a, F: FnMut(Hit, Location<'_, '_>), S: Structure> Walker<'a, '_, '_, F, S>
                     let start = self.i;
                     self.number()?;
                     let n = &self.s[start..self.i];
-                    self.value(Value::Number(n));
-                    self.flush();
+                    let found = self.value(Value::Number(n));
+                    // A number right after a calling code is the rest of the phone number
+                    // (`{"cc":"+49","number":30901820}`); any other number ends a run.
+                    if self.frags.parts == 1
+                        && self.frags.joined.starts_with('+')
+                        && n.bytes().all(|c| c.is_ascii_digit())
+                    {
+                        self.fragment(n, found);
+                    } else {
+                        self.flush();
+                    }
                 }
                 _ => return Err(JsonError::Invalid),
             }
@@ -619,6 +630,17 @@ impl<'a, F: FnMut(Hit, Location<'_, '_>), S: Structure> Walker<'a, '_, '_, F, S>
             Some(Seg::Key(_, info)) => (info.local, info.domain),
             _ => (false, false),
         };
+        // Parts are joined as a backend would read them: full-width or other scripts' digits
+        // as digits, a domain's `@` as the separator it already is.
+        let normal = if v.is_ascii() {
+            Cow::Borrowed(v)
+        } else {
+            super::normalise::normalise(v)
+        };
+        let v = match normal.strip_prefix('@') {
+            Some(rest) if domain => rest,
+            _ => &normal,
+        };
         let b = v.as_bytes();
         let group = b.len() <= 6
             && b.iter().all(u8::is_ascii_alphanumeric)
@@ -626,10 +648,14 @@ impl<'a, F: FnMut(Hit, Location<'_, '_>), S: Structure> Walker<'a, '_, '_, F, S>
                 || (b.len() <= 4 && b.iter().all(u8::is_ascii_uppercase)));
         let calling_code =
             b.len() >= 2 && b.len() <= 4 && b[0] == b'+' && b[1..].iter().all(u8::is_ascii_digit);
+        // The number after a calling code, as it is written (`6-12-34-56-78`, `(202) 456-1111`).
         let after_code = self.frags.joined.starts_with('+')
             && self.frags.parts == 1
-            && (6..=14).contains(&b.len())
-            && b.iter().all(|c| c.is_ascii_digit() || *c == b' ');
+            && b.len() <= 20
+            && (6..=14).contains(&b.iter().filter(|c| c.is_ascii_digit()).count())
+            && b.iter().all(|c| {
+                c.is_ascii_digit() || matches!(c, b' ' | b'-' | b'.' | b'/' | b'(' | b')')
+            });
         let email_part = (local || domain)
             && b.len() <= 64
             && !b.contains(&b'@')
@@ -643,20 +669,30 @@ impl<'a, F: FnMut(Hit, Location<'_, '_>), S: Structure> Walker<'a, '_, '_, F, S>
         if calling_code || self.frags.joined.len() + b.len() > 72 {
             self.flush();
         }
-        if domain && self.frags.local {
+        if local && self.frags.domain && !self.frags.joined.contains('@') {
+            // The domain came first (`{"domain":"example.com","user":"jane"}`): the address
+            // is read the way round it is written.
+            let domain_part = std::mem::take(&mut self.frags.joined);
+            self.frags.joined.push_str(v);
             self.frags.joined.push('@');
-        } else if group
-            && self
-                .frags
-                .joined
-                .ends_with(|c: char| c.is_ascii_alphanumeric())
-        {
-            // Groups keep a separator, so that formats written in groups keep their shape.
-            self.frags.joined.push('-');
+            self.frags.joined.push_str(&domain_part);
+        } else {
+            if domain && self.frags.local {
+                self.frags.joined.push('@');
+            } else if group
+                && self
+                    .frags
+                    .joined
+                    .ends_with(|c: char| c.is_ascii_alphanumeric())
+            {
+                // Groups keep a separator, so that formats written in groups keep their shape.
+                self.frags.joined.push('-');
+            }
+            self.frags.joined.extend(v.chars().filter(|c| *c != ' '));
         }
-        self.frags.joined.extend(v.chars().filter(|c| *c != ' '));
         self.frags.parts += 1;
         self.frags.local = local;
+        self.frags.domain = domain && !local;
         if self.frags.parts < 2 {
             return;
         }
@@ -693,6 +729,7 @@ impl<'a, F: FnMut(Hit, Location<'_, '_>), S: Structure> Walker<'a, '_, '_, F, S>
         self.frags.joined.clear();
         self.frags.parts = 0;
         self.frags.local = false;
+        self.frags.domain = false;
     }
 
     fn literal(&mut self, word: &[u8]) -> Result<(), JsonError> {
@@ -1073,5 +1110,29 @@ mod tests {
             findings(r#"{"qty":"12","sku":"4711","page":"3"}"#).unwrap(),
             vec![]
         );
+        // The other way round, with the domain's `@`, in full-width digits, and numbers
+        // after a calling code as they are written.
+        for (doc, category) in [
+            (r#"{"domain":"example.com","user":"jane"}"#, Category::Email),
+            (
+                r#"{"user":"jane","domain":"@example.com"}"#,
+                Category::Email,
+            ),
+            (
+                r#"{"x":["４１１１","１１１１","１１１１","１１１１"]}"#,
+                Category::PaymentCard,
+            ),
+            (r#"{"cc":"+33","number":"6-12-34-56-78"}"#, Category::Phone),
+            (r#"{"cc":"+1","number":"(202) 456-1111"}"#, Category::Phone),
+            (r#"{"cc":"+49","number":30901820}"#, Category::Phone),
+        ] {
+            let found = findings(doc).unwrap();
+            assert!(
+                found.iter().any(|(c, _)| *c == category),
+                "{doc}: {found:?}"
+            );
+        }
+        // A number that follows no calling code ends a run, as before.
+        assert_eq!(findings(r#"{"a":"12","b":4711,"c":"3"}"#).unwrap(), vec![]);
     }
 }

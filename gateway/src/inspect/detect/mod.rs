@@ -324,10 +324,14 @@ impl Profile {
     }
 
     /// Whether a value of this profile may be one part of a value split across fields
-    /// (`json::Walker::fragment`): a group of up to six letters and digits, or a calling code.
+    /// (`json::Walker::fragment`): a group of up to six letters and digits, a calling code, or
+    /// a short value that normalising may make one.
     #[inline]
     pub(crate) fn may_be_fragment(&self) -> bool {
-        (self.len <= 6 && self.alnum == self.len) || (self.len <= 4 && self.has(PLUS))
+        (self.len <= 6 && self.alnum == self.len)
+            || (self.len <= 4 && self.has(PLUS))
+            // Full-width or other scripts' digits, folded before they are joined.
+            || (self.len <= 24 && self.has(WORK))
     }
 
     /// Whether `s`, of this profile, may be a token ([`maybe_sealed`]): tokens have dots.
