@@ -548,7 +548,9 @@ fn detect_text(s: &str, p: &Profile, field: Option<Field>, out: &mut dyn FnMut(H
     // A value of letters and digits alone, longer than any identifier (a digest, a token),
     // holds none.
     let one_long_word = p.alnum == p.len && p.len > ids::MAX_COMPACT;
-    if p.digits >= 6 && !one_long_word && !uuid_or_timestamp(s.as_bytes()) {
+    // A codice fiscale with omocodia may have its digits all written as letters.
+    let omocodic = (16..=20).contains(&p.alnum) && p.has(UPPER);
+    if (p.digits >= 6 || omocodic) && !one_long_word && !uuid_or_timestamp(s.as_bytes()) {
         ids::scan(s, field == Some(Field::NationalId), out);
     }
     if p.dots >= 3 && p.digits >= 4 && net::find_v4(s) {
@@ -958,6 +960,17 @@ mod tests {
                 "{s:?}"
             );
         }
+        // A codice fiscale with every digit written as a letter (omocodia).
+        let base = "RSSMRAURTMLARSN";
+        let check = (b'A'..=b'Z')
+            .map(|l| format!("{base}{}", char::from(l)))
+            .find(|cf| ids::is_codice_fiscale(cf.as_bytes()))
+            .unwrap();
+        assert_eq!(
+            cats(&check),
+            vec![(Category::NationalId, Some("IT".into()))],
+            "{check}"
+        );
         // Any script's digits are digits.
         assert_eq!(
             cats("೪೧೧೧ ೧೧೧೧ ೧೧೧೧ ೧೧೧೧").first().map(|c| c.0),
