@@ -948,6 +948,32 @@ where
     }
 }
 
+/// Bodies up to this size are inspected where the request is handled (about 0.2 ms); larger
+/// ones on a blocking thread.
+const INLINE_BODY: usize = 64 * 1024;
+
+/// Inspects a complete body with the options of route `route_at` of `snapshot`, into
+/// `inspection`, which it gives back.
+fn inspect_complete<B>(
+    snapshot: &crate::state::Snapshot,
+    route_at: Option<usize>,
+    req: &Request<B>,
+    data: &[u8],
+    mut inspection: Inspection,
+) -> Inspection {
+    let route = route_at.and_then(|n| snapshot.route(n));
+    let opts = BodyOptions {
+        decode: snapshot.config.inspect.decode,
+        max_parts: snapshot.config.inspect.max_parts,
+        binary_parts: route.map_or(BinaryParts::Uninspectable, |r| r.binary_parts),
+        fields: route
+            .and_then(|r| r.field_map.as_ref())
+            .and_then(|m| m.fields_for(req.method(), req.uri().path())),
+    };
+    inspection.status = inspect_body_with(req.headers(), data, &opts, &mut inspection);
+    inspection
+}
+
 async fn inspect_request(
     mut req: Request<Body>,
     budget: &Arc<Semaphore>,
@@ -971,15 +997,7 @@ async fn inspect_request(
         ..Default::default()
     };
     inspect_head(&req, &snapshot.config.inspect.head, &mut inspection);
-    let body_opts = BodyOptions {
-        decode: snapshot.config.inspect.decode,
-        max_parts: snapshot.config.inspect.max_parts,
-        binary_parts: route.binary_parts,
-        fields: route
-            .field_map
-            .as_ref()
-            .and_then(|m| m.fields_for(req.method(), req.uri().path())),
-    };
+    let route_at = ctx.route;
     let route_id = route.id.clone();
     let declared = req
         .headers()
@@ -1033,8 +1051,40 @@ async fn inspect_request(
                 .into_response());
             }
             Ok(Ok(Collected::Complete { data, trailers })) => {
-                inspection.status =
-                    inspect_body_with(req.headers(), &data, &body_opts, &mut inspection);
+                inspection = if data.len() <= INLINE_BODY {
+                    inspect_complete(&snapshot, route_at, &req, &data, inspection)
+                } else {
+                    // A large body costs milliseconds of CPU: on a blocking thread, so that the
+                    // other connections this worker serves are not held meanwhile.
+                    let snapshot = snapshot.clone();
+                    let head = Request::builder()
+                        .method(req.method().clone())
+                        .uri(req.uri().clone())
+                        .body(())
+                        .map(|mut head| {
+                            *head.headers_mut() = req.headers().clone();
+                            head
+                        });
+                    let data = data.clone();
+                    let done = match head {
+                        Ok(head) => tokio::task::spawn_blocking(move || {
+                            inspect_complete(&snapshot, route_at, &head, &data, inspection)
+                        })
+                        .await
+                        .ok(),
+                        Err(_) => None,
+                    };
+                    let Some(done) = done else {
+                        return Err(Problem::new(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "internal",
+                            "the request body could not be inspected; nothing was forwarded",
+                        )
+                        .with_decision(&decision_id)
+                        .into_response());
+                    };
+                    done
+                };
                 if !inspection.unmapped.is_empty() {
                     metrics::counter!(
                         "domicile_unmapped_fields_total",

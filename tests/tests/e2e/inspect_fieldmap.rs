@@ -125,6 +125,44 @@ async fn declared_fields_are_personal_data_and_unknown_fields_are_reported() {
 }
 
 #[tokio::test]
+async fn a_large_body_is_inspected_with_its_routes_field_map_as_a_small_one_is() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let gw = gateway(&eu, &us).await;
+    // Past 64 KiB a body is inspected on a blocking thread: with the same options and result.
+    let pad: Vec<String> = (0..6000).map(|n| format!(r#"{{"sku":"A-{n}"}}"#)).collect();
+    let body = format!(
+        r#"{{"customer":{{"full_name":"Jane Roe","mail":"jane@example.com"}},"lines":[{}]}}"#,
+        pad.join(",")
+    );
+    assert!(body.len() > 64 * 1024);
+    let r = post_json(&gw.url("/orders"), EU_IP, &body).await;
+    assert_eq!(r.status, 451, "{}", r.text());
+    let rec = gw.record(r.header("domicile-decision").unwrap());
+    assert_eq!(rec["inspection"]["status"], "complete");
+    let findings: Vec<(&str, &str)> = rec["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["category"].as_str().unwrap(),
+                f["location"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        findings.contains(&("name", "/customer/full_name")),
+        "{findings:?}"
+    );
+    assert!(
+        findings.contains(&("email", "/customer/mail")),
+        "{findings:?}"
+    );
+    assert_eq!(eu.count() + us.count(), 0);
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
 async fn openapi_schemas_declare_fields_per_operation() {
     let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
     let gw = gateway(&eu, &us).await;
