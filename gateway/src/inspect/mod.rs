@@ -787,7 +787,13 @@ fn read_multipart(
         return Err(Uninspectable::TooDeep);
     }
     let boundary = multipart::boundary(content_type)?;
-    for part in multipart::parse(bytes, &boundary, opts.max_parts)? {
+    // The body is form-data; a part of it that is multipart itself holds one field's files.
+    let parts = if depth == 0 {
+        multipart::parse(bytes, &boundary, opts.max_parts)?
+    } else {
+        multipart::parse_mixed(bytes, &boundary, opts.max_parts)?
+    };
+    for part in parts {
         let location = match part.name.as_deref() {
             Some(n) if safe_key(n) => format!("multipart:{n}"),
             _ => "multipart:*".to_owned(),
@@ -1429,6 +1435,43 @@ mod tests {
         let text = encoding_rs::SHIFT_JIS.encode("日本語のテキスト 123").0;
         inspect_body(&headers("text/plain; charset=shift_jis"), &text, &mut i);
         assert!(i.findings.is_empty(), "{:?}", i.findings);
+    }
+
+    #[test]
+    fn a_fields_files_in_a_nested_multipart_mixed_part_are_read() {
+        // RFC 2388's form: one field, several files, each with a `file` disposition and no name.
+        let inner = "--in\r\nContent-Disposition: file; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\n\
+                     write to jane@example.com\r\n\
+                     --in\r\nContent-Disposition: attachment; filename=\"b.txt\"\r\n\r\nnothing here\r\n\
+                     --in--";
+        let body = format!(
+            "--out\r\nContent-Disposition: form-data; name=\"files\"\r\n\
+             Content-Type: multipart/mixed; boundary=in\r\n\r\n{inner}\r\n--out--\r\n"
+        );
+        let mut i = Inspection::default();
+        let status = inspect_body(
+            &headers("multipart/form-data; boundary=out"),
+            body.as_bytes(),
+            &mut i,
+        );
+        assert_eq!(status, InspectStatus::Complete);
+        assert!(
+            i.findings.iter().any(|f| f.category == Category::Email),
+            "{:?}",
+            i.findings
+        );
+        // At the top, form-data's rules still hold: a part without a name is malformed.
+        let nameless =
+            "--out\r\nContent-Disposition: file; filename=\"a.txt\"\r\n\r\nx\r\n--out--\r\n";
+        let status = inspect_body(
+            &headers("multipart/form-data; boundary=out"),
+            nameless.as_bytes(),
+            &mut Inspection::default(),
+        );
+        assert_eq!(
+            status,
+            InspectStatus::Uninspectable(Uninspectable::InvalidMultipart)
+        );
     }
 
     #[test]

@@ -75,11 +75,40 @@ pub fn boundary(content_type: &str) -> Result<String, MultipartError> {
     }
 }
 
-/// Splits `body` into its parts; more than `max_parts` is an error.
+/// Splits a `multipart/form-data` body into its parts; more than `max_parts` is an error.
 pub fn parse<'a>(
     body: &'a [u8],
     boundary: &str,
     max_parts: usize,
+) -> Result<Vec<Part<'a>>, MultipartError> {
+    parse_as(body, boundary, max_parts, Rules::FormData)
+}
+
+/// Splits a `multipart/mixed` body nested in a form-data part (RFC 2388's files of one field)
+/// into its parts: their disposition is `file`, `attachment`, `inline` or `form-data`, or none,
+/// and a name is optional.
+pub fn parse_mixed<'a>(
+    body: &'a [u8],
+    boundary: &str,
+    max_parts: usize,
+) -> Result<Vec<Part<'a>>, MultipartError> {
+    parse_as(body, boundary, max_parts, Rules::Mixed)
+}
+
+/// What a part's headers must say.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Rules {
+    /// RFC 7578: a `form-data` disposition with a name.
+    FormData,
+    /// RFC 2046 §5.1.3, as RFC 2388 nested it.
+    Mixed,
+}
+
+fn parse_as<'a>(
+    body: &'a [u8],
+    boundary: &str,
+    max_parts: usize,
+    rules: Rules,
 ) -> Result<Vec<Part<'a>>, MultipartError> {
     let mut delimiter = Vec::with_capacity(boundary.len() + 4);
     delimiter.extend_from_slice(b"\r\n--");
@@ -116,7 +145,7 @@ pub fn parse<'a>(
         if parts.len() == max_parts {
             return Err(MultipartError::TooManyParts);
         }
-        let (mut part, body_start) = headers(body, pos)?;
+        let (mut part, body_start) = headers(body, pos, rules)?;
         let end = finder
             .find(&body[body_start..])
             .map(|n| body_start + n)
@@ -129,7 +158,7 @@ pub fn parse<'a>(
 
 /// Reads a part's headers starting at `pos`; returns the part (without body) and where its
 /// body starts.
-fn headers(body: &[u8], pos: usize) -> Result<(Part<'_>, usize), MultipartError> {
+fn headers(body: &[u8], pos: usize, rules: Rules) -> Result<(Part<'_>, usize), MultipartError> {
     let rest = &body[pos..];
     let (block, body_start) = if rest.starts_with(b"\r\n") {
         (&rest[..0], pos + 2)
@@ -168,7 +197,13 @@ fn headers(body: &[u8], pos: usize) -> Result<(Part<'_>, usize), MultipartError>
         };
         if name.eq_ignore_ascii_case("content-disposition") {
             let (kind, ps) = value.split_once(';').unwrap_or((value, ""));
-            if !kind.trim().eq_ignore_ascii_case("form-data") {
+            let kind = kind.trim();
+            let known = kind.eq_ignore_ascii_case("form-data")
+                || (rules == Rules::Mixed
+                    && ["file", "attachment", "inline"]
+                        .iter()
+                        .any(|k| kind.eq_ignore_ascii_case(k)));
+            if !known {
                 return Err(MultipartError::Malformed);
             }
             if part.name.is_some() {
@@ -188,14 +223,18 @@ fn headers(body: &[u8], pos: usize) -> Result<(Part<'_>, usize), MultipartError>
                     _ => {}
                 }
             }
-            part.name = Some(name.ok_or(MultipartError::Malformed)?);
+            part.name = match (name, rules) {
+                (Some(n), _) => Some(n),
+                (None, Rules::Mixed) => None,
+                (None, Rules::FormData) => return Err(MultipartError::Malformed),
+            };
         } else if name.eq_ignore_ascii_case("content-type") {
             set(&mut part.content_type, value.to_owned())?;
         } else if name.eq_ignore_ascii_case("content-transfer-encoding") {
             set(&mut part.transfer_encoding, value.to_ascii_lowercase())?;
         }
     }
-    if part.name.is_none() {
+    if rules == Rules::FormData && part.name.is_none() {
         return Err(MultipartError::Malformed);
     }
     Ok((part, body_start))
