@@ -487,6 +487,22 @@ pub fn inspect_headers(headers: &HeaderMap, opts: &HeadOptions, out: &mut Inspec
                     out.push(h, format!("header:{name}"))
                 });
             }
+            // A URL's query (a `Referer`, an `Origin`-style header) is read a parameter at a
+            // time, as the request's own is: a value that is base64 or a token as a whole is
+            // only seen as one on its own.
+            if let Some((_, query)) = v.split_once('?') {
+                let query = query.split('#').next().unwrap_or("");
+                for pair in query.split(['&', ';']) {
+                    let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                    for part in [key, value] {
+                        if !part.is_empty() {
+                            let spaced = part.replace('+', " ");
+                            let part = percent_decode(&spaced);
+                            detect::scan(&part, |h| out.push(h, format!("header:{name}")));
+                        }
+                    }
+                }
+            }
         }
     }
     for value in headers.get_all(header::COOKIE) {
@@ -1734,6 +1750,18 @@ mod tests {
         let mut i = Inspection::default();
         inspect_headers(&h, &only, &mut i);
         assert_eq!(locations(&i), vec!["header:x-other"]);
+        // A referring URL's parameters are read one at a time: base64 of an address.
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::REFERER,
+            "https://x.example/p?u=amFuZUBleGFtcGxlLmNvbQ==&page=2#top"
+                .parse()
+                .unwrap(),
+        );
+        let mut i = Inspection::default();
+        inspect_headers(&h, &HeadOptions::default(), &mut i);
+        assert_eq!(locations(&i), vec!["header:referer"]);
+        assert_eq!(i.findings[0].category, Category::Email);
     }
 
     #[test]
