@@ -760,6 +760,8 @@ fn read_kind(
                 }
                 _ => detect::scan(text, |h| out.push(h, plain.clone())),
             }
+            // Base64 inside the text (`<email>amFuZUBl...</email>`, a word of a sentence).
+            detect::scan_base64_runs(text, |h| out.push(h, plain.clone()));
         }
         Kind::Multipart => {}
     }
@@ -1450,6 +1452,32 @@ mod tests {
         let mut i = Inspection::default();
         let text = encoding_rs::SHIFT_JIS.encode("日本語のテキスト 123").0;
         inspect_body(&headers("text/plain; charset=shift_jis"), &text, &mut i);
+        assert!(i.findings.is_empty(), "{:?}", i.findings);
+    }
+
+    #[test]
+    fn base64_inside_text_and_xml_is_read() {
+        for (content_type, body) in [
+            (
+                "application/xml",
+                "<user><email>amFuZUBleGFtcGxlLmNvbQ==</email></user>",
+            ),
+            ("text/plain", "my login is amFuZUBleGFtcGxlLmNvbQ== thanks"),
+            ("text/html", "<p>id: amFuZUBleGFtcGxlLmNvbQ</p>"),
+        ] {
+            let mut i = Inspection::default();
+            inspect_body(&headers(content_type), body.as_bytes(), &mut i);
+            assert!(
+                i.findings.iter().any(|f| f.category == Category::Email),
+                "{content_type}: {:?}",
+                i.findings
+            );
+        }
+        // Words that are not base64 of text stay quiet.
+        let mut i = Inspection::default();
+        let text =
+            "Sessions use tokens such as 72JCiYPtNxrU37bEOyHGZ394GM6rwM6q and X-Request-Id values.";
+        inspect_body(&headers("text/plain"), text.as_bytes(), &mut i);
         assert!(i.findings.is_empty(), "{:?}", i.findings);
     }
 

@@ -242,6 +242,36 @@ fn scan_profiled(s: &str, p: &Profile, field: Option<Field>, out: &mut dyn FnMut
     }
 }
 
+/// Base64 inside free text (an XML element's content, a word of a sentence): each run of 16
+/// or more base64 characters that is not the whole text is decoded and scanned as a value of
+/// its own would be. For text bodies, where a value is not a field of its own.
+pub fn scan_base64_runs(s: &str, mut out: impl FnMut(Hit)) {
+    let b = s.as_bytes();
+    let alphabet = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'-' | b'_');
+    let mut i = 0;
+    while i < b.len() {
+        while i < b.len() && !alphabet(b[i]) {
+            i += 1;
+        }
+        let start = i;
+        while i < b.len() && alphabet(b[i]) {
+            i += 1;
+        }
+        // Padding (at most two `=`) belongs to the run.
+        let mut pad = 0;
+        while i < b.len() && b[i] == b'=' && pad < 2 {
+            i += 1;
+            pad += 1;
+        }
+        let run = &s[start..i];
+        if run.len() >= 16 && run.len() < s.trim().len() {
+            let p = profile(run.as_bytes());
+            scan_base64(run, &p, None, &mut out);
+        }
+        i = i.max(start + 1);
+    }
+}
+
 /// Layers of base64 undone within one value (base64 of base64 of text).
 const BASE64_DEPTH: usize = 3;
 
