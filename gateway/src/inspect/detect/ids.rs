@@ -216,7 +216,11 @@ fn identify(c: &[u8], raw: &str, contextual: bool) -> Option<Hit> {
     }
     match c.len() {
         9 => {
-            if us_ssn(c) && (contextual || shaped(raw, &[3, 2, 4], b'-')) {
+            // Written 3-2-4 with dashes, dots or spaces (`123.45.6789`, `123 45 6789`).
+            let ssn_shape = [b'-', b'.', b' ']
+                .iter()
+                .any(|&sep| shaped(raw, &[3, 2, 4], sep));
+            if us_ssn(c) && (contextual || ssn_shape) {
                 return id("id.us_ssn", "US", 85);
             }
             if contextual && nl_bsn(c) {
@@ -756,6 +760,7 @@ mod tests {
             ("X1234567L", "id.es_nie", "ES"),
             ("2 55 08 95 068 042 58", "id.fr_nir", "FR"),
             ("123-45-6789", "id.us_ssn", "US"),
+            ("123.45.6789", "id.us_ssn", "US"),
             ("44051401359", "id.pl_pesel", "PL"),
             ("811218-9876", "id.se_personnummer", "SE"),
             ("111.444.777-35", "id.br_cpf", "BR"),
