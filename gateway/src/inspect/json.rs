@@ -441,11 +441,13 @@ impl<'a, F: FnMut(Hit, Location<'_, '_>), S: Structure> Walker<'a, '_, '_, F, S>
                     let found = self.value(Value::Number(n));
                     // A number right after a calling code is the rest of the phone number
                     // (`{"cc":"+49","number":30901820}`); any other number ends a run.
-                    if self.frags.parts == 1
+                    if self.frags.parts == 0 {
+                        // No run (the common case): nothing to end.
+                    } else if self.frags.parts == 1
                         && self.frags.joined.starts_with('+')
                         && n.bytes().all(|c| c.is_ascii_digit())
                     {
-                        self.fragment(n, found);
+                        self.number_after_code(n, found);
                     } else {
                         self.flush();
                     }
@@ -632,10 +634,13 @@ impl<'a, F: FnMut(Hit, Location<'_, '_>), S: Structure> Walker<'a, '_, '_, F, S>
         };
         // Parts are joined as a backend would read them: full-width or other scripts' digits
         // as digits, a domain's `@` as the separator it already is.
-        let normal = if v.is_ascii() {
-            Cow::Borrowed(v)
-        } else {
+        let foldable = !v.is_ascii()
+            && v.len() <= 80
+            && ((local || domain) || !v.bytes().any(|c| c.is_ascii_alphabetic()));
+        let normal = if foldable {
             super::normalise::normalise(v)
+        } else {
+            Cow::Borrowed(v)
         };
         let v = match normal.strip_prefix('@') {
             Some(rest) if domain => rest,
@@ -715,6 +720,12 @@ impl<'a, F: FnMut(Hit, Location<'_, '_>), S: Structure> Walker<'a, '_, '_, F, S>
         if !hits.is_empty() {
             self.frags.pending = hits;
         }
+    }
+
+    /// A JSON number after a calling code: one more part of the run ([`Self::fragment`]).
+    #[cold]
+    fn number_after_code(&mut self, n: &str, found: bool) {
+        self.fragment(n, found);
     }
 
     /// Ends the run of fragments, reporting what it was found to be.

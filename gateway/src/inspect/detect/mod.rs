@@ -360,8 +360,9 @@ impl Profile {
     pub(crate) fn may_be_fragment(&self) -> bool {
         (self.len <= 6 && self.alnum == self.len)
             || (self.len <= 4 && self.has(PLUS))
-            // Full-width or other scripts' digits, folded before they are joined.
-            || (self.len <= 24 && self.has(WORK))
+            // Full-width or other scripts' digits, folded before they are joined (a short
+            // value to normalise, without ASCII letters).
+            || (self.len <= 24 && self.has(WORK) && !self.has(UPPER | LOWER))
     }
 
     /// Whether `s`, of this profile, may be a token ([`maybe_sealed`]): tokens have dots.
