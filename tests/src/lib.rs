@@ -603,3 +603,20 @@ pub mod client {
         (String::from_utf8_lossy(&out).into_owned(), closed)
     }
 }
+
+/// A decision record's findings as (category, location) pairs, in record order.
+pub fn findings_of(rec: &serde_json::Value) -> Vec<(&str, &str)> {
+    rec["findings"]
+        .as_array()
+        .map(|fs| {
+            fs.iter()
+                .map(|f| {
+                    (
+                        f["category"].as_str().unwrap_or(""),
+                        f["location"].as_str().unwrap_or(""),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -141,17 +141,7 @@ async fn a_large_body_is_inspected_with_its_routes_field_map_as_a_small_one_is()
     assert_eq!(r.status, 451, "{}", r.text());
     let rec = gw.record(r.header("domicile-decision").unwrap());
     assert_eq!(rec["inspection"]["status"], "complete");
-    let findings: Vec<(&str, &str)> = rec["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            (
-                f["category"].as_str().unwrap(),
-                f["location"].as_str().unwrap(),
-            )
-        })
-        .collect();
+    let findings: Vec<(&str, &str)> = domicile_tests::findings_of(&rec);
     assert!(
         findings.contains(&("name", "/customer/full_name")),
         "{findings:?}"

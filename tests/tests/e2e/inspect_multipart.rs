@@ -79,17 +79,7 @@ async fn text_fields_and_text_files_are_inspected_by_part() {
     let r = post(&gw, "/analytics", body.clone()).await;
     assert_eq!(r.status, 451, "{}", r.text());
     let rec = gw.record(r.header("domicile-decision").unwrap());
-    let found: Vec<(&str, &str)> = rec["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            (
-                f["category"].as_str().unwrap(),
-                f["location"].as_str().unwrap(),
-            )
-        })
-        .collect();
+    let found: Vec<(&str, &str)> = domicile_tests::findings_of(&rec);
     assert_eq!(
         found,
         vec![

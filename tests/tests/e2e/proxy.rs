@@ -46,17 +46,7 @@ async fn eu_customer_is_stored_in_eu_central_with_subject_headers() {
     assert_eq!(rec["subject"]["jurisdictions"][0], "DE");
     assert_eq!(rec["subject"]["client_address"], "192.0.2.0/24");
     // The name field is found by its name, the address by its shape.
-    let found: Vec<(&str, &str)> = rec["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            (
-                f["category"].as_str().unwrap(),
-                f["location"].as_str().unwrap(),
-            )
-        })
-        .collect();
+    let found: Vec<(&str, &str)> = domicile_tests::findings_of(&rec);
     assert_eq!(found, vec![("name", "/name"), ("email", "/email")]);
     assert_eq!(rec["outcome"]["action"], "forwarded");
     assert!(!gw.trace_text().contains("jane@example.com"));
