@@ -201,15 +201,40 @@ fn map_char(c: char) -> Option<char> {
 }
 
 fn unicode(s: &str) -> String {
-    s.nfkc().filter_map(map_char).collect()
+    let mut after_digit = false;
+    s.nfkc()
+        .filter_map(map_char)
+        .filter(|&c| {
+            // A combining mark on a digit (`4̲1̲1̲1̲`) is dropped: the digit is what is read.
+            let keep = !(after_digit && combining(c));
+            if keep {
+                after_digit = c.is_ascii_digit();
+            }
+            keep
+        })
+        .collect()
+}
+
+/// A combining mark of the blocks that decorate any character: Unicode's combining
+/// diacritical marks (with their extended and supplement blocks), the combining marks for
+/// symbols, and the combining half marks.
+fn combining(c: char) -> bool {
+    matches!(c,
+        '\u{0300}'..='\u{036F}' | '\u{1AB0}'..='\u{1AFF}' | '\u{1DC0}'..='\u{1DFF}'
+        | '\u{20D0}'..='\u{20FF}' | '\u{FE20}'..='\u{FE2F}')
 }
 
 /// Whether [`unicode`] would give `s` back unchanged: the quick check proves it NFKC already
 /// (most text in most scripts is), and no character of it is dropped or rewritten. Such a
 /// value is scanned where it lies, without composing it again into a copy.
 fn settled(s: &str) -> bool {
+    let mut after_digit = false;
     is_nfkc_quick(s.chars()) == IsNormalized::Yes
-        && s.chars().all(|c| c.is_ascii() || map_char(c) == Some(c))
+        && s.chars().all(|c| {
+            let same = (c.is_ascii() || map_char(c) == Some(c)) && !(after_digit && combining(c));
+            after_digit = c.is_ascii_digit();
+            same
+        })
 }
 
 const INDIFFERENT: GeneralPurposeConfig =
@@ -399,6 +424,10 @@ mod tests {
             ("໔໑໑໑", "4111"),
             ("\u{11066}\u{1106F}", "09"),
             ("jane@example。com", "jane@example.com"),
+            ("4\u{332}1\u{332}1\u{332}1\u{332}", "4111"),
+            ("4\u{20E3}1\u{301}", "41"),
+            // Marks on letters are the letters' own.
+            ("e\u{301}", "é"),
             ("jane@example｡com", "jane@example.com"),
             ("4111\u{2011}1111", "4111-1111"),
             ("100% & more", "100% & more"),

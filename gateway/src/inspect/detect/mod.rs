@@ -1002,6 +1002,13 @@ mod tests {
             vec![(Category::NationalId, Some("IT".into()))],
             "{check}"
         );
+        // Combining marks on digits do not hide them.
+        assert_eq!(
+            cats("4\u{332}1\u{332}1\u{332}1\u{332} 1111 1111 1111")
+                .first()
+                .map(|c| c.0),
+            Some(Category::PaymentCard)
+        );
         // Any script's digits are digits.
         assert_eq!(
             cats("೪೧೧೧ ೧೧೧೧ ೧೧೧೧ ೧೧೧೧").first().map(|c| c.0),
