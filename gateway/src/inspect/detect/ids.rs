@@ -216,10 +216,9 @@ fn identify(c: &[u8], raw: &str, contextual: bool) -> Option<Hit> {
     }
     match c.len() {
         9 => {
-            // Written 3-2-4 with dashes, dots or spaces (`123.45.6789`, `123 45 6789`).
-            let ssn_shape = [b'-', b'.', b' ']
-                .iter()
-                .any(|&sep| shaped(raw, &[3, 2, 4], sep));
+            // Written 3-2-4 with dots, dashes or spaces ([`shaped`] splits on `-` and spaces
+            // besides the separator it is given).
+            let ssn_shape = shaped(raw, &[3, 2, 4], b'.');
             if us_ssn(c) && (contextual || ssn_shape) {
                 return id("id.us_ssn", "US", 85);
             }

@@ -959,6 +959,25 @@ mod tests {
             b"2025-03-14 DE89 3704 0044 0532 0130 00"
         ));
         assert!(cats("2025-03-14 DE89 3704 0044 0532 0130 00").len() == 1);
+        // A date in front of an identifier does not hide it.
+        for (s, want) in [
+            ("2024-05-01 4111111111111111", Category::PaymentCard),
+            ("2024-05-01 4111 1111 1111 1111", Category::PaymentCard),
+            ("2024-05-01 123-45-6789", Category::NationalId),
+            ("2024-05-01T10:00:00Z 123-45-6789", Category::NationalId),
+        ] {
+            assert!(!uuid_or_timestamp(s.as_bytes()), "{s}");
+            assert_eq!(
+                cats(s).first().map(|c| c.0),
+                Some(want),
+                "{s}: {:?}",
+                cats(s)
+            );
+        }
+    }
+
+    #[test]
+    fn base64_is_read_however_it_is_wrapped_and_in_layers() {
         // Base64 however it is wrapped, and in layers.
         use base64::Engine as _;
         let b64 = |t: &str| base64::engine::general_purpose::STANDARD.encode(t);
@@ -978,6 +997,10 @@ mod tests {
         ] {
             assert_eq!(cats(&s).first().map(|c| c.0), Some(Category::Email), "{s}");
         }
+    }
+
+    #[test]
+    fn a_number_is_read_however_its_groups_are_spaced() {
         // However the groups of a number are spaced.
         for s in [
             "4111\t1111\t1111\t1111",
@@ -991,6 +1014,18 @@ mod tests {
                 "{s:?}"
             );
         }
+        // An SSN in its groups, with dashes, dots or spaces.
+        for s in ["123-45-6789", "123.45.6789", "123 45 6789"] {
+            assert_eq!(
+                cats(s).first().map(|c| c.0),
+                Some(Category::NationalId),
+                "{s}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_codice_fiscale_with_every_digit_written_as_a_letter_is_found() {
         // A codice fiscale with every digit written as a letter (omocodia).
         let base = "RSSMRAURTMLARSN";
         let check = (b'A'..=b'Z')
@@ -1002,6 +1037,10 @@ mod tests {
             vec![(Category::NationalId, Some("IT".into()))],
             "{check}"
         );
+    }
+
+    #[test]
+    fn digits_of_any_script_and_under_combining_marks_are_digits() {
         // Combining marks on digits do not hide them.
         assert_eq!(
             cats("4\u{332}1\u{332}1\u{332}1\u{332} 1111 1111 1111")
@@ -1014,20 +1053,5 @@ mod tests {
             cats("೪೧೧೧ ೧೧೧೧ ೧೧೧೧ ೧೧೧೧").first().map(|c| c.0),
             Some(Category::PaymentCard)
         );
-        // A date in front of an identifier does not hide it.
-        for (s, want) in [
-            ("2024-05-01 4111111111111111", Category::PaymentCard),
-            ("2024-05-01 4111 1111 1111 1111", Category::PaymentCard),
-            ("2024-05-01 123-45-6789", Category::NationalId),
-            ("2024-05-01T10:00:00Z 123-45-6789", Category::NationalId),
-        ] {
-            assert!(!uuid_or_timestamp(s.as_bytes()), "{s}");
-            assert_eq!(
-                cats(s).first().map(|c| c.0),
-                Some(want),
-                "{s}: {:?}",
-                cats(s)
-            );
-        }
     }
 }
