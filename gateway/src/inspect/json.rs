@@ -441,13 +441,11 @@ impl<'a, F: FnMut(Hit, Location<'_, '_>), S: Structure> Walker<'a, '_, '_, F, S>
                     let found = self.value(Value::Number(n));
                     // A number right after a calling code is the rest of the phone number
                     // (`{"cc":"+49","number":30901820}`); any other number ends a run.
-                    if self.frags.parts == 0 {
-                        // No run (the common case): nothing to end.
-                    } else if self.frags.parts == 1
+                    if self.frags.parts == 1
                         && self.frags.joined.starts_with('+')
                         && n.bytes().all(|c| c.is_ascii_digit())
                     {
-                        self.number_after_code(n, found);
+                        self.fragment(n, found);
                     } else {
                         self.flush();
                     }
@@ -720,12 +718,6 @@ impl<'a, F: FnMut(Hit, Location<'_, '_>), S: Structure> Walker<'a, '_, '_, F, S>
         if !hits.is_empty() {
             self.frags.pending = hits;
         }
-    }
-
-    /// A JSON number after a calling code: one more part of the run ([`Self::fragment`]).
-    #[cold]
-    fn number_after_code(&mut self, n: &str, found: bool) {
-        self.fragment(n, found);
     }
 
     /// Ends the run of fragments, reporting what it was found to be.
@@ -1143,7 +1135,16 @@ mod tests {
                 "{doc}: {found:?}"
             );
         }
-        // A number that follows no calling code ends a run, as before.
-        assert_eq!(findings(r#"{"a":"12","b":4711,"c":"3"}"#).unwrap(), vec![]);
+        // A number that follows no calling code ends a run: these groups, joined across it,
+        // would be a card number.
+        let found = findings(r#"{"a":"4111","b":1111,"c":"1111","d":"1111"}"#).unwrap();
+        assert!(
+            !found.iter().any(|(c, _)| *c == Category::PaymentCard),
+            "{found:?}"
+        );
+        assert_eq!(
+            findings(r#"{"a":"4111","b":"1111","c":"1111","d":"1111"}"#).unwrap(),
+            vec![(Category::PaymentCard, "/d".into())]
+        );
     }
 }
