@@ -487,20 +487,15 @@ pub fn inspect_headers(headers: &HeaderMap, opts: &HeadOptions, out: &mut Inspec
                     out.push(h, format!("header:{name}"))
                 });
             }
-            // A URL's query (a `Referer`, an `Origin`-style header) is read a parameter at a
-            // time, as the request's own is: a value that is base64 or a token as a whole is
-            // only seen as one on its own.
+            // A URL's query (a `Referer`) is read a parameter at a time, as the request's own
+            // is (`form_urlencoded`, each value in the field its key names): a value that is
+            // base64 or a token as a whole is only seen as one on its own.
             if let Some((_, query)) = v.split_once('?') {
                 let query = query.split('#').next().unwrap_or("");
-                for pair in query.split(['&', ';']) {
-                    let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-                    for part in [key, value] {
-                        if !part.is_empty() {
-                            let spaced = part.replace('+', " ");
-                            let part = percent_decode(&spaced);
-                            detect::scan(&part, |h| out.push(h, format!("header:{name}")));
-                        }
-                    }
+                for (k, value) in form_urlencoded::parse(query.as_bytes()) {
+                    let mut found = |h| out.push(h, format!("header:{name}"));
+                    detect::scan(&k, &mut found);
+                    detect::scan_field(Some(&k), detect::Value::Str(&value), &mut found);
                 }
             }
         }
@@ -978,10 +973,10 @@ const INLINE_BODY: usize = 64 * 1024;
 
 /// Inspects a complete body with the options of route `route_at` of `snapshot`, into
 /// `inspection`, which it gives back.
-fn inspect_complete<B>(
+fn inspect_complete(
     snapshot: &crate::state::Snapshot,
     route_at: Option<usize>,
-    req: &Request<B>,
+    (method, path, headers): (&http::Method, &str, &HeaderMap),
     data: &[u8],
     mut inspection: Inspection,
 ) -> Inspection {
@@ -992,9 +987,9 @@ fn inspect_complete<B>(
         binary_parts: route.map_or(BinaryParts::Uninspectable, |r| r.binary_parts),
         fields: route
             .and_then(|r| r.field_map.as_ref())
-            .and_then(|m| m.fields_for(req.method(), req.uri().path())),
+            .and_then(|m| m.fields_for(method, path)),
     };
-    inspection.status = inspect_body_with(req.headers(), data, &opts, &mut inspection);
+    inspection.status = inspect_body_with(headers, data, &opts, &mut inspection);
     inspection
 }
 
@@ -1076,29 +1071,21 @@ async fn inspect_request(
             }
             Ok(Ok(Collected::Complete { data, trailers })) => {
                 inspection = if data.len() <= INLINE_BODY {
-                    inspect_complete(&snapshot, route_at, &req, &data, inspection)
+                    let head = (req.method(), req.uri().path(), req.headers());
+                    inspect_complete(&snapshot, route_at, head, &data, inspection)
                 } else {
                     // A large body costs milliseconds of CPU: on a blocking thread, so that the
                     // other connections this worker serves are not held meanwhile.
                     let snapshot = snapshot.clone();
-                    let head = Request::builder()
-                        .method(req.method().clone())
-                        .uri(req.uri().clone())
-                        .body(())
-                        .map(|mut head| {
-                            *head.headers_mut() = req.headers().clone();
-                            head
-                        });
+                    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+                    let headers = req.headers().clone();
                     let data = data.clone();
-                    let done = match head {
-                        Ok(head) => tokio::task::spawn_blocking(move || {
-                            inspect_complete(&snapshot, route_at, &head, &data, inspection)
-                        })
-                        .await
-                        .ok(),
-                        Err(_) => None,
-                    };
-                    let Some(done) = done else {
+                    let done = tokio::task::spawn_blocking(move || {
+                        let head = (&method, path.as_str(), &headers);
+                        inspect_complete(&snapshot, route_at, head, &data, inspection)
+                    })
+                    .await;
+                    let Ok(done) = done else {
                         return Err(Problem::new(
                             StatusCode::INTERNAL_SERVER_ERROR,
                             "internal",
