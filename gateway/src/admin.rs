@@ -142,14 +142,16 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
             decision(shared, id).await
         }
         (m, p) if p.starts_with("/v1/subjects/") => {
-            // Decoded as the request path's ids are; not UTF-8, or an encoded `/`, is no id
-            // (refused below).
+            // Decoded as the request path's ids are; an id that is not UTF-8 once decoded is
+            // no id (and one with an encoded `/` is refused in `subjects`).
             let raw = p.trim_start_matches("/v1/subjects/");
-            let id = percent_encoding::percent_decode_str(raw)
-                .decode_utf8()
-                .map_or_else(|_| "/".to_owned(), |s| s.into_owned());
-            let m = m.clone();
-            subjects(shared, m, id, req).await
+            match percent_encoding::percent_decode_str(raw).decode_utf8() {
+                Ok(id) => {
+                    let (m, id) = (m.clone(), id.into_owned());
+                    subjects(shared, m, id, req).await
+                }
+                Err(_) => bad_subject_id(),
+            }
         }
         (&Method::POST, "/reload") => match crate::reload::reload(shared) {
             Ok(rev) => text(
@@ -185,6 +187,18 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
 /// The largest directory entry body accepted.
 const MAX_SUBJECT_BODY: usize = 4096;
 
+/// The answer to a subject id that is not one: one path segment of UTF-8, 1 to
+/// `MAX_SUBJECT_ID` bytes.
+fn bad_subject_id() -> Response<Body> {
+    use domicile_regions::directory::MAX_SUBJECT_ID;
+    Problem::new(
+        StatusCode::BAD_REQUEST,
+        "bad_subject_id",
+        format!("a subject id is one path segment of 1 to {MAX_SUBJECT_ID} bytes of UTF-8"),
+    )
+    .into_response()
+}
+
 /// `GET`, `PUT` and `DELETE /v1/subjects/{id}`: the subject directory.
 async fn subjects(
     shared: &Shared,
@@ -204,12 +218,7 @@ async fn subjects(
         .into_response();
     };
     if id.is_empty() || id.len() > MAX_SUBJECT_ID || id.contains('/') {
-        return Problem::new(
-            StatusCode::BAD_REQUEST,
-            "bad_subject_id",
-            format!("a subject id is one path segment of 1 to {MAX_SUBJECT_ID} bytes"),
-        )
-        .into_response();
+        return bad_subject_id();
     }
     let failed = |e: domicile_regions::directory::DirectoryError| {
         tracing::warn!(error = %e, "subject directory operation failed");

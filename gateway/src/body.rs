@@ -64,11 +64,7 @@ impl Body {
             Body::Incoming { deny, .. } | Body::Chained { deny, .. } => *deny = Some(names),
             Body::Buffered {
                 trailers: Some(t), ..
-            } => {
-                for n in names.iter() {
-                    t.remove(n);
-                }
-            }
+            } => strip_denied(t, &Some(names)),
             Body::Empty | Body::Buffered { .. } | Body::Held { .. } => {}
         }
     }
@@ -92,14 +88,22 @@ impl Body {
 pub struct Stalled(pub std::time::Duration);
 
 /// A frame as it may be passed on: trailers lose the fields that would frame, route or
-/// authenticate the message, or that only the gateway sets ([`crate::headers::trailer_allowed`]).
-fn sanitised(frame: Frame<Bytes>) -> Frame<Bytes> {
+/// authenticate the message, or that only the gateway sets ([`crate::headers::trailer_allowed`]),
+/// and those `deny` names.
+fn sanitised(frame: Frame<Bytes>, deny: &Deny) -> Frame<Bytes> {
     match frame.into_trailers() {
         Ok(mut t) => {
             crate::headers::strip_from_trailers(&mut t);
+            strip_denied(&mut t, deny);
             Frame::trailers(t)
         }
         Err(frame) => frame,
+    }
+}
+
+fn strip_denied(t: &mut HeaderMap, deny: &Deny) {
+    for n in deny.iter().flat_map(|names| names.iter()) {
+        t.remove(n);
     }
 }
 
@@ -108,21 +112,7 @@ fn passed_on(
     frame: Poll<Option<Result<Frame<Bytes>, hyper::Error>>>,
     deny: &Deny,
 ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-    frame.map(|f| {
-        f.map(|f| {
-            f.map(|f| match (sanitised(f).into_trailers(), deny) {
-                (Ok(mut t), Some(names)) => {
-                    for n in names.iter() {
-                        t.remove(n);
-                    }
-                    Frame::trailers(t)
-                }
-                (Ok(t), None) => Frame::trailers(t),
-                (Err(f), _) => f,
-            })
-            .map_err(Into::into)
-        })
-    })
+    frame.map(|f| f.map(|f| f.map(|f| sanitised(f, deny)).map_err(Into::into)))
 }
 
 /// A backend's response body: from hyper's client (`Left`), or read off the connection by the
@@ -153,7 +143,11 @@ impl HttpBody for Body {
                 if let Some(d) = data.take().filter(|d| !d.is_empty()) {
                     return Poll::Ready(Some(Ok(Frame::data(d))));
                 }
-                Poll::Ready(trailers.take().map(|t| Ok(sanitised(Frame::trailers(t)))))
+                Poll::Ready(
+                    trailers
+                        .take()
+                        .map(|t| Ok(sanitised(Frame::trailers(t), &None))),
+                )
             }
             Body::Chained {
                 prefix,
@@ -202,7 +196,7 @@ impl HttpBody for Body {
                 }
                 // A backend's trailers lose what the gateway's own fields and the framing
                 // say, as they do in a response head.
-                frame.map(|f| f.map(|f| f.map(sanitised)))
+                frame.map(|f| f.map(|f| f.map(|f| sanitised(f, &None))))
             }
         }
     }

@@ -31,7 +31,7 @@ const END_TO_END: [&str; 7] = [
 /// Headers that claim a client address, an original URL, host or method. Believed from
 /// trusted proxies only; anyone else's are removed before forwarding, as are all of an
 /// untrusted client's `x-forwarded-*` and `forwarded` (the gateway writes its own).
-pub const SPOOFABLE: [&str; 15] = [
+pub const SPOOFABLE: [&str; 13] = [
     "x-real-ip",
     "true-client-ip",
     "cf-connecting-ip",
@@ -45,17 +45,17 @@ pub const SPOOFABLE: [&str; 15] = [
     "x-http-method",
     "x-http-method-override",
     "x-method-override",
-    "x-forwarded-port",
-    "x-forwarded-prefix",
 ];
 
-/// Whether a (lower-case) name is one only Domicile or a trusted proxy may set: Domicile's own,
-/// the forwarding headers and the [`SPOOFABLE`] ones.
+/// Whether a (lower-case) name is one only a trusted proxy may set: every `x-forwarded-*`
+/// (`-port`, `-prefix`, `-server` and the rest), `forwarded`, and the [`SPOOFABLE`] ones.
+fn proxy_claim(name: &str) -> bool {
+    name.starts_with("x-forwarded-") || name == "forwarded" || SPOOFABLE.contains(&name)
+}
+
+/// Whether a (lower-case) name is one only Domicile or a trusted proxy may set.
 fn protected(name: &str) -> bool {
-    name.starts_with("domicile-")
-        || name.starts_with("x-forwarded-")
-        || name == "forwarded"
-        || SPOOFABLE.contains(&name)
+    name.starts_with("domicile-") || proxy_claim(name)
 }
 
 /// Removes client-sent copies of the headers only Domicile may set, and the spellings with `_`
@@ -72,9 +72,7 @@ pub fn strip_own(h: &mut HeaderMap) {
 /// [`SPOOFABLE`] ones and every `x-forwarded-*` and `forwarded`, which the gateway then writes
 /// anew.
 pub fn strip_spoofable(h: &mut HeaderMap) {
-    strip_where(h, |n| {
-        SPOOFABLE.contains(&n) || n.starts_with("x-forwarded-") || n == "forwarded"
-    });
+    strip_where(h, proxy_claim);
 }
 
 /// Removes every header whose name matches: one scan over the names present, rather than a
@@ -94,7 +92,7 @@ fn strip_where(h: &mut HeaderMap, matches: impl Fn(&str) -> bool) {
 /// ([`HOP_BY_HOP`], `proxy-*`) and those the gateway sets or strips from heads (`domicile-*`,
 /// `x-forwarded-*`, `forwarded`, [`SPOOFABLE`]), which a trailer would otherwise smuggle past
 /// it.
-const NOT_IN_TRAILERS: [&str; 18] = [
+const NOT_IN_TRAILERS: [&str; 17] = [
     "authorization",
     "cache-control",
     "content-encoding",
@@ -103,7 +101,6 @@ const NOT_IN_TRAILERS: [&str; 18] = [
     "content-type",
     "cookie",
     "expect",
-    "forwarded",
     "host",
     "if-match",
     "if-modified-since",
@@ -115,14 +112,13 @@ const NOT_IN_TRAILERS: [&str; 18] = [
     "set-cookie",
 ];
 
-/// Whether a field may be passed on in trailers ([`NOT_IN_TRAILERS`]).
+/// Whether a field may be passed on in trailers: not one of [`NOT_IN_TRAILERS`], a hop-by-hop
+/// field, nor one only Domicile or a trusted proxy may set ([`protected`]).
 pub fn trailer_allowed(name: &str) -> bool {
     !(NOT_IN_TRAILERS.contains(&name)
         || HOP_BY_HOP.iter().any(|h| h.as_str() == name)
-        || name.starts_with("x-forwarded-")
-        || name.starts_with("domicile-")
         || name.starts_with("proxy-")
-        || SPOOFABLE.contains(&name))
+        || protected(name))
 }
 
 /// Removes from a trailer section every field [`trailer_allowed`] refuses.

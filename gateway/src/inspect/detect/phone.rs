@@ -3,8 +3,9 @@
 use domicile_policy::Country;
 
 /// Finds an international number: `+` then 8 to 15 digits, with spaces, dots, dashes, slashes
-/// or parentheses (at most two in a row) between and before them. Returns the number's country when libphonenumber's metadata
-/// knows it (`Some(None)` for a well-formed number of no single country).
+/// or parentheses (at most two in a row) between and before them. Returns the number's country
+/// when libphonenumber's metadata knows it (`Some(None)` for a well-formed number of no single
+/// country).
 pub(super) fn find_e164(s: &str) -> Option<Option<Country>> {
     let b = s.as_bytes();
     let mut i = 0;
@@ -101,18 +102,22 @@ thread_local! {
 /// Starts a new inspection's lookup budget on this thread ([`LOOKUP_BUDGET`]).
 pub(crate) fn new_lookup_budget() {
     LOOKUPS_LEFT.with(|b| b.set(LOOKUP_BUDGET));
-    grow_regex_cache();
 }
 
-/// Takes one lookup from the budget; false when none is left.
+/// Takes one lookup from the budget; false when none is left. (The first lookup the process
+/// makes gives libphonenumber its larger cache first.)
 fn spend_lookup() -> bool {
-    LOOKUPS_LEFT.with(|b| match b.get() {
+    let left = LOOKUPS_LEFT.with(|b| match b.get() {
         0 => false,
         n => {
             b.set(n - 1);
             true
         }
-    })
+    });
+    if left {
+        grow_regex_cache();
+    }
+    left
 }
 
 /// Compiled regular expressions libphonenumber keeps. Its own cache holds 100, fewer than the
