@@ -1757,6 +1757,15 @@ region = "nope"
         assert_eq!(lines.len(), want.len(), "{lines:#?}");
     }
 
+    /// A file of one entity and one region `id` (its id on line 7), then `extra`.
+    fn one_region(id: &str, extra: &str) -> String {
+        format!(
+            "[[entities]]\nid = \"e\"\ncountry = \"DE\"\nsector = \"commercial\"\n\n\
+             [[regions]]\nid = \"{id}\"\ncountry = \"DE\"\nentity = \"e\"\n\
+             backends = [{{ url = \"http://127.0.0.1:1\" }}]\n{extra}"
+        )
+    }
+
     #[test]
     fn region_ids_name_trace_directories_and_must_be_plain() {
         for (id, ok) in [
@@ -1766,11 +1775,7 @@ region = "nope"
             ("", false),
             ("unresolved", false),
         ] {
-            let text = format!(
-                "[[entities]]\nid = \"e\"\ncountry = \"DE\"\nsector = \"commercial\"\n\n\
-                 [[regions]]\nid = \"{id}\"\ncountry = \"DE\"\nentity = \"e\"\n\
-                 backends = [{{ url = \"http://127.0.0.1:1\" }}]\n"
-            );
+            let text = one_region(id, "");
             let lines: Vec<String> = match check(&text) {
                 Ok(_) => Vec::new(),
                 Err(e) => e.0.iter().map(ToString::to_string).collect(),
@@ -1785,12 +1790,12 @@ region = "nope"
     #[test]
     fn a_route_host_is_kept_as_request_hosts_are_compared() {
         let with_host = |host: &str| {
-            check(&format!(
-                "[[entities]]\nid = \"e\"\ncountry = \"DE\"\nsector = \"commercial\"\n\n\
-                 [[regions]]\nid = \"eu\"\ncountry = \"DE\"\nentity = \"e\"\n\
-                 backends = [{{ url = \"http://127.0.0.1:1\" }}]\n\n\
-                 [[routes]]\nid = \"r\"\npath = \"/\"\npurpose = \"storage\"\n\
-                 placement = \"home\"\nhost = \"{host}\"\n"
+            check(&one_region(
+                "eu",
+                &format!(
+                    "\n[[routes]]\nid = \"r\"\npath = \"/\"\npurpose = \"storage\"\n\
+                     placement = \"home\"\nhost = \"{host}\"\n"
+                ),
             ))
         };
         for given in [

@@ -187,6 +187,9 @@ fn ascii_digit(u: u32) -> Option<char> {
 /// default-ignorable, another script's digit as its ASCII digit, a dash as `-`, an ideographic
 /// full stop as `.` (as IDNA maps it in a domain name).
 fn map_char(c: char) -> Option<char> {
+    if c.is_ascii() {
+        return Some(c);
+    }
     if ignorable(c) {
         return None;
     }
@@ -201,18 +204,20 @@ fn map_char(c: char) -> Option<char> {
 }
 
 fn unicode(s: &str) -> String {
+    fold(s.nfkc()).collect()
+}
+
+/// What [`unicode`] does after NFKC: each character through [`map_char`], and a combining
+/// mark on a digit (`4̲1̲1̲1̲`) dropped: the digit is what is read.
+fn fold(chars: impl Iterator<Item = char>) -> impl Iterator<Item = char> {
     let mut after_digit = false;
-    s.nfkc()
-        .filter_map(map_char)
-        .filter(|&c| {
-            // A combining mark on a digit (`4̲1̲1̲1̲`) is dropped: the digit is what is read.
-            let keep = !(after_digit && combining(c));
-            if keep {
-                after_digit = c.is_ascii_digit();
-            }
-            keep
-        })
-        .collect()
+    chars.filter_map(map_char).filter(move |&c| {
+        let keep = !(after_digit && combining(c));
+        if keep {
+            after_digit = c.is_ascii_digit();
+        }
+        keep
+    })
 }
 
 /// A combining mark of the blocks that decorate any character: Unicode's combining
@@ -228,13 +233,7 @@ fn combining(c: char) -> bool {
 /// (most text in most scripts is), and no character of it is dropped or rewritten. Such a
 /// value is scanned where it lies, without composing it again into a copy.
 fn settled(s: &str) -> bool {
-    let mut after_digit = false;
-    is_nfkc_quick(s.chars()) == IsNormalized::Yes
-        && s.chars().all(|c| {
-            let same = (c.is_ascii() || map_char(c) == Some(c)) && !(after_digit && combining(c));
-            after_digit = c.is_ascii_digit();
-            same
-        })
+    is_nfkc_quick(s.chars()) == IsNormalized::Yes && fold(s.chars()).eq(s.chars())
 }
 
 const INDIFFERENT: GeneralPurposeConfig =

@@ -265,25 +265,21 @@ pub fn records(
 ) -> Result<Vec<Value>, Box<dyn std::error::Error>> {
     let limit = limit.unwrap_or(usize::MAX);
     let mut kept = std::collections::BinaryHeap::new();
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
     let mut seq = 0;
-    scan(dir, |line| {
-        if limit == 0 || is_outcome(line.text) {
-            return Ok(ControlFlow::Continue(()));
+    each(dir, filter, |record| {
+        seq += 1;
+        kept.push(Kept {
+            time: str_of(&record, &["time"]).to_owned(),
+            seq,
+            record,
+        });
+        if kept.len() > limit {
+            // The newest goes: the oldest `limit` are kept.
+            kept.pop();
         }
-        let r = line.parse()?;
-        if !kind_of(&r).is_empty() && filter.matches(&r) {
-            seq += 1;
-            kept.push(Kept {
-                time: str_of(&r, &["time"]).to_owned(),
-                seq,
-                record: r,
-            });
-            if kept.len() > limit {
-                // The newest goes: the oldest `limit` are kept.
-                kept.pop();
-            }
-        }
-        Ok(ControlFlow::Continue(()))
     })?;
     Ok(kept
         .into_sorted_vec()
