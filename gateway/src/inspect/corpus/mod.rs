@@ -47,7 +47,7 @@ pub enum Evasion {
     Base64,
     FullWidth,
     ZeroWidth,
-    /// Spaces, dashes or dots inside numbers.
+    /// Spaces, dashes or dots inside numbers; an address written `jane (at) example (dot) com`.
     Separators,
     /// The value split over adjacent fields (JSON only).
     Split,
@@ -633,8 +633,15 @@ fn evade_value(v: &str, e: Evasion, r: &mut Rng) -> String {
             out
         }
         Evasion::Separators => {
-            if v.contains('@') {
-                return v.to_owned();
+            // An address's `@` and its domain's dots written as bracketed words; the style
+            // follows from the value, so the generator's random sequence is unchanged.
+            if let Some((local, domain)) = v.split_once('@') {
+                let (at, dot) = [
+                    (" (at) ", " (dot) "),
+                    ("[at]", "[dot]"),
+                    (" {AT} ", " dot "),
+                ][v.len() % 3];
+                return format!("{local}{at}{}", domain.replace('.', dot));
             }
             let sep = *r.pick(&[" ", "-", "."]);
             let (lead, rest) = match v.strip_prefix('+') {

@@ -57,3 +57,79 @@ fn valid_domain(d: &[u8]) -> bool {
         && last.len() >= 2
         && (last.iter().all(|c| c.is_ascii_alphabetic() || *c >= 0x80) || last.starts_with(b"xn--"))
 }
+
+/// An address whose `@` is written as a bracketed word, and perhaps its dots too:
+/// `jane (at) example (dot) com`, `jane[at]example.com`, `jane {at} example [.] com`,
+/// `jane <AT> example dot com`. Brackets are `()`, `[]`, `{}` or `<>`, with spaces allowed
+/// inside and around them; once an `@` is found so, a bare ` dot ` stands for a dot as well.
+/// A bare ` at ` is not read as one: prose says "at" too often.
+pub(super) fn contains_obfuscated(b: &[u8]) -> bool {
+    // Most bracketed text holds no `(at)`: it is found before anything is copied.
+    let Some(first) = (0..b.len()).find(|&i| matches!(bracketed(&b[i..]), Some((b'@', _)))) else {
+        return false;
+    };
+    let mut text = Vec::with_capacity(b.len());
+    text.extend_from_slice(&b[..first]);
+    let mut i = first;
+    while i < b.len() {
+        let rest = &b[i..];
+        let Some((c, len)) = bracketed(rest).or_else(|| Some((b'.', bare_dot(rest)?))) else {
+            text.push(b[i]);
+            i += 1;
+            continue;
+        };
+        while text.last().is_some_and(|c| matches!(c, b' ' | b'\t')) {
+            text.pop();
+        }
+        text.push(c);
+        i += len;
+        while i < b.len() && matches!(b[i], b' ' | b'\t') {
+            i += 1;
+        }
+    }
+    contains_email(&text)
+}
+
+/// `(at)`, `[ dot ]`, `{@}`, `<.>` at the start of `b`: the character it stands for and the
+/// bytes it takes.
+fn bracketed(b: &[u8]) -> Option<(u8, usize)> {
+    let close = match b.first()? {
+        b'(' => b')',
+        b'[' => b']',
+        b'{' => b'}',
+        b'<' => b'>',
+        _ => return None,
+    };
+    let spaces = |from: usize| {
+        from + b[from..]
+            .iter()
+            .take_while(|c| matches!(c, b' ' | b'\t'))
+            .count()
+    };
+    let start = spaces(1);
+    let (c, end) = [
+        (&b"at"[..], b'@'),
+        (b"@", b'@'),
+        (b"dot", b'.'),
+        (b".", b'.'),
+    ]
+    .into_iter()
+    .find_map(|(word, c)| {
+        let w = b.get(start..start + word.len())?;
+        w.eq_ignore_ascii_case(word)
+            .then_some((c, start + word.len()))
+    })?;
+    let end = spaces(end);
+    (b.get(end) == Some(&close)).then_some((c, end + 1))
+}
+
+/// ` dot ` (any case, spaces or tabs around it) at the start of `b`: the bytes up to the end
+/// of the word.
+fn bare_dot(b: &[u8]) -> Option<usize> {
+    let start = b.iter().take_while(|c| matches!(c, b' ' | b'\t')).count();
+    let after = start + 3;
+    (start > 0
+        && b.get(start..after)?.eq_ignore_ascii_case(b"dot")
+        && matches!(b.get(after), Some(b' ' | b'\t')))
+    .then_some(after)
+}

@@ -22,6 +22,8 @@ pub(super) fn scan(s: &str, contextual: bool, out: &mut dyn FnMut(Hit)) {
     let b = s.as_bytes();
     let mut words: [(usize, usize); MAX_WORDS] = [(0, 0); MAX_WORDS];
     let mut n = 0;
+    // The run began with a lower-case pair of letters.
+    let mut lower_start = false;
     let mut i = 0;
     while i < b.len() {
         // Next word: delimited by spaces and punctuation that never sits inside an identifier.
@@ -52,16 +54,6 @@ pub(super) fn scan(s: &str, contextual: bool, out: &mut dyn FnMut(Hit)) {
         if word.is_empty() && start < i && classes == SEP {
             continue;
         }
-        // Letters, digits and inner separators only; a digit, or a short upper-case word (an
-        // IBAN's country); no more letters and digits than the longest identifier (a digest, a
-        // token is never part of one).
-        let idish = !word.is_empty()
-            && classes & OTHER == 0
-            && alnum <= MAX_COMPACT
-            && (classes & DIGIT != 0
-                || (word.len() <= 4 && word.iter().all(u8::is_ascii_uppercase))
-                // A codice fiscale whose digits omocodia wrote as letters.
-                || (word.len() == 16 && word.iter().all(u8::is_ascii_uppercase)));
         // A gap of up to four spaces or tabs, with at most one separator among them
         // (`4111 1111`, `4111\t1111`, `4111 - 1111`), joins two words; a wider gap, or any
         // other delimiter, ends a run.
@@ -73,6 +65,21 @@ pub(super) fn scan(s: &str, contextual: bool, out: &mut dyn FnMut(Hit)) {
                     .all(|&c| matches!(c, b' ' | b'\t') || WORD[usize::from(c)] == SEP)
                 && gap.iter().filter(|&&c| WORD[usize::from(c)] == SEP).count() <= 1
         };
+        // Letters, digits and inner separators only; a digit, or a short upper-case word (an
+        // IBAN's country); no more letters and digits than the longest identifier (a digest, a
+        // token is never part of one). In lower case, a pair of letters (`ab 12 34 56 c`,
+        // `de 89 3704 ...`) starts a run, and a single letter may end a run that one started:
+        // a lone `a` or `y` after a number is too common in prose to be read as a check letter.
+        let lower = classes & (DIGIT | UPPER | OTHER) == 0;
+        let idish = !word.is_empty()
+            && classes & OTHER == 0
+            && alnum <= MAX_COMPACT
+            && (classes & DIGIT != 0
+                || (word.len() <= 4 && word.iter().all(u8::is_ascii_uppercase))
+                // A codice fiscale whose digits omocodia wrote as letters.
+                || (word.len() == 16 && word.iter().all(u8::is_ascii_uppercase))
+                || (lower && word.len() == 2)
+                || (lower && word.len() == 1 && joined && lower_start));
         if !idish || !joined || n == words.len() {
             if n > 0 {
                 run(s, &words[..n], contextual, out);
@@ -80,6 +87,9 @@ pub(super) fn scan(s: &str, contextual: bool, out: &mut dyn FnMut(Hit)) {
             n = 0;
         }
         if idish {
+            if n == 0 {
+                lower_start = lower && word.len() == 2;
+            }
             words[n] = (ws, we);
             n += 1;
         }
@@ -124,6 +134,10 @@ const WORD: [u8; 256] = {
 /// written in groups is read whole before any of its parts.
 fn run(s: &str, words: &[(usize, usize)], contextual: bool, out: &mut dyn FnMut(Hit)) {
     let b = s.as_bytes();
+    // No format is shorter than nine characters (`de la`, `AB 12`).
+    if words.iter().map(|&(ws, we)| we - ws).sum::<usize>() < 9 {
+        return;
+    }
     // Alphanumeric characters of each word, reduced once.
     let mut compact = [0u8; MAX_COMPACT * 2];
     let mut ends = [0u8; MAX_WORDS];
@@ -772,6 +786,32 @@ mod tests {
                 Some((detector, Some(country.to_owned()))),
                 "{value}"
             );
+        }
+    }
+
+    #[test]
+    fn identifiers_in_lower_case_groups_are_found() {
+        for (value, detector) in [
+            ("ab 12 34 56 c", "id.uk_nino"),
+            ("ab 123456 c", "id.uk_nino"),
+            ("de 89 3704 0044 0532 0130 00", "iban.mod97"),
+            ("de89 3704 0044 0532 0130 00", "iban.mod97"),
+        ] {
+            assert_eq!(
+                one(&format!("my number is {value}, thanks"), false),
+                Some(detector),
+                "{value}"
+            );
+        }
+        // A single lower-case letter ends a run only when a pair of letters began it: after a
+        // number, `y`, `a` and `e` are words of prose, not check letters.
+        for s in [
+            "entre 12345678 y 90",
+            "pedido 12345678 a domicilio",
+            "ab 12 34 56 e",
+            "de la mancha",
+        ] {
+            assert_eq!(found(s, false), vec![], "{s}");
         }
     }
 

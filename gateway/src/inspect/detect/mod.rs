@@ -331,6 +331,11 @@ impl Profile {
         self.flags & class != 0
     }
 
+    /// Long enough and bracketed enough to be `a(at)b.cd`.
+    fn obfuscated_email(&self) -> bool {
+        self.len >= 9 && self.has(BRACKET) && self.has(UPPER | LOWER)
+    }
+
     fn maybe_base64(&self) -> bool {
         self.len >= 12 && self.has(UPPER) && self.has(LOWER) && !self.has(OTHER)
     }
@@ -346,6 +351,7 @@ impl Profile {
         let may_fire = self.work()
             || self.maybe_base64()
             || self.has(AT)
+            || self.obfuscated_email()
             || (self.has(PLUS) && self.digits >= 8)
             || self.digits >= 6
             || (self.dots >= 3 && self.digits >= 4)
@@ -393,6 +399,8 @@ const COLON: u16 = 256;
 const NON_SPACE: u16 = 512;
 /// Ends the plain run of a JSON string: `"`, `\\` or a control character.
 const JSON_STOP: u16 = 1024;
+/// `(`, `[`, `{`, `<`: an address may be written `jane (at) example (dot) com`.
+const BRACKET: u16 = 2048;
 
 const CLASSES: [u64; 256] = {
     let mut t = [0u64; 256];
@@ -412,6 +420,7 @@ const CLASSES: [u64; 256] = {
             b'"' => OTHER | NON_SPACE | JSON_STOP,
             b'%' | b'&' | 0x80..=0xff => WORK | OTHER | NON_SPACE,
             b' ' => OTHER,
+            b'(' | b'[' | b'{' | b'<' => BRACKET | OTHER | NON_SPACE,
             b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => OTHER | JSON_STOP,
             0..=0x1f => OTHER | NON_SPACE | JSON_STOP,
             _ => OTHER | NON_SPACE,
@@ -548,6 +557,13 @@ fn detect_text(s: &str, p: &Profile, field: Option<Field>, out: &mut dyn FnMut(H
             country: None,
             confidence: 95,
         });
+    } else if p.obfuscated_email() && email::contains_obfuscated(s.as_bytes()) {
+        out(Hit {
+            category: Category::Email,
+            detector: "email.obfuscated",
+            country: None,
+            confidence: 85,
+        });
     }
     let mut phone = false;
     if p.has(PLUS)
@@ -635,6 +651,32 @@ mod tests {
             "a.@b.com",
             "price: 5 @ 3.00",
             "jane@-x.com",
+        ] {
+            assert!(cats(s).is_empty(), "{s}");
+        }
+    }
+
+    #[test]
+    fn addresses_written_with_bracketed_at_are_emails() {
+        for s in [
+            "write to jane.doe (at) example (dot) com",
+            "jane[at]example.com",
+            "jane { AT } example dot com",
+            "jane<@>example<.>co.uk",
+            "jane(at)example(dot)co(dot)uk.",
+            "jane [ at ] example [ . ] org",
+        ] {
+            let mut hits = Vec::new();
+            scan(s, |h| hits.push((h.category, h.detector)));
+            assert_eq!(hits, vec![(Category::Email, "email.obfuscated")], "{s}");
+        }
+        for s in [
+            "jane at example dot com",
+            "meet me (at) home",
+            "see (a) and (b), [dot] points",
+            "jane (at) example",
+            "jane (at) example (dot) c",
+            "jane (at example) dot com",
         ] {
             assert!(cats(s).is_empty(), "{s}");
         }
