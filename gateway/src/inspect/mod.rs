@@ -305,9 +305,16 @@ impl Inspection {
     }
 }
 
+/// Starts one inspection's budgets on this thread: the numbering-plan lookups of phone
+/// numbers and the bytes compressed values may decompress to.
+fn new_budgets() {
+    detect::phone::new_lookup_budget();
+    normalise::new_inflate_budget();
+}
+
 /// Inspects a query string (`a=b&c=d`, percent-decoded, `+` as space).
 pub fn inspect_query(query: &str, out: &mut Inspection) {
-    detect::phone::new_lookup_budget();
+    new_budgets();
     form_pairs(query.as_bytes(), "query", out);
 }
 
@@ -401,7 +408,7 @@ fn bounded_location(location: String) -> String {
 
 /// Inspects the URL path, segment by segment, percent-decoded: `path:/0` is the first.
 pub fn inspect_path(path: &str, out: &mut Inspection) {
-    detect::phone::new_lookup_budget();
+    new_budgets();
     for (n, seg) in path.trim_start_matches('/').split('/').enumerate() {
         if seg.is_empty() {
             continue;
@@ -459,7 +466,7 @@ impl Default for HeadOptions {
 
 /// Inspects the configured headers (values as sent, and percent-decoded) and cookies.
 pub fn inspect_headers(headers: &HeaderMap, opts: &HeadOptions, out: &mut Inspection) {
-    detect::phone::new_lookup_budget();
+    new_budgets();
     // A request with a few headers usually has none of the listed ones: comparing its names
     // with the list is cheaper than hashing every listed name to look it up.
     let none_listed = headers.keys_len() <= 16
@@ -627,7 +634,7 @@ pub fn inspect_body_with(
     opts: &BodyOptions<'_>,
     out: &mut Inspection,
 ) -> InspectStatus {
-    detect::phone::new_lookup_budget();
+    new_budgets();
     match body_status(headers, body, opts, out) {
         Ok(()) => InspectStatus::Complete,
         Err(why) => InspectStatus::Uninspectable(why),
@@ -854,7 +861,7 @@ fn read_multipart(
 
 /// Scans trailer values (they arrive with the body and reach HTTP/2 backends).
 pub fn inspect_trailers(trailers: &HeaderMap, out: &mut Inspection) {
-    detect::phone::new_lookup_budget();
+    new_budgets();
     for (name, value) in trailers {
         // Read as headers are: a byte that is not UTF-8 does not hide the rest.
         let v = String::from_utf8_lossy(value.as_bytes());

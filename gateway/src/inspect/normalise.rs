@@ -1,8 +1,8 @@
 //! Evasions undone before matching: percent-encoding (twice), HTML entities, literal `\u`
 //! escapes, Unicode compatibility forms (NFKC: full-width letters and digits, `﹫`, `．`),
 //! default-ignorable characters (zero-width spaces and joiners, soft hyphens, BOMs), other
-//! scripts' decimal digits and dashes. Base64 values that decode to text are decoded by
-//! [`base64_text`] and scanned as well.
+//! scripts' decimal digits and dashes. Base64 values that decode to text, or to gzip-compressed
+//! text, are decoded by [`base64_text`] and scanned as well.
 //!
 //! A value made of plain ASCII without `%`, `&` or `\` is returned as it is, without copying:
 //! that is almost every value.
@@ -12,6 +12,8 @@ use std::borrow::Cow;
 use base64::Engine;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfkc_quick};
+
+use super::decode::{self, Coding, DecodeLimits};
 
 /// Whether `s` needs any normalisation.
 pub fn needs_work(s: &str) -> bool {
@@ -265,10 +267,21 @@ const BASE64_CLASSES: [u8; 256] = {
     t
 };
 
-/// The text a base64 (or base64url) value decodes to, when the whole value is base64 of at
-/// least 12 characters and decodes to printable UTF-8. Speculative: most long tokens are not
-/// base64 of text, and the check fails on their first byte outside the alphabet.
-pub fn base64_text(s: &str) -> Option<String> {
+/// What a base64 value holds, when it holds something to read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Unwrapped {
+    /// Printable UTF-8 text (gzip-compressed text is decompressed first).
+    Text(String),
+    /// gzip data that is corrupt, or decompresses past [`MAX_BASE64`] bytes or 100 times its
+    /// size: it may hold anything.
+    Unreadable,
+}
+
+/// What a base64 (or base64url) value decodes to, when the whole value is base64 of at least
+/// 12 characters and decodes to printable UTF-8, or to gzip data (`H4sI...`, as APIs send
+/// compressed payloads in JSON strings). Speculative: most long tokens are not base64 of text,
+/// and the check fails on their first byte outside the alphabet.
+pub fn base64_text(s: &str) -> Option<Unwrapped> {
     let mut t = s.trim();
     // A data URL (`data:text/csv;base64,...`) carries base64 after its comma.
     if let Some(rest) = t.strip_prefix("data:") {
@@ -308,13 +321,43 @@ pub fn base64_text(s: &str) -> Option<String> {
     let n = engine
         .decode_slice(&body[..body.len().min(16)], &mut head)
         .ok()?;
-    if !text_prefix(&head[..n]) {
+    let gzip = head[..n].starts_with(&GZIP_MAGIC);
+    if !gzip && !text_prefix(&head[..n]) {
         return None;
     }
-    let bytes = engine.decode(body).ok()?;
+    let mut bytes = engine.decode(body).ok()?;
+    if gzip {
+        let left = INFLATE_LEFT.with(std::cell::Cell::get);
+        let limits = DecodeLimits {
+            max_decoded_bytes: MAX_BASE64.min(left),
+            max_ratio: 100,
+        };
+        bytes = match decode::decode(&[Coding::Gzip], &bytes, limits) {
+            Ok(text) => text.into_owned(),
+            Err(_) => return Some(Unwrapped::Unreadable),
+        };
+        INFLATE_LEFT.with(|b| b.set(left.saturating_sub(bytes.len())));
+    }
     let text = String::from_utf8(bytes).ok()?;
-    printable(&text).then_some(text)
+    printable(&text).then_some(Unwrapped::Text(text))
 }
+
+/// The most bytes the gzip values of one inspection (a body, the query, the headers) may
+/// decompress to together; past it, further compressed values are [`Unwrapped::Unreadable`].
+/// A body of many small compressed values would otherwise ask for far more work than its size.
+const INFLATE_BUDGET: usize = 8 << 20;
+
+thread_local! {
+    static INFLATE_LEFT: std::cell::Cell<usize> = const { std::cell::Cell::new(INFLATE_BUDGET) };
+}
+
+/// Starts a new inspection's decompression budget on this thread ([`INFLATE_BUDGET`]).
+pub(crate) fn new_inflate_budget() {
+    INFLATE_LEFT.with(|b| b.set(INFLATE_BUDGET));
+}
+
+/// The first bytes of a gzip member with the deflate method (RFC 1952).
+const GZIP_MAGIC: [u8; 3] = [0x1f, 0x8b, 0x08];
 
 /// The longest base64 value decoded (the inspection buffer bounds a body anyway; a value is
 /// decoded only when its first bytes already decode to text).
@@ -435,25 +478,98 @@ mod tests {
         }
     }
 
+    fn text(s: &str) -> Option<String> {
+        match base64_text(s)? {
+            Unwrapped::Text(t) => Some(t),
+            Unwrapped::Unreadable => None,
+        }
+    }
+
+    fn gzip_b64(data: &[u8]) -> String {
+        use std::io::Write as _;
+        let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(data).unwrap();
+        STANDARD.encode(z.finish().unwrap())
+    }
+
+    /// Letters in no pattern: about five bits a byte once compressed, far from a bomb's ratio.
+    fn letters(n: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed;
+        (0..n)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                b'a' + ((x >> 33) % 26) as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn gzip_in_base64_is_decompressed_within_limits() {
+        new_inflate_budget();
+        assert_eq!(
+            text(&gzip_b64(b"contact: jane@example.com")),
+            Some("contact: jane@example.com".into())
+        );
+        // Compressed binary holds no text to read, as base64 of binary does not.
+        assert_eq!(
+            base64_text(&gzip_b64(&[0u8, 1, 2, 3, 0xff, 0xfe, 7, 8])),
+            None
+        );
+        // Two MiB of zeros (a thousand to one), corrupt data, and a truncated member cannot
+        // be read.
+        assert_eq!(
+            base64_text(&gzip_b64(&vec![b'0'; 2 << 20])),
+            Some(Unwrapped::Unreadable)
+        );
+        let mut corrupt = vec![0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 0xff];
+        corrupt.extend_from_slice(b"not deflate data at all, just text");
+        assert_eq!(
+            base64_text(&STANDARD.encode(&corrupt)),
+            Some(Unwrapped::Unreadable)
+        );
+        let whole = gzip_b64(b"contact: jane@example.com, and more text after it");
+        assert_eq!(
+            base64_text(&whole[..whole.len() / 2 / 4 * 4]),
+            Some(Unwrapped::Unreadable)
+        );
+    }
+
+    #[test]
+    fn one_inspection_decompresses_at_most_its_budget() {
+        new_inflate_budget();
+        let value = gzip_b64(&letters((1 << 20) - 16, 7));
+        for n in 0..INFLATE_BUDGET / MAX_BASE64 {
+            assert!(
+                matches!(base64_text(&value), Some(Unwrapped::Text(_))),
+                "value {n}"
+            );
+        }
+        assert_eq!(base64_text(&value), Some(Unwrapped::Unreadable));
+        new_inflate_budget();
+        assert!(matches!(base64_text(&value), Some(Unwrapped::Text(_))));
+    }
+
     #[test]
     fn base64_of_text_is_decoded() {
         assert_eq!(
-            base64_text("ZW1haWw6am9obkBleGFtcGxlLmNvbQ==").as_deref(),
-            Some("email:john@example.com")
+            text("ZW1haWw6am9obkBleGFtcGxlLmNvbQ=="),
+            Some("email:john@example.com".into())
         );
         assert_eq!(
-            base64_text("am9obkBleGFtcGxlLmNvbQ").as_deref(),
-            Some("john@example.com")
+            text("am9obkBleGFtcGxlLmNvbQ"),
+            Some("john@example.com".into())
         );
-        assert_eq!(base64_text("3q2+7w=="), None);
-        assert_eq!(base64_text("550e8400-e29b-41d4-a716-446655440000"), None);
-        assert_eq!(base64_text("hello world"), None);
+        assert_eq!(text("3q2+7w=="), None);
+        assert_eq!(text("550e8400-e29b-41d4-a716-446655440000"), None);
+        assert_eq!(text("hello world"), None);
         // Random tokens are refused from their first bytes; text with multi-byte characters
         // cut at the end of those bytes is still read whole.
-        assert_eq!(base64_text("72JCiYPtNxrU37bEOyHGZ394GM6rwM6q"), None);
+        assert_eq!(text("72JCiYPtNxrU37bEOyHGZ394GM6rwM6q"), None);
         assert_eq!(
-            base64_text("YcOpw6nDqcOpw6nDqWpvaG5AZXhhbXBsZS5jb20=").as_deref(),
-            Some("aééééééjohn@example.com")
+            text("YcOpw6nDqcOpw6nDqWpvaG5AZXhhbXBsZS5jb20="),
+            Some("aééééééjohn@example.com".into())
         );
         assert!(text_prefix("abcé".as_bytes()) && text_prefix(&"abcé".as_bytes()[..4]));
         assert!(!text_prefix(b"ab\x01") && !text_prefix(b"\xff\xfe"));

@@ -936,6 +936,42 @@ async fn personal_data_is_found_under_a_repeated_key_and_in_one_byte_chunks() {
 }
 
 #[tokio::test]
+async fn compressed_values_are_read_and_unreadable_ones_stay_in_the_subjects_zone() {
+    use base64::Engine;
+    use std::io::Write;
+    let gzip_b64 = |data: &[u8]| {
+        let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(data).unwrap();
+        base64::engine::general_purpose::STANDARD.encode(z.finish().unwrap())
+    };
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let gw = Gateway::two_regions(&eu, &us, "").await;
+    // A compressed payload in a JSON string, as APIs send batches: what it holds is found.
+    let payload = gzip_b64(br#"[{"note":"call back","contact":"jane@example.com"}]"#);
+    let body = format!(r#"{{"batch":"{payload}"}}"#);
+    let r = post_json(&gw.url("/analytics"), EU_IP, &body).await;
+    assert_eq!(r.status, 451, "{}", r.text());
+    let rec = gw.record(r.header("domicile-decision").unwrap());
+    assert_eq!(rec["findings"][0]["category"], "email");
+    assert_eq!(rec["findings"][0]["location"], "/batch");
+    assert!(!rec.to_string().contains("jane@example.com"));
+    // One that decompresses a thousand to one cannot be read: it may hold anything, so it
+    // does not go to the US, and is stored in the subject's home region.
+    let bomb = format!(r#"{{"batch":"{}"}}"#, gzip_b64(&vec![b' '; 4 << 20]));
+    let r = post_json(&gw.url("/analytics"), EU_IP, &bomb).await;
+    assert_eq!(r.status, 451, "{}", r.text());
+    let rec = gw.record(r.header("domicile-decision").unwrap());
+    assert_eq!(rec["findings"][0]["category"], "uninspectable");
+    assert_eq!(rec["findings"][0]["detector"], "compressed.gzip");
+    assert_eq!(rec["findings"][0]["location"], "/batch");
+    let r = post_json(&gw.url("/customers"), EU_IP, &bomb).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("domicile-region"), Some("eu-central"));
+    assert_eq!((eu.count(), us.count()), (1, 0));
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
 async fn tokens_carry_their_claims_and_encrypted_values_stay_in_the_subjects_zone() {
     use base64::Engine;
     let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);

@@ -288,8 +288,20 @@ fn scan_base64(s: &str, p: &Profile, field: Option<Field>, out: &mut dyn FnMut(H
     };
     let mut next = of(s, p);
     for _ in 0..BASE64_DEPTH {
-        let Some(decoded) = next.take() else {
-            return;
+        let decoded = match next.take() {
+            None => return,
+            Some(normalise::Unwrapped::Text(t)) => t,
+            // Compressed data that could not be read may be anything: data of unknown
+            // category, which never crosses a border.
+            Some(normalise::Unwrapped::Unreadable) => {
+                out(Hit {
+                    category: Category::Uninspectable,
+                    detector: "compressed.gzip",
+                    country: None,
+                    confidence: 90,
+                });
+                return;
+            }
         };
         let n = normalise::normalise(&decoded);
         let p = profile(n.as_bytes());
