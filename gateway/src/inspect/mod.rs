@@ -635,9 +635,28 @@ pub fn inspect_body_with(
     out: &mut Inspection,
 ) -> InspectStatus {
     new_budgets();
-    match body_status(headers, body, opts, out) {
+    let before = out.findings.len();
+    let status = match body_status(headers, body, opts, out) {
         Ok(()) => InspectStatus::Complete,
         Err(why) => InspectStatus::Uninspectable(why),
+    };
+    if opts.binary_parts == BinaryParts::Skip {
+        skip_embedded_files(out, before);
+    }
+    status
+}
+
+/// On a route that forwards binary uploads uninspected, a file embedded in a value as base64
+/// (`embedded.*`) is such an upload: listed as not inspected instead of found.
+fn skip_embedded_files(out: &mut Inspection, from: usize) {
+    let files: Vec<Finding> = out
+        .findings
+        .extract_if(from.., |f| f.detector.starts_with("embedded."))
+        .collect();
+    for f in files {
+        if !out.not_inspected.contains(&f.location) {
+            out.not_inspected.push(f.location);
+        }
     }
 }
 
@@ -1677,6 +1696,48 @@ mod tests {
         }
         body.extend_from_slice(b"--XyZ--\r\n");
         (headers("multipart/form-data; boundary=XyZ"), body)
+    }
+
+    #[test]
+    fn files_embedded_as_base64_are_uninspectable_unless_the_route_skips_uploads() {
+        use base64::Engine as _;
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        let png = b64(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01");
+        let pdf = b64(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj << /Type /Catalog >> endobj");
+        let body = format!(
+            r#"{{"scan":"{png}","contract":"data:application/pdf;base64,{pdf}","email":"jane@example.com"}}"#
+        );
+        let h = headers("application/json");
+        let mut i = Inspection::default();
+        assert_eq!(
+            inspect_body(&h, body.as_bytes(), &mut i),
+            InspectStatus::Complete
+        );
+        let found: Vec<_> = i
+            .findings
+            .iter()
+            .map(|f| (f.category, f.location.as_str(), f.detector))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                (Category::Uninspectable, "/scan", "embedded.png"),
+                (Category::Uninspectable, "/contract", "embedded.pdf"),
+                (Category::Email, "/email", "email.rfc5322"),
+            ]
+        );
+        // A route whose binary uploads go on uninspected lists them instead.
+        let skip = BodyOptions {
+            binary_parts: BinaryParts::Skip,
+            ..BodyOptions::default()
+        };
+        let mut i = Inspection::default();
+        assert_eq!(
+            inspect_body_with(&h, body.as_bytes(), &skip, &mut i),
+            InspectStatus::Complete
+        );
+        assert_eq!(locations(&i), vec!["/email"]);
+        assert_eq!(i.not_inspected, vec!["/scan", "/contract"]);
     }
 
     #[test]

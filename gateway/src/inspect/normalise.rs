@@ -275,6 +275,9 @@ pub enum Unwrapped {
     /// gzip data that is corrupt, or decompresses past [`MAX_BASE64`] bytes or 100 times its
     /// size: it may hold anything.
     Unreadable,
+    /// A file of a kind that is not read (a document, an image, an archive): named by the
+    /// detector id that reports it (`embedded.pdf`).
+    File(&'static str),
 }
 
 /// What a base64 (or base64url) value decodes to, when the whole value is base64 of at least
@@ -321,6 +324,9 @@ pub fn base64_text(s: &str) -> Option<Unwrapped> {
     let n = engine
         .decode_slice(&body[..body.len().min(16)], &mut head)
         .ok()?;
+    if let Some(kind) = file_kind(&head[..n]) {
+        return Some(Unwrapped::File(kind));
+    }
     let gzip = head[..n].starts_with(&GZIP_MAGIC);
     if !gzip && !text_prefix(&head[..n]) {
         return None;
@@ -354,6 +360,49 @@ thread_local! {
 /// Starts a new inspection's decompression budget on this thread ([`INFLATE_BUDGET`]).
 pub(crate) fn new_inflate_budget() {
     INFLATE_LEFT.with(|b| b.set(INFLATE_BUDGET));
+}
+
+/// The kind of file the first bytes of a decoded value begin, by the signatures the formats
+/// define: documents, images and archives, which may hold anything (a scanned passport, a
+/// spreadsheet of customers) and are not read here.
+fn file_kind(head: &[u8]) -> Option<&'static str> {
+    const SIGNATURES: [(&[u8], &str); 12] = [
+        (b"PK\x03\x04", "embedded.zip"),
+        (b"%PDF-", "embedded.pdf"),
+        (b"\x89PNG\r\n\x1a\n", "embedded.png"),
+        (b"\xff\xd8\xff\xe0", "embedded.jpeg"),
+        (b"\xff\xd8\xff\xe1", "embedded.jpeg"),
+        (b"\xff\xd8\xff\xdb", "embedded.jpeg"),
+        (b"GIF87a", "embedded.gif"),
+        (b"GIF89a", "embedded.gif"),
+        (b"II*\x00", "embedded.tiff"),
+        (b"MM\x00*", "embedded.tiff"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "embedded.ole"),
+        (b"7z\xbc\xaf\x27\x1c", "embedded.7z"),
+    ];
+    if let Some(&(_, kind)) = SIGNATURES.iter().find(|(sig, _)| head.starts_with(sig)) {
+        return Some(kind);
+    }
+    match head {
+        [
+            b'R',
+            b'I',
+            b'F',
+            b'F',
+            _,
+            _,
+            _,
+            _,
+            b'W',
+            b'E',
+            b'B',
+            b'P',
+            ..,
+        ] => Some("embedded.webp"),
+        // ISO base media files: HEIC and AVIF photos, MP4 and QuickTime video.
+        [_, _, _, _, b'f', b't', b'y', b'p', ..] => Some("embedded.media"),
+        _ => None,
+    }
 }
 
 /// The first bytes of a gzip member with the deflate method (RFC 1952).
@@ -481,7 +530,7 @@ mod tests {
     fn text(s: &str) -> Option<String> {
         match base64_text(s)? {
             Unwrapped::Text(t) => Some(t),
-            Unwrapped::Unreadable => None,
+            Unwrapped::Unreadable | Unwrapped::File(_) => None,
         }
     }
 
@@ -534,6 +583,35 @@ mod tests {
             base64_text(&whole[..whole.len() / 2 / 4 * 4]),
             Some(Unwrapped::Unreadable)
         );
+    }
+
+    #[test]
+    fn files_are_told_by_their_signatures() {
+        let file = |head: &[u8]| {
+            let mut b = head.to_vec();
+            b.extend_from_slice(&letters(40, 3));
+            base64_text(&STANDARD.encode(&b))
+        };
+        for (head, kind) in [
+            (&b"PK\x03\x04\x14\x00\x06\x00"[..], "embedded.zip"),
+            (b"%PDF-1.4\n", "embedded.pdf"),
+            (b"\x89PNG\r\n\x1a\n", "embedded.png"),
+            (b"\xff\xd8\xff\xe0\x00\x10JFIF", "embedded.jpeg"),
+            (b"\xff\xd8\xff\xe1\x12\x34Exif", "embedded.jpeg"),
+            (b"GIF89a", "embedded.gif"),
+            (b"RIFF\x24\x00\x00\x00WEBPVP8 ", "embedded.webp"),
+            (b"\x00\x00\x00\x18ftypheic", "embedded.media"),
+            (b"\x00\x00\x00\x20ftypisom", "embedded.media"),
+            (b"II*\x00\x08\x00", "embedded.tiff"),
+            (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "embedded.ole"),
+            (b"7z\xbc\xaf\x27\x1c", "embedded.7z"),
+        ] {
+            assert_eq!(file(head), Some(Unwrapped::File(kind)), "{kind}");
+        }
+        // Text that merely starts like one is text; random bytes are nothing.
+        assert!(matches!(file(b"PK is a prefix "), Some(Unwrapped::Text(_))));
+        assert!(matches!(file(b"GIF87 "), Some(Unwrapped::Text(_))));
+        assert_eq!(file(b"\xff\xd8\xff\x00\x9a"), None);
     }
 
     #[test]

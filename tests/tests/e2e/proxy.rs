@@ -936,7 +936,7 @@ async fn personal_data_is_found_under_a_repeated_key_and_in_one_byte_chunks() {
 }
 
 #[tokio::test]
-async fn compressed_values_are_read_and_unreadable_ones_stay_in_the_subjects_zone() {
+async fn compressed_values_are_read_and_unreadable_ones_and_files_stay_in_the_subjects_zone() {
     use base64::Engine;
     use std::io::Write;
     let gzip_b64 = |data: &[u8]| {
@@ -967,6 +967,16 @@ async fn compressed_values_are_read_and_unreadable_ones_stay_in_the_subjects_zon
     let r = post_json(&gw.url("/customers"), EU_IP, &bomb).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.header("domicile-region"), Some("eu-central"));
+    // So may a photo sent as base64 (a scanned passport, say): not read, not sent abroad.
+    let jpeg = base64::engine::general_purpose::STANDARD
+        .encode(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00");
+    let photo = format!(r#"{{"id_scan":"data:image/jpeg;base64,{jpeg}"}}"#);
+    let r = post_json(&gw.url("/analytics"), EU_IP, &photo).await;
+    assert_eq!(r.status, 451, "{}", r.text());
+    let rec = gw.record(r.header("domicile-decision").unwrap());
+    assert_eq!(rec["findings"][0]["category"], "uninspectable");
+    assert_eq!(rec["findings"][0]["detector"], "embedded.jpeg");
+    assert_eq!(rec["findings"][0]["location"], "/id_scan");
     assert_eq!((eu.count(), us.count()), (1, 0));
     gw.running.shutdown().await;
 }

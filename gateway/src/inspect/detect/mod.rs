@@ -288,15 +288,20 @@ fn scan_base64(s: &str, p: &Profile, field: Option<Field>, out: &mut dyn FnMut(H
     };
     let mut next = of(s, p);
     for _ in 0..BASE64_DEPTH {
-        let decoded = match next.take() {
+        let sealed = match next.take() {
             None => return,
-            Some(normalise::Unwrapped::Text(t)) => t,
-            // Compressed data that could not be read may be anything: data of unknown
-            // category, which never crosses a border.
-            Some(normalise::Unwrapped::Unreadable) => {
+            Some(normalise::Unwrapped::Text(t)) => Ok(t),
+            // Compressed data that could not be read, a document, an image or an archive may
+            // hold anything: data of unknown category, which never crosses a border.
+            Some(normalise::Unwrapped::Unreadable) => Err("compressed.gzip"),
+            Some(normalise::Unwrapped::File(detector)) => Err(detector),
+        };
+        let decoded = match sealed {
+            Ok(text) => text,
+            Err(detector) => {
                 out(Hit {
                     category: Category::Uninspectable,
-                    detector: "compressed.gzip",
+                    detector,
                     country: None,
                     confidence: 90,
                 });
