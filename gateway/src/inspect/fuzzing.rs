@@ -115,6 +115,18 @@ pub fn multipart(data: &[u8]) -> Result<(), String> {
         if parts.len() > 16 || total > body.len() {
             return Err(format!("{} parts, {total} bytes", parts.len()));
         }
+        // Undoing a transfer encoding never makes a part larger.
+        for p in &parts {
+            if let Some(decoded) = super::multipart::transfer_decoded(p)
+                && decoded.len() > p.body.len()
+            {
+                return Err(format!(
+                    "{} bytes decoded from {}",
+                    decoded.len(),
+                    p.body.len()
+                ));
+            }
+        }
     }
     let mut h = HeaderMap::new();
     h.insert(header::CONTENT_TYPE, ct);

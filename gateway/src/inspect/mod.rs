@@ -840,13 +840,7 @@ fn read_multipart(
         for f in &part.filenames {
             detect::scan(f, |h| out.push(h, location.clone()));
         }
-        if part
-            .transfer_encoding
-            .as_deref()
-            .is_some_and(|te| !matches!(te, "7bit" | "8bit" | "binary"))
-        {
-            return Err(Uninspectable::ContentEncoding);
-        }
+        let body = multipart::transfer_decoded(&part).ok_or(Uninspectable::ContentEncoding)?;
         let ct = part.content_type.as_deref().unwrap_or("text/plain");
         let media = bare_media_type(ct);
         let kind = if media.starts_with("multipart/") {
@@ -858,13 +852,13 @@ fn read_multipart(
             Some(kind) => read_kind(
                 kind,
                 ct,
-                part.body,
+                &body,
                 Where::Part(&location, part.name.as_deref()),
                 opts,
                 depth + 1,
                 out,
             )?,
-            None if part.body.is_empty() => {}
+            None if body.is_empty() => {}
             None => match opts.binary_parts {
                 BinaryParts::Uninspectable => return Err(Uninspectable::BinaryPart),
                 BinaryParts::Skip => {
@@ -1738,6 +1732,65 @@ mod tests {
         );
         assert_eq!(locations(&i), vec!["/email"]);
         assert_eq!(i.not_inspected, vec!["/scan", "/contract"]);
+    }
+
+    #[test]
+    fn multipart_parts_are_read_through_their_transfer_encoding() {
+        let part = |name: &str, cte: &str, data: &str| {
+            format!(
+                "--XyZ\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\
+                 Content-Transfer-Encoding: {cte}\r\n\r\n{data}\r\n"
+            )
+        };
+        let h = headers("multipart/form-data; boundary=XyZ");
+        let body = [
+            // "contact: jane@example.com", as MIME writes base64: in lines.
+            part(
+                "contact",
+                "base64",
+                "Y29udGFjdDogamFu\r\nZUBleGFtcGxlLmNvbQ==",
+            ),
+            part(
+                "tel",
+                "Quoted-Printable",
+                "call +49=2030=20901820 or=\r\n later",
+            ),
+            part("note", "8bit", "nothing here"),
+            "--XyZ--\r\n".to_owned(),
+        ]
+        .concat();
+        let mut i = Inspection::default();
+        assert_eq!(
+            inspect_body(&h, body.as_bytes(), &mut i),
+            InspectStatus::Complete
+        );
+        let found: Vec<_> = i
+            .findings
+            .iter()
+            .map(|f| (f.category, f.location.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                (Category::Email, "multipart:contact"),
+                (Category::Phone, "multipart:tel")
+            ]
+        );
+        // An encoding that is not known, or a body not valid in its own, cannot be read.
+        for (cte, data) in [
+            ("x-uuencode", "begin 644 x"),
+            ("base64", "not base64 at all!"),
+            ("quoted-printable", "jane=4"),
+            ("quoted-printable", "jane=ZZexample.com"),
+        ] {
+            let body = [part("p", cte, data), "--XyZ--\r\n".to_owned()].concat();
+            let mut i = Inspection::default();
+            assert_eq!(
+                inspect_body(&h, body.as_bytes(), &mut i),
+                InspectStatus::Uninspectable(Uninspectable::ContentEncoding),
+                "{cte}: {data}"
+            );
+        }
     }
 
     #[test]

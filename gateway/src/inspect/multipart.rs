@@ -5,6 +5,9 @@
 //! in CRLF, the close delimiter is present, and nothing but line ends follows it. Part headers
 //! are bounded in size and number, and so is the number of parts.
 
+use std::borrow::Cow;
+
+use base64::Engine as _;
 use memchr::memmem;
 
 /// The longest boundary RFC 2046 allows.
@@ -240,6 +243,62 @@ fn headers(body: &[u8], pos: usize, rules: Rules) -> Result<(Part<'_>, usize), M
     Ok((part, body_start))
 }
 
+/// A part's body with its `Content-Transfer-Encoding` undone (RFC 2045 section 6): `base64`
+/// (in lines, as MIME writes it) and `quoted-printable` are decoded, `7bit`, `8bit` and
+/// `binary` are the bytes as they are. `None` for another encoding or a body that is not valid
+/// in its own: such a part cannot be read.
+pub fn transfer_decoded<'a>(part: &Part<'a>) -> Option<Cow<'a, [u8]>> {
+    match part.transfer_encoding.as_deref() {
+        None | Some("7bit" | "8bit" | "binary") => Some(Cow::Borrowed(part.body)),
+        Some("base64") => {
+            let text: Vec<u8> = part
+                .body
+                .iter()
+                .copied()
+                .filter(|c| !c.is_ascii_whitespace())
+                .collect();
+            base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .ok()
+                .map(Cow::Owned)
+        }
+        Some("quoted-printable") => quoted_printable(part.body).map(Cow::Owned),
+        Some(_) => None,
+    }
+}
+
+/// Quoted-printable (RFC 2045 section 6.7): `=XX` is a byte in hex, `=` at the end of a line
+/// joins it to the next; any other `=` is invalid.
+fn quoted_printable(b: &[u8]) -> Option<Vec<u8>> {
+    let hex = |c: u8| (c as char).to_digit(16);
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'=' {
+            out.push(b[i]);
+            i += 1;
+            continue;
+        }
+        // A soft line break, after any spaces or tabs the encoder left before it.
+        let rest = &b[i + 1..];
+        let pad = rest
+            .iter()
+            .take_while(|c| matches!(c, b' ' | b'\t'))
+            .count();
+        match (&rest[pad..], rest) {
+            ([b'\r', b'\n', ..], _) => i += 1 + pad + 2,
+            ([b'\n', ..], _) => i += 1 + pad + 1,
+            ([], _) => i += 1 + pad,
+            (_, [h, l, ..]) => {
+                out.push(u8::try_from(hex(*h)? * 16 + hex(*l)?).ok()?);
+                i += 3;
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
 /// The parameter `name` of a media type (quoted strings read as RFC 9110 section 5.6.4 says);
 /// `Err` when it is given more than once.
 pub(crate) fn media_param(content_type: &str, name: &str) -> Result<Option<String>, ()> {
@@ -316,6 +375,27 @@ mod tests {
     use super::*;
 
     const B: &str = "----x1";
+
+    #[test]
+    fn quoted_printable_is_decoded_and_its_errors_refused() {
+        for (qp, text) in [
+            ("jane=40example.com", "jane@example.com"),
+            ("jane@exa=\r\nmple.com", "jane@example.com"),
+            ("jane@exa=  \r\nmple.com", "jane@example.com"),
+            ("jane@exa=\nmple.com", "jane@example.com"),
+            ("caf=C3=A9", "café"),
+            ("ends softly=", "ends softly"),
+        ] {
+            assert_eq!(
+                quoted_printable(qp.as_bytes()).as_deref(),
+                Some(text.as_bytes()),
+                "{qp:?}"
+            );
+        }
+        for qp in ["a=4", "a=ZZ", "a= b", "a=\rb"] {
+            assert_eq!(quoted_printable(qp.as_bytes()), None, "{qp:?}");
+        }
+    }
 
     fn body(parts: &[&str]) -> Vec<u8> {
         let mut s = String::new();
