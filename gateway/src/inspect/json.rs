@@ -589,12 +589,12 @@ impl<'a, F: FnMut(Hit, Location<'_, '_>), S: Structure> Walker<'a, '_, '_, F, S>
             // (A token has two or four dots: a small one may look quiet, and is opened.)
             // (A data URL's base64 may be quiet as it stands.)
             Some(p)
-                if p.quiet()
+                if p.quiet_unless_spelled()
                     && self.field().is_none()
                     && !p.sealed_in(v)
                     && !v.starts_with("data:") =>
             {
-                false
+                p.spelled_email() && self.detect(|_, out| detect::spelled_email(v, out))
             }
             Some(p) => self.detect(|field, out| detect::scan_str(field, v, &p, out)),
             None => self.value(Value::Str(v)),

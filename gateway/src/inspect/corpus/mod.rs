@@ -640,7 +640,8 @@ fn evade_value(v: &str, e: Evasion, r: &mut Rng) -> String {
                     (" (at) ", " (dot) "),
                     ("[at]", "[dot]"),
                     (" {AT} ", " dot "),
-                ][v.len() % 3];
+                    (" at ", " dot "),
+                ][v.len() % 4];
                 return format!("{local}{at}{}", domain.replace('.', dot));
             }
             let sep = *r.pick(&[" ", "-", "."]);

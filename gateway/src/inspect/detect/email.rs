@@ -1,5 +1,9 @@
 //! Email addresses, internationalised local parts and IDN domains included.
 
+use std::sync::LazyLock;
+
+use memchr::memmem::FinderRev;
+
 fn is_local_byte(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c >= 0x80 || b"!#$%&'*+/=?^_`{|}~.-".contains(&c)
 }
@@ -58,22 +62,38 @@ fn valid_domain(d: &[u8]) -> bool {
         && (last.iter().all(|c| c.is_ascii_alphabetic() || *c >= 0x80) || last.starts_with(b"xn--"))
 }
 
-/// An address whose `@` is written as a bracketed word, and perhaps its dots too:
-/// `jane (at) example (dot) com`, `jane[at]example.com`, `jane {at} example [.] com`,
-/// `jane <AT> example dot com`. Brackets are `()`, `[]`, `{}` or `<>`, with spaces allowed
-/// inside and around them; once an `@` is found so, a bare ` dot ` stands for a dot as well.
-/// A bare ` at ` is not read as one: prose says "at" too often.
-pub(super) fn contains_obfuscated(b: &[u8]) -> bool {
-    // Most bracketed text holds no `(at)`: it is found before anything is copied.
-    let Some(first) = (0..b.len()).find(|&i| matches!(bracketed(&b[i..]), Some((b'@', _)))) else {
+/// An address with its `@` written as a word: bracketed (`jane (at) example (dot) com`,
+/// `jane[at]example.com`, `jane {AT} example dot com`, `jane<@>example<.>org`; brackets are
+/// `()`, `[]`, `{}` or `<>`, with spaces allowed inside and around them), or bare when a dot of
+/// its domain is a bare word too (`jane at example dot com`). A bare ` at ` before a domain
+/// written with real dots is prose ("available at example.com") and is not read as one; once
+/// an `@` is found, a bare ` dot ` stands for a dot.
+/// `brackets` says whether `b` has any of the brackets, `spaces` whether it has a space.
+pub(super) fn contains_obfuscated(b: &[u8], brackets: bool, spaces: bool) -> bool {
+    // Most text holds neither form: that is found before anything is copied.
+    let bracketed_at = if brackets {
+        b.iter()
+            .enumerate()
+            .filter(|(_, c)| matches!(c, b'(' | b'[' | b'{' | b'<'))
+            .find(|&(i, _)| matches!(bracketed(&b[i..]), Some((b'@', _))))
+            .map(|(i, _)| i)
+    } else {
+        None
+    };
+    let Some(first) = bracketed_at.or_else(|| bare_at_before_dot(b).filter(|_| spaces)) else {
         return false;
     };
+    // Beside a bracketed `@`, a bare `at` is left as the word it is.
+    let bare_at = bracketed_at.is_none();
     let mut text = Vec::with_capacity(b.len());
     text.extend_from_slice(&b[..first]);
     let mut i = first;
     while i < b.len() {
         let rest = &b[i..];
-        let Some((c, len)) = bracketed(rest).or_else(|| Some((b'.', bare_dot(rest)?))) else {
+        let word = bracketed(rest)
+            .or_else(|| Some((b'.', bare(rest, b"dot")?)))
+            .or_else(|| Some((b'@', bare(rest, b"at").filter(|_| bare_at)?)));
+        let Some((c, len)) = word else {
             text.push(b[i]);
             i += 1;
             continue;
@@ -88,6 +108,14 @@ pub(super) fn contains_obfuscated(b: &[u8]) -> bool {
         }
     }
     contains_email(&text)
+}
+
+/// Where a bare ` at ` is that a bare ` dot ` follows (the words in lower or upper case).
+fn bare_at_before_dot(b: &[u8]) -> Option<usize> {
+    static DOTS: LazyLock<[FinderRev<'static>; 2]> =
+        LazyLock::new(|| [FinderRev::new(b" dot "), FinderRev::new(b" DOT ")]);
+    let dot = DOTS.iter().filter_map(|f| f.rfind(b)).max()?;
+    (0..dot).find(|&i| b[i] == b' ' && bare(&b[i..], b"at").is_some())
 }
 
 /// `(at)`, `[ dot ]`, `{@}`, `<.>` at the start of `b`: the character it stands for and the
@@ -123,13 +151,13 @@ fn bracketed(b: &[u8]) -> Option<(u8, usize)> {
     (b.get(end) == Some(&close)).then_some((c, end + 1))
 }
 
-/// ` dot ` (any case, spaces or tabs around it) at the start of `b`: the bytes up to the end
-/// of the word.
-fn bare_dot(b: &[u8]) -> Option<usize> {
+/// The bare word `word` (any case, after spaces or tabs and before one) at the start of `b`:
+/// the bytes up to the end of the word.
+fn bare(b: &[u8], word: &[u8]) -> Option<usize> {
     let start = b.iter().take_while(|c| matches!(c, b' ' | b'\t')).count();
-    let after = start + 3;
+    let after = start + word.len();
     (start > 0
-        && b.get(start..after)?.eq_ignore_ascii_case(b"dot")
+        && b.get(start..after)?.eq_ignore_ascii_case(word)
         && matches!(b.get(after), Some(b' ' | b'\t')))
     .then_some(after)
 }

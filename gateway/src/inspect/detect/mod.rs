@@ -348,9 +348,11 @@ impl Profile {
         self.flags & class != 0
     }
 
-    /// Long enough and bracketed enough to be `a(at)b.cd`.
+    /// Long enough, and bracketed or spaced enough, to be `a(at)b.cd` or `a at b dot cd`.
     fn obfuscated_email(&self) -> bool {
-        self.len >= 9 && self.has(BRACKET) && self.has(UPPER | LOWER)
+        self.len >= 9
+            && self.has(UPPER | LOWER)
+            && (self.has(BRACKET) || (self.len >= 13 && self.has(SPACE)))
     }
 
     fn maybe_base64(&self) -> bool {
@@ -364,16 +366,31 @@ impl Profile {
 
     /// No value detector can fire on a value of this profile: what the checks in
     /// [`scan_profiled`] and [`detect_text`] ask first, before any of them looks at the value.
-    pub(crate) fn quiet(&self) -> bool {
+    /// (The JSON walker asks [`Self::quiet_unless_spelled`] and checks spelled-out addresses
+    /// itself.)
+    #[cfg(test)]
+    fn quiet(&self) -> bool {
+        self.quiet_unless_spelled() && !self.spelled_email()
+    }
+
+    /// [`Self::quiet`], but for an address spelled out in words (`jane at example dot com`),
+    /// which [`spelled_email`] alone checks for: spaced text is common, and most of it needs
+    /// no other detector.
+    pub(crate) fn quiet_unless_spelled(&self) -> bool {
         let may_fire = self.work()
             || self.maybe_base64()
             || self.has(AT)
-            || self.obfuscated_email()
+            || (self.obfuscated_email() && self.has(BRACKET))
             || (self.has(PLUS) && self.digits >= 8)
             || self.digits >= 6
             || (self.dots >= 3 && self.digits >= 4)
             || self.colons >= 2;
         !may_fire
+    }
+
+    /// Long enough and spaced enough to be `a at b dot cd`.
+    pub(crate) fn spelled_email(&self) -> bool {
+        self.obfuscated_email() && self.has(SPACE)
     }
 
     /// Whether a value of this profile may be one part of a value split across fields
@@ -418,6 +435,8 @@ const NON_SPACE: u16 = 512;
 const JSON_STOP: u16 = 1024;
 /// `(`, `[`, `{`, `<`: an address may be written `jane (at) example (dot) com`.
 const BRACKET: u16 = 2048;
+/// A space: an address may be written `jane at example dot com`.
+const SPACE: u16 = 4096;
 
 const CLASSES: [u64; 256] = {
     let mut t = [0u64; 256];
@@ -436,7 +455,7 @@ const CLASSES: [u64; 256] = {
             b'\\' => WORK | OTHER | NON_SPACE | JSON_STOP,
             b'"' => OTHER | NON_SPACE | JSON_STOP,
             b'%' | b'&' | 0x80..=0xff => WORK | OTHER | NON_SPACE,
-            b' ' => OTHER,
+            b' ' => OTHER | SPACE,
             b'(' | b'[' | b'{' | b'<' => BRACKET | OTHER | NON_SPACE,
             b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => OTHER | JSON_STOP,
             0..=0x1f => OTHER | NON_SPACE | JSON_STOP,
@@ -565,6 +584,21 @@ fn time_of_day(t: &[u8]) -> bool {
     }
 }
 
+/// The one detector that can fire on a value whose profile is
+/// [`Profile::quiet_unless_spelled`]: an address spelled out in words.
+pub(crate) fn spelled_email(s: &str, out: &mut dyn FnMut(Hit)) {
+    if email::contains_obfuscated(s.as_bytes(), false, true) {
+        out(OBFUSCATED_EMAIL);
+    }
+}
+
+const OBFUSCATED_EMAIL: Hit = Hit {
+    category: Category::Email,
+    detector: "email.obfuscated",
+    country: None,
+    confidence: 85,
+};
+
 /// Runs the value detectors on normalised text.
 fn detect_text(s: &str, p: &Profile, field: Option<Field>, out: &mut dyn FnMut(Hit)) {
     if p.has(AT) && email::contains_email(s.as_bytes()) {
@@ -574,13 +608,10 @@ fn detect_text(s: &str, p: &Profile, field: Option<Field>, out: &mut dyn FnMut(H
             country: None,
             confidence: 95,
         });
-    } else if p.obfuscated_email() && email::contains_obfuscated(s.as_bytes()) {
-        out(Hit {
-            category: Category::Email,
-            detector: "email.obfuscated",
-            country: None,
-            confidence: 85,
-        });
+    } else if p.obfuscated_email()
+        && email::contains_obfuscated(s.as_bytes(), p.has(BRACKET), p.has(SPACE))
+    {
+        out(OBFUSCATED_EMAIL);
     }
     let mut phone = false;
     if p.has(PLUS)
@@ -674,7 +705,7 @@ mod tests {
     }
 
     #[test]
-    fn addresses_written_with_bracketed_at_are_emails() {
+    fn addresses_written_with_the_at_as_a_word_are_emails() {
         for s in [
             "write to jane.doe (at) example (dot) com",
             "jane[at]example.com",
@@ -682,13 +713,16 @@ mod tests {
             "jane<@>example<.>co.uk",
             "jane(at)example(dot)co(dot)uk.",
             "jane [ at ] example [ . ] org",
+            "jane at example dot com",
+            "write to Jane.Doe AT mail DOT example DOT org please",
         ] {
             let mut hits = Vec::new();
             scan(s, |h| hits.push((h.category, h.detector)));
             assert_eq!(hits, vec![(Category::Email, "email.obfuscated")], "{s}");
         }
         for s in [
-            "jane at example dot com",
+            "available at example.com",
+            "look at the dot",
             "meet me (at) home",
             "see (a) and (b), [dot] points",
             "jane (at) example",
@@ -983,21 +1017,39 @@ mod tests {
                 strings(&v, &mut values);
             }
         }
-        let (mut quiet, mut fired) = (0, 0);
+        // Spelled-out addresses are rare in the corpus: some are added.
+        values.extend(
+            [
+                "jane at example dot com",
+                "Write to J.Doe AT mail DOT example DOT org",
+            ]
+            .map(String::from),
+        );
+        let (mut quiet, mut spelled, mut fired) = (0, 0, 0);
         for v in &values {
             let p = profile(v.as_bytes());
-            let mut hits = 0;
-            scan_str(None, v, &p, &mut |_| hits += 1);
+            let mut hits = Vec::new();
+            scan_str(None, v, &p, &mut |h| hits.push(h.detector));
             if p.quiet() {
                 quiet += 1;
-                assert_eq!(hits, 0, "a detector fired on a quiet value {v:?}");
-            } else if hits > 0 {
+                assert_eq!(
+                    hits,
+                    Vec::<&str>::new(),
+                    "a detector fired on a quiet value {v:?}"
+                );
+            } else if p.quiet_unless_spelled() {
+                // Only the spelled-out address can be found, and `spelled_email` finds it.
+                let mut alone = Vec::new();
+                spelled_email(v, &mut |h| alone.push(h.detector));
+                assert_eq!(hits, alone, "{v:?}");
+                spelled += usize::from(!hits.is_empty());
+            } else if !hits.is_empty() {
                 fired += 1;
             }
         }
         assert!(
-            quiet > 10_000 && fired > 500,
-            "{quiet} quiet, {fired} with findings"
+            quiet > 10_000 && fired > 500 && spelled >= 2,
+            "{quiet} quiet, {spelled} spelled out, {fired} with findings"
         );
     }
 
