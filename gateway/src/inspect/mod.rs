@@ -1622,6 +1622,21 @@ mod tests {
         i.findings.iter().map(|f| f.location.as_str()).collect()
     }
 
+    /// A body inspected in full, with the default options.
+    fn complete(h: &HeaderMap, body: &[u8]) -> Inspection {
+        let mut i = Inspection::default();
+        assert_eq!(inspect_body(h, body, &mut i), InspectStatus::Complete);
+        i
+    }
+
+    /// Category, location and detector of each finding.
+    fn found(i: &Inspection) -> Vec<(Category, &str, &'static str)> {
+        i.findings
+            .iter()
+            .map(|f| (f.category, f.location.as_str(), f.detector))
+            .collect()
+    }
+
     #[test]
     fn a_trailer_name_that_is_data_is_masked() {
         let mut t = HeaderMap::new();
@@ -1702,18 +1717,9 @@ mod tests {
             r#"{{"scan":"{png}","contract":"data:application/pdf;base64,{pdf}","email":"jane@example.com"}}"#
         );
         let h = headers("application/json");
-        let mut i = Inspection::default();
+        let i = complete(&h, body.as_bytes());
         assert_eq!(
-            inspect_body(&h, body.as_bytes(), &mut i),
-            InspectStatus::Complete
-        );
-        let found: Vec<_> = i
-            .findings
-            .iter()
-            .map(|f| (f.category, f.location.as_str(), f.detector))
-            .collect();
-        assert_eq!(
-            found,
+            found(&i),
             vec![
                 (Category::Uninspectable, "/scan", "embedded.png"),
                 (Category::Uninspectable, "/contract", "embedded.pdf"),
@@ -1759,21 +1765,12 @@ mod tests {
             "--XyZ--\r\n".to_owned(),
         ]
         .concat();
-        let mut i = Inspection::default();
+        let i = complete(&h, body.as_bytes());
         assert_eq!(
-            inspect_body(&h, body.as_bytes(), &mut i),
-            InspectStatus::Complete
-        );
-        let found: Vec<_> = i
-            .findings
-            .iter()
-            .map(|f| (f.category, f.location.as_str()))
-            .collect();
-        assert_eq!(
-            found,
+            found(&i),
             vec![
-                (Category::Email, "multipart:contact"),
-                (Category::Phone, "multipart:tel")
+                (Category::Email, "multipart:contact", "email.rfc5322"),
+                (Category::Phone, "multipart:tel", "phone.e164")
             ]
         );
         // An encoding that is not known, or a body not valid in its own, cannot be read.
