@@ -348,11 +348,9 @@ impl Profile {
         self.flags & class != 0
     }
 
-    /// Long enough, and bracketed or spaced enough, to be `a(at)b.cd` or `a at b dot cd`.
-    fn obfuscated_email(&self) -> bool {
-        self.len >= 9
-            && self.has(UPPER | LOWER)
-            && (self.has(BRACKET) || (self.len >= 13 && self.has(SPACE)))
+    /// Long enough and bracketed to be `a(at)b.cd`.
+    fn bracketed_email(&self) -> bool {
+        self.len >= 9 && self.has(UPPER | LOWER) && self.has(BRACKET)
     }
 
     fn maybe_base64(&self) -> bool {
@@ -380,7 +378,7 @@ impl Profile {
         let may_fire = self.work()
             || self.maybe_base64()
             || self.has(AT)
-            || (self.obfuscated_email() && self.has(BRACKET))
+            || self.bracketed_email()
             || (self.has(PLUS) && self.digits >= 8)
             || self.digits >= 6
             || (self.dots >= 3 && self.digits >= 4)
@@ -388,9 +386,13 @@ impl Profile {
         !may_fire
     }
 
-    /// Long enough and spaced enough to be `a at b dot cd`.
+    /// Long enough and spaced enough to be `a at b dot cd`: four bytes at least that are none
+    /// of letters, digits, dots and colons (the spaces around `at` and `dot`).
     pub(crate) fn spelled_email(&self) -> bool {
-        self.obfuscated_email() && self.has(SPACE)
+        self.len >= 13
+            && self.has(UPPER | LOWER)
+            && self.has(SPACE)
+            && self.len - self.alnum - self.dots - self.colons >= 4
     }
 
     /// Whether a value of this profile may be one part of a value split across fields
@@ -608,8 +610,8 @@ fn detect_text(s: &str, p: &Profile, field: Option<Field>, out: &mut dyn FnMut(H
             country: None,
             confidence: 95,
         });
-    } else if p.obfuscated_email()
-        && email::contains_obfuscated(s.as_bytes(), p.has(BRACKET), p.has(SPACE))
+    } else if (p.bracketed_email() || p.spelled_email())
+        && email::contains_obfuscated(s.as_bytes(), p.bracketed_email(), p.spelled_email())
     {
         out(OBFUSCATED_EMAIL);
     }
