@@ -282,8 +282,9 @@ pub enum Unwrapped {
 
 /// What a base64 (or base64url) value decodes to, when the whole value is base64 of at least
 /// 12 characters and decodes to printable UTF-8, or to gzip data (`H4sI...`, as APIs send
-/// compressed payloads in JSON strings). Speculative: most long tokens are not base64 of text,
-/// and the check fails on their first byte outside the alphabet.
+/// compressed payloads in JSON strings), or to a file of a kind told by its signature.
+/// Speculative: most long tokens are not base64 of text, and the check fails on their first
+/// byte outside the alphabet.
 pub fn base64_text(s: &str) -> Option<Unwrapped> {
     let mut t = s.trim();
     // A data URL (`data:text/csv;base64,...`) carries base64 after its comma.

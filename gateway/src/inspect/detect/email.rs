@@ -68,7 +68,8 @@ fn valid_domain(d: &[u8]) -> bool {
 /// its domain is a bare word too (`jane at example dot com`). A bare ` at ` before a domain
 /// written with real dots is prose ("available at example.com") and is not read as one; once
 /// an `@` is found, a bare ` dot ` stands for a dot.
-/// `brackets` says whether `b` has any of the brackets, `spaces` whether it has a space.
+///
+/// `brackets` says whether `b` may hold the bracketed form, `spaces` the bare one.
 pub(super) fn contains_obfuscated(b: &[u8], brackets: bool, spaces: bool) -> bool {
     // Most text holds neither form: that is found before anything is copied.
     let bracketed_at = if brackets {
@@ -80,7 +81,8 @@ pub(super) fn contains_obfuscated(b: &[u8], brackets: bool, spaces: bool) -> boo
     } else {
         None
     };
-    let Some(first) = bracketed_at.or_else(|| bare_at_before_dot(b).filter(|_| spaces)) else {
+    let Some(first) = bracketed_at.or_else(|| spaces.then(|| bare_at_before_dot(b)).flatten())
+    else {
         return false;
     };
     // Beside a bracketed `@`, a bare `at` is left as the word it is.
