@@ -34,6 +34,17 @@ pub struct DecodeLimits {
     pub max_ratio: u32,
 }
 
+impl DecodeLimits {
+    /// The most bytes `encoded` bytes may decode to: the size limit, and the ratio past
+    /// [`RATIO_FLOOR`].
+    pub fn allowed(&self, encoded: usize) -> usize {
+        let ratio_cap = encoded
+            .saturating_mul(self.max_ratio as usize)
+            .max(RATIO_FLOOR);
+        self.max_decoded_bytes.min(ratio_cap)
+    }
+}
+
 impl Default for DecodeLimits {
     fn default() -> DecodeLimits {
         DecodeLimits {
@@ -116,11 +127,7 @@ pub fn decode<'a>(
     body: &'a [u8],
     limits: DecodeLimits,
 ) -> Result<Cow<'a, [u8]>, DecodeError> {
-    let ratio_cap = body
-        .len()
-        .saturating_mul(limits.max_ratio as usize)
-        .max(RATIO_FLOOR);
-    let allowed = limits.max_decoded_bytes.min(ratio_cap);
+    let allowed = limits.allowed(body.len());
     let mut data = Cow::Borrowed(body);
     for coding in codings.iter().rev() {
         data = Cow::Owned(decode_one(*coding, &data, allowed)?);

@@ -272,12 +272,10 @@ const BASE64_CLASSES: [u8; 256] = {
 pub enum Unwrapped {
     /// Printable UTF-8 text (gzip-compressed text is decompressed first).
     Text(String),
-    /// gzip data that is corrupt, or decompresses past [`MAX_BASE64`] bytes or 100 times its
-    /// size: it may hold anything.
-    Unreadable,
-    /// A file of a kind that is not read (a document, an image, an archive): named by the
-    /// detector id that reports it (`embedded.pdf`).
-    File(&'static str),
+    /// What may hold anything and is not read, named by the detector id that reports it: gzip
+    /// data that is corrupt or decompresses past its limits (`compressed.gzip`), or a file of a
+    /// kind told by its signature, a document, an image or an archive (`embedded.pdf`).
+    Unread(&'static str),
 }
 
 /// What a base64 (or base64url) value decodes to, when the whole value is base64 of at least
@@ -326,7 +324,7 @@ pub fn base64_text(s: &str) -> Option<Unwrapped> {
         .decode_slice(&body[..body.len().min(16)], &mut head)
         .ok()?;
     if let Some(kind) = file_kind(&head[..n]) {
-        return Some(Unwrapped::File(kind));
+        return Some(Unwrapped::Unread(kind));
     }
     let gzip = head[..n].starts_with(&GZIP_MAGIC);
     if !gzip && !text_prefix(&head[..n]) {
@@ -339,18 +337,25 @@ pub fn base64_text(s: &str) -> Option<Unwrapped> {
             max_decoded_bytes: MAX_BASE64.min(left),
             max_ratio: 100,
         };
-        bytes = match decode::decode(&[Coding::Gzip], &bytes, limits) {
+        // What a failed decoding may have produced before it stopped counts as spent too, or
+        // a body of many small bombs would decompress far more than the budget.
+        let decoded = decode::decode(&[Coding::Gzip], &bytes, limits);
+        let spent = decoded
+            .as_ref()
+            .map_or(limits.allowed(bytes.len()), |d| d.len());
+        INFLATE_LEFT.with(|b| b.set(left.saturating_sub(spent)));
+        bytes = match decoded {
             Ok(text) => text.into_owned(),
-            Err(_) => return Some(Unwrapped::Unreadable),
+            Err(_) => return Some(Unwrapped::Unread("compressed.gzip")),
         };
-        INFLATE_LEFT.with(|b| b.set(left.saturating_sub(bytes.len())));
     }
     let text = String::from_utf8(bytes).ok()?;
     printable(&text).then_some(Unwrapped::Text(text))
 }
 
 /// The most bytes the gzip values of one inspection (a body, the query, the headers) may
-/// decompress to together; past it, further compressed values are [`Unwrapped::Unreadable`].
+/// decompress to together (a failed decoding counts what it may have produced); past it, further
+/// compressed values are unread (`compressed.gzip`).
 /// A body of many small compressed values would otherwise ask for far more work than its size.
 const INFLATE_BUDGET: usize = 8 << 20;
 
@@ -384,25 +389,13 @@ fn file_kind(head: &[u8]) -> Option<&'static str> {
     if let Some(&(_, kind)) = SIGNATURES.iter().find(|(sig, _)| head.starts_with(sig)) {
         return Some(kind);
     }
-    match head {
-        [
-            b'R',
-            b'I',
-            b'F',
-            b'F',
-            _,
-            _,
-            _,
-            _,
-            b'W',
-            b'E',
-            b'B',
-            b'P',
-            ..,
-        ] => Some("embedded.webp"),
+    if head.starts_with(b"RIFF") && head.get(8..12) == Some(b"WEBP") {
+        Some("embedded.webp")
+    } else if head.get(4..8) == Some(b"ftyp") {
         // ISO base media files: HEIC and AVIF photos, MP4 and QuickTime video.
-        [_, _, _, _, b'f', b't', b'y', b'p', ..] => Some("embedded.media"),
-        _ => None,
+        Some("embedded.media")
+    } else {
+        None
     }
 }
 
@@ -531,7 +524,7 @@ mod tests {
     fn text(s: &str) -> Option<String> {
         match base64_text(s)? {
             Unwrapped::Text(t) => Some(t),
-            Unwrapped::Unreadable | Unwrapped::File(_) => None,
+            Unwrapped::Unread(_) => None,
         }
     }
 
@@ -571,18 +564,18 @@ mod tests {
         // be read.
         assert_eq!(
             base64_text(&gzip_b64(&vec![b'0'; 2 << 20])),
-            Some(Unwrapped::Unreadable)
+            Some(Unwrapped::Unread("compressed.gzip"))
         );
         let mut corrupt = vec![0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 0xff];
         corrupt.extend_from_slice(b"not deflate data at all, just text");
         assert_eq!(
             base64_text(&STANDARD.encode(&corrupt)),
-            Some(Unwrapped::Unreadable)
+            Some(Unwrapped::Unread("compressed.gzip"))
         );
         let whole = gzip_b64(b"contact: jane@example.com, and more text after it");
         assert_eq!(
             base64_text(&whole[..whole.len() / 2 / 4 * 4]),
-            Some(Unwrapped::Unreadable)
+            Some(Unwrapped::Unread("compressed.gzip"))
         );
     }
 
@@ -607,7 +600,7 @@ mod tests {
             (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "embedded.ole"),
             (b"7z\xbc\xaf\x27\x1c", "embedded.7z"),
         ] {
-            assert_eq!(file(head), Some(Unwrapped::File(kind)), "{kind}");
+            assert_eq!(file(head), Some(Unwrapped::Unread(kind)), "{kind}");
         }
         // Text that merely starts like one is text; random bytes are nothing.
         assert!(matches!(file(b"PK is a prefix "), Some(Unwrapped::Text(_))));
@@ -625,7 +618,30 @@ mod tests {
                 "value {n}"
             );
         }
-        assert_eq!(base64_text(&value), Some(Unwrapped::Unreadable));
+        assert_eq!(
+            base64_text(&value),
+            Some(Unwrapped::Unread("compressed.gzip"))
+        );
+        // Decodings that fail spend the budget too: what each may have produced (4 MiB of
+        // zeros compress to about 4 KiB, so each may have produced about 400 KiB).
+        let bomb = gzip_b64(&vec![b'0'; 4 << 20]);
+        new_inflate_budget();
+        assert_eq!(
+            base64_text(&bomb),
+            Some(Unwrapped::Unread("compressed.gzip"))
+        );
+        assert!(matches!(base64_text(&value), Some(Unwrapped::Text(_))));
+        new_inflate_budget();
+        for _ in 0..INFLATE_BUDGET / (256 << 10) {
+            assert_eq!(
+                base64_text(&bomb),
+                Some(Unwrapped::Unread("compressed.gzip"))
+            );
+        }
+        assert_eq!(
+            base64_text(&value),
+            Some(Unwrapped::Unread("compressed.gzip"))
+        );
         new_inflate_budget();
         assert!(matches!(base64_text(&value), Some(Unwrapped::Text(_))));
     }

@@ -288,24 +288,18 @@ fn scan_base64(s: &str, p: &Profile, field: Option<Field>, out: &mut dyn FnMut(H
     };
     let mut next = of(s, p);
     for _ in 0..BASE64_DEPTH {
-        let sealed = match next.take() {
+        let decoded = match next.take() {
             None => return,
-            Some(normalise::Unwrapped::Text(t)) => Ok(t),
+            Some(normalise::Unwrapped::Text(t)) => t,
             // Compressed data that could not be read, a document, an image or an archive may
             // hold anything: data of unknown category, which never crosses a border.
-            Some(normalise::Unwrapped::Unreadable) => Err("compressed.gzip"),
-            Some(normalise::Unwrapped::File(detector)) => Err(detector),
-        };
-        let decoded = match sealed {
-            Ok(text) => text,
-            Err(detector) => {
-                out(Hit {
+            Some(normalise::Unwrapped::Unread(detector)) => {
+                return out(Hit {
                     category: Category::Uninspectable,
                     detector,
                     country: None,
                     confidence: 90,
                 });
-                return;
             }
         };
         let n = normalise::normalise(&decoded);
