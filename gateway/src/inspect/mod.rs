@@ -201,6 +201,9 @@ pub struct Inspection {
     pub unmapped: Vec<String>,
     /// The categories found at each location so far, one bit each.
     seen: rustc_hash::FxHashMap<String, u32>,
+    /// A file embedded in a value (`embedded.*`) is listed in `not_inspected` instead of
+    /// found: set while a body is read for a route that forwards binary uploads uninspected.
+    skip_files: bool,
 }
 
 // Every category has its bit in [`Inspection::seen`].
@@ -226,11 +229,22 @@ impl Inspection {
         }
     }
 
+    /// A location deliberately not inspected.
+    fn skipped(&mut self, location: String) {
+        if !self.not_inspected.contains(&location) {
+            self.not_inspected.push(location);
+        }
+    }
+
     fn push(&mut self, hit: detect::Hit, location: String) {
         if self.overflow {
             return;
         }
         let location = bounded_location(location);
+        if self.skip_files && hit.detector.starts_with("embedded.") {
+            self.skipped(location);
+            return;
+        }
         let bit = 1u32 << (hit.category as u32);
         let new = match self.seen.get_mut(location.as_str()) {
             Some(bits) => {
@@ -635,29 +649,13 @@ pub fn inspect_body_with(
     out: &mut Inspection,
 ) -> InspectStatus {
     new_budgets();
-    let before = out.findings.len();
+    out.skip_files = opts.binary_parts == BinaryParts::Skip;
     let status = match body_status(headers, body, opts, out) {
         Ok(()) => InspectStatus::Complete,
         Err(why) => InspectStatus::Uninspectable(why),
     };
-    if opts.binary_parts == BinaryParts::Skip {
-        skip_embedded_files(out, before);
-    }
+    out.skip_files = false;
     status
-}
-
-/// On a route that forwards binary uploads uninspected, a file embedded in a value as base64
-/// (`embedded.*`) is such an upload: listed as not inspected instead of found.
-fn skip_embedded_files(out: &mut Inspection, from: usize) {
-    let files: Vec<Finding> = out
-        .findings
-        .extract_if(from.., |f| f.detector.starts_with("embedded."))
-        .collect();
-    for f in files {
-        if !out.not_inspected.contains(&f.location) {
-            out.not_inspected.push(f.location);
-        }
-    }
 }
 
 fn body_status(
@@ -861,11 +859,7 @@ fn read_multipart(
             None if body.is_empty() => {}
             None => match opts.binary_parts {
                 BinaryParts::Uninspectable => return Err(Uninspectable::BinaryPart),
-                BinaryParts::Skip => {
-                    if !out.not_inspected.contains(&location) {
-                        out.not_inspected.push(location);
-                    }
-                }
+                BinaryParts::Skip => out.skipped(location),
             },
         }
     }
@@ -1567,11 +1561,7 @@ mod tests {
                       "phone":"+1 202 456 1111"}"#;
         let mut i = Inspection::default();
         inspect_body_with(&headers("application/json"), body.as_bytes(), &opts, &mut i);
-        let mut got: Vec<(Category, &str, &str)> = i
-            .findings
-            .iter()
-            .map(|f| (f.category, f.location.as_str(), f.detector))
-            .collect();
+        let mut got = found(&i);
         got.sort();
         assert!(
             got.contains(&(Category::Name, "/customer", "field_map")),
@@ -1738,6 +1728,22 @@ mod tests {
         );
         assert_eq!(locations(&i), vec!["/email"]);
         assert_eq!(i.not_inspected, vec!["/scan", "/contract"]);
+        // A file skipped so takes nothing from what else is found at its place: an encrypted
+        // token beside it, under keys that are data and so share the masked location `/*`.
+        let jwe = format!(
+            "{}.a2V5.aXY.Y2lwaGVy.dGFn",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(r#"{"alg":"RSA-OAEP","enc":"A256GCM"}"#)
+        );
+        let body = format!(r#"{{"jane@example.com":"{png}","joe@example.com":"{jwe}"}}"#);
+        let mut i = Inspection::default();
+        inspect_body_with(&h, body.as_bytes(), &skip, &mut i);
+        assert!(
+            found(&i).contains(&(Category::Uninspectable, "/*", "encrypted.jwe")),
+            "{:?}",
+            found(&i)
+        );
+        assert_eq!(i.not_inspected, vec!["/*"]);
     }
 
     #[test]
