@@ -76,14 +76,7 @@ fn authorized(token: Option<&str>, req: &Request<Incoming>) -> bool {
     let given = req
         .headers()
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            // The scheme is case-insensitive (RFC 9110 section 11.1).
-            let (scheme, credentials) = v.split_once(' ')?;
-            scheme
-                .eq_ignore_ascii_case("bearer")
-                .then(|| credentials.trim_start())
-        })
+        .and_then(|v| domicile_regions::token::bearer(v.as_bytes()))
         .unwrap_or("");
     // Compared in time that depends on neither value: both are hashed first, so that not even
     // the token's length shows in how long a wrong one takes.

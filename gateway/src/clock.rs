@@ -96,13 +96,7 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
             .all(u8::is_ascii_digit)
             .then(|| d.iter().fold(0i64, |n, c| n * 10 + i64::from(c - b'0')))
     };
-    if b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') {
-        return None;
-    }
-    let year = i32::try_from(num(0..4)?).ok()?;
-    let month = u8::try_from(num(5..7)?).ok()?;
-    let day = u8::try_from(num(8..10)?).ok()?;
-    let days = Date::new(year, month, day)?.unix_days();
+    let days = s.get(..10)?.parse::<Date>().ok()?.unix_days();
     if b.len() == 10 {
         return Some(days * 86_400 * 1_000_000);
     }
