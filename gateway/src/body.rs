@@ -102,8 +102,8 @@ fn sanitised(frame: Frame<Bytes>, deny: &Deny) -> Frame<Bytes> {
 }
 
 fn strip_denied(t: &mut HeaderMap, deny: &Deny) {
-    for n in deny.iter().flat_map(|names| names.iter()) {
-        t.remove(n);
+    if let Some(names) = deny {
+        crate::headers::strip_fields(t, names);
     }
 }
 

@@ -53,19 +53,46 @@ fn proxy_claim(name: &str) -> bool {
     name.starts_with("x-forwarded-") || name == "forwarded" || SPOOFABLE.contains(&name)
 }
 
-/// Whether a (lower-case) name is one only Domicile or a trusted proxy may set.
+/// Whether a (lower-case) name is one only Domicile or a trusted proxy may set, also when it
+/// is spelled with `_` for `-`: CGI-style backends read `x_forwarded_for` as
+/// `x-forwarded-for`, and `domicile_decision` as Domicile's own.
 fn protected(name: &str) -> bool {
-    name.starts_with("domicile-") || proxy_claim(name)
+    let name = if name.contains('_') {
+        std::borrow::Cow::Owned(name.replace('_', "-"))
+    } else {
+        std::borrow::Cow::Borrowed(name)
+    };
+    name.starts_with("domicile-") || proxy_claim(&name)
+}
+
+/// Whether a header name as sent is `field`, some of its `-` perhaps written `_`.
+fn spelled(sent: &str, field: &str) -> bool {
+    sent.len() == field.len()
+        && sent
+            .bytes()
+            .zip(field.bytes())
+            .all(|(s, f)| s == f || (s == b'_' && f == b'-'))
 }
 
 /// Removes client-sent copies of the headers only Domicile may set, and the spellings with `_`
-/// for `-` of every [`protected`] name (CGI-style backends read `x_forwarded_for` as
-/// `x-forwarded-for`, and `domicile_decision` as Domicile's own).
+/// for `-` of every [`protected`] name.
 pub fn strip_own(h: &mut HeaderMap) {
     strip_where(h, |n| {
         (n.starts_with("domicile-") && OWN.iter().any(|o| o.as_str() == n))
-            || (n.contains('_') && protected(&n.replace('_', "-")))
+            || (n.contains('_') && protected(n))
     });
+}
+
+/// Removes `fields` spelled with `_` for `-`, leaving them as they are named.
+pub fn strip_underscored(h: &mut HeaderMap, fields: &[HeaderName]) {
+    strip_where(h, |n| {
+        n.contains('_') && fields.iter().any(|f| spelled(n, f.as_str()))
+    });
+}
+
+/// Removes `fields` however they are spelled, as named or with `_` for `-`.
+pub fn strip_fields(h: &mut HeaderMap, fields: &[HeaderName]) {
+    strip_where(h, |n| fields.iter().any(|f| spelled(n, f.as_str())));
 }
 
 /// Removes the headers only a trusted proxy may set (a client that is not one sent them): the
@@ -229,6 +256,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn configured_fields_are_stripped_however_spelled() {
+        let fields = [HeaderName::from_static("x-subject-id")];
+        let headers = || {
+            let mut h = HeaderMap::new();
+            for n in [
+                "x-subject-id",
+                "x_subject_id",
+                "x-subject_id",
+                "x-subject-idx",
+                "x-other",
+            ] {
+                h.insert(HeaderName::from_static(n), "42".parse().unwrap());
+            }
+            h
+        };
+        let kept = |h: &HeaderMap| {
+            let mut k: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+            k.sort_unstable();
+            k.join(" ")
+        };
+        let mut h = headers();
+        strip_underscored(&mut h, &fields);
+        assert_eq!(kept(&h), "x-other x-subject-id x-subject-idx");
+        let mut h = headers();
+        strip_fields(&mut h, &fields);
+        assert_eq!(kept(&h), "x-other x-subject-idx");
+    }
+
+    #[test]
     fn trailers_keep_only_fields_that_change_nothing_about_the_message() {
         let mut h = HeaderMap::new();
         for (n, v) in [
@@ -251,6 +307,10 @@ mod tests {
             ("te", "trailers"),
             ("upgrade", "h2c"),
             ("if-match", "*"),
+            // Spelled with `_` for `-`, as CGI-style backends read them.
+            ("x_forwarded_for", "10.0.0.1"),
+            ("domicile_decision", "forged"),
+            ("x_real_ip", "10.0.0.1"),
         ] {
             h.insert(HeaderName::from_static(n), v.parse().unwrap());
         }

@@ -51,19 +51,7 @@ impl Step for ResolveStep {
             // Their spellings with `_` for `-` (read as the same field by CGI-style backends)
             // go from every peer; the resolve step reads neither those nor trailers, so the
             // names also go from the body's trailers.
-            let variants: Vec<http::HeaderName> = req
-                .headers()
-                .keys()
-                .filter(|k| k.as_str().contains('_'))
-                .filter(|k| {
-                    let dashed = k.as_str().replace('_', "-");
-                    names.iter().any(|n| n.as_str() == dashed)
-                })
-                .cloned()
-                .collect();
-            for v in variants {
-                req.headers_mut().remove(v);
-            }
+            crate::headers::strip_underscored(req.headers_mut(), names);
             req.body_mut().deny_in_trailers(names.clone());
         }
         if found.subject_id.is_none() {
