@@ -147,6 +147,12 @@ async fn a_path_a_backend_could_route_elsewhere_is_refused_and_encoded_letters_a
         let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
         let (resp, _) = raw(gw.running.addr, req.as_bytes()).await;
         assert!(resp.starts_with("HTTP/1.1 200"), "{path} -> {resp}");
+        let received: Vec<String> = [&eu, &us]
+            .iter()
+            .flat_map(|b| b.received())
+            .map(|r| r.path)
+            .collect();
+        assert!(received.iter().any(|p| p == path), "{path}: {received:?}");
     }
     // `%63ustomers` is `customers` to any backend that decodes it: routed and sent on as such.
     let req = "GET /%63ustomers/%41%42%7e HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 192.0.2.10\r\nConnection: close\r\n\r\n";

@@ -221,7 +221,7 @@ async fn admin_errors_are_problem_documents_that_echo_nothing() {
     assert!(!bad.text().contains("jane"), "{}", bad.text());
     assert_eq!(bad.json()["type"], "urn:domicile:problem:bad_query");
     std::fs::write(&gw.config_path, "[server]\nlisten = 7\n").unwrap();
-    let refused = admin_as(&gw, "POST", "/reload", None).await;
+    let refused = post_reload(&gw).await;
     assert_eq!(refused.status, 422);
     assert_eq!(
         refused.header("content-type").unwrap(),
@@ -518,13 +518,31 @@ async fn the_admin_api_serves_decisions_with_filters() {
     // Time bounds are times: any offset, compared in UTC; anything else is refused.
     let count = |q: String| {
         let url = gw.admin_url(&format!("/v1/decisions?{q}"));
-        async move { client::get(&url).await.text().lines().count() }
+        async move {
+            let r = client::get(&url).await;
+            assert_eq!(r.status, 200, "{q}: {}", r.text());
+            r.text().lines().count()
+        }
     };
     let all = count("since=2000-01-01".into()).await;
     assert!(all > 0);
     assert_eq!(count("until=2000-01-01T01:00:00%2B01:00".into()).await, 0);
     assert_eq!(count("since=2999-01-01T00:00:00-05:00".into()).await, 0);
-    assert_eq!(count("since=1999-12-31T23:00:00-01:00".into()).await, all);
+    // The oldest record's own instant, written at +01:00: `since` it keeps the record, `until`
+    // it does not. Read as UTC, or with the offset the wrong way, both would be an hour off.
+    let oldest = client::get(&gw.admin_url("/v1/decisions"))
+        .await
+        .text()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|r| domicile_gateway::clock::parse_rfc3339(r["time"].as_str()?))
+        .min()
+        .unwrap();
+    let at_plus_one = domicile_gateway::clock::rfc3339_micros(oldest + 3_600_000_000)
+        .as_str()
+        .replace('Z', "%2B01:00");
+    assert_eq!(count(format!("since={at_plus_one}")).await, all);
+    assert_eq!(count(format!("until={at_plus_one}")).await, 0);
     let bad = client::get(&gw.admin_url("/v1/decisions?since=yesterday")).await;
     assert_eq!(bad.status, 400);
     assert!(

@@ -26,7 +26,6 @@ async fn start(
     client_header: &str,
 ) -> Gateway {
     let dir = tempfile::tempdir().unwrap();
-    domicile_tests::geoip_file(dir.path());
     let trace = dir.path().join("traces");
     let text = domicile_tests::two_regions(&eu.url(), &us.url(), &trace, extra).replace(
         r#"trusted_proxies = ["127.0.0.0/8"]"#,

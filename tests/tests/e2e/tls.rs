@@ -372,7 +372,10 @@ async fn a_reload_serves_a_rotated_certificate_to_new_connections_and_refuses_a_
     assert_eq!(r.status, 422);
     let errors = r.json()["errors"].to_string();
     assert!(errors.contains("server.tls"), "{errors}");
-    assert!(errors.contains("cert.pem and"), "{errors}");
+    assert!(
+        errors.contains("cert.pem and") && errors.contains("key.pem"),
+        "{errors}"
+    );
     assert!(
         errors.contains("the key is not the certificate's"),
         "{errors}"
