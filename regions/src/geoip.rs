@@ -185,9 +185,19 @@ impl GeoIp {
         field: CountryField,
         anonymity: bool,
     ) -> Result<Option<GeoAnswer>, maxminddb::MaxMindDbError> {
-        let Some(ip) = geo_address(ip) else {
-            return Ok(None);
-        };
+        match geo_address(ip) {
+            Some(ip) => self.lookup_mapped(ip, field, anonymity),
+            None => Ok(None),
+        }
+    }
+
+    /// [`Self::lookup_field`] of an address [`geo_address`] has already mapped.
+    fn lookup_mapped(
+        &self,
+        ip: IpAddr,
+        field: CountryField,
+        anonymity: bool,
+    ) -> Result<Option<GeoAnswer>, maxminddb::MaxMindDbError> {
         let result = self.reader.lookup(ip)?;
         if !result.has_data() {
             return Ok(None);
@@ -229,16 +239,19 @@ impl GeoIp {
     /// `is_anonymous`, as MaxMind's Country, City and Anonymous-IP databases do). The
     /// anonymity fields are read only when `anonymity` is asked for.
     pub fn answer(&self, ip: IpAddr, field: CountryField, anonymity: bool) -> GeoAnswer {
-        let v4 = match geo_address(ip) {
-            Some(IpAddr::V4(v4)) => Some(u32::from(v4)),
-            Some(IpAddr::V6(_)) | None => None,
+        let Some(ip) = geo_address(ip) else {
+            return GeoAnswer::default();
+        };
+        let v4 = match ip {
+            IpAddr::V4(v4) => Some(u32::from(v4)),
+            IpAddr::V6(_) => None,
         };
         if let Some(ip) = v4
             && let Some(a) = self.cache.get(ip, field, anonymity)
         {
             return a;
         }
-        match self.lookup_field(ip, field, anonymity) {
+        match self.lookup_mapped(ip, field, anonymity) {
             Ok(found) => {
                 let a = found.unwrap_or_default();
                 if let Some(ip) = v4 {
