@@ -153,24 +153,17 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
                 serde_json::json!({"reloaded": true, "revision": rev}).to_string(),
             ),
             // A problem document (RFC 9457) with the file's problems as an extension member.
-            Err(errors) => {
-                let mut body = serde_json::json!({
-                    "type": "urn:domicile:problem:reload_refused",
-                    "title": "Reload Refused",
-                    "status": 422,
-                    "detail": format!(
-                        "the configuration file has {} problem(s); the running configuration is kept",
-                        errors.len()
-                    ),
-                    "reloaded": false,
-                });
-                body["errors"] = serde_json::Value::from(errors);
-                text(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "application/problem+json",
-                    body.to_string(),
-                )
-            }
+            Err(errors) => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "reload_refused",
+                format!(
+                    "the configuration file has {} problem(s); the running configuration is kept",
+                    errors.len()
+                ),
+            )
+            .with_member("reloaded", false)
+            .with_member("errors", errors)
+            .into_response(),
         },
         _ => Problem::new(StatusCode::NOT_FOUND, "not_found", "no such admin endpoint")
             .into_response(),

@@ -227,6 +227,7 @@ async fn admin_errors_are_problem_documents_that_echo_nothing() {
         refused.header("content-type").unwrap(),
         "application/problem+json"
     );
+    assert_eq!(refused.header("cache-control"), Some("no-store"));
     let body = refused.json();
     assert_eq!(body["type"], "urn:domicile:problem:reload_refused");
     assert_eq!(body["status"], 422);
