@@ -27,9 +27,10 @@ pub struct Problem {
     /// Seconds for a `Retry-After` header (503s the client may retry).
     #[serde(skip)]
     pub retry_after: Option<u32>,
-    /// Extension members (RFC 9457 section 3.2) particular to one problem.
-    #[serde(flatten, skip_serializing_if = "serde_json::Map::is_empty")]
-    pub members: serde_json::Map<String, serde_json::Value>,
+    /// Extension members (RFC 9457 section 3.2) particular to one problem; boxed, as few
+    /// problems have any and problems travel in every request's context.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub members: Option<Box<serde_json::Map<String, serde_json::Value>>>,
 }
 
 impl Problem {
@@ -46,13 +47,15 @@ impl Problem {
             destination_region: None,
             request_id: None,
             retry_after: None,
-            members: serde_json::Map::new(),
+            members: None,
         }
     }
 
     /// Adds an extension member.
     pub fn with_member(mut self, name: &str, value: impl Into<serde_json::Value>) -> Problem {
-        self.members.insert(name.to_owned(), value.into());
+        self.members
+            .get_or_insert_default()
+            .insert(name.to_owned(), value.into());
         self
     }
 
