@@ -266,13 +266,6 @@ fn main() -> ExitCode {
 
 fn trace(cmd: TraceCommand) -> ExitCode {
     use domicile_gateway::trace::read;
-    let load = |dir: &Path, filter: &read::Filter| match read::listing(dir, filter, None) {
-        Ok(kept) => Some(kept),
-        Err(e) => {
-            eprintln!("error: {}: {e}", dir.display());
-            None
-        }
-    };
     match cmd {
         TraceCommand::Keygen { file } => keygen(&file),
         TraceCommand::Verify { dir, public_key } => {
@@ -283,12 +276,9 @@ fn trace(cmd: TraceCommand) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let results = match read::verify_dir(&dir, pinned.as_ref()) {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("error: {}: {e}", dir.display());
-                    return ExitCode::FAILURE;
-                }
+            let Some(results) = read_or_report(&dir, read::verify_dir(&dir, pinned.as_ref()))
+            else {
+                return ExitCode::FAILURE;
             };
             let mut broken = 0;
             for v in &results {
@@ -327,7 +317,7 @@ fn trace(cmd: TraceCommand) -> ExitCode {
                 kind,
                 ..filter.into_filter()
             };
-            let Some(kept) = load(&dir, &filter) else {
+            let Some(kept) = read_or_report(&dir, read::listing(&dir, &filter, None)) else {
                 return ExitCode::FAILURE;
             };
             if !json && !emit(read::table_header()) {
@@ -346,12 +336,8 @@ fn trace(cmd: TraceCommand) -> ExitCode {
             ExitCode::SUCCESS
         }
         TraceCommand::Show { dir, id } => {
-            let found = match read::find(&dir, &id) {
-                Ok(found) => found,
-                Err(e) => {
-                    eprintln!("error: {}: {e}", dir.display());
-                    return ExitCode::FAILURE;
-                }
+            let Some(found) = read_or_report(&dir, read::find(&dir, &id)) else {
+                return ExitCode::FAILURE;
             };
             match found {
                 Some((r, _)) if read::kind_of(&r) == "refusal" => {
@@ -417,12 +403,8 @@ fn trace(cmd: TraceCommand) -> ExitCode {
                 kind: Some("refusal".into()),
                 ..read::Filter::default()
             };
-            let kept = match read::records(&dir, &filter, None) {
-                Ok(kept) => kept,
-                Err(e) => {
-                    eprintln!("error: {}: {e}", dir.display());
-                    return ExitCode::FAILURE;
-                }
+            let Some(kept) = read_or_report(&dir, read::records(&dir, &filter, None)) else {
+                return ExitCode::FAILURE;
             };
             emit(read::refusals(&kept).trim_end());
             ExitCode::SUCCESS
@@ -445,9 +427,14 @@ fn each_decision(dir: &Path, filter: TraceFilter, f: impl FnMut(serde_json::Valu
         kind: Some("decision".into()),
         ..filter.into_filter()
     };
-    domicile_gateway::trace::read::each(dir, &filter, f)
-        .map_err(|e| eprintln!("error: {}: {e}", dir.display()))
-        .is_ok()
+    read_or_report(dir, domicile_gateway::trace::read::each(dir, &filter, f)).is_some()
+}
+
+/// What reading the trail under `dir` gave; `None` (with the error printed, naming `dir`)
+/// when it could not be read.
+fn read_or_report<T, E: std::fmt::Display>(dir: &Path, read: Result<T, E>) -> Option<T> {
+    read.map_err(|e| eprintln!("error: {}: {e}", dir.display()))
+        .ok()
 }
 
 /// Prints one line to stdout; false once the reader has gone (a closed pipe such as `| head`),
