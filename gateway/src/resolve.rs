@@ -111,6 +111,19 @@ struct Found {
 }
 
 impl Found {
+    /// A subject header sent by a peer that may not set it: removed before forwarding,
+    /// recorded as rejected and counted.
+    fn spoofed(&mut self, name: &http::HeaderName, location: String) {
+        self.strip.push(name.clone());
+        self.rejected.push(Rejected {
+            source: EvidenceSource::Header,
+            location: Cow::Owned(location),
+            reason: "spoof",
+        });
+        metrics::counter!(crate::metrics::SUBJECT_HEADER_SPOOFS, "header" => name.to_string())
+            .increment(1);
+    }
+
     /// A home region from `source`, kept if it outranks the one already offered.
     fn offer_home(
         &mut self,
@@ -184,14 +197,7 @@ fn collect(
             }
             let location = || Cow::Owned(h.location.to_string());
             if !trusted_peer {
-                f.strip.push(h.name.clone());
-                f.rejected.push(Rejected {
-                    source: EvidenceSource::Header,
-                    location: location(),
-                    reason: "spoof",
-                });
-                metrics::counter!(crate::metrics::SUBJECT_HEADER_SPOOFS, "header" => h.name.to_string())
-                    .increment(1);
+                f.spoofed(&h.name, h.location.to_string());
                 continue;
             }
             for v in values {
@@ -254,14 +260,7 @@ fn collect(
                 && headers.contains_key(name)
                 && !*vouched.get_or_init(|| vouched_peer(snap, &ctx.conn, peer))
             {
-                f.strip.push(name.clone());
-                f.rejected.push(Rejected {
-                    source: EvidenceSource::Header,
-                    location: Cow::Owned(format!("header:{name}")),
-                    reason: "spoof",
-                });
-                metrics::counter!(crate::metrics::SUBJECT_HEADER_SPOOFS, "header" => name.to_string())
-                    .increment(1);
+                f.spoofed(name, format!("header:{name}"));
             }
         }
     }
