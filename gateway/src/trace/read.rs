@@ -64,7 +64,11 @@ pub struct Filter {
 /// The kind of a record: `decision` for `domicile.decision/1`, `refusal` for
 /// `domicile.refusal/1`, empty for anything else.
 pub fn kind_of(r: &Value) -> &'static str {
-    match r["schema"].as_str() {
+    kind_of_schema(r["schema"].as_str())
+}
+
+fn kind_of_schema(schema: Option<&str>) -> &'static str {
+    match schema {
         Some(SCHEMA) => "decision",
         Some(super::refusal::REFUSAL_SCHEMA) => "refusal",
         _ => "",
@@ -222,11 +226,11 @@ pub fn scan(
 /// far as this many listings found it.
 const MAX_LISTINGS: usize = 4;
 
-/// Whether a line is an outcome line, without parsing it (the writer puts the schema first).
-fn is_outcome(text: &str) -> bool {
-    text.strip_prefix(r#"{"schema":""#)
-        .and_then(|t| t.strip_prefix(OUTCOME_SCHEMA))
-        .is_some_and(|t| t.starts_with('"'))
+/// The schema a line names, read from its start without parsing it (the writer puts the
+/// schema first); `None` when the line does not start with it.
+fn schema_of(text: &str) -> Option<&str> {
+    let rest = text.strip_prefix(r#"{"schema":""#)?;
+    rest.get(..rest.find('"')?)
 }
 
 /// A record kept by [`records`], ordered by time, then by the order it was read in.
@@ -877,7 +881,14 @@ pub fn each(
     mut f: impl FnMut(Value),
 ) -> Result<(), Box<dyn std::error::Error>> {
     scan(dir, |line| {
-        if !is_outcome(line.text) {
+        // Outcome lines, and records of a kind the filter rules out, are not parsed.
+        let schema = schema_of(line.text);
+        let ruled_out = schema == Some(OUTCOME_SCHEMA)
+            || filter
+                .kind
+                .as_deref()
+                .is_some_and(|k| schema.is_some_and(|s| kind_of_schema(Some(s)) != k));
+        if !ruled_out {
             let r = line.parse()?;
             if !kind_of(&r).is_empty() && filter.matches(&r) {
                 f(r);
