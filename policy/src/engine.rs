@@ -892,23 +892,7 @@ impl Engine {
                 }
             }
         }
-        if let Some(max) = sg.max_volume {
-            match q.facts.volume {
-                Some(v) if v < max => {}
-                Some(v) => {
-                    return Err(format!(
-                        "{} covers fewer than {max} individuals a year; this exporter is at {v}",
-                        sg.title
-                    ));
-                }
-                None => {
-                    return Err(format!(
-                        "{} covers fewer than {max} individuals a year, and the volume is not on file",
-                        sg.title
-                    ));
-                }
-            }
-        }
+        volume_band(q, &sg.title, sg.max_volume, sg.max_volume_sensitive)?;
         if let Some(days) = sg.notify_within_working_days {
             match c.notified {
                 Some(n) if n <= at && working_days_between(c.signed, n) <= i64::from(days) => {}
@@ -1105,24 +1089,55 @@ fn check_derogation(q: &Query<'_>, d: &Derogation, at: Date) -> Result<(), Strin
             }
         }
     }
-    if let Some(max) = d.max_volume {
-        match q.facts.volume {
-            Some(v) if v < max => {}
-            Some(v) => {
-                return Err(format!(
-                    "{} covers fewer than {max} individuals a year; this exporter is at {v}",
-                    d.title
-                ));
-            }
-            None => {
-                return Err(format!(
-                    "{} covers fewer than {max} individuals a year, and the volume is not on file",
-                    d.title
-                ));
-            }
-        }
+    if d.non_sensitive_only
+        && let Some(sensitive) = sensitive_categories(q)
+    {
+        return Err(format!(
+            "{} covers non-sensitive PI only; this flow carries {sensitive}, sensitive under PIPL Art 28",
+            d.title
+        ));
     }
-    Ok(())
+    volume_band(q, &d.title, d.max_volume, None)
+}
+
+/// The categories of the flow that are sensitive PI under PIPL Art 28, listed; `None` when
+/// there are none.
+fn sensitive_categories(q: &Query<'_>) -> Option<String> {
+    let mut found: Vec<&str> = q
+        .categories
+        .iter()
+        .filter(|c| c.is_pipl_sensitive())
+        .map(|c| c.as_str())
+        .collect();
+    found.sort_unstable();
+    found.dedup();
+    (!found.is_empty()).then(|| found.join(", "))
+}
+
+/// Whether the exporter's volume this year is within a row's band: fewer individuals than
+/// `max`, or than `max_sensitive` when the flow carries sensitive PI and the row sets one.
+fn volume_band(
+    q: &Query<'_>,
+    title: &str,
+    max: Option<u64>,
+    max_sensitive: Option<u64>,
+) -> Result<(), String> {
+    let (max, whose) = match (max_sensitive, sensitive_categories(q)) {
+        (Some(m), Some(_)) => (m, "individuals' sensitive PI"),
+        _ => match max {
+            Some(m) => (m, "individuals"),
+            None => return Ok(()),
+        },
+    };
+    match q.facts.volume {
+        Some(v) if v < max => Ok(()),
+        Some(v) => Err(format!(
+            "{title} covers fewer than {max} {whose} a year; this exporter is at {v}"
+        )),
+        None => Err(format!(
+            "{title} covers fewer than {max} {whose} a year, and the volume is not on file"
+        )),
+    }
 }
 
 fn min_date(a: Option<Date>, b: Option<Date>) -> Option<Date> {

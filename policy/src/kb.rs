@@ -276,6 +276,9 @@ pub struct Safeguard {
     pub notification_required: bool,
     /// Only for exporters sending fewer individuals' data than this this year.
     pub max_volume: Option<u64>,
+    /// The band for a flow that carries sensitive PI (PIPL Art 28): fewer individuals than
+    /// this this year.
+    pub max_volume_sensitive: Option<u64>,
     /// Not for critical information infrastructure operators.
     #[serde(default)]
     pub not_ciio: bool,
@@ -321,6 +324,9 @@ pub struct Derogation {
     #[serde(default)]
     pub not_public_authority: bool,
     pub max_volume: Option<u64>,
+    /// Not for flows that carry sensitive PI (PIPL Art 28).
+    #[serde(default)]
+    pub non_sensitive_only: bool,
     #[serde(default)]
     pub not_ciio: bool,
     pub valid_from: Date,

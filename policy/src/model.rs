@@ -104,6 +104,22 @@ impl Category {
                 | Category::Criminal
         )
     }
+
+    /// Sensitive personal information under PIPL Art 28: the special categories, financial
+    /// accounts, whereabouts and "specific identity" (identity document numbers, GB/T
+    /// 35273-2020 Annex B). Data that could not be inspected may be any of them, so it counts.
+    /// (PI of minors under 14 is sensitive too; no category says a subject's age.)
+    pub fn is_pipl_sensitive(self) -> bool {
+        self.is_special()
+            || matches!(
+                self,
+                Category::Iban
+                    | Category::PaymentCard
+                    | Category::PreciseLocation
+                    | Category::NationalId
+                    | Category::Uninspectable
+            )
+    }
 }
 
 impl FromStr for Category {
