@@ -1,5 +1,6 @@
 //! IP addresses. Loopback, unspecified, broadcast and multicast addresses identify no one and
-//! are not reported.
+//! are not reported, nor is an IPv4 `n.0.0.0`: a class A network number, never a host's
+//! address, and what a product version such as Chrome's `Chrome/120.0.0.0` looks like.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -27,7 +28,11 @@ pub(super) fn find_v4(s: &str) -> bool {
         if !glued
             && end - start >= 7
             && let Ok(ip) = s[start..end].parse::<Ipv4Addr>()
-            && !(ip.is_loopback() || ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast())
+            && !(ip.is_loopback()
+                || ip.is_unspecified()
+                || ip.is_broadcast()
+                || ip.is_multicast()
+                || ip.octets()[1..] == [0, 0, 0])
         {
             return true;
         }
@@ -86,6 +91,8 @@ mod tests {
             "from 198.51.100.7, via proxy",
             "10.1.2.3",
             "my ip is 192.0.2.10.",
+            "10.0.0.1",
+            "203.0.113.0",
         ] {
             assert!(find_v4(s), "{s}");
         }
@@ -98,6 +105,9 @@ mod tests {
             "1.2.3.4.5.",
             "300.1.1.1",
             "3.14",
+            // A network number, and a browser's version that looks like one.
+            "10.0.0.0",
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0.0.0 Safari/537.36",
         ] {
             assert!(!find_v4(s), "{s}");
         }
