@@ -56,7 +56,7 @@ fn proxy_claim(name: &str) -> bool {
 /// Whether a (lower-case) name is one only Domicile or a trusted proxy may set, also when it
 /// is spelled with `_` for `-`: CGI-style backends read `x_forwarded_for` as
 /// `x-forwarded-for`, and `domicile_decision` as Domicile's own.
-fn protected(name: &str) -> bool {
+pub(crate) fn protected(name: &str) -> bool {
     let name = if name.contains('_') {
         std::borrow::Cow::Owned(name.replace('_', "-"))
     } else {

@@ -1603,7 +1603,7 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
 
 /// `[inspect]`.
 fn inspect_config(c: &mut Checker<'_>, raw: &raw::FileInspect) -> InspectConfig {
-    use crate::inspect::{CookieList, HeadOptions, decode::DecodeLimits};
+    use crate::inspect::{CookieList, HeadOptions, HeaderList, decode::DecodeLimits};
     let defaults = DecodeLimits::default();
     let decode = DecodeLimits {
         max_decoded_bytes: c.positive(
@@ -1623,18 +1623,39 @@ fn inspect_config(c: &mut Checker<'_>, raw: &raw::FileInspect) -> InspectConfig 
         "inspect.max_parts",
         crate::inspect::DEFAULT_MAX_PARTS,
     );
-    let mut head = HeadOptions::default();
-    if let Some(list) = &raw.headers {
-        head.headers = list
-            .iter()
+    let header_names = |c: &mut Checker<'_>, list: &[S<String>], key: &str| {
+        list.iter()
+            .filter(|h| h.get_ref() != "*")
             .filter_map(|h| {
-                c.parse(h, "inspect.headers", |s| {
+                c.parse(h, key, |s| {
                     http::HeaderName::from_bytes(s.to_ascii_lowercase().as_bytes())
                         .map_err(|_| format!("invalid header name {s:?}"))
                 })
             })
-            .collect();
-    }
+            .collect::<Vec<_>>()
+    };
+    let skip = raw
+        .skip_headers
+        .as_deref()
+        .map(|l| header_names(c, l, "inspect.skip_headers"))
+        .unwrap_or_default();
+    let headers = match &raw.headers {
+        Some(list) if !list.iter().any(|v| v.get_ref() == "*") => {
+            if let Some(first) = raw.skip_headers.as_deref().and_then(<[_]>::first) {
+                c.err(
+                    first,
+                    "inspect.skip_headers",
+                    "skip_headers applies to headers = [\"*\"] (the default); a list of headers is read as it is",
+                );
+            }
+            HeaderList::Named(header_names(c, list, "inspect.headers"))
+        }
+        _ => HeaderList::All { skip },
+    };
+    let mut head = HeadOptions {
+        headers,
+        ..HeadOptions::default()
+    };
     if let Some(list) = &raw.cookies {
         head.cookies = if list.iter().any(|v| v.get_ref() == "*") {
             CookieList::All
@@ -1764,6 +1785,35 @@ region = "nope"
              [[regions]]\nid = \"{id}\"\ncountry = \"DE\"\nentity = \"e\"\n\
              backends = [{{ url = \"http://127.0.0.1:1\" }}]\n{extra}"
         )
+    }
+
+    #[test]
+    fn header_lists_are_checked_where_they_are_written() {
+        use crate::inspect::HeaderList;
+        let c = check(&one_region(
+            "eu",
+            "[inspect]\nskip_headers = [\"X-Note\"]\n",
+        ))
+        .unwrap();
+        assert_eq!(
+            c.inspect.head.headers,
+            HeaderList::All {
+                skip: vec![http::HeaderName::from_static("x-note")]
+            }
+        );
+        let e = check(&one_region(
+            "eu",
+            "[inspect]\nheaders = [\"x-user\"]\nskip_headers = [\"x-note\", \"bad name\"]\n",
+        ))
+        .unwrap_err();
+        let lines: Vec<String> = e.0.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            lines,
+            [
+                "t.toml:13:17: inspect.skip_headers: skip_headers applies to headers = [\"*\"] (the default); a list of headers is read as it is",
+                "t.toml:13:27: inspect.skip_headers: invalid header name \"bad name\"",
+            ],
+        );
     }
 
     #[test]

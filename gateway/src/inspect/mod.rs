@@ -439,94 +439,152 @@ pub enum CookieList {
     Named(Vec<String>),
 }
 
-/// What of the request head beyond the URL is inspected: `[inspect] headers` and `cookies`.
+/// Which request headers are inspected: `[inspect] headers`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HeadOptions {
-    pub headers: Vec<HeaderName>,
-    pub cookies: CookieList,
+pub enum HeaderList {
+    /// Every header but those that carry no personal data by their definition
+    /// ([`not_personal`]), the cookies (read one by one, as `[inspect] cookies` says) and
+    /// those named in `[inspect] skip_headers`.
+    All { skip: Vec<HeaderName> },
+    /// These headers only.
+    Named(Vec<HeaderName>),
 }
 
-/// Headers inspected when `[inspect] headers` is not set: those that carry a user's identity
-/// or a URL by convention, and credentials (a bearer token's claims, a Basic user name).
-pub const DEFAULT_HEADERS: &[&str] = &[
-    "authorization",
-    "from",
-    "referer",
-    "x-user",
-    "x-user-id",
-    "x-user-email",
-    "x-user-phone",
-    "x-email",
-    "x-phone",
-    "x-customer-email",
-    "x-remote-user",
-    "x-forwarded-user",
-    "x-forwarded-email",
-    "x-auth-request-user",
-    "x-auth-request-email",
-];
+/// What of the request head beyond the URL is inspected: `[inspect] headers`, `skip_headers`
+/// and `cookies`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeadOptions {
+    pub headers: HeaderList,
+    pub cookies: CookieList,
+}
 
 impl Default for HeadOptions {
     fn default() -> HeadOptions {
         HeadOptions {
-            headers: DEFAULT_HEADERS
-                .iter()
-                .map(|h| HeaderName::from_static(h))
-                .collect(),
+            headers: HeaderList::All { skip: Vec::new() },
             cookies: CookieList::All,
         }
     }
 }
 
+/// Headers that carry no personal data by their definition (content negotiation, caching,
+/// framing, fetch metadata, client hints, trace context), and those the gateway reads or
+/// writes itself: the client's address in the forwarding headers (`Forwarded`,
+/// `X-Forwarded-*`, `X-Real-IP` and the other client-address claims) is what the resolve step
+/// reads as evidence, and they are rewritten or removed on the way upstream, as Domicile's
+/// own `domicile-*` headers are. Every other header is inspected by default, `User-Agent` and
+/// custom `X-` headers included.
+pub fn not_personal(name: &HeaderName) -> bool {
+    let n = name.as_str();
+    crate::headers::protected(n)
+        || matches!(
+            n,
+            "accept"
+                | "accept-charset"
+                | "accept-encoding"
+                | "accept-language"
+                | "cache-control"
+                | "connection"
+                | "content-encoding"
+                | "content-language"
+                | "content-length"
+                | "content-md5"
+                | "content-type"
+                | "date"
+                | "dnt"
+                | "expect"
+                | "host"
+                | "if-match"
+                | "if-modified-since"
+                | "if-none-match"
+                | "if-range"
+                | "if-unmodified-since"
+                | "keep-alive"
+                | "max-forwards"
+                | "origin"
+                | "pragma"
+                | "priority"
+                | "proxy-connection"
+                | "range"
+                | "te"
+                | "traceparent"
+                | "tracestate"
+                | "trailer"
+                | "transfer-encoding"
+                | "upgrade"
+                | "upgrade-insecure-requests"
+                | "via"
+                | "x-request-id"
+        )
+        || n.starts_with("sec-ch-")
+        || n.starts_with("sec-fetch-")
+        || n.starts_with("sec-websocket-")
+        || n.starts_with("access-control-request-")
+        || n == "sec-gpc"
+}
+
 /// Inspects the configured headers (values as sent, and percent-decoded) and cookies.
 pub fn inspect_headers(headers: &HeaderMap, opts: &HeadOptions, out: &mut Inspection) {
     new_budgets();
-    // A request with a few headers usually has none of the listed ones: comparing its names
-    // with the list is cheaper than hashing every listed name to look it up.
-    let none_listed = headers.keys_len() <= 16
-        && !headers
-            .keys()
-            .any(|k| opts.headers.contains(k) || k == header::COOKIE);
-    if none_listed {
-        return;
-    }
-    for name in &opts.headers {
-        let credentials = *name == header::AUTHORIZATION || *name == header::PROXY_AUTHORIZATION;
-        for value in headers.get_all(name) {
-            // Locations are made only when something is found.
-            let text = String::from_utf8_lossy(value.as_bytes());
-            let mut v: &str = &text;
-            // Credentials are read after their scheme: a bearer token is opened for its
-            // claims, Basic's base64 is decoded to its user name (and password, of which, as
-            // of every value, nothing is recorded).
-            if credentials && let Some((_, cred)) = v.trim().split_once(' ') {
-                v = cred.trim();
+    match &opts.headers {
+        HeaderList::All { skip } => {
+            for (name, value) in headers {
+                if name == header::COOKIE || not_personal(name) || skip.contains(name) {
+                    continue;
+                }
+                inspect_header(name, value, out);
             }
-            detect::scan(v, |h| out.push(h, format!("header:{name}")));
-            if v.contains('%') {
-                detect::scan(&percent_decode(v), |h| {
-                    out.push(h, format!("header:{name}"))
-                });
-            }
-            // A URL's query (a `Referer`) is read a parameter at a time, as the request's own
-            // is (`form_urlencoded`, each value in the field its key names): a value that is
-            // base64 or a token as a whole is only seen as one on its own.
-            if let Some((_, query)) = v.split_once('?') {
-                let query = query.split('#').next().unwrap_or("");
-                for (k, value) in form_urlencoded::parse(query.as_bytes()) {
-                    let mut found = |h| out.push(h, format!("header:{name}"));
-                    detect::scan(&k, &mut found);
-                    detect::scan_field(Some(&k), detect::Value::Str(&value), &mut found);
+        }
+        HeaderList::Named(names) => {
+            for name in names {
+                for value in headers.get_all(name) {
+                    inspect_header(name, value, out);
                 }
             }
         }
     }
+    inspect_cookies(headers, &opts.cookies, out);
+}
+
+/// Inspects one header value, reported at `header:<name>`.
+fn inspect_header(name: &HeaderName, value: &http::HeaderValue, out: &mut Inspection) {
+    let credentials = *name == header::AUTHORIZATION || *name == header::PROXY_AUTHORIZATION;
+    // Locations are made only when something is found.
+    let text = String::from_utf8_lossy(value.as_bytes());
+    let mut v: &str = &text;
+    // Credentials are read after their scheme: a bearer token is opened for its claims,
+    // Basic's base64 is decoded to its user name (and password, of which, as of every value,
+    // nothing is recorded).
+    if credentials && let Some((_, cred)) = v.trim().split_once(' ') {
+        v = cred.trim();
+    }
+    detect::scan(v, |h| out.push(h, format!("header:{name}")));
+    if v.contains('%') {
+        detect::scan(&percent_decode(v), |h| {
+            out.push(h, format!("header:{name}"))
+        });
+    }
+    // A URL's query (a `Referer`) is read a parameter at a time, as the request's own is
+    // (`form_urlencoded`, each value in the field its key names): a value that is base64 or a
+    // token as a whole is only seen as one on its own.
+    if let Some((_, query)) = v.split_once('?') {
+        let query = query.split('#').next().unwrap_or("");
+        for (k, value) in form_urlencoded::parse(query.as_bytes()) {
+            let mut found = |h| out.push(h, format!("header:{name}"));
+            detect::scan(&k, &mut found);
+            detect::scan_field(Some(&k), detect::Value::Str(&value), &mut found);
+        }
+    }
+}
+
+/// Inspects the cookies `list` names (names too: they can be data).
+fn inspect_cookies(headers: &HeaderMap, list: &CookieList, out: &mut Inspection) {
     for value in headers.get_all(header::COOKIE) {
         let v = String::from_utf8_lossy(value.as_bytes());
         for pair in v.split(';') {
             let (name, value) = pair.split_once('=').unwrap_or(("", pair));
             let name = name.trim();
-            if let CookieList::Named(names) = &opts.cookies
+            if let CookieList::Named(names) = list
                 && !names.iter().any(|n| n == name)
             {
                 continue;
@@ -1871,24 +1929,57 @@ mod tests {
                 .parse()
                 .unwrap(),
         );
+        // Headers that carry no personal data by definition, or the client's address the
+        // resolve step reads, are not inspected: nothing is found in them.
+        h.insert(header::HOST, "jane.example.com".parse().unwrap());
+        h.insert("x-forwarded-for", "192.0.2.10".parse().unwrap());
+        h.insert(header::ACCEPT_LANGUAGE, "de-DE,de;q=0.9".parse().unwrap());
+        h.insert("sec-ch-ua-platform", "\"Linux\"".parse().unwrap());
+        h.insert(
+            header::USER_AGENT,
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0.0.0 Safari/537.36"
+                .parse()
+                .unwrap(),
+        );
         let mut i = Inspection::default();
         inspect_headers(&h, &HeadOptions::default(), &mut i);
+        // Every other header is read, those outside any list too.
         assert_eq!(
             locations(&i),
             vec![
-                "header:referer",
                 "header:x-user-email",
+                "header:x-other",
+                "header:referer",
                 "cookie:session_email",
                 "cookie:*"
             ]
         );
+        let skip = HeadOptions {
+            headers: HeaderList::All {
+                skip: vec![HeaderName::from_static("x-other")],
+            },
+            cookies: CookieList::All,
+        };
+        let mut i = Inspection::default();
+        inspect_headers(&h, &skip, &mut i);
+        assert!(!locations(&i).contains(&"header:x-other"));
+        assert!(locations(&i).contains(&"header:x-user-email"));
         let only = HeadOptions {
-            headers: vec![HeaderName::from_static("x-other")],
+            headers: HeaderList::Named(vec![HeaderName::from_static("x-other")]),
             cookies: CookieList::Named(vec!["sid".into()]),
         };
         let mut i = Inspection::default();
         inspect_headers(&h, &only, &mut i);
         assert_eq!(locations(&i), vec!["header:x-other"]);
+        // A personal value in the user agent is found there.
+        let mut ua = HeaderMap::new();
+        ua.insert(
+            header::USER_AGENT,
+            "MyApp/3.2 (jane@example.com)".parse().unwrap(),
+        );
+        let mut i = Inspection::default();
+        inspect_headers(&ua, &HeadOptions::default(), &mut i);
+        assert_eq!(locations(&i), vec!["header:user-agent"]);
         // A referring URL's parameters are read one at a time: base64 of an address.
         let mut h = HeaderMap::new();
         h.insert(

@@ -1,5 +1,5 @@
-//! Personal data outside the body: the URL path, configured headers and cookies. Locations
-//! name the place, never the value.
+//! Personal data outside the body: the URL path, headers and cookies. Locations name the
+//! place, never the value.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -55,6 +55,23 @@ async fn path_segments_headers_and_cookies_are_inspected() {
             vec![("cookie", "jane@example.com=1")],
             "cookie:*",
         ),
+        // Every header is read but those that carry no personal data by definition: a
+        // custom header, the user agent and `From` too.
+        (
+            "/analytics",
+            vec![("x-note", "jane@example.com")],
+            "header:x-note",
+        ),
+        (
+            "/analytics",
+            vec![("user-agent", "MyApp/3.2 (+49 30 901820)")],
+            "header:user-agent",
+        ),
+        (
+            "/analytics",
+            vec![("from", "jane@example.com")],
+            "header:from",
+        ),
         // Declared-clean routes are not spared: their URL and head are inspected too.
         ("/catalog/by/jane@example.com", vec![], "path:/2"),
     ] {
@@ -67,11 +84,21 @@ async fn path_segments_headers_and_cookies_are_inspected() {
     assert!(!gw.trace_text().contains("jane"));
     assert!(!gw.trace_text().contains("901820"));
 
-    // Headers outside the list are not inspected, and plain ones pass.
+    // Plain headers pass: a browser's user agent, its language and fetch metadata, an
+    // opaque session cookie.
     let r = get(
         &gw,
         "/analytics/pricing",
-        &[("x-note", "jane@example.com"), ("cookie", "sid=9f2c")],
+        &[
+            (
+                "user-agent",
+                "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0.0.0 Safari/537.36",
+            ),
+            ("accept-language", "de-DE,de;q=0.9,en;q=0.8"),
+            ("sec-fetch-mode", "navigate"),
+            ("x-note", "see ticket 42"),
+            ("cookie", "sid=9f2c"),
+        ],
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.text());
@@ -96,7 +123,7 @@ async fn the_header_and_cookie_lists_are_configurable() {
     )
     .await;
     assert_eq!(r.status, 451);
-    // A default header and an unlisted cookie are no longer read.
+    // Headers outside the list and unlisted cookies are no longer read.
     let r = get(
         &gw,
         "/analytics",
@@ -107,5 +134,26 @@ async fn the_header_and_cookie_lists_are_configurable() {
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.text());
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn headers_can_be_left_out_of_inspection_by_name() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let extra = "\n[inspect]\nskip_headers = [\"X-Ticket-Reporter\"]\n";
+    let gw = Gateway::two_regions(&eu, &us, extra).await;
+    let r = get(
+        &gw,
+        "/analytics",
+        &[("x-ticket-reporter", "jane@example.com")],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(us.count(), 1);
+    // Every other header is still read.
+    let r = get(&gw, "/analytics", &[("x-ticket-owner", "jane@example.com")]).await;
+    assert_eq!(r.status, 451, "{}", r.text());
+    let rec = gw.record(r.header("domicile-decision").unwrap());
+    assert_eq!(locations(&rec), vec!["header:x-ticket-owner"]);
     gw.running.shutdown().await;
 }
