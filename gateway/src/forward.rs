@@ -252,7 +252,8 @@ async fn forward(
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
     });
     let is_h2_backend = backend.protocol == Protocol::Http2;
-    let upgrade = crate::route::is_upgrade(&req);
+    let upgrade_value = crate::route::upgrade_protocols(&req);
+    let upgrade = upgrade_value.is_some();
     if upgrade && is_h2_backend {
         return problem(
             StatusCode::BAD_GATEWAY,
@@ -260,7 +261,6 @@ async fn forward(
             "protocol upgrades cannot be forwarded to an HTTP/2 backend",
         );
     }
-    let upgrade_value = req.headers().get(header::UPGRADE).cloned();
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     *req.uri_mut() = uri;
     *req.version_mut() = if is_h2_backend {

@@ -153,14 +153,16 @@ pub fn strip_from_trailers(h: &mut HeaderMap) {
     strip_where(h, |n| !trailer_allowed(n));
 }
 
-/// The hop-by-hop headers every message loses, by name.
-const HOP_BY_HOP: [HeaderName; 6] = [
+/// The hop-by-hop headers every message loses, by name. `HTTP2-Settings` belongs to an h2c
+/// upgrade (RFC 7540 section 3.2.1), which is never passed on.
+const HOP_BY_HOP: [HeaderName; 7] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     header::TE,
     header::TRAILER,
     header::TRANSFER_ENCODING,
     header::UPGRADE,
+    HeaderName::from_static("http2-settings"),
 ];
 
 /// Where `Trailer` is in [`HOP_BY_HOP`].

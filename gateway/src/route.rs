@@ -240,7 +240,35 @@ fn unreserved_decoded(uri: &http::Uri) -> Option<http::Uri> {
 
 /// An HTTP/1.1 `Upgrade` request (e.g. WebSocket).
 pub fn is_upgrade<B>(req: &Request<B>) -> bool {
-    req.headers().contains_key(header::UPGRADE)
+    upgrade_protocols(req).is_some()
+}
+
+/// The protocols a request asks to upgrade to, without `h2c`: an h2c upgrade is ignored, never
+/// passed on (it would let a client speak HTTP/2 to the backend past the gateway, RFC 9113
+/// section 3.1 deprecates it), and the request is served as the HTTP/1.1 request it also is.
+/// `None` when nothing else is asked for.
+pub fn upgrade_protocols<B>(req: &Request<B>) -> Option<http::HeaderValue> {
+    let mut kept = String::new();
+    for v in req.headers().get_all(header::UPGRADE) {
+        // A value that is not text is not h2c: passed on as it came when it is the only one.
+        let Ok(v) = v.to_str() else {
+            return Some(v.clone());
+        };
+        for p in v.split(',').map(str::trim) {
+            if p.is_empty() || p.eq_ignore_ascii_case("h2c") {
+                continue;
+            }
+            if !kept.is_empty() {
+                kept.push_str(", ");
+            }
+            kept.push_str(p);
+        }
+    }
+    if kept.is_empty() {
+        None
+    } else {
+        http::HeaderValue::from_str(&kept).ok()
+    }
 }
 
 fn bad_path(req: &Request<Body>, detail: &str) -> Response<Body> {

@@ -619,3 +619,56 @@ async fn header_sections_over_the_limit_get_431_and_nothing_is_forwarded() {
     assert_eq!(eu.count() + us.count(), 0);
     gw.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_h2c_upgrade_is_ignored_and_never_passed_on() {
+    let opts = BackendOptions {
+        upgrade_echo: true,
+        ..Default::default()
+    };
+    let eu = Backend::start_with("eu", opts.clone()).await;
+    let us = Backend::start_with("us", opts).await;
+    let gw = gateway_with(&eu, &us, "", UPGRADE_ROUTES).await;
+    // On a route that allows upgrades and on one that does not, alone or with another
+    // protocol: the request is served as HTTP/1.1, and the backend sees neither `Upgrade: h2c`
+    // nor `HTTP2-Settings`.
+    for (path, upgrade) in [
+        ("/chat", "h2c"),
+        ("/customers", "h2c"),
+        ("/customers", "H2C"),
+    ] {
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n\
+             Upgrade: {upgrade}\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\
+             X-Forwarded-For: 192.0.2.1\r\nContent-Length: 0\r\n\r\n"
+        );
+        let (resp, _) = raw(gw.running.addr, request.as_bytes()).await;
+        assert!(resp.starts_with("HTTP/1.1 200"), "{path} {upgrade}: {resp}");
+        let got = eu.received().pop().unwrap();
+        assert_eq!(got.path, path);
+        for name in ["upgrade", "http2-settings"] {
+            assert!(!got.headers.contains_key(name), "{path}: {:?}", got.headers);
+        }
+    }
+    assert_eq!(eu.count(), 3);
+    // With another protocol asked for too, the upgrade goes ahead for that one alone.
+    let mut s = tokio::net::TcpStream::connect(gw.running.addr)
+        .await
+        .unwrap();
+    s.write_all(b"GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c, echo\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\nX-Forwarded-For: 192.0.2.1\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: echo"), "{head}");
+    let got = eu.received().pop().unwrap();
+    assert_eq!(got.headers["upgrade"], "echo");
+    assert!(!got.headers.contains_key("http2-settings"));
+    gw.running.shutdown().await;
+}
