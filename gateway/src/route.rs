@@ -49,7 +49,9 @@ impl Step for RouteStep {
                 "the Host header is not a valid host name or address",
             ));
         }
-        if let Some(why) = ambiguous_path(req.uri().path()) {
+        if let Some(why) =
+            ambiguous_path(req.uri().path()).or_else(|| disguised_path(req.uri().path()))
+        {
             // Routing, policy and the backend must see the same path: refuse what they
             // could read differently.
             return Err(bad_path(req, why));
@@ -158,6 +160,45 @@ pub fn ambiguous_path(path: &str) -> Option<&'static str> {
         name == b"." || name == b".."
     });
     dot_segment.then_some("the path contains a dot segment")
+}
+
+/// Why a path's percent-encoded non-ASCII could hide a dot, slash or backslash from the
+/// gateway but not from a backend: an overlong UTF-8 form (`%c0%ae` is `.` to a lenient
+/// decoder), or a character that Unicode compatibility normalisation (NFKC, which some
+/// frameworks apply to paths) turns into one (`%ef%bc%8e`, the fullwidth full stop; the
+/// fullwidth solidus; the one-dot leader). `None` when there is none, and at once for a path
+/// without encoded non-ASCII.
+pub fn disguised_path(path: &str) -> Option<&'static str> {
+    use unicode_normalization::UnicodeNormalization;
+    let b = path.as_bytes();
+    let high = |i: usize| {
+        b[i] == b'%'
+            && b.get(i + 1)
+                .is_some_and(|c| matches!(c, b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F'))
+    };
+    if !(0..b.len()).any(high) {
+        return None;
+    }
+    let decoded: Vec<u8> = percent_encoding::percent_decode_str(path).collect();
+    // Overlong forms: the leads C0 and C1, E0 before 80-9F, F0 before 80-8F.
+    let overlong = decoded.windows(2).any(|w| {
+        matches!(
+            w,
+            [0xc0 | 0xc1, _] | [0xe0, 0x80..=0x9f] | [0xf0, 0x80..=0x8f]
+        )
+    }) || decoded.last().is_some_and(|&c| c == 0xc0 || c == 0xc1);
+    if overlong {
+        return Some("the path contains an overlong UTF-8 encoding, which may hide a dot or slash");
+    }
+    let text = String::from_utf8_lossy(&decoded);
+    let separators = |s: &str| {
+        s.bytes()
+            .filter(|c| matches!(c, b'.' | b'/' | b'\\'))
+            .count()
+    };
+    let normalised: String = text.nfkc().collect();
+    (separators(&normalised) > separators(&text))
+        .then_some("the path contains a character that normalises to a dot, slash or backslash")
 }
 
 /// Why route `n`, found for `req`'s path, is not the route a backend could find for it: the
@@ -322,6 +363,27 @@ mod tests {
             "/%",
         ] {
             assert_eq!(ambiguous_path(p), None, "{p}");
+        }
+        for p in [
+            "/public/%c0%ae%c0%ae/customers",
+            "/a%C0%AFb",
+            "/a%e0%80%ae",
+            "/a%f0%80%80%ae",
+            "/public/%ef%bc%8e%ef%bc%8e/customers",
+            "/a%EF%BC%8Fb",
+            "/a%ef%bc%bcb",
+            "/a%e2%80%a4%e2%80%a4/b",
+        ] {
+            assert!(disguised_path(p).is_some(), "{p}");
+        }
+        for p in [
+            "/customers/7",
+            "/caf%C3%A9/men%C3%BC",
+            "/%E6%97%A5%E6%9C%AC",
+            "/latin1/%E9t%E9",
+            "/a.b/%C3%A9.json",
+        ] {
+            assert_eq!(disguised_path(p), None, "{p}");
         }
         assert!(valid_host("api.example.com"));
         assert!(valid_host("[::1]"));

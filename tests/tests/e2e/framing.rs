@@ -129,11 +129,16 @@ async fn a_path_a_backend_could_route_elsewhere_is_refused_and_encoded_letters_a
     let gw = Gateway::two_regions(&eu, &us, public).await;
     // Tomcat and Spring drop `;jsessionid=1`, IIS reads `/Customers` as `/customers`: each
     // would reach the customers handler under the catch-all's policy.
+    // A lenient decoder reads the overlong `%c0%ae` as `.`, an NFKC-normalising framework the
+    // fullwidth full stop `%ef%bc%8e` as `.`: `/x/../customers` either way.
     for path in [
         "/customers;jsessionid=1",
         "/customers;x=1/7",
         "/Customers",
         "/CUSTOMERS/7",
+        "/x/%c0%ae%c0%ae/customers",
+        "/x/%ef%bc%8e%ef%bc%8e/customers",
+        "/x%ef%bc%8fcustomers",
     ] {
         let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
         let (resp, closed) = raw(gw.running.addr, req.as_bytes()).await;
