@@ -58,6 +58,16 @@ impl Body {
         Body::Incoming { body, deny: None }
     }
 
+    /// Whether part of a client's body may still be unread on its connection: a request
+    /// answered now must close it, so that the rest is never read as a request of its own.
+    pub fn unread_from_client(&self) -> bool {
+        match self {
+            Body::Incoming { body, .. } => !HttpBody::is_end_stream(body),
+            Body::Chained { .. } => true,
+            Body::Empty | Body::Buffered { .. } | Body::Held { .. } => false,
+        }
+    }
+
     /// From here on, the trailers of this client's body also lose the fields named in `names`.
     pub fn deny_in_trailers(&mut self, names: std::sync::Arc<[http::HeaderName]>) {
         match self {

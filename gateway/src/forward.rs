@@ -63,6 +63,11 @@ impl Service<Request<Body>> for Forward {
                 region: ctx.destination.clone(),
             };
             let mut res = match ctx.action.clone() {
+                // A body not read (a streamed route blocked on its head) may hold what would
+                // read as a next request: the connection closes rather than read on.
+                Some(Action::Respond(p)) if req.body().unread_from_client() => {
+                    crate::problem::close_connection(p.into_response())
+                }
                 Some(Action::Respond(p)) => p.into_response(),
                 Some(Action::Forward { region }) => {
                     let mut upstream = None;

@@ -3,8 +3,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use domicile_tests::client::raw;
+use bytes::Bytes;
+use domicile_tests::client::{self, raw};
 use domicile_tests::{Backend, Gateway};
+use http::Request;
+use http_body_util::Full;
 
 async fn setup() -> (Backend, Backend, Gateway) {
     let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
@@ -166,5 +169,40 @@ async fn a_path_a_backend_could_route_elsewhere_is_refused_and_encoded_letters_a
     assert!(resp.contains("domicile-region: eu-central"), "{resp}");
     let paths: Vec<String> = eu.received().iter().map(|r| r.path.clone()).collect();
     assert_eq!(paths.last().map(String::as_str), Some("/customers/AB~"));
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_request_blocked_before_its_body_is_read_closes_the_connection() {
+    let (eu, us, gw) = setup().await;
+    // A streamed route blocked on its path (an EU subject's address, bound for us-east): the
+    // body is never read. What it holds must not be read as a next request, and the client is
+    // not left waiting while the rest of it would be drained.
+    let smuggled = "GET /catalog/x HTTP/1.1\r\nHost: x\r\n\r\n";
+    let req = format!(
+        "POST /catalog/by/jane@example.com HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 192.0.2.10\r\n\
+         Content-Length: {}\r\n\r\n{smuggled}",
+        smuggled.len() + 100
+    );
+    let (resp, closed) = raw(gw.running.addr, req.as_bytes()).await;
+    assert!(resp.starts_with("HTTP/1.1 451"), "{resp}");
+    assert!(
+        resp.to_ascii_lowercase().contains("connection: close"),
+        "{resp}"
+    );
+    assert!(closed, "the connection was left open");
+    assert_eq!(resp.matches("HTTP/1.1").count(), 1, "{resp}");
+    assert_eq!(eu.count() + us.count(), 0);
+    // A request without a body keeps its connection when blocked.
+    let r = client::send(
+        Request::get(gw.url("/catalog/by/jane@example.com"))
+            .header("x-forwarded-for", "192.0.2.10")
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+        false,
+    )
+    .await;
+    assert_eq!(r.status, 451);
+    assert_eq!(r.header("connection"), None);
     gw.running.shutdown().await;
 }
