@@ -155,6 +155,14 @@ where
     }
 }
 
+/// Whether a method is written as methods are: upper-case letters, digits, `-` and `_`
+/// (`GET`, `PROPFIND`, `VERSION-CONTROL`).
+fn plain_method(m: &str) -> bool {
+    !m.is_empty()
+        && m.bytes()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'-' || c == b'_')
+}
+
 // The error is the answer itself, produced at most once per request.
 #[allow(clippy::result_large_err)]
 fn check(
@@ -181,6 +189,19 @@ fn check(
                     .into_response(),
             ));
         }
+    }
+    // Methods are case-sensitive tokens: `get` is not GET to every backend, and a method
+    // with punctuation is no method anyone serves. Refused, not guessed at.
+    if !plain_method(req.method().as_str()) {
+        return Err(close_connection(
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "bad_method",
+                "the request method is not written in upper-case letters, digits, '-' and '_'",
+            )
+            .with_decision(decision_id)
+            .into_response(),
+        ));
     }
     let header_bytes: usize = req
         .headers()

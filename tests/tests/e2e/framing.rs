@@ -206,3 +206,25 @@ async fn a_request_blocked_before_its_body_is_read_closes_the_connection() {
     assert_eq!(r.header("connection"), None);
     gw.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn methods_not_written_as_methods_are_refused() {
+    let (eu, us, gw) = setup().await;
+    for method in ["get", "Get", "G!T", "GE.T", "post"] {
+        let req = format!("{method} /catalog HTTP/1.1\r\nHost: x\r\n\r\n");
+        let (resp, closed) = raw(gw.running.addr, req.as_bytes()).await;
+        assert!(resp.starts_with("HTTP/1.1 400"), "{method} -> {resp}");
+        assert!(resp.contains("bad_method"), "{method} -> {resp}");
+        assert!(closed, "{method}: connection left open");
+    }
+    assert_eq!(eu.count() + us.count(), 0);
+    // Extension methods written as methods are passed on.
+    let (resp, _) = raw(
+        gw.running.addr,
+        b"PURGE /catalog HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert_eq!(us.received().pop().unwrap().method, "PURGE");
+    gw.running.shutdown().await;
+}
