@@ -61,6 +61,9 @@ pub struct FramingFacts {
     pub length_and_chunked: bool,
     /// A line ended with a bare LF instead of CRLF.
     pub bare_lf: bool,
+    /// The request-target holds a `#`: a fragment is never sent (RFC 9112 section 3.2), and
+    /// what follows it is dropped by one reader and kept by another.
+    pub fragment: bool,
 }
 
 /// The facts for each request head of one connection, oldest first, and whether a head is
@@ -307,6 +310,7 @@ impl<IO> Sniff<IO> {
         self.log.push(FramingFacts {
             length_and_chunked: length.is_some() && chunked,
             bare_lf,
+            fragment: req.path.is_some_and(|p| p.contains('#')),
         });
         if upgrade || (length.is_some() && chunked) {
             // hyper closes after an ambiguous request and leaves HTTP/1 after an upgrade.

@@ -177,6 +177,7 @@ fn check(
                 Some("the request carries both Content-Length and Transfer-Encoding")
             }
             Some(f) if f.bare_lf => Some("the request head has a line ending in a bare LF"),
+            Some(f) if f.fragment => Some("the request-target holds a '#' fragment"),
             Some(_) => None,
             // Every HTTP/1 head passes the sniffer before hyper parses it; a missing fact
             // means the stream could not be followed, so nothing is trusted.

@@ -107,6 +107,8 @@ async fn bare_lf_heads_and_ambiguous_paths_are_refused() {
         "GET /catalog HTTP/1.1\nHost: x\n\n",
         "GET /catalog HTTP/1.1\r\nHost: x\nX-A: 1\r\n\r\n",
         "GET /catalog/../customers HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /catalog#/../customers HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /catalog?q=1#x HTTP/1.1\r\nHost: x\r\n\r\n",
         "GET /catalog/%2e%2e/customers HTTP/1.1\r\nHost: x\r\n\r\n",
         "GET /catalog/..;/customers HTTP/1.1\r\nHost: x\r\n\r\n",
         "GET /catalog//x HTTP/1.1\r\nHost: x\r\n\r\n",
