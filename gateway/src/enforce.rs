@@ -6,10 +6,12 @@ use http::{Request, Response, StatusCode};
 
 use crate::body::Body;
 use crate::config::OnUninspectable;
+use crate::config::signals::OnInvalidToken;
 use crate::context::{Action, RequestContext};
 use crate::inspect::InspectStatus;
 use crate::problem::Problem;
 use crate::step::{Step, StepLayer, StepService};
+use domicile_regions::EvidenceSource;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct EnforceStep;
@@ -49,6 +51,27 @@ fn action(ctx: &RequestContext) -> Action {
                 .join(",")
         })
         .filter(|s| !s.is_empty());
+    // A token that does not verify (forged, expired, another issuer's) is refused before any
+    // policy: like an uninspectable body, a fail-closed rule that dry runs keep.
+    if let Some(reason) = invalid_token(ctx) {
+        let location = ctx
+            .snapshot
+            .config
+            .resolve
+            .tokens
+            .as_ref()
+            .map_or("the request", |t| &t.location);
+        let mut p = Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            format!("the token in {location} did not verify ({reason}); nothing was forwarded"),
+        )
+        .with_reason(reason)
+        .with_decision(&ctx.decision_id);
+        p.invalid_bearer = location == "header:authorization";
+        p.subject_jurisdiction = subject;
+        return Action::Respond(p);
+    }
     let rejects = ctx
         .route
         .and_then(|n| ctx.snapshot.route(n))
@@ -113,6 +136,21 @@ fn action(ctx: &RequestContext) -> Action {
     p.subject_jurisdiction = subject;
     p.destination_region = Some(region.to_string());
     Action::Respond(p)
+}
+
+/// Why the request's token did not verify, when `resolve.tokens.on_invalid` refuses such
+/// requests. A token that verified but carries an unusable claim value is not invalid.
+fn invalid_token(ctx: &RequestContext) -> Option<&'static str> {
+    let tokens = ctx.snapshot.config.resolve.tokens.as_ref()?;
+    if tokens.on_invalid != OnInvalidToken::Reject {
+        return None;
+    }
+    ctx.resolution
+        .as_ref()?
+        .rejected
+        .iter()
+        .find(|r| r.source == EvidenceSource::Token && r.reason != "invalid_claim")
+        .map(|r| r.reason)
 }
 
 /// A region with its country, as the 451 detail names it: `us-east (US)`.

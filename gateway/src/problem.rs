@@ -27,6 +27,10 @@ pub struct Problem {
     /// Seconds for a `Retry-After` header (503s the client may retry).
     #[serde(skip)]
     pub retry_after: Option<u32>,
+    /// Answered with the `WWW-Authenticate: Bearer error="invalid_token"` challenge (RFC 6750
+    /// section 3.1): a bearer token that did not verify.
+    #[serde(skip)]
+    pub invalid_bearer: bool,
     /// Extension members (RFC 9457 section 3.2) particular to one problem; boxed, as few
     /// problems have any and problems travel in every request's context.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
@@ -47,6 +51,7 @@ impl Problem {
             destination_region: None,
             request_id: None,
             retry_after: None,
+            invalid_bearer: false,
             members: None,
         }
     }
@@ -98,6 +103,12 @@ impl Problem {
         if let Some(secs) = self.retry_after {
             res.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.invalid_bearer {
+            res.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer error=\"invalid_token\""),
+            );
         }
         res.extensions_mut().insert(answered);
         res

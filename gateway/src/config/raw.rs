@@ -338,6 +338,7 @@ pub struct FileTokens {
     pub header: Option<S<String>>,
     pub cookie: Option<S<String>>,
     pub leeway: Option<S<String>>,
+    pub on_invalid: Option<S<String>>,
     #[serde(default)]
     pub claims: FileClaims,
     #[serde(default)]

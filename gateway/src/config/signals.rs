@@ -61,6 +61,16 @@ pub struct TokensConfig {
     pub source: TokenSource,
     pub location: Arc<str>,
     pub verifier: Arc<TokenVerifier>,
+    pub on_invalid: OnInvalidToken,
+}
+
+/// What a request whose token does not verify gets: `resolve.tokens.on_invalid`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnInvalidToken {
+    /// 401 `invalid_token`: a forged, expired or foreign token is not served.
+    Reject,
+    /// The token is set aside as evidence (listed in the record) and the request goes on.
+    Ignore,
 }
 
 /// Where the subject id for the directory comes from, tried in this order.
@@ -343,6 +353,15 @@ fn tokens(c: &mut Checker<'_>, t: &FileTokens) -> Option<TokensConfig> {
         (None, None) => TokenSource::Authorization,
     };
     let leeway = c.duration(&t.leeway, "resolve.tokens.leeway", Duration::from_secs(30));
+    let on_invalid = c.one_of(
+        &t.on_invalid,
+        "resolve.tokens.on_invalid",
+        &[
+            ("reject", OnInvalidToken::Reject),
+            ("ignore", OnInvalidToken::Ignore),
+        ],
+        OnInvalidToken::Reject,
+    );
     let d = ClaimNames::default();
     let name = |v: &Option<String>, dflt: Option<String>| match v.as_deref() {
         Some("") => None,
@@ -414,5 +433,6 @@ fn tokens(c: &mut Checker<'_>, t: &FileTokens) -> Option<TokensConfig> {
         location: Arc::from(source.location()),
         source,
         verifier: Arc::new(TokenVerifier::new(issuers, claims, leeway_secs)),
+        on_invalid,
     })
 }

@@ -217,7 +217,8 @@ async fn verified_token_claims_are_evidence_and_forged_or_expired_tokens_are_not
     assert_eq!(rec["subject"]["jurisdictions"], json!(["FR"]));
 
     // Forged (another key), expired, wrong audience, an issuer's key under another issuer's
-    // name, and HS256 signed with the public key as the secret: none is evidence.
+    // name, HS256 signed with the public key as the secret, `alg: none`: none is evidence, and
+    // the request is refused with 401 (the record says why).
     let hs = encode(
         &Header::new(Algorithm::HS256),
         &good,
@@ -243,14 +244,21 @@ async fn verified_token_claims_are_evidence_and_forged_or_expired_tokens_are_not
     ];
     for (token, reason) in &cases {
         let r = post_with(&url, &[("authorization", &format!("Bearer {token}"))], body).await;
-        assert_eq!(r.status, 451, "{reason}: {}", r.text());
-        assert_eq!(r.json()["reason"], "jurisdiction_unknown", "{reason}");
+        assert_eq!(r.status, 401, "{reason}: {}", r.text());
+        assert_eq!(r.json()["type"], "urn:domicile:problem:invalid_token");
+        assert_eq!(r.json()["reason"], *reason);
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some("Bearer error=\"invalid_token\"")
+        );
         let rec = gw.record(r.header("domicile-decision").unwrap());
         assert_eq!(rec["subject"]["evidence"], json!([]), "{reason}");
         assert_eq!(
             rec["subject"]["rejected_evidence"],
             json!([{"source": "token", "location": "header:authorization", "reason": reason}])
         );
+        assert_eq!(rec["outcome"]["action"], "rejected", "{reason}");
+        assert_eq!(rec["outcome"]["status"], 401, "{reason}");
     }
     assert_eq!(eu.count(), 3);
     assert_eq!(us.count(), 0);
@@ -841,7 +849,8 @@ pem = "rsa.pem"
     assert_eq!(rec["subject"]["jurisdictions"], json!(["SE"]));
     assert_eq!(rec["subject"]["evidence"][0]["source"], "token");
 
-    // The same signature over other claims (the country changed to US): not evidence.
+    // The same signature over other claims (the country changed to US): not evidence, and
+    // refused.
     let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
     let forged = json!({"iss": "https://rsa.example", "aud": "domicile", "exp": now() + 300,
         "country": "US"});
@@ -852,8 +861,8 @@ pem = "rsa.pem"
         body,
     )
     .await;
-    assert_eq!(r.status, 451, "{}", r.text());
-    assert_eq!(r.json()["reason"], "jurisdiction_unknown");
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert_eq!(r.json()["reason"], "bad_signature");
     let rec = gw.record(r.header("domicile-decision").unwrap());
     assert_eq!(
         rec["subject"]["rejected_evidence"],
@@ -893,5 +902,37 @@ async fn a_subject_id_is_the_same_decoded_in_the_admin_api_and_in_a_request_path
     // An id that is not UTF-8 once decoded is no id.
     let r = admin(&gw, "GET", "/v1/subjects/%FF", None).await;
     assert_eq!(r.status, 400);
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn with_on_invalid_ignore_a_token_that_does_not_verify_is_only_set_aside() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let keys = Keys::new();
+    let extra = TOKENS.replace(
+        "leeway = \"1s\"",
+        "leeway = \"1s\"\non_invalid = \"ignore\"",
+    );
+    let gw = start(&eu, &us, &extra, |d| keys.write(d), |t| t).await;
+    let forged = keys.es256(
+        &keys.stranger_es,
+        json!({"iss": "https://id.example", "aud": "domicile", "exp": now() + 300, "country": "DE"}),
+    );
+    let body = r#"{"email":"jane@example.com"}"#;
+    let r = post_with(
+        &gw.url("/customers"),
+        &[("authorization", &format!("Bearer {forged}"))],
+        body,
+    )
+    .await;
+    // Without the token, a loopback client's jurisdiction is unknown: personal data fails
+    // closed, and the record lists the token set aside.
+    assert_eq!(r.status, 451, "{}", r.text());
+    assert_eq!(r.json()["reason"], "jurisdiction_unknown");
+    let rec = gw.record(r.header("domicile-decision").unwrap());
+    assert_eq!(
+        rec["subject"]["rejected_evidence"],
+        json!([{"source": "token", "location": "header:authorization", "reason": "bad_signature"}])
+    );
     gw.running.shutdown().await;
 }
