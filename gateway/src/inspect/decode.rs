@@ -349,6 +349,20 @@ mod tests {
             decode(&[Coding::Gzip, Coding::Brotli], &nested, lim),
             Err(DecodeError::Bomb)
         );
+        // Brotli and zstd bombs alone are refused as gzip ones are.
+        let zeros = vec![0u8; 16 * 1024 * 1024];
+        let z = ruzstd::encoding::compress_to_vec(
+            &zeros[..],
+            ruzstd::encoding::CompressionLevel::Fastest,
+        );
+        for (coding, bytes) in [(Coding::Brotli, br(&zeros)), (Coding::Zstd, z)] {
+            assert!(bytes.len() < 64 * 1024, "{coding:?}: {}", bytes.len());
+            assert_eq!(
+                decode(&[coding], &bytes, lim),
+                Err(DecodeError::Bomb),
+                "{coding:?}"
+            );
+        }
         // Small repetitive documents are fine.
         let small = gzip(&vec![b'a'; 60 * 1024]);
         assert_eq!(

@@ -880,6 +880,18 @@ mod tests {
             assert_eq!(cats(s), vec![(Category::Email, None)], "{s}");
         }
         assert_eq!(cats("IBAN: DE89\u{200b}3704 0044 0532 0130 00").len(), 1);
+        // Bidi controls that reverse how digits are shown are dropped before matching.
+        for s in [
+            "jane\u{202E}@example.com",
+            "ja\u{2066}ne@exam\u{2069}ple.com",
+            "\u{202D}jane@example.com\u{202C}",
+        ] {
+            assert_eq!(cats(s), vec![(Category::Email, None)], "{s:?}");
+        }
+        assert_eq!(
+            cats("IBAN DE89 3704\u{202E} 0044 0532 0130 00"),
+            vec![(Category::Iban, Some("DE".to_owned()))]
+        );
         assert_eq!(
             cats("card ４１１１ １１１１ １１１１ １１１１"),
             vec![(Category::PaymentCard, None)]
