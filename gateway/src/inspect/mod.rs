@@ -84,6 +84,9 @@ pub enum Uninspectable {
     TooManyParts,
     /// A binary multipart part on a route whose `binary_parts` is `uninspectable`.
     BinaryPart,
+    /// A form body with a `%` that does not begin a two-digit hex escape: decoders differ on
+    /// what it means.
+    InvalidForm,
 }
 
 impl Uninspectable {
@@ -104,6 +107,7 @@ impl Uninspectable {
             Uninspectable::InvalidMultipart => "invalid_multipart",
             Uninspectable::TooManyParts => "too_many_parts",
             Uninspectable::BinaryPart => "binary_part",
+            Uninspectable::InvalidForm => "invalid_form",
         }
     }
 
@@ -124,7 +128,8 @@ impl Uninspectable {
             | Uninspectable::AmbiguousHeaders
             | Uninspectable::Undecodable
             | Uninspectable::InvalidCharset
-            | Uninspectable::InvalidMultipart => StatusCode::BAD_REQUEST,
+            | Uninspectable::InvalidMultipart
+            | Uninspectable::InvalidForm => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -165,6 +170,9 @@ impl Uninspectable {
             }
             Uninspectable::BinaryPart => {
                 "a multipart part has a binary type and the route's binary_parts is uninspectable"
+            }
+            Uninspectable::InvalidForm => {
+                "the form body has a '%' that does not begin a two-digit hex escape"
             }
         }
     }
@@ -347,6 +355,15 @@ fn plain_key(k: &str) -> bool {
             c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.' | b'$' | b'[' | b']')
         })
         && k.bytes().filter(u8::is_ascii_digit).count() < 5
+}
+
+/// Whether every `%` begins a two-digit hex escape.
+fn escapes_valid(b: &[u8]) -> bool {
+    b.iter().enumerate().all(|(i, &c)| {
+        c != b'%'
+            || b.get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+    })
 }
 
 fn form_pairs(bytes: &[u8], prefix: &str, out: &mut Inspection) {
@@ -818,6 +835,9 @@ fn read_kind(
                 Where::Body => "form",
                 Where::Part(loc, _) => loc,
             };
+            if !escapes_valid(text.as_bytes()) {
+                return Err(Uninspectable::InvalidForm);
+            }
             form_pairs(text.as_bytes(), prefix, out);
         }
         Kind::Text => {

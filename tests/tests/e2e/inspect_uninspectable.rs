@@ -84,6 +84,13 @@ fn cases() -> Vec<Case> {
             status: 415,
             reason: "unsupported_charset",
         },
+        Case {
+            ct: "application/x-www-form-urlencoded",
+            ce: None,
+            body: b"email=jane%zzexample.com&n=1".to_vec(),
+            status: 400,
+            reason: "invalid_form",
+        },
     ]
 }
 
