@@ -49,6 +49,11 @@ impl Step for RouteStep {
                 "the Host header is not a valid host name or address",
             ));
         }
+        if let Some(Ok(h)) = req.headers().get(header::HOST).map(|v| v.to_str())
+            && !valid_port(h)
+        {
+            return Err(bad(req, "the Host header's port is not a port number"));
+        }
         if let Some(why) =
             ambiguous_path(req.uri().path()).or_else(|| disguised_path(req.uri().path()))
         {
@@ -120,6 +125,19 @@ impl Step for RouteStep {
 }
 
 /// A host name (letters, digits, `-`, `.`, `_`) or an IP literal (`[...]` for IPv6).
+/// Whether the port of a `Host` value, when it has one, is a number from 1 to 65535 (an empty
+/// port, `host:`, is refused as well: nothing needs it).
+fn valid_port(h: &str) -> bool {
+    let port = match h.rfind(':') {
+        Some(i) if !h.ends_with(']') => &h[i + 1..],
+        _ => return true,
+    };
+    port.len() <= 5
+        && !port.is_empty()
+        && port.bytes().all(|c| c.is_ascii_digit())
+        && port.parse::<u16>().is_ok_and(|p| p != 0)
+}
+
 pub fn valid_host(h: &str) -> bool {
     if h.is_empty() || h.len() > 253 {
         return false;
@@ -384,6 +402,19 @@ mod tests {
             "/a.b/%C3%A9.json",
         ] {
             assert_eq!(disguised_path(p), None, "{p}");
+        }
+        for (h, ok) in [
+            ("api.example.com", true),
+            ("api.example.com:8443", true),
+            ("[::1]:443", true),
+            ("[::1]", true),
+            ("api.example.com:", false),
+            ("api.example.com:0", false),
+            ("api.example.com:65536", false),
+            ("api.example.com:0443x", false),
+            ("api.example.com:000080", false),
+        ] {
+            assert_eq!(valid_port(h), ok, "{h}");
         }
         assert!(valid_host("api.example.com"));
         assert!(valid_host("[::1]"));

@@ -113,6 +113,13 @@ async fn bare_lf_heads_and_ambiguous_paths_are_refused() {
         "GET /catalog/..;/customers HTTP/1.1\r\nHost: x\r\n\r\n",
         "GET /catalog//x HTTP/1.1\r\nHost: x\r\n\r\n",
         "GET /catalog HTTP/1.1\r\nHost: a\";for=8.8.8.8\r\n\r\n",
+        // Host tricks: two of them, an empty one, userinfo, ports that are no port.
+        "GET /catalog HTTP/1.1\r\nHost: eu.example\r\nHost: us.internal\r\n\r\n",
+        "GET /catalog HTTP/1.1\r\nHost: \r\n\r\n",
+        "GET /catalog HTTP/1.1\r\nHost: eu.example.@us.internal\r\n\r\n",
+        "GET /catalog HTTP/1.1\r\nHost: eu.example:99999\r\n\r\n",
+        "GET /catalog HTTP/1.1\r\nHost: eu.example:0\r\n\r\n",
+        "GET /catalog HTTP/1.1\r\nHost: eu.example:\r\n\r\n",
         "CONNECT us.internal:443 HTTP/1.1\r\nHost: us.internal:443\r\n\r\n",
     ] {
         let (resp, closed) = raw(gw.running.addr, req.as_bytes()).await;
