@@ -433,6 +433,61 @@ mod tests {
         assert_eq!(geo.lookup("203.0.113.1".parse().unwrap()), None);
     }
 
+    /// Records that name a country only partly: the configured field (`country` by default,
+    /// or `registered_country`) is read and nothing else, so a record with only the other
+    /// one, only `represented_country` (a military base) or only a continent gives no
+    /// country. The address is then unknown, and personal data fails closed.
+    #[test]
+    fn partial_records_give_only_the_configured_field() {
+        let mut w = mmdb_writer::Writer::new("Test-Country");
+        let rec = |v: serde_json::Value, net: &str, w: &mut mmdb_writer::Writer| {
+            w.insert(net.parse::<ipnet::IpNet>().unwrap(), &v).unwrap();
+        };
+        rec(
+            serde_json::json!({"registered_country": {"iso_code": "US"}}),
+            "192.0.2.0/25",
+            &mut w,
+        );
+        rec(
+            serde_json::json!({"represented_country": {"iso_code": "US", "type": "military"}}),
+            "192.0.2.128/25",
+            &mut w,
+        );
+        rec(
+            serde_json::json!({"continent": {"code": "EU"}}),
+            "198.51.100.0/24",
+            &mut w,
+        );
+        rec(
+            serde_json::json!({"country": {"iso_code": "DE"}, "registered_country": {"iso_code": "US"}}),
+            "203.0.113.0/24",
+            &mut w,
+        );
+        let geo = GeoIp::from_bytes(w.to_bytes().unwrap(), "test").unwrap();
+        let country = |ip: &str, field| {
+            geo.answer_uncached(ip.parse().unwrap(), field, false)
+                .country
+                .map(|c| c.to_string())
+        };
+        assert_eq!(country("192.0.2.1", CountryField::Country), None);
+        assert_eq!(
+            country("192.0.2.1", CountryField::RegisteredCountry).as_deref(),
+            Some("US")
+        );
+        for field in [CountryField::Country, CountryField::RegisteredCountry] {
+            assert_eq!(country("192.0.2.200", field), None);
+            assert_eq!(country("198.51.100.1", field), None);
+        }
+        assert_eq!(
+            country("203.0.113.1", CountryField::Country).as_deref(),
+            Some("DE")
+        );
+        assert_eq!(
+            country("203.0.113.1", CountryField::RegisteredCountry).as_deref(),
+            Some("US")
+        );
+    }
+
     #[test]
     fn build_dates_are_civil_dates() {
         assert_eq!(civil_date(0), "1970-01-01");

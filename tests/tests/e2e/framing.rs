@@ -113,6 +113,9 @@ async fn bare_lf_heads_and_ambiguous_paths_are_refused() {
         "GET /catalog/..;/customers HTTP/1.1\r\nHost: x\r\n\r\n",
         "GET /catalog//x HTTP/1.1\r\nHost: x\r\n\r\n",
         "GET /catalog HTTP/1.1\r\nHost: a\";for=8.8.8.8\r\n\r\n",
+        // A PROXY protocol header (v1, v2) on a listener that does not take one.
+        "PROXY TCP4 203.0.113.7 192.0.2.1 56324 80\r\nGET /catalog HTTP/1.1\r\nHost: x\r\n\r\n",
+        "\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0cGET /catalog HTTP/1.1\r\nHost: x\r\n\r\n",
         // Host tricks: two of them, an empty one, userinfo, ports that are no port.
         "GET /catalog HTTP/1.1\r\nHost: eu.example\r\nHost: us.internal\r\n\r\n",
         "GET /catalog HTTP/1.1\r\nHost: \r\n\r\n",
