@@ -33,6 +33,9 @@ pub struct ClientAddr {
     pub source: AddrSource,
     /// An `X-Forwarded-For` arrived from an untrusted peer and was ignored.
     pub ignored_forwarded_for: bool,
+    /// What that ignored chain claimed the client was: its first (leftmost) entry, when it is
+    /// an address.
+    pub claimed: Option<IpAddr>,
     /// A trusted chain held an entry that is not an IP address.
     pub malformed: bool,
 }
@@ -106,6 +109,11 @@ impl TrustedProxies {
                 ip: Some(peer),
                 source: AddrSource::Peer,
                 ignored_forwarded_for: present,
+                claimed: if present {
+                    hops_from_last.last().flatten().map(canonical)
+                } else {
+                    None
+                },
                 malformed: false,
             };
         }
@@ -116,6 +124,7 @@ impl TrustedProxies {
                     ip: None,
                     source,
                     ignored_forwarded_for: false,
+                    claimed: None,
                     malformed: true,
                 };
             };
@@ -124,6 +133,7 @@ impl TrustedProxies {
                     ip: Some(ip),
                     source,
                     ignored_forwarded_for: false,
+                    claimed: None,
                     malformed: false,
                 };
             }
@@ -134,12 +144,14 @@ impl TrustedProxies {
                 ip: Some(ip),
                 source,
                 ignored_forwarded_for: false,
+                claimed: None,
                 malformed: false,
             },
             None => ClientAddr {
                 ip: Some(peer),
                 source: AddrSource::Peer,
                 ignored_forwarded_for: false,
+                claimed: None,
                 malformed: false,
             },
         }
@@ -271,6 +283,19 @@ mod tests {
         let c = tp().resolve(ip("198.51.100.7"), [b"192.0.2.1".as_slice()].into_iter());
         assert_eq!(c.ip, Some(ip("198.51.100.7")));
         assert!(c.ignored_forwarded_for);
+        assert_eq!(c.claimed, Some(ip("192.0.2.1")));
+        // The chain's first entry is what it claims the client was.
+        let c = tp().resolve(
+            ip("198.51.100.7"),
+            [b"203.0.113.9, 10.0.0.1".as_slice(), b"10.0.0.2".as_slice()].into_iter(),
+        );
+        assert_eq!(c.claimed, Some(ip("203.0.113.9")));
+        let c = tp().resolve(ip("198.51.100.7"), [b"unknown".as_slice()].into_iter());
+        assert!(c.ignored_forwarded_for);
+        assert_eq!(c.claimed, None);
+        let c = tp().resolve(ip("198.51.100.7"), std::iter::empty());
+        assert!(!c.ignored_forwarded_for);
+        assert_eq!(c.claimed, None);
     }
 
     #[test]

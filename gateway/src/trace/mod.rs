@@ -128,6 +128,7 @@ pub fn record_of<'a>(
                 _ => "peer",
             },
             forwarded_for_ignored: ctx.client.as_ref().is_some_and(|c| c.ignored_forwarded_for),
+            forwarded_for_claimed: ctx.client.as_ref().and_then(|c| c.claimed).map(truncate),
             geoip_build_epoch: ctx.snapshot.geoip.as_ref().map(|g| g.build_epoch()),
             home_region: ctx.home_region.as_deref(),
             plausible: ctx.resolution.as_ref().map_or(&[], |r| &r.plausible),

@@ -617,10 +617,15 @@ pub fn show(r: &Value, outcome: Option<&Value>) -> String {
             "{} (from {}{})",
             subj["client_address"].as_str().unwrap_or("unknown"),
             str_of(subj, &["client_address_source"]),
-            if subj["forwarded_for_ignored"].as_bool() == Some(true) {
-                "; an untrusted X-Forwarded-For was ignored"
-            } else {
-                ""
+            match (
+                subj["forwarded_for_ignored"].as_bool(),
+                subj["forwarded_for_claimed"].as_str(),
+            ) {
+                (Some(true), Some(claimed)) => {
+                    format!("; an untrusted X-Forwarded-For claiming {claimed} was ignored")
+                }
+                (Some(true), None) => "; an untrusted X-Forwarded-For was ignored".to_owned(),
+                _ => String::new(),
             }
         ),
     );

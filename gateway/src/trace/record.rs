@@ -31,6 +31,10 @@ pub struct SubjectRecord<'a> {
     pub client_address_source: &'static str,
     /// An `X-Forwarded-For` from an untrusted peer was ignored.
     pub forwarded_for_ignored: bool,
+    /// What the ignored chain claimed the client was, truncated as `client_address` is; only
+    /// when one was ignored and its first entry is an address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forwarded_for_claimed: Option<String>,
     pub geoip_build_epoch: Option<u64>,
     pub home_region: Option<&'a str>,
     /// The plausible jurisdictions with their confidence.
@@ -175,29 +179,32 @@ impl DecisionRecord<'_> {
                 })
                 .opt_str("client_address", s.client_address.as_deref())
                 .safe("client_address_source", s.client_address_source)
-                .bool("forwarded_for_ignored", s.forwarded_for_ignored)
-                .opt_num("geoip_build_epoch", s.geoip_build_epoch)
-                .opt_str("home_region", s.home_region)
-                .array("plausible", s.plausible, |o, p| {
-                    Obj::new(o)
-                        .safe("country", p.country.as_str())
-                        .num("confidence", u64::from(p.confidence))
-                        .end()
-                })
-                .safe("rule", s.rule)
-                .array("citizenship", s.citizenship, |o, c| {
-                    json::safe_string(o, c.as_str())
-                })
-                .array("rejected_evidence", s.rejected_evidence, |o, r| {
-                    Obj::new(o)
-                        .safe("source", r.source.as_str())
-                        .str("location", &r.location)
-                        .safe("reason", r.reason)
-                        .end()
-                })
-                .opt_str("geoip_build_date", s.geoip_build_date)
-                .opt_str("home_region_source", s.home_region_source)
-                .opt_str("directory", s.directory);
+                .bool("forwarded_for_ignored", s.forwarded_for_ignored);
+                if let Some(c) = &s.forwarded_for_claimed {
+                    so.str("forwarded_for_claimed", c);
+                }
+                so.opt_num("geoip_build_epoch", s.geoip_build_epoch)
+                    .opt_str("home_region", s.home_region)
+                    .array("plausible", s.plausible, |o, p| {
+                        Obj::new(o)
+                            .safe("country", p.country.as_str())
+                            .num("confidence", u64::from(p.confidence))
+                            .end()
+                    })
+                    .safe("rule", s.rule)
+                    .array("citizenship", s.citizenship, |o, c| {
+                        json::safe_string(o, c.as_str())
+                    })
+                    .array("rejected_evidence", s.rejected_evidence, |o, r| {
+                        Obj::new(o)
+                            .safe("source", r.source.as_str())
+                            .str("location", &r.location)
+                            .safe("reason", r.reason)
+                            .end()
+                    })
+                    .opt_str("geoip_build_date", s.geoip_build_date)
+                    .opt_str("home_region_source", s.home_region_source)
+                    .opt_str("directory", s.directory);
                 if let Some(p) = &s.pseudonym {
                     so.str("pseudonym", p);
                 }
@@ -385,7 +392,8 @@ mod tests {
                     evidence: &evidence,
                     client_address: Some("198.51.100.0/24".into()),
                     client_address_source: "x_forwarded_for",
-                    forwarded_for_ignored: false,
+                    forwarded_for_ignored: region.is_none(),
+                    forwarded_for_claimed: region.is_none().then(|| "203.0.113.0/24".into()),
                     geoip_build_epoch: epoch,
                     home_region: region,
                     plausible: &plausible,

@@ -183,8 +183,11 @@ async fn forwarded_for_from_an_untrusted_peer_is_ignored() {
     assert_eq!(r.json()["reason"], "jurisdiction_unknown");
     let rec = gw.record(r.header("domicile-decision").unwrap());
     assert_eq!(rec["subject"]["forwarded_for_ignored"], true);
+    // Both addresses are recorded, truncated alike: the one used and the one claimed.
+    assert_eq!(rec["subject"]["forwarded_for_claimed"], "192.0.2.0/24");
     assert_eq!(rec["subject"]["client_address"], "127.0.0.0/24");
     assert_eq!(rec["subject"]["client_address_source"], "peer");
+    assert!(!gw.trace_text().contains(EU_IP));
     assert_eq!(eu.count() + us.count(), 0);
     // Upstream, the spoofable chain is replaced by the real peer, and address claims go.
     let r = client::send(
