@@ -83,6 +83,11 @@ impl Service<Request<Body>> for Forward {
                 None => crate::context::missing(),
             };
             let h = res.headers_mut();
+            // The answer to a request that carried personal data may carry it too: no shared
+            // cache in front of the gateway may serve it to another client.
+            if ctx.inspection.personal() {
+                headers::keep_private(h);
+            }
             h.insert(headers::DECISION, ctx.decision_header.clone());
             if let Some(Ok(v)) = ctx.destination.as_deref().map(HeaderValue::from_str) {
                 h.insert(headers::REGION, v);

@@ -253,9 +253,70 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     }
 }
 
+/// Makes a response private to its client (RFC 9111 section 5.2.2.7): the answer to a request
+/// that carried personal data may carry it too, and a shared cache in front of the gateway
+/// must not hand it to another client, in another region. A response already `private` or
+/// `no-store` is left as it is; otherwise `public` and `s-maxage` go and `private` is added
+/// (`max-age` and the rest are kept, for the client's own cache).
+pub fn keep_private(h: &mut HeaderMap) {
+    let mut kept: Vec<String> = Vec::new();
+    for v in h.get_all(header::CACHE_CONTROL) {
+        // A value that is not text cannot be read; it is replaced.
+        let Ok(v) = v.to_str() else { continue };
+        for d in v.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+            if d.eq_ignore_ascii_case("private") || d.eq_ignore_ascii_case("no-store") {
+                return;
+            }
+            // `private="set-cookie"` keeps only those fields private: it goes, for the
+            // unqualified `private`.
+            let name = d.split('=').next().unwrap_or("").trim();
+            if !["public", "s-maxage", "private"]
+                .iter()
+                .any(|n| name.eq_ignore_ascii_case(n))
+            {
+                kept.push(d.to_owned());
+            }
+        }
+    }
+    kept.insert(0, "private".to_owned());
+    if let Ok(v) = http::HeaderValue::from_str(&kept.join(", ")) {
+        h.insert(header::CACHE_CONTROL, v);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn responses_to_personal_data_are_kept_private() {
+        for (sent, kept) in [
+            (vec![], "private"),
+            (vec!["public, max-age=600"], "private, max-age=600"),
+            (
+                vec!["max-age=60, s-maxage=600", "must-revalidate"],
+                "private, max-age=60, must-revalidate",
+            ),
+            (vec!["Private"], "Private"),
+            (vec!["no-store"], "no-store"),
+            (
+                vec!["private=\"set-cookie\", max-age=5"],
+                "private, max-age=5",
+            ),
+        ] {
+            let mut h = HeaderMap::new();
+            for v in &sent {
+                h.append(header::CACHE_CONTROL, v.parse().unwrap());
+            }
+            keep_private(&mut h);
+            let got: Vec<&str> = h
+                .get_all(header::CACHE_CONTROL)
+                .iter()
+                .map(|v| v.to_str().unwrap())
+                .collect();
+            assert_eq!(got, vec![kept], "{sent:?}");
+        }
+    }
 
     #[test]
     fn configured_fields_are_stripped_however_spelled() {

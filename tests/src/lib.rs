@@ -116,6 +116,8 @@ impl Backend {
                                 return Ok::<_, Infallible>(res);
                             }
                             let (parts, body) = req.into_parts();
+                            // What the test asks the answer's Cache-Control to be.
+                            let cache_control = parts.headers.get("x-reply-cache-control").cloned();
                             let collected = body.collect().await.unwrap();
                             let trailers = collected.trailers().cloned();
                             rec.lock().unwrap().push(Received {
@@ -134,6 +136,9 @@ impl Backend {
                             }
                             let mut res = Response::new(Full::new(Bytes::from(name)));
                             res.headers_mut().insert("x-backend", name.parse().unwrap());
+                            if let Some(cc) = cache_control {
+                                res.headers_mut().insert("cache-control", cc);
+                            }
                             res.headers_mut()
                                 .insert("connection", "x-hop".parse().unwrap());
                             res.headers_mut()

@@ -218,6 +218,14 @@ pub struct Inspection {
 const _: () = assert!(Category::ALL.len() <= 32);
 
 impl Inspection {
+    /// Whether the request carries personal data, or may: something was found, or not
+    /// everything could be read ([`Self::categories`] is not empty).
+    pub fn personal(&self) -> bool {
+        !self.findings.is_empty()
+            || matches!(self.status, InspectStatus::Uninspectable(_))
+            || self.tunnel
+    }
+
     /// Distinct categories found, with `uninspectable` when the body could not be inspected.
     pub fn categories(&self) -> Vec<Category> {
         let mut cats: Vec<Category> = self.findings.iter().map(|f| f.category).collect();

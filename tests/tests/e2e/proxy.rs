@@ -1025,3 +1025,34 @@ async fn tokens_carry_their_claims_and_encrypted_values_stay_in_the_subjects_zon
     assert_eq!(eu.count(), 1);
     gw.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn answers_to_requests_with_personal_data_are_kept_out_of_shared_caches() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let gw = Gateway::two_regions(&eu, &us, "").await;
+    let send = |path: &str, body: &'static str, cc: &str| {
+        client::send(
+            Request::post(gw.url(path))
+                .header("content-type", "application/json")
+                .header("x-forwarded-for", EU_IP)
+                .header("x-reply-cache-control", cc)
+                .body(Full::new(Bytes::from_static(body.as_bytes())))
+                .unwrap(),
+            false,
+        )
+    };
+    // Personal data in the request: a shared cache may not keep the answer.
+    let r = send(
+        "/customers",
+        r#"{"email":"jane@example.com"}"#,
+        "public, max-age=600, s-maxage=3600",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("cache-control"), Some("private, max-age=600"));
+    // None: the backend's caching stands.
+    let r = send("/catalog", r#"{"sku":"mug-blue"}"#, "public, max-age=600").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("cache-control"), Some("public, max-age=600"));
+    gw.running.shutdown().await;
+}
