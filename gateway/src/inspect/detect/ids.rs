@@ -217,8 +217,16 @@ fn identify(c: &[u8], raw: &str, contextual: bool) -> Option<Hit> {
     if c.len() == 15 && fr_nir(c) {
         return id("id.fr_nir", "FR", 90);
     }
+    if (c.len() == 10 || c.len() == 11) && fi_hetu(c, raw) {
+        return id("id.fi_hetu", "FI", 90);
+    }
     if !digits {
         return None;
+    }
+    // Written 6-7 with a dash, a resident registration number is read before the card check
+    // (no card is written so).
+    if c.len() == 13 && (contextual || shaped(raw, &[6, 7], b'-')) && kr_rrn(c, contextual) {
+        return id("id.kr_rrn", "KR", 90);
     }
     if (13..=19).contains(&c.len()) && payment_card(c) {
         return Some(Hit {
@@ -656,6 +664,68 @@ fn se_personnummer(c: &[u8]) -> bool {
     valid_date(century.unwrap_or(2000) + yy, mm, dd) && luhn(ten)
 }
 
+/// Finnish henkilötunnus (DDMMYYCZZZQ): a birth date, the century sign (`+` 1800s; `-` and
+/// `U`-`Y` 1900s; `A`-`F` 2000s), an individual number from 002 (900 and up are temporary
+/// numbers, personal all the same) and the check character of the
+/// nine digits mod 31 (DVV). `raw` is the value as written: a `-` or `+` sign is not among the
+/// characters `c` keeps.
+fn fi_hetu(c: &[u8], raw: &str) -> bool {
+    const CHECK: &[u8; 31] = b"0123456789ABCDEFHJKLMNPRSTUVWXY";
+    let raw = raw.as_bytes();
+    if raw.len() != 11 {
+        return false;
+    }
+    let sign = raw[6].to_ascii_uppercase();
+    let century = match sign {
+        b'+' => 1800,
+        b'-' | b'U'..=b'Y' => 1900,
+        b'A'..=b'F' => 2000,
+        _ => return false,
+    };
+    // The nine digits and the check character, whether the sign was kept in `c` or not.
+    let (date, rest) = (&c[..6], if c.len() == 11 { &c[7..] } else { &c[6..] });
+    if !date.iter().chain(&rest[..3]).all(u8::is_ascii_digit) {
+        return false;
+    }
+    let (dd, mm, yy) = (
+        d(date[0]) * 10 + d(date[1]),
+        d(date[2]) * 10 + d(date[3]),
+        d(date[4]) * 10 + d(date[5]),
+    );
+    let individual = rest[..3].iter().fold(0, |a, &x| a * 10 + d(x));
+    if !valid_date(century + yy, mm, dd) || individual < 2 {
+        return false;
+    }
+    let n = date
+        .iter()
+        .chain(&rest[..3])
+        .fold(0u32, |a, &x| a * 10 + d(x));
+    CHECK[(n % 31) as usize] == rest[3].to_ascii_uppercase()
+}
+
+/// Korean resident registration number (YYMMDD-GNNNNNC): a birth date whose century the
+/// seventh digit gives (9, 0: 1800s; 1, 2, 5, 6: 1900s; 3, 4, 7, 8: 2000s), and the check
+/// digit of the weights 2-9, 2-5 mod 11. Numbers issued since October 2020 have no check
+/// digit: in a field named as an identifier, a valid date is enough.
+fn kr_rrn(c: &[u8], contextual: bool) -> bool {
+    let century = match c[6] {
+        b'9' | b'0' => 1800,
+        b'1' | b'2' | b'5' | b'6' => 1900,
+        _ => 2000,
+    };
+    let (yy, mm, dd) = (
+        d(c[0]) * 10 + d(c[1]),
+        d(c[2]) * 10 + d(c[3]),
+        d(c[4]) * 10 + d(c[5]),
+    );
+    if !valid_date(century + yy, mm, dd) {
+        return false;
+    }
+    const W: [u32; 12] = [2, 3, 4, 5, 6, 7, 8, 9, 2, 3, 4, 5];
+    let sum: u32 = c[..12].iter().zip(W).map(|(&x, w)| d(x) * w).sum();
+    contextual || (11 - sum % 11) % 10 == d(c[12])
+}
+
 /// Verhoeff's dihedral-group tables.
 pub(crate) const VERHOEFF_D: [[u8; 10]; 10] = [
     [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
@@ -779,6 +849,11 @@ mod tests {
             ("111.444.777-35", "id.br_cpf", "BR"),
             ("86095742719", "id.de_steuer_id", "DE"),
             ("2345 6789 0124", "id.in_aadhaar", "IN"),
+            ("131052-308T", "id.fi_hetu", "FI"),
+            ("010594Y9032", "id.fi_hetu", "FI"),
+            ("010594y9032", "id.fi_hetu", "FI"),
+            ("900101-1234568", "id.kr_rrn", "KR"),
+            ("021231-3456788", "id.kr_rrn", "KR"),
         ] {
             let hits = found(&format!("ref: {value}."), false);
             assert_eq!(
@@ -835,6 +910,9 @@ mod tests {
         assert_eq!(one("11144477735", false), None);
         assert_eq!(one("11144477735", true), Some("id.br_cpf"));
         assert_eq!(one("123456789018", true), Some("id.jp_my_number"));
+        // A resident registration number issued since 2020 has no check digit.
+        assert_eq!(one("900101-1234567", false), None);
+        assert_eq!(one("900101-1234567", true), Some("id.kr_rrn"));
     }
 
     #[test]
@@ -856,6 +934,15 @@ mod tests {
             "version 1.2.3-rc.4",
             "1764381234",
             "1764381234567",
+            // A wrong check character, an impossible date, individual number 000, no sign.
+            "131052-308U",
+            "311352-308T",
+            "131052-000H",
+            "131052 308T",
+            // A wrong check digit, an impossible date, an EAN-13 barcode.
+            "900101-1234567",
+            "901301-1234567",
+            "4015978211507",
         ] {
             assert_eq!(found(s, false), vec![], "{s}");
         }

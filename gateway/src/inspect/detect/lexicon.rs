@@ -306,6 +306,12 @@ const WORDS: &[(&str, bool, Field)] = &[
     ("individualnumber", S, F::NationalId),
     ("shenfenzheng", S, F::NationalId),
     ("residentidentity", S, F::NationalId),
+    ("hetu", W, F::NationalId),
+    ("henkilotunnus", S, F::NationalId),
+    ("personbeteckning", S, F::NationalId),
+    ("rrn", W, F::NationalId),
+    ("residentregistration", S, F::NationalId),
+    ("jumindeungnok", S, F::NationalId),
     // Health (with diagnoses).
     ("health", S, F::Is(C::Health)),
     ("medical", S, F::Is(C::Health)),
