@@ -300,7 +300,8 @@ impl<IO> Sniff<IO> {
             } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
                 chunked = true;
             } else if h.name.eq_ignore_ascii_case("upgrade") {
-                upgrade = true;
+                // An h2c upgrade is ignored: the connection stays HTTP/1.1 and is followed on.
+                upgrade |= crate::headers::upgrade_beyond_h2c(h.value);
             }
         }
         let bare_lf = head

@@ -253,6 +253,14 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     }
 }
 
+/// Whether an `Upgrade` value asks for a protocol other than `h2c`: an h2c upgrade is ignored
+/// (`route::upgrade_protocols`), so the connection stays HTTP/1.1.
+pub fn upgrade_beyond_h2c(v: &[u8]) -> bool {
+    v.split(|&c| c == b',')
+        .map(<[u8]>::trim_ascii)
+        .any(|p| !p.is_empty() && !p.eq_ignore_ascii_case(b"h2c"))
+}
+
 /// Makes a response private to its client (RFC 9111 section 5.2.2.7): the answer to a request
 /// that carried personal data may carry it too, and a shared cache in front of the gateway
 /// must not hand it to another client, in another region. A response already `private` or

@@ -49,8 +49,16 @@ impl Step for RouteStep {
                 "the Host header is not a valid host name or address",
             ));
         }
-        if let Some(Ok(h)) = req.headers().get(header::HOST).map(|v| v.to_str())
-            && !valid_port(h)
+        let host_port_ok = match req.headers().get(header::HOST).map(|v| v.to_str()) {
+            Some(Ok(h)) => valid_port(h),
+            _ => true,
+        };
+        // HTTP/2 names the host in `:authority`, with or without a `Host` beside it.
+        if !host_port_ok
+            || req
+                .uri()
+                .authority()
+                .is_some_and(|a| !valid_port(a.as_str()))
         {
             return Err(bad(req, "the Host header's port is not a port number"));
         }
@@ -124,20 +132,26 @@ impl Step for RouteStep {
     }
 }
 
-/// A host name (letters, digits, `-`, `.`, `_`) or an IP literal (`[...]` for IPv6).
 /// Whether the port of a `Host` value, when it has one, is a number from 1 to 65535 (an empty
 /// port, `host:`, is refused as well: nothing needs it).
 fn valid_port(h: &str) -> bool {
-    let port = match h.rfind(':') {
-        Some(i) if !h.ends_with(']') => &h[i + 1..],
-        _ => return true,
+    // Read from the end: the digits after the last `:` (an IPv6 literal ends with `]`).
+    let b = h.as_bytes();
+    let digits = b.iter().rev().take_while(|c| c.is_ascii_digit()).count();
+    let Some(&before) = b.len().checked_sub(digits + 1).and_then(|i| b.get(i)) else {
+        return true;
     };
-    port.len() <= 5
-        && !port.is_empty()
-        && port.bytes().all(|c| c.is_ascii_digit())
-        && port.parse::<u16>().is_ok_and(|p| p != 0)
+    if before != b':' {
+        // No port, or a host ending in other characters (which `valid_host` judges).
+        return true;
+    }
+    let port = b[b.len() - digits..].iter().try_fold(0u32, |p, &c| {
+        (p < 65_536).then(|| p * 10 + u32::from(c - b'0'))
+    });
+    (1..=5).contains(&digits) && port.is_some_and(|p| (1..=65_535).contains(&p))
 }
 
+/// A host name (letters, digits, `-`, `.`, `_`) or an IP literal (`[...]` for IPv6).
 pub fn valid_host(h: &str) -> bool {
     if h.is_empty() || h.len() > 253 {
         return false;
@@ -180,12 +194,12 @@ pub fn ambiguous_path(path: &str) -> Option<&'static str> {
     dot_segment.then_some("the path contains a dot segment")
 }
 
-/// Why a path's percent-encoded non-ASCII could hide a dot, slash or backslash from the
+/// Why a path's non-ASCII, percent-encoded or not, could hide a dot, slash or backslash from the
 /// gateway but not from a backend: an overlong UTF-8 form (`%c0%ae` is `.` to a lenient
 /// decoder), or a character that Unicode compatibility normalisation (NFKC, which some
 /// frameworks apply to paths) turns into one (`%ef%bc%8e`, the fullwidth full stop; the
-/// fullwidth solidus; the one-dot leader). `None` when there is none, and at once for a path
-/// without encoded non-ASCII.
+/// fullwidth solidus; the one-dot leader). `None` when there is none, and at once for an
+/// ASCII path without encoded non-ASCII.
 pub fn disguised_path(path: &str) -> Option<&'static str> {
     use unicode_normalization::UnicodeNormalization;
     let b = path.as_bytes();
@@ -194,7 +208,8 @@ pub fn disguised_path(path: &str) -> Option<&'static str> {
             && b.get(i + 1)
                 .is_some_and(|c| matches!(c, b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F'))
     };
-    if !(0..b.len()).any(high) {
+    // Raw non-ASCII bytes (which the request-target parsers let through) are read alike.
+    if path.is_ascii() && !(0..b.len()).any(high) {
         return None;
     }
     let decoded: Vec<u8> = percent_encoding::percent_decode_str(path).collect();
@@ -299,7 +314,7 @@ fn unreserved_decoded(uri: &http::Uri) -> Option<http::Uri> {
 
 /// An HTTP/1.1 `Upgrade` request (e.g. WebSocket).
 pub fn is_upgrade<B>(req: &Request<B>) -> bool {
-    upgrade_protocols(req).is_some()
+    req.headers().contains_key(header::UPGRADE) && upgrade_protocols(req).is_some()
 }
 
 /// The protocols a request asks to upgrade to, without `h2c`: an h2c upgrade is ignored, never
@@ -307,9 +322,16 @@ pub fn is_upgrade<B>(req: &Request<B>) -> bool {
 /// section 3.1 deprecates it), and the request is served as the HTTP/1.1 request it also is.
 /// `None` when nothing else is asked for.
 pub fn upgrade_protocols<B>(req: &Request<B>) -> Option<http::HeaderValue> {
+    let values = req.headers().get_all(header::UPGRADE);
+    if !values
+        .iter()
+        .any(|v| crate::headers::upgrade_beyond_h2c(v.as_bytes()))
+    {
+        return None;
+    }
     let mut kept = String::new();
-    for v in req.headers().get_all(header::UPGRADE) {
-        // A value that is not text is not h2c: passed on as it came when it is the only one.
+    for v in values {
+        // A value that is not text is not h2c: passed on as it came.
         let Ok(v) = v.to_str() else {
             return Some(v.clone());
         };
@@ -323,11 +345,7 @@ pub fn upgrade_protocols<B>(req: &Request<B>) -> Option<http::HeaderValue> {
             kept.push_str(p);
         }
     }
-    if kept.is_empty() {
-        None
-    } else {
-        http::HeaderValue::from_str(&kept).ok()
-    }
+    http::HeaderValue::from_str(&kept).ok()
 }
 
 fn bad_path(req: &Request<Body>, detail: &str) -> Response<Body> {
@@ -391,6 +409,8 @@ mod tests {
             "/a%EF%BC%8Fb",
             "/a%ef%bc%bcb",
             "/a%e2%80%a4%e2%80%a4/b",
+            "/public/\u{ff0e}\u{ff0e}/customers",
+            "/a\u{ff0f}b",
         ] {
             assert!(disguised_path(p).is_some(), "{p}");
         }
@@ -400,6 +420,7 @@ mod tests {
             "/%E6%97%A5%E6%9C%AC",
             "/latin1/%E9t%E9",
             "/a.b/%C3%A9.json",
+            "/caf\u{e9}/\u{65e5}\u{672c}",
         ] {
             assert_eq!(disguised_path(p), None, "{p}");
         }
@@ -411,7 +432,8 @@ mod tests {
             ("api.example.com:", false),
             ("api.example.com:0", false),
             ("api.example.com:65536", false),
-            ("api.example.com:0443x", false),
+            // Not a port at all: the host name's own check refuses it.
+            ("api.example.com:0443x", true),
             ("api.example.com:000080", false),
         ] {
             assert_eq!(valid_port(h), ok, "{h}");

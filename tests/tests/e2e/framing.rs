@@ -154,6 +154,8 @@ async fn a_path_a_backend_could_route_elsewhere_is_refused_and_encoded_letters_a
         "/x/%c0%ae%c0%ae/customers",
         "/x/%ef%bc%8e%ef%bc%8e/customers",
         "/x%ef%bc%8fcustomers",
+        // The same sent as raw UTF-8, which the request line parsers let through.
+        "/x/\u{ff0e}\u{ff0e}/customers",
     ] {
         let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
         let (resp, closed) = raw(gw.running.addr, req.as_bytes()).await;

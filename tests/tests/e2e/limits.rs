@@ -638,7 +638,7 @@ async fn an_h2c_upgrade_is_ignored_and_never_passed_on() {
         ("/customers", "H2C"),
     ] {
         let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n\
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings, close\r\n\
              Upgrade: {upgrade}\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\
              X-Forwarded-For: 192.0.2.1\r\nContent-Length: 0\r\n\r\n"
         );
@@ -651,6 +651,15 @@ async fn an_h2c_upgrade_is_ignored_and_never_passed_on() {
         }
     }
     assert_eq!(eu.count(), 3);
+    // The connection stays HTTP/1.1 and serves the next request on it.
+    let two = "GET /customers HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n\
+               Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\
+               X-Forwarded-For: 192.0.2.1\r\n\r\n\
+               GET /customers/2 HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 192.0.2.1\r\n\
+               Connection: close\r\n\r\n";
+    let (resp, _) = raw(gw.running.addr, two.as_bytes()).await;
+    assert_eq!(resp.matches("HTTP/1.1 200").count(), 2, "{resp}");
+    assert_eq!(eu.count(), 5);
     // With another protocol asked for too, the upgrade goes ahead for that one alone.
     let mut s = tokio::net::TcpStream::connect(gw.running.addr)
         .await
