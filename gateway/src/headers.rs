@@ -56,13 +56,42 @@ fn proxy_claim(name: &str) -> bool {
 /// Whether a (lower-case) name is one only Domicile or a trusted proxy may set, also when it
 /// is spelled with `_` for `-`: CGI-style backends read `x_forwarded_for` as
 /// `x-forwarded-for`, and `domicile_decision` as Domicile's own.
-pub(crate) fn protected(name: &str) -> bool {
+fn protected(name: &str) -> bool {
     let name = if name.contains('_') {
         std::borrow::Cow::Owned(name.replace('_', "-"))
     } else {
         std::borrow::Cow::Borrowed(name)
     };
     name.starts_with("domicile-") || proxy_claim(&name)
+}
+
+/// The headers that carry the client's address, or the scheme, host and port it asked for:
+/// what the resolve step reads as the client (from trusted proxies) and the gateway rewrites or
+/// removes on the way upstream.
+const ADDRESS_HEADERS: [&str; 12] = [
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "x-real-ip",
+    "true-client-ip",
+    "cf-connecting-ip",
+    "x-client-ip",
+    "x-cluster-client-ip",
+    "client-ip",
+    "x-original-forwarded-for",
+];
+
+/// Whether a (lower-case) name is one of [`ADDRESS_HEADERS`] or Domicile's own (`domicile-*`),
+/// also spelled with `_` for `-`.
+pub(crate) fn address_or_own(name: &str) -> bool {
+    let name = if name.contains('_') {
+        std::borrow::Cow::Owned(name.replace('_', "-"))
+    } else {
+        std::borrow::Cow::Borrowed(name)
+    };
+    name.starts_with("domicile-") || ADDRESS_HEADERS.contains(&&*name)
 }
 
 /// Whether a header name as sent is `field`, some of its `-` perhaps written `_`.

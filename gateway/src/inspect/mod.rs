@@ -495,57 +495,57 @@ impl Default for HeadOptions {
 /// Headers that carry no personal data by their definition (content negotiation, caching,
 /// framing, fetch metadata, client hints, trace context), and those the gateway reads or
 /// writes itself: the client's address in the forwarding headers (`Forwarded`,
-/// `X-Forwarded-*`, `X-Real-IP` and the other client-address claims) is what the resolve step
-/// reads as evidence, and they are rewritten or removed on the way upstream, as Domicile's
-/// own `domicile-*` headers are. Every other header is inspected by default, `User-Agent` and
-/// custom `X-` headers included.
+/// `X-Forwarded-For`, `-Proto`, `-Host`, `-Port`, `X-Real-IP` and the other client-address
+/// claims) is what the resolve step reads as evidence, and they are rewritten or removed on the
+/// way upstream, as Domicile's own `domicile-*` headers are. Every other header is inspected
+/// by default: `User-Agent`, custom `X-` headers, and the identity headers an authenticating
+/// proxy adds (`X-Forwarded-User`, `X-Forwarded-Email`) included.
 pub fn not_personal(name: &HeaderName) -> bool {
     let n = name.as_str();
-    crate::headers::protected(n)
-        || matches!(
-            n,
-            "accept"
-                | "accept-charset"
-                | "accept-encoding"
-                | "accept-language"
-                | "cache-control"
-                | "connection"
-                | "content-encoding"
-                | "content-language"
-                | "content-length"
-                | "content-md5"
-                | "content-type"
-                | "date"
-                | "dnt"
-                | "expect"
-                | "host"
-                | "if-match"
-                | "if-modified-since"
-                | "if-none-match"
-                | "if-range"
-                | "if-unmodified-since"
-                | "keep-alive"
-                | "max-forwards"
-                | "origin"
-                | "pragma"
-                | "priority"
-                | "proxy-connection"
-                | "range"
-                | "te"
-                | "traceparent"
-                | "tracestate"
-                | "trailer"
-                | "transfer-encoding"
-                | "upgrade"
-                | "upgrade-insecure-requests"
-                | "via"
-                | "x-request-id"
-        )
-        || n.starts_with("sec-ch-")
+    matches!(
+        n,
+        "accept"
+            | "accept-charset"
+            | "accept-encoding"
+            | "accept-language"
+            | "cache-control"
+            | "connection"
+            | "content-encoding"
+            | "content-language"
+            | "content-length"
+            | "content-md5"
+            | "content-type"
+            | "date"
+            | "dnt"
+            | "expect"
+            | "host"
+            | "if-match"
+            | "if-modified-since"
+            | "if-none-match"
+            | "if-range"
+            | "if-unmodified-since"
+            | "keep-alive"
+            | "max-forwards"
+            | "origin"
+            | "pragma"
+            | "priority"
+            | "proxy-connection"
+            | "range"
+            | "te"
+            | "traceparent"
+            | "tracestate"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "upgrade-insecure-requests"
+            | "via"
+            | "x-request-id"
+    ) || n.starts_with("sec-ch-")
         || n.starts_with("sec-fetch-")
         || n.starts_with("sec-websocket-")
         || n.starts_with("access-control-request-")
         || n == "sec-gpc"
+        || crate::headers::address_or_own(n)
 }
 
 /// Inspects the configured headers (values as sent, and percent-decoded) and cookies.
@@ -1959,10 +1959,21 @@ mod tests {
         );
         // Headers that carry no personal data by definition, or the client's address the
         // resolve step reads, are not inspected: nothing is found in them.
-        h.insert(header::HOST, "jane.example.com".parse().unwrap());
-        h.insert("x-forwarded-for", "192.0.2.10".parse().unwrap());
-        h.insert(header::ACCEPT_LANGUAGE, "de-DE,de;q=0.9".parse().unwrap());
-        h.insert("sec-ch-ua-platform", "\"Linux\"".parse().unwrap());
+        // (Each carries an address here, so that reading it would show.)
+        for name in [
+            "host",
+            "x-forwarded-for",
+            "x_real_ip",
+            "accept-language",
+            "sec-ch-ua-platform",
+            "traceparent",
+            "domicile-note",
+        ] {
+            h.insert(
+                HeaderName::from_static(name),
+                "joe@example.com".parse().unwrap(),
+            );
+        }
         h.insert(
             header::USER_AGENT,
             "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0.0.0 Safari/537.36"
@@ -1999,15 +2010,25 @@ mod tests {
         let mut i = Inspection::default();
         inspect_headers(&h, &only, &mut i);
         assert_eq!(locations(&i), vec!["header:x-other"]);
-        // A personal value in the user agent is found there.
+        // A personal value in the user agent, or in the identity headers an authenticating
+        // proxy adds, is found there.
         let mut ua = HeaderMap::new();
         ua.insert(
             header::USER_AGENT,
             "MyApp/3.2 (jane@example.com)".parse().unwrap(),
         );
+        ua.insert("x-forwarded-user", "jane@example.com".parse().unwrap());
+        ua.insert("x-forwarded-email", "jane@example.com".parse().unwrap());
         let mut i = Inspection::default();
         inspect_headers(&ua, &HeadOptions::default(), &mut i);
-        assert_eq!(locations(&i), vec!["header:user-agent"]);
+        assert_eq!(
+            locations(&i),
+            vec![
+                "header:user-agent",
+                "header:x-forwarded-user",
+                "header:x-forwarded-email"
+            ]
+        );
         // A referring URL's parameters are read one at a time: base64 of an address.
         let mut h = HeaderMap::new();
         h.insert(
