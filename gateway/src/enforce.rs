@@ -51,8 +51,11 @@ fn action(ctx: &RequestContext) -> Action {
                 .join(",")
         })
         .filter(|s| !s.is_empty());
-    // A token that does not verify (forged, expired, another issuer's) is refused before any
-    // policy: like an uninspectable body, a fail-closed rule that dry runs keep.
+    // A token that does not verify (forged, expired, another issuer's) on a request that
+    // carries personal data, whose jurisdiction the token would speak to, is refused before
+    // any policy: like an uninspectable body, a fail-closed rule that dry runs keep. A bearer
+    // token gets 401 with its challenge (RFC 6750); one in a cookie or another header, which
+    // no challenge names, 403.
     if let Some(reason) = invalid_token(ctx) {
         let location = ctx
             .snapshot
@@ -61,14 +64,20 @@ fn action(ctx: &RequestContext) -> Action {
             .tokens
             .as_ref()
             .map_or("the request", |t| &t.location);
+        let bearer = location == "header:authorization";
+        let status = if bearer {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::FORBIDDEN
+        };
         let mut p = Problem::new(
-            StatusCode::UNAUTHORIZED,
+            status,
             "invalid_token",
             format!("the token in {location} did not verify ({reason}); nothing was forwarded"),
         )
         .with_reason(reason)
         .with_decision(&ctx.decision_id);
-        p.invalid_bearer = location == "header:authorization";
+        p.invalid_bearer = bearer;
         p.subject_jurisdiction = subject;
         return Action::Respond(p);
     }
@@ -139,10 +148,11 @@ fn action(ctx: &RequestContext) -> Action {
 }
 
 /// Why the request's token did not verify, when `resolve.tokens.on_invalid` refuses such
-/// requests. A token that verified but carries an unusable claim value is not invalid.
+/// requests and this one carries personal data. A token that verified but carries an unusable
+/// claim value is not invalid.
 fn invalid_token(ctx: &RequestContext) -> Option<&'static str> {
     let tokens = ctx.snapshot.config.resolve.tokens.as_ref()?;
-    if tokens.on_invalid != OnInvalidToken::Reject {
+    if tokens.on_invalid != OnInvalidToken::Reject || !ctx.inspection.personal() {
         return None;
     }
     ctx.resolution

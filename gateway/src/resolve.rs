@@ -277,7 +277,9 @@ fn collect(
                 .iter()
                 .find_map(|v| cookie(v.as_bytes(), name)),
         };
-        if let Some(token) = token {
+        // An opaque token (an API key, a session id) is not a JWT: not evidence, and not a
+        // token that failed to verify either.
+        if let Some(token) = token.filter(|t| domicile_regions::token::looks_like_jwt(t)) {
             match t.verifier.verify(token) {
                 Ok(claims) => {
                     let mut add = |kind, c, loc: &'static str| {

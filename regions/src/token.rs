@@ -454,9 +454,51 @@ pub fn cookie<'a>(value: &'a [u8], name: &str) -> Option<&'a str> {
     })
 }
 
+/// Whether a token has a JWT's compact form: three base64url parts (the last, the signature,
+/// may be empty, as in an `alg: none` token) whose first encodes a JSON object. An opaque token
+/// (an API key, a session id) has not.
+pub fn looks_like_jwt(t: &str) -> bool {
+    let mut parts = t.split('.');
+    let (Some(header), Some(payload), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let b64url = |p: &str| {
+        p.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'=')
+    };
+    header.starts_with("eyJ")
+        && !payload.is_empty()
+        && b64url(header)
+        && b64url(payload)
+        && b64url(signature)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jwts_are_told_from_opaque_tokens() {
+        for t in [
+            "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiI0MiJ9.c2ln",
+            "eyJhbGciOiJub25lIn0.eyJjb3VudHJ5IjoiREUifQ.",
+        ] {
+            assert!(looks_like_jwt(t), "{t}");
+        }
+        for t in [
+            "ghp_16C7e42F292c6912E7710c838347Ae178B4a",
+            "9f2c1e7a-5b3d-4c8e-a1f0-2d6b7e9c4a11",
+            "abc.def.ghi",
+            "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiI0MiJ9",
+            "eyJhbGciOiJFUzI1NiJ9..c2ln",
+            "eyJhbGciOiJFUzI1NiJ9.eyJ9.c2ln.extra",
+            "eyJhbGciOiJFUzI1NiJ9.ey J9.c2ln",
+        ] {
+            assert!(!looks_like_jwt(t), "{t}");
+        }
+    }
 
     #[test]
     fn bearer_and_cookie_are_read() {

@@ -262,6 +262,38 @@ async fn verified_token_claims_are_evidence_and_forged_or_expired_tokens_are_not
     }
     assert_eq!(eu.count(), 3);
     assert_eq!(us.count(), 0);
+    // Without personal data the token speaks to nothing: the request is served, and the
+    // record lists the token set aside.
+    let forged = keys.es256(
+        &keys.stranger_es,
+        json!({"iss": "https://id.example", "aud": "domicile", "exp": now() + 300}),
+    );
+    let r = post_with(
+        &gw.url("/catalog"),
+        &[("authorization", &format!("Bearer {forged}"))],
+        r#"{"sku":"mug-blue"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let rec = gw.record(r.header("domicile-decision").unwrap());
+    assert_eq!(
+        rec["subject"]["rejected_evidence"],
+        json!([{"source": "token", "location": "header:authorization", "reason": "bad_signature"}])
+    );
+    // An opaque token (an API key) is no JWT: neither evidence nor refused.
+    let r = post_with(
+        &url,
+        &[(
+            "authorization",
+            "Bearer ghp_16C7e42F292c6912E7710c838347Ae178B4a",
+        )],
+        body,
+    )
+    .await;
+    assert_eq!(r.status, 451, "{}", r.text());
+    assert_eq!(r.json()["reason"], "jurisdiction_unknown");
+    let rec = gw.record(r.header("domicile-decision").unwrap());
+    assert_eq!(rec["subject"]["rejected_evidence"], json!([]));
     let m = metrics(&gw).await;
     // The metrics registry is the process's: other tests in this binary may add to a reason,
     // so each must be counted at least once.
@@ -304,6 +336,20 @@ pem = "es.pem"
     let rec = gw.record(r.header("domicile-decision").unwrap());
     assert_eq!(rec["subject"]["home_region_source"], "token");
     assert_eq!(rec["subject"]["evidence"][0]["location"], "claim:country");
+    // An expired one is refused with 403: no authentication challenge names a cookie.
+    let expired = keys.es256(
+        &keys.es,
+        json!({"iss": "https://id.example", "exp": now() - 300, "addr": {"country": "US"}}),
+    );
+    let r = post_with(
+        &gw.url("/customers"),
+        &[("cookie", &format!("id_token={expired}"))],
+        r#"{"email":"joe@example.com"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(r.json()["reason"], "expired");
+    assert_eq!(r.header("www-authenticate"), None);
     gw.running.shutdown().await;
 }
 
