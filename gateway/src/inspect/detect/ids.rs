@@ -218,6 +218,11 @@ fn identify(c: &[u8], raw: &str, contextual: bool) -> Option<Hit> {
         return id("id.fr_nir", "FR", 90);
     }
     if (c.len() == 10 || c.len() == 11) && fi_hetu(c, raw) {
+        // A dashed number that is also a valid Swedish personnummer (one in thirty-one of
+        // those whose date reads both ways) is an identifier of either country: none is named.
+        if digits && c.len() == 10 && se_personnummer(c) {
+            return Some(hit("id.fi_hetu", Category::NationalId, "", 80));
+        }
         return id("id.fi_hetu", "FI", 90);
     }
     if !digits {
@@ -225,8 +230,17 @@ fn identify(c: &[u8], raw: &str, contextual: bool) -> Option<Hit> {
     }
     // Written 6-7 with a dash, a resident registration number is read before the card check
     // (no card is written so).
-    if c.len() == 13 && (contextual || shaped(raw, &[6, 7], b'-')) && kr_rrn(c, contextual) {
-        return id("id.kr_rrn", "KR", 90);
+    if c.len() == 13 && (contextual || shaped(raw, &[6, 7], b'-')) {
+        match kr_rrn(c) {
+            Some(true) => return id("id.kr_rrn", "KR", 90),
+            // Without a check digit (issued since October 2020, or another country's
+            // date-based number) only a field named as an identifier says it is one, and
+            // no country is named: a date alone is no jurisdiction evidence.
+            Some(false) if contextual => {
+                return Some(hit("id.kr_rrn", Category::NationalId, "", 70));
+            }
+            _ => {}
+        }
     }
     if (13..=19).contains(&c.len()) && payment_card(c) {
         return Some(Hit {
@@ -664,8 +678,8 @@ fn se_personnummer(c: &[u8]) -> bool {
     valid_date(century.unwrap_or(2000) + yy, mm, dd) && luhn(ten)
 }
 
-/// Finnish henkilötunnus (DDMMYYCZZZQ): a birth date, the century sign (`+` 1800s; `-` and
-/// `U`-`Y` 1900s; `A`-`F` 2000s), an individual number from 002 (900 and up are temporary
+/// Finnish henkilötunnus (DDMMYYCZZZQ): a birth date, the century sign (`-` and `U`-`Y` 1900s;
+/// `A`-`F` 2000s; `+`, the 1800s, never reaches here: a word with a `+` is no identifier's), an individual number from 002 (900 and up are temporary
 /// numbers, personal all the same) and the check character of the
 /// nine digits mod 31 (DVV). `raw` is the value as written: a `-` or `+` sign is not among the
 /// characters `c` keeps.
@@ -705,9 +719,9 @@ fn fi_hetu(c: &[u8], raw: &str) -> bool {
 
 /// Korean resident registration number (YYMMDD-GNNNNNC): a birth date whose century the
 /// seventh digit gives (9, 0: 1800s; 1, 2, 5, 6: 1900s; 3, 4, 7, 8: 2000s), and the check
-/// digit of the weights 2-9, 2-5 mod 11. Numbers issued since October 2020 have no check
-/// digit: in a field named as an identifier, a valid date is enough.
-fn kr_rrn(c: &[u8], contextual: bool) -> bool {
+/// digit of the weights 2-9, 2-5 mod 11, which numbers issued since October 2020 do not have.
+/// `None` when the date is not valid, else whether the check digit holds.
+fn kr_rrn(c: &[u8]) -> Option<bool> {
     let century = match c[6] {
         b'9' | b'0' => 1800,
         b'1' | b'2' | b'5' | b'6' => 1900,
@@ -719,11 +733,11 @@ fn kr_rrn(c: &[u8], contextual: bool) -> bool {
         d(c[4]) * 10 + d(c[5]),
     );
     if !valid_date(century + yy, mm, dd) {
-        return false;
+        return None;
     }
     const W: [u32; 12] = [2, 3, 4, 5, 6, 7, 8, 9, 2, 3, 4, 5];
     let sum: u32 = c[..12].iter().zip(W).map(|(&x, w)| d(x) * w).sum();
-    contextual || (11 - sum % 11) % 10 == d(c[12])
+    Some((11 - sum % 11) % 10 == d(c[12]))
 }
 
 /// Verhoeff's dihedral-group tables.
@@ -910,9 +924,13 @@ mod tests {
         assert_eq!(one("11144477735", false), None);
         assert_eq!(one("11144477735", true), Some("id.br_cpf"));
         assert_eq!(one("123456789018", true), Some("id.jp_my_number"));
-        // A resident registration number issued since 2020 has no check digit.
+        // A resident registration number issued since 2020 has no check digit: found in a
+        // named field, with no country (a date alone is no evidence of one).
         assert_eq!(one("900101-1234567", false), None);
-        assert_eq!(one("900101-1234567", true), Some("id.kr_rrn"));
+        assert_eq!(found("900101-1234567", true), vec![("id.kr_rrn", None)]);
+        assert_eq!(one("901301-1234565", true), None);
+        // A number both a henkilötunnus and a personnummer names neither country.
+        assert_eq!(found("010101-3522", false), vec![("id.fi_hetu", None)]);
     }
 
     #[test]
@@ -936,13 +954,13 @@ mod tests {
             "1764381234567",
             // A wrong check character, an impossible date, individual number 000, no sign.
             "131052-308U",
-            "311352-308T",
-            "131052-000H",
+            "311352-308U",
+            "131052-000V",
             "131052 308T",
-            // A wrong check digit, an impossible date, an EAN-13 barcode.
+            // A wrong check digit, an impossible date, a barcode whose digits would pass.
             "900101-1234567",
-            "901301-1234567",
-            "4015978211507",
+            "901301-1234565",
+            "9001011234568",
         ] {
             assert_eq!(found(s, false), vec![], "{s}");
         }

@@ -309,7 +309,6 @@ const WORDS: &[(&str, bool, Field)] = &[
     ("hetu", W, F::NationalId),
     ("henkilotunnus", S, F::NationalId),
     ("personbeteckning", S, F::NationalId),
-    ("rrn", W, F::NationalId),
     ("residentregistration", S, F::NationalId),
     ("jumindeungnok", S, F::NationalId),
     // Health (with diagnoses).
