@@ -290,6 +290,27 @@ pub fn upgrade_beyond_h2c(v: &[u8]) -> bool {
         .any(|p| !p.is_empty() && !p.eq_ignore_ascii_case(b"h2c"))
 }
 
+/// The comma-separated directives of a `Cache-Control` value, trimmed; a comma inside a
+/// quoted string (`private="a, b"`) is part of its directive.
+fn directives(v: &str) -> impl Iterator<Item = &str> {
+    let mut quoted = false;
+    let mut escaped = false;
+    v.split(move |c: char| {
+        if escaped {
+            escaped = false;
+        } else if quoted && c == '\\' {
+            escaped = true;
+        } else if c == '"' {
+            quoted = !quoted;
+        } else if c == ',' && !quoted {
+            return true;
+        }
+        false
+    })
+    .map(str::trim)
+    .filter(|d| !d.is_empty())
+}
+
 /// Makes a response private to its client (RFC 9111 section 5.2.2.7): the answer to a request
 /// that carried personal data may carry it too, and a shared cache in front of the gateway
 /// must not hand it to another client, in another region. A response already `private` or
@@ -300,7 +321,7 @@ pub fn keep_private(h: &mut HeaderMap) {
     for v in h.get_all(header::CACHE_CONTROL) {
         // A value that is not text cannot be read; it is replaced.
         let Ok(v) = v.to_str() else { continue };
-        for d in v.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        for d in directives(v) {
             if d.eq_ignore_ascii_case("private") || d.eq_ignore_ascii_case("no-store") {
                 return;
             }
@@ -339,6 +360,10 @@ mod tests {
             (
                 vec!["private=\"set-cookie\", max-age=5"],
                 "private, max-age=5",
+            ),
+            (
+                vec!["no-cache=\"set-cookie, x-a\", public"],
+                "private, no-cache=\"set-cookie, x-a\"",
             ),
         ] {
             let mut h = HeaderMap::new();

@@ -1,6 +1,7 @@
 //! IP addresses. Loopback, unspecified, broadcast and multicast addresses identify no one and
-//! are not reported, nor is an IPv4 `n.0.0.0`: a class A network number, never a host's
-//! address, and what a product version such as Chrome's `Chrome/120.0.0.0` looks like.
+//! are not reported, nor is an IPv4 `n.0.0.0` (a class A network number, never a host's
+//! address) or a dotted quad right after a product name and `/` (a version, as user agents
+//! write them: `Chrome/120.0.0.0`, `App/1.2.3.4`).
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -25,7 +26,11 @@ pub(super) fn find_v4(s: &str) -> bool {
             end -= 1;
         }
         let glued = end < b.len() && b[end].is_ascii_alphanumeric();
+        // A product's version (`App/1.2.3.4`, `YaBrowser/24.1.0.0`): a letter and a `/`
+        // before it. A URL's host follows `//`, not a letter.
+        let version = start >= 2 && b[start - 1] == b'/' && b[start - 2].is_ascii_alphabetic();
         if !glued
+            && !version
             && end - start >= 7
             && let Ok(ip) = s[start..end].parse::<Ipv4Addr>()
             && !(ip.is_loopback()
@@ -93,6 +98,8 @@ mod tests {
             "my ip is 192.0.2.10.",
             "10.0.0.1",
             "203.0.113.0",
+            "http://192.0.2.10/admin",
+            "client 192.0.2.10/24",
         ] {
             assert!(find_v4(s), "{s}");
         }
@@ -108,6 +115,8 @@ mod tests {
             // A network number, and a browser's version that looks like one.
             "10.0.0.0",
             "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0.0.0 Safari/537.36",
+            "Mozilla/5.0 YaBrowser/24.1.2.3 Yowser/2.5 Safari/537.36",
+            "MyApp/1.2.3.4 (iOS)",
         ] {
             assert!(!find_v4(s), "{s}");
         }
