@@ -49,7 +49,7 @@ pub fn normalise(s: &str) -> Cow<'_, str> {
     cur
 }
 
-fn has_percent_escape(s: &str) -> bool {
+pub(crate) fn has_percent_escape(s: &str) -> bool {
     s.as_bytes()
         .windows(3)
         .any(|w| w[0] == b'%' && w[1].is_ascii_hexdigit() && w[2].is_ascii_hexdigit())

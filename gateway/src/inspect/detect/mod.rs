@@ -228,6 +228,17 @@ fn scan_profiled(s: &str, p: &Profile, field: Option<Field>, out: &mut dyn FnMut
     }
     if p.work() {
         let n = normalise::normalise(s);
+        // Percent-encoding is undone two layers deep; a value still encoded after that was
+        // encoded three or more times, which no client does by accident: what it hides is not
+        // read, and it counts as data of unknown category.
+        if matches!(n, std::borrow::Cow::Owned(_)) && normalise::has_percent_escape(&n) {
+            out(Hit {
+                category: Category::Uninspectable,
+                detector: "encoded.percent_depth",
+                country: None,
+                confidence: 80,
+            });
+        }
         // Text that needed nothing undone keeps the profile it came with.
         let p = match n {
             std::borrow::Cow::Borrowed(_) => *p,
@@ -880,6 +891,16 @@ mod tests {
             assert_eq!(cats(s), vec![(Category::Email, None)], "{s}");
         }
         assert_eq!(cats("IBAN: DE89\u{200b}3704 0044 0532 0130 00").len(), 1);
+        // Two layers of percent-encoding are undone; a third is not read, and is reported.
+        assert_eq!(cats("john%2540example.com"), vec![(Category::Email, None)]);
+        assert_eq!(
+            cats("john%252540example.com"),
+            vec![(Category::Uninspectable, None)]
+        );
+        // Text with a percent sign in it, encoded once or twice, is text.
+        for s in ["50%25 off", "50%2525 off", "100%", "a%20b%2520c"] {
+            assert_eq!(cats(s), vec![], "{s}");
+        }
         // Bidi controls that reverse how digits are shown are dropped before matching.
         for s in [
             "jane\u{202E}@example.com",
