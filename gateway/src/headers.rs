@@ -28,10 +28,9 @@ const END_TO_END: [&str; 7] = [
     "forwarded",
 ];
 
-/// Headers that claim a client address, an original URL, host or method. Believed from
-/// trusted proxies only; anyone else's are removed before forwarding, as are all of an
-/// untrusted client's `x-forwarded-*` and `forwarded` (the gateway writes its own).
-pub const SPOOFABLE: [&str; 13] = [
+/// Headers that claim a client address. With [`SPOOFABLE`], believed from trusted proxies
+/// only.
+const CLIENT_IP_CLAIMS: [&str; 7] = [
     "x-real-ip",
     "true-client-ip",
     "cf-connecting-ip",
@@ -39,6 +38,12 @@ pub const SPOOFABLE: [&str; 13] = [
     "x-cluster-client-ip",
     "client-ip",
     "x-original-forwarded-for",
+];
+
+/// Headers besides [`CLIENT_IP_CLAIMS`] that claim an original URL, host or method. Believed
+/// from trusted proxies only; anyone else's are removed before forwarding, as are all of an
+/// untrusted client's `x-forwarded-*` and `forwarded` (the gateway writes its own).
+pub const SPOOFABLE: [&str; 6] = [
     "x-original-url",
     "x-original-host",
     "x-rewrite-url",
@@ -48,9 +53,13 @@ pub const SPOOFABLE: [&str; 13] = [
 ];
 
 /// Whether a (lower-case) name is one only a trusted proxy may set: every `x-forwarded-*`
-/// (`-port`, `-prefix`, `-server` and the rest), `forwarded`, and the [`SPOOFABLE`] ones.
+/// (`-port`, `-prefix`, `-server` and the rest), `forwarded`, the [`CLIENT_IP_CLAIMS`] and
+/// the [`SPOOFABLE`] ones.
 fn proxy_claim(name: &str) -> bool {
-    name.starts_with("x-forwarded-") || name == "forwarded" || SPOOFABLE.contains(&name)
+    name.starts_with("x-forwarded-")
+        || name == "forwarded"
+        || CLIENT_IP_CLAIMS.contains(&name)
+        || SPOOFABLE.contains(&name)
 }
 
 /// Whether a (lower-case) name is one only Domicile or a trusted proxy may set, also when it
@@ -65,33 +74,24 @@ fn protected(name: &str) -> bool {
     name.starts_with("domicile-") || proxy_claim(&name)
 }
 
-/// The headers that carry the client's address, or the scheme, host and port it asked for:
-/// what the resolve step reads as the client (from trusted proxies) and the gateway rewrites or
-/// removes on the way upstream.
-const ADDRESS_HEADERS: [&str; 12] = [
+/// The forwarding headers that carry the client's address, or the scheme, host and port it
+/// asked for; with [`CLIENT_IP_CLAIMS`], what the resolve step reads as the client (from
+/// trusted proxies) and the gateway rewrites or removes on the way upstream.
+const FORWARDING: [&str; 5] = [
     "forwarded",
     "x-forwarded-for",
     "x-forwarded-proto",
     "x-forwarded-host",
     "x-forwarded-port",
-    "x-real-ip",
-    "true-client-ip",
-    "cf-connecting-ip",
-    "x-client-ip",
-    "x-cluster-client-ip",
-    "client-ip",
-    "x-original-forwarded-for",
 ];
 
-/// Whether a (lower-case) name is one of [`ADDRESS_HEADERS`] or Domicile's own (`domicile-*`),
-/// also spelled with `_` for `-`.
+/// Whether a (lower-case) name is a client-address header ([`FORWARDING`],
+/// [`CLIENT_IP_CLAIMS`]) or Domicile's own (`domicile-*`), also spelled with `_` for `-`.
 pub(crate) fn address_or_own(name: &str) -> bool {
-    let name = if name.contains('_') {
-        std::borrow::Cow::Owned(name.replace('_', "-"))
-    } else {
-        std::borrow::Cow::Borrowed(name)
-    };
-    name.starts_with("domicile-") || ADDRESS_HEADERS.contains(&&*name)
+    // Compared spelling by spelling, without a copy: this runs for every header inspected.
+    name.get(..9).is_some_and(|p| spelled(p, "domicile-"))
+        || FORWARDING.iter().any(|f| spelled(name, f))
+        || CLIENT_IP_CLAIMS.iter().any(|f| spelled(name, f))
 }
 
 /// Whether a header name as sent is `field`, some of its `-` perhaps written `_`.

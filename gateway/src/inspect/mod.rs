@@ -551,10 +551,15 @@ pub fn not_personal(name: &HeaderName) -> bool {
 /// Inspects the configured headers (values as sent, and percent-decoded) and cookies.
 pub fn inspect_headers(headers: &HeaderMap, opts: &HeadOptions, out: &mut Inspection) {
     new_budgets();
+    let mut cookies = false;
     match &opts.headers {
         HeaderList::All { skip } => {
             for (name, value) in headers {
-                if name == header::COOKIE || not_personal(name) || skip.contains(name) {
+                if name == header::COOKIE {
+                    cookies = true;
+                    continue;
+                }
+                if not_personal(name) || skip.contains(name) {
                     continue;
                 }
                 inspect_header(name, value, out);
@@ -566,9 +571,12 @@ pub fn inspect_headers(headers: &HeaderMap, opts: &HeadOptions, out: &mut Inspec
                     inspect_header(name, value, out);
                 }
             }
+            cookies = headers.contains_key(header::COOKIE);
         }
     }
-    inspect_cookies(headers, &opts.cookies, out);
+    if cookies {
+        inspect_cookies(headers, &opts.cookies, out);
+    }
 }
 
 /// Inspects one header value, reported at `header:<name>`.

@@ -130,6 +130,17 @@ region = "us-east"
 allow_upgrade = true
 "#;
 
+/// Reads a response head a byte at a time (the tunnel's bytes follow it), lower-cased.
+async fn read_head(s: &mut tokio::net::TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    String::from_utf8_lossy(&head).to_lowercase()
+}
+
 #[tokio::test]
 async fn upgrades_tunnel_only_where_no_border_is_crossed() {
     let opts = BackendOptions {
@@ -153,13 +164,7 @@ async fn upgrades_tunnel_only_where_no_border_is_crossed() {
     s.write_all(b"GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\nX-Forwarded-For: 192.0.2.1\r\n\r\n")
         .await
         .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        s.read_exact(&mut byte).await.unwrap();
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head).to_lowercase();
+    let head = read_head(&mut s).await;
     assert!(head.starts_with("http/1.1 101"), "{head}");
     assert!(head.contains("upgrade: echo"), "{head}");
     assert!(head.contains("domicile-region: eu-central"), "{head}");
@@ -667,13 +672,7 @@ async fn an_h2c_upgrade_is_ignored_and_never_passed_on() {
     s.write_all(b"GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c, echo\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\nX-Forwarded-For: 192.0.2.1\r\n\r\n")
         .await
         .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        s.read_exact(&mut byte).await.unwrap();
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head).to_lowercase();
+    let head = read_head(&mut s).await;
     assert!(head.starts_with("http/1.1 101"), "{head}");
     assert!(head.contains("upgrade: echo"), "{head}");
     let got = eu.received().pop().unwrap();
