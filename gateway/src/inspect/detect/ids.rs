@@ -230,7 +230,7 @@ fn identify(c: &[u8], raw: &str, contextual: bool) -> Option<Hit> {
     }
     // Written 6-7 with a dash, a resident registration number is read before the card check
     // (no card is written so).
-    if c.len() == 13 && (contextual || shaped(raw, &[6, 7], b'-')) {
+    if c.len() == 13 && (contextual || (raw.len() == 14 && shaped(raw, &[6, 7], b'-'))) {
         match kr_rrn(c) {
             Some(true) => return id("id.kr_rrn", "KR", 90),
             // Without a check digit (issued since October 2020, or another country's
