@@ -23,20 +23,26 @@ pub fn needs_work(s: &str) -> bool {
 
 /// `s` with the evasions undone.
 pub fn normalise(s: &str) -> Cow<'_, str> {
+    normalise_layers(s).0
+}
+
+/// [`normalise`], and whether the value was still percent-encoded after the two layers undone
+/// (encoded three times or more: what the third layer hides is not read).
+pub fn normalise_layers(s: &str) -> (Cow<'_, str>, bool) {
     if !needs_work(s) {
-        return Cow::Borrowed(s);
+        return (Cow::Borrowed(s), false);
     }
     let mut cur: Cow<'_, str> = Cow::Borrowed(s);
     // Percent-encoding, up to two layers (`%2540` is `%40` is `@`).
-    for _ in 0..2 {
-        if !has_percent_escape(&cur) {
-            break;
-        }
+    let mut layers = 0;
+    while layers < 2 && has_percent_escape(&cur) {
         let decoded = percent_encoding::percent_decode_str(&cur)
             .decode_utf8_lossy()
             .into_owned();
         cur = Cow::Owned(decoded);
+        layers += 1;
     }
+    let deeper = layers == 2 && has_percent_escape(&cur);
     if cur.contains('&') {
         cur = Cow::Owned(html_entities(&cur));
     }
@@ -46,10 +52,10 @@ pub fn normalise(s: &str) -> Cow<'_, str> {
     if !cur.is_ascii() && !settled(&cur) {
         cur = Cow::Owned(unicode(&cur));
     }
-    cur
+    (cur, deeper)
 }
 
-pub(crate) fn has_percent_escape(s: &str) -> bool {
+fn has_percent_escape(s: &str) -> bool {
     s.as_bytes()
         .windows(3)
         .any(|w| w[0] == b'%' && w[1].is_ascii_hexdigit() && w[2].is_ascii_hexdigit())

@@ -678,11 +678,11 @@ fn se_personnummer(c: &[u8]) -> bool {
     valid_date(century.unwrap_or(2000) + yy, mm, dd) && luhn(ten)
 }
 
-/// Finnish henkilötunnus (DDMMYYCZZZQ): a birth date, the century sign (`-` and `U`-`Y` 1900s;
-/// `A`-`F` 2000s; `+`, the 1800s, never reaches here: a word with a `+` is no identifier's), an individual number from 002 (900 and up are temporary
-/// numbers, personal all the same) and the check character of the
-/// nine digits mod 31 (DVV). `raw` is the value as written: a `-` or `+` sign is not among the
-/// characters `c` keeps.
+/// Finnish henkilötunnus (DDMMYYCZZZQ): a birth date, the century sign (`-` and `U`-`Y`
+/// 1900s; `A`-`F` 2000s), an individual number from 002 (900 and up are temporary numbers,
+/// personal all the same) and the check character of the nine digits mod 31 (DVV). `raw` is
+/// the value as written: a `-` sign is not among the characters `c` keeps. (`+`, the 1800s,
+/// never reaches here: a word with a `+` is no identifier's.)
 fn fi_hetu(c: &[u8], raw: &str) -> bool {
     const CHECK: &[u8; 31] = b"0123456789ABCDEFHJKLMNPRSTUVWXY";
     let raw = raw.as_bytes();
@@ -691,7 +691,6 @@ fn fi_hetu(c: &[u8], raw: &str) -> bool {
     }
     let sign = raw[6].to_ascii_uppercase();
     let century = match sign {
-        b'+' => 1800,
         b'-' | b'U'..=b'Y' => 1900,
         b'A'..=b'F' => 2000,
         _ => return false,

@@ -227,11 +227,11 @@ fn scan_profiled(s: &str, p: &Profile, field: Option<Field>, out: &mut dyn FnMut
         return;
     }
     if p.work() {
-        let n = normalise::normalise(s);
+        let (n, deeper) = normalise::normalise_layers(s);
         // Percent-encoding is undone two layers deep; a value still encoded after that was
         // encoded three or more times, which no client does by accident: what it hides is not
         // read, and it counts as data of unknown category.
-        if matches!(n, std::borrow::Cow::Owned(_)) && normalise::has_percent_escape(&n) {
+        if deeper {
             out(Hit {
                 category: Category::Uninspectable,
                 detector: "encoded.percent_depth",
@@ -898,7 +898,15 @@ mod tests {
             vec![(Category::Uninspectable, None)]
         );
         // Text with a percent sign in it, encoded once or twice, is text.
-        for s in ["50%25 off", "50%2525 off", "100%", "a%20b%2520c"] {
+        // (A percent sign that Unicode or entity decoding makes is not an encoding layer.)
+        for s in [
+            "50%25 off",
+            "50%2525 off",
+            "100%",
+            "a%20b%2520c",
+            "\u{ff11}\u{ff10}\u{ff10}\u{ff05}\u{ff42}\u{ff45}\u{ff45}\u{ff46}",
+            "100&#37;beef",
+        ] {
             assert_eq!(cats(s), vec![], "{s}");
         }
         // Bidi controls that reverse how digits are shown are dropped before matching.

@@ -26,9 +26,18 @@ pub(super) fn find_v4(s: &str) -> bool {
             end -= 1;
         }
         let glued = end < b.len() && b[end].is_ascii_alphanumeric();
-        // A product's version (`App/1.2.3.4`, `YaBrowser/24.1.0.0`): a letter and a `/`
-        // before it. A URL's host follows `//`, not a letter.
-        let version = start >= 2 && b[start - 1] == b'/' && b[start - 2].is_ascii_alphabetic();
+        // A product's version (`App/1.2.3.4`, `YaBrowser/24.1.0.0`): a product name and a `/`
+        // before it, the name starting the value or after a space, `(` or `;`. A URL's host
+        // follows `//`, and an address in a URL's path follows a segment that follows a `/`.
+        let version = start >= 2 && b[start - 1] == b'/' && b[start - 2].is_ascii_alphabetic() && {
+            let name = b[..start - 1]
+                .iter()
+                .rev()
+                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+                .count();
+            let before = (start - 1).checked_sub(name + 1).map(|i| b[i]);
+            matches!(before, None | Some(b' ' | b'\t' | b'(' | b';' | b','))
+        };
         if !glued
             && !version
             && end - start >= 7
@@ -99,6 +108,8 @@ mod tests {
             "10.0.0.1",
             "203.0.113.0",
             "http://192.0.2.10/admin",
+            "https://admin.example.com/devices/192.0.2.44/edit",
+            "GET /clients/203.0.113.7",
             "client 192.0.2.10/24",
         ] {
             assert!(find_v4(s), "{s}");
