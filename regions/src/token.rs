@@ -468,11 +468,17 @@ pub fn looks_like_jwt(t: &str) -> bool {
         p.bytes()
             .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'=')
     };
-    header.starts_with("eyJ")
-        && !payload.is_empty()
-        && b64url(header)
-        && b64url(payload)
-        && b64url(signature)
+    if header.is_empty()
+        || header.len() > 4096
+        || payload.is_empty()
+        || !(b64url(header) && b64url(payload) && b64url(signature))
+    {
+        return false;
+    }
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header.trim_end_matches('='))
+        .is_ok_and(|h| h.iter().find(|c| !c.is_ascii_whitespace()) == Some(&b'{'))
 }
 
 #[cfg(test)]
@@ -484,6 +490,8 @@ mod tests {
         for t in [
             "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiI0MiJ9.c2ln",
             "eyJhbGciOiJub25lIn0.eyJjb3VudHJ5IjoiREUifQ.",
+            // `{ "alg": "ES256" }`, with spaces.
+            "eyAiYWxnIjogIkVTMjU2IiB9.eyJzdWIiOiI0MiJ9.c2ln",
         ] {
             assert!(looks_like_jwt(t), "{t}");
         }
@@ -495,6 +503,8 @@ mod tests {
             "eyJhbGciOiJFUzI1NiJ9..c2ln",
             "eyJhbGciOiJFUzI1NiJ9.eyJ9.c2ln.extra",
             "eyJhbGciOiJFUzI1NiJ9.ey J9.c2ln",
+            // Base64url of `["a"]`: not an object.
+            "WyJhIl0.eyJzdWIiOiI0MiJ9.c2ln",
         ] {
             assert!(!looks_like_jwt(t), "{t}");
         }

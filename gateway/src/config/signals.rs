@@ -67,7 +67,9 @@ pub struct TokensConfig {
 /// What a request whose token does not verify gets: `resolve.tokens.on_invalid`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnInvalidToken {
-    /// 401 `invalid_token`: a forged, expired or foreign token is not served.
+    /// A request that carries personal data and a forged, expired or foreign token is not
+    /// served: 401 `invalid_token` for a bearer token, 403 for one in a cookie or another
+    /// header.
     Reject,
     /// The token is set aside as evidence (listed in the record) and the request goes on.
     Ignore,
