@@ -125,7 +125,7 @@ pub fn strip_fields(h: &mut HeaderMap, fields: &[HeaderName]) {
 }
 
 /// Removes the headers only a trusted proxy may set (a client that is not one sent them): the
-/// [`SPOOFABLE`] ones and every `x-forwarded-*` and `forwarded`, which the gateway then writes
+/// [`CLIENT_IP_CLAIMS`] and [`SPOOFABLE`] ones and every `x-forwarded-*` and `forwarded`, which the gateway then writes
 /// anew.
 pub fn strip_spoofable(h: &mut HeaderMap) {
     strip_where(h, proxy_claim);
@@ -146,7 +146,7 @@ fn strip_where(h: &mut HeaderMap, matches: impl Fn(&str) -> bool) {
 /// Fields a trailer section may not carry on (RFC 9110 section 6.5.1): those that frame,
 /// route, authenticate or condition the message. With them go the hop-by-hop fields
 /// ([`HOP_BY_HOP`], `proxy-*`) and those the gateway sets or strips from heads (`domicile-*`,
-/// `x-forwarded-*`, `forwarded`, [`SPOOFABLE`]), which a trailer would otherwise smuggle past
+/// `x-forwarded-*`, `forwarded`, [`CLIENT_IP_CLAIMS`], [`SPOOFABLE`]), which a trailer would otherwise smuggle past
 /// it.
 const NOT_IN_TRAILERS: [&str; 17] = [
     "authorization",

@@ -60,7 +60,10 @@ impl Step for RouteStep {
                 .authority()
                 .is_some_and(|a| !valid_port(a.as_str()))
         {
-            return Err(bad(req, "the Host header's port is not a port number"));
+            return Err(bad(
+                req,
+                "the request's host names a port that is not a port number",
+            ));
         }
         if let Some(why) =
             ambiguous_path(req.uri().path()).or_else(|| disguised_path(req.uri().path()))

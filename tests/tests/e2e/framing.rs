@@ -122,6 +122,9 @@ async fn bare_lf_heads_and_ambiguous_paths_are_refused() {
         "GET /catalog HTTP/1.1\r\nHost: eu.example.@us.internal\r\n\r\n",
         "GET /catalog HTTP/1.1\r\nHost: eu.example:99999\r\n\r\n",
         "GET /catalog HTTP/1.1\r\nHost: eu.example:0\r\n\r\n",
+        "GET /catalog HTTP/1.1\r\nHost: eu.example:0443x\r\n\r\n",
+        // The port of an absolute-form target (as HTTP/2's `:authority`) is checked too.
+        "GET http://eu.example:0/catalog HTTP/1.1\r\nHost: eu.example\r\n\r\n",
         "GET /catalog HTTP/1.1\r\nHost: eu.example:\r\n\r\n",
         "CONNECT us.internal:443 HTTP/1.1\r\nHost: us.internal:443\r\n\r\n",
     ] {
