@@ -185,6 +185,13 @@ impl Backend {
     }
 }
 
+/// A backend URL nothing answers at: port 1 on loopback. Servers that bind port 0 are given
+/// ports from the ephemeral range, never this one, so no test's listener can take it (a port
+/// picked by binding 0 and letting go can be taken by the next server any test starts).
+pub fn closed_url() -> String {
+    "http://127.0.0.1:1".to_owned()
+}
+
 /// A throwaway certificate authority.
 #[allow(missing_debug_implementations)]
 pub struct Pki {

@@ -622,15 +622,10 @@ async fn personal_data_in_queries_of_clean_routes_text_json_and_trailers_is_foun
     gw.running.shutdown().await;
 }
 
-fn closed_port() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    format!("http://{}", l.local_addr().unwrap())
-}
-
 #[tokio::test]
 async fn a_down_home_region_gives_503_never_an_unlawful_region() {
     let us = Backend::start("us").await;
-    let gw = Gateway::with_urls(&closed_port(), &us.url(), "").await;
+    let gw = Gateway::with_urls(&domicile_tests::closed_url(), &us.url(), "").await;
     // The first request finds the backend dead (502) and marks it down.
     let r = post_json(
         &gw.url("/customers"),
@@ -666,7 +661,7 @@ async fn a_down_home_region_gives_503_never_an_unlawful_region() {
 #[tokio::test]
 async fn a_down_region_fails_over_where_the_transfer_is_lawful() {
     let eu = Backend::start("eu").await;
-    let gw = Gateway::with_urls(&eu.url(), &closed_port(), "").await;
+    let gw = Gateway::with_urls(&eu.url(), &domicile_tests::closed_url(), "").await;
     let r = post_json(
         &gw.url("/customers"),
         US_IP,

@@ -13,11 +13,6 @@ const EU_IP: &str = "192.0.2.10";
 const US_IP: &str = "198.51.100.7";
 const EMAIL: &str = r#"{"email":"jane@example.com"}"#;
 
-fn closed_port() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    format!("http://{}", l.local_addr().unwrap())
-}
-
 async fn get_from(url: &str, ip: &str) -> Reply {
     client::send(
         Request::get(url)
@@ -107,7 +102,7 @@ async fn reads_go_to_read_regions_only_where_lawful_and_writes_stay_home() {
 #[tokio::test]
 async fn pinned_writes_do_not_fail_over_while_unpinned_ones_do() {
     let eu = Backend::start("eu").await;
-    let gw = Gateway::with_urls(&eu.url(), &closed_port(), PROFILES).await;
+    let gw = Gateway::with_urls(&eu.url(), &domicile_tests::closed_url(), PROFILES).await;
     // The first attempt finds us-east dead and marks it down.
     let r = post_json(&gw.url("/profiles/7"), US_IP, EMAIL).await;
     assert_eq!(r.status, 502, "{}", r.text());
