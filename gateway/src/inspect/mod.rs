@@ -1611,6 +1611,25 @@ mod tests {
             status,
             InspectStatus::Uninspectable(Uninspectable::InvalidMultipart)
         );
+        // A multipart/mixed part inside the nested one is a level deeper than a form holds:
+        // not read, and the body is uninspectable for its depth (400 on a rejecting route).
+        let innermost = "--deep\r\nContent-Disposition: attachment; filename=\"c.txt\"\r\n\r\n\
+                         jane@example.com\r\n--deep--";
+        let inner = format!(
+            "--in\r\nContent-Disposition: attachment\r\n\
+             Content-Type: multipart/mixed; boundary=deep\r\n\r\n{innermost}\r\n--in--"
+        );
+        let body = format!(
+            "--out\r\nContent-Disposition: form-data; name=\"files\"\r\n\
+             Content-Type: multipart/mixed; boundary=in\r\n\r\n{inner}\r\n--out--\r\n"
+        );
+        let status = inspect_body(
+            &headers("multipart/form-data; boundary=out"),
+            body.as_bytes(),
+            &mut Inspection::default(),
+        );
+        assert_eq!(status, InspectStatus::Uninspectable(Uninspectable::TooDeep));
+        assert_eq!(Uninspectable::TooDeep.status(), StatusCode::BAD_REQUEST);
     }
 
     #[test]
