@@ -375,3 +375,62 @@ async fn a_ping_flood_does_not_stop_the_gateway_serving_others() {
     assert!(acks > 0, "{heard:?}");
     gw.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_hpack_bomb_is_refused_by_its_decoded_size_and_never_a_request() {
+    let (eu, us, gw) = setup().await;
+    let mut s = connect(&gw).await;
+    // One 100-byte header added to the dynamic table, then referenced by its one-byte index
+    // 2,000 times: 4 KiB on the wire, some 270 KiB decoded, past the 64 KiB header limit.
+    let mut block = get("/catalog/bomb");
+    block.push(0x40); // a literal header, added to the dynamic table (index 62)
+    literal(&mut block, "x-bomb");
+    literal(&mut block, &"a".repeat(100));
+    block.extend(std::iter::repeat_n(0xbe, 2000)); // index 62, indexed
+    s.write_all(&frame(HEADERS, END_STREAM | END_HEADERS, 1, &block))
+        .await
+        .unwrap();
+    let heard = listen(&mut s, Duration::from_secs(2)).await;
+    // Answered on its stream (431, or a reset) or by ending the connection; never forwarded.
+    let answered = heard.frames.iter().any(|f| f.2 == 1 && f.0 == HEADERS)
+        || !heard.resets.is_empty()
+        || heard.goaway.is_some();
+    assert!(answered, "{heard:?}");
+    assert_eq!(eu.count() + us.count(), 0);
+    still_serves(&gw).await;
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn settings_and_priority_floods_do_not_stop_the_gateway_serving_others() {
+    const PRIORITY: u8 = 0x2;
+    let (_eu, _us, gw) = setup().await;
+    for (name, f) in [
+        // SETTINGS_MAX_CONCURRENT_STREAMS = 100, over and over: each wants an ACK.
+        ("settings", frame(SETTINGS, 0, 0, &[0, 3, 0, 0, 0, 100])),
+        // PRIORITY for ever new idle streams.
+        ("priority", frame(PRIORITY, 0, 3, &[0, 0, 0, 1, 16])),
+    ] {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.set_recv_buffer_size(4096).unwrap();
+        let mut s = sock.connect(gw.running.addr).await.unwrap();
+        let mut hello = PREFACE.to_vec();
+        hello.extend(frame(SETTINGS, 0, 0, &[]));
+        s.write_all(&hello).await.unwrap();
+        let flood: Vec<u8> = f.iter().copied().cycle().take(f.len() * 100_000).collect();
+        let _ = tokio::time::timeout(Duration::from_secs(2), s.write_all(&flood)).await;
+        // While that connection floods, others are served.
+        still_serves(&gw).await;
+        let heard = listen(&mut s, Duration::from_millis(500)).await;
+        // The flood was answered (settings acknowledged), ignored, or ended with GOAWAY: it
+        // never ended the gateway.
+        assert!(
+            heard
+                .goaway
+                .is_none_or(|c| c == ENHANCE_YOUR_CALM || c == 0x1),
+            "{name}: {heard:?}"
+        );
+    }
+    still_serves(&gw).await;
+    gw.running.shutdown().await;
+}
