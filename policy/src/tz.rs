@@ -15,6 +15,9 @@ enum Dst {
     /// US rule since 2007 (Energy Policy Act 2005): second Sunday of March to first Sunday of
     /// November, 02:00 local time.
     Us,
+    /// South-eastern Australia (NSW, ACT, Victoria, Tasmania, since 2008): first Sunday of
+    /// October, 02:00 local standard time, to first Sunday of April, 03:00 local summer time.
+    Au,
 }
 
 /// A named time zone as the engine uses it.
@@ -78,6 +81,26 @@ const ZONES: &[LegalTz] = &[
         name: "Asia/Seoul",
         offset: 540,
         dst: Dst::None,
+    },
+    LegalTz {
+        name: "Asia/Riyadh",
+        offset: 180,
+        dst: Dst::None,
+    },
+    LegalTz {
+        name: "Asia/Ho_Chi_Minh",
+        offset: 420,
+        dst: Dst::None,
+    },
+    LegalTz {
+        name: "Asia/Jakarta",
+        offset: 420,
+        dst: Dst::None,
+    },
+    LegalTz {
+        name: "Australia/Sydney",
+        offset: 600,
+        dst: Dst::Au,
     },
     // Brazil abolished daylight saving time in 2019 (Decree 9,772).
     LegalTz {
@@ -162,6 +185,11 @@ impl LegalTz {
                 secs >= sunday(year, 3, 2) + 7_200 - std
                     && secs < sunday(year, 11, 1) + 7_200 - std - 3_600
             }
+            // Summer spans the new year: it ends in April and starts again in October, both at
+            // 02:00 local standard time.
+            Dst::Au => {
+                secs < sunday(year, 4, 1) + 7_200 - std || secs >= sunday(year, 10, 1) + 7_200 - std
+            }
         };
         std + if summer { 3_600 } else { 0 }
     }
@@ -188,6 +216,25 @@ mod tests {
         assert_eq!(tz.date(utc("2020-07-15", 22)).to_string(), "2020-07-16");
         // Winter: UTC+1.
         assert_eq!(tz.date(utc("2022-12-26", 23)).to_string(), "2022-12-27");
+    }
+
+    #[test]
+    fn sydney_keeps_southern_summer_time() {
+        let tz: LegalTz = "Australia/Sydney".parse().unwrap();
+        // January: UTC+11, so 13:30 UTC is past midnight.
+        assert_eq!(tz.date(utc("2025-01-15", 13)).to_string(), "2025-01-16");
+        // July: UTC+10.
+        assert_eq!(tz.date(utc("2025-07-15", 13)).to_string(), "2025-07-15");
+        assert_eq!(tz.date(utc("2025-07-15", 14)).to_string(), "2025-07-16");
+        // 6 April 2025, 03:00 summer time (16:00 UTC on the 5th), summer ends: before it the
+        // offset is +11, after it +10.
+        let end = utc("2025-04-05", 16);
+        assert_eq!(tz.offset_at(end - 1), 39_600);
+        assert_eq!(tz.offset_at(end), 36_000);
+        // 5 October 2025, 02:00 standard time (16:00 UTC on the 4th), summer starts.
+        let start = utc("2025-10-04", 16);
+        assert_eq!(tz.offset_at(start - 1), 36_000);
+        assert_eq!(tz.offset_at(start), 39_600);
     }
 
     #[test]
