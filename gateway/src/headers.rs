@@ -55,23 +55,19 @@ pub const SPOOFABLE: [&str; 6] = [
 /// Whether a (lower-case) name is one only a trusted proxy may set: every `x-forwarded-*`
 /// (`-port`, `-prefix`, `-server` and the rest), `forwarded`, the [`CLIENT_IP_CLAIMS`] and
 /// the [`SPOOFABLE`] ones.
+/// Every comparison is by [`spelled`], so a spelling with `_` for `-` is one too.
 fn proxy_claim(name: &str) -> bool {
-    name.starts_with("x-forwarded-")
-        || name == "forwarded"
-        || CLIENT_IP_CLAIMS.contains(&name)
-        || SPOOFABLE.contains(&name)
+    starts_spelled(name, "x-forwarded-")
+        || spelled(name, "forwarded")
+        || CLIENT_IP_CLAIMS.iter().any(|f| spelled(name, f))
+        || SPOOFABLE.iter().any(|f| spelled(name, f))
 }
 
 /// Whether a (lower-case) name is one only Domicile or a trusted proxy may set, also when it
 /// is spelled with `_` for `-`: CGI-style backends read `x_forwarded_for` as
 /// `x-forwarded-for`, and `domicile_decision` as Domicile's own.
 fn protected(name: &str) -> bool {
-    let name = if name.contains('_') {
-        std::borrow::Cow::Owned(name.replace('_', "-"))
-    } else {
-        std::borrow::Cow::Borrowed(name)
-    };
-    name.starts_with("domicile-") || proxy_claim(&name)
+    starts_spelled(name, "domicile-") || proxy_claim(name)
 }
 
 /// The forwarding headers that carry the client's address, or the scheme, host and port it
@@ -88,13 +84,18 @@ const FORWARDING: [&str; 5] = [
 /// Whether a (lower-case) name is a client-address header ([`FORWARDING`],
 /// [`CLIENT_IP_CLAIMS`]) or Domicile's own (`domicile-*`), also spelled with `_` for `-`.
 pub(crate) fn address_or_own(name: &str) -> bool {
-    // Compared spelling by spelling, without a copy: this runs for every header inspected.
-    name.get(..9).is_some_and(|p| spelled(p, "domicile-"))
+    starts_spelled(name, "domicile-")
         || FORWARDING.iter().any(|f| spelled(name, f))
         || CLIENT_IP_CLAIMS.iter().any(|f| spelled(name, f))
 }
 
-/// Whether a header name as sent is `field`, some of its `-` perhaps written `_`.
+/// Whether a header name as sent begins with `prefix`, some of its `-` perhaps written `_`.
+fn starts_spelled(sent: &str, prefix: &str) -> bool {
+    sent.get(..prefix.len()).is_some_and(|p| spelled(p, prefix))
+}
+
+/// Whether a header name as sent is `field`, some of its `-` perhaps written `_`. Compared
+/// byte by byte, without a copy.
 fn spelled(sent: &str, field: &str) -> bool {
     sent.len() == field.len()
         && sent

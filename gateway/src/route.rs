@@ -317,7 +317,10 @@ fn unreserved_decoded(uri: &http::Uri) -> Option<http::Uri> {
 
 /// An HTTP/1.1 `Upgrade` request (e.g. WebSocket).
 pub fn is_upgrade<B>(req: &Request<B>) -> bool {
-    req.headers().contains_key(header::UPGRADE) && upgrade_protocols(req).is_some()
+    req.headers()
+        .get_all(header::UPGRADE)
+        .iter()
+        .any(|v| crate::headers::upgrade_beyond_h2c(v.as_bytes()))
 }
 
 /// The protocols a request asks to upgrade to, without `h2c`: an h2c upgrade is ignored, never
@@ -325,15 +328,11 @@ pub fn is_upgrade<B>(req: &Request<B>) -> bool {
 /// section 3.1 deprecates it), and the request is served as the HTTP/1.1 request it also is.
 /// `None` when nothing else is asked for.
 pub fn upgrade_protocols<B>(req: &Request<B>) -> Option<http::HeaderValue> {
-    let values = req.headers().get_all(header::UPGRADE);
-    if !values
-        .iter()
-        .any(|v| crate::headers::upgrade_beyond_h2c(v.as_bytes()))
-    {
+    if !is_upgrade(req) {
         return None;
     }
     let mut kept = String::new();
-    for v in values {
+    for v in req.headers().get_all(header::UPGRADE) {
         // A value that is not text is not h2c: passed on as it came.
         let Ok(v) = v.to_str() else {
             return Some(v.clone());
