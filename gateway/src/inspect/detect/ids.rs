@@ -316,6 +316,11 @@ fn d(c: u8) -> u32 {
     u32::from(c - b'0')
 }
 
+/// The number ASCII digits write (at most nine of them).
+fn num(c: &[u8]) -> u32 {
+    c.iter().fold(0, |a, &x| a * 10 + d(x))
+}
+
 /// The Luhn (mod 10) check over ASCII digits.
 pub(crate) fn luhn(c: &[u8]) -> bool {
     let mut sum = 0;
@@ -700,20 +705,12 @@ fn fi_hetu(c: &[u8], raw: &str) -> bool {
     if !date.iter().chain(&rest[..3]).all(u8::is_ascii_digit) {
         return false;
     }
-    let (dd, mm, yy) = (
-        d(date[0]) * 10 + d(date[1]),
-        d(date[2]) * 10 + d(date[3]),
-        d(date[4]) * 10 + d(date[5]),
-    );
-    let individual = rest[..3].iter().fold(0, |a, &x| a * 10 + d(x));
+    let (dd, mm, yy) = (num(&date[..2]), num(&date[2..4]), num(&date[4..]));
+    let individual = num(&rest[..3]);
     if !valid_date(century + yy, mm, dd) || individual < 2 {
         return false;
     }
-    let n = date
-        .iter()
-        .chain(&rest[..3])
-        .fold(0u32, |a, &x| a * 10 + d(x));
-    CHECK[(n % 31) as usize] == rest[3].to_ascii_uppercase()
+    CHECK[((num(date) * 1000 + individual) % 31) as usize] == rest[3].to_ascii_uppercase()
 }
 
 /// Korean resident registration number (YYMMDD-GNNNNNC): a birth date whose century the
@@ -726,11 +723,7 @@ fn kr_rrn(c: &[u8]) -> Option<bool> {
         b'1' | b'2' | b'5' | b'6' => 1900,
         _ => 2000,
     };
-    let (yy, mm, dd) = (
-        d(c[0]) * 10 + d(c[1]),
-        d(c[2]) * 10 + d(c[3]),
-        d(c[4]) * 10 + d(c[5]),
-    );
+    let (yy, mm, dd) = (num(&c[..2]), num(&c[2..4]), num(&c[4..6]));
     if !valid_date(century + yy, mm, dd) {
         return None;
     }
@@ -802,7 +795,7 @@ fn cn_resident(c: &[u8]) -> bool {
     if !(b'1'..=b'8').contains(&c[0]) {
         return false;
     }
-    let year = c[6..10].iter().fold(0, |a, &x| a * 10 + d(x));
+    let year = num(&c[6..10]);
     let month = d(c[10]) * 10 + d(c[11]);
     let day = d(c[12]) * 10 + d(c[13]);
     if !(1900..=2099).contains(&year) || !valid_date(year, month, day) {

@@ -217,12 +217,7 @@ fn scan_profiled(s: &str, p: &Profile, field: Option<Field>, out: &mut dyn FnMut
             token::Sealed::Claims(claims) => scan_claims(&claims, out),
             // What cannot be read may be anything: data of unknown category, which never
             // crosses a border.
-            token::Sealed::Encrypted(detector) => out(Hit {
-                category: Category::Uninspectable,
-                detector,
-                country: None,
-                confidence: 90,
-            }),
+            token::Sealed::Encrypted(detector) => out(unread(detector, 90)),
         }
         return;
     }
@@ -232,12 +227,7 @@ fn scan_profiled(s: &str, p: &Profile, field: Option<Field>, out: &mut dyn FnMut
         // encoded three or more times, which no client does by accident: what it hides is not
         // read, and it counts as data of unknown category.
         if deeper {
-            out(Hit {
-                category: Category::Uninspectable,
-                detector: "encoded.percent_depth",
-                country: None,
-                confidence: 80,
-            });
+            out(unread("encoded.percent_depth", 80));
         }
         // Text that needed nothing undone keeps the profile it came with.
         let p = match n {
@@ -250,6 +240,17 @@ fn scan_profiled(s: &str, p: &Profile, field: Option<Field>, out: &mut dyn FnMut
         // The common case: plain ASCII, scanned in place.
         detect_text(s, p, field, out);
         scan_base64(s, p, field, out);
+    }
+}
+
+/// A finding of what could not be read (sealed, compressed past its limits, a file, encoded
+/// too deep): data of unknown category, which never crosses a border.
+fn unread(detector: &'static str, confidence: u8) -> Hit {
+    Hit {
+        category: Category::Uninspectable,
+        detector,
+        country: None,
+        confidence,
     }
 }
 
@@ -305,12 +306,7 @@ fn scan_base64(s: &str, p: &Profile, field: Option<Field>, out: &mut dyn FnMut(H
             // Compressed data that could not be read, a document, an image or an archive may
             // hold anything: data of unknown category, which never crosses a border.
             Some(normalise::Unwrapped::Unread(detector)) => {
-                return out(Hit {
-                    category: Category::Uninspectable,
-                    detector,
-                    country: None,
-                    confidence: 90,
-                });
+                return out(unread(detector, 90));
             }
         };
         let n = normalise::normalise(&decoded);
