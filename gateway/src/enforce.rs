@@ -6,7 +6,7 @@ use http::{Request, Response, StatusCode};
 
 use crate::body::Body;
 use crate::config::OnUninspectable;
-use crate::config::signals::OnInvalidToken;
+use crate::config::signals::{OnInvalidToken, TokenSource, TokensConfig};
 use crate::context::{Action, RequestContext};
 use crate::inspect::InspectStatus;
 use crate::problem::Problem;
@@ -56,15 +56,9 @@ fn action(ctx: &RequestContext) -> Action {
     // any policy: like an uninspectable body, a fail-closed rule that dry runs keep. A bearer
     // token gets 401 with its challenge (RFC 6750); one in a cookie or another header, which
     // no challenge names, 403.
-    if let Some(reason) = invalid_token(ctx) {
-        let location = ctx
-            .snapshot
-            .config
-            .resolve
-            .tokens
-            .as_ref()
-            .map_or("the request", |t| &t.location);
-        let bearer = location == "header:authorization";
+    if let Some((reason, tokens)) = invalid_token(ctx) {
+        let location = &tokens.location;
+        let bearer = tokens.source == TokenSource::Authorization;
         let status = if bearer {
             StatusCode::UNAUTHORIZED
         } else {
@@ -150,7 +144,7 @@ fn action(ctx: &RequestContext) -> Action {
 /// Why the request's token did not verify, when `resolve.tokens.on_invalid` refuses such
 /// requests and this one carries personal data. A token that verified but carries an unusable
 /// claim value is not invalid.
-fn invalid_token(ctx: &RequestContext) -> Option<&'static str> {
+fn invalid_token(ctx: &RequestContext) -> Option<(&'static str, &TokensConfig)> {
     let tokens = ctx.snapshot.config.resolve.tokens.as_ref()?;
     if tokens.on_invalid != OnInvalidToken::Reject || !ctx.inspection.personal() {
         return None;
@@ -160,7 +154,7 @@ fn invalid_token(ctx: &RequestContext) -> Option<&'static str> {
         .rejected
         .iter()
         .find(|r| r.source == EvidenceSource::Token && r.reason != "invalid_claim")
-        .map(|r| r.reason)
+        .map(|r| (r.reason, tokens))
 }
 
 /// A region with its country, as the 451 detail names it: `us-east (US)`.
