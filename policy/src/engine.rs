@@ -876,21 +876,7 @@ impl Engine {
         }
         let exporter = q.facts.exporter;
         if sg.not_ciio {
-            match exporter {
-                Some(e) if !e.ciio => {}
-                Some(e) => {
-                    return Err(format!(
-                        "{} is not available to {}, a critical information infrastructure operator",
-                        sg.title, e.id
-                    ));
-                }
-                None => {
-                    return Err(format!(
-                        "{} is not available to critical information infrastructure operators, and the exporter is not on file",
-                        sg.title
-                    ));
-                }
-            }
+            not_ciio(exporter, &sg.title)?;
         }
         volume_band(q, &sg.title, sg.max_volume, sg.max_volume_sensitive)?;
         if let Some(days) = sg.notify_within_working_days {
@@ -1079,15 +1065,7 @@ fn check_derogation(q: &Query<'_>, d: &Derogation, at: Date) -> Result<(), Strin
         }
     }
     if d.not_ciio {
-        match exporter {
-            Some(e) if !e.ciio => {}
-            _ => {
-                return Err(format!(
-                    "{} is not available to critical information infrastructure operators, and the exporter is one or is not on file",
-                    d.title
-                ));
-            }
-        }
+        not_ciio(exporter, &d.title)?;
     }
     if d.non_sensitive_only
         && let Some(sensitive) = sensitive_categories(q)
@@ -1098,6 +1076,21 @@ fn check_derogation(q: &Query<'_>, d: &Derogation, at: Date) -> Result<(), Strin
         ));
     }
     volume_band(q, &d.title, d.max_volume, None)
+}
+
+/// Whether a row closed to critical information infrastructure operators (CN) is open to
+/// this exporter: one on file that is not a CIIO.
+fn not_ciio(exporter: Option<&Entity>, title: &str) -> Result<(), String> {
+    match exporter {
+        Some(e) if !e.ciio => Ok(()),
+        Some(e) => Err(format!(
+            "{title} is not available to {}, a critical information infrastructure operator",
+            e.id
+        )),
+        None => Err(format!(
+            "{title} is not available to critical information infrastructure operators, and the exporter is not on file"
+        )),
+    }
 }
 
 /// The categories of the flow that are sensitive PI under PIPL Art 28, listed; `None` when
@@ -1122,12 +1115,13 @@ fn volume_band(
     max: Option<u64>,
     max_sensitive: Option<u64>,
 ) -> Result<(), String> {
-    let (max, whose) = match (max_sensitive, sensitive_categories(q)) {
-        (Some(m), Some(_)) => (m, "individuals' sensitive PI"),
-        _ => match max {
-            Some(m) => (m, "individuals"),
-            None => return Ok(()),
-        },
+    // The sensitive categories are looked for only where a row has a band of its own for them.
+    let sensitive_band =
+        max_sensitive.filter(|_| q.categories.iter().any(|c| c.is_pipl_sensitive()));
+    let (max, whose) = match (sensitive_band, max) {
+        (Some(m), _) => (m, "individuals' sensitive PI"),
+        (None, Some(m)) => (m, "individuals"),
+        (None, None) => return Ok(()),
     };
     match q.facts.volume {
         Some(v) if v < max => Ok(()),
