@@ -956,12 +956,7 @@ async fn compressed_values_are_read_and_unreadable_ones_and_files_stay_in_the_su
     // One that decompresses a thousand to one cannot be read: it may hold anything, so it
     // does not go to the US, and is stored in the subject's home region.
     let bomb = format!(r#"{{"batch":"{}"}}"#, gzip_b64(&vec![b' '; 4 << 20]));
-    let r = post_json(&gw.url("/analytics"), EU_IP, &bomb).await;
-    assert_eq!(r.status, 451, "{}", r.text());
-    let rec = gw.record(r.header("domicile-decision").unwrap());
-    assert_eq!(rec["findings"][0]["category"], "uninspectable");
-    assert_eq!(rec["findings"][0]["detector"], "compressed.gzip");
-    assert_eq!(rec["findings"][0]["location"], "/batch");
+    unread_is_blocked_abroad(&gw, &bomb, "compressed.gzip", "/batch").await;
     let r = post_json(&gw.url("/customers"), EU_IP, &bomb).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.header("domicile-region"), Some("eu-central"));
@@ -969,14 +964,20 @@ async fn compressed_values_are_read_and_unreadable_ones_and_files_stay_in_the_su
     let jpeg = base64::engine::general_purpose::STANDARD
         .encode(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00");
     let photo = format!(r#"{{"id_scan":"data:image/jpeg;base64,{jpeg}"}}"#);
-    let r = post_json(&gw.url("/analytics"), EU_IP, &photo).await;
+    unread_is_blocked_abroad(&gw, &photo, "embedded.jpeg", "/id_scan").await;
+    assert_eq!((eu.count(), us.count()), (1, 0));
+    gw.running.shutdown().await;
+}
+
+/// An EU subject's `body` to the US route is blocked (451), recorded with one finding of what
+/// could not be read: `detector` at `location`.
+async fn unread_is_blocked_abroad(gw: &Gateway, body: &str, detector: &str, location: &str) {
+    let r = post_json(&gw.url("/analytics"), EU_IP, body).await;
     assert_eq!(r.status, 451, "{}", r.text());
     let rec = gw.record(r.header("domicile-decision").unwrap());
     assert_eq!(rec["findings"][0]["category"], "uninspectable");
-    assert_eq!(rec["findings"][0]["detector"], "embedded.jpeg");
-    assert_eq!(rec["findings"][0]["location"], "/id_scan");
-    assert_eq!((eu.count(), us.count()), (1, 0));
-    gw.running.shutdown().await;
+    assert_eq!(rec["findings"][0]["detector"], detector);
+    assert_eq!(rec["findings"][0]["location"], location);
 }
 
 #[tokio::test]
@@ -991,12 +992,7 @@ async fn tokens_carry_their_claims_and_encrypted_values_stay_in_the_subjects_zon
     );
     let body = format!(r#"{{"payload":"{jwe}"}}"#);
     // An encrypted value may hold anything: not to the US...
-    let r = post_json(&gw.url("/analytics"), EU_IP, &body).await;
-    assert_eq!(r.status, 451, "{}", r.text());
-    let rec = gw.record(r.header("domicile-decision").unwrap());
-    assert_eq!(rec["findings"][0]["category"], "uninspectable");
-    assert_eq!(rec["findings"][0]["detector"], "encrypted.jwe");
-    assert_eq!(rec["findings"][0]["location"], "/payload");
+    unread_is_blocked_abroad(&gw, &body, "encrypted.jwe", "/payload").await;
     // ...but stored in the subject's home region.
     let r = post_json(&gw.url("/customers"), EU_IP, &body).await;
     assert_eq!(r.status, 200, "{}", r.text());
