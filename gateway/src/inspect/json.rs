@@ -11,6 +11,7 @@ use std::borrow::Cow;
 
 use super::detect::lexicon::{self, Field};
 use super::detect::{self, Hit, Profile, Value};
+use super::fragments::{Fragments, NameHints};
 
 /// Why a document could not be walked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,10 +74,8 @@ impl Structure for () {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) struct KeyInfo {
     field: Option<Field>,
-    /// The key names the local part of an address (`user`, `local_part`, `mailbox`).
-    local: bool,
-    /// The key names a domain.
-    domain: bool,
+    /// What the key says about the part of an address its value is.
+    hints: NameHints,
     /// The key itself may be personal data (a detector fires on it).
     personal: bool,
     /// The key may appear in a location as it is ([`super::safe_key`]).
@@ -88,8 +87,7 @@ impl KeyInfo {
         let personal = detect::is_personal(k);
         KeyInfo {
             field: lexicon::classify(k),
-            local: contains_ci(k, "local") || contains_ci(k, "user") || contains_ci(k, "mailbox"),
-            domain: contains_ci(k, "domain"),
+            hints: NameHints::of(k),
             personal,
             safe: super::plain_key(k) && !personal,
         }
@@ -221,21 +219,6 @@ struct Walker<'a, 'k, 'o, F: FnMut(Hit, Location<'_, '_>), S: Structure> {
     /// The profile of the string just read, when it was learnt.
     profile: Option<Profile>,
     obs: &'o mut S,
-}
-
-/// Adjacent short values without findings of their own, joined to find a value split over
-/// several fields.
-#[derive(Default)]
-struct Fragments {
-    joined: String,
-    parts: usize,
-    /// The previous part's field was named as a user or local part of an address.
-    local: bool,
-    /// The previous part's field was named as a domain.
-    domain: bool,
-    /// What the run joined so far is found to be, reported when the run ends: a longer run
-    /// can still turn out to be a longer identifier.
-    pending: Vec<(Hit, String)>,
 }
 
 /// Walks `s`, calling `out(hit, json_pointer)` for every finding.
@@ -410,9 +393,9 @@ impl<'a, F: FnMut(Hit, Location<'_, '_>), S: Structure> Walker<'a, '_, '_, F, S>
                         let found = self.string_value(&v, profile);
                         // No run to end, and a value that cannot start one: the common case,
                         // told from the profile without reading the value again.
-                        let inert = self.frags.parts == 0
+                        let inert = self.frags.is_empty()
                             && profile.is_some_and(|p| !p.may_be_fragment())
-                            && !matches!(self.path.last(), Some(Seg::Key(_, i)) if i.local || i.domain);
+                            && !matches!(self.path.last(), Some(Seg::Key(_, i)) if i.hints.any());
                         if !inert {
                             self.fragment(&v, found);
                         }
@@ -441,10 +424,7 @@ impl<'a, F: FnMut(Hit, Location<'_, '_>), S: Structure> Walker<'a, '_, '_, F, S>
                     let found = self.value(Value::Number(n));
                     // A number right after a calling code is the rest of the phone number
                     // (`{"cc":"+49","number":30901820}`); any other number ends a run.
-                    if self.frags.parts == 1
-                        && self.frags.joined.starts_with('+')
-                        && n.bytes().all(|c| c.is_ascii_digit())
-                    {
+                    if self.frags.after_calling_code() && n.bytes().all(|c| c.is_ascii_digit()) {
                         self.fragment(n, found);
                     } else {
                         self.flush();
@@ -617,122 +597,32 @@ impl<'a, F: FnMut(Hit, Location<'_, '_>), S: Structure> Walker<'a, '_, '_, F, S>
         found
     }
 
-    /// Adds a short value to the run of adjacent fragments and scans the joined run.
-    /// Fragments are digit or letter-and-digit groups of up to six characters (an IBAN or
-    /// card number in groups), a calling code and the number after it, or the local part
-    /// and domain of an address in fields named so.
+    /// Adds a short value to the run of adjacent fragments ([`Fragments::add`]).
     fn fragment(&mut self, v: &str, found: bool) {
-        if found {
-            self.flush();
-            return;
-        }
-        let (local, domain) = match self.path.last() {
-            Some(Seg::Key(_, info)) => (info.local, info.domain),
-            _ => (false, false),
+        let hints = match self.path.last() {
+            Some(Seg::Key(_, info)) => info.hints,
+            _ => NameHints::default(),
         };
-        // Parts are joined as a backend would read them: full-width or other scripts' digits
-        // as digits, a domain's `@` as the separator it already is.
-        let foldable = !v.is_ascii()
-            && v.len() <= 80
-            && ((local || domain) || !v.bytes().any(|c| c.is_ascii_alphabetic()));
-        let normal = if foldable {
-            super::normalise::normalise(v)
-        } else {
-            Cow::Borrowed(v)
-        };
-        let v = match normal.strip_prefix('@') {
-            Some(rest) if domain => rest,
-            _ => &normal,
-        };
-        let b = v.as_bytes();
-        let group = b.len() <= 6
-            && b.iter().all(u8::is_ascii_alphanumeric)
-            && (b.iter().any(u8::is_ascii_digit)
-                || (b.len() <= 4 && b.iter().all(u8::is_ascii_uppercase)));
-        let calling_code =
-            b.len() >= 2 && b.len() <= 4 && b[0] == b'+' && b[1..].iter().all(u8::is_ascii_digit);
-        // The number after a calling code, as it is written (`6-12-34-56-78`, `(202) 456-1111`).
-        let after_code = self.frags.joined.starts_with('+')
-            && self.frags.parts == 1
-            && b.len() <= 20
-            && (6..=14).contains(&b.iter().filter(|c| c.is_ascii_digit()).count())
-            && b.iter().all(|c| {
-                c.is_ascii_digit() || matches!(c, b' ' | b'-' | b'.' | b'/' | b'(' | b')')
-            });
-        let email_part = (local || domain)
-            && b.len() <= 64
-            && !b.contains(&b'@')
-            && b.iter().all(|c| {
-                c.is_ascii_alphanumeric() || *c >= 0x80 || matches!(c, b'.' | b'-' | b'_' | b'+')
-            });
-        if !(group || calling_code || after_code || email_part) {
-            self.flush();
-            return;
-        }
-        if calling_code || self.frags.joined.len() + b.len() > 72 {
-            self.flush();
-        }
-        if local && self.frags.domain && !self.frags.joined.contains('@') {
-            // The domain came first (`{"domain":"example.com","user":"jane"}`): the address
-            // is read the way round it is written.
-            let domain_part = std::mem::take(&mut self.frags.joined);
-            self.frags.joined.push_str(v);
-            self.frags.joined.push('@');
-            self.frags.joined.push_str(&domain_part);
-        } else {
-            if domain && self.frags.local {
-                self.frags.joined.push('@');
-            } else if group
-                && self
-                    .frags
-                    .joined
-                    .ends_with(|c: char| c.is_ascii_alphanumeric())
-            {
-                // Groups keep a separator, so that formats written in groups keep their shape.
-                self.frags.joined.push('-');
-            }
-            self.frags.joined.extend(v.chars().filter(|c| *c != ' '));
-        }
-        self.frags.parts += 1;
-        self.frags.local = local;
-        self.frags.domain = domain && !local;
-        if self.frags.parts < 2 {
-            return;
-        }
-        let joined = &self.frags.joined;
-        if joined.bytes().filter(u8::is_ascii_digit).count() < 5 && !joined.contains('@') {
-            return;
-        }
         let field = self.field();
         let path = &self.path;
-        let mut hits = Vec::new();
-        detect::scan_in(field, joined, &mut |h| {
-            hits.push((
-                Hit {
-                    detector: split_detector(h.detector),
-                    ..h
-                },
-                pointer(path, false),
-            ))
-        });
-        if !hits.is_empty() {
-            self.frags.pending = hits;
-        }
+        let out = &mut self.out;
+        self.frags.add(
+            v,
+            found,
+            hints,
+            field,
+            || pointer(path, false),
+            &mut |h, p| out(h, Location(At::Built(p))),
+        );
     }
 
     /// Ends the run of fragments, reporting what it was found to be.
+    #[inline]
     fn flush(&mut self) {
-        if self.frags.parts == 0 {
-            // No run: nothing joined, nothing pending (the common case, once per value).
-            return;
+        if !self.frags.is_empty() {
+            let out = &mut self.out;
+            self.frags.flush(&mut |h, p| out(h, Location(At::Built(p))));
         }
-        for (h, p) in self.frags.pending.drain(..) {
-            (self.out)(h, Location(At::Built(p)));
-        }
-        self.frags.joined.clear();
-        self.frags.parts = 0;
-        self.frags.local = false;
-        self.frags.domain = false;
     }
 
     fn literal(&mut self, word: &[u8]) -> Result<(), JsonError> {
@@ -875,26 +765,6 @@ impl<'a, F: FnMut(Hit, Location<'_, '_>), S: Structure> Walker<'a, '_, '_, F, S>
         }
         self.i += 4;
         u32::from_str_radix(h, 16).map_err(|_| JsonError::Invalid)
-    }
-}
-
-/// Whether `hay` contains `needle` (lower case ASCII), ignoring ASCII case.
-fn contains_ci(hay: &str, needle: &str) -> bool {
-    hay.len() >= needle.len()
-        && hay
-            .as_bytes()
-            .windows(needle.len())
-            .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
-}
-
-/// The detector id of a value found split across fields.
-fn split_detector(d: &'static str) -> &'static str {
-    match d {
-        "email.rfc5322" => "email.rfc5322.split",
-        "phone.e164" => "phone.e164.split",
-        "iban.mod97" => "iban.mod97.split",
-        "card.luhn" => "card.luhn.split",
-        _ => "split",
     }
 }
 

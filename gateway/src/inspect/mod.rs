@@ -13,6 +13,7 @@ pub mod corpus;
 pub mod decode;
 pub mod detect;
 pub mod fieldmap;
+mod fragments;
 pub mod fuzzing;
 pub mod json;
 pub mod multipart;
@@ -374,7 +375,10 @@ fn escapes_valid(b: &[u8]) -> bool {
     })
 }
 
+/// Reads `a=b&c=d` pairs (percent-decoded, `+` as space) under `prefix`. Adjacent values are
+/// also read together, as a JSON object's are ([`fragments`]): `card=4111&card=1111&…`.
 fn form_pairs(bytes: &[u8], prefix: &str, out: &mut Inspection) {
+    let mut frags = fragments::Fragments::default();
     for (k, v) in form_urlencoded::parse(bytes) {
         if out.overflow {
             // More findings than a record keeps: the body already counts as uninspectable,
@@ -396,10 +400,20 @@ fn form_pairs(bytes: &[u8], prefix: &str, out: &mut Inspection) {
         for h in key_hits {
             out.push(h, location());
         }
-        detect::scan_field(Some(&k), detect::Value::Str(&v), &mut |h| {
+        let field = detect::lexicon::classify(&k);
+        let mut found = false;
+        detect::scan_classified(field, detect::Value::Str(&v), &mut |h| {
+            // A finding made from the field name alone does not stop the value from being
+            // part of a value split across fields.
+            found |= !h.detector.starts_with("field.");
             out.push(h, location())
         });
+        let hints = fragments::NameHints::of(&k);
+        frags.add(&v, found, hints, field, location, &mut |h, l| {
+            out.push(h, l)
+        });
     }
+    frags.flush(&mut |h, l| out.push(h, l));
 }
 
 /// Percent-decodes `s` (`+` stays a `+`); invalid escapes are kept as they are and invalid
@@ -785,15 +799,34 @@ fn body_status(
         Some(m) => kind_of(m).ok_or(Uninspectable::UnsupportedContentType)?,
     };
     let ct = content_type.unwrap_or("");
-    read_kind(kind, ct, &body, Where::Body, opts, 0, out)
+    read_kind(
+        kind,
+        ct,
+        &body,
+        Where::Body,
+        opts,
+        out,
+        &mut Default::default(),
+    )
 }
 
 /// Where a piece of content sits: the body itself or a multipart part (its location).
 #[derive(Clone, Copy)]
 enum Where<'a> {
     Body,
-    /// A multipart part: its location, and its field name when it has one.
-    Part(&'a str, Option<&'a str>),
+    /// A multipart part: its location, its field name when it has one, and how deep in
+    /// multipart bodies it is.
+    Part(&'a str, Option<&'a str>, usize),
+}
+
+impl Where<'_> {
+    /// How many multipart bodies the content is inside.
+    fn depth(self) -> usize {
+        match self {
+            Where::Body => 0,
+            Where::Part(_, _, depth) => depth,
+        }
+    }
 }
 
 /// Reads content of a known kind; `content_type` is the full header value (for parameters).
@@ -803,11 +836,11 @@ fn read_kind(
     bytes: &[u8],
     at: Where<'_>,
     opts: &BodyOptions<'_>,
-    depth: usize,
     out: &mut Inspection,
+    frags: &mut fragments::Fragments,
 ) -> Result<(), Uninspectable> {
     if let Kind::Multipart = kind {
-        return read_multipart(content_type, bytes, opts, depth, out);
+        return read_multipart(content_type, bytes, opts, at.depth(), out);
     }
     let charset = decode::charset_param(content_type)?;
     let decoded = decode::text(bytes, charset.as_deref()).map_err(|e| match (e, &charset) {
@@ -820,7 +853,7 @@ fn read_kind(
     let text: &str = &decoded;
     let (prefix, plain) = match at {
         Where::Body => (String::new(), "body".to_owned()),
-        Where::Part(loc, _) => (loc.to_owned(), loc.to_owned()),
+        Where::Part(loc, ..) => (loc.to_owned(), loc.to_owned()),
     };
     match kind {
         Kind::Json => {
@@ -849,7 +882,7 @@ fn read_kind(
         Kind::Form => {
             let prefix = match at {
                 Where::Body => "form",
-                Where::Part(loc, _) => loc,
+                Where::Part(loc, ..) => loc,
             };
             if !escapes_valid(text.as_bytes()) {
                 return Err(Uninspectable::InvalidForm);
@@ -865,10 +898,19 @@ fn read_kind(
             }
             match at {
                 // A form field sent as a part: its name says what it holds, as in a form.
-                Where::Part(_, Some(name)) => {
+                // Adjacent short fields are read together too, as a form's are.
+                Where::Part(_, Some(name), _) => {
                     detect::scan(name, |h| out.push(h, plain.clone()));
-                    detect::scan_field(Some(name), detect::Value::Str(text), &mut |h| {
+                    let field = detect::lexicon::classify(name);
+                    let mut found = false;
+                    detect::scan_classified(field, detect::Value::Str(text), &mut |h| {
+                        found |= !h.detector.starts_with("field.");
                         out.push(h, plain.clone())
+                    });
+                    let hints = fragments::NameHints::of(name);
+                    let location = || plain.clone();
+                    frags.add(text, found, hints, field, location, &mut |h, l| {
+                        out.push(h, l)
                     });
                 }
                 _ => detect::scan(text, |h| out.push(h, plain.clone())),
@@ -924,6 +966,8 @@ fn read_multipart(
     } else {
         multipart::parse_mixed(bytes, &boundary, opts.max_parts)?
     };
+    // Adjacent text fields are read together ([`fragments`]); any other part ends a run.
+    let mut frags = fragments::Fragments::default();
     for part in parts {
         let location = match part.name.as_deref() {
             Some(n) if safe_key(n) => format!("multipart:{n}"),
@@ -940,15 +984,21 @@ fn read_multipart(
         } else {
             kind_of(&media)
         };
+        // A file's text is not a field's value: it is never joined.
+        let joinable = matches!(kind, Some(Kind::Text)) && part.filenames.is_empty();
+        if !joinable {
+            frags.flush(&mut |h, l| out.push(h, l));
+        }
+        let mut alone = fragments::Fragments::default();
         match kind {
             Some(kind) => read_kind(
                 kind,
                 ct,
                 &body,
-                Where::Part(&location, part.name.as_deref()),
+                Where::Part(&location, part.name.as_deref(), depth + 1),
                 opts,
-                depth + 1,
                 out,
+                if joinable { &mut frags } else { &mut alone },
             )?,
             None if body.is_empty() => {}
             None => match opts.binary_parts {
@@ -957,6 +1007,7 @@ fn read_multipart(
             },
         }
     }
+    frags.flush(&mut |h, l| out.push(h, l));
     Ok(())
 }
 
@@ -1808,6 +1859,63 @@ mod tests {
         }
         body.extend_from_slice(b"--XyZ--\r\n");
         (headers("multipart/form-data; boundary=XyZ"), body)
+    }
+
+    #[test]
+    fn values_split_over_adjacent_pairs_and_fields_are_joined() {
+        let query = |q: &str| {
+            let mut i = Inspection::default();
+            inspect_query(q, &mut i);
+            i
+        };
+        // A card number in repeated parameters, a phone number as calling code and number,
+        // an address as user and domain: each found where its last part is.
+        let i = query("card=4111&card=1111&card=1111&card=1111");
+        assert_eq!(
+            found(&i),
+            vec![(Category::PaymentCard, "query:card", "card.luhn.split")]
+        );
+        let i = query("cc=%2B33&number=612345678");
+        assert_eq!(
+            found(&i),
+            vec![(Category::Phone, "query:number", "phone.e164.split")]
+        );
+        let mut i = Inspection::default();
+        let form = headers("application/x-www-form-urlencoded");
+        inspect_body(&form, b"user=jane&domain=example.com&page=2", &mut i);
+        assert_eq!(
+            found(&i),
+            vec![(Category::Email, "form:domain", "email.rfc5322.split")]
+        );
+        // Controls: a check digit that fails, a run broken by another value, an empty value,
+        // and an address's parts in fields that do not say so.
+        for q in [
+            "card=4111&card=1111&card=1111&card=1112",
+            "card=4111&card=1111&note=hello&card=1111&card=1111",
+            "card=4111&card=1111&card=&card=1111&card=1111",
+            "a=jane&b=example.com",
+        ] {
+            assert_eq!(found(&query(q)), vec![], "{q}");
+        }
+
+        // Multipart: adjacent text fields are joined; a file between them ends the run.
+        let user = ("name=\"user\"", None, &b"jane"[..]);
+        let domain = ("name=\"domain\"", None, &b"example.com"[..]);
+        let file = (
+            "name=\"f\"; filename=\"a.txt\"",
+            Some("text/plain"),
+            &b"example.org"[..],
+        );
+        let (h, body) = form_data(&[user, domain]);
+        let i = complete(&h, &body);
+        assert_eq!(
+            found(&i),
+            vec![(Category::Email, "multipart:domain", "email.rfc5322.split")]
+        );
+        let (h, body) = form_data(&[user, file, domain]);
+        assert_eq!(found(&complete(&h, &body)), vec![]);
+        let (h, body) = form_data(&[user, file]);
+        assert_eq!(found(&complete(&h, &body)), vec![]);
     }
 
     #[test]

@@ -157,3 +157,44 @@ async fn headers_can_be_left_out_of_inspection_by_name() {
     assert_eq!(locations(&rec), vec!["header:x-ticket-owner"]);
     gw.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_value_split_over_repeated_query_parameters_is_read_whole() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let gw = Gateway::two_regions(&eu, &us, "").await;
+    for (query, detector, location) in [
+        (
+            "card=4111&card=1111&card=1111&card=1111",
+            "card.luhn.split",
+            "query:card",
+        ),
+        (
+            "cc=%2B33&number=6%2012%2034%2056%2078",
+            "phone.e164.split",
+            "query:number",
+        ),
+        (
+            "user=jane&domain=example.com",
+            "email.rfc5322.split",
+            "query:domain",
+        ),
+    ] {
+        let r = get(&gw, &format!("/analytics?{query}"), &[]).await;
+        assert_eq!(r.status, 451, "{query}: {}", r.text());
+        let rec = gw.record(r.header("domicile-decision").unwrap());
+        assert_eq!(rec["findings"][0]["detector"], detector, "{query}: {rec}");
+        assert_eq!(locations(&rec), vec![location], "{query}");
+    }
+    // The same parts with a value between them that is none: nothing joined, forwarded.
+    let r = get(
+        &gw,
+        "/analytics?card=4111&card=1111&page=next&card=1111&card=1111",
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(us.count(), 1);
+    let text = gw.trace_text();
+    assert!(!text.contains("4111") && !text.contains("jane"), "{text}");
+    gw.running.shutdown().await;
+}
