@@ -56,6 +56,7 @@ pub mod problem;
 pub mod reload;
 pub mod resolve;
 pub mod route;
+pub mod sending;
 pub mod server;
 pub mod state;
 pub mod step;

@@ -231,6 +231,8 @@ async fn serve_conn<IO, S>(
         framing.head_started();
     }
     let svc = std::cell::RefCell::new(svc);
+    let taking = Arc::new(crate::sending::Taking::new());
+    let tracker = taking.clone();
     let hyper_svc = hyper::service::service_fn(move |req: Request<Incoming>| {
         let mut req = req.map(Body::incoming);
         req.extensions_mut().insert(info.clone());
@@ -246,21 +248,24 @@ async fn serve_conn<IO, S>(
         } else {
             call_in_place(&svc, req)
         };
+        let tracker = tracker.clone();
         async move {
-            match call {
+            let res = match call {
                 InPlace::Called(fut) => fut.await,
                 InPlace::Wait(waiting) => {
                     let (svc, req) = *waiting;
                     svc.oneshot(req).await
                 }
                 InPlace::Busy => Ok(crate::context::missing()),
-            }
+            };
+            res.map(|r| r.map(|b| tracker.track(b)))
         }
     });
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), hyper_svc);
     tokio::pin!(conn);
     let idle = settings.timeouts.idle;
     let header_read = settings.timeouts.header_read;
+    let send = settings.timeouts.send;
     // When the connection began to close (shutdown, or idle): what is in flight may finish,
     // but a connection on which nothing then moves for a further idle period is dropped (a
     // client that stopped reading its response, a response that stopped coming).
@@ -274,6 +279,15 @@ async fn serve_conn<IO, S>(
         if head_deadline.is_some_and(|d| d <= now) {
             // A head that does not finish in time (slowloris): drop the connection.
             tracing::debug!("request head not received in time; closing the connection");
+            return;
+        }
+        // A response the client takes nothing of (a reader that stopped, an HTTP/2 window
+        // kept shut), whatever else moves on the connection: drop it.
+        let waiting_since = taking.waiting_since();
+        if waiting_since.is_some_and(|t| t + send <= now) {
+            tracing::debug!(
+                "the client took nothing of a response in time; closing the connection"
+            );
             return;
         }
         let quiet_since = match closing_since {
@@ -293,6 +307,12 @@ async fn serve_conn<IO, S>(
         if let Some(h) = head_deadline {
             deadline = deadline.min(h);
         }
+        // Nothing wakes this loop when a response begins to wait: it looks again within half
+        // the send timeout, in time to close the connection when the wait reaches it.
+        deadline = deadline.min(match waiting_since {
+            Some(t) => t + send,
+            None => now + send / 2,
+        });
         let deadline = tokio::time::Instant::from_std(deadline);
         tokio::select! {
             res = conn.as_mut() => {

@@ -95,6 +95,8 @@ pub struct Timeouts {
     pub header_read: Duration,
     pub body_read: Duration,
     pub idle: Duration,
+    /// A response the client takes nothing of for this long ends its connection.
+    pub send: Duration,
     pub shutdown_grace: Duration,
 }
 
@@ -911,6 +913,7 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
             Duration::from_secs(30),
         ),
         idle: c.duration(&t.idle, "server.timeouts.idle", Duration::from_secs(60)),
+        send: c.duration(&t.send, "server.timeouts.send", Duration::from_secs(60)),
         shutdown_grace: c.duration(
             &t.shutdown_grace,
             "server.timeouts.shutdown_grace",

@@ -95,6 +95,7 @@ pub struct FileTimeouts {
     pub header_read: Option<S<String>>,
     pub body_read: Option<S<String>>,
     pub idle: Option<S<String>>,
+    pub send: Option<S<String>>,
     pub shutdown_grace: Option<S<String>>,
 }
 

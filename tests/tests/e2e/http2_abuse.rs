@@ -471,3 +471,72 @@ async fn settings_and_priority_floods_do_not_stop_the_gateway_serving_others() {
     still_serves(&gw).await;
     gw.running.shutdown().await;
 }
+
+/// Pings the gateway every 200 ms for `period`, reading what it sends, until it closes.
+async fn ping_for(s: &mut TcpStream, period: Duration) -> Heard {
+    let mut all = Heard::default();
+    let start = std::time::Instant::now();
+    while start.elapsed() < period && !all.closed {
+        if s.write_all(&frame(PING, 0, 0, &[1; 8])).await.is_err() {
+            all.closed = true;
+            break;
+        }
+        let heard = listen(s, Duration::from_millis(200)).await;
+        all.frames.extend(heard.frames);
+        all.closed = heard.closed;
+    }
+    all
+}
+
+#[tokio::test]
+async fn a_response_whose_window_stays_shut_ends_its_connection_pings_or_not() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let dir = tempfile::tempdir().unwrap();
+    let text = domicile_tests::two_regions(&eu.url(), &us.url(), &dir.path().join("t"), "")
+        .replace("[server.timeouts]", "[server.timeouts]\nsend = \"1s\"");
+    let gw = Gateway::start(dir, &text, false).await;
+    let data_on_1 = |h: &Heard| h.frames.iter().any(|f| f.0 == DATA && f.2 == 1);
+
+    // SETTINGS_INITIAL_WINDOW_SIZE = 0: the client lets no stream send it a byte, and keeps
+    // its connection busy with pings.
+    let mut s = TcpStream::connect(gw.running.addr).await.unwrap();
+    let mut hello = PREFACE.to_vec();
+    hello.extend(frame(SETTINGS, 0, 0, &[0, 4, 0, 0, 0, 0]));
+    hello.extend(frame(
+        HEADERS,
+        END_STREAM | END_HEADERS,
+        1,
+        &get("/catalog/shut"),
+    ));
+    s.write_all(&hello).await.unwrap();
+    let started = std::time::Instant::now();
+    let heard = ping_for(&mut s, Duration::from_secs(6)).await;
+    assert!(heard.closed, "{heard:?}");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(900), "closed after {took:?}");
+    assert!(took < Duration::from_secs(4), "closed after {took:?}");
+    // The answer's head went out; its body never could.
+    assert!(
+        heard.frames.iter().any(|f| f.0 == HEADERS && f.2 == 1),
+        "{heard:?}"
+    );
+    assert!(!data_on_1(&heard), "{heard:?}");
+    assert_eq!(eu.count() + us.count(), 1);
+
+    // The same request and pings with the window open: answered, and the connection kept.
+    let mut s = connect(&gw).await;
+    s.write_all(&frame(
+        HEADERS,
+        END_STREAM | END_HEADERS,
+        1,
+        &get("/catalog/open"),
+    ))
+    .await
+    .unwrap();
+    let heard = ping_for(&mut s, Duration::from_millis(2500)).await;
+    assert!(data_on_1(&heard), "{heard:?}");
+    assert!(!heard.closed, "{heard:?}");
+    drop(s);
+    still_serves(&gw).await;
+    gw.running.shutdown().await;
+}

@@ -412,9 +412,11 @@ async fn gateway_to(addr: std::net::SocketAddr, timeouts: &str, response: &str) 
     .await
 }
 
-#[tokio::test]
-async fn a_client_that_stops_reading_its_response_is_dropped() {
-    // 64 MiB: far more than the sockets between the gateway and the client hold.
+/// A client that asks for 64 MiB, far more than the sockets between the gateway and it hold,
+/// reads the first piece and then stops reading for three seconds, sending a byte of a next
+/// request every 250 ms when `trickle`. The gateway must drop it (`timeouts` says when): the
+/// connection ends, and far less than the whole answer ever reached it.
+async fn stops_reading(timeouts: &str, trickle: bool) {
     const SIZE: usize = 64 << 20;
     let addr = domicile_tests::serve_raw(|mut s| async move {
         if !head_read(&mut s).await {
@@ -432,7 +434,7 @@ async fn a_client_that_stops_reading_its_response_is_dropped() {
         }
     })
     .await;
-    let gw = gateway_to(addr, "idle = \"500ms\"", "30s").await;
+    let gw = gateway_to(addr, timeouts, "30s").await;
     let mut s = tokio::net::TcpStream::connect(gw.running.addr)
         .await
         .unwrap();
@@ -442,9 +444,12 @@ async fn a_client_that_stops_reading_its_response_is_dropped() {
     let mut buf = vec![0u8; 64 * 1024];
     let mut total = s.read(&mut buf).await.unwrap();
     assert!(buf.starts_with(b"HTTP/1.1 200"));
-    // The client stops reading for well over the idle timeout twice over: nothing moves on
-    // the connection, which began to close after one idle period and is dropped after two.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    for b in b"GET /next HTTP/1.1\r\n".iter().take(12) {
+        if trickle {
+            let _ = s.write_all(&[*b]).await;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     let rest = async {
         loop {
             match s.read(&mut buf).await {
@@ -461,6 +466,16 @@ async fn a_client_that_stops_reading_its_response_is_dropped() {
         "{total} bytes reached a client that had stopped reading"
     );
     gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_its_response_is_dropped() {
+    // Nothing moves on the connection, which began to close after one idle period and is
+    // dropped after two.
+    stops_reading("idle = \"500ms\"", false).await;
+    // Bytes of a next request keep it moving, but the response is not taken: the send
+    // timeout drops it, long before the idle timeout would.
+    stops_reading("send = \"500ms\"", true).await;
 }
 
 #[tokio::test]
