@@ -176,7 +176,7 @@ pub fn json(data: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-const TYPES: [&str; 8] = [
+const TYPES: [&str; 9] = [
     "application/json",
     "application/x-www-form-urlencoded",
     "text/plain; charset=iso-8859-1",
@@ -185,6 +185,7 @@ const TYPES: [&str; 8] = [
     "text/csv",
     "application/octet-stream",
     "",
+    "application/soap+xml",
 ];
 const ENCODINGS: [&str; 6] = ["", "gzip", "deflate", "br", "zstd", "gzip, br"];
 

@@ -18,6 +18,7 @@ pub mod fuzzing;
 pub mod json;
 pub mod multipart;
 pub mod normalise;
+pub mod xml;
 
 use std::convert::Infallible;
 use std::task::{Context, Poll};
@@ -88,6 +89,9 @@ pub enum Uninspectable {
     /// A form body with a `%` that does not begin a two-digit hex escape: decoders differ on
     /// what it means.
     InvalidForm,
+    /// An XML body whose document type declares entities, or that refers to an entity that
+    /// is not one of XML's five: what it expands to is not seen here.
+    XmlEntities,
 }
 
 impl Uninspectable {
@@ -109,6 +113,7 @@ impl Uninspectable {
             Uninspectable::TooManyParts => "too_many_parts",
             Uninspectable::BinaryPart => "binary_part",
             Uninspectable::InvalidForm => "invalid_form",
+            Uninspectable::XmlEntities => "xml_entities",
         }
     }
 
@@ -122,7 +127,8 @@ impl Uninspectable {
             Uninspectable::ContentEncoding
             | Uninspectable::UnsupportedContentType
             | Uninspectable::UnsupportedCharset
-            | Uninspectable::BinaryPart => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            | Uninspectable::BinaryPart
+            | Uninspectable::XmlEntities => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Uninspectable::InvalidJson
             | Uninspectable::TooDeep
             | Uninspectable::InvalidUtf8
@@ -174,6 +180,9 @@ impl Uninspectable {
             }
             Uninspectable::InvalidForm => {
                 "the form body has a '%' that does not begin a two-digit hex escape"
+            }
+            Uninspectable::XmlEntities => {
+                "the XML body declares entities or refers to one that is not predefined"
             }
         }
     }
@@ -707,9 +716,10 @@ fn kind_of(media: &str) -> Option<Kind> {
         m if m.starts_with("application/") && m.ends_with("+json") => Kind::Json,
         "application/x-www-form-urlencoded" => Kind::Form,
         "multipart/form-data" => Kind::Multipart,
+        "application/xml" | "text/xml" => Kind::Xml,
+        m if m.starts_with("application/") && m.ends_with("+xml") => Kind::Xml,
         m if m.starts_with("text/") => Kind::Text,
-        "application/xml" | "application/csv" => Kind::Text,
-        m if m.starts_with("application/") && m.ends_with("+xml") => Kind::Text,
+        "application/csv" => Kind::Text,
         _ => return None,
     })
 }
@@ -889,7 +899,14 @@ fn read_kind(
             }
             form_pairs(text.as_bytes(), prefix, out);
         }
-        Kind::Text => {
+        Kind::Xml if read_xml(text, &prefix, out)? => {
+            if let Where::Part(_, Some(name), _) = at {
+                detect::scan(name, |h| out.push(h, plain.clone()));
+            }
+            detect::scan_base64_runs(text, |h| out.push(h, plain.clone()));
+        }
+        // Text, and XML that is not well-formed, read as the text it is.
+        Kind::Text | Kind::Xml => {
             // JSON sent as text is read as JSON too, as a lenient backend would (escapes
             // decoded); the raw text is scanned either way.
             let looks_json = text.trim_start().starts_with(['{', '[']);
@@ -935,6 +952,19 @@ fn read_kind(
         detect::scan(&as_ascii, |h| out.push(h, plain.clone()));
     }
     Ok(())
+}
+
+/// Reads an XML document ([`xml`]) with its locations under `prefix`; whether it was
+/// well-formed (one that is not is read as text instead).
+fn read_xml(text: &str, prefix: &str, out: &mut Inspection) -> Result<bool, Uninspectable> {
+    match xml::walk(text, MAX_JSON_DEPTH, &mut |h, l| {
+        out.push(h, prefixed(prefix, l))
+    }) {
+        Ok(()) => Ok(true),
+        Err(xml::XmlError::Invalid) => Ok(false),
+        Err(xml::XmlError::TooDeep) => Err(Uninspectable::TooDeep),
+        Err(xml::XmlError::Entities) => Err(Uninspectable::XmlEntities),
+    }
 }
 
 /// Multipart bodies nest at most this deep (`multipart/mixed` inside form-data).
@@ -1032,6 +1062,7 @@ enum Kind {
     Json,
     Form,
     Text,
+    Xml,
     Multipart,
 }
 

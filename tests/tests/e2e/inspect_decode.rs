@@ -296,3 +296,46 @@ async fn declared_charsets_are_decoded_or_the_body_is_uninspectable() {
     assert_eq!(us.count(), 0);
     gw.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn xml_is_read_as_a_parser_reads_it() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let gw = Gateway::two_regions(&eu, &us, "").await;
+    for (body, found) in [
+        // Markup, a comment and character references inside a value do not hide it.
+        (
+            "<order><note><b>jane</b>@<i>example.com</i></note></order>",
+            ("email", "/order/note/b"),
+        ),
+        (
+            "<order><note>jane<!-- -->&#64;example.com</note></order>",
+            ("email", "/order/note"),
+        ),
+        // Element and attribute names say what a value is, as JSON keys do.
+        (
+            "<order><customer><lastName>Doe</lastName></customer></order>",
+            ("name", "/order/customer/lastName"),
+        ),
+        (
+            r#"<order><customer phone="+49 30 901820"/></order>"#,
+            ("phone", "/order/customer/attribute::phone"),
+        ),
+    ] {
+        let r = post(&gw, "/analytics", "application/xml", None, body.into()).await;
+        assert_eq!(r.status, 451, "{body}: {}", r.text());
+        let rec = gw.record(r.header("domicile-decision").unwrap());
+        assert_eq!(domicile_tests::findings_of(&rec), vec![found], "{body}");
+    }
+    // The same documents' shape without personal data is forwarded as it came.
+    let body = "<order><note><b>gift</b> wrap</note><sku>4011</sku></order>";
+    let r = post(&gw, "/analytics", "text/xml", None, body.into()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(us.received()[0].body, Bytes::from(body));
+    // A document type that declares entities is not expanded here: uninspectable.
+    let body = r#"<!DOCTYPE o [<!ENTITY e "jane@example.com">]><o>&e;</o>"#;
+    let r = post(&gw, "/analytics", "application/soap+xml", None, body.into()).await;
+    assert_eq!(r.status, 415, "{}", r.text());
+    assert_eq!(r.json()["reason"], "xml_entities");
+    assert_eq!(us.count(), 1);
+    gw.running.shutdown().await;
+}

@@ -91,6 +91,14 @@ fn cases() -> Vec<Case> {
             status: 400,
             reason: "invalid_form",
         },
+        Case {
+            ct: "application/xml",
+            ce: None,
+            body: br#"<!DOCTYPE a [<!ENTITY u "jane"><!ENTITY d "@example.com">]><a>&u;&d;</a>"#
+                .to_vec(),
+            status: 415,
+            reason: "xml_entities",
+        },
     ]
 }
 
