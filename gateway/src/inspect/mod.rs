@@ -957,8 +957,11 @@ fn read_kind(
 /// Reads an XML document ([`xml`]) with its locations under `prefix`; whether it was
 /// well-formed (one that is not is read as text instead).
 fn read_xml(text: &str, prefix: &str, out: &mut Inspection) -> Result<bool, Uninspectable> {
+    // Locations are built only while findings are still kept, as a JSON walk's are.
     match xml::walk(text, MAX_JSON_DEPTH, &mut |h, l| {
-        out.push(h, prefixed(prefix, l))
+        if !out.overflow {
+            out.push(h, prefixed(prefix, l.to_owned()))
+        }
     }) {
         Ok(()) => Ok(true),
         Err(xml::XmlError::Invalid) => Ok(false),

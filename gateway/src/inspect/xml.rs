@@ -46,9 +46,12 @@ struct Elem {
 /// The text run being read.
 #[derive(Default)]
 struct Run {
+    /// Text has been read into it (whitespace too).
+    started: bool,
     text: String,
-    /// Where the run began, and what its element's name says.
-    location: String,
+    /// Where it is: the path's first `at` bytes (the element it began in, or the nearest
+    /// element holding all of it once it went through markup).
+    at: usize,
     field: Option<Field>,
     hints: NameHints,
     /// The id of the parent of the element the run began in.
@@ -58,7 +61,11 @@ struct Run {
 }
 
 struct Walker<'o> {
+    /// The path of the open elements, in its first `live` bytes. A closed element's segment is
+    /// left after them until an element opens, so that a run that began in it can still be
+    /// located without a copy.
     path: String,
+    live: usize,
     stack: Vec<Elem>,
     next_id: usize,
     run: Run,
@@ -70,21 +77,18 @@ struct Walker<'o> {
     /// The element whose children the fragments are.
     frags_parent: Option<usize>,
     max_depth: usize,
-    out: &'o mut dyn FnMut(Hit, String),
+    out: &'o mut dyn FnMut(Hit, &str),
 }
 
 /// Reads `text` as XML, calling `out(hit, location)` for every finding; a location is the
 /// element path (`/order/customer/email`; `/order/customer/attribute::name` for an attribute,
 /// XPath's long form, since a location never holds an `@`), with names that are themselves
 /// personal data masked as `*`.
-pub fn walk(
-    text: &str,
-    max_depth: usize,
-    out: &mut dyn FnMut(Hit, String),
-) -> Result<(), XmlError> {
+pub fn walk(text: &str, max_depth: usize, out: &mut dyn FnMut(Hit, &str)) -> Result<(), XmlError> {
     let mut reader = quick_xml::Reader::from_str(text);
     let mut w = Walker {
         path: String::new(),
+        live: 0,
         stack: Vec::new(),
         next_id: 0,
         run: Run::default(),
@@ -143,8 +147,13 @@ pub fn walk(
         return Err(XmlError::Invalid);
     }
     w.end_run();
-    w.frags.flush(w.out);
+    w.frags.flush(&mut |h, l| (w.out)(h, &l));
     Ok(())
+}
+
+/// The location of a path: `/` for the document itself.
+fn located(path: &str) -> &str {
+    if path.is_empty() { "/" } else { path }
 }
 
 impl Walker<'_> {
@@ -165,7 +174,10 @@ impl Walker<'_> {
             return Err(XmlError::TooDeep);
         }
         let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
-        let path_len = self.path.len();
+        // A run going on through this tag is located where the path is still what it was.
+        self.run.at = self.run.at.min(self.live);
+        self.path.truncate(self.live);
+        let path_len = self.live;
         // A name can be data too (an account number as an element): it is scanned, and
         // shown only when it is plain and nothing is found in it.
         let mut hits = Vec::new();
@@ -173,8 +185,9 @@ impl Walker<'_> {
         let shown = hits.is_empty() && super::plain_key(&name);
         self.path.push('/');
         self.path.push_str(if shown { &name } else { "*" });
+        self.live = self.path.len();
         for h in hits {
-            (self.out)(h, self.path.clone());
+            (self.out)(h, &self.path);
         }
         self.stack.push(Elem {
             path_len,
@@ -195,32 +208,30 @@ impl Walker<'_> {
                 })?;
             let name = String::from_utf8_lossy(attr.key.local_name().as_ref()).into_owned();
             let field = lexicon::classify(&name);
-            let mut location = format!("{}/attribute::", self.path);
-            location.push_str(if super::safe_key(&name) { &name } else { "*" });
+            let shown = if super::safe_key(&name) { &name } else { "*" };
+            let location = format!("{}/attribute::{shown}", self.path);
             let out = &mut *self.out;
-            detect::scan_classified(field, Value::Str(&value), &mut |h| out(h, location.clone()));
+            detect::scan_classified(field, Value::Str(&value), &mut |h| out(h, &location));
         }
         Ok(())
     }
 
     fn close(&mut self) {
         if let Some(elem) = self.stack.pop() {
-            self.path.truncate(elem.path_len);
+            self.live = elem.path_len;
             if self.frags_parent == Some(elem.id) {
-                self.frags.flush(self.out);
+                let out = &mut *self.out;
+                self.frags.flush(&mut |h, l| out(h, &l));
                 self.frags_parent = None;
             }
         }
     }
 
     fn text(&mut self, s: &str) {
-        if self.run.text.is_empty() {
+        if !self.run.started {
             let elem = self.stack.last();
-            self.run.location = if self.path.is_empty() {
-                "/".to_owned()
-            } else {
-                self.path.clone()
-            };
+            self.run.started = true;
+            self.run.at = self.live;
             self.run.field = elem.and_then(|e| e.field);
             self.run.hints = elem.map(|e| e.hints).unwrap_or_default();
             self.run.parent = self
@@ -233,52 +244,58 @@ impl Walker<'_> {
         self.run.text.push_str(s);
         if self.blank_since_tag && !s.trim().is_empty() {
             self.blank_since_tag = false;
-            // Text on both sides of the last tag: the run goes on through markup.
-            self.run.spans |= self.after_text;
+            if self.after_text {
+                // Text on both sides of the last tag: the run goes on through markup, and is
+                // the text of the element that holds all of it.
+                self.run.spans = true;
+                self.run.at = self.run.at.min(self.live);
+            }
         }
     }
 
     /// Scans what a run read: as its element's value when it is one element's, as text when it
     /// went through inline markup.
     fn end_run(&mut self) {
-        let run = std::mem::take(&mut self.run);
+        if !self.run.started {
+            return;
+        }
+        let run = &mut self.run;
         let value = run.text.trim();
-        if value.is_empty() {
-            return;
-        }
-        let field = if run.spans { None } else { run.field };
-        let mut found = false;
+        let location = located(&self.path[..run.at]);
         let out = &mut *self.out;
-        detect::scan_classified(field, Value::Str(value), &mut |h| {
-            // A finding made from the field name alone does not stop the value from being
-            // part of a value split across fields.
-            found |= !h.detector.starts_with("field.");
-            out(h, run.location.clone())
-        });
-        if run.spans {
-            self.frags.flush(self.out);
-            self.frags_parent = None;
-            return;
+        if !value.is_empty() {
+            let field = if run.spans { None } else { run.field };
+            let mut found = false;
+            detect::scan_classified(field, Value::Str(value), &mut |h| {
+                // A finding made from the field name alone does not stop the value from
+                // being part of a value split across fields.
+                found |= !h.detector.starts_with("field.");
+                out(h, location)
+            });
+            let emit = &mut |h, l: String| out(h, &l);
+            if run.spans {
+                self.frags.flush(emit);
+                self.frags_parent = None;
+            } else {
+                if self.frags_parent != run.parent {
+                    self.frags.flush(emit);
+                    self.frags_parent = run.parent;
+                }
+                let loc = || location.to_owned();
+                self.frags.add(value, found, run.hints, field, loc, emit);
+            }
         }
-        if self.frags_parent != run.parent {
-            self.frags.flush(self.out);
-            self.frags_parent = run.parent;
-        }
-        let location = run.location;
-        self.frags
-            .add(value, found, run.hints, field, || location, &mut *self.out);
+        run.text.clear();
+        run.started = false;
+        run.spans = false;
     }
 
     /// Scans text beside the document's content (a comment, an instruction, the document
     /// type) at the current place.
     fn scan_aside(&mut self, s: &str) {
-        let location = if self.path.is_empty() {
-            "/".to_owned()
-        } else {
-            self.path.clone()
-        };
+        let location = located(&self.path[..self.live]);
         let out = &mut *self.out;
-        detect::scan(s, |h| out(h, location.clone()));
+        detect::scan(s, |h| out(h, location));
     }
 }
 
@@ -289,7 +306,9 @@ mod tests {
 
     fn found(xml: &str) -> Result<Vec<(Category, String, &'static str)>, XmlError> {
         let mut hits = Vec::new();
-        walk(xml, 16, &mut |h, l| hits.push((h.category, l, h.detector)))?;
+        walk(xml, 16, &mut |h, l| {
+            hits.push((h.category, l.to_owned(), h.detector))
+        })?;
         Ok(hits)
     }
 
@@ -315,10 +334,11 @@ mod tests {
         ] {
             assert_eq!(categories(xml), email("/a"), "{xml}");
         }
-        // Inline markup does not split a value; the run is reported where it began.
+        // Inline markup does not split a value; the run is the text of the element that
+        // holds all of it.
         assert_eq!(
             categories("<r><a><u>jane</u>@<d>example.com</d></a></r>"),
-            email("/r/a/u")
+            email("/r/a")
         );
         assert_eq!(
             categories("<r><a>jane<b/>@example.com</a></r>"),
