@@ -208,10 +208,13 @@ impl Walker<'_> {
                 })?;
             let name = String::from_utf8_lossy(attr.key.local_name().as_ref()).into_owned();
             let field = lexicon::classify(&name);
-            let shown = if super::safe_key(&name) { &name } else { "*" };
-            let location = format!("{}/attribute::{shown}", self.path);
+            let path = &self.path;
             let out = &mut *self.out;
-            detect::scan_classified(field, Value::Str(&value), &mut |h| out(h, &location));
+            // Built for a finding only: a path can be long and attributes many.
+            detect::scan_classified(field, Value::Str(&value), &mut |h| {
+                let shown = if super::safe_key(&name) { &name } else { "*" };
+                out(h, &format!("{path}/attribute::{shown}"))
+            });
         }
         Ok(())
     }
