@@ -264,7 +264,60 @@ fn main() -> ExitCode {
     }
 }
 
+/// Exit status of a reading command whose trail does not verify: what it printed may have
+/// been changed (1 is for errors, 2 for usage).
+const TRAIL_BROKEN: u8 = 3;
+
 fn trace(cmd: TraceCommand) -> ExitCode {
+    // The commands that read records also check the chains of the trail they read.
+    let read_dir = match &cmd {
+        TraceCommand::List { dir, .. }
+        | TraceCommand::Show { dir, .. }
+        | TraceCommand::Replay { dir, .. }
+        | TraceCommand::Register { dir, .. }
+        | TraceCommand::Refusals { dir, .. }
+        | TraceCommand::Stats { dir, .. } => Some(dir.clone()),
+        TraceCommand::Verify { .. } | TraceCommand::Keygen { .. } => None,
+    };
+    let code = trace_command(cmd);
+    match read_dir {
+        Some(dir) if code == ExitCode::SUCCESS => trail_verified(&dir),
+        _ => code,
+    }
+}
+
+/// After a command read the trail under `dir`: whether every chain in it verifies (with the
+/// first checkpoint key of a region as its key). A break is said on stderr, and the status is
+/// [`TRAIL_BROKEN`], so that neither a reader nor a script takes what was printed for the
+/// record as written.
+fn trail_verified(dir: &Path) -> ExitCode {
+    let results = match domicile_gateway::trace::read::verify_dir(dir, None) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!(
+                "warning: the trail under {} could not be verified: {e}",
+                dir.display()
+            );
+            return ExitCode::from(TRAIL_BROKEN);
+        }
+    };
+    let mut breaks = results.iter().filter_map(|v| v.result.as_ref().err());
+    let Some(first) = breaks.next() else {
+        return ExitCode::SUCCESS;
+    };
+    eprintln!(
+        "warning: the trail under {} does not verify ({} of {} files broken; first: {first}); \
+         what was shown may have been edited, removed or added: `domicile trace verify {}` \
+         lists every break",
+        dir.display(),
+        1 + breaks.count(),
+        results.len(),
+        dir.display()
+    );
+    ExitCode::from(TRAIL_BROKEN)
+}
+
+fn trace_command(cmd: TraceCommand) -> ExitCode {
     use domicile_gateway::trace::read;
     match cmd {
         TraceCommand::Keygen { file } => keygen(&file),

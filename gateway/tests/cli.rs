@@ -496,6 +496,29 @@ fn trace_commands_verify_list_show_and_count_the_demo_trail() {
         out.contains("BROKEN") && out.contains("(the record was edited)"),
         "{out}"
     );
+    // The commands that read records still print them, and say that the trail does not
+    // verify, with an exit status of their own.
+    for args in [
+        vec!["trace", "show", d, &id],
+        vec!["trace", "list", d],
+        vec!["trace", "stats", d],
+        vec!["trace", "register", d],
+        vec!["trace", "refusals", d],
+    ] {
+        let (code, out) = run(&args);
+        assert_eq!(code, 3, "{args:?}: {out}");
+        assert!(
+            out.contains("warning: the trail under")
+                && out.contains("does not verify (1 of 3 files broken; first:")
+                && out.contains("(the record was edited)"),
+            "{args:?}: {out}"
+        );
+    }
+    let (_, out) = run(&["trace", "show", d, &id]);
+    assert!(
+        out.contains("verdict      block (no_transfer_basis)"),
+        "{out}"
+    );
 }
 
 #[test]
