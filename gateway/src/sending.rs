@@ -14,40 +14,31 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
-/// How one connection's client takes its responses.
-#[derive(Debug)]
+/// How one connection's client takes its responses: a count of bodies created or taken from,
+/// and of bodies waiting on the client. No clock is read on the request path: the connection's
+/// own loop notes when the count last moved ([`Stall`]).
+#[derive(Debug, Default)]
 pub struct Taking {
-    origin: Instant,
-    /// When a body was last created or taken from, in milliseconds since `origin`.
-    last_ms: AtomicU64,
+    /// Bumped each time a body is created or taken from.
+    progress: AtomicU64,
     /// Bodies with something to give that were not taken from since.
     waiting: AtomicUsize,
 }
 
 impl Taking {
     pub fn new() -> Taking {
-        Taking {
-            origin: Instant::now(),
-            last_ms: AtomicU64::new(0),
-            waiting: AtomicUsize::new(0),
-        }
+        Taking::default()
     }
 
     fn touch(&self) {
-        let ms = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_ms.store(ms, Ordering::Relaxed);
-    }
-
-    /// When a body began waiting on the client without any body being taken from since;
-    /// `None` when no body waits on it.
-    pub fn waiting_since(&self) -> Option<Instant> {
-        (self.waiting.load(Ordering::Relaxed) > 0)
-            .then(|| self.origin + Duration::from_millis(self.last_ms.load(Ordering::Relaxed)))
+        // Only a change is looked for: an increment lost to a concurrent one still changes it.
+        let n = self.progress.load(Ordering::Relaxed);
+        self.progress.store(n.wrapping_add(1), Ordering::Relaxed);
     }
 
     /// Wraps a response body handed to the connection: it waits on the client until polled.
@@ -62,9 +53,29 @@ impl Taking {
     }
 }
 
-impl Default for Taking {
-    fn default() -> Taking {
-        Taking::new()
+/// The connection loop's view of a [`Taking`]: since when a body has waited on the client with
+/// nothing taken.
+#[derive(Debug, Default)]
+pub struct Stall {
+    seen: Option<(u64, Instant)>,
+}
+
+impl Stall {
+    /// Looks at `taking` at `now`: since when nothing has been taken while a body waits on the
+    /// client (no earlier than the first look that saw it so), or `None` when none waits.
+    pub fn since(&mut self, taking: &Taking, now: Instant) -> Option<Instant> {
+        if taking.waiting.load(Ordering::Relaxed) == 0 {
+            self.seen = None;
+            return None;
+        }
+        let progress = taking.progress.load(Ordering::Relaxed);
+        match self.seen {
+            Some((p, since)) if p == progress => Some(since),
+            _ => {
+                self.seen = Some((progress, now));
+                Some(now)
+            }
+        }
     }
 }
 
@@ -146,36 +157,59 @@ mod tests {
         }
     }
 
+    fn waits(t: &Taking) -> bool {
+        t.waiting.load(Ordering::Relaxed) > 0
+    }
+
+    #[test]
+    fn a_stall_dates_from_the_first_look_after_the_last_body_was_taken_from() {
+        let taking = Arc::new(Taking::new());
+        let mut stall = Stall::default();
+        let t0 = Instant::now();
+        let later = |ms| t0 + std::time::Duration::from_millis(ms);
+        assert_eq!(stall.since(&taking, t0), None);
+        let body = taking.track(Full::new(Bytes::from_static(b"ok")));
+        assert_eq!(stall.since(&taking, later(10)), Some(later(10)));
+        assert_eq!(stall.since(&taking, later(500)), Some(later(10)));
+        // Something taken: the wait starts again from the next look.
+        let mut body = Box::pin(body);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        assert!(body.as_mut().poll_frame(&mut cx).is_ready());
+        assert_eq!(stall.since(&taking, later(600)), Some(later(600)));
+        drop(body);
+        assert_eq!(stall.since(&taking, later(700)), None);
+    }
+
     #[tokio::test]
     async fn a_body_waits_on_the_client_until_polled_and_not_while_its_backend_is_silent() {
         let taking = Arc::new(Taking::new());
-        assert_eq!(taking.waiting_since(), None);
+        assert!(!waits(&taking));
         // Handed over: waiting until polled, and no longer once over or dropped.
         let mut body = taking.track(Full::new(Bytes::from_static(b"ok")));
-        assert!(taking.waiting_since().is_some());
+        assert!(waits(&taking));
         assert_eq!(
             body.frame().await.map(|f| f.map(|f| f.into_data().ok())),
             Some(Ok(Some(Bytes::from_static(b"ok"))))
         );
-        assert!(taking.waiting_since().is_some(), "a frame given waits");
+        assert!(waits(&taking), "a frame given waits");
         assert!(body.frame().await.is_none());
-        assert_eq!(taking.waiting_since(), None);
+        assert!(!waits(&taking));
         let body = taking.track(Full::new(Bytes::new()));
-        assert!(taking.waiting_since().is_some());
+        assert!(waits(&taking));
         drop(body);
-        assert_eq!(taking.waiting_since(), None);
+        assert!(!waits(&taking));
 
         // A body whose backend has sent nothing yet waits on the backend.
         let open = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut body = Box::pin(taking.track(Gate(open.clone())));
         let mut cx = Context::from_waker(std::task::Waker::noop());
         assert!(body.as_mut().poll_frame(&mut cx).is_pending());
-        assert_eq!(taking.waiting_since(), None);
+        assert!(!waits(&taking));
         open.store(true, Ordering::Relaxed);
         assert!(matches!(
             body.as_mut().poll_frame(&mut cx),
             Poll::Ready(Some(Ok(_)))
         ));
-        assert!(taking.waiting_since().is_some());
+        assert!(waits(&taking));
     }
 }

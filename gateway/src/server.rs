@@ -232,6 +232,7 @@ async fn serve_conn<IO, S>(
     }
     let svc = std::cell::RefCell::new(svc);
     let taking = Arc::new(crate::sending::Taking::new());
+    let mut stall = crate::sending::Stall::default();
     let tracker = taking.clone();
     let hyper_svc = hyper::service::service_fn(move |req: Request<Incoming>| {
         let mut req = req.map(Body::incoming);
@@ -283,7 +284,7 @@ async fn serve_conn<IO, S>(
         }
         // A response the client takes nothing of (a reader that stopped, an HTTP/2 window
         // kept shut), whatever else moves on the connection: drop it.
-        let waiting_since = taking.waiting_since();
+        let waiting_since = stall.since(&taking, now);
         if waiting_since.is_some_and(|t| t + send <= now) {
             tracing::debug!(
                 "the client took nothing of a response in time; closing the connection"
@@ -308,7 +309,8 @@ async fn serve_conn<IO, S>(
             deadline = deadline.min(h);
         }
         // Nothing wakes this loop when a response begins to wait: it looks again within half
-        // the send timeout, in time to close the connection when the wait reaches it.
+        // the send timeout, so a wait is seen within that and ends the connection within one
+        // and a half send timeouts.
         deadline = deadline.min(match waiting_since {
             Some(t) => t + send,
             None => now + send / 2,
