@@ -92,6 +92,10 @@ pub enum Uninspectable {
     /// An XML body whose document type declares entities, or that refers to an entity that
     /// is not one of XML's five: what it expands to is not seen here.
     XmlEntities,
+    /// An XML body that is not well-formed.
+    InvalidXml,
+    /// An XML declaration naming an encoding other than the one the body is read in.
+    XmlEncoding,
 }
 
 impl Uninspectable {
@@ -114,6 +118,8 @@ impl Uninspectable {
             Uninspectable::BinaryPart => "binary_part",
             Uninspectable::InvalidForm => "invalid_form",
             Uninspectable::XmlEntities => "xml_entities",
+            Uninspectable::InvalidXml => "invalid_xml",
+            Uninspectable::XmlEncoding => "xml_encoding",
         }
     }
 
@@ -128,7 +134,8 @@ impl Uninspectable {
             | Uninspectable::UnsupportedContentType
             | Uninspectable::UnsupportedCharset
             | Uninspectable::BinaryPart
-            | Uninspectable::XmlEntities => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            | Uninspectable::XmlEntities
+            | Uninspectable::XmlEncoding => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Uninspectable::InvalidJson
             | Uninspectable::TooDeep
             | Uninspectable::InvalidUtf8
@@ -136,7 +143,8 @@ impl Uninspectable {
             | Uninspectable::Undecodable
             | Uninspectable::InvalidCharset
             | Uninspectable::InvalidMultipart
-            | Uninspectable::InvalidForm => StatusCode::BAD_REQUEST,
+            | Uninspectable::InvalidForm
+            | Uninspectable::InvalidXml => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -183,6 +191,10 @@ impl Uninspectable {
             }
             Uninspectable::XmlEntities => {
                 "the XML body declares entities or refers to one that is not predefined"
+            }
+            Uninspectable::InvalidXml => "the body is not well-formed XML",
+            Uninspectable::XmlEncoding => {
+                "the XML declaration names an encoding other than the one the body is read in"
             }
         }
     }
@@ -899,14 +911,14 @@ fn read_kind(
             }
             form_pairs(text.as_bytes(), prefix, out);
         }
-        Kind::Xml if read_xml(text, &prefix, out)? => {
+        Kind::Xml => {
+            read_xml(text, charset.as_deref(), &prefix, out)?;
             if let Where::Part(_, Some(name), _) = at {
                 detect::scan(name, |h| out.push(h, plain.clone()));
             }
             detect::scan_base64_runs(text, |h| out.push(h, plain.clone()));
         }
-        // Text, and XML that is not well-formed, read as the text it is.
-        Kind::Text | Kind::Xml => {
+        Kind::Text => {
             // JSON sent as text is read as JSON too, as a lenient backend would (escapes
             // decoded); the raw text is scanned either way.
             let looks_json = text.trim_start().starts_with(['{', '[']);
@@ -954,20 +966,25 @@ fn read_kind(
     Ok(())
 }
 
-/// Reads an XML document ([`xml`]) with its locations under `prefix`; whether it was
-/// well-formed (one that is not is read as text instead).
-fn read_xml(text: &str, prefix: &str, out: &mut Inspection) -> Result<bool, Uninspectable> {
+/// Reads an XML document ([`xml`]), decoded as `charset`, with its locations under `prefix`.
+fn read_xml(
+    text: &str,
+    charset: Option<&str>,
+    prefix: &str,
+    out: &mut Inspection,
+) -> Result<(), Uninspectable> {
     // Locations are built only while findings are still kept, as a JSON walk's are.
-    match xml::walk(text, MAX_JSON_DEPTH, &mut |h, l| {
+    xml::walk(text, charset, MAX_JSON_DEPTH, &mut |h, l| {
         if !out.overflow {
-            out.push(h, prefixed(prefix, l.to_owned()))
+            out.push(h, prefixed(prefix, l.build()))
         }
-    }) {
-        Ok(()) => Ok(true),
-        Err(xml::XmlError::Invalid) => Ok(false),
-        Err(xml::XmlError::TooDeep) => Err(Uninspectable::TooDeep),
-        Err(xml::XmlError::Entities) => Err(Uninspectable::XmlEntities),
-    }
+    })
+    .map_err(|e| match e {
+        xml::XmlError::Invalid => Uninspectable::InvalidXml,
+        xml::XmlError::TooDeep => Uninspectable::TooDeep,
+        xml::XmlError::Entities => Uninspectable::XmlEntities,
+        xml::XmlError::Encoding => Uninspectable::XmlEncoding,
+    })
 }
 
 /// Multipart bodies nest at most this deep (`multipart/mixed` inside form-data).

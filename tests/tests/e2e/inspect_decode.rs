@@ -311,6 +311,10 @@ async fn xml_is_read_as_a_parser_reads_it() {
             "<order><note>jane<!-- -->&#64;example.com</note></order>",
             ("email", "/order/note"),
         ),
+        (
+            "<order><note><b><i>jane</i></b>@example.com</note></order>",
+            ("email", "/order/note"),
+        ),
         // Element and attribute names say what a value is, as JSON keys do.
         (
             "<order><customer><lastName>Doe</lastName></customer></order>",

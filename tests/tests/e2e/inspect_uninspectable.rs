@@ -99,6 +99,13 @@ fn cases() -> Vec<Case> {
             status: 415,
             reason: "xml_entities",
         },
+        Case {
+            ct: "application/xml",
+            ce: None,
+            body: br#"<a x="1" x="2">jane<![CDATA[@]]>example.com</a>"#.to_vec(),
+            status: 400,
+            reason: "invalid_xml",
+        },
     ]
 }
 
