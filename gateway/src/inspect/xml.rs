@@ -55,7 +55,7 @@ impl Loc<'_> {
     /// `@name`: a location never holds an `@`).
     pub fn build(self) -> String {
         match self {
-            Loc::Path(p) if p.is_empty() => "/".to_owned(),
+            Loc::Path("") => "/".to_owned(),
             Loc::Path(p) => p.to_owned(),
             Loc::Attr(p, name) => format!("{p}/attribute::{name}"),
         }
