@@ -1,33 +1,34 @@
 //! The send timeout: whether a connection's client takes the responses it asked for.
 //!
 //! A response body is polled by hyper when the connection can carry more of it: when HTTP/1's
-//! socket takes the bytes written before, when an HTTP/2 stream's flow-control window has
+//! socket took the bytes written before, when an HTTP/2 stream's flow-control window has
 //! room. A body that has something to give (its head is out, or it gave a frame) and is not
 //! polled again is waiting on the client. A client that never reads, or never opens an
-//! HTTP/2 window, can keep its connection busy in every other way (pings, settings, bytes
-//! of a next request), so the connection's traffic does not say it: the bodies do. When a
-//! connection has a body waiting and none of its bodies was taken from for the send timeout,
-//! the connection is closed ([`crate::server`]). A body waiting on its backend is not waiting
-//! on the client.
+//! HTTP/2 stream's window, can keep its connection busy in every other way (pings, settings,
+//! other streams, bytes of a next request), so the connection's traffic does not say it: each
+//! body does. The connection's loop ticks every half send timeout ([`crate::server`]); a body
+//! notes the tick it began waiting in, and when one has waited three ticks (between one and
+//! one and a half send timeouts), the connection is closed. A body waiting on its backend is
+//! not waiting on the client, and no clock is read on the request path.
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
-/// How one connection's client takes its responses: a count of bodies created or taken from,
-/// and of bodies waiting on the client. No clock is read on the request path: the connection's
-/// own loop notes when the count last moved ([`Stall`]).
+/// Ticks of waiting that are kept apart; a body that waited three is found at the third.
+const RING: usize = 8;
+/// Ticks a body may wait on the client, not counting the one it began in.
+const TICKS: u64 = 2;
+
+/// The bodies of one connection that wait on its client, by the tick they began waiting in.
 #[derive(Debug, Default)]
 pub struct Taking {
-    /// Bumped each time a body is created or taken from.
-    progress: AtomicU64,
-    /// Bodies with something to give that were not taken from since.
-    waiting: AtomicUsize,
+    tick: AtomicU64,
+    waiting: [AtomicUsize; RING],
 }
 
 impl Taking {
@@ -35,46 +36,38 @@ impl Taking {
         Taking::default()
     }
 
-    fn touch(&self) {
-        // Only a change is looked for: an increment lost to a concurrent one still changes it.
-        let n = self.progress.load(Ordering::Relaxed);
-        self.progress.store(n.wrapping_add(1), Ordering::Relaxed);
+    fn bucket(&self, tick: u64) -> &AtomicUsize {
+        // `RING` divides every u64's range evenly: the index is below `RING`.
+        &self.waiting[(tick % RING as u64) as usize]
+    }
+
+    /// Notes a body that begins waiting now; the tick it began in.
+    fn begin(&self) -> u64 {
+        let tick = self.tick.load(Ordering::Relaxed);
+        self.bucket(tick).fetch_add(1, Ordering::Relaxed);
+        tick
+    }
+
+    fn end(&self, began: u64) {
+        self.bucket(began).fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// The connection's loop ticks (every half send timeout): whether a body has waited on
+    /// the client since before the last [`TICKS`] ticks, which ends the connection.
+    pub fn tick(&self) -> bool {
+        let now = self.tick.fetch_add(1, Ordering::Relaxed) + 1;
+        // Bodies older than the ring's reach were found at an earlier tick.
+        (TICKS + 1..RING as u64)
+            .filter_map(|age| now.checked_sub(age))
+            .any(|t| self.bucket(t).load(Ordering::Relaxed) > 0)
     }
 
     /// Wraps a response body handed to the connection: it waits on the client until polled.
     pub fn track<B>(self: &Arc<Taking>, inner: B) -> Taken<B> {
-        self.touch();
-        self.waiting.fetch_add(1, Ordering::Relaxed);
         Taken {
             inner,
+            waiting_since: Some(self.begin()),
             taking: self.clone(),
-            waiting: true,
-        }
-    }
-}
-
-/// The connection loop's view of a [`Taking`]: since when a body has waited on the client with
-/// nothing taken.
-#[derive(Debug, Default)]
-pub struct Stall {
-    seen: Option<(u64, Instant)>,
-}
-
-impl Stall {
-    /// Looks at `taking` at `now`: since when nothing has been taken while a body waits on the
-    /// client (no earlier than the first look that saw it so), or `None` when none waits.
-    pub fn since(&mut self, taking: &Taking, now: Instant) -> Option<Instant> {
-        if taking.waiting.load(Ordering::Relaxed) == 0 {
-            self.seen = None;
-            return None;
-        }
-        let progress = taking.progress.load(Ordering::Relaxed);
-        match self.seen {
-            Some((p, since)) if p == progress => Some(since),
-            _ => {
-                self.seen = Some((progress, now));
-                Some(now)
-            }
         }
     }
 }
@@ -85,13 +78,14 @@ pin_project! {
         #[pin]
         inner: B,
         taking: Arc<Taking>,
-        waiting: bool,
+        // The tick it began waiting on the client in, while it does.
+        waiting_since: Option<u64>,
     }
 
     impl<B> PinnedDrop for Taken<B> {
         fn drop(this: Pin<&mut Self>) {
-            if this.waiting {
-                this.taking.waiting.fetch_sub(1, Ordering::Relaxed);
+            if let Some(t) = this.waiting_since {
+                this.taking.end(t);
             }
         }
     }
@@ -106,19 +100,21 @@ impl<B: HttpBody> HttpBody for Taken<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = self.project();
-        // Being polled at all: the client took what went before.
-        this.taking.touch();
         let res = this.inner.poll_frame(cx);
-        // A frame given waits on the client; a body waiting on its backend, or at its end,
-        // does not.
-        let waiting = matches!(res, Poll::Ready(Some(Ok(_))));
-        if waiting != *this.waiting {
-            if waiting {
-                this.taking.waiting.fetch_add(1, Ordering::Relaxed);
-            } else {
-                this.taking.waiting.fetch_sub(1, Ordering::Relaxed);
+        // Polled: the client took what went before. A frame given waits on the client again,
+        // from this tick; a body waiting on its backend, or at its end, does not.
+        let now = match res {
+            Poll::Ready(Some(Ok(_))) => Some(this.taking.tick.load(Ordering::Relaxed)),
+            _ => None,
+        };
+        if *this.waiting_since != now {
+            if let Some(t) = *this.waiting_since {
+                this.taking.end(t);
             }
-            *this.waiting = waiting;
+            if let Some(t) = now {
+                this.taking.bucket(t).fetch_add(1, Ordering::Relaxed);
+            }
+            *this.waiting_since = now;
         }
         res
     }
@@ -158,26 +154,31 @@ mod tests {
     }
 
     fn waits(t: &Taking) -> bool {
-        t.waiting.load(Ordering::Relaxed) > 0
+        t.waiting.iter().any(|w| w.load(Ordering::Relaxed) > 0)
     }
 
     #[test]
-    fn a_stall_dates_from_the_first_look_after_the_last_body_was_taken_from() {
+    fn a_body_not_taken_for_three_ticks_ends_its_connection_whatever_others_do() {
         let taking = Arc::new(Taking::new());
-        let mut stall = Stall::default();
-        let t0 = Instant::now();
-        let later = |ms| t0 + std::time::Duration::from_millis(ms);
-        assert_eq!(stall.since(&taking, t0), None);
-        let body = taking.track(Full::new(Bytes::from_static(b"ok")));
-        assert_eq!(stall.since(&taking, later(10)), Some(later(10)));
-        assert_eq!(stall.since(&taking, later(500)), Some(later(10)));
-        // Something taken: the wait starts again from the next look.
-        let mut body = Box::pin(body);
+        let stalled = taking.track(Full::new(Bytes::from_static(b"ok")));
         let mut cx = Context::from_waker(std::task::Waker::noop());
+        for _ in 0..2 {
+            // Another body of the connection is taken from every tick: no matter.
+            let mut other = Box::pin(taking.track(Full::new(Bytes::from_static(b"x"))));
+            assert!(other.as_mut().poll_frame(&mut cx).is_ready());
+            assert!(!taking.tick(), "too early");
+        }
+        assert!(taking.tick(), "a body waited three ticks");
+        // Taken from before the third tick: the wait starts again.
+        let taking = Arc::new(Taking::new());
+        let mut body = Box::pin(taking.track(Gate(Arc::new(true.into()))));
+        assert!(!taking.tick());
+        assert!(!taking.tick());
         assert!(body.as_mut().poll_frame(&mut cx).is_ready());
-        assert_eq!(stall.since(&taking, later(600)), Some(later(600)));
-        drop(body);
-        assert_eq!(stall.since(&taking, later(700)), None);
+        assert!(!taking.tick());
+        assert!(!taking.tick());
+        assert!(taking.tick());
+        drop(stalled);
     }
 
     #[tokio::test]
@@ -199,12 +200,16 @@ mod tests {
         drop(body);
         assert!(!waits(&taking));
 
-        // A body whose backend has sent nothing yet waits on the backend.
+        // A body whose backend has sent nothing yet waits on the backend, through any
+        // number of ticks.
         let open = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut body = Box::pin(taking.track(Gate(open.clone())));
         let mut cx = Context::from_waker(std::task::Waker::noop());
         assert!(body.as_mut().poll_frame(&mut cx).is_pending());
         assert!(!waits(&taking));
+        for _ in 0..5 {
+            assert!(!taking.tick());
+        }
         open.store(true, Ordering::Relaxed);
         assert!(matches!(
             body.as_mut().poll_frame(&mut cx),

@@ -232,7 +232,6 @@ async fn serve_conn<IO, S>(
     }
     let svc = std::cell::RefCell::new(svc);
     let taking = Arc::new(crate::sending::Taking::new());
-    let mut stall = crate::sending::Stall::default();
     let tracker = taking.clone();
     let hyper_svc = hyper::service::service_fn(move |req: Request<Incoming>| {
         let mut req = req.map(Body::incoming);
@@ -267,6 +266,8 @@ async fn serve_conn<IO, S>(
     let idle = settings.timeouts.idle;
     let header_read = settings.timeouts.header_read;
     let send = settings.timeouts.send;
+    // The send timeout's clock ([`crate::sending`]): a tick every half of it.
+    let mut next_tick = Instant::now() + send / 2;
     // When the connection began to close (shutdown, or idle): what is in flight may finish,
     // but a connection on which nothing then moves for a further idle period is dropped (a
     // client that stopped reading its response, a response that stopped coming).
@@ -284,12 +285,14 @@ async fn serve_conn<IO, S>(
         }
         // A response the client takes nothing of (a reader that stopped, an HTTP/2 window
         // kept shut), whatever else moves on the connection: drop it.
-        let waiting_since = stall.since(&taking, now);
-        if waiting_since.is_some_and(|t| t + send <= now) {
-            tracing::debug!(
-                "the client took nothing of a response in time; closing the connection"
-            );
-            return;
+        if next_tick <= now {
+            next_tick = now + send / 2;
+            if taking.tick() {
+                tracing::debug!(
+                    "the client took nothing of a response in time; closing the connection"
+                );
+                return;
+            }
         }
         let quiet_since = match closing_since {
             Some(since) => activity.last().max(since),
@@ -308,13 +311,7 @@ async fn serve_conn<IO, S>(
         if let Some(h) = head_deadline {
             deadline = deadline.min(h);
         }
-        // Nothing wakes this loop when a response begins to wait: it looks again within half
-        // the send timeout, so a wait is seen within that and ends the connection within one
-        // and a half send timeouts.
-        deadline = deadline.min(match waiting_since {
-            Some(t) => t + send,
-            None => now + send / 2,
-        });
+        deadline = deadline.min(next_tick);
         let deadline = tokio::time::Instant::from_std(deadline);
         tokio::select! {
             res = conn.as_mut() => {

@@ -19,6 +19,7 @@ const RST_STREAM: u8 = 0x3;
 const SETTINGS: u8 = 0x4;
 const PING: u8 = 0x6;
 const GOAWAY: u8 = 0x7;
+const WINDOW_UPDATE: u8 = 0x8;
 const CONTINUATION: u8 = 0x9;
 
 const END_STREAM: u8 = 0x1;
@@ -472,12 +473,26 @@ async fn settings_and_priority_floods_do_not_stop_the_gateway_serving_others() {
     gw.running.shutdown().await;
 }
 
-/// Pings the gateway every 200 ms for `period`, reading what it sends, until it closes.
-async fn ping_for(s: &mut TcpStream, period: Duration) -> Heard {
+/// Pings the gateway every 200 ms for `period`, reading what it sends, until it closes; with
+/// `others`, each time also asks on a new stream whose window it opens, so that some response
+/// of the connection is always taken.
+async fn ping_for(s: &mut TcpStream, period: Duration, others: bool) -> Heard {
     let mut all = Heard::default();
     let start = std::time::Instant::now();
+    let mut stream = 3;
     while start.elapsed() < period && !all.closed {
-        if s.write_all(&frame(PING, 0, 0, &[1; 8])).await.is_err() {
+        let mut out = frame(PING, 0, 0, &[1; 8]);
+        if others {
+            out.extend(frame(
+                HEADERS,
+                END_STREAM | END_HEADERS,
+                stream,
+                &get("/catalog/more"),
+            ));
+            out.extend(frame(WINDOW_UPDATE, 0, stream, &65_535u32.to_be_bytes()));
+            stream += 2;
+        }
+        if s.write_all(&out).await.is_err() {
             all.closed = true;
             break;
         }
@@ -489,7 +504,7 @@ async fn ping_for(s: &mut TcpStream, period: Duration) -> Heard {
 }
 
 #[tokio::test]
-async fn a_response_whose_window_stays_shut_ends_its_connection_pings_or_not() {
+async fn a_response_whose_window_stays_shut_ends_its_connection_pings_and_other_streams_or_not() {
     let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
     let dir = tempfile::tempdir().unwrap();
     let text = domicile_tests::two_regions(&eu.url(), &us.url(), &dir.path().join("t"), "")
@@ -510,7 +525,7 @@ async fn a_response_whose_window_stays_shut_ends_its_connection_pings_or_not() {
     ));
     s.write_all(&hello).await.unwrap();
     let started = std::time::Instant::now();
-    let heard = ping_for(&mut s, Duration::from_secs(6)).await;
+    let heard = ping_for(&mut s, Duration::from_secs(6), true).await;
     assert!(heard.closed, "{heard:?}");
     let took = started.elapsed();
     assert!(took >= Duration::from_millis(900), "closed after {took:?}");
@@ -521,7 +536,13 @@ async fn a_response_whose_window_stays_shut_ends_its_connection_pings_or_not() {
         "{heard:?}"
     );
     assert!(!data_on_1(&heard), "{heard:?}");
-    assert_eq!(eu.count() + us.count(), 1);
+    // The other streams were answered meanwhile.
+    let others = heard
+        .frames
+        .iter()
+        .filter(|f| f.0 == DATA && f.2 > 1)
+        .count();
+    assert!(others >= 3, "{heard:?}");
 
     // The same request and pings with the window open: answered, and the connection kept.
     let mut s = connect(&gw).await;
@@ -533,7 +554,7 @@ async fn a_response_whose_window_stays_shut_ends_its_connection_pings_or_not() {
     ))
     .await
     .unwrap();
-    let heard = ping_for(&mut s, Duration::from_millis(2500)).await;
+    let heard = ping_for(&mut s, Duration::from_millis(2500), false).await;
     assert!(data_on_1(&heard), "{heard:?}");
     assert!(!heard.closed, "{heard:?}");
     drop(s);
