@@ -281,15 +281,19 @@ fn trace(cmd: TraceCommand) -> ExitCode {
     };
     let code = trace_command(cmd);
     match read_dir {
-        Some(dir) if code == ExitCode::SUCCESS => trail_verified(&dir),
+        // Also after a record was not found: it may have been removed.
+        Some(dir) if dir.is_dir() => match trail_verified(&dir) {
+            broken if code == ExitCode::SUCCESS => broken,
+            _ => code,
+        },
         _ => code,
     }
 }
 
 /// After a command read the trail under `dir`: whether every chain in it verifies (with the
 /// first checkpoint key of a region as its key). A break is said on stderr, and the status is
-/// [`TRAIL_BROKEN`], so that neither a reader nor a script takes what was printed for the
-/// record as written.
+/// [`TRAIL_BROKEN`] (unless the command failed already), so that neither a reader nor a script
+/// takes what was printed for the record as written.
 fn trail_verified(dir: &Path) -> ExitCode {
     let results = match domicile_gateway::trace::read::verify_dir(dir, None) {
         Ok(r) => r,

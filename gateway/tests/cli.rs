@@ -519,6 +519,13 @@ fn trace_commands_verify_list_show_and_count_the_demo_trail() {
         out.contains("verdict      block (no_transfer_basis)"),
         "{out}"
     );
+    // A record that is not found may have been removed: said too, with the not-found status.
+    let (code, out) = run(&["trace", "show", d, "01a2000000000000000000000"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("no decision") && out.contains("does not verify"),
+        "{out}"
+    );
 }
 
 #[test]

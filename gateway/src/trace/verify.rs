@@ -65,14 +65,31 @@ impl Chain<'_> {
         }
     }
 
-    /// Checks one file's lines after `prev`; returns its summary and last hash.
+    /// Checks one file's lines after `prev`; returns its summary and last hash. The file is
+    /// read a line at a time. The active file's last line, while it has no newline yet, is
+    /// being written and is not checked.
     fn check(&self, prev: &str) -> Result<(FileSummary, String), ChainBreak> {
-        let text = std::fs::read(self.path).map_err(|e| self.brk(0, e.to_string()))?;
+        use std::io::BufRead;
+        let file = std::fs::File::open(self.path).map_err(|e| self.brk(0, e.to_string()))?;
+        let mut reader = std::io::BufReader::new(file);
+        let mut buf = Vec::new();
         let mut prev = prev.to_owned();
         let mut lines = 0;
         let mut checkpoint = None;
         let mut last_line = 0;
-        for (i, line) in text.split(|c| *c == b'\n').enumerate() {
+        for i in 0.. {
+            buf.clear();
+            let n = reader
+                .read_until(b'\n', &mut buf)
+                .map_err(|e| self.brk(i + 1, e.to_string()))?;
+            if n == 0 {
+                break;
+            }
+            let line = match buf.strip_suffix(b"\n") {
+                Some(line) => line,
+                None if self.sequence.is_none() => break,
+                None => &buf[..],
+            };
             if line.is_empty() {
                 continue;
             }

@@ -280,3 +280,24 @@ async fn a_checkpoint_re_signed_with_another_key_is_reported_without_a_pinned_ke
         "{b:?}"
     );
 }
+
+#[tokio::test]
+async fn a_line_still_being_written_is_not_checked_in_the_active_file_only() {
+    let (dir, region) = rotated().await;
+    // Half a record at the end of the active file, as a reader may see it while the writer
+    // appends: not a break there.
+    let active = region.join("decisions.jsonl");
+    let whole = lines(&active);
+    let half = &whole[0][..whole[0].len() / 2];
+    std::fs::write(&active, whole.join("\n") + "\n" + half).unwrap();
+    assert_eq!(verify(dir.path()), vec![]);
+    // Half a record at the end of a sealed file is one.
+    let f = region.join("decisions-000002.jsonl");
+    let sealed = lines(&f);
+    std::fs::write(&f, sealed.join("\n") + "\n" + half).unwrap();
+    let b = verify(dir.path());
+    assert_eq!(
+        (b[0].0.as_str(), b[0].1),
+        ("decisions-000002.jsonl", sealed.len() + 1)
+    );
+}
