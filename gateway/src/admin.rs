@@ -130,6 +130,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
             crate::metrics::render(),
         ),
         (&Method::GET, "/v1/decisions") => decisions(shared, req.uri().query()).await,
+        (&Method::GET, "/v1/verify") => verify(shared).await,
         (&Method::GET, p) if p.starts_with("/v1/decisions/") => {
             let id = p.trim_start_matches("/v1/decisions/").to_owned();
             decision(shared, id).await
@@ -433,6 +434,41 @@ async fn decisions(shared: &Shared, query: Option<&str>) -> Response<Body> {
         out.push('\n');
     }
     text(StatusCode::OK, "application/x-ndjson", out)
+}
+
+/// `GET /v1/verify`: every chain and checkpoint of the trail checked, as `trace verify` does:
+/// `{"verified":bool,"files":n,"broken":[{"file":..,"line":..,"message":..}]}`, files named
+/// under the trace directory.
+async fn verify(shared: &Shared) -> Response<Body> {
+    let results = match read_trail(shared, |dir| {
+        let results = crate::trace::verify::verify_dir(dir, None)?;
+        let broken: Vec<serde_json::Value> = results
+            .iter()
+            .filter_map(|v| v.result.as_ref().err())
+            .map(|b| {
+                let file = std::path::Path::new(&b.path);
+                let file = file.strip_prefix(dir).unwrap_or(file);
+                serde_json::json!({
+                    "file": file.display().to_string(),
+                    "line": b.line,
+                    "message": b.message,
+                })
+            })
+            .collect();
+        Ok((results.len(), broken))
+    })
+    .await
+    {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let (files, broken) = results;
+    let body = serde_json::json!({
+        "verified": broken.is_empty(),
+        "files": files,
+        "broken": broken,
+    });
+    text(StatusCode::OK, "application/json", body.to_string())
 }
 
 /// `GET /v1/decisions/{id}`: the record, with its outcome line when there is one, as

@@ -104,6 +104,12 @@ async fn the_review_page_filters_lists_and_opens_a_decision_with_its_reason_trai
         401
     );
 
+    // The trail the page lists verifies.
+    let v = verified(&gw).await;
+    assert_eq!(v["verified"], true, "{v}");
+    assert!(v["files"].as_u64().unwrap() >= 2, "{v}");
+    assert_eq!(client::get(&gw.admin_url("/v1/verify")).await.status, 401);
+
     let Some(browser) = browser() else {
         eprintln!(
             "SKIPPED the browser part: no Chromium found on PATH (apt-get install -y chromium)"
@@ -131,6 +137,7 @@ async fn the_review_page_filters_lists_and_opens_a_decision_with_its_reason_trai
     );
     assert!(dom.contains("C-311/18"), "{dom}");
     assert!(dom.contains("us-east (US, operated by acme-us)"), "{dom}");
+    assert!(dom.contains("Trail integrity: all "), "{dom}");
 
     // Refusals are listed beside decisions, and one opens like a decision.
     let dom = dump_dom(
@@ -170,11 +177,47 @@ async fn the_review_page_filters_lists_and_opens_a_decision_with_its_reason_trai
     );
 
     // Without the token the page loads but shows no decision.
-    let dom = dump_dom(browser, gw.admin_url("/review#verdict=block")).await;
+    let dom = dump_dom(browser.clone(), gw.admin_url("/review#verdict=block")).await;
     assert!(
         dom.contains("Could not load decisions: 401: a valid admin bearer token is required"),
         "{dom}"
     );
     assert!(!dom.contains(&blocked_id), "{dom}");
+
+    // An edited record: the API and the page say the trail does not verify, and where.
+    let file = gw.trace_dir().join("eu-central").join("decisions.jsonl");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        text.replacen("\"route\":\"analytics\"", "\"route\":\"catalog\"", 1),
+    )
+    .unwrap();
+    let v = verified(&gw).await;
+    assert_eq!(v["verified"], false, "{v}");
+    assert_eq!(v["broken"][0]["file"], "eu-central/decisions.jsonl", "{v}");
+    assert!(
+        v["broken"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("the record was edited"),
+        "{v}"
+    );
+    let dom = dump_dom(browser, gw.admin_url(&format!("/review#token={TOKEN}"))).await;
+    assert!(
+        dom.contains("The trail does not verify: 1 of ")
+            && dom.contains("eu-central/decisions.jsonl line "),
+        "{dom}"
+    );
     gw.running.shutdown().await;
+}
+
+/// `GET /v1/verify` with the admin token.
+async fn verified(gw: &Gateway) -> serde_json::Value {
+    let req = http::Request::get(gw.admin_url("/v1/verify"))
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let r = client::send(req, false).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()
 }

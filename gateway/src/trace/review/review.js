@@ -166,10 +166,32 @@ function showRefusal(r, dl) {
   document.getElementById('detail').hidden = false;
 }
 
+// Whether the trail the list is read from verifies: every hash chain and checkpoint.
+async function integrity() {
+  const line = document.getElementById('integrity');
+  try {
+    const v = await (await api('/v1/verify')).json();
+    if (v.verified) {
+      line.textContent = 'Trail integrity: all ' + v.files + ' files verify (hash chains and checkpoints).';
+      line.className = 'ok';
+    } else {
+      const b = v.broken[0];
+      line.textContent = 'The trail does not verify: ' + v.broken.length + ' of ' + v.files +
+        ' files broken, first ' + b.file + ' line ' + b.line + ': ' + b.message +
+        '. What is listed may have been edited, removed or added.';
+      line.className = 'error';
+    }
+  } catch (e) {
+    line.textContent = 'Could not check the trail: ' + e.message;
+    line.className = 'error';
+  }
+}
+
 form.addEventListener('submit', (ev) => {
   ev.preventDefault();
   if (form.elements.token.value) sessionStorage.setItem(TOKEN_KEY, form.elements.token.value);
   list();
+  integrity();
 });
 
 // Filters, a decision to open and the token may come in the fragment (never sent to a server);
@@ -187,4 +209,5 @@ form.addEventListener('submit', (ev) => {
   list().then(() => {
     if (p.get('open')) show(p.get('open'));
   });
+  integrity();
 }());
