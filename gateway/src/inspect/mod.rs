@@ -1034,8 +1034,11 @@ fn read_multipart(
         } else {
             kind_of(&media)
         };
-        // A file's text is not a field's value: it is never joined.
-        let joinable = matches!(kind, Some(Kind::Text)) && part.filenames.is_empty();
+        // A file's text is not a field's value, nor is a part without a name: neither is
+        // joined, and either ends a run.
+        let joinable = matches!(kind, Some(Kind::Text))
+            && part.filenames.is_empty()
+            && part.name.is_some();
         if !joinable {
             frags.flush(&mut |h, l| out.push(h, l));
         }
