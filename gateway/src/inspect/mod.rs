@@ -358,10 +358,12 @@ impl Inspection {
 }
 
 /// Starts one inspection's budgets on this thread: the numbering-plan lookups of phone
-/// numbers and the bytes compressed values may decompress to.
+/// numbers, the bytes compressed values may decompress to, and the detectors' work (for a
+/// body, set again once its size decoded is known).
 fn new_budgets() {
     detect::phone::new_lookup_budget();
     normalise::new_inflate_budget();
+    detect::new_work_budget(0);
 }
 
 /// Inspects a query string (`a=b&c=d`, percent-decoded, `+` as space).
@@ -409,7 +411,7 @@ fn form_pairs(bytes: &[u8], prefix: &str, out: &mut Inspection) {
         // The key is scanned once: for what it is, and for whether it may be shown
         // ([`safe_key`]).
         let mut key_hits = Vec::new();
-        detect::scan(&k, |h| key_hits.push(h));
+        detect::scan_name(&k, |h| key_hits.push(h));
         let shown = key_hits.is_empty() && plain_key(&k);
         let location = || {
             if shown {
@@ -801,6 +803,7 @@ fn body_status(
     }
     let codings = decode::codings(headers)?;
     let body = decode::decode(&codings, body, opts.decode)?;
+    detect::new_work_budget(body.len());
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .map(|v| {
@@ -1036,9 +1039,8 @@ fn read_multipart(
         };
         // A file's text is not a field's value, nor is a part without a name: neither is
         // joined, and either ends a run.
-        let joinable = matches!(kind, Some(Kind::Text))
-            && part.filenames.is_empty()
-            && part.name.is_some();
+        let joinable =
+            matches!(kind, Some(Kind::Text)) && part.filenames.is_empty() && part.name.is_some();
         if !joinable {
             frags.flush(&mut |h, l| out.push(h, l));
         }
@@ -1913,6 +1915,48 @@ mod tests {
         }
         body.extend_from_slice(b"--XyZ--\r\n");
         (headers("multipart/form-data; boundary=XyZ"), body)
+    }
+
+    #[test]
+    fn a_body_that_asks_for_more_work_than_its_size_allows_is_cut_short_as_unknown_data() {
+        let json = headers("application/json");
+        // Single digits each followed by a space: every window of them may be an identifier.
+        let spaced = format!("[\"{}\"]", "1 ".repeat(128 << 10));
+        let i = complete(&json, spaced.as_bytes());
+        assert_eq!(
+            found(&i),
+            vec![(Category::Uninspectable, "/0", detect::WORK_DETECTOR)]
+        );
+        assert_eq!(detect::work_left(), 0);
+        // An ordinary document of the same size (API records, one in twenty with personal
+        // data) uses a small part of its budget.
+        let corpus = corpus::generate(0x5eed, 40);
+        let records: Vec<&[u8]> = corpus
+            .samples
+            .iter()
+            .filter(|s| s.format == corpus::Format::Json)
+            .map(|s| s.body.as_slice())
+            .collect();
+        let mut doc = b"[".to_vec();
+        for r in records.iter().cycle() {
+            if doc.len() >= spaced.len() {
+                break;
+            }
+            if doc.len() > 1 {
+                doc.push(b',');
+            }
+            doc.extend_from_slice(r);
+        }
+        doc.push(b']');
+        let i = complete(&json, &doc);
+        assert!(
+            i.findings
+                .iter()
+                .all(|f| f.detector != detect::WORK_DETECTOR)
+        );
+        let budget = (256 << 10) + 16 * doc.len();
+        let spent = budget - detect::work_left();
+        assert!(spent * 4 < budget, "{spent} of {budget}");
     }
 
     #[test]

@@ -372,7 +372,7 @@ impl Walker<'_> {
 /// in the whole of it: a name can be data too (an account number as an element or attribute).
 fn name_of(qualified: &[u8], local: &[u8]) -> (String, Vec<Hit>) {
     let mut hits = Vec::new();
-    detect::scan(&String::from_utf8_lossy(qualified), |h| hits.push(h));
+    detect::scan_name(&String::from_utf8_lossy(qualified), |h| hits.push(h));
     (String::from_utf8_lossy(local).into_owned(), hits)
 }
 

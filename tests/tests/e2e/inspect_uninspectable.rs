@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use bytes::Bytes;
-use domicile_tests::client;
+use domicile_tests::client::{self, post_json};
 use domicile_tests::{Backend, Gateway};
 use http::Request;
 use http_body_util::Full;
@@ -184,5 +184,27 @@ async fn every_uninspectable_body_is_rejected_kept_home_or_blocked_and_recorded(
         assert_eq!(rec["verdict"], "block");
     }
     assert_eq!(us.count(), 0);
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_body_that_asks_for_more_detector_work_than_its_size_allows_is_unknown_data() {
+    let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
+    let gw = Gateway::two_regions(&eu, &us, ROUTES).await;
+    // Single digits each followed by a space: every window of them may be an identifier.
+    let body = format!("[\"{}\"]", "1 ".repeat(100_000));
+    let r = post_json(&gw.url("/abroad"), EU_IP, &body).await;
+    assert_eq!(r.status, 451, "{}", r.text());
+    let rec = gw.record(r.header("domicile-decision").unwrap());
+    assert_eq!(
+        domicile_tests::findings_of(&rec),
+        vec![("uninspectable", "/0")],
+        "{rec}"
+    );
+    assert_eq!(rec["findings"][0]["detector"], "inspection.budget", "{rec}");
+    // Kept home, on a route that keeps what it cannot inspect.
+    let r = post_json(&gw.url("/keep"), EU_IP, &body).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!((eu.count(), us.count()), (1, 0));
     gw.running.shutdown().await;
 }

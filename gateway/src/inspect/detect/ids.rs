@@ -160,11 +160,24 @@ fn run(s: &str, words: &[(usize, usize)], contextual: bool, out: &mut dyn FnMut(
         } else {
             usize::from(ends[start - 1])
         };
+        // A window that starts with a digit is at most a card number long: every longer
+        // format starts with letters (an IBAN's country).
+        let longest = if compact.get(from).is_some_and(u8::is_ascii_digit) {
+            19
+        } else {
+            MAX_COMPACT
+        };
         for end in (start..words.len()).rev() {
             let window = &compact[from..usize::from(ends[end])];
-            // No format is shorter than nine characters.
-            if window.len() > MAX_COMPACT || window.len() < 9 {
+            if window.len() > longest {
                 continue;
+            }
+            // No format is shorter than nine characters, nor are the shorter windows left.
+            if window.len() < 9 {
+                break;
+            }
+            if !super::spend(window.len(), out) {
+                return;
             }
             let raw = &s[words[start].0..words[end].1];
             if let Some(hit) = identify(window, raw, contextual) {

@@ -126,8 +126,16 @@ pub(crate) fn scan_str(field: Option<Field>, s: &str, p: &Profile, out: &mut dyn
 /// Whether any detector fires on `s` (used to redact keys that are data).
 pub fn is_personal(s: &str) -> bool {
     let mut any = false;
-    scan(s, |_| any = true);
+    scan_name(s, |_| any = true);
     any
+}
+
+/// [`scan`] for a name (a key, a field or element name), outside the detectors' budget: what
+/// decides whether a name may be shown in a location is never cut short.
+pub fn scan_name(s: &str, mut out: impl FnMut(Hit)) {
+    let metered = METERED.with(|m| m.replace(false));
+    scan_text(s, None, &mut out);
+    METERED.with(|m| m.set(metered));
 }
 
 /// The detector id of a finding made from a field name.
@@ -208,8 +216,64 @@ fn scan_text(s: &str, field: Option<Field>, out: &mut dyn FnMut(Hit)) {
     scan_profiled(s, &profile(s.as_bytes()), field, out);
 }
 
+/// Detector work one inspection may do, in bytes looked at: every value once, and every
+/// window of a run of words tried as an identifier. An ordinary body needs a few times its
+/// size; some shapes (a megabyte of single digits each followed by a space, each window of
+/// them a possible identifier) ask for hundreds of times it. Past the budget nothing more is
+/// read: what is left counts as data of unknown category ([`WORK_DETECTOR`]), which never
+/// crosses a border, and the CPU a request can cost stays a small multiple of its size.
+const WORK_BASE: usize = 256 << 10;
+/// Budget per byte of input, on top of [`WORK_BASE`].
+const WORK_PER_BYTE: usize = 16;
+/// The detector of the finding an inspection that ran out of budget makes.
+pub const WORK_DETECTOR: &str = "inspection.budget";
+
+thread_local! {
+    /// Work left, and whether running out was reported. Outside an inspection (a thread that
+    /// never began one) there is no limit.
+    static WORK_LEFT: std::cell::Cell<(usize, bool)> = const { std::cell::Cell::new((usize::MAX, false)) };
+    /// Whether work counts against the budget ([`scan_name`] does not).
+    static METERED: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+}
+
+/// Starts an inspection's detector budget on this thread, for `input` bytes
+/// ([`WORK_PER_BYTE`]).
+pub(crate) fn new_work_budget(input: usize) {
+    let budget = WORK_BASE.saturating_add(input.saturating_mul(WORK_PER_BYTE));
+    WORK_LEFT.with(|w| w.set((budget, false)));
+}
+
+/// The work left in this thread's inspection budget.
+#[cfg(test)]
+pub(crate) fn work_left() -> usize {
+    WORK_LEFT.with(|w| w.get().0)
+}
+
+/// Takes `n` bytes of work from the budget; false once it is gone, and then, once per
+/// inspection, reports the finding that says so.
+fn spend(n: usize, out: &mut dyn FnMut(Hit)) -> bool {
+    if !METERED.with(std::cell::Cell::get) {
+        return true;
+    }
+    WORK_LEFT.with(|w| {
+        let (left, reported) = w.get();
+        if left >= n {
+            w.set((left - n, reported));
+            return true;
+        }
+        w.set((0, true));
+        if !reported {
+            out(unread(WORK_DETECTOR, 90));
+        }
+        false
+    })
+}
+
 /// [`scan_text`] with the value's profile known.
 fn scan_profiled(s: &str, p: &Profile, field: Option<Field>, out: &mut dyn FnMut(Hit)) {
+    if !spend(s.len(), out) {
+        return;
+    }
     if maybe_sealed(s)
         && let Some(sealed) = token::open(s)
     {
