@@ -254,6 +254,8 @@ pub struct InspectConfig {
     pub head: crate::inspect::HeadOptions,
     pub decode: crate::inspect::decode::DecodeLimits,
     pub max_parts: usize,
+    /// The detectors' work budget per byte of a body.
+    pub work_per_byte: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -1626,6 +1628,11 @@ fn inspect_config(c: &mut Checker<'_>, raw: &raw::FileInspect) -> InspectConfig 
         "inspect.max_parts",
         crate::inspect::DEFAULT_MAX_PARTS,
     );
+    let work_per_byte = c.positive(
+        &raw.work_per_byte,
+        "inspect.work_per_byte",
+        crate::inspect::DEFAULT_WORK_PER_BYTE,
+    );
     let header_names = |c: &mut Checker<'_>, list: &[S<String>], key: &str| {
         list.iter()
             .filter(|h| h.get_ref() != "*")
@@ -1670,6 +1677,7 @@ fn inspect_config(c: &mut Checker<'_>, raw: &raw::FileInspect) -> InspectConfig 
         head,
         decode,
         max_parts,
+        work_per_byte,
     }
 }
 

@@ -44,6 +44,7 @@ pub struct FileInspect {
     pub max_decoded_bytes: Option<S<i64>>,
     pub max_decode_ratio: Option<S<i64>>,
     pub max_parts: Option<S<i64>>,
+    pub work_per_byte: Option<S<i64>>,
     pub headers: Option<Vec<S<String>>>,
     pub skip_headers: Option<Vec<S<String>>>,
     pub cookies: Option<Vec<S<String>>>,

@@ -134,6 +134,7 @@ pub fn multipart(data: &[u8]) -> Result<(), String> {
         let opts = BodyOptions {
             decode: LIMITS,
             max_parts: 16,
+            work_per_byte: super::DEFAULT_WORK_PER_BYTE,
             binary_parts,
             fields: None,
         };
@@ -206,6 +207,7 @@ pub fn body(data: &[u8]) -> Result<(), String> {
     let opts = BodyOptions {
         decode: LIMITS,
         max_parts: 16,
+        work_per_byte: super::DEFAULT_WORK_PER_BYTE,
         binary_parts: if t & 0x80 == 0 {
             BinaryParts::Uninspectable
         } else {

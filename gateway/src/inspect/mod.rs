@@ -363,7 +363,7 @@ impl Inspection {
 fn new_budgets() {
     detect::phone::new_lookup_budget();
     normalise::new_inflate_budget();
-    detect::new_work_budget(0);
+    detect::new_work_budget(0, 0);
 }
 
 /// Inspects a query string (`a=b&c=d`, percent-decoded, `+` as space).
@@ -690,6 +690,8 @@ pub struct BodyOptions<'a> {
     pub decode: decode::DecodeLimits,
     /// The most parts a multipart body may have.
     pub max_parts: usize,
+    /// The detectors' work budget per byte of the body (decoded) ([`detect::new_work_budget`]).
+    pub work_per_byte: usize,
     pub binary_parts: BinaryParts,
     /// The route's declared fields for this request, when it has a field map.
     pub fields: Option<Vec<&'a fieldmap::Field>>,
@@ -698,11 +700,15 @@ pub struct BodyOptions<'a> {
 /// Parts a multipart body may have when `[inspect] max_parts` is not set.
 pub const DEFAULT_MAX_PARTS: usize = 128;
 
+/// The detectors' work budget per byte when `[inspect] work_per_byte` is not set.
+pub const DEFAULT_WORK_PER_BYTE: usize = 128;
+
 impl Default for BodyOptions<'_> {
     fn default() -> Self {
         BodyOptions {
             decode: decode::DecodeLimits::default(),
             max_parts: DEFAULT_MAX_PARTS,
+            work_per_byte: DEFAULT_WORK_PER_BYTE,
             binary_parts: BinaryParts::Uninspectable,
             fields: None,
         }
@@ -803,7 +809,7 @@ fn body_status(
     }
     let codings = decode::codings(headers)?;
     let body = decode::decode(&codings, body, opts.decode)?;
-    detect::new_work_budget(body.len());
+    detect::new_work_budget(body.len(), opts.work_per_byte);
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .map(|v| {
@@ -1199,6 +1205,7 @@ fn inspect_complete(
     let opts = BodyOptions {
         decode: snapshot.config.inspect.decode,
         max_parts: snapshot.config.inspect.max_parts,
+        work_per_byte: snapshot.config.inspect.work_per_byte,
         binary_parts: route.map_or(BinaryParts::Uninspectable, |r| r.binary_parts),
         fields: route
             .and_then(|r| r.field_map.as_ref())
@@ -1920,14 +1927,24 @@ mod tests {
     #[test]
     fn a_body_that_asks_for_more_work_than_its_size_allows_is_cut_short_as_unknown_data() {
         let json = headers("application/json");
-        // Single digits each followed by a space: every window of them may be an identifier.
+        // Single digits each followed by a space: every window of them may be an identifier,
+        // about 74 bytes of work per byte; with a budget of sixteen, cut short.
         let spaced = format!("[\"{}\"]", "1 ".repeat(128 << 10));
-        let i = complete(&json, spaced.as_bytes());
+        let tight = BodyOptions {
+            work_per_byte: 16,
+            ..BodyOptions::default()
+        };
+        let mut i = Inspection::default();
+        let status = inspect_body_with(&json, spaced.as_bytes(), &tight, &mut i);
+        assert_eq!(status, InspectStatus::Complete);
         assert_eq!(
             found(&i),
             vec![(Category::Uninspectable, "/0", detect::WORK_DETECTOR)]
         );
         assert_eq!(detect::work_left(), 0);
+        // Within the default budget it is read whole.
+        let i = complete(&json, spaced.as_bytes());
+        assert_eq!(found(&i), vec![]);
         // An ordinary document of the same size (API records, one in twenty with personal
         // data) uses a small part of its budget.
         let corpus = corpus::generate(0x5eed, 40);
@@ -1954,9 +1971,26 @@ mod tests {
                 .iter()
                 .all(|f| f.detector != detect::WORK_DETECTOR)
         );
-        let budget = (256 << 10) + 16 * doc.len();
+        let budget = (256 << 10) + DEFAULT_WORK_PER_BYTE * doc.len();
         let spent = budget - detect::work_left();
         assert!(spent * 4 < budget, "{spent} of {budget}");
+        // Text of numbers with decimals, or small numbers, spaced: the windows an ordinary
+        // body asks most for.
+        for table in [
+            "0.125 3.25 0.875 12.5 ".repeat(12 << 10),
+            "12 34 56 78 90 ".repeat(16 << 10),
+        ] {
+            let body = format!("[\"{table}\"]");
+            let i = complete(&json, body.as_bytes());
+            assert!(
+                i.findings
+                    .iter()
+                    .all(|f| f.detector != detect::WORK_DETECTOR)
+            );
+            let budget = (256 << 10) + DEFAULT_WORK_PER_BYTE * body.len();
+            let spent = budget - detect::work_left();
+            assert!(spent * 2 < budget, "{spent} of {budget}");
+        }
     }
 
     #[test]

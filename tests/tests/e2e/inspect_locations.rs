@@ -195,6 +195,9 @@ async fn a_value_split_over_repeated_query_parameters_is_read_whole() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(us.count(), 1);
     let text = gw.trace_text();
-    assert!(!text.contains("4111") && !text.contains("jane"), "{text}");
+    // (Hashes are hex: the digits alone may occur in them.)
+    for value in ["=4111", "4111-1111", "4111&", "jane"] {
+        assert!(!text.contains(value), "{value} in {text}");
+    }
     gw.running.shutdown().await;
 }

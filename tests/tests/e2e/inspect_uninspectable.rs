@@ -190,8 +190,10 @@ async fn every_uninspectable_body_is_rejected_kept_home_or_blocked_and_recorded(
 #[tokio::test]
 async fn a_body_that_asks_for_more_detector_work_than_its_size_allows_is_unknown_data() {
     let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
-    let gw = Gateway::two_regions(&eu, &us, ROUTES).await;
-    // Single digits each followed by a space: every window of them may be an identifier.
+    let extra = format!("{ROUTES}\n[inspect]\nwork_per_byte = 16\n");
+    let gw = Gateway::two_regions(&eu, &us, &extra).await;
+    // Single digits each followed by a space: every window of them may be an identifier,
+    // about a hundred bytes of detector work per byte of body.
     let body = format!("[\"{}\"]", "1 ".repeat(100_000));
     let r = post_json(&gw.url("/abroad"), EU_IP, &body).await;
     assert_eq!(r.status, 451, "{}", r.text());

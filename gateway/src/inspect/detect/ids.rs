@@ -176,7 +176,8 @@ fn run(s: &str, words: &[(usize, usize)], contextual: bool, out: &mut dyn FnMut(
             if window.len() < 9 {
                 break;
             }
-            if !super::spend(window.len(), out) {
+            // A window costs its bytes and the checks tried on it.
+            if !super::spend(window.len() + 16, out) {
                 return;
             }
             let raw = &s[words[start].0..words[end].1];

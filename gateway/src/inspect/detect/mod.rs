@@ -217,14 +217,14 @@ fn scan_text(s: &str, field: Option<Field>, out: &mut dyn FnMut(Hit)) {
 }
 
 /// Detector work one inspection may do, in bytes looked at: every value once, and every
-/// window of a run of words tried as an identifier. An ordinary body needs a few times its
-/// size; some shapes (a megabyte of single digits each followed by a space, each window of
-/// them a possible identifier) ask for hundreds of times it. Past the budget nothing more is
-/// read: what is left counts as data of unknown category ([`WORK_DETECTOR`]), which never
-/// crosses a border, and the CPU a request can cost stays a small multiple of its size.
+/// window of a run of words tried as an identifier (its bytes and 16 for the checks): this
+/// much, and a number of bytes per byte of input (`[inspect] work_per_byte`, 128 by default).
+/// API records need less than their size; text of small numbers spaced out (`12 34 56 78 90`,
+/// a table, or a card number in groups of two) about 60 times it, since every window of them
+/// may be an identifier. Past the budget nothing more is read: what is left counts as data of
+/// unknown category ([`WORK_DETECTOR`]), which never crosses a border, so that no shape of
+/// body, known or not, costs more than its share.
 const WORK_BASE: usize = 256 << 10;
-/// Budget per byte of input, on top of [`WORK_BASE`].
-const WORK_PER_BYTE: usize = 16;
 /// The detector of the finding an inspection that ran out of budget makes.
 pub const WORK_DETECTOR: &str = "inspection.budget";
 
@@ -236,10 +236,10 @@ thread_local! {
     static METERED: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
 }
 
-/// Starts an inspection's detector budget on this thread, for `input` bytes
-/// ([`WORK_PER_BYTE`]).
-pub(crate) fn new_work_budget(input: usize) {
-    let budget = WORK_BASE.saturating_add(input.saturating_mul(WORK_PER_BYTE));
+/// Starts an inspection's detector budget on this thread: [`WORK_BASE`] and `per_byte` for
+/// each of `input` bytes.
+pub(crate) fn new_work_budget(input: usize, per_byte: usize) {
+    let budget = WORK_BASE.saturating_add(input.saturating_mul(per_byte));
     WORK_LEFT.with(|w| w.set((budget, false)));
 }
 
