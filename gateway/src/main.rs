@@ -283,8 +283,8 @@ fn trace(cmd: TraceCommand) -> ExitCode {
     match read_dir {
         // Also after a record was not found: it may have been removed.
         Some(dir) if dir.is_dir() => match trail_verified(&dir) {
-            broken if code == ExitCode::SUCCESS => broken,
-            _ => code,
+            ExitCode::SUCCESS => code,
+            broken => broken,
         },
         _ => code,
     }
@@ -292,10 +292,10 @@ fn trace(cmd: TraceCommand) -> ExitCode {
 
 /// After a command read the trail under `dir`: whether every chain in it verifies (with the
 /// first checkpoint key of a region as its key). A break is said on stderr, and the status is
-/// [`TRAIL_BROKEN`] (unless the command failed already), so that neither a reader nor a script
-/// takes what was printed for the record as written.
+/// [`TRAIL_BROKEN`] (also when the command failed: a record not found may have been removed),
+/// so that neither a reader nor a script takes what was printed for the record as written.
 fn trail_verified(dir: &Path) -> ExitCode {
-    let results = match domicile_gateway::trace::read::verify_dir(dir, None) {
+    let results = match domicile_gateway::trace::verify::verify_live(dir, None) {
         Ok(r) => r,
         Err(e) => {
             eprintln!(

@@ -519,9 +519,9 @@ fn trace_commands_verify_list_show_and_count_the_demo_trail() {
         out.contains("verdict      block (no_transfer_basis)"),
         "{out}"
     );
-    // A record that is not found may have been removed: said too, with the not-found status.
+    // A record that is not found may have been removed: the broken trail decides the status.
     let (code, out) = run(&["trace", "show", d, "01a2000000000000000000000"]);
-    assert_eq!(code, 1, "{out}");
+    assert_eq!(code, 3, "{out}");
     assert!(
         out.contains("no decision") && out.contains("does not verify"),
         "{out}"

@@ -9,7 +9,8 @@
 //! `jane<!-- -->@example.com` and `jane<![CDATA[@]]>example.com` all read `jane@example.com`,
 //! while `<name>Jane</name><email>...</email>` are two values. A run that went through markup
 //! is reported at the element holding all of it; the values of sibling elements are also joined
-//! as a JSON object's are ([`super::fragments`]).
+//! as a JSON object's are ([`super::fragments`]). (When the element whose children those are
+//! closes, the run open then ends with it.)
 //!
 //! Entities other than XML's five are refused ([`XmlError::Entities`]): what a document type
 //! declares is expanded by the backend's parser and not seen here (an address split over two
@@ -81,6 +82,9 @@ struct Run {
     /// length of that element's path.
     depth: usize,
     at: usize,
+    /// That path, kept when the element closed and another opened where it was written
+    /// (its last [`super::MAX_LOCATION`] bytes, all a location keeps).
+    saved: Option<String>,
     /// What the name of the element it began in says.
     field: Option<Field>,
     hints: NameHints,
@@ -210,9 +214,15 @@ impl Walker<'_> {
             return Err(XmlError::TooDeep);
         }
         // The path beyond `live` is about to be written over: a run that is the text of an
-        // element that has closed is over (its location is there), whatever follows.
-        if self.run.open && self.run.depth > self.stack.len() {
-            self.end_run();
+        // element that has closed keeps its location, since text after this element may still
+        // join it (`<b>jane</b><br/>@example.com`).
+        if self.run.open && self.run.depth > self.stack.len() && self.run.saved.is_none() {
+            let path = &self.path[..self.run.at];
+            let mut from = path.len().saturating_sub(super::MAX_LOCATION);
+            while !path.is_char_boundary(from) {
+                from += 1;
+            }
+            self.run.saved = Some(path[from..].to_owned());
         }
         self.tag_since_text = true;
         self.path.truncate(self.live);
@@ -294,8 +304,10 @@ impl Walker<'_> {
                     self.run.spans = true;
                 }
                 if self.low < self.run.depth {
+                    // The text of an element still open, whose path is never written over.
                     self.run.depth = self.low;
                     self.run.at = self.low_at;
+                    self.run.saved = None;
                 }
             } else {
                 self.end_run();
@@ -308,6 +320,7 @@ impl Walker<'_> {
                 text: std::mem::take(&mut self.run.text),
                 depth,
                 at: self.live,
+                saved: None,
                 field: elem.and_then(|e| e.field),
                 hints: elem.map(|e| e.hints).unwrap_or_default(),
                 parent: depth
@@ -332,7 +345,10 @@ impl Walker<'_> {
         }
         let run = &mut self.run;
         let value = run.text.trim();
-        let location = &self.path[..run.at];
+        let location = match &run.saved {
+            Some(saved) => saved.as_str(),
+            None => &self.path[..run.at],
+        };
         let out = &mut *self.out;
         let field = if run.spans { None } else { run.field };
         let mut found = false;
@@ -357,6 +373,7 @@ impl Walker<'_> {
         run.text.clear();
         run.open = false;
         run.spans = false;
+        run.saved = None;
     }
 
     /// Scans text beside the document's content (a comment, an instruction, the document
@@ -419,6 +436,8 @@ mod tests {
             "<a>jane<b/>@example.com</a>",
             "<a>jane<b></b>@example.com</a>",
             "<a>jane<b><c/></b><d/>@example.com</a>",
+            "<a><b>jane</b><br/>@example.com</a>",
+            "<a><b>jane</b><c></c><d/>@example.com</a>",
         ] {
             assert_eq!(categories(xml), email("/a"), "{xml}");
         }

@@ -93,6 +93,8 @@ pub struct TraceWriter {
     dir: Arc<Path>,
     durability: Durability,
     buffered: Option<Arc<Buffered>>,
+    /// The public half of the key checkpoints are signed with, when one is.
+    verifying_key: Option<ed25519_dalek::VerifyingKey>,
 }
 
 /// How often the `none`-durability buffers are written out, and the size that triggers an
@@ -446,6 +448,7 @@ impl TraceWriter {
     pub fn start_with(dir: PathBuf, options: WriterOptions) -> std::io::Result<TraceWriter> {
         std::fs::create_dir_all(&dir)?;
         let durability = options.durability;
+        let verifying_key = options.signing_key.as_ref().map(|k| k.0.verifying_key());
         let (tx, rx) = mpsc::channel::<Job>(16 * 1024);
         let thread_dir = dir.clone();
         let thread_options = options.clone();
@@ -479,6 +482,7 @@ impl TraceWriter {
             dir: Arc::from(dir),
             durability,
             buffered,
+            verifying_key,
         })
     }
 
@@ -495,6 +499,11 @@ impl TraceWriter {
 
     pub fn durability(&self) -> Durability {
         self.durability
+    }
+
+    /// The key every checkpoint this writer seals is signed by, when it signs them.
+    pub fn verifying_key(&self) -> Option<ed25519_dalek::VerifyingKey> {
+        self.verifying_key
     }
 
     /// Queues a supplementary line (an outcome) without waiting. Returns false when the queue

@@ -130,12 +130,25 @@ pub fn is_personal(s: &str) -> bool {
     any
 }
 
-/// [`scan`] for a name (a key, a field or element name), outside the detectors' budget: what
-/// decides whether a name may be shown in a location is never cut short.
+/// [`scan`] for a name (a key, a field or element name). A name that may be shown in a
+/// location as it is ([`super::plain_key`]: short and plain) is scanned outside the detectors'
+/// budget, so that what decides whether it is shown is never cut short; any other name is
+/// shown as `*` whatever is found, and counts against the budget like a value.
 pub fn scan_name(s: &str, mut out: impl FnMut(Hit)) {
-    let metered = METERED.with(|m| m.replace(false));
+    if !super::plain_key(s) {
+        scan_text(s, None, &mut out);
+        return;
+    }
+    /// Puts metering back as it was when dropped, also if scanning panics.
+    struct Unmetered(bool);
+    impl Drop for Unmetered {
+        fn drop(&mut self) {
+            let was = self.0;
+            METERED.with(|m| m.set(was));
+        }
+    }
+    let _restore = Unmetered(METERED.with(|m| m.replace(false)));
     scan_text(s, None, &mut out);
-    METERED.with(|m| m.set(metered));
 }
 
 /// The detector id of a finding made from a field name.
