@@ -9,8 +9,7 @@
 //! `jane<!-- -->@example.com` and `jane<![CDATA[@]]>example.com` all read `jane@example.com`,
 //! while `<name>Jane</name><email>...</email>` are two values. A run that went through markup
 //! is reported at the element holding all of it; the values of sibling elements are also joined
-//! as a JSON object's are ([`super::fragments`]). (When the element whose children those are
-//! closes, the run open then ends with it.)
+//! as a JSON object's are ([`super::fragments`]).
 //!
 //! Entities other than XML's five are refused ([`XmlError::Entities`]): what a document type
 //! declares is expanded by the backend's parser and not seen here (an address split over two
@@ -92,6 +91,8 @@ struct Run {
     parent: Option<usize>,
     /// The run went through markup: it is no one element's value.
     spans: bool,
+    /// Its text was given to the fragments of its siblings already ([`Walker::close`]).
+    joined: bool,
 }
 
 struct Walker<'o> {
@@ -280,12 +281,38 @@ impl Walker<'_> {
                 self.low_at = self.live;
             }
             if self.frags_parent == Some(elem.id) {
-                self.end_run();
+                // The siblings end here, but text after this element may still go on with the
+                // run open now (`<a><x>1</x><b>jane</b></a>@example.com`): its text as it
+                // stands is the last of the siblings, and the run stays open.
+                self.run_to_fragments(elem.id);
                 let out = &mut *self.out;
                 self.frags.flush(&mut |h, l| out(h, Loc::Path(&l)));
                 self.frags_parent = None;
             }
         }
+    }
+
+    /// Gives the open run's text, when it is a child's value of `parent`, to the fragments.
+    fn run_to_fragments(&mut self, parent: usize) {
+        let run = &mut self.run;
+        if !run.open || run.spans || run.joined || run.parent != Some(parent) {
+            return;
+        }
+        let value = run.text.trim();
+        let mut found = false;
+        detect::scan_classified(run.field, Value::Str(value), &mut |h| {
+            found |= !h.detector.starts_with("field.");
+        });
+        let location = match &run.saved {
+            Some(saved) => saved.as_str(),
+            None => &self.path[..run.at],
+        };
+        let out = &mut *self.out;
+        let loc = || Loc::Path(location).build();
+        let emit = &mut |h, l: String| out(h, Loc::Path(&l));
+        self.frags
+            .add(value, found, run.hints, run.field, loc, emit);
+        run.joined = true;
     }
 
     fn text(&mut self, s: &str) {
@@ -321,6 +348,7 @@ impl Walker<'_> {
                 depth,
                 at: self.live,
                 saved: None,
+                joined: false,
                 field: elem.and_then(|e| e.field),
                 hints: elem.map(|e| e.hints).unwrap_or_default(),
                 parent: depth
@@ -362,7 +390,7 @@ impl Walker<'_> {
         if run.spans {
             self.frags.flush(emit);
             self.frags_parent = None;
-        } else {
+        } else if !run.joined {
             if self.frags_parent != run.parent {
                 self.frags.flush(emit);
                 self.frags_parent = run.parent;
@@ -373,6 +401,7 @@ impl Walker<'_> {
         run.text.clear();
         run.open = false;
         run.spans = false;
+        run.joined = false;
         run.saved = None;
     }
 
@@ -438,6 +467,7 @@ mod tests {
             "<a>jane<b><c/></b><d/>@example.com</a>",
             "<a><b>jane</b><br/>@example.com</a>",
             "<a><b>jane</b><c></c><d/>@example.com</a>",
+            "<a><r><x>1</x><b>jane</b></r>@example.com</a>",
         ] {
             assert_eq!(categories(xml), email("/a"), "{xml}");
         }
