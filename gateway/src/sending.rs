@@ -41,11 +41,13 @@ impl Taking {
         &self.waiting[(tick % RING as u64) as usize]
     }
 
-    /// Notes a body that begins waiting now; the tick it began in.
-    fn begin(&self) -> u64 {
-        let tick = self.tick.load(Ordering::Relaxed);
+    /// The tick now: a body that begins waiting notes it ([`Self::begin`]).
+    fn now(&self) -> u64 {
+        self.tick.load(Ordering::Relaxed)
+    }
+
+    fn begin(&self, tick: u64) {
         self.bucket(tick).fetch_add(1, Ordering::Relaxed);
-        tick
     }
 
     fn end(&self, began: u64) {
@@ -63,11 +65,13 @@ impl Taking {
     }
 
     /// Wraps a response body handed to the connection: it waits on the client until polled.
-    pub fn track<B>(self: &Arc<Taking>, inner: B) -> Taken<B> {
+    pub fn track<B>(self: Arc<Taking>, inner: B) -> Taken<B> {
+        let tick = self.now();
+        self.begin(tick);
         Taken {
             inner,
-            waiting_since: Some(self.begin()),
-            taking: self.clone(),
+            waiting_since: Some(tick),
+            taking: self,
         }
     }
 }
@@ -104,7 +108,7 @@ impl<B: HttpBody> HttpBody for Taken<B> {
         // Polled: the client took what went before. A frame given waits on the client again,
         // from this tick; a body waiting on its backend, or at its end, does not.
         let now = match res {
-            Poll::Ready(Some(Ok(_))) => Some(this.taking.tick.load(Ordering::Relaxed)),
+            Poll::Ready(Some(Ok(_))) => Some(this.taking.now()),
             _ => None,
         };
         if *this.waiting_since != now {
@@ -112,7 +116,7 @@ impl<B: HttpBody> HttpBody for Taken<B> {
                 this.taking.end(t);
             }
             if let Some(t) = now {
-                this.taking.bucket(t).fetch_add(1, Ordering::Relaxed);
+                this.taking.begin(t);
             }
             *this.waiting_since = now;
         }
@@ -160,18 +164,18 @@ mod tests {
     #[test]
     fn a_body_not_taken_for_three_ticks_ends_its_connection_whatever_others_do() {
         let taking = Arc::new(Taking::new());
-        let stalled = taking.track(Full::new(Bytes::from_static(b"ok")));
+        let stalled = taking.clone().track(Full::new(Bytes::from_static(b"ok")));
         let mut cx = Context::from_waker(std::task::Waker::noop());
         for _ in 0..2 {
             // Another body of the connection is taken from every tick: no matter.
-            let mut other = Box::pin(taking.track(Full::new(Bytes::from_static(b"x"))));
+            let mut other = Box::pin(taking.clone().track(Full::new(Bytes::from_static(b"x"))));
             assert!(other.as_mut().poll_frame(&mut cx).is_ready());
             assert!(!taking.tick(), "too early");
         }
         assert!(taking.tick(), "a body waited three ticks");
         // Taken from before the third tick: the wait starts again.
         let taking = Arc::new(Taking::new());
-        let mut body = Box::pin(taking.track(Gate(Arc::new(true.into()))));
+        let mut body = Box::pin(taking.clone().track(Gate(Arc::new(true.into()))));
         assert!(!taking.tick());
         assert!(!taking.tick());
         assert!(body.as_mut().poll_frame(&mut cx).is_ready());
@@ -186,7 +190,7 @@ mod tests {
         let taking = Arc::new(Taking::new());
         assert!(!waits(&taking));
         // Handed over: waiting until polled, and no longer once over or dropped.
-        let mut body = taking.track(Full::new(Bytes::from_static(b"ok")));
+        let mut body = taking.clone().track(Full::new(Bytes::from_static(b"ok")));
         assert!(waits(&taking));
         assert_eq!(
             body.frame().await.map(|f| f.map(|f| f.into_data().ok())),
@@ -195,7 +199,7 @@ mod tests {
         assert!(waits(&taking), "a frame given waits");
         assert!(body.frame().await.is_none());
         assert!(!waits(&taking));
-        let body = taking.track(Full::new(Bytes::new()));
+        let body = taking.clone().track(Full::new(Bytes::new()));
         assert!(waits(&taking));
         drop(body);
         assert!(!waits(&taking));
@@ -203,7 +207,7 @@ mod tests {
         // A body whose backend has sent nothing yet waits on the backend, through any
         // number of ticks.
         let open = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let mut body = Box::pin(taking.track(Gate(open.clone())));
+        let mut body = Box::pin(taking.clone().track(Gate(open.clone())));
         let mut cx = Context::from_waker(std::task::Waker::noop());
         assert!(body.as_mut().poll_frame(&mut cx).is_pending());
         assert!(!waits(&taking));

@@ -589,9 +589,7 @@ impl<'a, F: FnMut(Hit, Location<'_, '_>), S: Structure> Walker<'a, '_, '_, F, S>
         let out = &mut self.out;
         let mut found = false;
         scan(field, &mut |h| {
-            // A finding made from the field name alone does not stop the value from being
-            // part of a value split across fields.
-            found |= !h.detector.starts_with("field.");
+            found |= detect::of_value(&h);
             out(h, Location(At::Path(path, false)))
         });
         found

@@ -424,13 +424,7 @@ fn form_pairs(bytes: &[u8], prefix: &str, out: &mut Inspection) {
             out.push(h, location());
         }
         let field = detect::lexicon::classify(&k);
-        let mut found = false;
-        detect::scan_classified(field, detect::Value::Str(&v), &mut |h| {
-            // A finding made from the field name alone does not stop the value from being
-            // part of a value split across fields.
-            found |= !h.detector.starts_with("field.");
-            out.push(h, location())
-        });
+        let found = detect::scan_value(field, &v, &mut |h| out.push(h, location()));
         let hints = fragments::NameHints::of(&k);
         frags.add(&v, found, hints, field, location, &mut |h, l| {
             out.push(h, l)
@@ -940,11 +934,8 @@ fn read_kind(
                 Where::Part(_, Some(name), _) => {
                     detect::scan(name, |h| out.push(h, plain.clone()));
                     let field = detect::lexicon::classify(name);
-                    let mut found = false;
-                    detect::scan_classified(field, detect::Value::Str(text), &mut |h| {
-                        found |= !h.detector.starts_with("field.");
-                        out.push(h, plain.clone())
-                    });
+                    let found =
+                        detect::scan_value(field, text, &mut |h| out.push(h, plain.clone()));
                     let hints = fragments::NameHints::of(name);
                     let location = || plain.clone();
                     frags.add(text, found, hints, field, location, &mut |h, l| {

@@ -91,8 +91,20 @@ struct Run {
     parent: Option<usize>,
     /// The run went through markup: it is no one element's value.
     spans: bool,
-    /// Its text was given to the fragments of its siblings already ([`Walker::close`]).
-    joined: bool,
+    /// Its text was given to the fragments of its siblings already ([`Walker::close`]), with
+    /// what was found in it then: the text's length, whether a value detector fired, and the
+    /// hits, reported when the run ends as it was.
+    joined: Option<(usize, bool, Vec<Hit>)>,
+}
+
+impl Run {
+    /// Where the run is, given the walker's path.
+    fn location<'a>(&'a self, path: &'a str) -> &'a str {
+        match &self.saved {
+            Some(saved) => saved,
+            None => &path[..self.at],
+        }
+    }
 }
 
 struct Walker<'o> {
@@ -295,24 +307,19 @@ impl Walker<'_> {
     /// Gives the open run's text, when it is a child's value of `parent`, to the fragments.
     fn run_to_fragments(&mut self, parent: usize) {
         let run = &mut self.run;
-        if !run.open || run.spans || run.joined || run.parent != Some(parent) {
+        if !run.open || run.spans || run.joined.is_some() || run.parent != Some(parent) {
             return;
         }
         let value = run.text.trim();
-        let mut found = false;
-        detect::scan_classified(run.field, Value::Str(value), &mut |h| {
-            found |= !h.detector.starts_with("field.");
-        });
-        let location = match &run.saved {
-            Some(saved) => saved.as_str(),
-            None => &self.path[..run.at],
-        };
+        let mut hits = Vec::new();
+        let found = detect::scan_value(run.field, value, &mut |h| hits.push(h));
+        let location = run.location(&self.path);
         let out = &mut *self.out;
         let loc = || Loc::Path(location).build();
         let emit = &mut |h, l: String| out(h, Loc::Path(&l));
         self.frags
             .add(value, found, run.hints, run.field, loc, emit);
-        run.joined = true;
+        run.joined = Some((run.text.len(), found, hits));
     }
 
     fn text(&mut self, s: &str) {
@@ -348,7 +355,7 @@ impl Walker<'_> {
                 depth,
                 at: self.live,
                 saved: None,
-                joined: false,
+                joined: None,
                 field: elem.and_then(|e| e.field),
                 hints: elem.map(|e| e.hints).unwrap_or_default(),
                 parent: depth
@@ -371,26 +378,27 @@ impl Walker<'_> {
         if !self.run.open {
             return;
         }
+        let joined = self.run.joined.take();
         let run = &mut self.run;
         let value = run.text.trim();
-        let location = match &run.saved {
-            Some(saved) => saved.as_str(),
-            None => &self.path[..run.at],
-        };
+        let location = run.location(&self.path);
         let out = &mut *self.out;
         let field = if run.spans { None } else { run.field };
-        let mut found = false;
-        detect::scan_classified(field, Value::Str(value), &mut |h| {
-            // A finding made from the field name alone does not stop the value from being
-            // part of a value split across fields.
-            found |= !h.detector.starts_with("field.");
-            out(h, Loc::Path(location))
-        });
+        let found = match &joined {
+            // Read already, when its siblings ended, and nothing was added since.
+            Some((len, found, hits)) if *len == run.text.len() && !run.spans => {
+                for h in hits {
+                    out(*h, Loc::Path(location));
+                }
+                *found
+            }
+            _ => detect::scan_value(field, value, &mut |h| out(h, Loc::Path(location))),
+        };
         let emit = &mut |h, l: String| out(h, Loc::Path(&l));
         if run.spans {
             self.frags.flush(emit);
             self.frags_parent = None;
-        } else if !run.joined {
+        } else if joined.is_none() {
             if self.frags_parent != run.parent {
                 self.frags.flush(emit);
                 self.frags_parent = run.parent;
@@ -401,7 +409,6 @@ impl Walker<'_> {
         run.text.clear();
         run.open = false;
         run.spans = false;
-        run.joined = false;
         run.saved = None;
     }
 

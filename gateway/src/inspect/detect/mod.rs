@@ -65,6 +65,23 @@ pub fn scan_field(key: Option<&str>, value: Value<'_>, out: &mut dyn FnMut(Hit))
     scan_classified(field, value, out);
 }
 
+/// Whether `h` was found in the value itself, not from its field's name alone: only such a
+/// finding stops the value from being part of a value split across fields.
+pub(crate) fn of_value(h: &Hit) -> bool {
+    !h.detector.starts_with("field.")
+}
+
+/// [`scan_classified`] on a string value, reporting each hit; whether any was found in the
+/// value itself ([`of_value`]).
+pub(crate) fn scan_value(field: Option<Field>, s: &str, out: &mut dyn FnMut(Hit)) -> bool {
+    let mut found = false;
+    scan_classified(field, Value::Str(s), &mut |h| {
+        found |= of_value(&h);
+        out(h)
+    });
+    found
+}
+
 /// [`scan_field`] with the field name already classified.
 pub fn scan_classified(field: Option<Field>, value: Value<'_>, out: &mut dyn FnMut(Hit)) {
     match value {
@@ -144,10 +161,22 @@ pub fn scan_name(s: &str, mut out: impl FnMut(Hit)) {
     impl Drop for Unmetered {
         fn drop(&mut self) {
             let was = self.0;
-            METERED.with(|m| m.set(was));
+            BUDGET.with(|w| {
+                w.set(Work {
+                    metered: was,
+                    ..w.get()
+                })
+            });
         }
     }
-    let _restore = Unmetered(METERED.with(|m| m.replace(false)));
+    let _restore = Unmetered(BUDGET.with(|w| {
+        let work = w.get();
+        w.set(Work {
+            metered: false,
+            ..work
+        });
+        work.metered
+    }));
     scan_text(s, None, &mut out);
 }
 
@@ -241,41 +270,63 @@ const WORK_BASE: usize = 256 << 10;
 /// The detector of the finding an inspection that ran out of budget makes.
 pub const WORK_DETECTOR: &str = "inspection.budget";
 
+/// This thread's detector budget: one cell, read once per value.
+#[derive(Clone, Copy)]
+struct Work {
+    left: usize,
+    /// Running out was reported.
+    reported: bool,
+    /// Work counts against the budget ([`scan_name`] turns it off).
+    metered: bool,
+}
+
 thread_local! {
-    /// Work left, and whether running out was reported. Outside an inspection (a thread that
-    /// never began one) there is no limit.
-    static WORK_LEFT: std::cell::Cell<(usize, bool)> = const { std::cell::Cell::new((usize::MAX, false)) };
-    /// Whether work counts against the budget ([`scan_name`] does not).
-    static METERED: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+    /// Outside an inspection (a thread that never began one) there is no limit.
+    static BUDGET: std::cell::Cell<Work> = const {
+        std::cell::Cell::new(Work { left: usize::MAX, reported: false, metered: true })
+    };
 }
 
 /// Starts an inspection's detector budget on this thread: [`WORK_BASE`] and `per_byte` for
 /// each of `input` bytes.
 pub(crate) fn new_work_budget(input: usize, per_byte: usize) {
-    let budget = WORK_BASE.saturating_add(input.saturating_mul(per_byte));
-    WORK_LEFT.with(|w| w.set((budget, false)));
+    let left = WORK_BASE.saturating_add(input.saturating_mul(per_byte));
+    BUDGET.with(|w| {
+        w.set(Work {
+            left,
+            reported: false,
+            ..w.get()
+        })
+    });
 }
 
 /// The work left in this thread's inspection budget.
 #[cfg(test)]
 pub(crate) fn work_left() -> usize {
-    WORK_LEFT.with(|w| w.get().0)
+    BUDGET.with(|w| w.get().left)
 }
 
 /// Takes `n` bytes of work from the budget; false once it is gone, and then, once per
 /// inspection, reports the finding that says so.
 fn spend(n: usize, out: &mut dyn FnMut(Hit)) -> bool {
-    if !METERED.with(std::cell::Cell::get) {
-        return true;
-    }
-    WORK_LEFT.with(|w| {
-        let (left, reported) = w.get();
-        if left >= n {
-            w.set((left - n, reported));
+    BUDGET.with(|w| {
+        let work = w.get();
+        if !work.metered {
             return true;
         }
-        w.set((0, true));
-        if !reported {
+        if work.left >= n {
+            w.set(Work {
+                left: work.left - n,
+                ..work
+            });
+            return true;
+        }
+        w.set(Work {
+            left: 0,
+            reported: true,
+            ..work
+        });
+        if !work.reported {
             out(unread(WORK_DETECTOR, 90));
         }
         false
