@@ -115,6 +115,9 @@ pub struct RequestContext {
     pub resolution: Option<Resolution>,
     /// The subject id for the directory (personal data: never recorded or logged).
     pub subject_id: Option<String>,
+    /// Why the request's token did not verify, when it carried one that did not (a token that
+    /// verified with an unusable claim value is not here).
+    pub invalid_token: Option<&'static str>,
     /// What the subject directory contributed.
     pub directory: DirectoryUse,
     /// The directory entry a first write will store once the decision record is written.

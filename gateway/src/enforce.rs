@@ -11,7 +11,6 @@ use crate::context::{Action, RequestContext};
 use crate::inspect::InspectStatus;
 use crate::problem::Problem;
 use crate::step::{Step, StepLayer, StepService};
-use domicile_regions::EvidenceSource;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct EnforceStep;
@@ -149,12 +148,7 @@ fn invalid_token(ctx: &RequestContext) -> Option<(&'static str, &TokensConfig)> 
     if tokens.on_invalid != OnInvalidToken::Reject || !ctx.inspection.personal() {
         return None;
     }
-    ctx.resolution
-        .as_ref()?
-        .rejected
-        .iter()
-        .find(|r| r.source == EvidenceSource::Token && r.reason != "invalid_claim")
-        .map(|r| (r.reason, tokens))
+    ctx.invalid_token.map(|reason| (reason, tokens))
 }
 
 /// A region with its country, as the 451 detail names it: `us-east (US)`.

@@ -134,6 +134,7 @@ where
             client: None,
             resolution: None,
             subject_id: None,
+            invalid_token: None,
             directory: crate::context::DirectoryUse::None,
             first_write: None,
             decision: None,

@@ -93,6 +93,7 @@ impl Step for ResolveStep {
             ctx.client = Some(found.client);
             ctx.resolution = Some(resolution);
             ctx.subject_id = found.subject_id;
+            ctx.invalid_token = found.invalid_token;
             ctx.directory = directory;
         }
         Ok(())
@@ -106,6 +107,7 @@ struct Found {
     rejected: Vec<Rejected>,
     home: Option<(Arc<str>, EvidenceSource)>,
     subject_id: Option<String>,
+    invalid_token: Option<&'static str>,
     address_known: bool,
     strip: Vec<http::HeaderName>,
 }
@@ -183,6 +185,7 @@ fn collect(
         rejected: Vec::new(),
         home: None,
         subject_id: None,
+        invalid_token: None,
         address_known: false,
         strip: Vec::new(),
     };
@@ -321,6 +324,7 @@ fn collect(
                     }
                 }
                 Err(e) => {
+                    f.invalid_token = Some(e.as_str());
                     f.rejected.push(Rejected {
                         source: EvidenceSource::Token,
                         location: Cow::Owned(t.location.to_string()),

@@ -336,6 +336,25 @@ pem = "es.pem"
     let rec = gw.record(r.header("domicile-decision").unwrap());
     assert_eq!(rec["subject"]["home_region_source"], "token");
     assert_eq!(rec["subject"]["evidence"][0]["location"], "claim:country");
+    // A token that verifies but names a region that is not configured is no invalid token:
+    // its country still counts, the region claim is set aside, and the request is served.
+    let t = keys.es256(
+        &keys.es,
+        json!({"iss": "https://id.example", "exp": now() + 300, "addr": {"country": "US"}, "region": "mars"}),
+    );
+    let r = post_with(
+        &gw.url("/customers"),
+        &[("cookie", &format!("id_token={t}"))],
+        r#"{"email":"joe@example.com"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("domicile-region"), Some("us-east"));
+    let rec = gw.record(r.header("domicile-decision").unwrap());
+    assert_eq!(
+        rec["subject"]["rejected_evidence"],
+        json!([{"source": "token", "location": "claim:home_region", "reason": "unknown_region"}])
+    );
     // An expired one is refused with 403: no authentication challenge names a cookie.
     let expired = keys.es256(
         &keys.es,
