@@ -350,13 +350,7 @@ fn scan_profiled(s: &str, p: &Profile, field: Option<Field>, out: &mut dyn FnMut
         return;
     }
     if p.work() {
-        let (n, deeper) = normalise::normalise_layers(s);
-        // Percent-encoding is undone two layers deep; a value still encoded after that was
-        // encoded three or more times, which no client does by accident: what it hides is not
-        // read, and it counts as data of unknown category.
-        if deeper {
-            out(unread("encoded.percent_depth", 80));
-        }
+        let n = normalised(s, out);
         // Text that needed nothing undone keeps the profile it came with.
         let p = match n {
             std::borrow::Cow::Borrowed(_) => *p,
@@ -369,6 +363,18 @@ fn scan_profiled(s: &str, p: &Profile, field: Option<Field>, out: &mut dyn FnMut
         detect_text(s, p, field, out);
         scan_base64(s, p, field, out);
     }
+}
+
+/// `s` normalised ([`normalise::normalise_layers`]). Percent-encoding is undone two layers
+/// deep; a value still encoded after that was encoded three or more times, which no client
+/// does by accident: what it hides is not read, and it is reported as data of unknown
+/// category (`encoded.percent_depth`).
+fn normalised<'a>(s: &'a str, out: &mut dyn FnMut(Hit)) -> std::borrow::Cow<'a, str> {
+    let (n, deeper) = normalise::normalise_layers(s);
+    if deeper {
+        out(unread("encoded.percent_depth", 80));
+    }
+    n
 }
 
 /// A finding of what could not be read (sealed, compressed past its limits, a file, encoded
@@ -437,7 +443,7 @@ fn scan_base64(s: &str, p: &Profile, field: Option<Field>, out: &mut dyn FnMut(H
                 return out(unread(detector, 90));
             }
         };
-        let n = normalise::normalise(&decoded);
+        let n = normalised(&decoded, out);
         let p = profile(n.as_bytes());
         detect_text(&n, &p, field, out);
         next = of(&n, &p);
@@ -1021,6 +1027,10 @@ mod tests {
             cats("john%252540example.com"),
             vec![(Category::Uninspectable, None)]
         );
+        // Inside base64 too.
+        use base64::Engine as _;
+        let wrapped = base64::engine::general_purpose::STANDARD.encode("john%252540example.com");
+        assert_eq!(cats(&wrapped), vec![(Category::Uninspectable, None)]);
         // Text with a percent sign in it, encoded once or twice, is text.
         // (A percent sign that Unicode or entity decoding makes is not an encoding layer.)
         for s in [
