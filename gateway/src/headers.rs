@@ -318,7 +318,15 @@ fn directives(v: &str) -> impl Iterator<Item = &str> {
 /// `no-store` is left as it is; otherwise `public` and `s-maxage` go and `private` is added
 /// (`max-age` and the rest are kept, for the client's own cache).
 pub fn keep_private(h: &mut HeaderMap) {
-    let mut kept: Vec<String> = Vec::new();
+    // The common case: no directives to keep.
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(
+            header::CACHE_CONTROL,
+            http::HeaderValue::from_static("private"),
+        );
+        return;
+    }
+    let mut kept = String::from("private");
     for v in h.get_all(header::CACHE_CONTROL) {
         // A value that is not text cannot be read; it is replaced.
         let Ok(v) = v.to_str() else { continue };
@@ -333,12 +341,12 @@ pub fn keep_private(h: &mut HeaderMap) {
                 .iter()
                 .any(|n| name.eq_ignore_ascii_case(n))
             {
-                kept.push(d.to_owned());
+                kept.push_str(", ");
+                kept.push_str(d);
             }
         }
     }
-    kept.insert(0, "private".to_owned());
-    if let Ok(v) = http::HeaderValue::from_str(&kept.join(", ")) {
+    if let Ok(v) = http::HeaderValue::from_str(&kept) {
         h.insert(header::CACHE_CONTROL, v);
     }
 }
