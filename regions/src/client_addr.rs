@@ -101,7 +101,7 @@ impl TrustedProxies {
         peer: IpAddr,
         present: bool,
         source: AddrSource,
-        hops_from_last: impl Iterator<Item = Option<IpAddr>>,
+        mut hops_from_last: impl DoubleEndedIterator<Item = Option<IpAddr>>,
     ) -> ClientAddr {
         let peer = canonical(peer);
         if !self.is_trusted(peer) {
@@ -109,8 +109,9 @@ impl TrustedProxies {
                 ip: Some(peer),
                 source: AddrSource::Peer,
                 ignored_forwarded_for: present,
+                // What the chain claims is its first hop: only that one is parsed.
                 claimed: if present {
-                    hops_from_last.last().flatten().map(canonical)
+                    hops_from_last.next_back().flatten().map(canonical)
                 } else {
                     None
                 },
