@@ -498,15 +498,22 @@ fn trace_commands_verify_list_show_and_count_the_demo_trail() {
     );
     // The commands that read records still print them, and say that the trail does not
     // verify, with an exit status of their own.
-    for args in [
-        vec!["trace", "show", d, &id],
-        vec!["trace", "list", d],
-        vec!["trace", "stats", d],
-        vec!["trace", "register", d],
-        vec!["trace", "refusals", d],
+    for (args, printed) in [
+        (
+            vec!["trace", "show", d, &id],
+            "verdict      block (no_transfer_basis)",
+        ),
+        (vec!["trace", "list", d], id.as_str()),
+        (vec!["trace", "stats", d], "3 decisions"),
+        (vec!["trace", "register", d], "transfer groups observed"),
+        (vec!["trace", "refusals", d], refused_id.as_str()),
     ] {
         let (code, out) = run(&args);
         assert_eq!(code, 3, "{args:?}: {out}");
+        assert!(
+            out.contains(printed),
+            "{args:?} printed no {printed:?}: {out}"
+        );
         assert!(
             out.contains("warning: the trail under")
                 && out.contains("does not verify (1 of 3 files broken; first:")
@@ -514,11 +521,6 @@ fn trace_commands_verify_list_show_and_count_the_demo_trail() {
             "{args:?}: {out}"
         );
     }
-    let (_, out) = run(&["trace", "show", d, &id]);
-    assert!(
-        out.contains("verdict      block (no_transfer_basis)"),
-        "{out}"
-    );
     // A record that is not found may have been removed: the broken trail decides the status.
     let (code, out) = run(&["trace", "show", d, "01a2000000000000000000000"]);
     assert_eq!(code, 3, "{out}");

@@ -221,6 +221,7 @@ async fn a_request_blocked_before_its_body_is_read_closes_the_connection() {
     .await;
     assert_eq!(r.status, 451);
     assert_eq!(r.header("connection"), None);
+    assert!(!gw.trace_text().contains("jane"));
     gw.running.shutdown().await;
 }
 

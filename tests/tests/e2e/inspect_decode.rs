@@ -341,5 +341,10 @@ async fn xml_is_read_as_a_parser_reads_it() {
     assert_eq!(r.status, 415, "{}", r.text());
     assert_eq!(r.json()["reason"], "xml_entities");
     assert_eq!(us.count(), 1);
+    // What was read out of the documents is in no record.
+    let text = gw.trace_text();
+    for value in ["jane", "Doe", "30 901820"] {
+        assert!(!text.contains(value), "{value} in {text}");
+    }
     gw.running.shutdown().await;
 }

@@ -650,15 +650,16 @@ async fn an_h2c_upgrade_is_ignored_and_never_passed_on() {
     let us = Backend::start_with("us", opts).await;
     let gw = gateway_with(&eu, &us, "", UPGRADE_ROUTES).await;
     // On a route that allows upgrades and on one that does not, alone or with another
-    // protocol: the request is served as HTTP/1.1, and the backend sees neither `Upgrade: h2c`
-    // nor `HTTP2-Settings`.
-    for (path, upgrade) in [
-        ("/chat", "h2c"),
-        ("/customers", "h2c"),
-        ("/customers", "H2C"),
+    // protocol, with `HTTP2-Settings` named in `Connection` or not: the request is served as
+    // HTTP/1.1, and the backend sees neither `Upgrade: h2c` nor `HTTP2-Settings`.
+    for (path, upgrade, connection) in [
+        ("/chat", "h2c", "Upgrade, HTTP2-Settings, close"),
+        ("/customers", "h2c", "Upgrade, HTTP2-Settings, close"),
+        ("/customers", "H2C", "Upgrade, HTTP2-Settings, close"),
+        ("/customers", "h2c", "Upgrade, close"),
     ] {
         let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings, close\r\n\
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: {connection}\r\n\
              Upgrade: {upgrade}\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\
              X-Forwarded-For: 192.0.2.1\r\nContent-Length: 0\r\n\r\n"
         );
@@ -670,7 +671,7 @@ async fn an_h2c_upgrade_is_ignored_and_never_passed_on() {
             assert!(!got.headers.contains_key(name), "{path}: {:?}", got.headers);
         }
     }
-    assert_eq!(eu.count(), 3);
+    assert_eq!(eu.count(), 4);
     // The connection stays HTTP/1.1 and serves the next request on it.
     let two = "GET /customers HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n\
                Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\
@@ -679,7 +680,7 @@ async fn an_h2c_upgrade_is_ignored_and_never_passed_on() {
                Connection: close\r\n\r\n";
     let (resp, _) = raw(gw.running.addr, two.as_bytes()).await;
     assert_eq!(resp.matches("HTTP/1.1 200").count(), 2, "{resp}");
-    assert_eq!(eu.count(), 5);
+    assert_eq!(eu.count(), 6);
     // With another protocol asked for too, the upgrade goes ahead for that one alone.
     let mut s = tokio::net::TcpStream::connect(gw.running.addr)
         .await

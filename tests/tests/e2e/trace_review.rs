@@ -114,6 +114,7 @@ async fn the_review_page_filters_lists_and_opens_a_decision_with_its_reason_trai
         eprintln!(
             "SKIPPED the browser part: no Chromium found on PATH (apt-get install -y chromium)"
         );
+        edit_a_record_and_see_it_reported(&gw).await;
         gw.running.shutdown().await;
         return;
     };
@@ -185,14 +186,25 @@ async fn the_review_page_filters_lists_and_opens_a_decision_with_its_reason_trai
     assert!(!dom.contains(&blocked_id), "{dom}");
 
     // An edited record: the API and the page say the trail does not verify, and where.
+    edit_a_record_and_see_it_reported(&gw).await;
+    let dom = dump_dom(browser, gw.admin_url(&format!("/review#token={TOKEN}"))).await;
+    assert!(
+        dom.contains("The trail does not verify: 1 of ")
+            && dom.contains("eu-central/decisions.jsonl line "),
+        "{dom}"
+    );
+    gw.running.shutdown().await;
+}
+
+/// Edits the blocked record's route in its file; `GET /v1/verify` must name the file and say
+/// the record was edited.
+async fn edit_a_record_and_see_it_reported(gw: &Gateway) {
     let file = gw.trace_dir().join("eu-central").join("decisions.jsonl");
     let text = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(
-        &file,
-        text.replacen("\"route\":\"analytics\"", "\"route\":\"catalog\"", 1),
-    )
-    .unwrap();
-    let v = verified(&gw).await;
+    let edited = text.replacen("\"route\":\"analytics\"", "\"route\":\"catalog\"", 1);
+    assert_ne!(edited, text);
+    std::fs::write(&file, edited).unwrap();
+    let v = verified(gw).await;
     assert_eq!(v["verified"], false, "{v}");
     assert_eq!(v["broken"][0]["file"], "eu-central/decisions.jsonl", "{v}");
     assert!(
@@ -202,13 +214,6 @@ async fn the_review_page_filters_lists_and_opens_a_decision_with_its_reason_trai
             .contains("the record was edited"),
         "{v}"
     );
-    let dom = dump_dom(browser, gw.admin_url(&format!("/review#token={TOKEN}"))).await;
-    assert!(
-        dom.contains("The trail does not verify: 1 of ")
-            && dom.contains("eu-central/decisions.jsonl line "),
-        "{dom}"
-    );
-    gw.running.shutdown().await;
 }
 
 /// `GET /v1/verify` with the admin token.
