@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use domicile_regions::token::{bearer, cookie};
+use domicile_regions::token::{TokenError, bearer, cookie, looks_like_jwt};
 use domicile_regions::{Evidence, EvidenceKind, EvidenceSource, Rejected, Resolution};
 use http::{HeaderMap, Request, Response, header};
 
@@ -280,9 +280,7 @@ fn collect(
                 .iter()
                 .find_map(|v| cookie(v.as_bytes(), name)),
         };
-        // An opaque token (an API key, a session id) is not a JWT: not evidence, and not a
-        // token that failed to verify either.
-        if let Some(token) = token.filter(|t| domicile_regions::token::looks_like_jwt(t)) {
+        if let Some(token) = token {
             match t.verifier.verify(token) {
                 Ok(claims) => {
                     let mut add = |kind, c, loc: &'static str| {
@@ -323,6 +321,10 @@ fn collect(
                         f.subject_id = claims.subject;
                     }
                 }
+                // An opaque token (an API key, a session id) is not a JWT: not evidence, and
+                // not a token that failed to verify either. Told only once a token fails to
+                // parse, so that a cached token is not looked at twice.
+                Err(TokenError::Malformed) if !looks_like_jwt(token) => {}
                 Err(e) => {
                     f.invalid_token = Some(e.as_str());
                     f.rejected.push(Rejected {
