@@ -16,27 +16,38 @@ pub type Route<S> = StepService<RouteStep, S>;
 
 /// Lower-case, no port, no trailing dot.
 pub fn canonical_host(h: &str) -> String {
-    let h = match h.rfind(':') {
-        Some(i) if !h.ends_with(']') && h[i + 1..].bytes().all(|c| c.is_ascii_digit()) => &h[..i],
-        _ => h,
-    };
-    h.trim_end_matches('.').to_ascii_lowercase()
+    split_port(h).0.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// A `Host` value's host, and the digits after its last `:` when there are only digits there
+/// (perhaps none; an IPv6 literal ends with `]`).
+fn split_port(h: &str) -> (&str, Option<&str>) {
+    match h.rfind(':') {
+        Some(i) if !h.ends_with(']') && h[i + 1..].bytes().all(|c| c.is_ascii_digit()) => {
+            (&h[..i], Some(&h[i + 1..]))
+        }
+        _ => (h, None),
+    }
 }
 
 impl Step for RouteStep {
     fn run(&self, req: &mut Request<Body>) -> Result<(), Response<Body>> {
-        let host_header = req.headers().get(header::HOST).map(|v| v.to_str());
-        let authority = req.uri().authority().map(|a| canonical_host(a.as_str()));
+        let host_header = match req.headers().get(header::HOST).map(|v| v.to_str()) {
+            Some(Err(_)) => return Err(bad(req, "the Host header is not valid text")),
+            Some(Ok(h)) => Some(h),
+            None => None,
+        };
+        // HTTP/2 names the host in `:authority`, with or without a `Host` beside it.
+        let authority = req.uri().authority().map(|a| a.as_str());
         let host = match (host_header, authority) {
-            (Some(Err(_)), _) => return Err(bad(req, "the Host header is not valid text")),
-            (Some(Ok(h)), Some(a)) if canonical_host(h) != a => {
+            (Some(h), Some(a)) if canonical_host(h) != canonical_host(a) => {
                 return Err(bad(
                     req,
                     "the request target's authority and the Host header differ",
                 ));
             }
-            (Some(Ok(h)), _) => Some(canonical_host(h)),
-            (None, a) => a,
+            (Some(h), _) => Some(canonical_host(h)),
+            (None, a) => a.map(canonical_host),
         };
         if req.headers().get_all(header::HOST).iter().count() > 1 {
             return Err(bad(req, "the request carries more than one Host header"));
@@ -49,17 +60,7 @@ impl Step for RouteStep {
                 "the Host header is not a valid host name or address",
             ));
         }
-        let host_port_ok = match req.headers().get(header::HOST).map(|v| v.to_str()) {
-            Some(Ok(h)) => valid_port(h),
-            _ => true,
-        };
-        // HTTP/2 names the host in `:authority`, with or without a `Host` beside it.
-        if !host_port_ok
-            || req
-                .uri()
-                .authority()
-                .is_some_and(|a| !valid_port(a.as_str()))
-        {
+        if !host_header.into_iter().chain(authority).all(valid_port) {
             return Err(bad(
                 req,
                 "the request's host names a port that is not a port number",
@@ -138,20 +139,13 @@ impl Step for RouteStep {
 /// Whether the port of a `Host` value, when it has one, is a number from 1 to 65535 (an empty
 /// port, `host:`, is refused as well: nothing needs it).
 fn valid_port(h: &str) -> bool {
-    // Read from the end: the digits after the last `:` (an IPv6 literal ends with `]`).
-    let b = h.as_bytes();
-    let digits = b.iter().rev().take_while(|c| c.is_ascii_digit()).count();
-    let Some(&before) = b.len().checked_sub(digits + 1).and_then(|i| b.get(i)) else {
-        return true;
-    };
-    if before != b':' {
+    match split_port(h).1 {
         // No port, or a host ending in other characters (which `valid_host` judges).
-        return true;
+        None => true,
+        Some(d) => {
+            (1..=5).contains(&d.len()) && d.parse().is_ok_and(|p: u32| (1..=65_535).contains(&p))
+        }
     }
-    let port = b[b.len() - digits..].iter().try_fold(0u32, |p, &c| {
-        (p < 65_536).then(|| p * 10 + u32::from(c - b'0'))
-    });
-    (1..=5).contains(&digits) && port.is_some_and(|p| (1..=65_535).contains(&p))
 }
 
 /// A host name (letters, digits, `-`, `.`, `_`) or an IP literal (`[...]` for IPv6).
