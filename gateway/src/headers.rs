@@ -286,9 +286,14 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
 /// Whether an `Upgrade` value asks for a protocol other than `h2c`: an h2c upgrade is ignored
 /// (`route::upgrade_protocols`), so the connection stays HTTP/1.1.
 pub fn upgrade_beyond_h2c(v: &[u8]) -> bool {
+    upgrade_tokens(v).next().is_some()
+}
+
+/// The protocols an `Upgrade` value names, trimmed, but `h2c`.
+pub fn upgrade_tokens(v: &[u8]) -> impl Iterator<Item = &[u8]> {
     v.split(|&c| c == b',')
         .map(<[u8]>::trim_ascii)
-        .any(|p| !p.is_empty() && !p.eq_ignore_ascii_case(b"h2c"))
+        .filter(|p| !p.is_empty() && !p.eq_ignore_ascii_case(b"h2c"))
 }
 
 /// The comma-separated directives of a `Cache-Control` value, trimmed; a comma inside a

@@ -325,23 +325,16 @@ pub fn upgrade_protocols<B>(req: &Request<B>) -> Option<http::HeaderValue> {
     if !is_upgrade(req) {
         return None;
     }
-    let mut kept = String::new();
+    let mut kept = Vec::new();
     for v in req.headers().get_all(header::UPGRADE) {
-        // A value that is not text is not h2c: passed on as it came.
-        let Ok(v) = v.to_str() else {
-            return Some(v.clone());
-        };
-        for p in v.split(',').map(str::trim) {
-            if p.is_empty() || p.eq_ignore_ascii_case("h2c") {
-                continue;
-            }
+        for p in crate::headers::upgrade_tokens(v.as_bytes()) {
             if !kept.is_empty() {
-                kept.push_str(", ");
+                kept.extend_from_slice(b", ");
             }
-            kept.push_str(p);
+            kept.extend_from_slice(p);
         }
     }
-    http::HeaderValue::from_str(&kept).ok()
+    http::HeaderValue::from_bytes(&kept).ok()
 }
 
 fn bad_path(req: &Request<Body>, detail: &str) -> Response<Body> {
