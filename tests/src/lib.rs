@@ -590,11 +590,16 @@ pub mod client {
     }
 
     pub async fn get(url: &str) -> Reply {
-        send(
-            Request::get(url).body(Full::new(Bytes::new())).unwrap(),
-            false,
-        )
-        .await
+        get_with(url, &[]).await
+    }
+
+    /// `GET url` over HTTP/1.1 with these request headers.
+    pub async fn get_with(url: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut req = Request::get(url);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        send(req.body(Full::new(Bytes::new())).unwrap(), false).await
     }
 
     /// Writes raw bytes on a new connection and reads until the server closes it (or 5 s pass).

@@ -3,11 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use bytes::Bytes;
 use domicile_tests::client::{self, raw};
 use domicile_tests::{Backend, Gateway};
-use http::Request;
-use http_body_util::Full;
 
 async fn setup() -> (Backend, Backend, Gateway) {
     let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
@@ -211,12 +208,9 @@ async fn a_request_blocked_before_its_body_is_read_closes_the_connection() {
     assert_eq!(resp.matches("HTTP/1.1").count(), 1, "{resp}");
     assert_eq!(eu.count() + us.count(), 0);
     // A request without a body keeps its connection when blocked.
-    let r = client::send(
-        Request::get(gw.url("/catalog/by/jane@example.com"))
-            .header("x-forwarded-for", "192.0.2.10")
-            .body(Full::new(Bytes::new()))
-            .unwrap(),
-        false,
+    let r = client::get_with(
+        &gw.url("/catalog/by/jane@example.com"),
+        &[("x-forwarded-for", "192.0.2.10")],
     )
     .await;
     assert_eq!(r.status, 451);

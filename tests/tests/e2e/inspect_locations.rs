@@ -3,20 +3,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use bytes::Bytes;
 use domicile_tests::client::{self, Reply};
 use domicile_tests::{Backend, Gateway};
-use http::Request;
-use http_body_util::Full;
 
 const EU_IP: &str = "192.0.2.10";
 
 async fn get(gw: &Gateway, path: &str, headers: &[(&str, &str)]) -> Reply {
-    let mut req = Request::get(gw.url(path)).header("x-forwarded-for", EU_IP);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    client::send(req.body(Full::new(Bytes::new())).unwrap(), false).await
+    let mut all = vec![("x-forwarded-for", EU_IP)];
+    all.extend_from_slice(headers);
+    client::get_with(&gw.url(path), &all).await
 }
 
 fn locations(rec: &serde_json::Value) -> Vec<String> {

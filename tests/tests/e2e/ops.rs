@@ -142,12 +142,9 @@ async fn admin_token_guards_everything_but_healthz() {
     let gw = Gateway::start(dir, &text, false).await;
     assert_eq!(client::get(&gw.admin_url("/healthz")).await.status, 200);
     assert_eq!(client::get(&gw.admin_url("/metrics")).await.status, 401);
-    let authed = client::send(
-        http::Request::get(gw.admin_url("/readyz"))
-            .header("authorization", "Bearer s3cret-admin-token-0123")
-            .body(http_body_util::Full::new(bytes::Bytes::new()))
-            .unwrap(),
-        false,
+    let authed = client::get_with(
+        &gw.admin_url("/readyz"),
+        &[("authorization", "Bearer s3cret-admin-token-0123")],
     )
     .await;
     assert_eq!(authed.status, 200);

@@ -190,14 +190,13 @@ async fn forwarded_for_from_an_untrusted_peer_is_ignored() {
     assert!(!gw.trace_text().contains(EU_IP));
     assert_eq!(eu.count() + us.count(), 0);
     // Upstream, the spoofable chain is replaced by the real peer, and address claims go.
-    let r = client::send(
-        Request::get(gw.url("/catalog"))
-            .header("x-forwarded-for", EU_IP)
-            .header("x-real-ip", EU_IP)
-            .header("x-original-url", "/customers")
-            .body(Full::new(Bytes::new()))
-            .unwrap(),
-        false,
+    let r = client::get_with(
+        &gw.url("/catalog"),
+        &[
+            ("x-forwarded-for", EU_IP),
+            ("x-real-ip", EU_IP),
+            ("x-original-url", "/customers"),
+        ],
     )
     .await;
     assert_eq!(r.status, 200);
@@ -421,11 +420,7 @@ async fn pass_through_routes_stream_large_bodies() {
 async fn problems_for_unknown_routes_upgrades_and_dead_backends() {
     let eu = Backend::start("eu").await;
     // us-east points at a closed port.
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
-    let gw = Gateway::with_urls(&eu.url(), &format!("http://{closed}"), "").await;
+    let gw = Gateway::with_urls(&eu.url(), &domicile_tests::closed_url(), "").await;
 
     let r = client::get(&gw.url("/nowhere")).await;
     assert_eq!(r.status, 404);
@@ -589,12 +584,9 @@ async fn personal_data_in_queries_of_clean_routes_text_json_and_trailers_is_foun
     let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
     let gw = Gateway::two_regions(&eu, &us, "").await;
     // A declared-clean route still has its query inspected.
-    let r = client::send(
-        Request::get(gw.url("/catalog?notify=jane%40example.com"))
-            .header("x-forwarded-for", EU_IP)
-            .body(Full::new(Bytes::new()))
-            .unwrap(),
-        false,
+    let r = client::get_with(
+        &gw.url("/catalog?notify=jane%40example.com"),
+        &[("x-forwarded-for", EU_IP)],
     )
     .await;
     assert_eq!(r.status, 451, "{}", r.text());

@@ -3,25 +3,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use bytes::Bytes;
 use domicile_tests::client::{self, Reply, post_json};
 use domicile_tests::{Backend, BackendOptions, Gateway};
-use http::Request;
-use http_body_util::Full;
 
 const EU_IP: &str = "192.0.2.10";
 const US_IP: &str = "198.51.100.7";
 const EMAIL: &str = r#"{"email":"jane@example.com"}"#;
 
 async fn get_from(url: &str, ip: &str) -> Reply {
-    client::send(
-        Request::get(url)
-            .header("x-forwarded-for", ip)
-            .body(Full::new(Bytes::new()))
-            .unwrap(),
-        false,
-    )
-    .await
+    client::get_with(url, &[("x-forwarded-for", ip)]).await
 }
 
 const PROFILES: &str = r#"

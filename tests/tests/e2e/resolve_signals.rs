@@ -426,14 +426,7 @@ async fn subject_headers_are_believed_from_trusted_proxies_and_stripped_from_any
         rec["subject"]["rejected_evidence"],
         json!([{"source": "header", "location": "header:x-subject-country", "reason": "spoof"}])
     );
-    let r = client::send(
-        Request::get(gw.url("/catalog"))
-            .header("x-subject-country", "DE")
-            .body(Full::new(Bytes::new()))
-            .unwrap(),
-        false,
-    )
-    .await;
+    let r = client::get_with(&gw.url("/catalog"), &[("x-subject-country", "DE")]).await;
     assert_eq!(r.status, 200);
     let got = us.received().pop().unwrap();
     assert!(!got.headers.contains_key("x-subject-country"));

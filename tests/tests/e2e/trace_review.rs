@@ -218,11 +218,8 @@ async fn edit_a_record_and_see_it_reported(gw: &Gateway) {
 
 /// `GET /v1/verify` with the admin token.
 async fn verified(gw: &Gateway) -> serde_json::Value {
-    let req = http::Request::get(gw.admin_url("/v1/verify"))
-        .header("authorization", format!("Bearer {TOKEN}"))
-        .body(http_body_util::Full::new(bytes::Bytes::new()))
-        .unwrap();
-    let r = client::send(req, false).await;
+    let bearer = format!("Bearer {TOKEN}");
+    let r = client::get_with(&gw.admin_url("/v1/verify"), &[("authorization", &bearer)]).await;
     assert_eq!(r.status, 200, "{}", r.text());
     r.json()
 }
