@@ -24,6 +24,15 @@ fn now() -> u64 {
         .as_secs()
 }
 
+/// The record set one piece of evidence aside: from `source`, at `location`, for `reason`.
+fn set_aside(rec: &serde_json::Value, source: &str, location: &str, reason: &str) {
+    assert_eq!(
+        rec["subject"]["rejected_evidence"],
+        json!([{"source": source, "location": location, "reason": reason}]),
+        "{rec}"
+    );
+}
+
 async fn post_with(url: &str, headers: &[(&str, &str)], json: &str) -> Reply {
     let mut b = Request::post(url).header("content-type", "application/json");
     for (k, v) in headers {
@@ -253,10 +262,7 @@ async fn verified_token_claims_are_evidence_and_forged_or_expired_tokens_are_not
         );
         let rec = gw.record(r.header("domicile-decision").unwrap());
         assert_eq!(rec["subject"]["evidence"], json!([]), "{reason}");
-        assert_eq!(
-            rec["subject"]["rejected_evidence"],
-            json!([{"source": "token", "location": "header:authorization", "reason": reason}])
-        );
+        set_aside(&rec, "token", "header:authorization", reason);
         assert_eq!(rec["outcome"]["action"], "rejected", "{reason}");
         assert_eq!(rec["outcome"]["status"], 401, "{reason}");
     }
@@ -276,10 +282,7 @@ async fn verified_token_claims_are_evidence_and_forged_or_expired_tokens_are_not
     .await;
     assert_eq!(r.status, 200, "{}", r.text());
     let rec = gw.record(r.header("domicile-decision").unwrap());
-    assert_eq!(
-        rec["subject"]["rejected_evidence"],
-        json!([{"source": "token", "location": "header:authorization", "reason": "bad_signature"}])
-    );
+    set_aside(&rec, "token", "header:authorization", "bad_signature");
     // An opaque token (an API key) is no JWT: neither evidence nor refused.
     let r = post_with(
         &url,
@@ -351,10 +354,7 @@ pem = "es.pem"
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.header("domicile-region"), Some("us-east"));
     let rec = gw.record(r.header("domicile-decision").unwrap());
-    assert_eq!(
-        rec["subject"]["rejected_evidence"],
-        json!([{"source": "token", "location": "claim:home_region", "reason": "unknown_region"}])
-    );
+    set_aside(&rec, "token", "claim:home_region", "unknown_region");
     // An expired one is refused with 403: no authentication challenge names a cookie.
     let expired = keys.es256(
         &keys.es,
@@ -422,10 +422,7 @@ async fn subject_headers_are_believed_from_trusted_proxies_and_stripped_from_any
     assert_eq!(r.json()["reason"], "jurisdiction_unknown");
     let rec = gw.record(r.header("domicile-decision").unwrap());
     assert_eq!(rec["subject"]["evidence"], json!([]));
-    assert_eq!(
-        rec["subject"]["rejected_evidence"],
-        json!([{"source": "header", "location": "header:x-subject-country", "reason": "spoof"}])
-    );
+    set_aside(&rec, "header", "header:x-subject-country", "spoof");
     let r = client::get_with(&gw.url("/catalog"), &[("x-subject-country", "DE")]).await;
     assert_eq!(r.status, 200);
     let got = us.received().pop().unwrap();
@@ -922,10 +919,7 @@ pem = "rsa.pem"
     assert_eq!(r.status, 401, "{}", r.text());
     assert_eq!(r.json()["reason"], "bad_signature");
     let rec = gw.record(r.header("domicile-decision").unwrap());
-    assert_eq!(
-        rec["subject"]["rejected_evidence"],
-        json!([{"source": "token", "location": "header:authorization", "reason": "bad_signature"}])
-    );
+    set_aside(&rec, "token", "header:authorization", "bad_signature");
     assert_eq!((eu.count(), us.count()), (1, 0));
     gw.running.shutdown().await;
 }
@@ -988,9 +982,6 @@ async fn with_on_invalid_ignore_a_token_that_does_not_verify_is_only_set_aside()
     assert_eq!(r.status, 451, "{}", r.text());
     assert_eq!(r.json()["reason"], "jurisdiction_unknown");
     let rec = gw.record(r.header("domicile-decision").unwrap());
-    assert_eq!(
-        rec["subject"]["rejected_evidence"],
-        json!([{"source": "token", "location": "header:authorization", "reason": "bad_signature"}])
-    );
+    set_aside(&rec, "token", "header:authorization", "bad_signature");
     gw.running.shutdown().await;
 }
