@@ -100,34 +100,149 @@ async fn an_http2_authority_that_differs_from_its_host_header_is_refused() {
 #[tokio::test]
 async fn bare_lf_heads_and_ambiguous_paths_are_refused() {
     let (eu, us, gw) = setup().await;
-    for req in [
-        "GET /catalog HTTP/1.1\nHost: x\n\n",
-        "GET /catalog HTTP/1.1\r\nHost: x\nX-A: 1\r\n\r\n",
-        "GET /catalog/../customers HTTP/1.1\r\nHost: x\r\n\r\n",
-        "GET /catalog#/../customers HTTP/1.1\r\nHost: x\r\n\r\n",
-        "GET /catalog?q=1#x HTTP/1.1\r\nHost: x\r\n\r\n",
-        "GET /catalog/%2e%2e/customers HTTP/1.1\r\nHost: x\r\n\r\n",
-        "GET /catalog/..;/customers HTTP/1.1\r\nHost: x\r\n\r\n",
-        "GET /catalog//x HTTP/1.1\r\nHost: x\r\n\r\n",
-        "GET /catalog HTTP/1.1\r\nHost: a\";for=8.8.8.8\r\n\r\n",
+    // Each with the status, the problem type (none where the HTTP parser refuses the head
+    // before Domicile sees it) and, for a port that is no port, the detail that says so.
+    for (req, status, problem, port) in [
+        (
+            "GET /catalog HTTP/1.1\nHost: x\n\n",
+            "400",
+            "ambiguous_framing",
+            false,
+        ),
+        (
+            "GET /catalog HTTP/1.1\r\nHost: x\nX-A: 1\r\n\r\n",
+            "400",
+            "ambiguous_framing",
+            false,
+        ),
+        (
+            "GET /catalog/../customers HTTP/1.1\r\nHost: x\r\n\r\n",
+            "400",
+            "ambiguous_path",
+            false,
+        ),
+        (
+            "GET /catalog#/../customers HTTP/1.1\r\nHost: x\r\n\r\n",
+            "400",
+            "ambiguous_framing",
+            false,
+        ),
+        (
+            "GET /catalog?q=1#x HTTP/1.1\r\nHost: x\r\n\r\n",
+            "400",
+            "ambiguous_framing",
+            false,
+        ),
+        (
+            "GET /catalog/%2e%2e/customers HTTP/1.1\r\nHost: x\r\n\r\n",
+            "400",
+            "ambiguous_path",
+            false,
+        ),
+        (
+            "GET /catalog/..;/customers HTTP/1.1\r\nHost: x\r\n\r\n",
+            "400",
+            "ambiguous_path",
+            false,
+        ),
+        (
+            "GET /catalog//x HTTP/1.1\r\nHost: x\r\n\r\n",
+            "400",
+            "ambiguous_path",
+            false,
+        ),
+        (
+            "GET /catalog HTTP/1.1\r\nHost: a\";for=8.8.8.8\r\n\r\n",
+            "400",
+            "bad_authority",
+            false,
+        ),
         // A PROXY protocol header (v1, v2) on a listener that does not take one.
-        "PROXY TCP4 203.0.113.7 192.0.2.1 56324 80\r\nGET /catalog HTTP/1.1\r\nHost: x\r\n\r\n",
-        "\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0cGET /catalog HTTP/1.1\r\nHost: x\r\n\r\n",
+        (
+            "PROXY TCP4 203.0.113.7 192.0.2.1 56324 80\r\nGET /catalog HTTP/1.1\r\nHost: x\r\n\r\n",
+            "400",
+            "",
+            false,
+        ),
+        (
+            "\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0cGET /catalog HTTP/1.1\r\nHost: x\r\n\r\n",
+            "400",
+            "",
+            false,
+        ),
         // Host tricks: two of them, an empty one, userinfo, ports that are no port.
-        "GET /catalog HTTP/1.1\r\nHost: eu.example\r\nHost: us.internal\r\n\r\n",
-        "GET /catalog HTTP/1.1\r\nHost: \r\n\r\n",
-        "GET /catalog HTTP/1.1\r\nHost: eu.example.@us.internal\r\n\r\n",
-        "GET /catalog HTTP/1.1\r\nHost: eu.example:99999\r\n\r\n",
-        "GET /catalog HTTP/1.1\r\nHost: eu.example:0\r\n\r\n",
-        "GET /catalog HTTP/1.1\r\nHost: eu.example:0443x\r\n\r\n",
+        (
+            "GET /catalog HTTP/1.1\r\nHost: eu.example\r\nHost: us.internal\r\n\r\n",
+            "400",
+            "bad_authority",
+            false,
+        ),
+        (
+            "GET /catalog HTTP/1.1\r\nHost: \r\n\r\n",
+            "400",
+            "bad_authority",
+            false,
+        ),
+        (
+            "GET /catalog HTTP/1.1\r\nHost: eu.example.@us.internal\r\n\r\n",
+            "400",
+            "bad_authority",
+            false,
+        ),
+        (
+            "GET /catalog HTTP/1.1\r\nHost: eu.example:99999\r\n\r\n",
+            "400",
+            "bad_authority",
+            true,
+        ),
+        (
+            "GET /catalog HTTP/1.1\r\nHost: eu.example:0\r\n\r\n",
+            "400",
+            "bad_authority",
+            true,
+        ),
+        (
+            "GET /catalog HTTP/1.1\r\nHost: eu.example:0443x\r\n\r\n",
+            "400",
+            "bad_authority",
+            false,
+        ),
         // The port of an absolute-form target (as HTTP/2's `:authority`) is checked too.
-        "GET http://eu.example:0/catalog HTTP/1.1\r\nHost: eu.example\r\n\r\n",
-        "GET /catalog HTTP/1.1\r\nHost: eu.example:\r\n\r\n",
-        "CONNECT us.internal:443 HTTP/1.1\r\nHost: us.internal:443\r\n\r\n",
+        (
+            "GET http://eu.example:0/catalog HTTP/1.1\r\nHost: eu.example\r\n\r\n",
+            "400",
+            "bad_authority",
+            true,
+        ),
+        (
+            "GET /catalog HTTP/1.1\r\nHost: eu.example:\r\n\r\n",
+            "400",
+            "bad_authority",
+            true,
+        ),
+        (
+            "CONNECT us.internal:443 HTTP/1.1\r\nHost: us.internal:443\r\n\r\n",
+            "501",
+            "upgrade_refused",
+            false,
+        ),
     ] {
         let (resp, closed) = raw(gw.running.addr, req.as_bytes()).await;
         assert!(
-            resp.starts_with("HTTP/1.1 400") || resp.starts_with("HTTP/1.1 501"),
+            resp.starts_with(&format!("HTTP/1.1 {status}")),
+            "{req:?} -> {resp}"
+        );
+        if problem.is_empty() {
+            assert!(!resp.contains("urn:domicile:problem"), "{req:?} -> {resp}");
+        } else {
+            assert!(
+                resp.contains(&format!("\"type\":\"urn:domicile:problem:{problem}\"")),
+                "{req:?} -> {resp}"
+            );
+        }
+        assert_eq!(
+            resp.contains("names a port that is not a port number"),
+            port,
             "{req:?} -> {resp}"
         );
         assert!(closed, "{req:?}: connection left open");
