@@ -22,10 +22,11 @@ pub fn canonical_host(h: &str) -> String {
 /// A `Host` value's host, and the digits after its last `:` when there are only digits there
 /// (perhaps none; an IPv6 literal ends with `]`).
 fn split_port(h: &str) -> (&str, Option<&str>) {
-    match h.rfind(':') {
-        Some(i) if !h.ends_with(']') && h[i + 1..].bytes().all(|c| c.is_ascii_digit()) => {
-            (&h[..i], Some(&h[i + 1..]))
-        }
+    // Read from the end, a byte at a time: a port has at most a few digits.
+    let b = h.as_bytes();
+    let digits = b.iter().rev().take_while(|c| c.is_ascii_digit()).count();
+    match b.len().checked_sub(digits + 1) {
+        Some(i) if b[i] == b':' => (&h[..i], Some(&h[i + 1..])),
         _ => (h, None),
     }
 }
