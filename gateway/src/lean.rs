@@ -779,9 +779,20 @@ fn parse_head(
         let head = buf.split_to(len).freeze();
         // Room for the headers the gateway adds to the response, so the map does not grow.
         let mut headers = HeaderMap::with_capacity(count + 4);
+        // A `Connection` line of nothing but `keep-alive` or `close` is read here and not
+        // kept: it is hop-by-hop, names no other header to drop, and all it says is whether
+        // the connection is reused.
+        let mut close = false;
         for &(n0, n1, v0, v1) in &spans[..count] {
-            let name = HeaderName::from_bytes(&head[n0 as usize..n1 as usize])
-                .map_err(|_| LeanError::Malformed("header name"))?;
+            let raw = &head[n0 as usize..n1 as usize];
+            if raw.eq_ignore_ascii_case(b"connection")
+                && let Some(closes) = connection_options(&head[v0 as usize..v1 as usize])
+            {
+                close |= closes;
+                continue;
+            }
+            let name =
+                HeaderName::from_bytes(raw).map_err(|_| LeanError::Malformed("header name"))?;
             let value = HeaderValue::from_maybe_shared(head.slice(v0 as usize..v1 as usize))
                 .map_err(|_| LeanError::Malformed("header value"))?;
             headers.append(name, value);
@@ -799,6 +810,7 @@ fn parse_head(
         };
         let keep = version == Version::HTTP_11
             && framing != Framing::Close
+            && !close
             && !has_token(&headers, header::CONNECTION, "close");
         let mut res = Response::new(());
         *res.status_mut() = status;
@@ -850,6 +862,21 @@ fn framing(headers: &HeaderMap) -> Result<Framing, LeanError> {
 }
 
 /// Whether a comma-separated header lists `token` (case-insensitive).
+/// For a `Connection` value of only the options `keep-alive` and `close` (any case, any
+/// spacing, empty items allowed), whether it says `close`; `None` for any other value.
+fn connection_options(v: &[u8]) -> Option<bool> {
+    let mut close = false;
+    for t in v.split(|&c| c == b',') {
+        let t = t.trim_ascii();
+        if t.eq_ignore_ascii_case(b"close") {
+            close = true;
+        } else if !t.is_empty() && !t.eq_ignore_ascii_case(b"keep-alive") {
+            return None;
+        }
+    }
+    Some(close)
+}
+
 fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
     headers.get_all(name).iter().any(|v| {
         v.to_str()
@@ -1380,6 +1407,27 @@ mod tests {
         let (_, body, _) = read(&p, request(Method::GET, Body::Empty)).await.unwrap();
         assert_eq!(body, "ok");
         assert_eq!(conns.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn connection_options_are_read_and_other_tokens_left_to_the_map() {
+        let head = |conn: &str| {
+            let raw = format!("HTTP/1.1 200 OK\r\nconnection: {conn}\r\ncontent-length: 0\r\n\r\n");
+            let mut buf = BytesMut::from(raw.as_bytes());
+            let (res, _, keep) = parse_head(&mut buf, false).unwrap().unwrap();
+            (
+                res.headers().get_all(header::CONNECTION).iter().count(),
+                keep,
+            )
+        };
+        assert_eq!(head("keep-alive"), (0, true));
+        assert_eq!(head("Keep-Alive , CLOSE"), (0, false));
+        assert_eq!(head("close,"), (0, false));
+        // A header named in `Connection` stays for the hop-by-hop strip to drop with it.
+        assert_eq!(head("keep-alive, x-hop"), (1, true));
+        assert_eq!(head("x-hop, close"), (1, false));
+        assert_eq!(connection_options(b""), Some(false));
+        assert_eq!(connection_options(b"upgrade"), None);
     }
 
     #[tokio::test]
