@@ -281,6 +281,19 @@ impl<IO> Sniff<IO> {
         if head.starts_with(b"PRI * HTTP/2.0") {
             return State::Off;
         }
+        let bare_lf = head
+            .iter()
+            .enumerate()
+            .any(|(i, c)| *c == b'\n' && (i == 0 || head[i - 1] != b'\r'));
+        if let Some(target) = without_framing(head) {
+            // No body follows, and nothing asks to leave HTTP/1: the next head comes next.
+            self.log.push(FramingFacts {
+                length_and_chunked: false,
+                bare_lf,
+                fragment: target.contains(&b'#'),
+            });
+            return State::Head;
+        }
         let mut headers = [httparse::EMPTY_HEADER; 128];
         let mut req = httparse::Request::new(&mut headers);
         match req.parse(head) {
@@ -304,10 +317,6 @@ impl<IO> Sniff<IO> {
                 upgrade |= crate::headers::upgrade_beyond_h2c(h.value);
             }
         }
-        let bare_lf = head
-            .iter()
-            .enumerate()
-            .any(|(i, c)| *c == b'\n' && (i == 0 || head[i - 1] != b'\r'));
         self.log.push(FramingFacts {
             length_and_chunked: length.is_some() && chunked,
             bare_lf,
@@ -323,6 +332,38 @@ impl<IO> Sniff<IO> {
             _ => State::Head,
         }
     }
+}
+
+/// The request target of a head whose request line is not `CONNECT` and none of whose lines
+/// is a `Content-Length`, `Transfer-Encoding` or `Upgrade` field (the commonest head: a
+/// request without a body); `None` otherwise, and for anything not plainly a request line
+/// and fields, which [`Sniff::on_head`] leaves to the full parse.
+fn without_framing(head: &[u8]) -> Option<&[u8]> {
+    let mut lines = head.split(|&c| c == b'\n');
+    let request = lines.next()?;
+    let mut parts = request.split(|&c| c == b' ');
+    let method = parts.next()?;
+    let target = parts.next()?;
+    if method.is_empty() || method == b"CONNECT" {
+        return None;
+    }
+    for line in lines {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            continue;
+        }
+        let colon = line.iter().position(|&c| c == b':')?;
+        let name = &line[..colon];
+        if name.is_empty()
+            || name[0].is_ascii_whitespace()
+            || [&b"content-length"[..], b"transfer-encoding", b"upgrade"]
+                .iter()
+                .any(|f| name.trim_ascii_end().eq_ignore_ascii_case(f))
+        {
+            return None;
+        }
+    }
+    Some(target)
 }
 
 /// The end of the head (just past its empty line), searching from `from`.
@@ -434,6 +475,37 @@ POST /d HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r
         );
         let flags: Vec<bool> = f.iter().map(|f| f.bare_lf).collect();
         assert_eq!(flags, vec![true, false]);
+    }
+
+    #[test]
+    fn heads_without_framing_fields_are_told_apart_without_a_full_parse() {
+        let plain = b"GET /a?x=1#frag HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 1.2.3.4\r\n\r\n";
+        assert_eq!(without_framing(plain), Some(&b"/a?x=1#frag"[..]));
+        for head in [
+            &b"POST / HTTP/1.1\r\nHost: x\r\ncontent-LENGTH: 5\r\n\r\n"[..],
+            b"POST / HTTP/1.1\r\nTransfer-Encoding : chunked\r\n\r\n",
+            b"GET / HTTP/1.1\nUPGRADE: websocket\n\n",
+            b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost x\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\n Content-Length: 5\r\n\r\n",
+        ] {
+            assert_eq!(
+                without_framing(head),
+                None,
+                "{}",
+                String::from_utf8_lossy(head)
+            );
+        }
+        // What the quick look finds is what the full parse found.
+        let f = facts(
+            b"GET /a#b HTTP/1.1\nHost: x\n\nGET /c HTTP/1.1\r\nA: b\r\n\r\n",
+            4,
+        );
+        let seen: Vec<(bool, bool, bool)> = f
+            .iter()
+            .map(|f| (f.length_and_chunked, f.bare_lf, f.fragment))
+            .collect();
+        assert_eq!(seen, vec![(false, true, true), (false, false, false)]);
     }
 
     #[test]
