@@ -170,7 +170,7 @@ async fn tunnel(
 struct UpstreamError(&'static str);
 
 fn header_list(ctx: &RequestContext) -> String {
-    let mut out = String::new();
+    let mut out = String::with_capacity(16);
     for j in ctx.resolution.iter().flat_map(|r| r.jurisdictions.iter()) {
         if !out.is_empty() {
             out.push(',');
@@ -292,7 +292,7 @@ async fn forward(
     }
     // Only a trusted proxy's chain is passed on (all its header lines, in order); anyone
     // else's is replaced by the peer.
-    let mut xff = Vec::new();
+    let mut xff = Vec::with_capacity(64);
     if peer_trusted {
         for v in h.get_all(headers::X_FORWARDED_FOR) {
             xff.extend_from_slice(v.as_bytes());
@@ -333,10 +333,11 @@ async fn forward(
     forwarded.push(b'"');
     // A trusted chain's bytes go on as they came (a line that is not visible ASCII included,
     // which the resolve step read as a malformed chain).
-    if let Ok(v) = HeaderValue::from_bytes(&xff) {
+    // The buffers become the values as they are, without a copy.
+    if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(xff)) {
         h.insert(headers::X_FORWARDED_FOR, v);
     }
-    if let Ok(v) = HeaderValue::from_bytes(&forwarded) {
+    if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(forwarded)) {
         h.insert(header::FORWARDED, v);
     }
     h.insert(headers::X_FORWARDED_PROTO, HeaderValue::from_static(proto));
