@@ -103,7 +103,7 @@ fn explain_resolution(ctx: &mut RequestContext) {
                 domicile_regions::ConflictRule::Strictest => "resolve.strictest",
                 domicile_regions::ConflictRule::Precedence => "resolve.precedence",
             }),
-            finding,
+            finding: finding.into(),
         },
     );
 }
@@ -229,7 +229,8 @@ fn decide(ctx: &mut RequestContext, gpc: bool, read: bool) {
                     why.as_str(),
                     why.describe(),
                     route.id
-                ),
+                )
+                .into(),
             }],
         });
         return;
@@ -313,7 +314,7 @@ fn decide(ctx: &mut RequestContext, gpc: bool, read: bool) {
                     rule: Arc::from("failover"),
                     finding: format!(
                         "{down} has no live backend; failed over to {region_id}, where this transfer is lawful"
-                    ),
+                    ).into(),
                 });
                 ctx.destination = Some(region_id);
                 ctx.decision = Some(d);
@@ -327,7 +328,7 @@ fn decide(ctx: &mut RequestContext, gpc: bool, read: bool) {
             rule: Arc::from("failover"),
             finding: format!(
                 "{region} has no live backend, and no other region where this transfer is lawful is available"
-            ),
+            ).into(),
         });
         d.reason_code = "home_region_unavailable";
         ctx.unavailable = true;
@@ -417,7 +418,7 @@ pub fn evaluate_for(
                     "the body could not be inspected ({}: {}); it is treated as personal data of unknown category, kept where no border is crossed",
                     why.as_str(),
                     why.describe()
-                ),
+                ).into(),
             },
         );
     }
@@ -430,7 +431,7 @@ pub fn evaluate_for(
                 finding: format!(
                     "{} binary multipart part(s) forwarded without inspection (binary_parts = \"skip\")",
                     ctx.inspection.not_inspected.len()
-                ),
+                ).into(),
             },
         );
     }

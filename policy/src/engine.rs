@@ -96,8 +96,16 @@ fn reason(step: &'static str, rule: &Arc<str>, finding: String) -> Reason {
     Reason {
         step,
         rule: rule.clone(),
-        finding,
+        finding: finding.into(),
     }
+}
+
+/// A rule id that is a fixed word, made once and shared by every decision that cites it.
+macro_rules! fixed_rule {
+    ($text:literal) => {{
+        static RULE: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from($text));
+        Arc::clone(&RULE)
+    }};
 }
 
 /// Mon–Fri days after `from` up to and including `to` (public holidays are not modelled, so
@@ -159,13 +167,15 @@ impl Engine {
     pub fn evaluate(&self, q: &Query<'_>) -> Decision {
         let mut reasons = Vec::new();
         if q.categories.is_empty() {
+            // Room for the reason a caller puts first (a route declared without personal data).
+            let mut reasons = Vec::with_capacity(2);
             reasons.push(Reason {
                 step: "inspect",
-                rule: Arc::from("findings"),
+                rule: fixed_rule!("findings"),
                 finding: "no personal data found in the request".into(),
             });
             return finish(
-                Partial::allow("no_personal_data", Arc::from("none:no_personal_data")),
+                Partial::allow("no_personal_data", fixed_rule!("none:no_personal_data")),
                 Vec::new(),
                 reasons,
             );

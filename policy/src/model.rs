@@ -387,8 +387,8 @@ pub struct Reason {
     pub step: &'static str,
     /// The knowledge-base row or policy rule id.
     pub rule: Arc<str>,
-    /// What the step found, in words.
-    pub finding: String,
+    /// What the step found, in words (most findings are fixed sentences, not copied).
+    pub finding: std::borrow::Cow<'static, str>,
 }
 
 /// The verdict with its legal basis and the reason trail.
