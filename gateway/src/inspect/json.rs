@@ -151,12 +151,14 @@ impl KeyCache {
         self.get_words(k, head, tail, middle)
     }
 
-    /// [`Self::get`] with the key's words already read.
+    /// [`Self::get`] with the key's words already read. The lookup is inlined where keys are
+    /// read; a key met for the first time is worked out out of line.
+    #[inline]
     fn get_words(&mut self, k: &str, head: u64, tail: u64, middle: &[u8]) -> KeyInfo {
         let n = k.len();
         let h = (head ^ tail.rotate_left(29) ^ n as u64).wrapping_mul(0x517c_c1b7_2722_0a95);
-        let slot = &mut self.slots[(h >> 40) as usize & (KEY_SLOTS - 1)];
-        if let Some(s) = slot
+        let at = (h >> 40) as usize & (KEY_SLOTS - 1);
+        if let Some(Some(s)) = self.slots.get(at)
             && s.len == n
             && s.head == head
             && s.tail == tail
@@ -166,6 +168,17 @@ impl KeyCache {
         {
             return s.info;
         }
+        self.learn(at, k, head, tail, middle)
+    }
+
+    /// Works out what a key not remembered in slot `at` says, and remembers it there.
+    #[cold]
+    #[inline(never)]
+    fn learn(&mut self, at: usize, k: &str, head: u64, tail: u64, middle: &[u8]) -> KeyInfo {
+        let n = k.len();
+        let Some(slot) = self.slots.get_mut(at) else {
+            return KeyInfo::of(k);
+        };
         let info = KeyInfo::of(k);
         if !info.personal {
             *slot = Some(KeySlot {
