@@ -168,8 +168,8 @@ impl Engine {
         let mut reasons = Vec::new();
         if q.categories.is_empty() {
             // Room for the reason a caller puts first (a route declared without personal data).
-            let mut reasons = Vec::with_capacity(2);
-            reasons.push(Reason {
+            let mut trail = Vec::with_capacity(2);
+            trail.push(Reason {
                 step: "inspect",
                 rule: fixed_rule!("findings"),
                 finding: "no personal data found in the request".into(),
@@ -177,7 +177,7 @@ impl Engine {
             return finish(
                 Partial::allow("no_personal_data", fixed_rule!("none:no_personal_data")),
                 Vec::new(),
-                reasons,
+                trail,
             );
         }
         if q.incomplete {
