@@ -1,9 +1,5 @@
 //! Email addresses, internationalised local parts and IDN domains included.
 
-use std::sync::LazyLock;
-
-use memchr::memmem::FinderRev;
-
 fn is_local_byte(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c >= 0x80 || b"!#$%&'*+/=?^_`{|}~.-".contains(&c)
 }
@@ -114,10 +110,18 @@ pub(super) fn contains_obfuscated(b: &[u8], brackets: bool, spaces: bool) -> boo
 
 /// Where a bare ` at ` is that a bare ` dot ` follows (the words in lower or upper case).
 fn bare_at_before_dot(b: &[u8]) -> Option<usize> {
-    static DOTS: LazyLock<[FinderRev<'static>; 2]> =
-        LazyLock::new(|| [FinderRev::new(b" dot "), FinderRev::new(b" DOT ")]);
-    let dot = DOTS.iter().filter_map(|f| f.rfind(b)).max()?;
+    let dot = last_bare_dot(b)?;
     (0..dot).find(|&i| b[i] == b' ' && bare(&b[i..], b"at").is_some())
+}
+
+/// Where the last ` dot ` or ` DOT ` starts: found from the last `d` or `D` backwards, each
+/// checked in place (a spaced value has few), where two reverse substring searches would each
+/// read the whole value.
+fn last_bare_dot(b: &[u8]) -> Option<usize> {
+    memchr::memrchr2_iter(b'd', b'D', b).find_map(|j| {
+        let word = b.get(j..j + 4)?;
+        (j > 0 && b[j - 1] == b' ' && (word == b"dot " || word == b"DOT ")).then(|| j - 1)
+    })
 }
 
 /// `(at)`, `[ dot ]`, `{@}`, `<.>` at the start of `b`: the character it stands for and the
@@ -162,4 +166,44 @@ fn bare(b: &[u8], word: &[u8]) -> Option<usize> {
         && b.get(start..after)?.eq_ignore_ascii_case(word)
         && matches!(b.get(after), Some(b' ' | b'\t')))
     .then_some(after)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_bare_dot_is_found_as_a_substring_search_finds_it() {
+        let naive = |b: &[u8]| b.windows(5).rposition(|w| w == b" dot " || w == b" DOT ");
+        for s in [
+            "jane at example dot com",
+            "jane AT example DOT com dot uk",
+            "dot com",
+            " dot ",
+            "x dot",
+            "x Dot y",
+            "d D dd dot DOT  dot x",
+            "ready in 3 days, dotted and DOTTY",
+            "",
+        ] {
+            assert_eq!(last_bare_dot(s.as_bytes()), naive(s.as_bytes()), "{s:?}");
+        }
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..20_000 {
+            let s: Vec<u8> = (0..24)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    b" dotDOTx"[(x % 8) as usize]
+                })
+                .collect();
+            assert_eq!(
+                last_bare_dot(&s),
+                naive(&s),
+                "{:?}",
+                String::from_utf8_lossy(&s)
+            );
+        }
+    }
 }
