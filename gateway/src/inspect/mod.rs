@@ -468,12 +468,16 @@ fn bounded_location(location: String) -> String {
     if location.len() <= MAX_LOCATION {
         return location;
     }
-    let keep = MAX_LOCATION - '…'.len_utf8();
-    let mut from = location.len() - keep;
-    while !location.is_char_boundary(from) {
+    format!("…{}", tail(&location, MAX_LOCATION - '…'.len_utf8()))
+}
+
+/// The last `max` bytes of `s` at most, beginning on a character boundary.
+pub(crate) fn tail(s: &str, max: usize) -> &str {
+    let mut from = s.len().saturating_sub(max);
+    while !s.is_char_boundary(from) {
         from += 1;
     }
-    format!("…{}", &location[from..])
+    &s[from..]
 }
 
 /// Inspects the URL path, segment by segment, percent-decoded: `path:/0` is the first.
@@ -1824,6 +1828,17 @@ mod tests {
             "{loc}"
         );
         assert!(deep.ends_with(loc.trim_start_matches('…')));
+        // An XML run kept apart from the path once its element closed is shown cut the same
+        // way.
+        let xml = format!(
+            "{}<b>jane@example.com</b><c/>{}",
+            "<level>".repeat(60),
+            "</level>".repeat(60)
+        );
+        let i = complete(&headers("application/xml"), xml.as_bytes());
+        let loc = &i.findings[0].location;
+        assert!(loc.len() <= MAX_LOCATION, "{}", loc.len());
+        assert!(loc.starts_with('…') && loc.ends_with("/level/b"), "{loc}");
     }
 
     fn locations(i: &Inspection) -> Vec<&str> {

@@ -82,7 +82,7 @@ struct Run {
     depth: usize,
     at: usize,
     /// That path, kept when the element closed and another opened where it was written
-    /// (its last [`super::MAX_LOCATION`] bytes, all a location keeps).
+    /// (its end: a few bytes more than a location keeps).
     saved: Option<String>,
     /// What the name of the element it began in says.
     field: Option<Field>,
@@ -230,12 +230,10 @@ impl Walker<'_> {
         // element that has closed keeps its location, since text after this element may still
         // join it (`<b>jane</b><br/>@example.com`).
         if self.run.open && self.run.depth > self.stack.len() && self.run.saved.is_none() {
+            // A few bytes past what a location keeps, so that a path cut here is still longer
+            // than that and is shown cut (`…`).
             let path = &self.path[..self.run.at];
-            let mut from = path.len().saturating_sub(super::MAX_LOCATION);
-            while !path.is_char_boundary(from) {
-                from += 1;
-            }
-            self.run.saved = Some(path[from..].to_owned());
+            self.run.saved = Some(super::tail(path, super::MAX_LOCATION + 4).to_owned());
         }
         self.tag_since_text = true;
         self.path.truncate(self.live);
