@@ -40,15 +40,18 @@ impl Step for RouteStep {
         };
         // HTTP/2 names the host in `:authority`, with or without a `Host` beside it.
         let authority = req.uri().authority().map(|a| a.as_str());
-        let host = match (host_header, authority) {
-            (Some(h), Some(a)) if canonical_host(h) != canonical_host(a) => {
+        let host = match (
+            host_header.map(canonical_host),
+            authority.map(canonical_host),
+        ) {
+            (Some(h), Some(a)) if h != a => {
                 return Err(bad(
                     req,
                     "the request target's authority and the Host header differ",
                 ));
             }
-            (Some(h), _) => Some(canonical_host(h)),
-            (None, a) => a.map(canonical_host),
+            (Some(h), _) | (None, Some(h)) => Some(h),
+            (None, None) => None,
         };
         if req.headers().get_all(header::HOST).iter().count() > 1 {
             return Err(bad(req, "the request carries more than one Host header"));
