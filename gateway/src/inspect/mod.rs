@@ -1979,7 +1979,7 @@ mod tests {
                     .iter()
                     .all(|f| f.detector != detect::WORK_DETECTOR)
             );
-            let budget = (256 << 10) + DEFAULT_WORK_PER_BYTE * body.len();
+            let budget = detect::work_budget(body.len(), DEFAULT_WORK_PER_BYTE);
             (budget - detect::work_left(), budget)
         };
         let (spent, budget) = work(&doc);

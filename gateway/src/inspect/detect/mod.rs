@@ -290,7 +290,7 @@ thread_local! {
 /// Starts an inspection's detector budget on this thread: [`WORK_BASE`] and `per_byte` for
 /// each of `input` bytes.
 pub(crate) fn new_work_budget(input: usize, per_byte: usize) {
-    let left = WORK_BASE.saturating_add(input.saturating_mul(per_byte));
+    let left = work_budget(input, per_byte);
     BUDGET.with(|w| {
         w.set(Work {
             left,
@@ -298,6 +298,11 @@ pub(crate) fn new_work_budget(input: usize, per_byte: usize) {
             ..w.get()
         })
     });
+}
+
+/// The work an inspection of `input` bytes may do: [`WORK_BASE`] and `per_byte` a byte.
+pub(crate) fn work_budget(input: usize, per_byte: usize) -> usize {
+    WORK_BASE.saturating_add(input.saturating_mul(per_byte))
 }
 
 /// The work left in this thread's inspection budget.
