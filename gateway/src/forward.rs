@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use http::header::{self, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Uri, Version};
 use tower::Service;
 
@@ -169,18 +169,149 @@ async fn tunnel(
 #[derive(Debug, Clone, Copy)]
 struct UpstreamError(&'static str);
 
-fn header_list(ctx: &RequestContext) -> String {
-    let mut out = String::with_capacity(16);
+/// Writes the subject's jurisdictions as the `domicile-subject-jurisdiction` value: comma
+/// separated, `unknown` when there are none.
+fn header_list(ctx: &RequestContext, out: &mut Vec<u8>) {
+    let start = out.len();
     for j in ctx.resolution.iter().flat_map(|r| r.jurisdictions.iter()) {
-        if !out.is_empty() {
-            out.push(',');
+        if out.len() > start {
+            out.push(b',');
         }
-        out.push_str(j.as_str());
+        out.extend_from_slice(j.as_str().as_bytes());
     }
-    if out.is_empty() {
-        out.push_str("unknown");
+    if out.len() == start {
+        out.extend_from_slice(b"unknown");
     }
-    out
+}
+
+/// How many fields [`ADDED`] holds.
+const FIELDS: usize = 6;
+/// The fields the gateway writes on a forwarded request in place of any of the same names
+/// it carries, in this order.
+static ADDED: [HeaderName; FIELDS] = [
+    headers::X_FORWARDED_FOR,
+    header::FORWARDED,
+    headers::X_FORWARDED_PROTO,
+    headers::X_FORWARDED_HOST,
+    headers::DECISION,
+    headers::SUBJECT_JURISDICTION,
+];
+
+/// The [`ADDED`] fields of one request and the `Host` it is sent with. They are written once
+/// as `name: value` lines: the lean client copies the lines into the request's head, and the
+/// general client gets them as header values.
+struct Added {
+    lines: Vec<u8>,
+    /// Where each field's value lies in `lines`.
+    values: [std::ops::Range<usize>; FIELDS],
+    host: Option<HeaderValue>,
+}
+
+impl Added {
+    fn new(
+        h: &http::HeaderMap,
+        ctx: &RequestContext,
+        peer_trusted: bool,
+        original_host: Option<&HeaderValue>,
+        host: Option<HeaderValue>,
+    ) -> Added {
+        let mut lines = Vec::with_capacity(256);
+        let mut values: [std::ops::Range<usize>; FIELDS] = Default::default();
+        let mut field = |lines: &mut Vec<u8>, at: usize, write: &mut dyn FnMut(&mut Vec<u8>)| {
+            lines.extend_from_slice(ADDED[at].as_str().as_bytes());
+            lines.extend_from_slice(b": ");
+            let start = lines.len();
+            write(lines);
+            values[at] = start..lines.len();
+            lines.extend_from_slice(b"\r\n");
+        };
+        let peer = ctx.conn.peer_ip.as_bytes();
+        // Only a trusted proxy's chain is passed on (all its header lines, in order); anyone
+        // else's is replaced by the peer.
+        field(&mut lines, 0, &mut |l| {
+            if peer_trusted {
+                for v in h.get_all(headers::X_FORWARDED_FOR) {
+                    l.extend_from_slice(v.as_bytes());
+                    l.extend_from_slice(b", ");
+                }
+            }
+            l.extend_from_slice(peer);
+        });
+        let proto = if ctx.conn.tls { "https" } else { "http" };
+        let host_str = original_host.and_then(|v| v.to_str().ok()).unwrap_or("");
+        field(&mut lines, 1, &mut |l| {
+            if peer_trusted {
+                // Every line of the chain, in order, as the resolve step read it.
+                for prev in h.get_all(header::FORWARDED) {
+                    l.extend_from_slice(prev.as_bytes());
+                    l.extend_from_slice(b", ");
+                }
+            }
+            l.extend_from_slice(b"for=");
+            if ctx.conn.peer.is_ipv6() {
+                l.extend_from_slice(b"\"[");
+                l.extend_from_slice(peer);
+                l.extend_from_slice(b"]\"");
+            } else {
+                l.extend_from_slice(peer);
+            }
+            l.extend_from_slice(b";proto=");
+            l.extend_from_slice(proto.as_bytes());
+            l.extend_from_slice(b";host=\"");
+            for &c in host_str.as_bytes() {
+                if matches!(c, b'\\' | b'"') {
+                    l.push(b'\\');
+                }
+                l.push(c);
+            }
+            l.push(b'"');
+        });
+        field(&mut lines, 2, &mut |l| {
+            l.extend_from_slice(proto.as_bytes())
+        });
+        field(&mut lines, 3, &mut |l| {
+            l.extend_from_slice(original_host.map_or(&b""[..], |v| v.as_bytes()))
+        });
+        field(&mut lines, 4, &mut |l| {
+            l.extend_from_slice(ctx.decision_header.as_bytes())
+        });
+        field(&mut lines, 5, &mut |l| header_list(ctx, l));
+        // Every piece is a header value already or ASCII the gateway wrote: no line break or
+        // other control byte can be in a value. (A trusted chain's bytes go on as they came,
+        // a line that is not visible ASCII included, which the resolve step read as a
+        // malformed chain.)
+        debug_assert!(
+            values
+                .iter()
+                .all(|r| HeaderValue::from_bytes(&lines[r.clone()]).is_ok())
+        );
+        Added {
+            lines,
+            values,
+            host,
+        }
+    }
+
+    /// The fields for the lean client's head.
+    fn extra(&self) -> crate::lean::Extra<'_> {
+        crate::lean::Extra {
+            host: self.host.as_ref(),
+            lines: &self.lines,
+            replaces: &ADDED,
+        }
+    }
+
+    /// The fields as header values, replacing any of the same names in `h`.
+    fn into_map(self, h: &mut http::HeaderMap) {
+        for (name, r) in ADDED.iter().zip(self.values) {
+            if let Ok(v) = HeaderValue::from_bytes(&self.lines[r]) {
+                h.insert(name.clone(), v);
+            }
+        }
+        if let Some(v) = self.host {
+            h.insert(header::HOST, v);
+        }
+    }
 }
 
 /// Sends the request to a backend of `region`. When it was sent, `upstream` gets the instant
@@ -286,92 +417,22 @@ async fn forward(
         h.insert(header::UPGRADE, v);
         h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
-    let peer = &ctx.conn.peer_ip;
     if !peer_trusted {
         headers::strip_spoofable(h);
     }
-    // Only a trusted proxy's chain is passed on (all its header lines, in order); anyone
-    // else's is replaced by the peer.
-    let mut xff = Vec::with_capacity(64);
-    if peer_trusted {
-        for v in h.get_all(headers::X_FORWARDED_FOR) {
-            xff.extend_from_slice(v.as_bytes());
-            xff.extend_from_slice(b", ");
-        }
-    }
-    xff.extend_from_slice(peer.as_bytes());
-    let proto = if ctx.conn.tls { "https" } else { "http" };
-    let host_str = original_host
-        .as_ref()
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let mut forwarded = Vec::with_capacity(64);
-    if peer_trusted {
-        // Every line of the chain, in order, as the resolve step read it.
-        for prev in h.get_all(header::FORWARDED) {
-            forwarded.extend_from_slice(prev.as_bytes());
-            forwarded.extend_from_slice(b", ");
-        }
-    }
-    forwarded.extend_from_slice(b"for=");
-    if ctx.conn.peer.is_ipv6() {
-        forwarded.extend_from_slice(b"\"[");
-        forwarded.extend_from_slice(peer.as_bytes());
-        forwarded.extend_from_slice(b"]\"");
-    } else {
-        forwarded.extend_from_slice(peer.as_bytes());
-    }
-    forwarded.extend_from_slice(b";proto=");
-    forwarded.extend_from_slice(proto.as_bytes());
-    forwarded.extend_from_slice(b";host=\"");
-    for &c in host_str.as_bytes() {
-        if matches!(c, b'\\' | b'"') {
-            forwarded.push(b'\\');
-        }
-        forwarded.push(c);
-    }
-    forwarded.push(b'"');
-    // A trusted chain's bytes go on as they came (a line that is not visible ASCII included,
-    // which the resolve step read as a malformed chain).
-    // The buffers become the values as they are, without a copy.
-    if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(xff)) {
-        h.insert(headers::X_FORWARDED_FOR, v);
-    }
-    if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(forwarded)) {
-        h.insert(header::FORWARDED, v);
-    }
-    h.insert(headers::X_FORWARDED_PROTO, HeaderValue::from_static(proto));
-    match &original_host {
-        Some(v) => h.insert(headers::X_FORWARDED_HOST, v.clone()),
-        None => h.insert(headers::X_FORWARDED_HOST, HeaderValue::from_static("")),
-    };
-    h.insert(headers::DECISION, ctx.decision_header.clone());
-    if let Ok(v) = HeaderValue::try_from(header_list(ctx)) {
-        h.insert(headers::SUBJECT_JURISDICTION, v);
-    }
-    let backend_host = || {
-        backend
-            .url
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    };
     // An HTTP/1.1 request always carries a Host: the client's when preserved and sent,
     // else the backend's.
     let host = match route.map(|r| &r.upstream_host) {
-        Some(UpstreamHost::Preserve) => original_host.or_else(backend_host),
-        Some(UpstreamHost::Backend) | None => backend_host(),
+        Some(UpstreamHost::Preserve) => original_host
+            .clone()
+            .or_else(|| backend.host_header.clone()),
+        Some(UpstreamHost::Backend) | None => backend.host_header.clone(),
     };
-    if let Some(v) = host {
-        h.insert(header::HOST, v);
-    }
-    if is_h2_backend {
-        // HTTP/2 carries the authority in :authority; a Host header is not sent.
-        h.remove(header::HOST);
-    }
+    let added = Added::new(h, ctx, peer_trusted, original_host.as_ref(), host);
     let sent = Instant::now();
     let wait = backend.response_timeout;
     // `Err(())`: no answer in time.
-    let result = match backend.prepare_lean(req) {
+    let result = match backend.prepare_lean(req, &added.extra()) {
         // The lean client's future is small: awaited in place, with no allocation. It keeps
         // the response timeout itself, from the end of the request's body rather than its
         // start, so that a long upload is not counted against the backend.
@@ -379,11 +440,19 @@ async fn forward(
             Err(e) if e.is_timeout() => Err(()),
             res => Ok(res),
         },
-        // Boxed: the general client's future is large, and every future around this one is
-        // moved.
-        Err(req) => tokio::time::timeout(wait, Box::pin(backend.send(req)))
-            .await
-            .map_err(|_| ()),
+        Err(mut req) => {
+            let h = req.headers_mut();
+            added.into_map(h);
+            if is_h2_backend {
+                // HTTP/2 carries the authority in :authority; a Host header is not sent.
+                h.remove(header::HOST);
+            }
+            // Boxed: the general client's future is large, and every future around this
+            // one is moved.
+            tokio::time::timeout(wait, Box::pin(backend.send(req)))
+                .await
+                .map_err(|_| ())
+        }
     };
     let elapsed = sent.elapsed();
     *upstream = Some((sent, elapsed));

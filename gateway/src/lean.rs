@@ -135,7 +135,7 @@ pub struct Prepared {
 /// Encodes a request for the lean exchange, or gives it back when it needs hyper's client:
 /// a protocol upgrade or `CONNECT`.
 #[allow(clippy::result_large_err)]
-pub fn prepare(req: Request<Body>) -> Result<Prepared, Request<Body>> {
+pub fn prepare(req: Request<Body>, extra: &Extra<'_>) -> Result<Prepared, Request<Body>> {
     use http_body::Body as _;
     if req.headers().contains_key(header::UPGRADE) || req.method() == Method::CONNECT {
         return Err(req);
@@ -172,14 +172,21 @@ pub fn prepare(req: Request<Body>) -> Result<Prepared, Request<Body>> {
     let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     wire.extend_from_slice(target.as_bytes());
     wire.extend_from_slice(b" HTTP/1.1\r\n");
-    // The framing is the body's own, written below.
+    if let Some(host) = extra.host {
+        push_fields(&mut wire, std::iter::once((&header::HOST, host)));
+    }
+    // The framing is the body's own, written below; the fields `extra` brings replace any of
+    // the same names.
     push_fields(
         &mut wire,
-        parts
-            .headers
-            .iter()
-            .filter(|(n, _)| *n != header::CONTENT_LENGTH && *n != header::TRANSFER_ENCODING),
+        parts.headers.iter().filter(|(n, _)| {
+            *n != header::CONTENT_LENGTH
+                && *n != header::TRANSFER_ENCODING
+                && !(extra.host.is_some() && *n == header::HOST)
+                && !extra.replaces.contains(n)
+        }),
     );
+    wire.extend_from_slice(extra.lines);
     match (&stream, length) {
         (Some(_), None) => wire.extend_from_slice(b"transfer-encoding: chunked\r\n"),
         (Some(_), Some(n)) => {
@@ -222,6 +229,27 @@ pub fn prepare(req: Request<Body>) -> Result<Prepared, Request<Body>> {
                 | Method::DELETE
         ),
     })
+}
+
+/// Fields a caller adds to a request's head as [`prepare`] writes it, in place of any the
+/// request carries under the same names.
+#[derive(Debug, Clone, Copy)]
+pub struct Extra<'a> {
+    /// Written first after the request line, as `host`.
+    pub host: Option<&'a HeaderValue>,
+    /// Complete `name: value\r\n` lines, written after the request's own fields.
+    pub lines: &'a [u8],
+    /// The names `lines` holds: the request's own fields of these names are left out.
+    pub replaces: &'a [HeaderName],
+}
+
+impl Extra<'_> {
+    /// Nothing added: the request's fields as they are.
+    pub const NONE: Extra<'static> = Extra {
+        host: None,
+        lines: b"",
+        replaces: &[],
+    };
 }
 
 /// Writes header (or trailer) fields as `name: value` lines.
@@ -1212,6 +1240,41 @@ mod tests {
             .unwrap()
     }
 
+    // The request given back is the caller's own, as from `prepare`.
+    #[allow(clippy::result_large_err)]
+    fn prepare_plain(req: Request<Body>) -> Result<Prepared, Request<Body>> {
+        prepare(req, &Extra::NONE)
+    }
+
+    #[test]
+    fn added_fields_replace_the_requests_own() {
+        let mut req = request(Method::GET, Body::Empty);
+        let h = req.headers_mut();
+        h.insert("accept", HeaderValue::from_static("*/*"));
+        h.append("x-forwarded-for", HeaderValue::from_static("203.0.113.9"));
+        h.append("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        h.insert("x-other", HeaderValue::from_static("kept"));
+        let host = HeaderValue::from_static("origin.example:8080");
+        let replaces = [HeaderName::from_static("x-forwarded-for")];
+        let extra = Extra {
+            host: Some(&host),
+            lines: b"x-forwarded-for: 203.0.113.9, 10.0.0.1, 127.0.0.1\r\n",
+            replaces: &replaces,
+        };
+        let p = prepare(req, &extra).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&p.wire),
+            "GET /items/1?x=2 HTTP/1.1\r\nhost: origin.example:8080\r\naccept: */*\r\n\
+             x-other: kept\r\nx-forwarded-for: 203.0.113.9, 10.0.0.1, 127.0.0.1\r\n\r\n"
+        );
+        // Without a host of its own, the request's Host line stays where it was.
+        let p = prepare_plain(request(Method::GET, Body::Empty)).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&p.wire),
+            "GET /items/1?x=2 HTTP/1.1\r\nhost: backend\r\n\r\n"
+        );
+    }
+
     /// The status, the body and the trailers of a response, read to the end.
     async fn read(
         p: &H1Pool,
@@ -1529,8 +1592,8 @@ mod tests {
 
     #[tokio::test]
     async fn the_retry_rule_and_what_is_left_to_hyper() {
-        let post = prepare(request(Method::POST, Body::full("x"))).unwrap();
-        let get = prepare(request(Method::GET, Body::Empty)).unwrap();
+        let post = prepare_plain(request(Method::POST, Body::full("x"))).unwrap();
+        let get = prepare_plain(request(Method::GET, Body::Empty)).unwrap();
         let unsent = LeanError::Closed { written: false };
         let sent = LeanError::Closed { written: true };
         assert!(post.retryable(&unsent));
@@ -1538,7 +1601,7 @@ mod tests {
         assert!(get.retryable(&sent));
         assert!(!get.retryable(&LeanError::Malformed("x")));
         // A streamed body may be sent again only while none of it was taken.
-        let mut put = prepare(request(Method::PUT, with_trailers(b"x"))).unwrap();
+        let mut put = prepare_plain(request(Method::PUT, with_trailers(b"x"))).unwrap();
         assert!(put.retryable(&sent));
         put.stream.take();
         assert!(!put.retryable(&unsent));
@@ -1547,8 +1610,8 @@ mod tests {
         upgrade
             .headers_mut()
             .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        assert!(prepare(upgrade).is_err());
-        assert!(prepare(request(Method::CONNECT, Body::Empty)).is_err());
+        assert!(prepare_plain(upgrade).is_err());
+        assert!(prepare_plain(request(Method::CONNECT, Body::Empty)).is_err());
     }
 
     /// A body with trailers, three of which may not be passed on: streamed, so in chunks.

@@ -257,7 +257,7 @@ impl H1Pool {
     /// Sends a request (URI in origin form, `Host` set) and returns the response head; the
     /// connection goes back to the pool, to be reused once its response has been read.
     pub async fn send(&self, req: Request<Body>) -> Result<Response<Upstream>, SendError> {
-        match lean::prepare(req) {
+        match lean::prepare(req, &lean::Extra::NONE) {
             Ok(mut p) => self.send_lean(&mut p).await,
             Err(req) => Ok(self.send_hyper(req).await?.map(Upstream::Left)),
         }

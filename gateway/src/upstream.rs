@@ -42,6 +42,8 @@ pub struct Backend {
     /// Until when (ms on the process clock) the backend is considered down; 0 when up.
     down_until: std::sync::atomic::AtomicU64,
     pub url: Uri,
+    /// The backend's authority as a `Host` value, made once.
+    pub host_header: Option<http::HeaderValue>,
     pub protocol: Protocol,
     pub client: HttpClient,
     /// The lean pool, for plain HTTP/1.1 backends.
@@ -102,9 +104,10 @@ impl Backend {
     pub fn prepare_lean(
         &self,
         req: http::Request<Body>,
+        extra: &crate::lean::Extra<'_>,
     ) -> Result<(&crate::pool::H1Pool, crate::lean::Prepared), http::Request<Body>> {
         match &self.fast {
-            Some(pool) => crate::lean::prepare(req).map(|p| (pool, p)),
+            Some(pool) => crate::lean::prepare(req, extra).map(|p| (pool, p)),
             None => Err(req),
         }
     }
@@ -280,6 +283,10 @@ fn build_backend(b: &BackendConfig) -> Result<Backend, String> {
     Ok(Backend {
         down_until: std::sync::atomic::AtomicU64::new(0),
         url: b.url.clone(),
+        host_header: b
+            .url
+            .authority()
+            .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok()),
         protocol: b.protocol,
         client: builder.build(connector),
         fast,
