@@ -8,6 +8,7 @@
 //! precision per category. [`Corpus::personal_values`] lists every personal-data value the
 //! corpus holds, so that other tests can check that none of them leaks (into trace files, logs).
 
+pub mod catalogue;
 pub mod locales;
 pub mod values;
 
@@ -983,5 +984,27 @@ mod tests {
         assert_ne!(generate(8, 3).samples[0].body, a.samples[0].body);
         assert!(a.locales().len() >= 12);
         assert!(a.personal_values().iter().any(|v| v.contains('@')));
+    }
+
+    #[test]
+    fn the_catalogue_holds_its_addresses_and_nothing_else() {
+        use crate::inspect::{Inspection, inspect_body};
+        let (doc, addresses) = catalogue::catalogue(0x5eed, 256 << 10);
+        assert!(doc.len() >= 256 << 10);
+        assert_eq!(catalogue::catalogue(0x5eed, 256 << 10).0, doc);
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        let mut i = Inspection::default();
+        inspect_body(&h, &doc, &mut i);
+        assert!(addresses >= 20, "{addresses}");
+        // Every address found where it is, and nothing in the product records.
+        assert_eq!(i.findings.len(), addresses, "{:?}", i.findings);
+        for (n, f) in i.findings.iter().enumerate() {
+            assert_eq!(f.category, Category::Email);
+            assert_eq!(f.location, format!("/{}/review/author_email", n * 20 + 19));
+        }
     }
 }
