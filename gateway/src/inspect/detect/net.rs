@@ -7,6 +7,17 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// Whether `s` holds an IPv4 address in dotted-quad form not glued to other digits or dots.
 pub(super) fn find_v4(s: &str) -> bool {
+    // A dotted quad has three dots, each between two digits: a value without them (a URL's
+    // host and file name, a sentence) is told so from its dots alone.
+    let b = s.as_bytes();
+    let inner = memchr::memchr_iter(b'.', b).filter(|&i| {
+        i > 0 && b[i - 1].is_ascii_digit() && b.get(i + 1).is_some_and(u8::is_ascii_digit)
+    });
+    inner.take(3).count() == 3 && scan_v4(s)
+}
+
+/// [`find_v4`] without its look at the dots: every run of digits and dots is read.
+fn scan_v4(s: &str) -> bool {
     let b = s.as_bytes();
     let mut i = 0;
     while i < b.len() {
@@ -144,5 +155,32 @@ mod tests {
         for s in ["::1", "::", "12:30:45", "00:1a:2b:3c:4d:5e", "a::b::c"] {
             assert!(!find_v6(s), "{s}");
         }
+    }
+
+    #[test]
+    fn the_look_at_the_dots_rejects_only_what_the_scan_would() {
+        let mut r = crate::inspect::corpus::values::Rng::new(4);
+        let pieces = [
+            "1", "12", "192", "0", "255", "300", "7", ".", ".", ".", "/", "a", " ", "v", "-",
+        ];
+        let mut found = 0;
+        for n in 0..50_000 {
+            let mut noise = |r: &mut crate::inspect::corpus::values::Rng| -> String {
+                let len = r.range(0, 6) as usize;
+                (0..len).map(|_| *r.pick(&pieces)).collect()
+            };
+            let mut s = noise(&mut r);
+            // Every other one around a quad of numbers up to 300, some of them addresses.
+            if n % 2 == 0 {
+                let quad: Vec<String> = (0..4).map(|_| r.range(0, 300).to_string()).collect();
+                s.push_str(&quad.join("."));
+            }
+            s.push_str(&noise(&mut r));
+            let whole = scan_v4(&s);
+            assert_eq!(find_v4(&s), whole, "{s:?}");
+            found += usize::from(whole);
+        }
+        // Enough addresses among them for the comparison to mean something.
+        assert!(found > 1_000, "{found}");
     }
 }
