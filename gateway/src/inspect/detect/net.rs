@@ -165,7 +165,7 @@ mod tests {
         ];
         let mut found = 0;
         for n in 0..50_000 {
-            let mut noise = |r: &mut crate::inspect::corpus::values::Rng| -> String {
+            let noise = |r: &mut crate::inspect::corpus::values::Rng| -> String {
                 let len = r.range(0, 6) as usize;
                 (0..len).map(|_| *r.pick(&pieces)).collect()
             };
