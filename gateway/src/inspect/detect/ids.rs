@@ -19,9 +19,16 @@ const MAX_WORDS: usize = 24;
 
 /// Finds identifiers in `s`. `contextual` enables the formats whose check alone is weak.
 pub(super) fn scan(s: &str, contextual: bool, out: &mut dyn FnMut(Hit)) {
+    scan_runs::<true>(s, contextual, out);
+}
+
+/// [`scan`]; with `PRUNE`, a run that can hold no identifier is not tried ([`may_hold_one`]).
+fn scan_runs<const PRUNE: bool>(s: &str, contextual: bool, out: &mut dyn FnMut(Hit)) {
     let b = s.as_bytes();
     let mut words: [(usize, usize); MAX_WORDS] = [(0, 0); MAX_WORDS];
     let mut n = 0;
+    // Letters and digits of the run's first word.
+    let mut first_alnum = 0;
     // The run began with a lower-case pair of letters.
     let mut lower_start = false;
     let mut i = 0;
@@ -81,7 +88,7 @@ pub(super) fn scan(s: &str, contextual: bool, out: &mut dyn FnMut(Hit)) {
                 || (lower && word.len() == 2)
                 || (lower && word.len() == 1 && joined && lower_start));
         if !idish || !joined || n == words.len() {
-            if n > 0 {
+            if n > 0 && (!PRUNE || may_hold_one(b, &words[..n], first_alnum)) {
                 run(s, &words[..n], contextual, out);
             }
             n = 0;
@@ -89,14 +96,37 @@ pub(super) fn scan(s: &str, contextual: bool, out: &mut dyn FnMut(Hit)) {
         if idish {
             if n == 0 {
                 lower_start = lower && word.len() == 2;
+                first_alnum = alnum;
             }
             words[n] = (ws, we);
             n += 1;
         }
     }
-    if n > 0 {
+    if n > 0 && (!PRUNE || may_hold_one(b, &words[..n], first_alnum)) {
         run(s, &words[..n], contextual, out);
     }
+}
+
+/// Whether a run of words may hold an identifier, told without reducing it. A run of one word
+/// has one window, the word; longer than any format but an IBAN (nineteen letters and
+/// digits), it can only be an IBAN, which starts with two letters and two digits. A URL's
+/// host and path (`cdn.example.com/p/1000703/1.jpg`) is such a word.
+fn may_hold_one(b: &[u8], words: &[(usize, usize)], first_alnum: usize) -> bool {
+    let [(ws, we)] = words else {
+        return true;
+    };
+    if first_alnum <= 19 {
+        return true;
+    }
+    let mut head = b[*ws..*we].iter().filter(|c| c.is_ascii_alphanumeric());
+    matches!(
+        (head.next(), head.next(), head.next(), head.next()),
+        (Some(a), Some(b), Some(c), Some(d))
+            if a.is_ascii_alphabetic()
+                && b.is_ascii_alphabetic()
+                && c.is_ascii_digit()
+                && d.is_ascii_digit()
+    )
 }
 
 /// Byte classes for cutting a value into words, one table lookup per byte.
@@ -837,6 +867,67 @@ fn jp_my_number(c: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runs_left_untried_hold_nothing_a_try_would_find() {
+        use crate::inspect::corpus::values::{self, Rng};
+        let mut r = Rng::new(11);
+        let hosts = [
+            "cdn.example.com/p/",
+            "x.example/",
+            "",
+            "https://a.example/v1/",
+            "id=",
+        ];
+        let seps = ["", "-", ".", "/", " "];
+        let mut tried = 0;
+        for n in 0..20_000 {
+            // IBANs (some lower-case, some grouped), card-like and plain numbers, inside or
+            // after a URL's host and path.
+            let core = match n % 4 {
+                0 => {
+                    let country = *r.pick(&["DE", "GB", "NL", "FR", "IT"]);
+                    values::iban(&mut r, country)
+                }
+                1 => values::card(&mut r),
+                2 => {
+                    let len = r.range(5, 30) as usize;
+                    r.digits(len)
+                }
+                _ => {
+                    let len = r.range(1, 6) as usize;
+                    format!("{}{}", r.letters(len), r.digits(20))
+                }
+            };
+            let core = if r.chance(30) {
+                core.to_ascii_lowercase()
+            } else {
+                core
+            };
+            let sep = *r.pick(&seps);
+            let group = r.range(2, 6) as usize;
+            let core = values::grouped(&core, group, sep);
+            let v = format!(
+                "{}{core}{}",
+                r.pick(&hosts),
+                r.pick(&["", "/1.jpg", ".png"])
+            );
+            let mut pruned = Vec::new();
+            scan_runs::<true>(&v, n % 3 == 0, &mut |h| pruned.push(h.detector));
+            let mut whole = Vec::new();
+            scan_runs::<false>(&v, n % 3 == 0, &mut |h| whole.push(h.detector));
+            assert_eq!(pruned, whole, "{v}");
+            tried += usize::from(!whole.is_empty());
+        }
+        // Enough of them are identifiers for the comparison to mean something.
+        assert!(tried > 1_500, "{tried}");
+        // What is left untried: one long word that does not start as an IBAN does.
+        let url = b"cdn.example.com/p/1000703/1.jpg";
+        assert!(!may_hold_one(url, &[(0, url.len())], 25));
+        let iban = b"de89.3704.0044.0532.0130.00";
+        assert!(may_hold_one(iban, &[(0, iban.len())], 22));
+        assert!(may_hold_one(url, &[(0, 3), (4, 11)], 3));
+    }
 
     fn found(s: &str, contextual: bool) -> Vec<(&'static str, Option<String>)> {
         let mut v = Vec::new();
