@@ -67,6 +67,16 @@ fn scan_v4(s: &str) -> bool {
 
 /// Whether `s` holds an IPv6 address (RFC 4291 text forms, also with an embedded IPv4 tail).
 pub(super) fn find_v6(s: &str) -> bool {
+    // Written out in full an address has seven colons (six before an IPv4 tail); shortened,
+    // it has `::`. A time of day or a timestamp has neither, and is told so without a scan.
+    let b = s.as_bytes();
+    (memchr::memchr_iter(b':', b).take(6).count() == 6 || memchr::memmem::find(b, b"::").is_some())
+        && scan_v6(s)
+}
+
+/// [`find_v6`] without its count of the colons: every run of hex digits, colons and dots is
+/// read.
+fn scan_v6(s: &str) -> bool {
     let b = s.as_bytes();
     let mut i = 0;
     while i < b.len() {
@@ -182,5 +192,39 @@ mod tests {
         }
         // Enough addresses among them for the comparison to mean something.
         assert!(found > 1_000, "{found}");
+    }
+
+    #[test]
+    fn the_count_of_colons_rejects_only_what_the_scan_would() {
+        let mut r = crate::inspect::corpus::values::Rng::new(6);
+        let pieces = [
+            "0",
+            "db8",
+            "2001",
+            "fe80",
+            "ffff",
+            "1",
+            ":",
+            ":",
+            ":",
+            "::",
+            ".",
+            "192.0.2.1",
+            " ",
+            "g",
+            "T12",
+            "Z",
+        ];
+        let mut found = 0;
+        for _ in 0..50_000 {
+            let len = r.range(0, 18) as usize;
+            let s: String = (0..len).map(|_| *r.pick(&pieces)).collect();
+            let whole = scan_v6(&s);
+            assert_eq!(find_v6(&s), whole, "{s:?}");
+            found += usize::from(whole);
+        }
+        assert!(found > 500, "{found}");
+        assert!(!find_v6("2025-01-11T17:26:59Z") && !find_v6("00:1a:2b:3c:4d:5e"));
+        assert!(find_v6("1:2:3:4:5:6:192.0.2.1") && find_v6("1:2:3:4:5:6:7:8"));
     }
 }
