@@ -594,6 +594,46 @@ pub fn classify(key: &str) -> Option<Field> {
 /// Whether a value looks like a person's name: one to four words, each a capital followed by
 /// letters (with `-`, `'` or `.`), and at least two words or a word of three letters or more.
 pub fn looks_like_person_name(v: &str) -> bool {
+    if v.is_ascii() {
+        ascii_person_name(v.as_bytes())
+    } else {
+        person_name_chars(v)
+    }
+}
+
+/// [`looks_like_person_name`] for ASCII text, a byte at a time: for ASCII, Unicode's
+/// whitespace is these six bytes and its upper and lower case are ASCII's.
+fn ascii_person_name(v: &[u8]) -> bool {
+    let mut words = 0;
+    let mut letters = 0;
+    for w in v
+        .split(|&c| matches!(c, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r'))
+        .filter(|w| !w.is_empty())
+    {
+        let Some((&first, rest)) = w.split_first() else {
+            continue;
+        };
+        if !first.is_ascii_uppercase() {
+            return false;
+        }
+        let mut after_mark = false;
+        for &c in rest {
+            if !(c.is_ascii_lowercase()
+                || matches!(c, b'-' | b'\'' | b'.')
+                || (after_mark && c.is_ascii_uppercase()))
+            {
+                return false;
+            }
+            after_mark = matches!(c, b'-' | b'\'');
+        }
+        letters += w.iter().filter(|c| c.is_ascii_alphabetic()).count();
+        words += 1;
+    }
+    (1..=4).contains(&words) && letters >= 3
+}
+
+/// [`looks_like_person_name`] for any text, a character at a time.
+fn person_name_chars(v: &str) -> bool {
     let mut words = 0;
     for w in v.split_whitespace() {
         let mut chars = w.chars();
@@ -938,6 +978,24 @@ mod tests {
         }
         assert_eq!(country_of("Atlantis"), None);
         assert_eq!(country_of("ok"), None);
+    }
+
+    #[test]
+    fn ascii_names_are_told_as_characters_tell_them() {
+        let mut r = crate::inspect::corpus::values::Rng::new(9);
+        let pieces = [
+            "Jane", "doe", "O'", "Neil", "-", "'", ".", " ", "  ", "\t", "\x0b", "\r\n", "J", "x",
+            "McD", "2", ",", "Ana-", "Maria", "A", "é",
+        ];
+        let mut named = 0;
+        for _ in 0..50_000 {
+            let len = r.range(0, 8) as usize;
+            let v: String = (0..len).map(|_| *r.pick(&pieces)).collect();
+            let chars = person_name_chars(&v);
+            assert_eq!(looks_like_person_name(&v), chars, "{v:?}");
+            named += usize::from(chars);
+        }
+        assert!(named > 500, "{named}");
     }
 
     #[test]
