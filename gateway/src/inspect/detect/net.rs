@@ -70,8 +70,14 @@ pub(super) fn find_v6(s: &str) -> bool {
     // Written out in full an address has seven colons (six before an IPv4 tail); shortened,
     // it has `::`. A time of day or a timestamp has neither, and is told so without a scan.
     let b = s.as_bytes();
-    (memchr::memchr_iter(b':', b).take(6).count() == 6 || memchr::memmem::find(b, b"::").is_some())
-        && scan_v6(s)
+    let mut colons = 0;
+    for i in memchr::memchr_iter(b':', b) {
+        colons += 1;
+        if colons == 6 || b.get(i + 1) == Some(&b':') {
+            return scan_v6(s);
+        }
+    }
+    false
 }
 
 /// [`find_v6`] without its count of the colons: every run of hex digits, colons and dots is
