@@ -434,7 +434,10 @@ impl<'a, F: FnMut(Hit, Location<'_, '_>), S: Structure> Walker<'a, '_, '_, F, S>
                     let start = self.i;
                     self.number()?;
                     let n = &self.s[start..self.i];
-                    let found = self.value(Value::Number(n));
+                    // Most numbers (counts, prices) sit in fields that name nothing and have no
+                    // identifier's length: no detector can fire on them.
+                    let found = (detect::number_may_fire(n) || self.field().is_some())
+                        && self.value(Value::Number(n));
                     // A number right after a calling code is the rest of the phone number
                     // (`{"cc":"+49","number":30901820}`); any other number ends a run.
                     if self.frags.after_calling_code() && n.bytes().all(|c| c.is_ascii_digit()) {

@@ -90,10 +90,8 @@ pub fn scan_classified(field: Option<Field>, value: Value<'_>, out: &mut dyn FnM
             // Numbers that are really identifiers, or phone numbers written as numbers.
             let integer = n.bytes().all(|c| c.is_ascii_digit());
             let mut found = false;
-            // Lengths some identifier has; 10 and 13 digits are epoch timestamps far more
-            // often, and a 10-digit personnummer counts only in a named field anyway.
-            let id_length = matches!(n.len(), 9 | 11 | 12 | 14..=19);
-            if integer && (id_length || matches!(field, Some(Field::Phone | Field::NationalId))) {
+            if integer && (id_length(n) || matches!(field, Some(Field::Phone | Field::NationalId)))
+            {
                 let phone_like = if field == Some(Field::Phone) {
                     Some(format!("+{n}"))
                 } else {
@@ -117,6 +115,19 @@ pub fn scan_classified(field: Option<Field>, value: Value<'_>, out: &mut dyn FnM
             }
         }
     }
+}
+
+/// Whether a number has a length some identifier has; 10 and 13 digits are epoch timestamps
+/// far more often, and a 10-digit personnummer counts only in a named field anyway.
+fn id_length(n: &str) -> bool {
+    matches!(n.len(), 9 | 11 | 12 | 14..=19)
+}
+
+/// Whether [`scan_classified`] can find anything in a number outside a named field: only a
+/// number of an identifier's length may be one.
+#[inline]
+pub(crate) fn number_may_fire(n: &str) -> bool {
+    id_length(n)
 }
 
 /// [`scan_classified`] on a string whose [`Profile`] is known (the JSON walker learns it while
