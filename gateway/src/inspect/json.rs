@@ -315,15 +315,25 @@ impl Location<'_, '_> {
 
 /// RFC 6901 pointer for `path`, with segments that are themselves personal data masked.
 fn pointer(path: &[Seg<'_>], last_key_is_value: bool) -> String {
-    let mut p = String::new();
+    // Sized once: a segment's `/`, its key or up to twenty digits, and room for escapes.
+    let size = path
+        .iter()
+        .map(|seg| match seg {
+            Seg::Index(_) => 8,
+            Seg::Key(k, _) => k.len() + 1,
+        })
+        .sum::<usize>();
+    let mut p = String::with_capacity(size + 8);
     for (n, seg) in path.iter().enumerate() {
         p.push('/');
         match seg {
-            Seg::Index(i) => p.push_str(&i.to_string()),
+            Seg::Index(i) => push_index(&mut p, *i),
             Seg::Key(k, info) => {
                 let is_last = n + 1 == path.len();
                 if (is_last && last_key_is_value) || !info.safe {
                     p.push('*');
+                } else if !k.bytes().any(|c| c == b'~' || c == b'/') {
+                    p.push_str(k);
                 } else {
                     for c in k.chars() {
                         match c {
@@ -337,6 +347,24 @@ fn pointer(path: &[Seg<'_>], last_key_is_value: bool) -> String {
         }
     }
     p
+}
+
+/// Writes an array index in decimal, without the formatting machinery.
+fn push_index(p: &mut String, i: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut i = i;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (i % 10) as u8;
+        i /= 10;
+        if i == 0 {
+            break;
+        }
+    }
+    for &d in &digits[at..] {
+        p.push(char::from(d));
+    }
 }
 
 impl<'a, F: FnMut(Hit, Location<'_, '_>), S: Structure> Walker<'a, '_, '_, F, S> {
@@ -791,6 +819,20 @@ mod tests {
         let mut v = Vec::new();
         walk(s, 64, |h, at| v.push((h.category, at.pointer())))?;
         Ok(v)
+    }
+
+    #[test]
+    fn indexes_are_written_in_decimal() {
+        for i in [0, 7, 9, 10, 11, 99, 100, 12_345, usize::MAX] {
+            let mut p = String::new();
+            push_index(&mut p, i);
+            assert_eq!(p, i.to_string());
+        }
+        let doc = format!(r#"{{"list":[{}"jane@example.com"]}}"#, "1,".repeat(12));
+        assert_eq!(
+            findings(&doc).unwrap(),
+            vec![(Category::Email, "/list/12".into())]
+        );
     }
 
     #[test]
