@@ -349,20 +349,9 @@ fn pointer(path: &[Seg<'_>], last_key_is_value: bool) -> String {
     p
 }
 
-/// Writes an array index in decimal, without the formatting machinery.
+/// Writes an array index in decimal.
 fn push_index(p: &mut String, i: usize) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut i = i;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (i % 10) as u8;
-        i /= 10;
-        if i == 0 {
-            break;
-        }
-    }
-    for &d in &digits[at..] {
+    for &d in crate::trace::json::decimal(i as u64, &mut [0u8; 20]) {
         p.push(char::from(d));
     }
 }

@@ -49,8 +49,13 @@ pub fn boolean(out: &mut Vec<u8>, b: bool) {
 }
 
 /// Appends an unsigned integer.
-pub fn number(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
+pub fn number(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(decimal(n, &mut [0u8; 20]));
+}
+
+/// `n` in decimal digits, written right to left into `digits`, without the formatting
+/// machinery.
+pub fn decimal(mut n: u64, digits: &mut [u8; 20]) -> &[u8] {
     let mut i = digits.len();
     loop {
         i -= 1;
@@ -60,7 +65,7 @@ pub fn number(out: &mut Vec<u8>, mut n: u64) {
             break;
         }
     }
-    out.extend_from_slice(&digits[i..]);
+    &digits[i..]
 }
 
 /// Appends `[` items `]`, each written by `f`.

@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use super::values::Rng;
+use super::values::{self, Rng};
 
 const MATERIALS: [&str; 10] = [
     "Ceramic", "Steel", "Oak", "Linen", "Cotton", "Glass", "Bamboo", "Leather", "Wool", "Copper",
@@ -99,14 +99,7 @@ fn product(r: &mut Rng, n: u64, review: bool) -> Value {
             "weight_g": r.range(80, 20_000),
         },
         "images": images,
-        "created_at": format!(
-            "2025-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-            r.range(1, 12),
-            r.range(1, 28),
-            r.range(0, 23),
-            r.range(0, 59),
-            r.range(0, 59)
-        ),
+        "created_at": values::timestamp(r),
     });
     if review && let Some(o) = p.as_object_mut() {
         o.insert(

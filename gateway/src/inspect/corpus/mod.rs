@@ -708,17 +708,7 @@ fn clean(r: &mut Rng, l: &Locale, format: Format) -> Sample {
             "order_id",
             Val::Num(r.range(100_000, 99_999_999).to_string()),
         ),
-        field(
-            "created_at",
-            Val::Str(format!(
-                "2025-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-                r.range(1, 12),
-                r.range(1, 28),
-                r.range(0, 23),
-                r.range(0, 59),
-                r.range(0, 59)
-            )),
-        ),
+        field("created_at", Val::Str(values::timestamp(r))),
         field(
             "ts",
             Val::Num(r.range(1_600_000_000, 1_800_000_000).to_string()),

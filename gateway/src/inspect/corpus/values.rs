@@ -113,6 +113,18 @@ pub fn iban(r: &mut Rng, country: &str) -> String {
     format!("{country}{:02}{bban}", 98 - rem)
 }
 
+/// An ISO 8601 timestamp in 2025, in UTC.
+pub fn timestamp(r: &mut Rng) -> String {
+    format!(
+        "2025-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        r.range(1, 12),
+        r.range(1, 28),
+        r.range(0, 23),
+        r.range(0, 59),
+        r.range(0, 59)
+    )
+}
+
 /// Writes an identifier in groups of `n` characters separated by `sep`.
 pub fn grouped(s: &str, n: usize, sep: &str) -> String {
     let chars: Vec<char> = s.chars().collect();
