@@ -811,6 +811,46 @@ mod tests {
     }
 
     #[test]
+    fn values_told_no_fragment_would_open_no_run() {
+        // Every value of up to four characters over these bytes, and longer ones at random:
+        // what the profile says is no fragment leaves an empty run empty.
+        let alphabet = ["a", "Z", "0", "9", "+", "-", " ", "@", "é", "１"];
+        let mut values = vec![String::new()];
+        for _ in 0..4 {
+            let longer: Vec<String> = values
+                .iter()
+                .flat_map(|v| alphabet.iter().map(move |c| format!("{v}{c}")))
+                .collect();
+            values.extend(longer);
+        }
+        let mut r = crate::inspect::corpus::values::Rng::new(3);
+        for _ in 0..5_000 {
+            let len = r.range(5, 9) as usize;
+            values.push((0..len).map(|_| *r.pick(&alphabet)).collect());
+        }
+        let mut told = 0;
+        for v in &values {
+            let (_, p) = detect::json_run(v.as_bytes());
+            if p.may_be_fragment() {
+                continue;
+            }
+            told += 1;
+            let mut run = Fragments::default();
+            let mut hits = 0;
+            run.add(
+                v,
+                false,
+                NameHints::default(),
+                None,
+                String::new,
+                &mut |_, _| hits += 1,
+            );
+            assert!(run.is_empty() && hits == 0, "{v:?}");
+        }
+        assert!(told > 5_000, "{told}");
+    }
+
+    #[test]
     fn indexes_are_written_in_decimal() {
         for i in [0, 7, 9, 10, 11, 99, 100, 12_345, usize::MAX] {
             let mut p = String::new();

@@ -551,7 +551,11 @@ impl Profile {
     /// a short value that normalising may make one.
     #[inline]
     pub(crate) fn may_be_fragment(&self) -> bool {
-        (self.len <= 6 && self.alnum == self.len)
+        // A group has a digit, or is all capitals (`AB 12 34 56 C`): short lower-case words
+        // are not.
+        (self.len <= 6
+            && self.alnum == self.len
+            && (self.digits > 0 || (self.len <= 4 && !self.has(LOWER))))
             || (self.len <= 4 && self.has(PLUS))
             // Full-width or other scripts' digits, folded before they are joined (a short
             // value to normalise, without ASCII letters).
