@@ -453,7 +453,7 @@ impl<'a, F: FnMut(Hit, Location<'_, '_>), S: Structure> Walker<'a, '_, '_, F, S>
                     let n = &self.s[start..self.i];
                     // Most numbers (counts, prices) sit in fields that name nothing and have no
                     // identifier's length: no detector can fire on them.
-                    let found = (detect::number_may_fire(n) || self.field().is_some())
+                    let found = (detect::id_length(n) || self.field().is_some())
                         && self.value(Value::Number(n));
                     // A number right after a calling code is the rest of the phone number
                     // (`{"cc":"+49","number":30901820}`); any other number ends a run.
@@ -816,17 +816,17 @@ mod tests {
         // what the profile says is no fragment leaves an empty run empty.
         let alphabet = ["a", "Z", "0", "9", "+", "-", " ", "@", "é", "１"];
         let mut values = vec![String::new()];
+        let mut layer = values.clone();
         for _ in 0..4 {
-            let longer: Vec<String> = values
+            layer = layer
                 .iter()
                 .flat_map(|v| alphabet.iter().map(move |c| format!("{v}{c}")))
                 .collect();
-            values.extend(longer);
+            values.extend(layer.iter().cloned());
         }
         let mut r = crate::inspect::corpus::values::Rng::new(3);
         for _ in 0..5_000 {
-            let len = r.range(5, 9) as usize;
-            values.push((0..len).map(|_| *r.pick(&alphabet)).collect());
+            values.push(r.pieces(&alphabet, 5, 9));
         }
         let mut told = 0;
         for v in &values {

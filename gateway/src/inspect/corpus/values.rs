@@ -41,6 +41,12 @@ impl Rng {
             .collect()
     }
 
+    /// Up to `max` of `pieces` picked at random and joined (at least `min`).
+    pub fn pieces(&mut self, pieces: &[&str], min: u64, max: u64) -> String {
+        let len = self.range(min, max);
+        (0..len).map(|_| *self.pick(pieces)).collect()
+    }
+
     pub fn letters(&mut self, n: usize) -> String {
         (0..n)
             .map(|_| char::from(b'A' + self.range(0, 25) as u8))

@@ -989,8 +989,7 @@ mod tests {
         ];
         let mut named = 0;
         for _ in 0..50_000 {
-            let len = r.range(0, 8) as usize;
-            let v: String = (0..len).map(|_| *r.pick(&pieces)).collect();
+            let v = r.pieces(&pieces, 0, 8);
             let chars = person_name_chars(&v);
             assert_eq!(looks_like_person_name(&v), chars, "{v:?}");
             named += usize::from(chars);

@@ -118,16 +118,11 @@ pub fn scan_classified(field: Option<Field>, value: Value<'_>, out: &mut dyn FnM
 }
 
 /// Whether a number has a length some identifier has; 10 and 13 digits are epoch timestamps
-/// far more often, and a 10-digit personnummer counts only in a named field anyway.
-fn id_length(n: &str) -> bool {
-    matches!(n.len(), 9 | 11 | 12 | 14..=19)
-}
-
-/// Whether [`scan_classified`] can find anything in a number outside a named field: only a
-/// number of an identifier's length may be one.
+/// far more often, and a 10-digit personnummer counts only in a named field anyway. Outside a
+/// named field, [`scan_classified`] finds nothing in a number without such a length.
 #[inline]
-pub(crate) fn number_may_fire(n: &str) -> bool {
-    id_length(n)
+pub(crate) fn id_length(n: &str) -> bool {
+    matches!(n.len(), 9 | 11 | 12 | 14..=19)
 }
 
 /// [`scan_classified`] on a string whose [`Profile`] is known (the JSON walker learns it while

@@ -181,17 +181,13 @@ mod tests {
         ];
         let mut found = 0;
         for n in 0..50_000 {
-            let noise = |r: &mut crate::inspect::corpus::values::Rng| -> String {
-                let len = r.range(0, 6) as usize;
-                (0..len).map(|_| *r.pick(&pieces)).collect()
-            };
-            let mut s = noise(&mut r);
+            let mut s = r.pieces(&pieces, 0, 6);
             // Every other one around a quad of numbers up to 300, some of them addresses.
             if n % 2 == 0 {
                 let quad: Vec<String> = (0..4).map(|_| r.range(0, 300).to_string()).collect();
                 s.push_str(&quad.join("."));
             }
-            s.push_str(&noise(&mut r));
+            s.push_str(&r.pieces(&pieces, 0, 6));
             let whole = scan_v4(&s);
             assert_eq!(find_v4(&s), whole, "{s:?}");
             found += usize::from(whole);
@@ -223,8 +219,7 @@ mod tests {
         ];
         let mut found = 0;
         for _ in 0..50_000 {
-            let len = r.range(0, 18) as usize;
-            let s: String = (0..len).map(|_| *r.pick(&pieces)).collect();
+            let s = r.pieces(&pieces, 0, 18);
             let whole = scan_v6(&s);
             assert_eq!(find_v6(&s), whole, "{s:?}");
             found += usize::from(whole);
