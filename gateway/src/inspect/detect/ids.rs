@@ -118,15 +118,12 @@ fn may_hold_one(b: &[u8], words: &[(usize, usize)], first_alnum: usize) -> bool 
     if first_alnum <= 19 {
         return true;
     }
+    // Read only as far as the first character that rules an IBAN out.
     let mut head = b[*ws..*we].iter().filter(|c| c.is_ascii_alphanumeric());
-    matches!(
-        (head.next(), head.next(), head.next(), head.next()),
-        (Some(a), Some(b), Some(c), Some(d))
-            if a.is_ascii_alphabetic()
-                && b.is_ascii_alphabetic()
-                && c.is_ascii_digit()
-                && d.is_ascii_digit()
-    )
+    head.next().is_some_and(u8::is_ascii_alphabetic)
+        && head.next().is_some_and(u8::is_ascii_alphabetic)
+        && head.next().is_some_and(u8::is_ascii_digit)
+        && head.next().is_some_and(u8::is_ascii_digit)
 }
 
 /// Byte classes for cutting a value into words, one table lookup per byte.

@@ -224,9 +224,10 @@ fn field_hit(category: Category, country: Option<Country>, confidence: u8) -> Hi
 
 /// Findings a field name makes of its value. `found`: a value detector already fired.
 fn field_hits(field: Field, v: &str, found: bool, out: &mut dyn FnMut(Hit)) {
-    let digits = v.bytes().filter(u8::is_ascii_digit).count();
+    // Counted only for the fields that ask.
+    let digits = || v.bytes().filter(u8::is_ascii_digit).count();
     match field {
-        Field::Is(Category::DateOfBirth) if digits >= 2 => {
+        Field::Is(Category::DateOfBirth) if digits() >= 2 => {
             out(field_hit(Category::DateOfBirth, None, 80));
         }
         Field::Is(Category::DateOfBirth) => {}
@@ -251,7 +252,7 @@ fn field_hits(field: Field, v: &str, found: bool, out: &mut dyn FnMut(Hit)) {
         Field::Coordinate if lexicon::precise_coordinate(v) => {
             out(field_hit(Category::PreciseLocation, None, 75));
         }
-        Field::Phone if !found && digits >= 6 => out(field_hit(Category::Phone, None, 60)),
+        Field::Phone if !found && digits() >= 6 => out(field_hit(Category::Phone, None, 60)),
         Field::NationalId if !found && v.bytes().filter(u8::is_ascii_alphanumeric).count() >= 5 => {
             out(field_hit(Category::NationalId, None, 65));
         }
