@@ -768,6 +768,29 @@ impl From<multipart::MultipartError> for Uninspectable {
     }
 }
 
+/// A body that reaches every table the detectors build on first use: the field-name
+/// lexicon's automaton, the phone number metadata and the plans of national numbers, the
+/// country index, and the table of characters that need no normalising. Synthetic values from
+/// documentation ranges.
+const WARM_UP: &str = r#"{"full_name":"María García","email":"jane.doe@example.com",
+"phone":"030 901820","mobile":"+49 30 901820","iban":"DE89 3704 0044 0532 0130 00",
+"card":"4111 1111 1111 1111","ip":"192.0.2.1","nationality":"Deutschland",
+"note":"jane (at) example (dot) com"}"#;
+
+/// Builds the detectors' tables before a request needs them: built on first use, they would
+/// cost the first request that meets personal data a few hundred milliseconds. Returns what
+/// the sample body was found to hold (its findings show which detectors ran).
+pub fn warm_up() -> Inspection {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    let mut out = Inspection::default();
+    out.status = inspect_body(&headers, WARM_UP.as_bytes(), &mut out);
+    out
+}
+
 /// Inspects a complete body by its content type with the default limits; returns the status.
 pub fn inspect_body(headers: &HeaderMap, body: &[u8], out: &mut Inspection) -> InspectStatus {
     inspect_body_with(headers, body, &BodyOptions::default(), out)
@@ -1422,6 +1445,42 @@ async fn collect_limited(body: Body, limit: usize) -> Result<Collected, ()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_warm_up_sample_reaches_every_detector_that_builds_a_table() {
+        let inspection = warm_up();
+        assert_eq!(inspection.status, InspectStatus::Complete);
+        let found: Vec<(&str, &str, Option<String>)> = inspection
+            .findings
+            .iter()
+            .map(|f| {
+                (
+                    f.location.as_str(),
+                    f.detector,
+                    f.country.map(|c| c.to_string()),
+                )
+            })
+            .collect();
+        let de = || Some("DE".to_string());
+        assert_eq!(
+            found,
+            vec![
+                // Non-ASCII text, normalised: the table of settled characters.
+                ("/full_name", "field.name", None),
+                ("/email", "email.rfc5322", None),
+                // A national number in a field named so: the plans of national numbers.
+                ("/phone", "phone.national", None),
+                // The calling codes of one country each.
+                ("/mobile", "phone.e164", de()),
+                ("/iban", "iban.mod97", de()),
+                ("/card", "card.luhn", None),
+                ("/ip", "ip.v4", None),
+                // A country's name: the country index.
+                ("/nationality", "field.nationality", de()),
+                ("/note", "email.obfuscated", None),
+            ]
+        );
+    }
 
     fn headers(ct: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
