@@ -605,7 +605,7 @@ async fn run(config: Config, opts: StartOptions) -> ExitCode {
     let sample = domicile_gateway::inspect::warm_up();
     tracing::info!(
         elapsed_ms = started.elapsed().as_millis() as u64,
-        detectors = sample.findings.len(),
+        findings = sample.findings.len(),
         "inspection tables built"
     );
     let running = match domicile_gateway::start(config, opts).await {
