@@ -10,10 +10,38 @@ pub(super) fn find_v4(s: &str) -> bool {
     // A dotted quad has three dots, each between two digits: a value without them (a URL's
     // host and file name, a sentence) is told so from its dots alone.
     let b = s.as_bytes();
-    let inner = memchr::memchr_iter(b'.', b).filter(|&i| {
-        i > 0 && b[i - 1].is_ascii_digit() && b.get(i + 1).is_some_and(u8::is_ascii_digit)
-    });
-    inner.take(3).count() == 3 && scan_v4(s)
+    let mut inner = 0;
+    any_at(b, b'.', |i| {
+        if i > 0 && b[i - 1].is_ascii_digit() && b.get(i + 1).is_some_and(u8::is_ascii_digit) {
+            inner += 1;
+        }
+        inner == 3
+    }) && scan_v4(s)
+}
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// Calls `f` with the place of each `needle` in `b`, in order, until it says yes; whether it
+/// did. Eight bytes a step within a 64-bit word: the values these checks read are short, and
+/// a vector search costs more to set up for each than it saves.
+fn any_at(b: &[u8], needle: u8, mut f: impl FnMut(usize) -> bool) -> bool {
+    let (words, rest) = b.as_chunks::<8>();
+    for (k, w) in words.iter().enumerate() {
+        let x = u64::from_le_bytes(*w) ^ (LO * u64::from(needle));
+        // The top bit of each byte of `x` that is zero, exactly: no carry crosses a byte.
+        let mut zero = !((x & !HI).wrapping_add(!HI) | x) & HI;
+        while zero != 0 {
+            if f(k * 8 + (zero.trailing_zeros() / 8) as usize) {
+                return true;
+            }
+            zero &= zero - 1;
+        }
+    }
+    let done = words.len() * 8;
+    rest.iter()
+        .enumerate()
+        .any(|(i, &c)| c == needle && f(done + i))
 }
 
 /// [`find_v4`] without its look at the dots: every run of digits and dots is read.
@@ -71,13 +99,10 @@ pub(super) fn find_v6(s: &str) -> bool {
     // it has `::`. A time of day or a timestamp has neither, and is told so without a scan.
     let b = s.as_bytes();
     let mut colons = 0;
-    for i in memchr::memchr_iter(b':', b) {
+    any_at(b, b':', |i| {
         colons += 1;
-        if colons == 6 || b.get(i + 1) == Some(&b':') {
-            return scan_v6(s);
-        }
-    }
-    false
+        colons == 6 || b.get(i + 1) == Some(&b':')
+    }) && scan_v6(s)
 }
 
 /// [`find_v6`] without its count of the colons: every run of hex digits, colons and dots is
@@ -227,5 +252,31 @@ mod tests {
         assert!(found > 500, "{found}");
         assert!(!find_v6("2025-01-11T17:26:59Z") && !find_v6("00:1a:2b:3c:4d:5e"));
         assert!(find_v6("1:2:3:4:5:6:192.0.2.1") && find_v6("1:2:3:4:5:6:7:8"));
+    }
+
+    #[test]
+    fn the_word_search_finds_every_place_a_byte_is_in_order() {
+        let mut r = crate::inspect::corpus::values::Rng::new(7);
+        // Bytes next to the needles in value and in bit pattern, high ones included.
+        let pieces = [
+            ".", ":", "..", "/", "-", ";", "9", "a", "\u{ae}", "\u{3a}", "\u{ba}", "é", " ",
+        ];
+        for _ in 0..20_000 {
+            let s = r.pieces(&pieces, 0, 30);
+            let b = s.as_bytes();
+            for needle in [b'.', b':', 0xae, 0xba] {
+                let mut seen = Vec::new();
+                assert!(!any_at(b, needle, |i| {
+                    seen.push(i);
+                    false
+                }));
+                let want: Vec<usize> = (0..b.len()).filter(|&i| b[i] == needle).collect();
+                assert_eq!(seen, want, "{s:?} {needle}");
+                // Stopped at the place it was told to stop.
+                if let Some(&last) = want.last() {
+                    assert!(any_at(b, needle, |i| i == last));
+                }
+            }
+        }
     }
 }
