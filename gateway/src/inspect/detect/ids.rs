@@ -46,7 +46,7 @@ fn scan_runs<const PRUNE: bool>(s: &str, contextual: bool, out: &mut dyn FnMut(H
                 break;
             }
             classes |= k;
-            alnum += usize::from(k & (DIGIT | UPPER | LOWER) != 0);
+            alnum += usize::from(k >> 6);
             i += 1;
         }
         let (mut ws, mut we) = (start, i);
@@ -135,6 +135,9 @@ const UPPER: u8 = 8;
 const LOWER: u8 = 16;
 /// Anything else inside a word.
 const OTHER: u8 = 32;
+/// Set with each of [`DIGIT`], [`UPPER`] and [`LOWER`], as the top bit: shifted down, it counts
+/// a letter or digit without a test.
+const ALNUM: u8 = 64;
 
 const WORD: [u8; 256] = {
     let mut t = [OTHER; 256];
@@ -142,9 +145,9 @@ const WORD: [u8; 256] = {
     while c < 256 {
         let b = c as u8;
         t[c] = match b {
-            b'0'..=b'9' => DIGIT,
-            b'A'..=b'Z' => UPPER,
-            b'a'..=b'z' => LOWER,
+            b'0'..=b'9' => DIGIT | ALNUM,
+            b'A'..=b'Z' => UPPER | ALNUM,
+            b'a'..=b'z' => LOWER | ALNUM,
             b'-' | b'.' | b'/' | b'_' => SEP,
             // Spaces and punctuation that never sit inside an identifier.
             b' ' | b'\t' | b'\n' | b'\x0c' | b'\r' | b',' | b';' | b':' | b'=' | b'(' | b')'
