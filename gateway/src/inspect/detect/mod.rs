@@ -369,11 +369,15 @@ fn scan_profiled(s: &str, p: &Profile, field: Option<Field>, out: &mut dyn FnMut
             std::borrow::Cow::Owned(ref n) => profile(n.as_bytes()),
         };
         detect_text(&n, &p, field, out);
-        scan_base64(&n, &p, field, out);
+        if may_be_base64(&n, &p) {
+            scan_base64(&n, &p, field, out);
+        }
     } else {
         // The common case: plain ASCII, scanned in place.
         detect_text(s, p, field, out);
-        scan_base64(s, p, field, out);
+        if may_be_base64(s, p) {
+            scan_base64(s, p, field, out);
+        }
     }
 }
 
@@ -437,8 +441,7 @@ const BASE64_DEPTH: usize = 3;
 /// to in turn, up to [`BASE64_DEPTH`] layers.
 fn scan_base64(s: &str, p: &Profile, field: Option<Field>, out: &mut dyn FnMut(Hit)) {
     let of = |s: &str, p: &Profile| {
-        if p.maybe_base64() || (p.has(UPPER) && p.has(LOWER) && normalise::maybe_wrapped_base64(s))
-        {
+        if may_be_base64(s, p) {
             normalise::base64_text(s)
         } else {
             None
@@ -460,6 +463,25 @@ fn scan_base64(s: &str, p: &Profile, field: Option<Field>, out: &mut dyn FnMut(H
         detect_text(&n, &p, field, out);
         next = of(&n, &p);
     }
+}
+
+/// A byte of ones, repeated over a 64-bit word.
+const LO: u64 = 0x0101_0101_0101_0101;
+/// The top bit of each byte of a 64-bit word.
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// The top bit of each byte of `x` that is zero, exactly (no carry crosses a byte): with `x`
+/// a word of text XOR-ed with a repeated byte, where that byte is.
+#[inline]
+fn zero_bytes(x: u64) -> u64 {
+    !((x & !HI).wrapping_add(!HI) | x) & HI
+}
+
+/// Whether `s`, of profile `p`, may be base64 that [`scan_base64`] decodes: asked where it is
+/// called, so that the commonest answer costs no call.
+#[inline]
+fn may_be_base64(s: &str, p: &Profile) -> bool {
+    p.maybe_base64() || (p.has(UPPER) && p.has(LOWER) && normalise::maybe_wrapped_base64(s))
 }
 
 /// A signed token's claims, read as the JSON they are: claim names say what their values are

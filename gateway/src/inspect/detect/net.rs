@@ -19,18 +19,13 @@ pub(super) fn find_v4(s: &str) -> bool {
     }) && scan_v4(s)
 }
 
-const LO: u64 = 0x0101_0101_0101_0101;
-const HI: u64 = 0x8080_8080_8080_8080;
-
 /// Calls `f` with the place of each `needle` in `b`, in order, until it says yes; whether it
 /// did. Eight bytes a step within a 64-bit word: the values these checks read are short, and
 /// a vector search costs more to set up for each than it saves.
 fn any_at(b: &[u8], needle: u8, mut f: impl FnMut(usize) -> bool) -> bool {
     let (words, rest) = b.as_chunks::<8>();
     for (k, w) in words.iter().enumerate() {
-        let x = u64::from_le_bytes(*w) ^ (LO * u64::from(needle));
-        // The top bit of each byte of `x` that is zero, exactly: no carry crosses a byte.
-        let mut zero = !((x & !HI).wrapping_add(!HI) | x) & HI;
+        let mut zero = super::zero_bytes(u64::from_le_bytes(*w) ^ (super::LO * u64::from(needle)));
         while zero != 0 {
             if f(k * 8 + (zero.trailing_zeros() / 8) as usize) {
                 return true;
