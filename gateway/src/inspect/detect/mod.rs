@@ -578,6 +578,10 @@ impl Profile {
     /// a short value that normalising may make one.
     #[inline]
     pub(crate) fn may_be_fragment(&self) -> bool {
+        // Most values are longer than a group and plain ASCII: told so by two checks.
+        if self.len > 6 && !self.has(WORK) {
+            return false;
+        }
         // A group has a digit, or is all capitals (`AB 12 34 56 C`): short lower-case words
         // are not.
         (self.len <= 6
