@@ -594,40 +594,39 @@ pub fn classify(key: &str) -> Option<Field> {
 /// Whether a value looks like a person's name: one to four words, each a capital followed by
 /// letters (with `-`, `'` or `.`), and at least two words or a word of three letters or more.
 pub fn looks_like_person_name(v: &str) -> bool {
-    if v.is_ascii() {
-        ascii_person_name(v.as_bytes())
-    } else {
-        person_name_chars(v)
-    }
+    ascii_person_name(v)
 }
 
-/// [`looks_like_person_name`] for ASCII text, a byte at a time: for ASCII, Unicode's
-/// whitespace is these six bytes and its upper and lower case are ASCII's.
-fn ascii_person_name(v: &[u8]) -> bool {
-    let mut words = 0;
-    let mut letters = 0;
-    for w in v
-        .split(|&c| matches!(c, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r'))
-        .filter(|w| !w.is_empty())
-    {
-        let Some((&first, rest)) = w.split_first() else {
-            continue;
-        };
-        if !first.is_ascii_uppercase() {
-            return false;
-        }
-        let mut after_mark = false;
-        for &c in rest {
+/// [`looks_like_person_name`] a byte at a time while the text is ASCII: for ASCII, Unicode's
+/// whitespace is these six bytes and its upper and lower case are ASCII's. At the first byte
+/// that is not ASCII the text is read again a character at a time; an ASCII byte before it
+/// that rules a name out rules it out in that reading too.
+fn ascii_person_name(v: &str) -> bool {
+    // One pass, without cutting the value into words first: most values in a name field that
+    // are not a person's name fail at the start of their first or second word.
+    let (mut words, mut letters) = (0, 0);
+    let (mut at_start, mut after_mark) = (true, false);
+    for &c in v.as_bytes() {
+        if !c.is_ascii() {
+            return person_name_chars(v);
+        } else if matches!(c, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r') {
+            at_start = true;
+        } else if at_start {
+            if !c.is_ascii_uppercase() {
+                return false;
+            }
+            (words, letters) = (words + 1, letters + 1);
+            (at_start, after_mark) = (false, false);
+        } else {
             if !(c.is_ascii_lowercase()
                 || matches!(c, b'-' | b'\'' | b'.')
                 || (after_mark && c.is_ascii_uppercase()))
             {
                 return false;
             }
+            letters += usize::from(c.is_ascii_alphabetic());
             after_mark = matches!(c, b'-' | b'\'');
         }
-        letters += w.iter().filter(|c| c.is_ascii_alphabetic()).count();
-        words += 1;
     }
     (1..=4).contains(&words) && letters >= 3
 }
