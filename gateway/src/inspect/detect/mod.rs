@@ -578,7 +578,7 @@ impl Profile {
     /// a short value that normalising may make one.
     #[inline]
     pub(crate) fn may_be_fragment(&self) -> bool {
-        // Most values are longer than a group and plain ASCII: told so by two checks.
+        // Most values are longer than a group and need no normalising: told so by two checks.
         if self.len > 6 && !self.has(WORK) {
             return false;
         }
