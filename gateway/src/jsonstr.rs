@@ -1,10 +1,21 @@
 //! Where the plain run of a JSON string ends: its first `"`, `\` or control character. The
 //! same bytes end a string's content when it is read and need an escape when it is written,
 //! so the inspection walker and the trace writer share this test. Eight bytes a step within a
-//! 64-bit word.
+//! 64-bit word; the detectors' searches of short values use the same word arithmetic
+//! ([`zero_bytes`]).
 
-const LO: u64 = 0x0101_0101_0101_0101;
-const HI: u64 = 0x8080_8080_8080_8080;
+/// A byte of ones, repeated over a 64-bit word.
+pub(crate) const LO: u64 = 0x0101_0101_0101_0101;
+/// The top bit of each byte of a 64-bit word.
+pub(crate) const HI: u64 = 0x8080_8080_8080_8080;
+
+/// The top bit of each byte of `x` that is zero, exactly (no carry crosses a byte): with `x`
+/// a word of text XOR-ed with a repeated byte, where that byte is. ([`stops`] is cheaper and
+/// exact only for its lowest mark, which is all that finding an end needs.)
+#[inline]
+pub(crate) fn zero_bytes(x: u64) -> u64 {
+    !((x & !HI).wrapping_add(!HI) | x) & HI
+}
 
 /// The top bit of each byte of `w` that is `"`, `\` or below 0x20. A borrow can mark a byte
 /// above one that is marked rightly, never one below it, so the lowest mark is exact.

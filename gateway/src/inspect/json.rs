@@ -315,7 +315,8 @@ impl Location<'_, '_> {
 
 /// RFC 6901 pointer for `path`, with segments that are themselves personal data masked.
 fn pointer(path: &[Seg<'_>], last_key_is_value: bool) -> String {
-    // Sized once: a segment's `/`, its key or up to twenty digits, and room for escapes.
+    // Sized once: a segment's `/` and its key, eight for an index (a longer one grows it), and
+    // room for escapes.
     let size = path
         .iter()
         .map(|seg| match seg {

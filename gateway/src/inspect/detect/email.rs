@@ -124,8 +124,8 @@ fn last_bare_dot(b: &[u8]) -> Option<usize> {
     };
     let (head, words) = b.as_rchunks::<8>();
     for (k, w) in words.iter().enumerate().rev() {
-        let folded = u64::from_le_bytes(*w) | (super::LO * 0x20);
-        let mut ds = super::zero_bytes(folded ^ (super::LO * u64::from(b'd')));
+        let folded = u64::from_le_bytes(*w) | (crate::jsonstr::LO * 0x20);
+        let mut ds = crate::jsonstr::zero_bytes(folded ^ (crate::jsonstr::LO * u64::from(b'd')));
         while ds != 0 {
             let top = 63 - ds.leading_zeros();
             if let Some(at) = dot_at(head.len() + k * 8 + (top / 8) as usize) {

@@ -593,17 +593,13 @@ pub fn classify(key: &str) -> Option<Field> {
 
 /// Whether a value looks like a person's name: one to four words, each a capital followed by
 /// letters (with `-`, `'` or `.`), and at least two words or a word of three letters or more.
+///
+/// Read a byte at a time while the text is ASCII, in one pass without cutting it into words
+/// first (most values in a name field that are not a name fail at the start of their first or
+/// second word): for ASCII, Unicode's whitespace is these six bytes and its upper and lower
+/// case are ASCII's. At the first byte that is not ASCII the text is read again a character
+/// at a time; an ASCII byte before it that rules a name out rules it out in that reading too.
 pub fn looks_like_person_name(v: &str) -> bool {
-    ascii_person_name(v)
-}
-
-/// [`looks_like_person_name`] a byte at a time while the text is ASCII: for ASCII, Unicode's
-/// whitespace is these six bytes and its upper and lower case are ASCII's. At the first byte
-/// that is not ASCII the text is read again a character at a time; an ASCII byte before it
-/// that rules a name out rules it out in that reading too.
-fn ascii_person_name(v: &str) -> bool {
-    // One pass, without cutting the value into words first: most values in a name field that
-    // are not a person's name fail at the start of their first or second word.
     let (mut words, mut letters) = (0, 0);
     let (mut at_start, mut after_mark) = (true, false);
     for &c in v.as_bytes() {

@@ -465,18 +465,6 @@ fn scan_base64(s: &str, p: &Profile, field: Option<Field>, out: &mut dyn FnMut(H
     }
 }
 
-/// A byte of ones, repeated over a 64-bit word.
-const LO: u64 = 0x0101_0101_0101_0101;
-/// The top bit of each byte of a 64-bit word.
-const HI: u64 = 0x8080_8080_8080_8080;
-
-/// The top bit of each byte of `x` that is zero, exactly (no carry crosses a byte): with `x`
-/// a word of text XOR-ed with a repeated byte, where that byte is.
-#[inline]
-fn zero_bytes(x: u64) -> u64 {
-    !((x & !HI).wrapping_add(!HI) | x) & HI
-}
-
 /// Whether `s`, of profile `p`, may be base64 that [`scan_base64`] decodes: asked where it is
 /// called, so that the commonest answer costs no call.
 #[inline]

@@ -25,7 +25,9 @@ pub(super) fn find_v4(s: &str) -> bool {
 fn any_at(b: &[u8], needle: u8, mut f: impl FnMut(usize) -> bool) -> bool {
     let (words, rest) = b.as_chunks::<8>();
     for (k, w) in words.iter().enumerate() {
-        let mut zero = super::zero_bytes(u64::from_le_bytes(*w) ^ (super::LO * u64::from(needle)));
+        let mut zero = crate::jsonstr::zero_bytes(
+            u64::from_le_bytes(*w) ^ (crate::jsonstr::LO * u64::from(needle)),
+        );
         while zero != 0 {
             if f(k * 8 + (zero.trailing_zeros() / 8) as usize) {
                 return true;
