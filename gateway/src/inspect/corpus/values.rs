@@ -119,6 +119,27 @@ pub fn iban(r: &mut Rng, country: &str) -> String {
     format!("{country}{:02}{bban}", 98 - rem)
 }
 
+/// Holds a shortcut to the check it stands for: `fast` and `full` give the same answer on each
+/// of `rounds` values made by `make` (given the round's number). Returns how many of them
+/// `full` said yes to, so that a test can require enough of each answer for the comparison to
+/// mean something.
+#[cfg(test)]
+pub(crate) fn agree(
+    rounds: usize,
+    mut make: impl FnMut(usize) -> String,
+    fast: impl Fn(&str) -> bool,
+    full: impl Fn(&str) -> bool,
+) -> usize {
+    let mut yes = 0;
+    for n in 0..rounds {
+        let v = make(n);
+        let want = full(&v);
+        assert_eq!(fast(&v), want, "{v:?}");
+        yes += usize::from(want);
+    }
+    yes
+}
+
 /// An ISO 8601 timestamp in 2025, in UTC.
 pub fn timestamp(r: &mut Rng) -> String {
     format!(

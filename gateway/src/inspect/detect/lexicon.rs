@@ -982,13 +982,12 @@ mod tests {
             "Jane", "doe", "O'", "Neil", "-", "'", ".", " ", "  ", "\t", "\x0b", "\r\n", "J", "x",
             "McD", "2", ",", "Ana-", "Maria", "A", "é",
         ];
-        let mut named = 0;
-        for _ in 0..50_000 {
-            let v = r.pieces(&pieces, 0, 8);
-            let chars = person_name_chars(&v);
-            assert_eq!(looks_like_person_name(&v), chars, "{v:?}");
-            named += usize::from(chars);
-        }
+        let named = crate::inspect::corpus::values::agree(
+            50_000,
+            |_| r.pieces(&pieces, 0, 8),
+            looks_like_person_name,
+            person_name_chars,
+        );
         assert!(named > 500, "{named}");
     }
 

@@ -146,6 +146,7 @@ fn scan_v6(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::inspect::corpus::values::agree;
 
     #[test]
     fn addresses_are_found_and_lookalikes_are_not() {
@@ -201,19 +202,17 @@ mod tests {
         let pieces = [
             "1", "12", "192", "0", "255", "300", "7", ".", ".", ".", "/", "a", " ", "v", "-",
         ];
-        let mut found = 0;
-        for n in 0..50_000 {
+        let make = |n: usize| {
             let mut s = r.pieces(&pieces, 0, 6);
             // Every other one around a quad of numbers up to 300, some of them addresses.
-            if n % 2 == 0 {
+            if n.is_multiple_of(2) {
                 let quad: Vec<String> = (0..4).map(|_| r.range(0, 300).to_string()).collect();
                 s.push_str(&quad.join("."));
             }
             s.push_str(&r.pieces(&pieces, 0, 6));
-            let whole = scan_v4(&s);
-            assert_eq!(find_v4(&s), whole, "{s:?}");
-            found += usize::from(whole);
-        }
+            s
+        };
+        let found = agree(50_000, make, find_v4, scan_v4);
         // Enough addresses among them for the comparison to mean something.
         assert!(found > 1_000, "{found}");
     }
@@ -239,13 +238,7 @@ mod tests {
             "T12",
             "Z",
         ];
-        let mut found = 0;
-        for _ in 0..50_000 {
-            let s = r.pieces(&pieces, 0, 18);
-            let whole = scan_v6(&s);
-            assert_eq!(find_v6(&s), whole, "{s:?}");
-            found += usize::from(whole);
-        }
+        let found = agree(50_000, |_| r.pieces(&pieces, 0, 18), find_v6, scan_v6);
         assert!(found > 500, "{found}");
         assert!(!find_v6("2025-01-11T17:26:59Z") && !find_v6("00:1a:2b:3c:4d:5e"));
         assert!(find_v6("1:2:3:4:5:6:192.0.2.1") && find_v6("1:2:3:4:5:6:7:8"));
