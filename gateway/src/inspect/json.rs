@@ -229,8 +229,6 @@ struct Walker<'a, 'k, 'o, F: FnMut(Hit, Location<'_, '_>), S: Structure> {
     max_depth: usize,
     /// Adjacent short values of the current object, joined.
     frags: Fragments,
-    /// The profile of the string just read, when it was learnt.
-    profile: Option<Profile>,
     obs: &'o mut S,
 }
 
@@ -273,7 +271,6 @@ fn walk_with<S: Structure>(
         out,
         max_depth,
         frags: Fragments::default(),
-        profile: None,
         obs,
     };
     w.document()
@@ -427,8 +424,7 @@ impl<'a, F: FnMut(Hit, Location<'_, '_>), S: Structure> Walker<'a, '_, '_, F, S>
                     }
                 }
                 b'"' => {
-                    let v = self.string(true)?;
-                    let profile = self.profile.take();
+                    let (v, profile) = self.text()?;
                     if !v.is_empty() {
                         let found = self.string_value(&v, profile);
                         // No run to end, and a value that cannot start one: the common case,
@@ -539,7 +535,7 @@ impl<'a, F: FnMut(Hit, Location<'_, '_>), S: Structure> Walker<'a, '_, '_, F, S>
         let (k, info) = match self.short_key() {
             Some(known) => known,
             None => {
-                let k = self.string(false)?;
+                let k = self.string()?;
                 let info = self.keys.get(&k);
                 (k, info)
             }
@@ -674,54 +670,66 @@ impl<'a, F: FnMut(Hit, Location<'_, '_>), S: Structure> Walker<'a, '_, '_, F, S>
     }
 
     fn number(&mut self) -> Result<(), JsonError> {
-        let start = self.i;
-        if self.peek() == Some(b'-') {
-            self.i += 1;
-        }
-        let digits = |w: &mut Self| {
-            let s = w.i;
-            while w.peek().is_some_and(|c| c.is_ascii_digit()) {
-                w.i += 1;
+        // On a local index: the digit loops then keep it in a register.
+        let b = self.b;
+        let digits = |i: &mut usize| {
+            let s = *i;
+            while b.get(*i).is_some_and(u8::is_ascii_digit) {
+                *i += 1;
             }
-            w.i - s
+            *i - s
         };
-        let int_start = self.i;
-        if digits(self) == 0 || (self.b[int_start] == b'0' && self.i - int_start > 1) {
+        let mut i = self.i;
+        if b.get(i) == Some(&b'-') {
+            i += 1;
+        }
+        let int_start = i;
+        if digits(&mut i) == 0 || (b[int_start] == b'0' && i - int_start > 1) {
             return Err(JsonError::Invalid);
         }
-        if self.peek() == Some(b'.') {
-            self.i += 1;
-            if digits(self) == 0 {
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            if digits(&mut i) == 0 {
                 return Err(JsonError::Invalid);
             }
         }
-        if matches!(self.peek(), Some(b'e' | b'E')) {
-            self.i += 1;
-            if matches!(self.peek(), Some(b'+' | b'-')) {
-                self.i += 1;
+        if matches!(b.get(i), Some(b'e' | b'E')) {
+            i += 1;
+            if matches!(b.get(i), Some(b'+' | b'-')) {
+                i += 1;
             }
-            if digits(self) == 0 {
+            if digits(&mut i) == 0 {
                 return Err(JsonError::Invalid);
             }
         }
-        debug_assert!(self.i > start);
+        debug_assert!(i > self.i);
+        self.i = i;
         Ok(())
     }
 
-    /// Reads a string starting at `"`, returning its decoded text. With `learn`, a string
-    /// without escapes leaves its profile in `self.profile`, learnt in the same pass that
-    /// finds its end.
-    fn string(&mut self, learn: bool) -> Result<Cow<'a, str>, JsonError> {
+    /// Reads a string value starting at `"`, returning its decoded text and, for a string
+    /// without escapes, its profile, learnt in the same pass that finds its end.
+    #[inline]
+    fn text(&mut self) -> Result<(Cow<'a, str>, Option<Profile>), JsonError> {
+        let start = self.i + 1;
+        let (run, profile) = detect::json_run(self.b.get(start..).unwrap_or_default());
+        self.i = start + run;
+        match self.b.get(self.i) {
+            Some(b'"') => {
+                let s = &self.s[start..self.i];
+                self.i += 1;
+                Ok((Cow::Borrowed(s), Some(profile)))
+            }
+            Some(b'\\') => Ok((self.escaped(start).map(Cow::Owned)?, None)),
+            _ => Err(JsonError::Invalid),
+        }
+    }
+
+    /// Reads a string starting at `"`, returning its decoded text.
+    fn string(&mut self) -> Result<Cow<'a, str>, JsonError> {
         self.i += 1;
         let start = self.i;
-        let run = if learn {
-            let (run, profile) = detect::json_run(&self.b[start..]);
-            self.profile = Some(profile);
-            run
-        } else {
-            crate::jsonstr::plain_len(&self.b[start..])
-        };
-        self.i = start + run;
+        self.i = start + crate::jsonstr::plain_len(&self.b[start..]);
         match self.b.get(self.i) {
             Some(b'"') => {
                 let s = &self.s[start..self.i];
@@ -731,7 +739,6 @@ impl<'a, F: FnMut(Hit, Location<'_, '_>), S: Structure> Walker<'a, '_, '_, F, S>
             Some(b'\\') => {}
             _ => return Err(JsonError::Invalid),
         }
-        self.profile = None;
         self.escaped(start).map(Cow::Owned)
     }
 
@@ -974,7 +981,6 @@ mod tests {
                     out: |_: Hit, _: Location<'_, '_>| {},
                     max_depth: 8,
                     frags: Fragments::default(),
-                    profile: None,
                     obs: &mut (),
                 };
                 w.key().unwrap();
