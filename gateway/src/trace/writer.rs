@@ -452,9 +452,15 @@ impl TraceWriter {
         let (tx, rx) = mpsc::channel::<Job>(16 * 1024);
         let thread_dir = dir.clone();
         let thread_options = options.clone();
+        // Told when the thread has opened the files already there (repaired a torn tail, read
+        // the chain head and counted the records): a large file takes a while, and the first
+        // request must not be the one that waits for it.
+        let (opened_tx, opened_rx) = std::sync::mpsc::sync_channel::<()>(1);
         std::thread::Builder::new()
             .name("domicile-trace".into())
-            .spawn(move || run(rx, thread_dir, thread_options))?;
+            .spawn(move || run(rx, thread_dir, thread_options, opened_tx))?;
+        // An error means the thread is gone; writes then fail with `Stopped`, as before.
+        let _ = opened_rx.recv();
         let buffered = if durability == Durability::None {
             let b = Arc::new(Buffered {
                 dir: dir.clone(),
@@ -853,12 +859,25 @@ fn existing_regions(dir: &Path) -> Vec<Arc<str>> {
         .collect()
 }
 
-fn run(mut rx: mpsc::Receiver<Job>, dir: PathBuf, options: WriterOptions) {
+fn run(
+    mut rx: mpsc::Receiver<Job>,
+    dir: PathBuf,
+    options: WriterOptions,
+    opened: std::sync::mpsc::SyncSender<()>,
+) {
     let mut files: HashMap<Arc<str>, ChainFile> = HashMap::default();
     if options.durability != Durability::None {
         for region in existing_regions(&dir) {
+            let started = std::time::Instant::now();
             match open_segment(&dir, &region) {
                 Ok((segment, file)) => {
+                    tracing::debug!(
+                        region = %region,
+                        records = segment.records,
+                        bytes = segment.len,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "trace file opened"
+                    );
                     files.insert(
                         region,
                         ChainFile {
@@ -872,6 +891,8 @@ fn run(mut rx: mpsc::Receiver<Job>, dir: PathBuf, options: WriterOptions) {
             }
         }
     }
+    let _ = opened.send(());
+    drop(opened);
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < 1024 {
@@ -1131,6 +1152,33 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(verify_file(&path).unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn files_already_there_are_opened_before_the_writer_is_handed_out() {
+        // Opening reads a file's tail and counts its records; a large file takes a while, and
+        // that must happen at start-up, not while the first request waits for its record.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("eu").join(FILE_NAME);
+        let w = TraceWriter::start(dir.path().to_path_buf(), Durability::Batch).unwrap();
+        w.append(Arc::from("eu"), b"{\"n\":0}".to_vec())
+            .await
+            .unwrap();
+        drop(w);
+        let whole = std::fs::metadata(&path).unwrap().len();
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"n\":1,\"prev_ha").unwrap();
+        drop(f);
+        for durability in [Durability::Batch, Durability::Always] {
+            let w = TraceWriter::start(dir.path().to_path_buf(), durability).unwrap();
+            // The torn tail was cut off while the writer started: nothing has been written.
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().len(),
+                whole,
+                "{durability:?}"
+            );
+            drop(w);
+        }
     }
 
     #[tokio::test]
