@@ -38,6 +38,7 @@ OPEN_LOOP=auto
 RATE=2000
 KEEP_TRACES=0
 DOMICILE_BIN=""
+PGO=0
 
 usage() {
     cat <<EOF
@@ -57,6 +58,8 @@ Options:
   --no-open-loop       skip the open-loop scenario even when oha/h2load is installed
   --no-build           do not run cargo build (the release binary must exist)
   --domicile-bin PATH  use this domicile binary instead of target/release/domicile
+  --pgo                use the profile-guided build, target/pgo/domicile (built first with
+                       bench/pgo.sh unless --no-build)
   --keep-traces        keep Domicile's decision files in the run directory (they can be large)
   --install            install missing tools with apt-get (says so first)
   -h, --help           this text
@@ -80,6 +83,7 @@ while [[ $# -gt 0 ]]; do
         --no-open-loop) OPEN_LOOP=no; shift ;;
         --no-build) BUILD=0; shift ;;
         --domicile-bin) DOMICILE_BIN=${2:?}; shift 2 ;;
+        --pgo) PGO=1; shift ;;
         --keep-traces) KEEP_TRACES=1; shift ;;
         --install) INSTALL=1; shift ;;
         -h|--help) usage; exit 0 ;;
@@ -154,10 +158,17 @@ CLK_TCK=$(getconf CLK_TCK)
 
 # --- build, before anything is measured -------------------------------------------------------
 
-if [[ -z $DOMICILE_BIN ]]; then
+if [[ $PGO == 1 ]]; then
+    [[ -z $DOMICILE_BIN ]] || die "--pgo and --domicile-bin name two binaries; give one"
+    DOMICILE_BIN="$ROOT/target/pgo/domicile"
+    if [[ $BUILD == 1 ]]; then
+        log "building: bench/pgo.sh (profile-guided)"
+        "$BENCH_DIR/pgo.sh" || die "bench/pgo.sh failed"
+    fi
+elif [[ -z $DOMICILE_BIN ]]; then
     DOMICILE_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/domicile"
 fi
-if [[ $BUILD == 1 ]]; then
+if [[ $BUILD == 1 && $PGO == 0 ]]; then
     log "building: cargo build --release -p domicile-gateway"
     (cd "$ROOT" && cargo build --release -p domicile-gateway) || die "cargo build failed"
 fi
@@ -504,6 +515,8 @@ run_point() { # scenario block target
         echo "git_dirty=no"
     fi
     echo "domicile_built=$(date -r "$DOMICILE_BIN" '+%F %T')"
+    echo "domicile_bin=$DOMICILE_BIN"
+    echo "domicile_pgo=$([[ $PGO == 1 ]] && echo yes || echo no)"
     echo "durability=$DURABILITY"
     echo "blocks=$BLOCKS"
     echo "duration=$DURATION"
