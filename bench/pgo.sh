@@ -40,7 +40,8 @@ Options:
   -h, --help    this text
 
 Needs: cargo, the toolchain's llvm-profdata (rustup component add llvm-tools), wrk, curl and
-python3; h2load (Debian: nghttp2-client) is used for HTTP/2 when installed. Uses 127.0.0.1 ports $PORT and $PORT_ADMIN.
+python3; h2load (Debian: nghttp2-client) is used for HTTP/2 when installed.
+Uses 127.0.0.1 ports $PORT and $PORT_ADMIN.
 EOF
 }
 
@@ -70,6 +71,9 @@ log "1/4 instrumented build (target/pgo/gen)"
 RUSTFLAGS="${RUSTFLAGS:-} -Cprofile-generate=$OUT/raw" \
     cargo build --release --locked -p domicile-gateway --bin domicile --example write_corpus \
     --target-dir "$OUT/gen"
+# Build scripts and proc-macros the build ran were instrumented too: their counts are not the
+# gateway's.
+rm -f "$OUT/raw"/*.profraw
 
 log "2/4 training on the demo at $HOST:$PORT"
 python3 "$BENCH_DIR/pgo_bodies.py" "$OUT/bodies" >"$OUT/bodies.tsv"
