@@ -9,7 +9,8 @@ local n = 0
 function init(args)
   local dir = args[1]
   local xff = args[2] or "-"
-  local manifest = assert(io.open(dir .. "/manifest.tsv", "r"), "cannot open " .. dir .. "/manifest.tsv")
+  local path = dir .. "/manifest.tsv"
+  local manifest = assert(io.open(path, "r"), "cannot open " .. path)
   for line in manifest:lines() do
     local file, ctype = line:match("^([^\t]+)\t(.+)$")
     if file then

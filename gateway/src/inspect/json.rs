@@ -725,7 +725,8 @@ impl<'a, F: FnMut(Hit, Location<'_, '_>), S: Structure> Walker<'a, '_, '_, F, S>
         }
     }
 
-    /// Reads a string starting at `"`, returning its decoded text.
+    /// Reads a key's string starting at `"`, returning its decoded text (a key needs no
+    /// profile: what it says is looked up in the key table).
     fn string(&mut self) -> Result<Cow<'a, str>, JsonError> {
         self.i += 1;
         let start = self.i;
