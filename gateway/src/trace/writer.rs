@@ -892,7 +892,6 @@ fn run(
         }
     }
     let _ = opened.send(());
-    drop(opened);
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < 1024 {
@@ -1166,10 +1165,12 @@ mod tests {
             .unwrap();
         drop(w);
         let whole = std::fs::metadata(&path).unwrap().len();
-        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(b"{\"n\":1,\"prev_ha").unwrap();
-        drop(f);
         for durability in [Durability::Batch, Durability::Always] {
+            // A torn tail for each start to cut.
+            let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+            f.write_all(b"{\"n\":1,\"prev_ha").unwrap();
+            drop(f);
+            assert!(std::fs::metadata(&path).unwrap().len() > whole);
             let w = TraceWriter::start(dir.path().to_path_buf(), durability).unwrap();
             // The torn tail was cut off while the writer started: nothing has been written.
             assert_eq!(
