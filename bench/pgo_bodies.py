@@ -15,6 +15,7 @@ writes one file per body and prints `NAME<TAB>CONTENT_TYPE` lines for the script
 import json
 import os
 import sys
+from urllib.parse import urlencode
 
 FIRST = ("Ana", "Lukas", "Chloé", "Jan", "Giulia", "Mateus", "Sofia", "Pieter", "Zofia",
          "Erik", "Aiko", "Priya", "Tomás", "Noor", "Ines", "Karl")
@@ -102,7 +103,6 @@ def bookings(count):
 
 def form(n):
     p = person(n)
-    from urllib.parse import urlencode
     return urlencode({"name": p["name"], "email": p["email"], "phone": p["phone"],
                       "city": p["address"]["city"], "newsletter": "yes"}).encode()
 
