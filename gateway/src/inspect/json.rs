@@ -152,8 +152,8 @@ impl KeyCache {
     }
 
     /// [`Self::get`] with the key's words already read. The lookup is inlined where keys are
-    /// read (left to the compiler, it was not); a key met for the first time is worked out out
-    /// of line.
+    /// read (with `#[inline]` alone the compiler stopped inlining it once the key reader was
+    /// inlined); a key met for the first time is worked out out of line.
     #[inline(always)]
     fn get_words(&mut self, k: &str, head: u64, tail: u64, middle: &[u8]) -> KeyInfo {
         let n = k.len();
