@@ -161,18 +161,23 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
         ))),
         None => None,
     };
-    let writer = TraceWriter::start_with(
-        config.trace.dir.clone(),
-        crate::trace::writer::WriterOptions {
-            durability: config.trace.durability,
-            rotation: config.trace.extras.rotation,
-            signing_key: config.trace.extras.signing_key.clone(),
-        },
-    )
-    .map_err(|source| StartError::Trace {
-        dir: config.trace.dir.display().to_string(),
-        source,
-    })?;
+    // Starting the writer opens the trace files already there (a torn tail cut, the chain head
+    // read, the records counted): file I/O that takes seconds on a large file, kept off the
+    // runtime's threads.
+    let trace_dir = config.trace.dir.clone();
+    let trace_options = crate::trace::writer::WriterOptions {
+        durability: config.trace.durability,
+        rotation: config.trace.extras.rotation,
+        signing_key: config.trace.extras.signing_key.clone(),
+    };
+    let writer =
+        tokio::task::spawn_blocking(move || TraceWriter::start_with(trace_dir, trace_options))
+            .await
+            .unwrap_or_else(|joined| Err(std::io::Error::other(joined)))
+            .map_err(|source| StartError::Trace {
+                dir: config.trace.dir.display().to_string(),
+                source,
+            })?;
     let otel = match &config.trace.extras.otel {
         Some(o) => Some(Arc::new(crate::trace::otel::Otel::start(o)?)),
         None => None,

@@ -444,7 +444,9 @@ impl TraceWriter {
         )
     }
 
-    /// Starts the writer thread for `dir`.
+    /// Starts the writer thread for `dir`. Returns once the files already in `dir` are opened
+    /// (a torn tail cut, the chain head read, the records counted), which blocks for as long
+    /// as reading them takes: async code calls it on a blocking thread (`spawn_blocking`).
     pub fn start_with(dir: PathBuf, options: WriterOptions) -> std::io::Result<TraceWriter> {
         std::fs::create_dir_all(&dir)?;
         let durability = options.durability;
