@@ -350,17 +350,18 @@ target_expect() { if [[ $1 == direct ]]; then echo 200; else echo "$S_EXPECT"; f
 
 body_path() { if [[ $S_BODY == - ]]; then echo -; else echo "$RUN/bodies/$S_BODY"; fi; }
 
-# Sum of utime+stime, in clock ticks, over the given pids (all threads of each).
+# "user system": utime and stime, in clock ticks, summed over the given pids (all threads of
+# each).
 ticks() {
-    local pid s total=0
+    local pid s user=0 system=0 fields
     for pid in "$@"; do
         s=$(<"/proc/$pid/stat") || die "process $pid is gone"
         s=${s##*) }
-        # shellcheck disable=SC2086
-        set -- $s
-        total=$((total + ${12} + ${13}))
+        read -r -a fields <<<"$s"
+        user=$((user + fields[11]))
+        system=$((system + fields[12]))
     done
-    echo "$total"
+    echo "$user $system"
 }
 
 # "total steal" jiffies from the aggregate cpu line of /proc/stat.
@@ -438,7 +439,7 @@ preflight() {
 }
 
 TSV="$RUN/results.tsv"
-printf '%s\n' "scenario	title	method	path	body	conc	tool	note	block	target	requests	duration_s	rps	p50_us	p90_us	p99_us	non2xx	unexpected	sock_errors	expected_status	proxy_cpu_us_req	backend_cpu_us_req	steal_pct	trace_delta	outcome_delta" >"$TSV"
+printf '%s\n' "scenario	title	method	path	body	conc	tool	note	block	target	requests	duration_s	rps	p50_us	p90_us	p99_us	non2xx	unexpected	sock_errors	expected_status	proxy_cpu_us_req	backend_cpu_us_req	steal_pct	trace_delta	outcome_delta	proxy_user_us_req	proxy_sys_us_req" >"$TSV"
 
 run_point() { # scenario block target
     local sc=$1 b=$2 t=$3
@@ -453,7 +454,7 @@ run_point() { # scenario block target
     sleep 0.2
     if [[ $t == domicile ]]; then tr0=$(trace_counts); fi
 
-    local c0 p0=0 k0 c1 p1=0 k1
+    local c0 p0="0 0" k0 c1 p1="0 0" k1
     c0=$(cpu_stat)
     # shellcheck disable=SC2086
     if [[ -n $pids ]]; then p0=$(ticks $pids); fi
@@ -487,13 +488,18 @@ run_point() { # scenario block target
             split(c0, a, " "); split(c1, z, " ");
             dt = z[1] - a[1]; ds = z[2] - a[2];
             steal = dt > 0 ? 100 * ds / dt : 0;
-            pc = has_proxy ? sprintf("%.3f", (p1 - p0) * 1e6 / hz / r) : "NA";
-            printf "%.3f\t%.1f\t%s\t%.3f\t%.2f", d / 1e6, r * 1e6 / d, pc, (k1 - k0) * 1e6 / hz / r, steal
+            split(p0, pa, " "); split(p1, pz, " "); split(k0, ka, " "); split(k1, kz, " ");
+            pu = (pz[1] - pa[1]) * 1e6 / hz / r; ps = (pz[2] - pa[2]) * 1e6 / hz / r;
+            pc = has_proxy ? sprintf("%.3f", pu + ps) : "NA";
+            pcu = has_proxy ? sprintf("%.3f", pu) : "NA";
+            pcs = has_proxy ? sprintf("%.3f", ps) : "NA";
+            kc = (kz[1] + kz[2] - ka[1] - ka[2]) * 1e6 / hz / r;
+            printf "%.3f\t%.1f\t%s\t%.3f\t%.2f\t%s\t%s", d / 1e6, r * 1e6 / d, pc, kc, steal, pcu, pcs
         }')
-    local dur_s rps pcpu bcpu steal
-    IFS=$'\t' read -r dur_s rps pcpu bcpu steal <<<"$line"
+    local dur_s rps pcpu bcpu steal pcpu_user pcpu_sys
+    IFS=$'\t' read -r dur_s rps pcpu bcpu steal pcpu_user pcpu_sys <<<"$line"
 
-    printf '%s\n' "$sc	$S_TITLE	$S_METHOD	$S_PATH	$S_BODY	$S_CONC	$S_TOOL	$S_NOTE	$b	$t	$requests	$dur_s	$rps	$p50	$p90	$p99	$non2xx	$unexpected	$sock	$expect	$pcpu	$bcpu	$steal	$trace_delta	$outcome_delta" >>"$TSV"
+    printf '%s\n' "$sc	$S_TITLE	$S_METHOD	$S_PATH	$S_BODY	$S_CONC	$S_TOOL	$S_NOTE	$b	$t	$requests	$dur_s	$rps	$p50	$p90	$p99	$non2xx	$unexpected	$sock	$expect	$pcpu	$bcpu	$steal	$trace_delta	$outcome_delta	$pcpu_user	$pcpu_sys" >>"$TSV"
 
     local extra=""
     if [[ $unexpected -gt 0 || $sock -gt 0 ]]; then

@@ -86,6 +86,7 @@ def main():
     w("")
 
     compact = []
+    split = []
     notes = []
     for sc in scenarios:
         srows = [r for r in rows if r["scenario"] == sc]
@@ -95,7 +96,7 @@ def main():
 
         def val(b, t, k):
             r = by.get((b, t))
-            return num(r[k]) if r else None
+            return num(r.get(k)) if r else None
 
         w(f"## {first['title']}")
         w("")
@@ -161,6 +162,11 @@ def main():
                     f"trace sanity {sc} b{b}: {n} requests completed, +{d} decision records{o_txt}: "
                     f"{'OK' if ok else 'MISMATCH'} (decision records expected {n}–{n + 2 * c})"
                 )
+        split.append((sc, {
+            t: (med(val(b, t, "proxy_user_us_req") for b in blocks),
+                med(val(b, t, "proxy_sys_us_req") for b in blocks))
+            for t in ("nginx", "haproxy", "domicile")
+        }))
         compact.append((sc, first["conc"], med(val(b, "nginx", "proxy_cpu_us_req") for b in blocks),
                         med(val(b, "haproxy", "proxy_cpu_us_req") for b in blocks),
                         med(val(b, "domicile", "proxy_cpu_us_req") for b in blocks),
@@ -177,6 +183,22 @@ def main():
           f"{fmt(an[0], 0, True)} / {fmt(an[1], 0, True)} | {fmt(ah[0], 0, True)} / {fmt(ah[1], 0, True)} | "
           f"{fmt(ad[0], 0, True)} / {fmt(ad[1], 0, True)} |")
     w("")
+    # Older results files have no user/system columns.
+    if any(u is not None for _, by_t in split for u, _ in by_t.values()):
+        w("## Where the proxy CPU goes: user space / kernel (µs per request, medians over blocks)")
+        w("")
+        w("The ratio moves with the machine: a proxy that spends most of its time in the kernel (nginx) "
+          "gains or loses less than one that spends it in user space when the host's user-space speed changes.")
+        w("")
+        w("| scenario | nginx user / kernel | haproxy user / kernel | domicile user / kernel | domicile ÷ nginx, user | domicile ÷ nginx, kernel |")
+        w("|---|---|---|---|---|---|")
+        for sc, by_t in split:
+            (nu, ns), (hu, hs), (du, ds) = by_t["nginx"], by_t["haproxy"], by_t["domicile"]
+            ru = du / nu if du is not None and nu else None
+            rs = ds / ns if ds is not None and ns else None
+            w(f"| {sc} | {fmt(nu, 2)} / {fmt(ns, 2)} | {fmt(hu, 2)} / {fmt(hs, 2)} | "
+              f"{fmt(du, 2)} / {fmt(ds, 2)} | {fmt(ru, 2)} | {fmt(rs, 2)} |")
+        w("")
     if notes:
         w("## Checks and warnings")
         w("")
