@@ -115,15 +115,31 @@ fn may_hold_one(b: &[u8], words: &[(usize, usize)], first_alnum: usize) -> bool 
     let [(ws, we)] = words else {
         return true;
     };
-    if first_alnum <= 19 {
-        return true;
-    }
+    first_alnum <= 19 || iban_start(&b[*ws..*we])
+}
+
+/// Whether the letters and digits of `word` start as an IBAN's do: two letters, two digits.
+fn iban_start(word: &[u8]) -> bool {
     // Read only as far as the first character that rules an IBAN out.
-    let mut head = b[*ws..*we].iter().filter(|c| c.is_ascii_alphanumeric());
+    let mut head = word.iter().filter(|c| c.is_ascii_alphanumeric());
     head.next().is_some_and(u8::is_ascii_alphabetic)
         && head.next().is_some_and(u8::is_ascii_alphabetic)
         && head.next().is_some_and(u8::is_ascii_digit)
         && head.next().is_some_and(u8::is_ascii_digit)
+}
+
+/// Whether `word`, a run of one word of `alnum` letters and digits (and any of `-`, `.`, `/`,
+/// `_`, which [`scan`] trims off its ends), may hold an identifier: no format has fewer than
+/// nine letters and digits or more than [`MAX_COMPACT`], and one of more than nineteen is an
+/// IBAN ([`may_hold_one`]).
+pub(super) fn lone_word_may_hold(word: &[u8], alnum: usize) -> bool {
+    (9..=MAX_COMPACT).contains(&alnum) && (alnum <= 19 || iban_start(word))
+}
+
+/// Whether `c` ends a word or cannot be in one, `:` aside (the profile's `BREAKS_WORD`).
+#[cfg(test)]
+pub(super) fn breaks_word(c: u8) -> bool {
+    WORD[usize::from(c)] & (DELIM | OTHER) != 0 && c != b':'
 }
 
 /// Byte classes for cutting a value into words, one table lookup per byte.

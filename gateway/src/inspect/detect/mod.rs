@@ -613,6 +613,9 @@ const JSON_STOP: u16 = 1024;
 const BRACKET: u16 = 2048;
 /// A space: an address may be written `jane at example dot com`.
 const SPACE: u16 = 4096;
+/// A byte that ends a word for the identifier scan, or cannot be in one: anything but ASCII
+/// letters and digits, `-`, `.`, `/`, `_` and `:` (which [`Profile::colons`] counts).
+const BREAKS_WORD: u16 = 8192;
 
 const CLASSES: [u64; 256] = {
     let mut t = [0u64; 256];
@@ -636,6 +639,11 @@ const CLASSES: [u64; 256] = {
             b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => OTHER | JSON_STOP,
             0..=0x1f => OTHER | NON_SPACE | JSON_STOP,
             _ => OTHER | NON_SPACE,
+        };
+        let class = if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'/' | b'_' | b':') {
+            class
+        } else {
+            class | BREAKS_WORD
         };
         let counts = (class & DIGIT != 0) as u64
             | ((class & DOT != 0) as u64) << 12
@@ -760,6 +768,29 @@ fn time_of_day(t: &[u8]) -> bool {
     }
 }
 
+/// Whether `b`, of profile `p`, is one or two words that each hold no identifier, told without
+/// the word scan of [`ids::scan`]. A value of ASCII letters and digits, `-`, `.`, `/` and `_`
+/// (no byte of [`BREAKS_WORD`]) with at most one `:` is one word, or two on either side of the
+/// colon, which no gap joins: each is a run of its own, and [`ids::lone_word_may_hold`] tells
+/// from its letters and digits whether it may hold one. The commonest such value is a URL
+/// without a query (`https://cdn.example.com/p/1000703/1.jpg`: `https`, too short, and a
+/// host and path of more letters and digits than any format but an IBAN).
+fn lone_words_without_identifier(b: &[u8], p: &Profile) -> bool {
+    if p.has(BREAKS_WORD) || p.colons > 1 {
+        return false;
+    }
+    if p.colons == 0 {
+        return !ids::lone_word_may_hold(b, p.alnum);
+    }
+    let Some(at) = b.iter().position(|&c| c == b':') else {
+        return false;
+    };
+    let (first, second) = (&b[..at], &b[at + 1..]);
+    let first_alnum = first.iter().filter(|c| c.is_ascii_alphanumeric()).count();
+    !ids::lone_word_may_hold(first, first_alnum)
+        && !ids::lone_word_may_hold(second, p.alnum - first_alnum)
+}
+
 /// The one detector that can fire on a value whose profile is
 /// [`Profile::quiet_unless_spelled`]: an address spelled out in words.
 pub(crate) fn spelled_email(s: &str, out: &mut dyn FnMut(Hit)) {
@@ -821,7 +852,11 @@ fn detect_text(s: &str, p: &Profile, field: Option<Field>, out: &mut dyn FnMut(H
     let one_long_word = p.alnum == p.len && p.len > ids::MAX_COMPACT;
     // A codice fiscale with omocodia may have its digits all written as letters.
     let omocodic = (16..=20).contains(&p.alnum) && p.has(UPPER);
-    if (p.digits >= 6 || omocodic) && !one_long_word && !uuid_or_timestamp(s.as_bytes()) {
+    if (p.digits >= 6 || omocodic)
+        && !one_long_word
+        && !uuid_or_timestamp(s.as_bytes())
+        && !lone_words_without_identifier(s.as_bytes(), p)
+    {
         ids::scan(s, field == Some(Field::NationalId), out);
     }
     if p.dots >= 3 && p.digits >= 4 && net::find_v4(s) {
@@ -1262,6 +1297,81 @@ mod tests {
             quiet > 10_000 && fired > 500 && spelled >= 2,
             "{quiet} quiet, {spelled} spelled out, {fired} with findings"
         );
+    }
+
+    #[test]
+    fn values_of_lone_words_are_passed_over_only_when_they_hold_no_identifier() {
+        for c in 0..=255u8 {
+            let p = profile(&[c]);
+            assert_eq!(p.has(BREAKS_WORD), ids::breaks_word(c), "{c:#04x}");
+        }
+        // Identifiers of every length class, inside values of one or two words.
+        let ids = [
+            "DE89370400440532013000",
+            "GB82WEST12345698765432",
+            "NL91ABNA0417164300",
+            "4111111111111111",
+            "4111-1111-1111-1111",
+            "123-45-6789",
+            "RSSMRA85T10A562S",
+            "AB123456C",
+            "12345678Z",
+            "44051401359",
+            "900000004",
+            "1234567",
+        ];
+        let heads = [
+            "",
+            "x",
+            "ab",
+            "https:",
+            "https://",
+            "iban:",
+            "//",
+            "-",
+            "id_",
+            "a.b/",
+            "t.co/",
+            "https://t.co/",
+            "https://cdn.example.com/p/",
+            "2024-05-01:",
+        ];
+        let tails = ["", "/", ".pdf", ":1", "-x", "/1.jpg", "9", "_a", ":DE89"];
+        let mut values: Vec<String> = Vec::new();
+        for id in ids {
+            for head in heads {
+                for tail in tails {
+                    values.push(format!("{head}{id}{tail}"));
+                }
+            }
+        }
+        let corpus = crate::inspect::corpus::generate(0x1d5, 10);
+        for sample in &corpus.samples {
+            if let Ok(serde_json::Value::Object(o)) =
+                serde_json::from_slice::<serde_json::Value>(&sample.body)
+            {
+                values.extend(o.values().filter_map(|v| v.as_str().map(String::from)));
+            }
+        }
+        let (mut passed_over, mut found) = (0, 0);
+        for v in &values {
+            let mut hits = 0;
+            ids::scan(v, true, &mut |_| hits += 1);
+            found += usize::from(hits > 0);
+            if lone_words_without_identifier(v.as_bytes(), &profile(v.as_bytes())) {
+                passed_over += 1;
+                assert_eq!(hits, 0, "{v:?} was passed over");
+            }
+        }
+        assert!(
+            passed_over >= 300 && found >= 300,
+            "{passed_over} passed over, {found} found"
+        );
+        // The case it is for.
+        let url = b"https://cdn.example.com/p/1000703/1.jpg";
+        assert!(lone_words_without_identifier(url, &profile(url)));
+        let short = b"https://t.co/4111111111111111";
+        assert!(!lone_words_without_identifier(short, &profile(short)));
     }
 
     #[test]
