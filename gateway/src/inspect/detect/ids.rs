@@ -128,12 +128,12 @@ fn iban_start(word: &[u8]) -> bool {
         && head.next().is_some_and(u8::is_ascii_digit)
 }
 
-/// Whether `word`, a run of one word of `alnum` letters and digits (and any of `-`, `.`, `/`,
-/// `_`, which [`scan`] trims off its ends), may hold an identifier: no format has fewer than
+/// Whether `word`, a run of one word (letters and digits, and any of `-`, `.`, `/`, `_`) with
+/// between `lo` and `hi` letters and digits, may hold an identifier: no format has fewer than
 /// nine letters and digits or more than [`MAX_COMPACT`], and one of more than nineteen is an
-/// IBAN ([`may_hold_one`]).
-pub(super) fn lone_word_may_hold(word: &[u8], alnum: usize) -> bool {
-    (9..=MAX_COMPACT).contains(&alnum) && (alnum <= 19 || iban_start(word))
+/// IBAN ([`may_hold_one`]). `true` when any count in the range may.
+pub(super) fn lone_word_may_hold(word: &[u8], lo: usize, hi: usize) -> bool {
+    hi >= 9 && lo <= MAX_COMPACT && (lo <= 19 || iban_start(word))
 }
 
 /// Whether `c` ends a word or cannot be in one, `:` aside (the profile's `BREAKS_WORD`).

@@ -780,15 +780,19 @@ fn lone_words_without_identifier(b: &[u8], p: &Profile) -> bool {
         return false;
     }
     if p.colons == 0 {
-        return !ids::lone_word_may_hold(b, p.alnum);
+        return !ids::lone_word_may_hold(b, p.alnum, p.alnum);
     }
     let Some(at) = b.iter().position(|&c| c == b':') else {
         return false;
     };
     let (first, second) = (&b[..at], &b[at + 1..]);
-    let first_alnum = first.iter().filter(|c| c.is_ascii_alphanumeric()).count();
-    !ids::lone_word_may_hold(first, first_alnum)
-        && !ids::lone_word_may_hold(second, p.alnum - first_alnum)
+    // Each word holds at most as many letters and digits as it has bytes, and the two hold
+    // `p.alnum` between them: bounds that decide without counting them (a URL's scheme is too
+    // short whatever it holds, and its host and path too long).
+    let first_hi = first.len().min(p.alnum);
+    let first_lo = p.alnum - second.len().min(p.alnum);
+    !ids::lone_word_may_hold(first, first_lo, first_hi)
+        && !ids::lone_word_may_hold(second, p.alnum - first_hi, p.alnum - first_lo)
 }
 
 /// The one detector that can fire on a value whose profile is
