@@ -12,7 +12,7 @@ use domicile_policy::{Category, Country};
 use super::Hit;
 
 /// The longest reduced window tried (an IBAN has at most 34 characters).
-pub(super) const MAX_COMPACT: usize = 34;
+const MAX_COMPACT: usize = 34;
 
 /// The most words one run holds (an IBAN written in pairs has 17).
 const MAX_WORDS: usize = 24;
@@ -136,10 +136,10 @@ pub(super) fn lone_word_may_hold(word: &[u8], lo: usize, hi: usize) -> bool {
     hi >= 9 && lo <= MAX_COMPACT && (lo <= 19 || iban_start(word))
 }
 
-/// Whether `c` ends a word or cannot be in one, `:` aside (the profile's `BREAKS_WORD`).
-#[cfg(test)]
-pub(super) fn breaks_word(c: u8) -> bool {
-    WORD[usize::from(c)] & (DELIM | OTHER) != 0 && c != b':'
+/// Whether `c` ends a word or cannot be in one, `:` aside: what the profile's `BREAKS_WORD`
+/// class is made from.
+pub(super) const fn breaks_word(c: u8) -> bool {
+    WORD[c as usize] & (DELIM | OTHER) != 0 && c != b':'
 }
 
 /// Byte classes for cutting a value into words, one table lookup per byte.

@@ -640,10 +640,10 @@ const CLASSES: [u64; 256] = {
             0..=0x1f => OTHER | NON_SPACE | JSON_STOP,
             _ => OTHER | NON_SPACE,
         };
-        let class = if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'/' | b'_' | b':') {
-            class
-        } else {
+        let class = if ids::breaks_word(b) {
             class | BREAKS_WORD
+        } else {
+            class
         };
         let counts = (class & DIGIT != 0) as u64
             | ((class & DOT != 0) as u64) << 12
@@ -850,16 +850,13 @@ fn detect_text(s: &str, p: &Profile, field: Option<Field>, out: &mut dyn FnMut(H
         });
     }
     // Every identifier format has at least six digits; UUIDs and timestamps, the commonest
-    // digit-bearing values in APIs, are none of them.
-    // A value of letters and digits alone, longer than any identifier (a digest, a token),
-    // holds none.
-    let one_long_word = p.alnum == p.len && p.len > ids::MAX_COMPACT;
+    // digit-bearing values in APIs, are none of them, nor is a value of one or two words too
+    // short or too long for any format (a URL without a query, a digest, a token).
     // A codice fiscale with omocodia may have its digits all written as letters.
     let omocodic = (16..=20).contains(&p.alnum) && p.has(UPPER);
     if (p.digits >= 6 || omocodic)
-        && !one_long_word
-        && !uuid_or_timestamp(s.as_bytes())
         && !lone_words_without_identifier(s.as_bytes(), p)
+        && !uuid_or_timestamp(s.as_bytes())
     {
         ids::scan(s, field == Some(Field::NationalId), out);
     }
@@ -1308,6 +1305,8 @@ mod tests {
         for c in 0..=255u8 {
             let p = profile(&[c]);
             assert_eq!(p.has(BREAKS_WORD), ids::breaks_word(c), "{c:#04x}");
+            let in_a_word = c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'/' | b'_');
+            assert_eq!(ids::breaks_word(c), !in_a_word && c != b':', "{c:#04x}");
         }
         // Identifiers of every length class, inside values of one or two words.
         let ids = [
