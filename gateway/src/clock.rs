@@ -154,9 +154,56 @@ fn put_digits(out: &mut [u8], n: i64) {
     }
 }
 
+/// Appends the current time as an HTTP date (RFC 9110 section 5.6.7), formatted once per
+/// second per thread.
+pub fn http_date(out: &mut Vec<u8>) {
+    thread_local! {
+        static CACHED: std::cell::Cell<(u64, [u8; 29])> = const { std::cell::Cell::new((u64::MAX, [0; 29])) };
+    }
+    let now = SystemTime::now();
+    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (at, mut text) = CACHED.get();
+    if at != secs {
+        let formatted = httpdate::fmt_http_date(now);
+        if formatted.len() == text.len() {
+            text.copy_from_slice(formatted.as_bytes());
+            CACHED.set((secs, text));
+        } else {
+            out.extend_from_slice(formatted.as_bytes());
+            return;
+        }
+    }
+    out.extend_from_slice(&text);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_http_date_is_the_current_second_whether_formatted_or_cached() {
+        for _ in 0..3 {
+            let before = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            let mut out = Vec::new();
+            http_date(&mut out);
+            let after = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            let text = std::str::from_utf8(&out).unwrap();
+            assert_eq!(text.len(), 29, "{text}");
+            assert!(text.ends_with(" GMT"), "{text}");
+            let at = httpdate::parse_http_date(text)
+                .unwrap()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            assert!((before..=after).contains(&at), "{text}");
+        }
+    }
 
     #[test]
     fn digits_are_zero_padded_and_cut_to_width() {

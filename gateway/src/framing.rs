@@ -112,7 +112,7 @@ impl FramingLog {
         self.facts.lock().ok()?.pop_front()
     }
 
-    fn push(&self, f: FramingFacts) {
+    pub(crate) fn push(&self, f: FramingFacts) {
         if let Ok(mut q) = self.facts.lock() {
             q.push_back(f);
         }

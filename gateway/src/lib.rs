@@ -7,7 +7,8 @@
 //! Each phase is a tower layer in its own module and adds what it learned to the
 //! [`context::RequestContext`] in the request's extensions. No phase reaches back.
 //!
-//! 1. **accept** ([`server`]): HTTP/1.1 and HTTP/2, TLS (rustls), connection cap, timeouts.
+//! 1. **accept** ([`server`], [`h1`]): HTTP/1.1 and HTTP/2, TLS (rustls), connection cap, timeouts;
+//!    the common plain HTTP/1.1 request takes a lean path of its own.
 //! 2. **limits** ([`limits`]): decision id, ambiguous framing refused ([`framing`]), header size,
 //!    concurrency, upgrades refused, client copies of Domicile's headers stripped.
 //! 3. **route** ([`route`]): host, path and method select a route.
@@ -45,6 +46,7 @@ pub mod enforce;
 pub mod forward;
 pub mod framing;
 pub mod gateway;
+pub mod h1;
 pub mod headers;
 pub mod inspect;
 pub mod jsonstr;

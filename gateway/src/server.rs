@@ -114,16 +114,20 @@ pub async fn serve<S>(
             };
             match acceptor {
                 None => {
-                    let io = Sniff::new(stream, framing.clone());
-                    serve_conn(
-                        &builder,
-                        io,
-                        info(false, None, None),
-                        svc,
-                        &settings,
-                        shutdown,
-                    )
-                    .await;
+                    // The lean path first; the general path from the first request it does
+                    // not take ([`crate::h1`]).
+                    let info = info(false, None, None);
+                    let (mut svc, mut shutdown) = (svc, shutdown);
+                    let ended =
+                        crate::h1::serve(stream, info.clone(), &mut svc, &settings, &mut shutdown)
+                            .await;
+                    if let crate::h1::Ended::HandOff(stream, read) = ended {
+                        let io = Sniff::new(
+                            crate::h1::Prefixed::new(read.freeze(), stream),
+                            framing.clone(),
+                        );
+                        serve_conn(&builder, io, info, svc, &settings, shutdown).await;
+                    }
                 }
                 Some(acceptor) => {
                     let hs = tokio::time::timeout(

@@ -22,6 +22,7 @@ mod resolve_routing;
 mod resolve_signals;
 mod resolve_spoofed_headers;
 mod schema;
+mod server_paths;
 mod tls;
 mod trace_no_personal_data;
 mod trace_otel;
