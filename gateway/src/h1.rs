@@ -228,19 +228,8 @@ fn take(buf: &mut BytesMut, info: &Arc<ConnInfo>, max_head: usize) -> Option<Tak
         if method == "CONNECT" || !path.starts_with('/') {
             return None;
         }
+        let count = crate::lean::header_spans(buf, req.headers, &mut spans);
         let base = buf.as_ptr() as usize;
-        let mut count = 0;
-        for (span, h) in spans.iter_mut().zip(req.headers.iter()) {
-            let n = h.name.as_ptr() as usize - base;
-            let v = h.value.as_ptr() as usize - base;
-            *span = (
-                n as u32,
-                (n + h.name.len()) as u32,
-                v as u32,
-                (v + h.value.len()) as u32,
-            );
-            count += 1;
-        }
         let m = method.as_ptr() as usize - base;
         let p = path.as_ptr() as usize - base;
         (len, (m, m + method.len()), (p, p + path.len()), count)
@@ -505,7 +494,7 @@ fn encode_head(
             Some(Some(n)) => {
                 if can_have_length {
                     out.extend_from_slice(b"content-length: ");
-                    out.extend_from_slice(itoa_u64(n, &mut [0u8; 20]));
+                    out.extend_from_slice(crate::trace::json::decimal(n, &mut [0u8; 20]));
                     out.extend_from_slice(b"\r\n");
                     Framing::Length(n)
                 } else {
@@ -555,18 +544,6 @@ fn digits(v: &[u8]) -> Option<u64> {
         return None;
     }
     Some(v.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')))
-}
-
-fn itoa_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buf[i..];
-        }
-    }
 }
 
 /// Why a response could not be written to its end.

@@ -779,19 +779,7 @@ fn parse_head(
                 }
                 Err(_) => return Err(LeanError::Malformed("response head")),
             };
-            let base = buf.as_ptr() as usize;
-            let mut count = 0;
-            for (span, h) in spans.iter_mut().zip(res.headers.iter()) {
-                let n = h.name.as_ptr() as usize - base;
-                let v = h.value.as_ptr() as usize - base;
-                *span = (
-                    n as u32,
-                    (n + h.name.len()) as u32,
-                    v as u32,
-                    (v + h.value.len()) as u32,
-                );
-                count += 1;
-            }
+            let count = header_spans(buf, res.headers, &mut spans);
             (len, res.code.unwrap_or(0), res.version.unwrap_or(1), count)
         };
         if (100..200).contains(&code) {
@@ -846,6 +834,29 @@ fn parse_head(
         *res.headers_mut() = headers;
         return Ok(Some((res, framing, keep)));
     }
+}
+
+/// Where each parsed header's name and value lie in `buf` (start and end offsets), so that the
+/// parser's borrow of `buf` can end before the head is split off it; returns how many.
+pub(crate) fn header_spans(
+    buf: &[u8],
+    headers: &[httparse::Header<'_>],
+    spans: &mut [(u32, u32, u32, u32)],
+) -> usize {
+    let base = buf.as_ptr() as usize;
+    let mut count = 0;
+    for (span, h) in spans.iter_mut().zip(headers) {
+        let n = h.name.as_ptr() as usize - base;
+        let v = h.value.as_ptr() as usize - base;
+        *span = (
+            n as u32,
+            (n + h.name.len()) as u32,
+            v as u32,
+            (v + h.value.len()) as u32,
+        );
+        count += 1;
+    }
+    count
 }
 
 /// The body's framing from its headers (RFC 9112 section 6.3).
