@@ -7,7 +7,9 @@
 //! hyper reads, follows message framing on its own, and records for each request head, in order,
 //! whether it was ambiguous; the limits phase reads the record for the request it handles.
 //! The bytes are never changed. On anything it cannot follow (HTTP/2, an upgrade, a head hyper
-//! will reject anyway), the sniffer stops, since hyper then closes or leaves HTTP/1.
+//! will reject anyway), the sniffer stops, since hyper then closes or leaves HTTP/1. Requests
+//! taken by the lean path ([`crate::h1`]) get their facts from its own parse of the head, in the
+//! same log, so the order holds when a connection moves from that path to hyper's.
 //!
 //! The same wrapper records when bytes last moved, for the idle timeout: one wrapper around the
 //! connection instead of two.

@@ -1,5 +1,9 @@
 //! Phase 1, accept: the listener. HTTP/1.1 and HTTP/2 (ALPN on TLS, prior knowledge on plain
 //! sockets), a connection cap, header-read and idle timeouts, and graceful draining.
+//!
+//! A plain connection starts on the lean HTTP/1.1 path ([`crate::h1`]) and comes to the general
+//! path here, hyper's server, at the first request that path does not take; TLS connections are
+//! served here throughout.
 
 use std::convert::Infallible;
 use std::sync::Arc;
