@@ -228,6 +228,111 @@ async fn chunked_responses_and_their_trailers_are_passed_on_alike_on_both_paths(
 }
 
 #[tokio::test]
+async fn backend_answers_of_every_shape_reach_the_client_alike_on_both_paths() {
+    // A backend that answers by path: no content, not modified, repeated fields, a large body,
+    // many small chunks, and an answer after which it closes.
+    fn answer(path: &str) -> Vec<u8> {
+        match path {
+            "/catalog/empty" => b"HTTP/1.1 204 No Content\r\nx-kind: none\r\n\r\n".to_vec(),
+            "/catalog/same" => b"HTTP/1.1 304 Not Modified\r\netag: \"v1\"\r\n\r\n".to_vec(),
+            "/catalog/many" => b"HTTP/1.1 200 OK\r\nset-cookie: a=1\r\nvary: accept\r\n\
+                                 set-cookie: b=2\r\nvary: origin\r\ncontent-length: 2\r\n\r\nok"
+                .to_vec(),
+            "/catalog/big" => {
+                let mut a = b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n".to_vec();
+                a.extend((0..100_000).map(|i| b'a' + (i % 26) as u8));
+                a
+            }
+            "/catalog/chunks" => {
+                let mut a = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+                for i in 0..3000 {
+                    a.extend_from_slice(format!("a\r\nchunk{i:05}\r\n").as_bytes());
+                }
+                a.extend_from_slice(b"0\r\n\r\n");
+                a
+            }
+            _ => b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\n\r\nbye".to_vec(),
+        }
+    }
+    let addr = serve_raw(|mut s| async move {
+        let mut buf = [0u8; 4096];
+        let mut head = Vec::new();
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+            while let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+                let line = String::from_utf8_lossy(&head[..end]).into_owned();
+                head.drain(..end + 4);
+                let path = line.split(' ').nth(1).unwrap_or("").to_owned();
+                let a = answer(&path);
+                if s.write_all(&a).await.is_err() || a.ends_with(b"bye") {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+    let url = format!("http://{addr}");
+    let gw = Gateway::with_urls(&url, &url, "").await;
+    let asks: [(&str, &str); 7] = [
+        ("GET", "/catalog/empty"),
+        ("GET", "/catalog/same"),
+        ("GET", "/catalog/many"),
+        ("HEAD", "/catalog/many"),
+        ("GET", "/catalog/big"),
+        ("GET", "/catalog/chunks"),
+        ("GET", "/catalog/close"),
+    ];
+    let mut all = String::new();
+    for (method, path) in asks {
+        all.push_str(&format!("{method} {path} HTTP/1.1\r\nHost: x\r\n\r\n"));
+    }
+    all.push_str("GET /catalog/end HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let heads: Vec<bool> = asks
+        .iter()
+        .map(|(m, _)| *m == "HEAD")
+        .chain([false])
+        .collect();
+    let (lean, lean_closed) = raw(gw.running.addr, all.as_bytes()).await;
+    let (moved, moved_closed) = raw(gw.running.addr, format!("{TO_GENERAL}{all}").as_bytes()).await;
+    assert!(lean_closed && moved_closed);
+    let lean = responses(lean.as_bytes(), &heads);
+    let moved = responses(moved.as_bytes(), &[&[false][..], &heads].concat());
+    for ((l, g), (method, path)) in lean.iter().zip(&moved[1..]).zip(asks) {
+        assert_eq!(l.stable_head(), g.stable_head(), "{method} {path}");
+        assert_eq!(l.body, g.body, "{method} {path}");
+    }
+    let status: Vec<&str> = lean.iter().map(|w| w.status.as_str()).collect();
+    assert_eq!(
+        status,
+        [
+            "HTTP/1.1 204 No Content",
+            "HTTP/1.1 304 Not Modified",
+            "HTTP/1.1 200 OK",
+            "HTTP/1.1 200 OK",
+            "HTTP/1.1 200 OK",
+            "HTTP/1.1 200 OK",
+            "HTTP/1.1 200 OK",
+            "HTTP/1.1 200 OK",
+        ]
+    );
+    // Repeated fields go on as separate lines, in order; the body is whole.
+    let cookies: Vec<&str> = lean[2]
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "set-cookie")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(cookies, ["a=1", "b=2"]);
+    assert_eq!(lean[4].body.len(), 100_000);
+    assert_eq!(lean[5].body.len(), 30_000);
+    assert!(lean[0].header("content-length").is_none());
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_head_that_arrives_in_pieces_is_served_and_so_is_the_next() {
     let (_eu, us, gw) = setup().await;
     let mut s = tokio::net::TcpStream::connect(gw.running.addr)
