@@ -97,6 +97,14 @@ where
     let mut deadline = Instant::now() + timeouts.header_read.min(timeouts.idle);
     let timer = tokio::time::sleep_until(deadline);
     tokio::pin!(timer);
+    // On the general path a connection on which nothing moves is closed after the idle
+    // timeout and dropped after a second one: a response that stops moving (a client not
+    // reading, a body not coming) gets the same, and the send timeout when that is sooner.
+    let quiet = timeouts.idle.saturating_mul(2);
+    let stall = Stall {
+        send: timeouts.send.min(quiet),
+        quiet,
+    };
     loop {
         // A complete head: what is buffered (pipelined), or one read.
         if buf.is_empty() {
@@ -180,14 +188,6 @@ where
             return Ended::Closed;
         };
         let keep = enc.keep;
-        // On the general path a connection on which nothing moves is closed after the idle
-        // timeout and dropped after a second one: a response that stops moving (a client not
-        // reading, a body not coming) gets the same, and the send timeout when that is sooner.
-        let quiet = timeouts.idle.saturating_mul(2);
-        let stall = Stall {
-            send: timeouts.send.min(quiet),
-            quiet,
-        };
         if write_body(&mut stream, &mut out, body, enc, stall)
             .await
             .is_err()
@@ -243,20 +243,20 @@ fn take(buf: &mut BytesMut, info: &Arc<ConnInfo>, max_head: usize) -> Option<Tak
         let value = &head_bytes[v0 as usize..v1 as usize];
         match name.len() {
             14 if name.eq_ignore_ascii_case(b"content-length") => {
-                if length.is_some()
-                    || value.is_empty()
-                    || value.len() > 15
-                    || !value.iter().all(u8::is_ascii_digit)
-                {
+                if length.is_some() {
                     return None;
                 }
-                length = Some(value.iter().fold(0, |n, &d| n * 10 + usize::from(d - b'0')));
+                length = Some(usize::try_from(crate::headers::length_digits(value)?).ok()?);
             }
             17 if name.eq_ignore_ascii_case(b"transfer-encoding") => return None,
             7 if name.eq_ignore_ascii_case(b"upgrade") => return None,
             6 if name.eq_ignore_ascii_case(b"expect") => return None,
-            10 if name.eq_ignore_ascii_case(b"connection") => close |= has_token(value, b"close"),
-            2 if name.eq_ignore_ascii_case(b"te") => trailers |= has_token(value, b"trailers"),
+            10 if name.eq_ignore_ascii_case(b"connection") => {
+                close |= crate::headers::lists_token(value, b"close")
+            }
+            2 if name.eq_ignore_ascii_case(b"te") => {
+                trailers |= crate::headers::lists_token(value, b"trailers")
+            }
             _ => {}
         }
     }
@@ -314,21 +314,12 @@ fn take(buf: &mut BytesMut, info: &Arc<ConnInfo>, max_head: usize) -> Option<Tak
     })
 }
 
-/// Whether a comma-separated value lists `token` (case-insensitive).
-fn has_token(value: &[u8], token: &[u8]) -> bool {
-    value
-        .split(|&c| c == b',')
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
-}
-
 /// How a response body is framed on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Framing {
     /// Exactly this many bytes (none for `HEAD`, 204 and 304).
     Length(u64),
     Chunked,
-    /// To the end of the connection.
-    Close,
 }
 
 struct Encoded {
@@ -373,7 +364,9 @@ fn encode_head(
     }
     // A `close` in the response's own `Connection` ends the connection too.
     let connection = parts.headers.get_all(header::CONNECTION);
-    let says_close = connection.iter().any(|v| has_token(v.as_bytes(), b"close"));
+    let says_close = connection
+        .iter()
+        .any(|v| crate::headers::lists_token(v.as_bytes(), b"close"));
     keep &= !says_close;
     let mut framing = None;
     let mut wrote_date = false;
@@ -398,7 +391,7 @@ fn encode_head(
                     framing = Some(Framing::Length(known));
                 }
                 Some(None) => {
-                    let n = digits(value.as_bytes())?;
+                    let n = crate::headers::length_digits(value.as_bytes())?;
                     match framing {
                         Some(Framing::Length(prev)) if prev == n => continue,
                         Some(_) => return None,
@@ -484,7 +477,8 @@ fn encode_head(
                 out.extend_from_slice(b"transfer-encoding: chunked\r\n");
                 Framing::Chunked
             }
-            Some(None) => Framing::Close,
+            // HEAD, 204 and 304: no body, whatever it would have been.
+            Some(None) => Framing::Length(0),
             None | Some(Some(0)) => {
                 if can_have_length && !head_request {
                     out.extend_from_slice(b"content-length: 0\r\n");
@@ -536,14 +530,6 @@ fn write_joined<'a>(out: &mut Vec<u8>, name: &str, values: impl Iterator<Item = 
         }
         out.extend_from_slice(v.as_bytes());
     }
-}
-
-/// A `Content-Length` value's digits, as hyper reads them.
-fn digits(v: &[u8]) -> Option<u64> {
-    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    Some(v.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')))
 }
 
 /// Why a response could not be written to its end.
@@ -635,7 +621,6 @@ async fn write_body(
                 out.extend_from_slice(format_hex(data.len(), &mut [0u8; 16]));
                 out.extend_from_slice(b"\r\n");
             }
-            Framing::Close => {}
         }
         if data.len() <= COALESCE {
             out.extend_from_slice(&data);
@@ -685,7 +670,7 @@ async fn write_body(
 /// The trailer fields named in the `Trailer` header, but none that no trailer may carry.
 fn write_trailers(t: &HeaderMap, names: &[HeaderName], out: &mut Vec<u8>) {
     for (name, value) in t {
-        if !names.contains(name) || !valid_trailer(name) {
+        if !names.contains(name) || !crate::headers::trailer_allowed(name.as_str()) {
             continue;
         }
         out.extend_from_slice(name.as_str().as_bytes());
@@ -693,24 +678,6 @@ fn write_trailers(t: &HeaderMap, names: &[HeaderName], out: &mut Vec<u8>) {
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-}
-
-fn valid_trailer(name: &HeaderName) -> bool {
-    !matches!(
-        *name,
-        header::AUTHORIZATION
-            | header::CACHE_CONTROL
-            | header::CONTENT_ENCODING
-            | header::CONTENT_LENGTH
-            | header::CONTENT_RANGE
-            | header::CONTENT_TYPE
-            | header::HOST
-            | header::MAX_FORWARDS
-            | header::SET_COOKIE
-            | header::TRAILER
-            | header::TRANSFER_ENCODING
-            | header::TE
-    )
 }
 
 fn format_hex(mut n: usize, buf: &mut [u8; 16]) -> &[u8] {

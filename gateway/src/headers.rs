@@ -283,6 +283,22 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     }
 }
 
+/// Whether a comma-separated value lists `token` (ASCII case-insensitive, spaces trimmed).
+pub fn lists_token(value: &[u8], token: &[u8]) -> bool {
+    value
+        .split(|&c| c == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+}
+
+/// A `Content-Length` value (or one item of a comma-separated list of them): one to nineteen
+/// ASCII digits and nothing else, so that it always fits a `u64`.
+pub fn length_digits(v: &[u8]) -> Option<u64> {
+    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(v.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')))
+}
+
 /// Whether an `Upgrade` value asks for a protocol other than `h2c`: an h2c upgrade is ignored
 /// (`route::upgrade_protocols`), so the connection stays HTTP/1.1.
 pub fn upgrade_beyond_h2c(v: &[u8]) -> bool {
@@ -359,6 +375,37 @@ pub fn keep_private(h: &mut HeaderMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lengths_are_digits_only_and_fit_and_tokens_are_whole_items() {
+        assert_eq!(length_digits(b"0"), Some(0));
+        assert_eq!(length_digits(b"007"), Some(7));
+        assert_eq!(
+            length_digits(b"9999999999999999999"),
+            Some(9_999_999_999_999_999_999)
+        );
+        for bad in [
+            &b""[..],
+            b"+5",
+            b"-1",
+            b" 5",
+            b"5 ",
+            b"0x10",
+            b"1e3",
+            b"12345678901234567890",
+        ] {
+            assert_eq!(
+                length_digits(bad),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert!(lists_token(b"keep-alive, Close", b"close"));
+        assert!(lists_token(b"gzip,trailers", b"trailers"));
+        assert!(!lists_token(b"closed, x-close", b"close"));
+        assert!(!lists_token(b"", b"close"));
+    }
 
     #[test]
     fn responses_to_personal_data_are_kept_private() {

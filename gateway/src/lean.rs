@@ -886,11 +886,8 @@ fn framing(headers: &HeaderMap) -> Result<Framing, LeanError> {
     let mut length: Option<u64> = None;
     for v in headers.get_all(header::CONTENT_LENGTH) {
         for part in v.as_bytes().split(|&b| b == b',') {
-            let part = part.trim_ascii();
-            if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
-                return Err(LeanError::Malformed("Content-Length"));
-            }
-            let n = part.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
+            let n = crate::headers::length_digits(part.trim_ascii())
+                .ok_or(LeanError::Malformed("Content-Length"))?;
             if length.is_some_and(|l| l != n) {
                 return Err(LeanError::Malformed("differing Content-Length values"));
             }
@@ -917,10 +914,10 @@ fn connection_options(v: &[u8]) -> Option<bool> {
 }
 
 fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
-    headers.get_all(name).iter().any(|v| {
-        v.to_str()
-            .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-    })
+    headers
+        .get_all(name)
+        .iter()
+        .any(|v| crate::headers::lists_token(v.as_bytes(), token.as_bytes()))
 }
 
 /// A response body read from the backend's connection as it is polled. Read to its end, the
