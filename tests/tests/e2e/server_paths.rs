@@ -180,10 +180,10 @@ async fn responses_are_framed_alike_on_both_paths() {
     gw.running.shutdown().await;
 }
 
-#[tokio::test]
-async fn chunked_responses_and_their_trailers_are_passed_on_alike_on_both_paths() {
-    // A backend that answers every request with a chunked body and a trailer it announces.
-    let addr = serve_raw(|mut s| async move {
+/// A raw backend that answers each request head on a connection with `answer(path)`, and
+/// closes the connection after an answer that says `connection: close`.
+async fn answering(answer: fn(&str) -> Vec<u8>) -> String {
+    let addr = serve_raw(move |mut s| async move {
         let mut buf = [0u8; 4096];
         let mut head = Vec::new();
         loop {
@@ -192,17 +192,29 @@ async fn chunked_responses_and_their_trailers_are_passed_on_alike_on_both_paths(
                 Ok(n) => head.extend_from_slice(&buf[..n]),
             }
             while let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+                let line = String::from_utf8_lossy(&head[..end]).into_owned();
                 head.drain(..end + 4);
-                let answer = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ntrailer: x-checksum\r\n\r\n\
-                              5\r\nhello\r\n6\r\n world\r\n0\r\nx-checksum: abc\r\n\r\n";
-                if s.write_all(answer.as_bytes()).await.is_err() {
+                let a = answer(line.split(' ').nth(1).unwrap_or(""));
+                let closes = a.windows(17).any(|w| w == b"connection: close");
+                if s.write_all(&a).await.is_err() || closes {
                     return;
                 }
             }
         }
     })
     .await;
-    let url = format!("http://{addr}");
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn chunked_responses_and_their_trailers_are_passed_on_alike_on_both_paths() {
+    // A backend that answers every request with a chunked body and a trailer it announces.
+    let url = answering(|_| {
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ntrailer: x-checksum\r\n\r\n\
+          5\r\nhello\r\n6\r\n world\r\n0\r\nx-checksum: abc\r\n\r\n"
+            .to_vec()
+    })
+    .await;
     let gw = Gateway::with_urls(&url, &url, "").await;
     for te in ["", "TE: trailers\r\n"] {
         let req = format!("GET /catalog/t HTTP/1.1\r\nHost: x\r\n{te}Connection: close\r\n\r\n");
@@ -254,27 +266,7 @@ async fn backend_answers_of_every_shape_reach_the_client_alike_on_both_paths() {
             _ => b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\n\r\nbye".to_vec(),
         }
     }
-    let addr = serve_raw(|mut s| async move {
-        let mut buf = [0u8; 4096];
-        let mut head = Vec::new();
-        loop {
-            match s.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => head.extend_from_slice(&buf[..n]),
-            }
-            while let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
-                let line = String::from_utf8_lossy(&head[..end]).into_owned();
-                head.drain(..end + 4);
-                let path = line.split(' ').nth(1).unwrap_or("").to_owned();
-                let a = answer(&path);
-                if s.write_all(&a).await.is_err() || a.ends_with(b"bye") {
-                    return;
-                }
-            }
-        }
-    })
-    .await;
-    let url = format!("http://{addr}");
+    let url = answering(answer).await;
     let gw = Gateway::with_urls(&url, &url, "").await;
     let asks: [(&str, &str); 7] = [
         ("GET", "/catalog/empty"),
