@@ -28,6 +28,9 @@ SUT_CPU=1
 XFF_DE=192.0.2.10    # builtin:demo GeoIP: 192.0.2.0/24 -> DE
 
 BLOCKS=3
+BLOCKS_GIVEN=0
+CLEAN_BLOCKS=""      # --clean-blocks K: run blocks until K are clean (or --blocks, the cap, have run)
+STEAL_LIMIT=5        # % CPU steal above which a block is not clean (as in summarize.py)
 DURATION=5
 WARMUP=1
 DURABILITY=none
@@ -48,7 +51,10 @@ Runs direct / nginx / haproxy / domicile through the scenarios, interleaved in b
 and writes bench/results/<timestamp>/{results.tsv,summary.md,...}.
 
 Options:
-  --blocks N           interleaved blocks per scenario (default $BLOCKS)
+  --blocks N           interleaved blocks per scenario (default $BLOCKS); with --clean-blocks,
+                       the most blocks run per scenario (default 3 × K)
+  --clean-blocks K     run blocks of each scenario until K of them are clean (every target's
+                       CPU steal <= $STEAL_LIMIT % and no errors in the block) or --blocks have run
   --duration S         measured seconds per point (default $DURATION)
   --warmup S           warm-up seconds per point, not measured (default $WARMUP)
   --durability MODE    Domicile [trace] durability: none | batch | always (default $DURABILITY)
@@ -74,7 +80,8 @@ die() { log "error: $*"; exit 1; }
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
-        --blocks) BLOCKS=${2:?}; shift 2 ;;
+        --blocks) BLOCKS=${2:?}; BLOCKS_GIVEN=1; shift 2 ;;
+        --clean-blocks) CLEAN_BLOCKS=${2:?}; shift 2 ;;
         --duration) DURATION=${2:?}; shift 2 ;;
         --warmup) WARMUP=${2:?}; shift 2 ;;
         --durability) DURABILITY=${2:?}; shift 2 ;;
@@ -92,6 +99,11 @@ while [[ $# -gt 0 ]]; do
 done
 
 [[ $BLOCKS =~ ^[1-9][0-9]*$ ]] || die "--blocks must be a positive integer"
+if [[ -n $CLEAN_BLOCKS ]]; then
+    [[ $CLEAN_BLOCKS =~ ^[1-9][0-9]*$ ]] || die "--clean-blocks must be a positive integer"
+    if [[ $BLOCKS_GIVEN == 0 ]]; then BLOCKS=$((3 * CLEAN_BLOCKS)); fi
+    [[ $CLEAN_BLOCKS -le $BLOCKS ]] || die "--clean-blocks ($CLEAN_BLOCKS) is more than --blocks ($BLOCKS), the most blocks run"
+fi
 [[ $DURATION =~ ^[1-9][0-9]*$ ]] || die "--duration must be a positive integer (seconds)"
 [[ $WARMUP =~ ^[0-9]+$ ]] || die "--warmup must be a non-negative integer (seconds)"
 [[ $RATE =~ ^[1-9][0-9]*$ ]] || die "--rate must be a positive integer"
@@ -510,6 +522,26 @@ run_point() { # scenario block target
         "$sc" "$b" "$t" "$rps" "$p50" "$p99" "$pcpu" "$bcpu" "$steal" "$extra")"
 }
 
+# "clean", or why the block is not, from its rows in results.tsv: a block is clean when every
+# target's steal is at most STEAL_LIMIT % and no target had unexpected responses or socket
+# errors (performance.md §8.4; summarize.py applies the same rule).
+block_verdict() { # scenario block
+    awk -F'\t' -v sc="$1" -v b="$2" -v limit="$STEAL_LIMIT" '
+        NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+        $col["scenario"] == sc && $col["block"] == b {
+            s = $col["steal_pct"] + 0
+            if (s > limit && s > worst) { worst = s; who = $col["target"] }
+            if ($col["unexpected"] + 0 > 0 || $col["sock_errors"] + 0 > 0) err = err (err == "" ? "" : ", ") $col["target"]
+        }
+        END {
+            r = ""
+            d = sprintf("%.1f", worst) + 0 > limit ? 1 : 2  # 5.01 would print as 5.0
+            if (worst > 0) r = sprintf("noisy: steal %." d "f %% in %s", worst, who)
+            if (err != "") r = r (r == "" ? "" : "; ") "errors in " err
+            print (r == "" ? "clean" : r)
+        }' "$TSV"
+}
+
 # --- context ----------------------------------------------------------------------------------
 
 {
@@ -525,6 +557,7 @@ run_point() { # scenario block target
     echo "domicile_pgo=$([[ $PGO == 1 ]] && echo yes || echo no)"
     echo "durability=$DURABILITY"
     echo "blocks=$BLOCKS"
+    echo "clean_blocks=$CLEAN_BLOCKS"
     echo "duration=$DURATION"
     echo "warmup=$WARMUP"
     echo "client_cpu=$CLIENT_CPU"
@@ -543,13 +576,26 @@ preflight
 
 TARGETS=(direct nginx haproxy domicile)
 total_points=$((${#SCENARIO_LIST[@]} * BLOCKS * ${#TARGETS[@]}))
-log "measuring: ${#SCENARIO_LIST[@]} scenario(s) × $BLOCKS block(s) × ${#TARGETS[@]} targets = $total_points points of ${WARMUP}+${DURATION} s"
+if [[ -n $CLEAN_BLOCKS ]]; then
+    log "measuring: ${#SCENARIO_LIST[@]} scenario(s) × blocks until $CLEAN_BLOCKS clean (at most $BLOCKS) × ${#TARGETS[@]} targets = at most $total_points points of ${WARMUP}+${DURATION} s"
+else
+    log "measuring: ${#SCENARIO_LIST[@]} scenario(s) × $BLOCKS block(s) × ${#TARGETS[@]} targets = $total_points points of ${WARMUP}+${DURATION} s"
+fi
+# Scenarios outer, blocks inner: with --clean-blocks a scenario stops at its K-th clean block.
 for sc in "${SCENARIO_LIST[@]}"; do
+    clean=0
     for ((b = 1; b <= BLOCKS; b++)); do
         for t in "${TARGETS[@]}"; do
             run_point "$sc" "$b" "$t"
         done
+        verdict=$(block_verdict "$sc" "$b")
+        if [[ $verdict == clean ]]; then clean=$((clean + 1)); fi
+        log "$sc block $b: $verdict ($clean of $b clean so far${CLEAN_BLOCKS:+, $CLEAN_BLOCKS wanted})"
+        if [[ -n $CLEAN_BLOCKS && $clean -ge $CLEAN_BLOCKS ]]; then break; fi
     done
+    if [[ -n $CLEAN_BLOCKS && $clean -lt $CLEAN_BLOCKS ]]; then
+        log "$sc: $clean clean block(s) of the $CLEAN_BLOCKS wanted after $BLOCKS blocks, the cap; the summary marks it"
+    fi
 done
 
 echo "load_after=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$RUN/meta.env"
