@@ -273,7 +273,7 @@ fn take(buf: &mut BytesMut, info: &Arc<ConnInfo>, max_head: usize) -> Option<Tak
         // Room for the headers the gateway adds upstream, so the map does not grow.
         let mut headers = HeaderMap::with_capacity(count + 6);
         for &(n0, n1, v0, v1) in &spans[..count] {
-            let name = HeaderName::from_bytes(&head[n0 as usize..n1 as usize]).ok()?;
+            let name = crate::headers::name_from_bytes(&head[n0 as usize..n1 as usize]).ok()?;
             let value =
                 HeaderValue::from_maybe_shared(head.slice(v0 as usize..v1 as usize)).ok()?;
             headers.append(name, value);

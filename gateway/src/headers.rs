@@ -16,6 +16,29 @@ pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-ho
 
 const OWN: [HeaderName; 4] = [DECISION, SUBJECT_JURISDICTION, REGION, VERDICT];
 
+/// Non-standard names common on requests and responses, whose parsing would otherwise copy
+/// each into a new allocation.
+const COMMON_CUSTOM: [HeaderName; 5] = [
+    X_FORWARDED_FOR,
+    X_FORWARDED_PROTO,
+    X_FORWARDED_HOST,
+    HeaderName::from_static("x-request-id"),
+    HeaderName::from_static("traceparent"),
+];
+
+/// A header name read off the wire: `HeaderName::from_bytes`, except that the common
+/// non-standard names (in any letter case) are the shared constants rather than new copies.
+pub fn name_from_bytes(raw: &[u8]) -> Result<HeaderName, http::header::InvalidHeaderName> {
+    if raw.len() >= 11 && raw.len() <= 17 {
+        for n in &COMMON_CUSTOM {
+            if n.as_str().len() == raw.len() && n.as_str().as_bytes().eq_ignore_ascii_case(raw) {
+                return Ok(n.clone());
+            }
+        }
+    }
+    HeaderName::from_bytes(raw)
+}
+
 /// Headers that carry the message's meaning: `Connection` may not name them for removal, or
 /// the gateway and the backend would read different messages.
 const END_TO_END: [&str; 7] = [
@@ -374,6 +397,23 @@ pub fn keep_private(h: &mut HeaderMap) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn names_read_off_the_wire_are_lower_case_whether_shared_or_parsed() {
+        for raw in [
+            "X-Forwarded-For",
+            "x-request-id",
+            "TraceParent",
+            "X-Custom-Thing",
+            "Host",
+        ] {
+            let n = name_from_bytes(raw.as_bytes()).unwrap();
+            assert_eq!(n.as_str(), raw.to_ascii_lowercase());
+            assert_eq!(n, HeaderName::from_bytes(raw.as_bytes()).unwrap());
+        }
+        assert!(name_from_bytes(b"x-forwarded-fo r").is_err());
+        assert!(name_from_bytes(b"").is_err());
+    }
+
     use super::*;
 
     #[test]

@@ -807,8 +807,8 @@ fn parse_head(
                 close |= closes;
                 continue;
             }
-            let name =
-                HeaderName::from_bytes(raw).map_err(|_| LeanError::Malformed("header name"))?;
+            let name = crate::headers::name_from_bytes(raw)
+                .map_err(|_| LeanError::Malformed("header name"))?;
             let value = HeaderValue::from_maybe_shared(head.slice(v0 as usize..v1 as usize))
                 .map_err(|_| LeanError::Malformed("header value"))?;
             headers.append(name, value);
