@@ -12,16 +12,17 @@ use tokio::task::JoinHandle;
 use tower::ServiceBuilder;
 
 use crate::config::Config;
-use crate::decide::DecideLayer;
+use crate::decide::DecideStep;
 use crate::edge::EdgeLayer;
-use crate::enforce::EnforceLayer;
+use crate::enforce::EnforceStep;
 use crate::forward::Forward;
 use crate::inspect::InspectLayer;
 use crate::limits::LimitsLayer;
-use crate::resolve::ResolveLayer;
+use crate::resolve::ResolveStep;
 use crate::route::RouteLayer;
 use crate::server;
 use crate::state::Snapshot;
+use crate::step::StepLayer;
 use crate::trace::{TraceLayer, TraceWriter};
 
 /// State shared by every connection and the admin listener.
@@ -76,9 +77,8 @@ pub fn pipeline(
         .layer(LimitsLayer::new(shared, max_concurrent))
         .layer(RouteLayer::default())
         .layer(InspectLayer::new(max_buffered_bytes))
-        .layer(ResolveLayer::default())
-        .layer(DecideLayer::default())
-        .layer(EnforceLayer::default())
+        // Resolve, decide and enforce: three synchronous steps in one layer.
+        .layer(StepLayer((ResolveStep, (DecideStep, EnforceStep))))
         .layer(trace)
         .service(Forward::new(outcomes))
 }

@@ -5,7 +5,9 @@
 //!
 //! # The request path
 //! Each phase is a tower layer in its own module and adds what it learned to the
-//! [`context::RequestContext`] in the request's extensions. No phase reaches back.
+//! [`context::RequestContext`] in the request's extensions. No phase reaches back. The
+//! synchronous phases resolve, decide and enforce are [`step::Step`]s; the pipeline runs the
+//! three in one layer, so the request is not moved between them.
 //!
 //! 1. **accept** ([`server`], [`h1`]): HTTP/1.1 and HTTP/2, TLS (rustls), connection cap, timeouts;
 //!    the common plain HTTP/1.1 request takes a lean path of its own.
