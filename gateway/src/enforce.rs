@@ -20,7 +20,7 @@ pub type Enforce<S> = StepService<EnforceStep, S>;
 
 impl Step for EnforceStep {
     fn run(&self, req: &mut Request<Body>) -> Result<(), Response<Body>> {
-        let Some(ctx) = req.extensions_mut().get_mut::<RequestContext>() else {
+        let Some(ctx) = req.extensions_mut().get_mut::<Box<RequestContext>>() else {
             return Err(crate::context::missing());
         };
         ctx.action = Some(action(ctx));
@@ -39,17 +39,19 @@ fn action(ctx: &RequestContext) -> Action {
             .with_decision(&ctx.decision_id),
         );
     };
-    let subject = ctx
-        .resolution
-        .as_ref()
-        .map(|r| {
-            r.jurisdictions
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .filter(|s| !s.is_empty());
+    // Named in refusals only: made when one is.
+    let subject = || {
+        ctx.resolution
+            .as_ref()
+            .map(|r| {
+                r.jurisdictions
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .filter(|s| !s.is_empty())
+    };
     // A token that does not verify (forged, expired, another issuer's) on a request that
     // carries personal data, whose jurisdiction the token would speak to, is refused before
     // any policy: like an uninspectable body, a fail-closed rule that dry runs keep. A bearer
@@ -71,7 +73,7 @@ fn action(ctx: &RequestContext) -> Action {
         .with_reason(reason)
         .with_decision(&ctx.decision_id);
         p.invalid_bearer = bearer;
-        p.subject_jurisdiction = subject;
+        p.subject_jurisdiction = subject();
         return Action::Respond(p);
     }
     let rejects = ctx
@@ -92,7 +94,7 @@ fn action(ctx: &RequestContext) -> Action {
         )
         .with_reason(why.as_str())
         .with_decision(&ctx.decision_id);
-        p.subject_jurisdiction = subject;
+        p.subject_jurisdiction = subject();
         return Action::Respond(p);
     }
     if ctx.unavailable {
@@ -103,7 +105,7 @@ fn action(ctx: &RequestContext) -> Action {
         )
         .with_reason("home_region_unavailable")
         .with_decision(&ctx.decision_id);
-        p.subject_jurisdiction = subject;
+        p.subject_jurisdiction = subject();
         p.destination_region = ctx.destination.as_deref().map(str::to_owned);
         p.retry_after = Some(crate::upstream::RETRY_AFTER_SECS);
         return Action::Respond(p);
@@ -135,7 +137,7 @@ fn action(ctx: &RequestContext) -> Action {
     )
     .with_reason(decision.reason_code)
     .with_decision(&ctx.decision_id);
-    p.subject_jurisdiction = subject;
+    p.subject_jurisdiction = subject();
     p.destination_region = Some(region.to_string());
     Action::Respond(p)
 }

@@ -49,7 +49,7 @@ impl Service<Request<Body>> for Forward {
     fn call(&mut self, mut req: Request<Body>) -> BoxFuture {
         let outcomes = self.outcomes.clone();
         Box::pin(async move {
-            let Some(ctx) = req.extensions_mut().remove::<RequestContext>() else {
+            let Some(ctx) = req.extensions_mut().remove::<Box<RequestContext>>() else {
                 return Ok(crate::context::missing());
             };
             let summary = Summary {
@@ -89,7 +89,12 @@ impl Service<Request<Body>> for Forward {
                 headers::keep_private(h);
             }
             h.insert(headers::DECISION, ctx.decision_header.clone());
-            if let Some(Ok(v)) = ctx.destination.as_deref().map(HeaderValue::from_str) {
+            if let Some(v) = ctx
+                .destination
+                .as_ref()
+                .and_then(|r| ctx.snapshot.pools.get(r))
+                .and_then(|p| p.header.clone())
+            {
                 h.insert(headers::REGION, v);
             }
             if !ctx.enforced

@@ -122,7 +122,9 @@ where
         };
         let decision_header = http::HeaderValue::from_str(&decision_id)
             .unwrap_or_else(|_| http::HeaderValue::from_static("invalid"));
-        req.extensions_mut().insert(RequestContext {
+        // Boxed: the context travels through every layer and into the forward step's future,
+        // which then move a pointer rather than the whole context.
+        req.extensions_mut().insert(Box::new(RequestContext {
             decision_id,
             decision_header,
             received_micros: micros,
@@ -145,8 +147,8 @@ where
             permit: None,
             buffer_permit: None,
             unavailable: false,
-        });
-        if let Some(ctx) = req.extensions_mut().get_mut::<RequestContext>() {
+        }));
+        if let Some(ctx) = req.extensions_mut().get_mut::<Box<RequestContext>>() {
             // Released when the context is dropped, at the end of the request's effect.
             ctx.permit = Some(Arc::new(permit));
         }

@@ -1,6 +1,8 @@
 //! Phase 3, route: host and path (and method) select a configured route, using one canonical
 //! authority for both matching and what goes upstream.
 
+use std::borrow::Cow;
+
 use http::{Request, Response, StatusCode, header};
 
 use crate::body::Body;
@@ -14,9 +16,14 @@ pub struct RouteStep;
 pub type RouteLayer = StepLayer<RouteStep>;
 pub type Route<S> = StepService<RouteStep, S>;
 
-/// Lower-case, no port, no trailing dot.
-pub fn canonical_host(h: &str) -> String {
-    split_port(h).0.trim_end_matches('.').to_ascii_lowercase()
+/// Lower-case, no port, no trailing dot; borrowed when already lower-case.
+pub fn canonical_host(h: &str) -> Cow<'_, str> {
+    let h = split_port(h).0.trim_end_matches('.');
+    if h.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(h.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(h)
+    }
 }
 
 /// A `Host` value's host, and the digits after its last `:` when there are only digits there
@@ -33,13 +40,17 @@ fn split_port(h: &str) -> (&str, Option<&str>) {
 
 impl Step for RouteStep {
     fn run(&self, req: &mut Request<Body>) -> Result<(), Response<Body>> {
-        let host_header = match req.headers().get(header::HOST).map(|v| v.to_str()) {
+        // Held apart from the request (a reference count, not a copy), so the canonical host
+        // can borrow them while the request's target is rewritten.
+        let host_value = req.headers().get(header::HOST).cloned();
+        let authority = req.uri().authority().cloned();
+        let host_header = match host_value.as_ref().map(|v| v.to_str()) {
             Some(Err(_)) => return Err(bad(req, "the Host header is not valid text")),
             Some(Ok(h)) => Some(h),
             None => None,
         };
         // HTTP/2 names the host in `:authority`, with or without a `Host` beside it.
-        let authority = req.uri().authority().map(|a| a.as_str());
+        let authority = authority.as_ref().map(|a| a.as_str());
         let host = match (
             host_header.map(canonical_host),
             authority.map(canonical_host),
@@ -82,7 +93,7 @@ impl Step for RouteStep {
         if let Some(uri) = unreserved_decoded(req.uri()) {
             *req.uri_mut() = uri;
         }
-        let Some(ctx) = req.extensions().get::<RequestContext>() else {
+        let Some(ctx) = req.extensions().get::<Box<RequestContext>>() else {
             return Err(crate::context::missing());
         };
         // The TLS name the client connected to must be the host it asks for: no fronting one
@@ -133,7 +144,7 @@ impl Step for RouteStep {
                 .into_response(),
             ));
         }
-        if let Some(ctx) = req.extensions_mut().get_mut::<RequestContext>() {
+        if let Some(ctx) = req.extensions_mut().get_mut::<Box<RequestContext>>() {
             ctx.route = Some(n);
         }
         Ok(())
@@ -343,7 +354,7 @@ pub fn upgrade_protocols<B>(req: &Request<B>) -> Option<http::HeaderValue> {
 
 fn bad_path(req: &Request<Body>, detail: &str) -> Response<Body> {
     let mut p = Problem::new(StatusCode::BAD_REQUEST, "ambiguous_path", detail);
-    if let Some(ctx) = req.extensions().get::<RequestContext>() {
+    if let Some(ctx) = req.extensions().get::<Box<RequestContext>>() {
         p = p.with_decision(&ctx.decision_id);
     }
     crate::problem::close_connection(p.into_response())
@@ -351,7 +362,7 @@ fn bad_path(req: &Request<Body>, detail: &str) -> Response<Body> {
 
 fn bad(req: &Request<Body>, detail: &str) -> Response<Body> {
     let mut p = Problem::new(StatusCode::BAD_REQUEST, "bad_authority", detail);
-    if let Some(ctx) = req.extensions().get::<RequestContext>() {
+    if let Some(ctx) = req.extensions().get::<Box<RequestContext>>() {
         p = p.with_decision(&ctx.decision_id);
     }
     crate::problem::close_connection(p.into_response())

@@ -206,6 +206,9 @@ impl Backend {
 pub struct RegionPool {
     pub backends: Vec<Backend>,
     next: AtomicUsize,
+    /// The region's id as the `domicile-region` response header: made once, shared by every
+    /// response.
+    pub header: Option<http::HeaderValue>,
 }
 
 impl RegionPool {
@@ -315,6 +318,7 @@ pub fn build_pools(regions: &[RegionConfig]) -> Result<HashMap<Arc<str>, RegionP
             RegionPool {
                 backends,
                 next: AtomicUsize::new(0),
+                header: http::HeaderValue::from_str(&r.id).ok(),
             },
         );
     }

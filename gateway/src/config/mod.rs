@@ -1525,7 +1525,7 @@ fn convert(c: &mut Checker<'_>, raw: FileConfig, text: &str) -> Config {
                 // As requests' hosts are compared: lower-case, without a port or a trailing
                 // dot (`API.example.com.:8443` matches `Host: api.example.com`).
                 host: r.host.as_ref().and_then(|h| {
-                    let canonical = crate::route::canonical_host(h.get_ref());
+                    let canonical = crate::route::canonical_host(h.get_ref()).into_owned();
                     if crate::route::valid_host(&canonical) {
                         Some(canonical)
                     } else {

@@ -1167,7 +1167,7 @@ where
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
         let inspects = req
             .extensions()
-            .get::<RequestContext>()
+            .get::<Box<RequestContext>>()
             .and_then(|ctx| ctx.route.and_then(|n| ctx.snapshot.route(n)))
             .is_some_and(|r| r.inspect);
         if !inspects {
@@ -1175,10 +1175,10 @@ where
             // personal data through its URL unnoticed.
             let upgrade = crate::route::is_upgrade(&req);
             let mut found = Inspection::default();
-            if let Some(ctx) = req.extensions().get::<RequestContext>() {
+            if let Some(ctx) = req.extensions().get::<Box<RequestContext>>() {
                 inspect_head(&req, &ctx.snapshot.config.inspect.head, &mut found);
             }
-            if let Some(ctx) = req.extensions_mut().get_mut::<RequestContext>() {
+            if let Some(ctx) = req.extensions_mut().get_mut::<Box<RequestContext>>() {
                 // A declared-clean route still cannot vouch for what flows through a tunnel.
                 ctx.inspection.tunnel = upgrade;
                 ctx.inspection.findings = found.findings;
@@ -1237,7 +1237,7 @@ async fn inspect_request(
     mut req: Request<Body>,
     budget: &Arc<Semaphore>,
 ) -> Result<Request<Body>, Response<Body>> {
-    let Some(ctx) = req.extensions().get::<RequestContext>() else {
+    let Some(ctx) = req.extensions().get::<Box<RequestContext>>() else {
         return Err(crate::context::missing());
     };
     let snapshot = ctx.snapshot.clone();
@@ -1368,7 +1368,7 @@ async fn inspect_request(
     if inspection.overflow {
         inspection.status = InspectStatus::Uninspectable(Uninspectable::TooManyFindings);
     }
-    if let Some(ctx) = req.extensions_mut().get_mut::<RequestContext>() {
+    if let Some(ctx) = req.extensions_mut().get_mut::<Box<RequestContext>>() {
         ctx.inspection = inspection;
         // Held until the buffered body has been forwarded or answered.
         ctx.buffer_permit = buffer_permit;

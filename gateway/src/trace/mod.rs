@@ -205,12 +205,11 @@ where
     }
 
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
-        let Some(ctx) = req.extensions().get::<RequestContext>() else {
+        let Some(ctx) = req.extensions().get::<Box<RequestContext>>() else {
             return PhaseFuture::Answered {
                 res: Some(crate::context::missing()),
             };
         };
-        let decision_id = ctx.decision_id.clone();
         let traceparent = req
             .extensions()
             .get::<otel::RequestSpan>()
@@ -226,7 +225,7 @@ where
                         "internal",
                         "no decision was made for this request; nothing was forwarded",
                     )
-                    .with_decision(&decision_id)
+                    .with_decision(&ctx.decision_id)
                     .into_response(),
                 ),
             };
@@ -260,10 +259,11 @@ where
                     }
                 }
                 Err(e) => PhaseFuture::Answered {
-                    res: Some(write_failed(&decision_id, &e)),
+                    res: Some(write_failed(decision_id_of(&req), &e)),
                 },
             };
         }
+        let decision_id = decision_id_of(&req).to_owned();
         let inner = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, inner);
         let writer = self.writer.clone();
@@ -279,9 +279,16 @@ where
     }
 }
 
+/// The request's decision id (read again after the record that borrowed the request is gone).
+fn decision_id_of(req: &Request<Body>) -> &str {
+    req.extensions()
+        .get::<Box<RequestContext>>()
+        .map_or("", |c| c.decision_id.as_str())
+}
+
 /// The record is written: a new subject's first write may now be stored in the directory.
 fn first_write(req: &mut Request<Body>) {
-    if let Some(ctx) = req.extensions_mut().get_mut::<RequestContext>() {
+    if let Some(ctx) = req.extensions_mut().get_mut::<Box<RequestContext>>() {
         crate::decide::commit_first_write(ctx);
     }
 }
