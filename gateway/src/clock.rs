@@ -41,6 +41,11 @@ impl Timestamp {
         // Digits and ASCII punctuation only.
         std::str::from_utf8(&self.0).unwrap_or("")
     }
+
+    /// The same text as bytes, for writers that take bytes (no UTF-8 check).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 impl std::fmt::Display for Timestamp {

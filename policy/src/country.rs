@@ -36,6 +36,11 @@ impl Country {
         // Both bytes are ASCII letters by construction.
         std::str::from_utf8(&self.0).unwrap_or("??")
     }
+
+    /// The two upper-case ASCII letters, for writers that take bytes (no UTF-8 check).
+    pub fn as_bytes(&self) -> &[u8; 2] {
+        &self.0
+    }
 }
 
 impl FromStr for Country {

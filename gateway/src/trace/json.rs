@@ -26,6 +26,19 @@ pub fn safe_string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
+/// [`safe_string`] for text held as bytes that are printable ASCII by construction (country
+/// codes, timestamps): written as they are, without a UTF-8 check.
+#[inline(always)]
+pub fn safe_ascii(out: &mut Vec<u8>, b: &[u8]) {
+    debug_assert!(
+        b.iter().all(|c| c.is_ascii_graphic()) && crate::jsonstr::plain_len(b) == b.len(),
+        "{b:?} is not plain ASCII"
+    );
+    out.push(b'"');
+    out.extend_from_slice(b);
+    out.push(b'"');
+}
+
 /// Appends `"key":` for a key that needs no escaping.
 // Always inlined: at each call site the key is a literal, so its copy is a few fixed stores
 // instead of a call to `memcpy`.
@@ -147,6 +160,13 @@ impl<'a> Obj<'a> {
     #[inline(always)]
     pub fn with(&mut self, k: &'static str, f: impl FnOnce(&mut Vec<u8>)) -> &mut Self {
         f(self.key(k));
+        self
+    }
+
+    /// A member whose value is printable ASCII bytes needing no escape (see [`safe_ascii`]).
+    #[inline(always)]
+    pub fn ascii(&mut self, k: &'static str, v: &[u8]) -> &mut Self {
+        safe_ascii(self.key(k), v);
         self
     }
 

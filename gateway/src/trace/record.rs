@@ -143,7 +143,7 @@ impl DecisionRecord<'_> {
         Obj::new(out)
             .safe("schema", self.schema)
             .safe("decision_id", self.decision_id)
-            .safe("time", self.time.as_str())
+            .ascii("time", self.time.as_bytes())
             .with("gateway", |o| {
                 Obj::new(o)
                     .str("instance", self.gateway.instance)
@@ -158,7 +158,7 @@ impl DecisionRecord<'_> {
             .with("subject", |o| {
                 let mut so = Obj::new(o);
                 so.array("jurisdictions", s.jurisdictions, |o, c| {
-                    json::safe_string(o, c.as_str())
+                    json::safe_ascii(o, c.as_bytes())
                 })
                 .array("regimes", s.regimes, |o, r| json::string(o, r))
                 .bool("conflict", s.conflict)
@@ -166,7 +166,7 @@ impl DecisionRecord<'_> {
                     let mut eo = Obj::new(o);
                     eo.safe("source", e.source.as_str())
                         .safe("kind", e.kind.as_str())
-                        .safe("country", e.country.as_str())
+                        .ascii("country", e.country.as_bytes())
                         .num("weight", u64::from(e.weight))
                         .str("location", &e.location);
                     if let Some(c) = e.category {
@@ -187,13 +187,13 @@ impl DecisionRecord<'_> {
                     .opt_str("home_region", s.home_region)
                     .array("plausible", s.plausible, |o, p| {
                         Obj::new(o)
-                            .safe("country", p.country.as_str())
+                            .ascii("country", p.country.as_bytes())
                             .num("confidence", u64::from(p.confidence))
                             .end()
                     })
                     .safe("rule", s.rule)
                     .array("citizenship", s.citizenship, |o, c| {
-                        json::safe_string(o, c.as_str())
+                        json::safe_ascii(o, c.as_bytes())
                     })
                     .array("rejected_evidence", s.rejected_evidence, |o, r| {
                         Obj::new(o)
@@ -235,14 +235,14 @@ impl DecisionRecord<'_> {
                     .str("location", &f.location)
                     .safe("detector", f.detector);
                 if let Some(c) = f.country {
-                    fo.safe("country", c.as_str());
+                    fo.ascii("country", c.as_bytes());
                 }
                 fo.end()
             })
             .with("destination", |o| match &self.destination {
                 Some(d) => Obj::new(o)
                     .str("region", d.region)
-                    .safe("country", d.country.as_str())
+                    .ascii("country", d.country.as_bytes())
                     .str("entity", d.entity)
                     .end(),
                 None => o.extend_from_slice(b"null"),
@@ -281,7 +281,7 @@ impl OutcomeLine<'_> {
         Obj::new(out)
             .safe("schema", self.schema)
             .safe("decision_id", self.decision_id)
-            .safe("time", self.time.as_str())
+            .ascii("time", self.time.as_bytes())
             .str("region", self.region)
             .opt_num("upstream_status", self.upstream_status.map(u64::from))
             .opt_str("error", self.error)
