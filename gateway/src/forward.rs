@@ -52,6 +52,13 @@ impl Service<Request<Body>> for Forward {
             let Some(ctx) = req.extensions_mut().remove::<Box<RequestContext>>() else {
                 return Ok(crate::context::missing());
             };
+            // Nothing else rides on the request now (an upgrade's handle would): its emptied
+            // extension map carries the summary on the response, instead of a new one.
+            let spare = if req.extensions().is_empty() {
+                std::mem::take(req.extensions_mut())
+            } else {
+                http::Extensions::new()
+            };
             let summary = Summary {
                 route: ctx
                     .route
@@ -106,7 +113,9 @@ impl Service<Request<Body>> for Forward {
                     HeaderValue::from_static(d.verdict.as_str()),
                 );
             }
-            res.extensions_mut().insert(summary);
+            let ext = res.extensions_mut();
+            ext.extend(spare);
+            ext.insert(summary);
             Ok(res)
         })
     }
