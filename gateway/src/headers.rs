@@ -397,6 +397,8 @@ pub fn keep_private(h: &mut HeaderMap) {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn names_read_off_the_wire_are_lower_case_whether_shared_or_parsed() {
         for raw in [
@@ -413,8 +415,6 @@ mod tests {
         assert!(name_from_bytes(b"x-forwarded-fo r").is_err());
         assert!(name_from_bytes(b"").is_err());
     }
-
-    use super::*;
 
     #[test]
     fn lengths_are_digits_only_and_fit_and_tokens_are_whole_items() {

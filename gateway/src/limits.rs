@@ -123,7 +123,7 @@ where
         let decision_header = http::HeaderValue::from_str(&decision_id)
             .unwrap_or_else(|_| http::HeaderValue::from_static("invalid"));
         // Boxed: the context travels through every layer and into the forward step's future,
-        // which then move a pointer rather than the whole context.
+        // so what moves is a pointer, not the whole context.
         req.extensions_mut().insert(Box::new(RequestContext {
             decision_id,
             decision_header,

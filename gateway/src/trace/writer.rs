@@ -1049,6 +1049,9 @@ fn write_jobs(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::trace::verify::verify_dir;
+
     #[test]
     fn digests_are_written_as_lower_case_hex() {
         for seed in [&b""[..], b"a", b"domicile", &[0xff; 100]] {
@@ -1057,9 +1060,6 @@ mod tests {
         }
         assert_eq!(&hex_digest(&[0xab; 32])[..4], b"abab");
     }
-
-    use super::*;
-    use crate::trace::verify::verify_dir;
 
     fn options(durability: Durability, max_bytes: Option<u64>) -> WriterOptions {
         WriterOptions {
