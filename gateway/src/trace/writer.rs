@@ -834,26 +834,18 @@ fn chain_tail(out: &mut Vec<u8>, start: usize, head: &mut String) {
     out.extend_from_slice(b",\"prev_hash\":\"");
     out.extend_from_slice(head.as_bytes());
     out.extend_from_slice(b"\"}");
-    let buf = hex_digest(&Sha256::digest(&out[start..]).into());
-    // Hex digits are ASCII.
-    let hex = std::str::from_utf8(&buf).unwrap_or("");
+    let mut buf = [0u8; 64];
+    // A 32-byte digest always fills 64 hex digits, and hex digits are ASCII.
+    let hex = match hex::encode_to_slice(Sha256::digest(&out[start..]), &mut buf) {
+        Ok(()) => std::str::from_utf8(&buf).unwrap_or(""),
+        Err(_) => "",
+    };
     out.truncate(out.len() - 1);
     out.extend_from_slice(HASH_FIELD);
     out.extend_from_slice(hex.as_bytes());
     out.extend_from_slice(b"\"}\n");
     head.clear();
     head.push_str(hex);
-}
-
-/// The 64 lower-case hex digits of a SHA-256 digest, a table lookup a digit.
-fn hex_digest(d: &[u8; 32]) -> [u8; 64] {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = [0u8; 64];
-    for (pair, b) in out.chunks_exact_mut(2).zip(d) {
-        pair[0] = HEX[usize::from(b >> 4)];
-        pair[1] = HEX[usize::from(b & 0xf)];
-    }
-    out
 }
 
 /// The regions that already have a directory: opened at start, so a torn tail left by a crash
@@ -1051,15 +1043,6 @@ fn write_jobs(
 mod tests {
     use super::*;
     use crate::trace::verify::verify_dir;
-
-    #[test]
-    fn digests_are_written_as_lower_case_hex() {
-        for seed in [&b""[..], b"a", b"domicile", &[0xff; 100]] {
-            let d: [u8; 32] = Sha256::digest(seed).into();
-            assert_eq!(hex_digest(&d).as_slice(), hex::encode(d).as_bytes());
-        }
-        assert_eq!(&hex_digest(&[0xab; 32])[..4], b"abab");
-    }
 
     fn options(durability: Durability, max_bytes: Option<u64>) -> WriterOptions {
         WriterOptions {
