@@ -618,7 +618,7 @@ async fn write_body(
                 left -= data.len() as u64;
             }
             Framing::Chunked => {
-                out.extend_from_slice(format_hex(data.len(), &mut [0u8; 16]));
+                out.extend_from_slice(crate::headers::chunk_size(data.len(), &mut [0u8; 16]));
                 out.extend_from_slice(b"\r\n");
             }
         }
@@ -677,18 +677,6 @@ fn write_trailers(t: &HeaderMap, names: &[HeaderName], out: &mut Vec<u8>) {
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
-    }
-}
-
-fn format_hex(mut n: usize, buf: &mut [u8; 16]) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b"0123456789abcdef"[n & 15];
-        n >>= 4;
-        if n == 0 {
-            return &buf[i..];
-        }
     }
 }
 

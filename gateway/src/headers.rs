@@ -39,6 +39,19 @@ pub fn name_from_bytes(raw: &[u8]) -> Result<HeaderName, http::header::InvalidHe
     HeaderName::from_bytes(raw)
 }
 
+/// A chunk's size in hexadecimal digits, as chunked framing writes it (no allocation).
+pub fn chunk_size(mut n: usize, buf: &mut [u8; 16]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b"0123456789abcdef"[n & 15];
+        n >>= 4;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
 /// Headers that carry the message's meaning: `Connection` may not name them for removal, or
 /// the gateway and the backend would read different messages.
 const END_TO_END: [&str; 7] = [
@@ -414,6 +427,13 @@ mod tests {
         }
         assert!(name_from_bytes(b"x-forwarded-fo r").is_err());
         assert!(name_from_bytes(b"").is_err());
+    }
+
+    #[test]
+    fn chunk_sizes_are_lower_case_hex_without_leading_zeros() {
+        for n in [0usize, 1, 9, 10, 15, 16, 255, 7_777, 1 << 20, usize::MAX] {
+            assert_eq!(chunk_size(n, &mut [0u8; 16]), format!("{n:x}").as_bytes());
+        }
     }
 
     #[test]

@@ -529,15 +529,20 @@ impl Upload {
         match frame.into_data() {
             Ok(data) if data.is_empty() => {}
             Ok(data) if self.chunked => {
-                let size = format!("{:x}\r\n", data.len());
+                let mut hex = [0u8; 16];
+                let digits = crate::headers::chunk_size(data.len(), &mut hex);
                 if data.len() < SMALL_CHUNK {
-                    let mut piece = Vec::with_capacity(size.len() + data.len() + 2);
-                    piece.extend_from_slice(size.as_bytes());
+                    let mut piece = Vec::with_capacity(digits.len() + data.len() + 4);
+                    piece.extend_from_slice(digits);
+                    piece.extend_from_slice(b"\r\n");
                     piece.extend_from_slice(&data);
                     piece.extend_from_slice(b"\r\n");
                     self.queue(piece.into());
                 } else {
-                    self.queue(size.into_bytes().into());
+                    let mut size = Vec::with_capacity(digits.len() + 2);
+                    size.extend_from_slice(digits);
+                    size.extend_from_slice(b"\r\n");
+                    self.queue(size.into());
                     self.queue(data);
                     self.queue(Bytes::from_static(b"\r\n"));
                 }
