@@ -106,13 +106,34 @@ impl<'a> Obj<'a> {
         Obj { out, first: true }
     }
 
+    /// Writes the member's `,"key":` (without the comma for the first member) as one piece:
+    /// the key is a literal at every call site, so the piece is built from constants and
+    /// copied with a single capacity check.
     #[inline(always)]
     fn key(&mut self, k: &'static str) -> &mut Vec<u8> {
-        if !self.first {
-            self.out.push(b',');
+        const MAX: usize = 44;
+        let kb = k.as_bytes();
+        let n = kb.len();
+        if n > MAX {
+            if !self.first {
+                self.out.push(b',');
+            }
+            self.first = false;
+            key(self.out, k);
+            return self.out;
         }
-        self.first = false;
-        key(self.out, k);
+        let mut piece = [0u8; MAX + 4];
+        piece[0] = b',';
+        piece[1] = b'"';
+        piece[2..2 + n].copy_from_slice(kb);
+        piece[2 + n] = b'"';
+        piece[3 + n] = b':';
+        if self.first {
+            self.first = false;
+            self.out.extend_from_slice(&piece[1..4 + n]);
+        } else {
+            self.out.extend_from_slice(&piece[..4 + n]);
+        }
         self.out
     }
 
@@ -237,6 +258,28 @@ fn escaped(out: &mut Vec<u8>, b: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn members_are_comma_separated_whatever_the_length_of_their_keys() {
+        const LONG: &str = "a_key_longer_than_the_piece_a_member_is_built_in_on_the_stack";
+        assert!(LONG.len() > 44);
+        let mut out = Vec::new();
+        Obj::new(&mut out)
+            .str(LONG, "v")
+            .num("n", 1)
+            .with("o", |o| Obj::new(o).bool("b", true).end())
+            .with(LONG, |o| Obj::new(o).end())
+            .str("s", "t")
+            .end();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            format!(r#"{{"{LONG}":"v","n":1,"o":{{"b":true}},"{LONG}":{{}},"s":"t"}}"#)
+        );
+        let mut out = Vec::new();
+        Obj::new(&mut out).num("only", 7).end();
+        assert_eq!(out, br#"{"only":7}"#);
+    }
 
     #[test]
     fn strings_escape_like_serde_json() {
