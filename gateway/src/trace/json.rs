@@ -93,6 +93,9 @@ pub fn array<T>(out: &mut Vec<u8>, items: &[T], mut f: impl FnMut(&mut Vec<u8>, 
     out.push(b']');
 }
 
+/// The longest key [`Obj`] writes as one piece; a longer one is written in parts.
+const PIECE_KEY_MAX: usize = 44;
+
 /// Writes one JSON object: each call adds a member, commas are placed for you.
 #[derive(Debug)]
 pub struct Obj<'a> {
@@ -111,7 +114,7 @@ impl<'a> Obj<'a> {
     /// copied with a single capacity check.
     #[inline(always)]
     fn key(&mut self, k: &'static str) -> &mut Vec<u8> {
-        const MAX: usize = 44;
+        const MAX: usize = PIECE_KEY_MAX;
         let kb = k.as_bytes();
         let n = kb.len();
         if n > MAX {
@@ -262,7 +265,7 @@ mod tests {
     #[test]
     fn members_are_comma_separated_whatever_the_length_of_their_keys() {
         const LONG: &str = "a_key_longer_than_the_piece_a_member_is_built_in_on_the_stack";
-        assert!(LONG.len() > 44);
+        assert!(LONG.len() > PIECE_KEY_MAX);
         let mut out = Vec::new();
         Obj::new(&mut out)
             .str(LONG, "v")
