@@ -186,6 +186,30 @@ pub struct Summary {
     pub region: Option<Arc<str>>,
 }
 
+/// The request's context. It travels boxed in the request's extensions, so what moves between
+/// layers and into the forward step's future is a pointer, not the whole context; these are
+/// the only places that know it is boxed.
+pub fn of<B>(req: &http::Request<B>) -> Option<&RequestContext> {
+    req.extensions().get::<Box<RequestContext>>().map(|c| &**c)
+}
+
+/// [`of`], to change.
+pub fn of_mut<B>(req: &mut http::Request<B>) -> Option<&mut RequestContext> {
+    req.extensions_mut()
+        .get_mut::<Box<RequestContext>>()
+        .map(|c| &mut **c)
+}
+
+/// Takes the context off the request (the forward step, which carries it to the effect).
+pub fn take<B>(req: &mut http::Request<B>) -> Option<Box<RequestContext>> {
+    req.extensions_mut().remove::<Box<RequestContext>>()
+}
+
+/// Puts the context on the request (the limits step, where it is made).
+pub fn attach<B>(req: &mut http::Request<B>, ctx: RequestContext) {
+    req.extensions_mut().insert(Box::new(ctx));
+}
+
 /// The response for a request that lost its context: an internal error, never a forward.
 pub fn missing() -> Response<Body> {
     Problem::new(

@@ -28,7 +28,7 @@ impl Step for DecideStep {
         let gpc = global_privacy_control(req.headers());
         let read = is_read(req.method());
         let write = is_write(req.method());
-        let Some(ctx) = req.extensions_mut().get_mut::<Box<RequestContext>>() else {
+        let Some(ctx) = crate::context::of_mut(req) else {
             return Err(crate::context::missing());
         };
         decide(ctx, gpc, read);

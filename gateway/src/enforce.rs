@@ -20,7 +20,7 @@ pub type Enforce<S> = StepService<EnforceStep, S>;
 
 impl Step for EnforceStep {
     fn run(&self, req: &mut Request<Body>) -> Result<(), Response<Body>> {
-        let Some(ctx) = req.extensions_mut().get_mut::<Box<RequestContext>>() else {
+        let Some(ctx) = crate::context::of_mut(req) else {
             return Err(crate::context::missing());
         };
         ctx.action = Some(action(ctx));

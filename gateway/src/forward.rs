@@ -49,7 +49,7 @@ impl Service<Request<Body>> for Forward {
     fn call(&mut self, mut req: Request<Body>) -> BoxFuture {
         let outcomes = self.outcomes.clone();
         Box::pin(async move {
-            let Some(ctx) = req.extensions_mut().remove::<Box<RequestContext>>() else {
+            let Some(ctx) = crate::context::take(&mut req) else {
                 return Ok(crate::context::missing());
             };
             // Nothing else rides on the request now (an upgrade's handle would): its emptied

@@ -122,33 +122,34 @@ where
         };
         let decision_header = http::HeaderValue::from_str(&decision_id)
             .unwrap_or_else(|_| http::HeaderValue::from_static("invalid"));
-        // Boxed: the context travels through every layer and into the forward step's future,
-        // so what moves is a pointer, not the whole context.
-        req.extensions_mut().insert(Box::new(RequestContext {
-            decision_id,
-            decision_header,
-            received_micros: micros,
-            started,
-            snapshot,
-            conn,
-            route: None,
-            inspection: Default::default(),
-            client: None,
-            resolution: None,
-            subject_id: None,
-            invalid_token: None,
-            directory: crate::context::DirectoryUse::None,
-            first_write: None,
-            decision: None,
-            home_region: None,
-            destination: None,
-            action: None,
-            enforced: true,
-            permit: None,
-            buffer_permit: None,
-            unavailable: false,
-        }));
-        if let Some(ctx) = req.extensions_mut().get_mut::<Box<RequestContext>>() {
+        crate::context::attach(
+            &mut req,
+            RequestContext {
+                decision_id,
+                decision_header,
+                received_micros: micros,
+                started,
+                snapshot,
+                conn,
+                route: None,
+                inspection: Default::default(),
+                client: None,
+                resolution: None,
+                subject_id: None,
+                invalid_token: None,
+                directory: crate::context::DirectoryUse::None,
+                first_write: None,
+                decision: None,
+                home_region: None,
+                destination: None,
+                action: None,
+                enforced: true,
+                permit: None,
+                buffer_permit: None,
+                unavailable: false,
+            },
+        );
+        if let Some(ctx) = crate::context::of_mut(&mut req) {
             // Released when the context is dropped, at the end of the request's effect.
             ctx.permit = Some(Arc::new(permit));
         }

@@ -34,7 +34,7 @@ pub const WEIGHT_PHONE: u8 = 40;
 
 impl Step for ResolveStep {
     fn run(&self, req: &mut Request<Body>) -> Result<(), Response<Body>> {
-        let Some(ctx) = req.extensions().get::<Box<RequestContext>>() else {
+        let Some(ctx) = crate::context::of(req) else {
             return Err(crate::context::missing());
         };
         let snap = ctx.snapshot.clone();
@@ -89,7 +89,7 @@ impl Step for ResolveStep {
             found.home,
             found.address_known,
         );
-        if let Some(ctx) = req.extensions_mut().get_mut::<Box<RequestContext>>() {
+        if let Some(ctx) = crate::context::of_mut(req) {
             ctx.client = Some(found.client);
             ctx.resolution = Some(resolution);
             ctx.subject_id = found.subject_id;
@@ -417,7 +417,7 @@ fn subject_from_request(
         let id = match source {
             SubjectIdSource::Claim => None,
             SubjectIdSource::Header(h) => {
-                let conn = &req.extensions().get::<Box<RequestContext>>()?.conn;
+                let conn = &crate::context::of(req)?.conn;
                 if *vouched.get_or_init(|| vouched_peer(snap, conn, conn.peer.ip())) {
                     req.headers()
                         .get(h)

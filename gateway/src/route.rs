@@ -6,7 +6,6 @@ use std::borrow::Cow;
 use http::{Request, Response, StatusCode, header};
 
 use crate::body::Body;
-use crate::context::RequestContext;
 use crate::problem::Problem;
 use crate::step::{Step, StepLayer, StepService};
 
@@ -93,7 +92,7 @@ impl Step for RouteStep {
         if let Some(uri) = unreserved_decoded(req.uri()) {
             *req.uri_mut() = uri;
         }
-        let Some(ctx) = req.extensions().get::<Box<RequestContext>>() else {
+        let Some(ctx) = crate::context::of(req) else {
             return Err(crate::context::missing());
         };
         // The TLS name the client connected to must be the host it asks for: no fronting one
@@ -144,7 +143,7 @@ impl Step for RouteStep {
                 .into_response(),
             ));
         }
-        if let Some(ctx) = req.extensions_mut().get_mut::<Box<RequestContext>>() {
+        if let Some(ctx) = crate::context::of_mut(req) {
             ctx.route = Some(n);
         }
         Ok(())
@@ -354,7 +353,7 @@ pub fn upgrade_protocols<B>(req: &Request<B>) -> Option<http::HeaderValue> {
 
 fn bad_path(req: &Request<Body>, detail: &str) -> Response<Body> {
     let mut p = Problem::new(StatusCode::BAD_REQUEST, "ambiguous_path", detail);
-    if let Some(ctx) = req.extensions().get::<Box<RequestContext>>() {
+    if let Some(ctx) = crate::context::of(req) {
         p = p.with_decision(&ctx.decision_id);
     }
     crate::problem::close_connection(p.into_response())
@@ -362,7 +361,7 @@ fn bad_path(req: &Request<Body>, detail: &str) -> Response<Body> {
 
 fn bad(req: &Request<Body>, detail: &str) -> Response<Body> {
     let mut p = Problem::new(StatusCode::BAD_REQUEST, "bad_authority", detail);
-    if let Some(ctx) = req.extensions().get::<Box<RequestContext>>() {
+    if let Some(ctx) = crate::context::of(req) {
         p = p.with_decision(&ctx.decision_id);
     }
     crate::problem::close_connection(p.into_response())

@@ -34,7 +34,6 @@ use tokio::sync::Semaphore;
 use tower::{Layer, Service};
 
 use crate::body::Body;
-use crate::context::RequestContext;
 use crate::problem::Problem;
 use crate::step::PhaseFuture;
 
@@ -1165,9 +1164,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
-        let inspects = req
-            .extensions()
-            .get::<Box<RequestContext>>()
+        let inspects = crate::context::of(&req)
             .and_then(|ctx| ctx.route.and_then(|n| ctx.snapshot.route(n)))
             .is_some_and(|r| r.inspect);
         if !inspects {
@@ -1175,10 +1172,10 @@ where
             // personal data through its URL unnoticed.
             let upgrade = crate::route::is_upgrade(&req);
             let mut found = Inspection::default();
-            if let Some(ctx) = req.extensions().get::<Box<RequestContext>>() {
+            if let Some(ctx) = crate::context::of(&req) {
                 inspect_head(&req, &ctx.snapshot.config.inspect.head, &mut found);
             }
-            if let Some(ctx) = req.extensions_mut().get_mut::<Box<RequestContext>>() {
+            if let Some(ctx) = crate::context::of_mut(&mut req) {
                 // A declared-clean route still cannot vouch for what flows through a tunnel.
                 ctx.inspection.tunnel = upgrade;
                 ctx.inspection.findings = found.findings;
@@ -1237,7 +1234,7 @@ async fn inspect_request(
     mut req: Request<Body>,
     budget: &Arc<Semaphore>,
 ) -> Result<Request<Body>, Response<Body>> {
-    let Some(ctx) = req.extensions().get::<Box<RequestContext>>() else {
+    let Some(ctx) = crate::context::of(&req) else {
         return Err(crate::context::missing());
     };
     let snapshot = ctx.snapshot.clone();
@@ -1368,7 +1365,7 @@ async fn inspect_request(
     if inspection.overflow {
         inspection.status = InspectStatus::Uninspectable(Uninspectable::TooManyFindings);
     }
-    if let Some(ctx) = req.extensions_mut().get_mut::<Box<RequestContext>>() {
+    if let Some(ctx) = crate::context::of_mut(&mut req) {
         ctx.inspection = inspection;
         // Held until the buffered body has been forwarded or answered.
         ctx.buffer_permit = buffer_permit;

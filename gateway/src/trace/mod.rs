@@ -205,7 +205,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
-        let Some(ctx) = req.extensions().get::<Box<RequestContext>>() else {
+        let Some(ctx) = crate::context::of(&req) else {
             return PhaseFuture::Answered {
                 res: Some(crate::context::missing()),
             };
@@ -281,14 +281,12 @@ where
 
 /// The request's decision id (read again after the record that borrowed the request is gone).
 fn decision_id_of(req: &Request<Body>) -> &str {
-    req.extensions()
-        .get::<Box<RequestContext>>()
-        .map_or("", |c| c.decision_id.as_str())
+    crate::context::of(req).map_or("", |c| c.decision_id.as_str())
 }
 
 /// The record is written: a new subject's first write may now be stored in the directory.
 fn first_write(req: &mut Request<Body>) {
-    if let Some(ctx) = req.extensions_mut().get_mut::<Box<RequestContext>>() {
+    if let Some(ctx) = crate::context::of_mut(req) {
         crate::decide::commit_first_write(ctx);
     }
 }
