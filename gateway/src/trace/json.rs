@@ -114,10 +114,9 @@ impl<'a> Obj<'a> {
     /// copied with a single capacity check.
     #[inline(always)]
     fn key(&mut self, k: &'static str) -> &mut Vec<u8> {
-        const MAX: usize = PIECE_KEY_MAX;
         let kb = k.as_bytes();
         let n = kb.len();
-        if n > MAX {
+        if n > PIECE_KEY_MAX {
             if !self.first {
                 self.out.push(b',');
             }
@@ -125,7 +124,7 @@ impl<'a> Obj<'a> {
             key(self.out, k);
             return self.out;
         }
-        let mut piece = [0u8; MAX + 4];
+        let mut piece = [0u8; PIECE_KEY_MAX + 4];
         piece[0] = b',';
         piece[1] = b'"';
         piece[2..2 + n].copy_from_slice(kb);
