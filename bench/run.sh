@@ -30,7 +30,7 @@ XFF_DE=192.0.2.10    # builtin:demo GeoIP: 192.0.2.0/24 -> DE
 BLOCKS=3
 BLOCKS_GIVEN=0
 CLEAN_BLOCKS=""      # --clean-blocks K: run blocks until K are clean (or --blocks, the cap, have run)
-STEAL_LIMIT=5        # % CPU steal above which a block is not clean (as in summarize.py)
+STEAL_LIMIT=5        # % CPU steal above which a block is not clean (summarize.py decides; for the help text)
 DURATION=5
 WARMUP=1
 DURABILITY=none
@@ -522,24 +522,11 @@ run_point() { # scenario block target
         "$sc" "$b" "$t" "$rps" "$p50" "$p99" "$pcpu" "$bcpu" "$steal" "$extra")"
 }
 
-# "clean", or why the block is not, from its rows in results.tsv: a block is clean when every
-# target's steal is at most STEAL_LIMIT % and no target had unexpected responses or socket
-# errors (performance.md §8.4; summarize.py applies the same rule).
+# "clean", or why the block is not: summarize.py's rule (every target's steal at most
+# STEAL_LIMIT %, no unexpected responses or socket errors; performance.md §8.4), asked of it so
+# that the count here and the summary's medians cannot disagree.
 block_verdict() { # scenario block
-    awk -F'\t' -v sc="$1" -v b="$2" -v limit="$STEAL_LIMIT" '
-        NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
-        $col["scenario"] == sc && $col["block"] == b {
-            s = $col["steal_pct"] + 0
-            if (s > limit && s > worst) { worst = s; who = $col["target"] }
-            if ($col["unexpected"] + 0 > 0 || $col["sock_errors"] + 0 > 0) err = err (err == "" ? "" : ", ") $col["target"]
-        }
-        END {
-            r = ""
-            d = sprintf("%.1f", worst) + 0 > limit ? 1 : 2  # 5.01 would print as 5.0
-            if (worst > 0) r = sprintf("noisy: steal %." d "f %% in %s", worst, who)
-            if (err != "") r = r (r == "" ? "" : "; ") "errors in " err
-            print (r == "" ? "clean" : r)
-        }' "$TSV"
+    python3 "$BENCH_DIR/summarize.py" --verdict "$RUN" "$1" "$2"
 }
 
 # --- context ----------------------------------------------------------------------------------

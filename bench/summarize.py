@@ -2,14 +2,16 @@
 """Summarises bench/run.sh results: medians over blocks, ratios to nginx, latency over direct.
 
     python3 summarize.py RUN_DIR
+    python3 summarize.py --verdict RUN_DIR SCENARIO BLOCK
 
 reads RUN_DIR/results.tsv (one row per scenario x block x target) and RUN_DIR/meta.env,
-writes RUN_DIR/summary.md and prints it.
+writes RUN_DIR/summary.md and prints it; with --verdict, prints only whether that block is
+clean ("clean", or "noisy: " and why), which bench/run.sh --clean-blocks counts.
 
 Medians and within-block ratios are taken over the clean blocks of each scenario only: a block
 is clean when every target's row in it has steal <= STEAL_LIMIT % and no unexpected response
 or socket error (performance.md §8.4). A scenario without a clean block falls back to all its
-blocks and is marked noisy. bench/run.sh --clean-blocks uses the same rule.
+blocks and is marked noisy. bench/run.sh --clean-blocks asks this module (--verdict).
 """
 
 import csv
@@ -81,13 +83,28 @@ def load_meta(path):
     return meta
 
 
+def load_rows(run):
+    with open(os.path.join(run, "results.tsv")) as f:
+        return list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+
+
+def verdict(run, scenario, block):
+    """Prints "clean", or "noisy: " and why not, for one block of a run in progress (the rule
+    bench/run.sh --clean-blocks counts by is this module's, so the two cannot disagree)."""
+    srows = [r for r in load_rows(run) if r["scenario"] == scenario]
+    reasons = block_status(srows).get(block, ["no rows"]) if srows else ["no rows"]
+    print("noisy: " + "; ".join(reasons) if reasons else "clean")
+
+
 def main():
+    if len(sys.argv) == 5 and sys.argv[1] == "--verdict":
+        verdict(*sys.argv[2:])
+        return
     if len(sys.argv) != 2:
         raise SystemExit(__doc__)
     run = sys.argv[1]
     meta = load_meta(os.path.join(run, "meta.env"))
-    with open(os.path.join(run, "results.tsv")) as f:
-        rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+    rows = load_rows(run)
 
     scenarios = []
     for r in rows:
