@@ -102,6 +102,11 @@ pub struct TraceWriter {
 const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
 const FLUSH_BYTES: usize = 256 * 1024;
 
+/// Whether a buffer that grew from `before` to `after` bytes has just reached [`FLUSH_BYTES`].
+fn crosses_flush_size(before: usize, after: usize) -> bool {
+    before < FLUSH_BYTES && after >= FLUSH_BYTES
+}
+
 /// Where a region's active file stands: its chain head, size, age and the sequence number it
 /// gets when sealed.
 #[derive(Debug)]
@@ -266,37 +271,45 @@ impl Buffered {
                 message: format!("an earlier write failed ({why}); refusing until restart"),
             });
         }
-        let mut regions = self.regions.lock().map_err(|_| TraceError::Stopped)?;
-        if !regions.contains_key(&region) {
-            Buffered::open_into(&mut regions, &self.dir, region.clone())?;
-        }
-        let Some(rb) = regions.get_mut(&region) else {
-            return Err(TraceError::Stopped);
+        let wake = {
+            let mut regions = self.regions.lock().map_err(|_| TraceError::Stopped)?;
+            if !regions.contains_key(&region) {
+                Buffered::open_into(&mut regions, &self.dir, region.clone())?;
+            }
+            let Some(rb) = regions.get_mut(&region) else {
+                return Err(TraceError::Stopped);
+            };
+            // Sealed files waiting to be written count too: under a stalled disk, rotation
+            // would otherwise move the buffer aside again and again.
+            let held = rb.data.len() + rb.sealed.iter().map(|p| p.data.len()).sum::<usize>();
+            if held >= MAX_BUFFERED {
+                self.wake.notify_one();
+                return Err(TraceError::Io {
+                    path: rb.segment.active().display().to_string(),
+                    message: "the trace buffer is full: writing has stalled".into(),
+                });
+            }
+            let mut rotated = false;
+            if rb.segment.due(&self.options.rotation) {
+                let seq = rb
+                    .segment
+                    .checkpoint(&mut rb.data, self.options.signing_key.as_ref());
+                let data = std::mem::take(&mut rb.data);
+                rb.sealed.push(Pending {
+                    segment_dir: rb.segment.region_dir.clone(),
+                    data,
+                    seal: Some(seq),
+                });
+                rotated = true;
+            }
+            let before = rb.data.len();
+            rb.segment.chain(&mut rb.data, body);
+            rotated || crosses_flush_size(before, rb.data.len())
         };
-        // Sealed files waiting to be written count too: under a stalled disk, rotation would
-        // otherwise move the buffer aside again and again.
-        let held = rb.data.len() + rb.sealed.iter().map(|p| p.data.len()).sum::<usize>();
-        if held >= MAX_BUFFERED {
-            self.wake.notify_one();
-            return Err(TraceError::Io {
-                path: rb.segment.active().display().to_string(),
-                message: "the trace buffer is full: writing has stalled".into(),
-            });
-        }
-        if rb.segment.due(&self.options.rotation) {
-            let seq = rb
-                .segment
-                .checkpoint(&mut rb.data, self.options.signing_key.as_ref());
-            let data = std::mem::take(&mut rb.data);
-            rb.sealed.push(Pending {
-                segment_dir: rb.segment.region_dir.clone(),
-                data,
-                seal: Some(seq),
-            });
-            self.wake.notify_one();
-        }
-        rb.segment.chain(&mut rb.data, body);
-        if rb.data.len() >= FLUSH_BYTES {
+        // Woken once, when the buffer first reaches the flush size, and after the lock is
+        // released, so the flusher does not wake only to wait for it. A wake-up the flusher
+        // misses (it was writing) is made up by its next period.
+        if wake {
             self.wake.notify_one();
         }
         Ok(())
@@ -1053,6 +1066,14 @@ mod tests {
             },
             signing_key: Some(SigningKey(ed25519_dalek::SigningKey::from_bytes(&[7; 32]))),
         }
+    }
+
+    #[test]
+    fn the_flusher_is_woken_once_when_a_buffer_reaches_the_flush_size() {
+        assert!(crosses_flush_size(FLUSH_BYTES - 1, FLUSH_BYTES));
+        assert!(crosses_flush_size(0, FLUSH_BYTES + 2000));
+        assert!(!crosses_flush_size(0, FLUSH_BYTES - 1));
+        assert!(!crosses_flush_size(FLUSH_BYTES, FLUSH_BYTES + 2000));
     }
 
     #[test]
