@@ -15,6 +15,7 @@
 //! rename is finished on the next start.
 
 use rustc_hash::FxHashMap as HashMap;
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -228,7 +229,7 @@ struct Buffered {
     options: WriterOptions,
     regions: Mutex<HashMap<Arc<str>, RegionBuf>>,
     /// Open files by path; held while writing so write-outs never interleave.
-    io: Mutex<HashMap<PathBuf, File>>,
+    io: Mutex<HashMap<PathBuf, Appended>>,
     wake: Condvar,
     /// Set when a write failed: the chain in memory is ahead of the file, so every later
     /// request fails closed until restart (which resumes from what the file holds).
@@ -377,7 +378,7 @@ impl Buffered {
 /// a gap in the chain that reads as tampering. The files end at their last good record, and a
 /// restart continues the chain from there.
 fn write_pending(
-    files: &mut HashMap<PathBuf, File>,
+    files: &mut HashMap<PathBuf, Appended>,
     pending: Vec<Pending>,
     failed: &Mutex<Option<String>>,
 ) {
@@ -387,22 +388,26 @@ fn write_pending(
     for p in pending {
         let path = p.segment_dir.join(FILE_NAME);
         let result = (|| -> std::io::Result<()> {
-            let file = match files.get_mut(&path) {
+            let appended = match files.get_mut(&path) {
                 Some(f) => f,
                 None => {
-                    let f = OpenOptions::new().create(true).append(true).open(&path)?;
-                    files.entry(path.clone()).or_insert(f)
+                    let file = OpenOptions::new().create(true).append(true).open(&path)?;
+                    files.entry(path.clone()).or_insert(Appended::new(file))
                 }
             };
-            let len = file.metadata()?.len();
-            if let Err(e) = file.write_all(&p.data) {
-                let _ = file.set_len(len);
+            let len = appended.file.metadata()?.len();
+            if let Err(e) = appended.file.write_all(&p.data) {
+                let _ = appended.file.set_len(len);
                 return Err(e);
             }
             if let Some(seq) = p.seal {
-                file.sync_data()?;
+                appended.file.sync_data()?;
+                // Sealed and synced: none of the file's pages need stay cached.
+                advise_dontneed(&appended.file, 0, len + p.data.len() as u64);
                 files.remove(&path);
                 seal(&p.segment_dir, seq)?;
+            } else {
+                appended.wrote(len, p.data.len() as u64);
             }
             Ok(())
         })();
@@ -416,6 +421,86 @@ fn write_pending(
         }
     }
 }
+
+/// An active file the flusher appends to, and what of it may still be in the page cache.
+#[derive(Debug)]
+struct Appended {
+    file: File,
+    release: Release,
+}
+
+impl Appended {
+    fn new(file: File) -> Appended {
+        Appended {
+            file,
+            release: Release::default(),
+        }
+    }
+
+    /// Called after `offset..offset + len` was appended: advises the kernel as [`Release`]
+    /// plans.
+    fn wrote(&mut self, offset: u64, len: u64) {
+        let (start, let_go) = self.release.wrote(offset, len);
+        for (o, l) in start.into_iter().chain(let_go) {
+            advise_dontneed(&self.file, o, l);
+        }
+    }
+}
+
+/// How many bytes are handed to writeback at once, and how many such ranges later their
+/// pages are let go.
+const WRITEBACK_SPAN: u64 = 1024 * 1024;
+
+/// A byte range of a file: offset and length.
+type Range = (u64, u64);
+const RELEASE_AFTER: usize = 2;
+
+/// Lets go of an appended file's pages once they are written back.
+///
+/// The records are written once and not read again by the gateway, so their pages need not
+/// stay in the page cache, where they would push out what other programs read and make every
+/// later write fill a page never used before. Advising `DONTNEED` on a range starts its
+/// writeback; advising it again two ranges later, once those pages are clean, frees them, and
+/// later writes reuse them. Advice is only advice: an error is ignored, and pages still being
+/// written stay cached until the kernel needs them.
+#[derive(Debug, Default)]
+struct Release {
+    /// Where the bytes written but not yet handed to writeback start.
+    unsent: Option<u64>,
+    /// Ranges handed to writeback, oldest first, whose pages are not yet let go.
+    sent: VecDeque<Range>,
+}
+
+impl Release {
+    /// After `offset..offset + len` was appended: the range to hand to writeback now, if a
+    /// span's worth is waiting, and the range whose pages to let go, if one is due.
+    fn wrote(&mut self, offset: u64, len: u64) -> (Option<Range>, Option<Range>) {
+        let start = *self.unsent.get_or_insert(offset);
+        let end = offset + len;
+        if end - start < WRITEBACK_SPAN {
+            return (None, None);
+        }
+        self.unsent = None;
+        self.sent.push_back((start, end - start));
+        let let_go = if self.sent.len() > RELEASE_AFTER {
+            self.sent.pop_front()
+        } else {
+            None
+        };
+        (Some((start, end - start)), let_go)
+    }
+}
+
+/// Tells the kernel the file's bytes `offset..offset + len` will not be read again soon.
+#[cfg(target_os = "linux")]
+fn advise_dontneed(file: &File, offset: u64, len: u64) {
+    if let Some(len) = std::num::NonZeroU64::new(len) {
+        let _ = rustix::fs::fadvise(file, offset, Some(len), rustix::fs::Advice::DontNeed);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn advise_dontneed(_file: &File, _offset: u64, _len: u64) {}
 
 fn run_flusher(buffered: std::sync::Weak<Buffered>) {
     loop {
@@ -1039,7 +1124,13 @@ fn write_jobs(
         .write_all(&buf)
         .and_then(|()| if sync { f.file.sync_data() } else { Ok(()) });
     match result {
-        Ok(()) => Ok(()),
+        Ok(()) => {
+            // Synced, so clean: the pages are let go at once (see `Appended::wrote`).
+            if sync {
+                advise_dontneed(&f.file, len, buf.len() as u64);
+            }
+            Ok(())
+        }
         Err(e) => {
             // Best effort: remove any partial append so the chain stays intact.
             let _ = f.file.set_len(len);
@@ -1069,6 +1160,30 @@ mod tests {
     }
 
     #[test]
+    fn written_pages_are_handed_to_writeback_by_the_span_and_let_go_two_spans_later() {
+        let mut r = Release::default();
+        const K: u64 = 256 * 1024;
+        // Three write-outs are less than a span: nothing yet.
+        for i in 0..3 {
+            assert_eq!(r.wrote(i * K, K), (None, None));
+        }
+        // The fourth completes the first span, from the first byte.
+        assert_eq!(r.wrote(3 * K, K), (Some((0, 4 * K)), None));
+        // One write-out as large as a span is a span of its own.
+        assert_eq!(r.wrote(4 * K, 4 * K), (Some((4 * K, 4 * K)), None));
+        // The third span lets go of the first.
+        assert_eq!(
+            r.wrote(8 * K, 5 * K),
+            (Some((8 * K, 5 * K)), Some((0, 4 * K)))
+        );
+        assert_eq!(r.wrote(13 * K, 1), (None, None));
+        assert_eq!(
+            r.wrote(13 * K + 1, 4 * K),
+            (Some((13 * K, 4 * K + 1)), Some((4 * K, 4 * K)))
+        );
+    }
+
+    #[test]
     fn the_flusher_is_woken_once_when_a_buffer_reaches_the_flush_size() {
         assert!(crosses_flush_size(FLUSH_BYTES - 1, FLUSH_BYTES));
         assert!(crosses_flush_size(0, FLUSH_BYTES + 2000));
@@ -1091,7 +1206,7 @@ mod tests {
         };
         // The file as open for reading only: the write fails.
         let mut files = HashMap::default();
-        files.insert(path.clone(), File::open(&path).unwrap());
+        files.insert(path.clone(), Appended::new(File::open(&path).unwrap()));
         write_pending(&mut files, batch(b"lost\n"), &failed);
         assert!(failed.lock().unwrap().is_some());
         // What was buffered meanwhile chains onto the lost record: it is not written either,
@@ -1099,6 +1214,33 @@ mod tests {
         files.clear();
         write_pending(&mut files, batch(b"after\n"), &failed);
         assert_eq!(std::fs::read(&path).unwrap(), b"good\n");
+    }
+
+    #[tokio::test]
+    async fn records_written_out_past_the_writeback_spans_all_reach_the_file_chained() {
+        // More than RELEASE_AFTER + 1 spans, so pages are handed to writeback and let go while
+        // records keep coming: none may be lost or torn.
+        let dir = tempfile::tempdir().unwrap();
+        let w = TraceWriter::start(dir.path().to_path_buf(), Durability::None).unwrap();
+        let pad = "x".repeat(1500);
+        let n = (WRITEBACK_SPAN as usize * (RELEASE_AFTER + 2)) / 1500 + 1;
+        for i in 0..n {
+            let body = format!("{{\"n\":{i},\"pad\":\"{pad}\"}}").into_bytes();
+            w.append_now(&Arc::from("eu"), &body).unwrap().unwrap();
+            if i % 200 == 0 {
+                w.flush();
+            }
+        }
+        w.flush();
+        let path = dir.path().join("eu").join(FILE_NAME);
+        assert_eq!(verify_file(&path).unwrap(), n);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.len() as u64 > WRITEBACK_SPAN * (RELEASE_AFTER as u64 + 2));
+        let last = text.lines().last().unwrap();
+        assert!(
+            last.starts_with(&format!("{{\"n\":{},", n - 1)),
+            "{last:.40}"
+        );
     }
 
     #[tokio::test]
