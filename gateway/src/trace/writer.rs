@@ -448,12 +448,12 @@ impl Appended {
     }
 }
 
+/// A byte range of a file: offset and length.
+type Range = (u64, u64);
+
 /// How many bytes are handed to writeback at once, and how many such ranges later their
 /// pages are let go.
 const WRITEBACK_SPAN: u64 = 1024 * 1024;
-
-/// A byte range of a file: offset and length.
-type Range = (u64, u64);
 const RELEASE_AFTER: usize = 2;
 
 /// Lets go of an appended file's pages once they are written back.
@@ -1126,7 +1126,7 @@ fn write_jobs(
         .and_then(|()| if sync { f.file.sync_data() } else { Ok(()) });
     match result {
         Ok(()) => {
-            // Synced, so clean: the pages are let go at once (see `Appended::wrote`).
+            // Synced, so clean: the pages are let go at once (see [`Release`]).
             if sync {
                 advise_dontneed(&f.file, len, buf.len() as u64);
             }
