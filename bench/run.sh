@@ -376,6 +376,19 @@ ticks() {
     echo "$user $system"
 }
 
+# Nanoseconds Domicile's trace writer threads (the writer, and the flusher of `none` durability,
+# named domicile-trace*) have run: exact, from each thread's schedstat. 0 if it has none.
+trace_thread_ns() { # pid
+    local t comm run _rest total=0
+    for t in /proc/"$1"/task/*; do
+        comm=$(<"$t/comm") 2>/dev/null || continue
+        [[ $comm == domicile-trace* ]] || continue
+        read -r run _rest <"$t/schedstat" 2>/dev/null || continue
+        total=$((total + run))
+    done
+    echo "$total"
+}
+
 # "total steal" jiffies from the aggregate cpu line of /proc/stat.
 cpu_stat() {
     local _cpu user nice system idle iowait irq softirq steal _rest
@@ -451,12 +464,12 @@ preflight() {
 }
 
 TSV="$RUN/results.tsv"
-printf '%s\n' "scenario	title	method	path	body	conc	tool	note	block	target	requests	duration_s	rps	p50_us	p90_us	p99_us	non2xx	unexpected	sock_errors	expected_status	proxy_cpu_us_req	backend_cpu_us_req	steal_pct	trace_delta	outcome_delta	proxy_user_us_req	proxy_sys_us_req" >"$TSV"
+printf '%s\n' "scenario	title	method	path	body	conc	tool	note	block	target	requests	duration_s	rps	p50_us	p90_us	p99_us	non2xx	unexpected	sock_errors	expected_status	proxy_cpu_us_req	backend_cpu_us_req	steal_pct	trace_delta	outcome_delta	proxy_user_us_req	proxy_sys_us_req	trace_threads_us_req" >"$TSV"
 
 run_point() { # scenario block target
     local sc=$1 b=$2 t=$3
     scenario_def "$sc"
-    local url raw expect pids tr0="" tr1="" trace_delta=NA outcome_delta=NA
+    local url raw expect pids tr0="" tr1="" trace_delta=NA outcome_delta=NA tw0=0 tw1=0
     url="http://$HOST:$(target_port "$t")$S_PATH"
     expect=$(target_expect "$t")
     raw="$RUN/raw/$sc-b$b-$t"
@@ -472,7 +485,9 @@ run_point() { # scenario block target
     if [[ -n $pids ]]; then p0=$(ticks $pids); fi
     # shellcheck disable=SC2086
     k0=$(ticks $BACKEND_PIDS)
+    if [[ $t == domicile ]]; then tw0=$(trace_thread_ns "$pids"); fi
     load_gen "$url" "$DURATION" "$raw.txt"
+    if [[ $t == domicile ]]; then tw1=$(trace_thread_ns "$pids"); fi
     # shellcheck disable=SC2086
     if [[ -n $pids ]]; then p1=$(ticks $pids); fi
     # shellcheck disable=SC2086
@@ -508,10 +523,13 @@ run_point() { # scenario block target
             kc = (kz[1] + kz[2] - ka[1] - ka[2]) * 1e6 / hz / r;
             printf "%.3f\t%.1f\t%s\t%.3f\t%.2f\t%s\t%s", d / 1e6, r * 1e6 / d, pc, kc, steal, pcu, pcs
         }')
-    local dur_s rps pcpu bcpu steal pcpu_user pcpu_sys
+    local dur_s rps pcpu bcpu steal pcpu_user pcpu_sys trace_cpu=NA
     IFS=$'\t' read -r dur_s rps pcpu bcpu steal pcpu_user pcpu_sys <<<"$line"
+    if [[ $t == domicile ]]; then
+        trace_cpu=$(awk -v a="$tw0" -v z="$tw1" -v r="$requests" 'BEGIN { printf "%.3f", (z - a) / 1000 / r }')
+    fi
 
-    printf '%s\n' "$sc	$S_TITLE	$S_METHOD	$S_PATH	$S_BODY	$S_CONC	$S_TOOL	$S_NOTE	$b	$t	$requests	$dur_s	$rps	$p50	$p90	$p99	$non2xx	$unexpected	$sock	$expect	$pcpu	$bcpu	$steal	$trace_delta	$outcome_delta	$pcpu_user	$pcpu_sys" >>"$TSV"
+    printf '%s\n' "$sc	$S_TITLE	$S_METHOD	$S_PATH	$S_BODY	$S_CONC	$S_TOOL	$S_NOTE	$b	$t	$requests	$dur_s	$rps	$p50	$p90	$p99	$non2xx	$unexpected	$sock	$expect	$pcpu	$bcpu	$steal	$trace_delta	$outcome_delta	$pcpu_user	$pcpu_sys	$trace_cpu" >>"$TSV"
 
     local extra=""
     if [[ $unexpected -gt 0 || $sock -gt 0 ]]; then

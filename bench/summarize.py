@@ -253,7 +253,7 @@ def main():
             t: (med(val(b, t, "proxy_user_us_req") for b in blocks),
                 med(val(b, t, "proxy_sys_us_req") for b in blocks))
             for t in ("nginx", "haproxy", "domicile")
-        }))
+        }, med(val(b, "domicile", "trace_threads_us_req") for b in blocks)))
         compact.append((sc, first["conc"], f"{len(clean)}/{len(all_blocks)}", mark,
                         med(val(b, "nginx", "proxy_cpu_us_req") for b in blocks),
                         med(val(b, "haproxy", "proxy_cpu_us_req") for b in blocks),
@@ -273,20 +273,24 @@ def main():
           f"{fmt(ad[0], 0, True)} / {fmt(ad[1], 0, True)} |")
     w("")
     # Older results files have no user/system columns.
-    if any(u is not None for _, _, by_t in split for u, _ in by_t.values()):
+    if any(u is not None for _, _, by_t, _ in split for u, _ in by_t.values()):
         w("## Where the proxy CPU goes: user space / kernel (µs per request, medians over clean blocks)")
         w("")
         w("The ratio moves with the machine: a proxy that spends most of its time in the kernel (nginx) "
           "gains or loses less than one that spends it in user space when the host's user-space speed changes.")
         w("")
-        w("| scenario | nginx user / kernel | haproxy user / kernel | domicile user / kernel | domicile ÷ nginx, user | domicile ÷ nginx, kernel |")
-        w("|---|---|---|---|---|---|")
-        for sc, mark, by_t in split:
+        w("Domicile's trace writer threads (the flusher that writes `none`-durability records to their files, "
+          "or the writer that syncs them) are part of its CPU; the last column gives their share, exact from "
+          "each thread's schedstat.")
+        w("")
+        w("| scenario | nginx user / kernel | haproxy user / kernel | domicile user / kernel | domicile ÷ nginx, user | domicile ÷ nginx, kernel | of domicile's, trace writer threads |")
+        w("|---|---|---|---|---|---|---|")
+        for sc, mark, by_t, tw in split:
             (nu, ns), (hu, hs), (du, ds) = by_t["nginx"], by_t["haproxy"], by_t["domicile"]
             ru = du / nu if du is not None and nu else None
             rs = ds / ns if ds is not None and ns else None
             w(f"| {sc}{' ' + mark if mark else ''} | {fmt(nu, 2)} / {fmt(ns, 2)} | {fmt(hu, 2)} / {fmt(hs, 2)} | "
-              f"{fmt(du, 2)} / {fmt(ds, 2)} | {fmt(ru, 2)} | {fmt(rs, 2)} |")
+              f"{fmt(du, 2)} / {fmt(ds, 2)} | {fmt(ru, 2)} | {fmt(rs, 2)} | {fmt(tw, 2)} |")
         w("")
     if notes:
         w("## Checks and warnings")
