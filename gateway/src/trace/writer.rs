@@ -434,7 +434,7 @@ impl Appended {
     fn new(file: File) -> Appended {
         Appended {
             file,
-            release: Release::default(),
+            release: Release::new(page_size()),
         }
     }
 
@@ -464,8 +464,10 @@ const RELEASE_AFTER: usize = 2;
 /// writeback; advising it again two ranges later, once those pages are clean, frees them, and
 /// later writes reuse them. Advice is only advice: an error is ignored, and pages still being
 /// written stay cached until the kernel needs them.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Release {
+    /// The page size: ranges end at page boundaries.
+    page: u64,
     /// Where the bytes written but not yet handed to writeback start.
     unsent: Option<u64>,
     /// Ranges handed to writeback, oldest first, whose pages are not yet let go.
@@ -473,15 +475,26 @@ struct Release {
 }
 
 impl Release {
+    fn new(page: u64) -> Release {
+        Release {
+            page,
+            unsent: None,
+            sent: VecDeque::new(),
+        }
+    }
+
     /// After `offset..offset + len` was appended: the range to hand to writeback now, if a
-    /// span's worth is waiting, and the range whose pages to let go, if one is due.
+    /// span's worth is waiting, and the range whose pages to let go, if one is due. Ranges end
+    /// at page boundaries: the page the file ends in is written on next, and the kernel may let
+    /// it go too if it is clean already, so it starts the next range instead.
     fn wrote(&mut self, offset: u64, len: u64) -> (Option<Range>, Option<Range>) {
         let start = *self.unsent.get_or_insert(offset);
         let end = offset + len;
-        if end - start < WRITEBACK_SPAN {
+        let end = end - end % self.page;
+        if end < start + WRITEBACK_SPAN {
             return (None, None);
         }
-        self.unsent = None;
+        self.unsent = Some(end);
         self.sent.push_back((start, end - start));
         let let_go = if self.sent.len() > RELEASE_AFTER {
             self.sent.pop_front()
@@ -492,7 +505,26 @@ impl Release {
     }
 }
 
+/// `end` rounded down to a page boundary: where the last whole page before it ends.
+fn whole_pages_end(end: u64) -> u64 {
+    let page = page_size();
+    end - end % page
+}
+
+#[cfg(target_os = "linux")]
+fn page_size() -> u64 {
+    rustix::param::page_size() as u64
+}
+
+#[cfg(not(target_os = "linux"))]
+fn page_size() -> u64 {
+    4096
+}
+
 /// Tells the kernel the file's bytes `offset..offset + len` will not be read again soon.
+/// Pages the range covers only in part are kept, except at the end of the file, where the
+/// kernel may let the last page go too: a range that ends there ends at a page boundary when
+/// that page is to be written on (see [`whole_pages_end`]).
 #[cfg(target_os = "linux")]
 fn advise_dontneed(file: &File, offset: u64, len: u64) {
     if let Some(len) = std::num::NonZeroU64::new(len) {
@@ -524,6 +556,8 @@ impl Drop for Buffered {
 struct ChainFile {
     segment: Segment,
     file: File,
+    /// Where the pages let go of end: every whole page before it is synced and released.
+    released: u64,
     /// Set after a failed write or sync: the kernel may have dropped pages it reported written
     /// (after a failed fsync nothing about the file can be trusted), so the file takes no more
     /// records until restart, which re-reads and repairs it.
@@ -984,6 +1018,7 @@ fn run(
                         ChainFile {
                             segment,
                             file,
+                            released: 0,
                             broken: None,
                         },
                     );
@@ -1018,6 +1053,7 @@ fn run(
                             ChainFile {
                                 segment,
                                 file,
+                                released: 0,
                                 broken: None,
                             },
                         );
@@ -1089,7 +1125,10 @@ fn rotate(f: &mut ChainFile, options: &WriterOptions) -> Result<(), TraceError> 
         .and_then(|()| open_active(&f.segment.region_dir));
     match next {
         Ok((file, _)) => {
+            // Sealed and synced: none of the old file's pages need stay cached.
+            advise_dontneed(&f.file, 0, len + line.len() as u64);
             f.file = file;
+            f.released = 0;
             Ok(())
         }
         Err(e) => {
@@ -1126,9 +1165,15 @@ fn write_jobs(
         .and_then(|()| if sync { f.file.sync_data() } else { Ok(()) });
     match result {
         Ok(()) => {
-            // Synced, so clean: the pages are let go at once (see [`Release`]).
+            // Synced, so clean: the pages are let go at once (see [`Release`]), every whole
+            // page not let go yet, but not the one the group ends in, which the next group
+            // writes on: let go, it would be read back from the disk first.
             if sync {
-                advise_dontneed(&f.file, len, buf.len() as u64);
+                let end = whole_pages_end(f.segment.len);
+                if end > f.released {
+                    advise_dontneed(&f.file, f.released, end - f.released);
+                    f.released = end;
+                }
             }
             Ok(())
         }
@@ -1162,7 +1207,7 @@ mod tests {
 
     #[test]
     fn written_pages_are_handed_to_writeback_by_the_span_and_let_go_two_spans_later() {
-        let mut r = Release::default();
+        let mut r = Release::new(4096);
         const K: u64 = 256 * 1024;
         // Three write-outs are less than a span: nothing yet.
         for i in 0..3 {
@@ -1177,10 +1222,29 @@ mod tests {
             r.wrote(8 * K, 5 * K),
             (Some((8 * K, 5 * K)), Some((0, 4 * K)))
         );
+        // A range ends at the last page boundary: the page the file ends in, which the next
+        // write-out writes on, starts the next range.
         assert_eq!(r.wrote(13 * K, 1), (None, None));
         assert_eq!(
             r.wrote(13 * K + 1, 4 * K),
-            (Some((13 * K, 4 * K + 1)), Some((4 * K, 4 * K)))
+            (Some((13 * K, 4 * K)), Some((4 * K, 4 * K)))
+        );
+        assert_eq!(
+            r.wrote(17 * K + 1, 4 * K + 5000),
+            (Some((17 * K, 4 * K + 4096)), Some((8 * K, 5 * K)))
+        );
+    }
+
+    #[test]
+    fn a_file_that_ends_mid_page_is_handed_to_writeback_from_where_it_ended() {
+        let mut r = Release::new(4096);
+        // The file already held 100 bytes when the writer opened it.
+        assert_eq!(r.wrote(100, 4096), (None, None));
+        // Up to the page boundary before the end: the range is not a whole number of pages,
+        // and the kernel keeps the first page, which holds bytes written before.
+        assert_eq!(
+            r.wrote(4196, WRITEBACK_SPAN),
+            (Some((100, 4096 + WRITEBACK_SPAN - 100)), None)
         );
     }
 
@@ -1242,6 +1306,30 @@ mod tests {
             last.starts_with(&format!("{{\"n\":{},", n - 1)),
             "{last:.40}"
         );
+    }
+
+    #[tokio::test]
+    async fn synced_records_whose_pages_are_let_go_stay_whole_and_chained() {
+        // Each record is synced on its own and its whole pages let go; the page each ends in
+        // is written on by the next. Every record must read back whole, in order.
+        for durability in [Durability::Batch, Durability::Always] {
+            let dir = tempfile::tempdir().unwrap();
+            let w = TraceWriter::start(dir.path().to_path_buf(), durability).unwrap();
+            let pad = "y".repeat(1700);
+            for i in 0..30 {
+                let body = format!("{{\"n\":{i},\"pad\":\"{pad}\"}}").into_bytes();
+                w.append(Arc::from("eu"), body).await.unwrap();
+            }
+            let path = dir.path().join("eu").join(FILE_NAME);
+            assert_eq!(verify_file(&path).unwrap(), 30, "{durability:?}");
+            let text = std::fs::read_to_string(&path).unwrap();
+            for (i, line) in text.lines().enumerate() {
+                assert!(
+                    line.starts_with(&format!("{{\"n\":{i},")),
+                    "{durability:?} {i}"
+                );
+            }
+        }
     }
 
     #[tokio::test]
