@@ -144,15 +144,12 @@ where
                 destination: None,
                 action: None,
                 enforced: true,
-                permit: None,
+                // Released when the context is dropped, at the end of the request's effect.
+                permit: Some(Arc::new(permit)),
                 buffer_permit: None,
                 unavailable: false,
             },
         );
-        if let Some(ctx) = crate::context::of_mut(&mut req) {
-            // Released when the context is dropped, at the end of the request's effect.
-            ctx.permit = Some(Arc::new(permit));
-        }
         PhaseFuture::Inner {
             fut: self.inner.call(req),
         }
