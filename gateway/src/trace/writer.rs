@@ -489,8 +489,7 @@ impl Release {
     /// it go too if it is clean already, so it starts the next range instead.
     fn wrote(&mut self, offset: u64, len: u64) -> (Option<Range>, Option<Range>) {
         let start = *self.unsent.get_or_insert(offset);
-        let end = offset + len;
-        let end = end - end % self.page;
+        let end = whole_pages_end(offset + len, self.page);
         if end < start + WRITEBACK_SPAN {
             return (None, None);
         }
@@ -505,9 +504,8 @@ impl Release {
     }
 }
 
-/// `end` rounded down to a page boundary: where the last whole page before it ends.
-fn whole_pages_end(end: u64) -> u64 {
-    let page = page_size();
+/// `end` rounded down to a boundary of `page`: where the last whole page before it ends.
+fn whole_pages_end(end: u64, page: u64) -> u64 {
     end - end % page
 }
 
@@ -1169,7 +1167,7 @@ fn write_jobs(
             // page not let go yet, but not the one the group ends in, which the next group
             // writes on: let go, it would be read back from the disk first.
             if sync {
-                let end = whole_pages_end(f.segment.len);
+                let end = whole_pages_end(f.segment.len, page_size());
                 if end > f.released {
                     advise_dontneed(&f.file, f.released, end - f.released);
                     f.released = end;
@@ -1249,7 +1247,7 @@ mod tests {
     }
 
     #[test]
-    fn the_flusher_is_woken_once_when_a_buffer_reaches_the_flush_size() {
+    fn only_the_record_that_brings_a_buffer_to_the_flush_size_crosses_it() {
         assert!(crosses_flush_size(FLUSH_BYTES - 1, FLUSH_BYTES));
         assert!(crosses_flush_size(0, FLUSH_BYTES + 2000));
         assert!(!crosses_flush_size(0, FLUSH_BYTES - 1));
