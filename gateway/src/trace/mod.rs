@@ -4,11 +4,14 @@
 //!
 //! - [`record`], [`json`]: the decision record and its fast JSON writer.
 //! - [`writer`]: chained, rotated, durable files per home region; [`verify`] checks them.
+//!   `append` writes a region's file for the `none`-durability flusher, with direct I/O where
+//!   the file system allows.
 //! - [`refusal`]: records for requests answered before a decision.
 //! - [`otel`]: OpenTelemetry spans and metrics, `traceparent` for backends.
 //! - [`read`], [`replay`]: the `domicile trace` commands and the admin queries.
 //! - [`review`]: the review page on the admin listener.
 
+mod append;
 pub mod json;
 pub mod otel;
 pub mod read;

@@ -15,7 +15,6 @@
 //! rename is finished on the next start.
 
 use rustc_hash::FxHashMap as HashMap;
-use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -25,6 +24,7 @@ use std::time::SystemTime;
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
+use super::append::{Appended, advise_dontneed, page_size, whole_pages_end};
 use super::json::Obj;
 pub use super::verify::{ChainBreak, verify_file};
 use crate::config::Durability;
@@ -99,8 +99,8 @@ pub struct TraceWriter {
 }
 
 /// How often the `none`-durability buffers are written out, and the size that triggers an
-/// early write: under load, one write-out a writeback span ([`WRITEBACK_SPAN`]), and a fourth
-/// of the wake-ups 256 KiB took.
+/// early write: under load, one write-out a mebibyte, and a fourth of the wake-ups 256 KiB
+/// took.
 const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
 const FLUSH_BYTES: usize = 1024 * 1024;
 
@@ -207,6 +207,7 @@ fn seal(region_dir: &Path, sequence: u64) -> std::io::Result<()> {
 /// Bytes chained in memory but not yet written, and whether the file is sealed after them.
 #[derive(Debug)]
 struct Pending {
+    region: Arc<str>,
     segment_dir: PathBuf,
     data: Vec<u8>,
     seal: Option<u64>,
@@ -218,7 +219,14 @@ struct RegionBuf {
     data: Vec<u8>,
     /// Files rotated since the last write-out: their last bytes, then the rename.
     sealed: Vec<Pending>,
+    /// The buffer last written out, emptied: the next write-out's buffer, whose pages are
+    /// already in use, so records are not copied into memory never touched before.
+    spare: Option<Vec<u8>>,
 }
+
+/// The largest buffer kept as a spare: one that grew past it (a burst, or a stalled disk) is
+/// freed once written out.
+const MAX_SPARE: usize = 4 * FLUSH_BYTES;
 
 /// The most bytes held in memory per region before requests are refused: if writing stalls,
 /// requests fail instead of memory growing.
@@ -298,6 +306,7 @@ impl Buffered {
                     .checkpoint(&mut rb.data, self.options.signing_key.as_ref());
                 let data = std::mem::take(&mut rb.data);
                 rb.sealed.push(Pending {
+                    region: region.clone(),
                     segment_dir: rb.segment.region_dir.clone(),
                     data,
                     seal: Some(seq),
@@ -335,6 +344,7 @@ impl Buffered {
                 segment,
                 data: Vec::new(),
                 sealed: Vec::new(),
+                spare: None,
             },
         );
         Ok(())
@@ -346,12 +356,17 @@ impl Buffered {
             return Vec::new();
         };
         let mut out = Vec::new();
-        for rb in regions.values_mut() {
+        for (region, rb) in regions.iter_mut() {
             out.append(&mut rb.sealed);
             if !rb.data.is_empty() {
-                // The next period starts with the capacity this one needed.
-                let next = Vec::with_capacity(rb.data.capacity());
+                // The next period starts with the last one's buffer, or with the capacity
+                // this one needed.
+                let next = rb
+                    .spare
+                    .take()
+                    .unwrap_or_else(|| Vec::with_capacity(rb.data.capacity()));
                 out.push(Pending {
+                    region: region.clone(),
                     segment_dir: rb.segment.region_dir.clone(),
                     data: std::mem::replace(&mut rb.data, next),
                     seal: None,
@@ -361,18 +376,47 @@ impl Buffered {
         out
     }
 
-    /// Writes out everything pending now.
-    fn write_out(&self) {
+    /// Writes out everything pending now. With `Settle::All` every file then holds every
+    /// record chained so far; otherwise a file written to now may hold back the bytes after
+    /// its last whole block (see [`Appended::settle`]) until the next write-out.
+    fn write_out(&self, settle: Settle) {
         let Ok(mut files) = self.io.lock() else {
             return;
         };
         let pending = self.take();
-        write_pending(&mut files, pending, &self.failed);
+        write_pending(&mut files, &pending, settle, &self.failed);
+        self.keep_spares(pending);
+    }
+
+    /// Keeps the buffers just written out as their regions' spares.
+    fn keep_spares(&self, written: Vec<Pending>) {
+        let Ok(mut regions) = self.regions.lock() else {
+            return;
+        };
+        for mut p in written {
+            if let Some(rb) = regions.get_mut(&p.region)
+                && rb.spare.is_none()
+                && p.data.capacity() <= MAX_SPARE
+            {
+                p.data.clear();
+                rb.spare = Some(p.data);
+            }
+        }
     }
 }
 
-/// Writes buffered bytes out; on a failure removes any partial append and marks the writer
-/// failed, so later requests fail closed.
+/// Which files a write-out settles (see [`Appended::settle`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Settle {
+    /// Every file: on request, and when the writer stops.
+    All,
+    /// The files nothing was written to this time: the flusher's period. Under load their
+    /// bytes after the last whole block go out with the next write instead.
+    Idle,
+}
+
+/// Writes buffered bytes out, then settles files as `settle` says; on a failure removes any
+/// partial append and marks the writer failed, so later requests fail closed.
 ///
 /// Once a write has failed nothing more is written: what is pending now, and what was
 /// buffered meanwhile, chains onto records that were rolled back, and writing it would leave
@@ -380,158 +424,49 @@ impl Buffered {
 /// restart continues the chain from there.
 fn write_pending(
     files: &mut HashMap<PathBuf, Appended>,
-    pending: Vec<Pending>,
+    pending: &[Pending],
+    settle: Settle,
     failed: &Mutex<Option<String>>,
 ) {
     if failed.lock().map_or(true, |f| f.is_some()) {
         return;
     }
+    let fail = |path: &Path, e: std::io::Error| {
+        metrics::counter!(crate::metrics::TRACE_WRITE_FAILURES).increment(1);
+        tracing::error!(path = %path.display(), error = %e, "decision records could not be written; failing closed");
+        if let Ok(mut f) = failed.lock() {
+            f.get_or_insert_with(|| format!("{}: {e}", path.display()));
+        }
+    };
+    let mut written = Vec::with_capacity(pending.len());
     for p in pending {
         let path = p.segment_dir.join(FILE_NAME);
         let result = (|| -> std::io::Result<()> {
             let appended = match files.get_mut(&path) {
                 Some(f) => f,
-                None => {
-                    let file = OpenOptions::new().create(true).append(true).open(&path)?;
-                    files.entry(path.clone()).or_insert(Appended::new(file))
-                }
+                None => files.entry(path.clone()).or_insert(Appended::open(&path)?),
             };
-            let len = appended.file.metadata()?.len();
-            if let Err(e) = appended.file.write_all(&p.data) {
-                let _ = appended.file.set_len(len);
-                return Err(e);
-            }
+            appended.append(&p.data)?;
             if let Some(seq) = p.seal {
-                appended.file.sync_data()?;
-                // Sealed and synced: none of the file's pages need stay cached.
-                advise_dontneed(&appended.file, 0, len + p.data.len() as u64);
+                appended.sync_and_let_go()?;
                 files.remove(&path);
                 seal(&p.segment_dir, seq)?;
-            } else {
-                appended.wrote(len, p.data.len() as u64);
             }
             Ok(())
         })();
         if let Err(e) = result {
-            metrics::counter!(crate::metrics::TRACE_WRITE_FAILURES).increment(1);
-            tracing::error!(path = %path.display(), error = %e, "decision records could not be written; failing closed");
-            if let Ok(mut f) = failed.lock() {
-                f.get_or_insert_with(|| format!("{}: {e}", path.display()));
-            }
-            return;
+            return fail(&path, e);
+        }
+        written.push(path);
+    }
+    for (path, f) in files.iter_mut() {
+        if (settle == Settle::All || !written.contains(path))
+            && let Err(e) = f.settle()
+        {
+            return fail(path, e);
         }
     }
 }
-
-/// An active file the flusher appends to, and what of it may still be in the page cache.
-#[derive(Debug)]
-struct Appended {
-    file: File,
-    release: Release,
-}
-
-impl Appended {
-    fn new(file: File) -> Appended {
-        Appended {
-            file,
-            release: Release::new(page_size()),
-        }
-    }
-
-    /// Called after `offset..offset + len` was appended: advises the kernel as [`Release`]
-    /// plans.
-    fn wrote(&mut self, offset: u64, len: u64) {
-        let (start, let_go) = self.release.wrote(offset, len);
-        for (o, l) in start.into_iter().chain(let_go) {
-            advise_dontneed(&self.file, o, l);
-        }
-    }
-}
-
-/// A byte range of a file: offset and length.
-type Range = (u64, u64);
-
-/// How many bytes are handed to writeback at once, and how many such ranges later their
-/// pages are let go.
-const WRITEBACK_SPAN: u64 = 1024 * 1024;
-const RELEASE_AFTER: usize = 2;
-
-/// Lets go of an appended file's pages once they are written back.
-///
-/// The records are written once and not read again by the gateway, so their pages need not
-/// stay in the page cache, where they would push out what other programs read and make every
-/// later write fill a page never used before. Advising `DONTNEED` on a range starts its
-/// writeback; advising it again two ranges later, once those pages are clean, frees them, and
-/// later writes reuse them. Advice is only advice: an error is ignored, and pages still being
-/// written stay cached until the kernel needs them.
-#[derive(Debug)]
-struct Release {
-    /// The page size: ranges end at page boundaries.
-    page: u64,
-    /// Where the bytes written but not yet handed to writeback start.
-    unsent: Option<u64>,
-    /// Ranges handed to writeback, oldest first, whose pages are not yet let go.
-    sent: VecDeque<Range>,
-}
-
-impl Release {
-    fn new(page: u64) -> Release {
-        Release {
-            page,
-            unsent: None,
-            sent: VecDeque::new(),
-        }
-    }
-
-    /// After `offset..offset + len` was appended: the range to hand to writeback now, if a
-    /// span's worth is waiting, and the range whose pages to let go, if one is due. Ranges end
-    /// at page boundaries: the page the file ends in is written on next, and the kernel may let
-    /// it go too if it is clean already, so it starts the next range instead.
-    fn wrote(&mut self, offset: u64, len: u64) -> (Option<Range>, Option<Range>) {
-        let start = *self.unsent.get_or_insert(offset);
-        let end = whole_pages_end(offset + len, self.page);
-        if end < start + WRITEBACK_SPAN {
-            return (None, None);
-        }
-        self.unsent = Some(end);
-        self.sent.push_back((start, end - start));
-        let let_go = if self.sent.len() > RELEASE_AFTER {
-            self.sent.pop_front()
-        } else {
-            None
-        };
-        (Some((start, end - start)), let_go)
-    }
-}
-
-/// `end` rounded down to a boundary of `page`: where the last whole page before it ends.
-fn whole_pages_end(end: u64, page: u64) -> u64 {
-    end - end % page
-}
-
-#[cfg(target_os = "linux")]
-fn page_size() -> u64 {
-    rustix::param::page_size() as u64
-}
-
-#[cfg(not(target_os = "linux"))]
-fn page_size() -> u64 {
-    4096
-}
-
-/// Tells the kernel the file's bytes `offset..offset + len` will not be read again soon.
-/// Pages the range covers only in part are kept, except at the end of the file, where the
-/// kernel may let the last page go too: a range that ends there ends at a page boundary when
-/// that page is to be written on (see [`whole_pages_end`]).
-#[cfg(target_os = "linux")]
-fn advise_dontneed(file: &File, offset: u64, len: u64) {
-    if let Some(len) = std::num::NonZeroU64::new(len) {
-        let _ = rustix::fs::fadvise(file, offset, Some(len), rustix::fs::Advice::DontNeed);
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn advise_dontneed(_file: &File, _offset: u64, _len: u64) {}
 
 fn run_flusher(buffered: std::sync::Weak<Buffered>) {
     loop {
@@ -540,14 +475,14 @@ fn run_flusher(buffered: std::sync::Weak<Buffered>) {
             let Ok(guard) = b.regions.lock() else { return };
             let _ = b.wake.wait_timeout(guard, FLUSH_EVERY);
         }
-        b.write_out();
+        b.write_out(Settle::Idle);
         drop(b);
     }
 }
 
 impl Drop for Buffered {
     fn drop(&mut self) {
-        self.write_out();
+        self.write_out(Settle::All);
     }
 }
 
@@ -628,7 +563,7 @@ impl TraceWriter {
     /// Writes out anything buffered (`none` durability) now.
     pub fn flush(&self) {
         if let Some(b) = &self.buffered {
-            b.write_out();
+            b.write_out(Settle::All);
         }
     }
 
@@ -1204,49 +1139,6 @@ mod tests {
     }
 
     #[test]
-    fn written_pages_are_handed_to_writeback_by_the_span_and_let_go_two_spans_later() {
-        let mut r = Release::new(4096);
-        const K: u64 = 256 * 1024;
-        // Three write-outs are less than a span: nothing yet.
-        for i in 0..3 {
-            assert_eq!(r.wrote(i * K, K), (None, None));
-        }
-        // The fourth completes the first span, from the first byte.
-        assert_eq!(r.wrote(3 * K, K), (Some((0, 4 * K)), None));
-        // One write-out as large as a span is a span of its own.
-        assert_eq!(r.wrote(4 * K, 4 * K), (Some((4 * K, 4 * K)), None));
-        // The third span lets go of the first.
-        assert_eq!(
-            r.wrote(8 * K, 5 * K),
-            (Some((8 * K, 5 * K)), Some((0, 4 * K)))
-        );
-        // A range ends at the last page boundary: the page the file ends in, which the next
-        // write-out writes on, starts the next range.
-        assert_eq!(r.wrote(13 * K, 1), (None, None));
-        assert_eq!(
-            r.wrote(13 * K + 1, 4 * K),
-            (Some((13 * K, 4 * K)), Some((4 * K, 4 * K)))
-        );
-        assert_eq!(
-            r.wrote(17 * K + 1, 4 * K + 5000),
-            (Some((17 * K, 4 * K + 4096)), Some((8 * K, 5 * K)))
-        );
-    }
-
-    #[test]
-    fn a_file_that_ends_mid_page_is_handed_to_writeback_from_where_it_ended() {
-        let mut r = Release::new(4096);
-        // The file already held 100 bytes when the writer opened it.
-        assert_eq!(r.wrote(100, 4096), (None, None));
-        // Up to the page boundary before the end: the range is not a whole number of pages,
-        // and the kernel keeps the first page, which holds bytes written before.
-        assert_eq!(
-            r.wrote(4196, WRITEBACK_SPAN),
-            (Some((100, 4096 + WRITEBACK_SPAN - 100)), None)
-        );
-    }
-
-    #[test]
     fn only_the_record_that_brings_a_buffer_to_the_flush_size_crosses_it() {
         assert!(crosses_flush_size(FLUSH_BYTES - 1, FLUSH_BYTES));
         assert!(crosses_flush_size(0, FLUSH_BYTES + 2000));
@@ -1262,6 +1154,7 @@ mod tests {
         let failed = Mutex::new(None);
         let batch = |data: &[u8]| {
             vec![Pending {
+                region: Arc::from("eu"),
                 segment_dir: dir.path().to_path_buf(),
                 data: data.to_vec(),
                 seal: None,
@@ -1269,24 +1162,28 @@ mod tests {
         };
         // The file as open for reading only: the write fails.
         let mut files = HashMap::default();
-        files.insert(path.clone(), Appended::new(File::open(&path).unwrap()));
-        write_pending(&mut files, batch(b"lost\n"), &failed);
+        files.insert(path.clone(), Appended::cached(File::open(&path).unwrap()));
+        write_pending(&mut files, &batch(b"lost\n"), Settle::All, &failed);
         assert!(failed.lock().unwrap().is_some());
         // What was buffered meanwhile chains onto the lost record: it is not written either,
         // even though the file could take it now.
         files.clear();
-        write_pending(&mut files, batch(b"after\n"), &failed);
+        write_pending(&mut files, &batch(b"after\n"), Settle::All, &failed);
         assert_eq!(std::fs::read(&path).unwrap(), b"good\n");
     }
 
     #[tokio::test]
-    async fn records_written_out_past_the_writeback_spans_all_reach_the_file_chained() {
-        // More than RELEASE_AFTER + 1 spans, so pages are handed to writeback and let go while
-        // records keep coming: none may be lost or torn.
+    async fn records_written_out_over_several_mebibytes_all_reach_the_file_chained() {
+        // More than RELEASE_AFTER + 1 writeback spans, through the flusher: pages handed to
+        // writeback and let go, or direct writes starting again at the block the file ends
+        // in, while records keep coming. None may be lost or torn.
         let dir = tempfile::tempdir().unwrap();
         let w = TraceWriter::start(dir.path().to_path_buf(), Durability::None).unwrap();
         let pad = "x".repeat(1500);
-        let n = (WRITEBACK_SPAN as usize * (RELEASE_AFTER + 2)) / 1500 + 1;
+        let n = (super::super::append::WRITEBACK_SPAN as usize
+            * (super::super::append::RELEASE_AFTER + 2))
+            / 1500
+            + 1;
         for i in 0..n {
             let body = format!("{{\"n\":{i},\"pad\":\"{pad}\"}}").into_bytes();
             w.append_now(&Arc::from("eu"), &body).unwrap().unwrap();
@@ -1298,12 +1195,34 @@ mod tests {
         let path = dir.path().join("eu").join(FILE_NAME);
         assert_eq!(verify_file(&path).unwrap(), n);
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.len() as u64 > WRITEBACK_SPAN * (RELEASE_AFTER as u64 + 2));
+        assert!(
+            text.len() as u64
+                > super::super::append::WRITEBACK_SPAN
+                    * (super::super::append::RELEASE_AFTER as u64 + 2)
+        );
         let last = text.lines().last().unwrap();
         assert!(
             last.starts_with(&format!("{{\"n\":{},", n - 1)),
             "{last:.40}"
         );
+    }
+
+    #[tokio::test]
+    async fn two_buffers_take_turns_so_records_are_not_copied_into_fresh_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = TraceWriter::start(dir.path().to_path_buf(), Durability::None).unwrap();
+        let b = w.buffered.clone().unwrap();
+        let eu: Arc<str> = Arc::from("eu");
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..10 {
+            let body = format!("{{\"n\":{i}}}").into_bytes();
+            w.append_now(&eu, &body).unwrap().unwrap();
+            seen.insert(b.regions.lock().unwrap()[&eu].data.as_ptr() as usize);
+            w.flush();
+        }
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        let path = dir.path().join("eu").join(FILE_NAME);
+        assert_eq!(verify_file(&path).unwrap(), 10);
     }
 
     #[tokio::test]
