@@ -74,6 +74,16 @@ impl Appended {
         }
     }
 
+    /// How many bytes direct writes have copied to an aligned address instead of writing them
+    /// from where they were; `None` for a file written through the page cache.
+    #[cfg(test)]
+    pub(super) fn staged(&self) -> Option<u64> {
+        match self {
+            Appended::Direct(d) => Some(d.staged),
+            Appended::Cached { .. } => None,
+        }
+    }
+
     /// Makes what was appended durable, before the file is sealed; none of its pages need
     /// stay cached afterwards.
     pub(super) fn sync_and_let_go(&mut self) -> std::io::Result<()> {
@@ -117,6 +127,8 @@ pub(super) struct DirectFile {
     /// Where a write is laid out at an aligned address. Kept from one write to the next, so
     /// its pages are not filled anew each time.
     stage: Vec<u8>,
+    /// How many bytes have been copied into `stage`.
+    staged: u64,
 }
 
 /// The largest block size direct I/O is used with; a file system that asks for more is
@@ -164,6 +176,7 @@ impl DirectFile {
             tail,
             disk: len,
             stage: Vec::new(),
+            staged: 0,
         }))
     }
 
@@ -187,21 +200,27 @@ impl DirectFile {
     }
 
     fn append(&mut self, data: &[u8]) -> std::io::Result<()> {
-        use std::os::unix::fs::FileExt;
         self.check_unchanged()?;
         let block = self.block as usize;
-        let used = self.tail.len() + data.len();
+        let held = self.tail.len();
+        let used = held + data.len();
         let whole = used - used % block;
         if whole == 0 {
             self.tail.extend_from_slice(data);
             self.len += data.len() as u64;
             return Ok(());
         }
-        // The held bytes, then the new ones up to the last whole block, at an aligned address.
-        let start = self.len - self.tail.len() as u64;
-        let from_data = whole - self.tail.len();
+        // Written: the held bytes and the new ones up to the last whole block. The new bytes
+        // after the block the held ones are in are written from where they are, when that is
+        // an aligned address (the flusher's buffers are laid out so it is, see
+        // `Buffered::take`); otherwise they are copied to one.
+        let start = self.len - held as u64;
+        let completes = (block - held) % block;
+        let body = &data[completes..whole - held];
+        let in_place = body.as_ptr().align_offset(self.mem_align) == 0;
+        let staged = if in_place { completes } else { whole - held };
         self.stage.clear();
-        self.stage.reserve(whole + self.mem_align);
+        self.stage.reserve(held + staged + self.mem_align);
         let pad = self.stage.as_ptr().align_offset(self.mem_align);
         if pad >= self.mem_align {
             return Err(std::io::Error::other(
@@ -210,13 +229,16 @@ impl DirectFile {
         }
         self.stage.resize(pad, 0);
         self.stage.extend_from_slice(&self.tail);
-        self.stage.extend_from_slice(&data[..from_data]);
-        if let Err(e) = self.file.write_all_at(&self.stage[pad..], start) {
+        self.stage.extend_from_slice(&data[..staged]);
+        self.staged += (held + staged) as u64;
+        let head = &self.stage[pad..];
+        let body = if in_place { body } else { &[][..] };
+        if let Err(e) = write_all_at(&self.file, head, body, start) {
             let _ = self.file.set_len(self.disk);
             return Err(e);
         }
         self.tail.clear();
-        self.tail.extend_from_slice(&data[from_data..]);
+        self.tail.extend_from_slice(&data[whole - held..]);
         self.len += data.len() as u64;
         self.disk = start + whole as u64;
         Ok(())
@@ -240,6 +262,28 @@ impl DirectFile {
         }
         self.disk = self.len;
         Ok(())
+    }
+}
+
+/// Writes `head` then `body` at `offset`, in one call when the kernel takes them whole.
+fn write_all_at(file: &File, head: &[u8], body: &[u8], offset: u64) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    if body.is_empty() {
+        return file.write_all_at(head, offset);
+    }
+    if head.is_empty() {
+        return file.write_all_at(body, offset);
+    }
+    let n = rustix::io::pwritev(
+        file,
+        &[std::io::IoSlice::new(head), std::io::IoSlice::new(body)],
+        offset,
+    )?;
+    if n < head.len() {
+        file.write_all_at(&head[n..], offset + n as u64)?;
+        file.write_all_at(body, offset + head.len() as u64)
+    } else {
+        file.write_all_at(&body[n - head.len()..], offset + n as u64)
     }
 }
 

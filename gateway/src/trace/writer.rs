@@ -209,19 +209,47 @@ fn seal(region_dir: &Path, sequence: u64) -> std::io::Result<()> {
 struct Pending {
     region: Arc<str>,
     segment_dir: PathBuf,
+    /// The bytes, from `start` on (see [`RegionBuf::start`]).
     data: Vec<u8>,
+    start: usize,
     seal: Option<u64>,
+}
+
+impl Pending {
+    fn bytes(&self) -> &[u8] {
+        &self.data[self.start..]
+    }
 }
 
 #[derive(Debug)]
 struct RegionBuf {
     segment: Segment,
     data: Vec<u8>,
+    /// Where the records in `data` start. The bytes before are padding, so that each record's
+    /// address is its offset in the file modulo [`CONGRUENT_TO`]: written with direct I/O, the
+    /// whole blocks of the buffer are written from where they are (see `append`).
+    start: usize,
     /// Files rotated since the last write-out: their last bytes, then the rename.
     sealed: Vec<Pending>,
     /// The buffer last written out, emptied: the next write-out's buffer, whose pages are
     /// already in use, so records are not copied into memory never touched before.
     spare: Option<Vec<u8>>,
+}
+
+/// Records buffered lie at addresses congruent to their file offsets modulo this (the largest
+/// block that direct I/O commonly asks for; see [`RegionBuf::start`]).
+const CONGRUENT_TO: usize = 4096;
+
+/// The padding to put at the start of the empty buffer `buf` so that its first record, which
+/// goes at `offset` in the file, lies at an address congruent to `offset`; 0 for a buffer too
+/// small to keep its address while it fills.
+fn congruent_start(buf: &[u8], capacity: usize, offset: u64) -> usize {
+    if capacity < 2 * CONGRUENT_TO {
+        return 0;
+    }
+    let at = buf.as_ptr() as usize % CONGRUENT_TO;
+    let want = (offset % CONGRUENT_TO as u64) as usize;
+    (want + CONGRUENT_TO - at) % CONGRUENT_TO
 }
 
 /// The largest buffer kept as a spare: one that grew past it (a burst, or a stalled disk) is
@@ -309,13 +337,14 @@ impl Buffered {
                     region: region.clone(),
                     segment_dir: rb.segment.region_dir.clone(),
                     data,
+                    start: std::mem::take(&mut rb.start),
                     seal: Some(seq),
                 });
                 rotated = true;
             }
-            let before = rb.data.len();
+            let before = rb.data.len() - rb.start;
             rb.segment.chain(&mut rb.data, body);
-            rotated || crosses_flush_size(before, rb.data.len())
+            rotated || crosses_flush_size(before, rb.data.len() - rb.start)
         };
         // Woken once, when the buffer first reaches the flush size, and after the lock is
         // released, so the flusher does not wake only to wait for it. A wake-up the flusher
@@ -343,6 +372,7 @@ impl Buffered {
             RegionBuf {
                 segment,
                 data: Vec::new(),
+                start: 0,
                 sealed: Vec::new(),
                 spare: None,
             },
@@ -358,17 +388,20 @@ impl Buffered {
         let mut out = Vec::new();
         for (region, rb) in regions.iter_mut() {
             out.append(&mut rb.sealed);
-            if !rb.data.is_empty() {
+            if rb.data.len() > rb.start {
                 // The next period starts with the last one's buffer, or with the capacity
-                // this one needed.
-                let next = rb
+                // this one needed; its first record goes where the file will then end.
+                let mut next = rb
                     .spare
                     .take()
                     .unwrap_or_else(|| Vec::with_capacity(rb.data.capacity()));
+                let start = congruent_start(&next, next.capacity(), rb.segment.len);
+                next.resize(start, 0);
                 out.push(Pending {
                     region: region.clone(),
                     segment_dir: rb.segment.region_dir.clone(),
                     data: std::mem::replace(&mut rb.data, next),
+                    start: std::mem::replace(&mut rb.start, start),
                     seal: None,
                 });
             }
@@ -446,7 +479,7 @@ fn write_pending(
                 Some(f) => f,
                 None => files.entry(path.clone()).or_insert(Appended::open(&path)?),
             };
-            appended.append(&p.data)?;
+            appended.append(p.bytes())?;
             if let Some(seq) = p.seal {
                 appended.sync_and_let_go()?;
                 files.remove(&path);
@@ -1157,6 +1190,7 @@ mod tests {
                 region: Arc::from("eu"),
                 segment_dir: dir.path().to_path_buf(),
                 data: data.to_vec(),
+                start: 0,
                 seal: None,
             }]
         };
@@ -1223,6 +1257,38 @@ mod tests {
         assert_eq!(seen.len(), 2, "{seen:?}");
         let path = dir.path().join("eu").join(FILE_NAME);
         assert_eq!(verify_file(&path).unwrap(), 10);
+    }
+
+    #[tokio::test]
+    async fn direct_writes_take_the_buffers_whole_blocks_from_where_they_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = TraceWriter::start(dir.path().to_path_buf(), Durability::None).unwrap();
+        let b = w.buffered.clone().unwrap();
+        let eu: Arc<str> = Arc::from("eu");
+        let pad = "z".repeat(1800);
+        let (mut n, rounds) = (0, 8);
+        for _ in 0..rounds {
+            for _ in 0..300 {
+                let body = format!("{{\"n\":{n},\"pad\":\"{pad}\"}}").into_bytes();
+                w.append_now(&eu, &body).unwrap().unwrap();
+                n += 1;
+            }
+            w.flush();
+        }
+        let path = dir.path().join("eu").join(FILE_NAME);
+        assert_eq!(verify_file(&path).unwrap(), n);
+        let io = b.io.lock().unwrap();
+        let Some(staged) = io[&path].staged() else {
+            // No direct I/O on this file system.
+            return;
+        };
+        // The first write-out copies its buffer (allocated before the file's offset was
+        // known); after it, only the block the file ended in is copied each time.
+        let written = std::fs::metadata(&path).unwrap().len();
+        assert!(
+            staged < written / rounds + rounds * 4096,
+            "{staged} of {written} bytes copied"
+        );
     }
 
     #[tokio::test]
