@@ -49,20 +49,43 @@ impl Appended {
     /// part of `data` is left in it.
     pub(super) fn append(&mut self, data: &[u8]) -> std::io::Result<()> {
         match self {
-            Appended::Direct(d) => d.append(data),
-            Appended::Cached { file, release } => {
-                let len = file.metadata()?.len();
-                if let Err(e) = file.write_all(data) {
-                    let _ = file.set_len(len);
-                    return Err(e);
+            Appended::Direct(d) => match d.append(data) {
+                // The file system took the file for direct I/O but refuses a write (some do,
+                // for some files): from now on through the page cache, nothing lost.
+                Err(e)
+                    if rustix::io::Errno::from_io_error(&e) == Some(rustix::io::Errno::INVAL) =>
+                {
+                    tracing::warn!(path = %d.path.display(), error = %e, "direct writes refused; the trace file is written through the page cache");
+                    let unwritten = d.unwritten().to_vec();
+                    let file = OpenOptions::new().append(true).open(&d.path)?;
+                    *self = Appended::cached(file);
+                    self.append_cached(&[&unwritten, data])
                 }
-                let (start, let_go) = release.wrote(len, data.len() as u64);
-                for (offset, len) in start.into_iter().chain(let_go) {
-                    advise_dontneed(file, offset, len);
-                }
-                Ok(())
-            }
+                other => other,
+            },
+            Appended::Cached { .. } => self.append_cached(&[data]),
         }
+    }
+
+    /// Appends `parts` through the page cache; after an error the file is cut back.
+    fn append_cached(&mut self, parts: &[&[u8]]) -> std::io::Result<()> {
+        let Appended::Cached { file, release } = self else {
+            return Err(std::io::Error::other("not a page-cache file"));
+        };
+        let len = file.metadata()?.len();
+        let mut written = 0;
+        for part in parts {
+            if let Err(e) = file.write_all(part) {
+                let _ = file.set_len(len);
+                return Err(e);
+            }
+            written += part.len() as u64;
+        }
+        let (start, let_go) = release.wrote(len, written);
+        for (offset, len) in start.into_iter().chain(let_go) {
+            advise_dontneed(file, offset, len);
+        }
+        Ok(())
     }
 
     /// Makes sure the file holds every byte appended: a direct write leaves the bytes after
@@ -242,6 +265,13 @@ impl DirectFile {
         self.len += data.len() as u64;
         self.disk = start + whole as u64;
         Ok(())
+    }
+
+    /// The bytes appended that the file does not hold yet: the end of `tail`.
+    fn unwritten(&self) -> &[u8] {
+        let tail_at = self.len - self.tail.len() as u64;
+        let on_disk = usize::try_from(self.disk.saturating_sub(tail_at)).unwrap_or(0);
+        &self.tail[on_disk.min(self.tail.len())..]
     }
 
     /// Writes the held bytes, so the file holds every byte appended.
@@ -493,6 +523,28 @@ mod tests {
         );
         let mut expected = vec![b'a'; 700];
         expected.extend_from_slice(b"outside\n");
+        assert!(std::fs::read(&path).unwrap() == expected);
+    }
+
+    #[test]
+    fn a_file_system_that_refuses_a_direct_write_gets_the_bytes_through_the_page_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("decisions.jsonl");
+        let Some(mut d) = DirectFile::open(&path).unwrap() else {
+            return;
+        };
+        d.append(&[b'a'; 700]).unwrap();
+        // As a file system that said too small a block would be: the next write ends
+        // mid-block for the device, which refuses it with EINVAL.
+        assert!(d.block >= 512 && d.tail.len() < 256, "{d:?}");
+        d.block = 256;
+        let mut f = Appended::Direct(d);
+        f.append(&[b'b'; 600]).unwrap();
+        assert!(matches!(f, Appended::Cached { .. }), "{f:?}");
+        f.append(b"c").unwrap();
+        let mut expected = vec![b'a'; 700];
+        expected.extend_from_slice(&[b'b'; 600]);
+        expected.push(b'c');
         assert!(std::fs::read(&path).unwrap() == expected);
     }
 
