@@ -61,7 +61,11 @@ pub fn pipeline(
 > + Clone
 + Send
 + 'static {
-    let trace = TraceLayer::new(shared.writer.clone(), shared.instance.clone());
+    let trace = TraceLayer::new(
+        shared.writer.clone(),
+        shared.instance.clone(),
+        shared.otel.is_some(),
+    );
     let outcomes = shared
         .snapshot
         .load()

@@ -48,11 +48,18 @@ pub const UNRESOLVED_REGION: &str = "unresolved";
 pub struct TraceLayer {
     writer: TraceWriter,
     instance: Arc<str>,
+    spans: bool,
 }
 
 impl TraceLayer {
-    pub fn new(writer: TraceWriter, instance: Arc<str>) -> TraceLayer {
-        TraceLayer { writer, instance }
+    /// `spans`: whether requests carry an OpenTelemetry span (`[trace.otel]` is set), which
+    /// the decision is put on and whose context goes upstream.
+    pub fn new(writer: TraceWriter, instance: Arc<str>, spans: bool) -> TraceLayer {
+        TraceLayer {
+            writer,
+            instance,
+            spans,
+        }
     }
 }
 
@@ -62,6 +69,7 @@ impl<S> Layer<S> for TraceLayer {
         Trace {
             writer: self.writer.clone(),
             instance: self.instance.clone(),
+            spans: self.spans,
             inner,
         }
     }
@@ -72,6 +80,7 @@ impl<S> Layer<S> for TraceLayer {
 pub struct Trace<S> {
     writer: TraceWriter,
     instance: Arc<str>,
+    spans: bool,
     inner: S,
 }
 
@@ -213,10 +222,13 @@ where
                 res: Some(crate::context::missing()),
             };
         };
-        let traceparent = req
-            .extensions()
-            .get::<otel::RequestSpan>()
-            .and_then(|span| annotate(span, ctx));
+        let traceparent = if self.spans {
+            req.extensions()
+                .get::<otel::RequestSpan>()
+                .and_then(|span| annotate(span, ctx))
+        } else {
+            None
+        };
         let Some((region, record)) = record_of(&req, ctx, &self.instance) else {
             // No decision was made (the request never reached the decide phase's output). Not
             // `trace_unavailable`: the trail works, and the refusal layer records this answer
