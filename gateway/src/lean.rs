@@ -804,6 +804,9 @@ fn parse_head(
         // kept: it is hop-by-hop, names no other header to drop, and all it says is whether
         // the connection is reused.
         let mut close = false;
+        // Which of the headers framing and reuse depend on are there, so that the map is not
+        // searched for those that are not.
+        let (mut has_te, mut has_cl, mut has_connection) = (false, false, false);
         for &(n0, n1, v0, v1) in &spans[..count] {
             let raw = &head[n0 as usize..n1 as usize];
             if raw.eq_ignore_ascii_case(b"connection")
@@ -816,6 +819,9 @@ fn parse_head(
                 .map_err(|_| LeanError::Malformed("header name"))?;
             let value = HeaderValue::from_maybe_shared(head.slice(v0 as usize..v1 as usize))
                 .map_err(|_| LeanError::Malformed("header value"))?;
+            has_te |= name == header::TRANSFER_ENCODING;
+            has_cl |= name == header::CONTENT_LENGTH;
+            has_connection |= name == header::CONNECTION;
             headers.append(name, value);
         }
         let status = StatusCode::from_u16(code).map_err(|_| LeanError::Malformed("status"))?;
@@ -826,13 +832,15 @@ fn parse_head(
         };
         let framing = if head_request || code == 204 || code == 304 {
             Framing::Length(0)
+        } else if has_te || has_cl {
+            framing(&headers, has_te)?
         } else {
-            framing(&headers)?
+            Framing::Close
         };
         let keep = version == Version::HTTP_11
             && framing != Framing::Close
             && !close
-            && !has_token(&headers, header::CONNECTION, "close");
+            && !(has_connection && has_token(&headers, header::CONNECTION, "close"));
         let mut res = Response::new(());
         *res.status_mut() = status;
         *res.version_mut() = version;
@@ -864,10 +872,11 @@ pub(crate) fn header_spans(
     count
 }
 
-/// The body's framing from its headers (RFC 9112 section 6.3).
-fn framing(headers: &HeaderMap) -> Result<Framing, LeanError> {
-    let mut te = headers.get_all(header::TRANSFER_ENCODING).iter().peekable();
-    if te.peek().is_some() {
+/// The body's framing from its headers (RFC 9112 section 6.3); `has_te` says whether they
+/// include a `Transfer-Encoding`.
+fn framing(headers: &HeaderMap, has_te: bool) -> Result<Framing, LeanError> {
+    if has_te {
+        let te = headers.get_all(header::TRANSFER_ENCODING);
         if headers.contains_key(header::CONTENT_LENGTH) {
             // A smuggling vector: refused rather than resolved.
             return Err(LeanError::Malformed(
