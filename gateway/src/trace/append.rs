@@ -504,15 +504,21 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_file_written_to_behind_a_direct_appender_is_not_written_over() {
+    /// A new file opened for direct writes with 700 bytes appended; `None` where the file
+    /// system has no direct I/O (the tests above check that the page cache is used then).
+    fn direct_with_700_bytes() -> Option<(tempfile::TempDir, PathBuf, DirectFile)> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("decisions.jsonl");
-        let Some(mut f) = DirectFile::open(&path).unwrap() else {
-            // No direct I/O here (the other tests check that the page cache is used then).
+        let mut f = DirectFile::open(&path).unwrap()?;
+        f.append(&[b'a'; 700]).unwrap();
+        Some((dir, path, f))
+    }
+
+    #[test]
+    fn a_file_written_to_behind_a_direct_appender_is_not_written_over() {
+        let Some((_dir, path, mut f)) = direct_with_700_bytes() else {
             return;
         };
-        f.append(&[b'a'; 700]).unwrap();
         f.settle().unwrap();
         let mut other = OpenOptions::new().append(true).open(&path).unwrap();
         other.write_all(b"outside\n").unwrap();
@@ -528,12 +534,9 @@ mod tests {
 
     #[test]
     fn a_file_system_that_refuses_a_direct_write_gets_the_bytes_through_the_page_cache() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("decisions.jsonl");
-        let Some(mut d) = DirectFile::open(&path).unwrap() else {
+        let Some((_dir, path, mut d)) = direct_with_700_bytes() else {
             return;
         };
-        d.append(&[b'a'; 700]).unwrap();
         // As a file system that said too small a block would be: the next write ends
         // mid-block for the device, which refuses it with EINVAL.
         assert!(d.block >= 512 && d.tail.len() < 256, "{d:?}");

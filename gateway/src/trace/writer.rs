@@ -1240,12 +1240,17 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn two_buffers_take_turns_so_records_are_not_copied_into_fresh_memory() {
+    /// A `none`-durability writer in a new directory, its buffers, and the region "eu".
+    fn buffered_writer() -> (tempfile::TempDir, TraceWriter, Arc<Buffered>, Arc<str>) {
         let dir = tempfile::tempdir().unwrap();
         let w = TraceWriter::start(dir.path().to_path_buf(), Durability::None).unwrap();
         let b = w.buffered.clone().unwrap();
-        let eu: Arc<str> = Arc::from("eu");
+        (dir, w, b, Arc::from("eu"))
+    }
+
+    #[tokio::test]
+    async fn two_buffers_take_turns_so_records_are_not_copied_into_fresh_memory() {
+        let (dir, w, b, eu) = buffered_writer();
         let mut seen = std::collections::HashSet::new();
         for i in 0..10 {
             let body = format!("{{\"n\":{i}}}").into_bytes();
@@ -1260,10 +1265,7 @@ mod tests {
 
     #[tokio::test]
     async fn direct_writes_take_the_buffers_whole_blocks_from_where_they_are() {
-        let dir = tempfile::tempdir().unwrap();
-        let w = TraceWriter::start(dir.path().to_path_buf(), Durability::None).unwrap();
-        let b = w.buffered.clone().unwrap();
-        let eu: Arc<str> = Arc::from("eu");
+        let (dir, w, b, eu) = buffered_writer();
         let pad = "z".repeat(1800);
         let (mut n, rounds) = (0, 8);
         for _ in 0..rounds {
