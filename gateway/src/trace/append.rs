@@ -4,9 +4,9 @@
 //! Where the file system supports it, a file is written with direct I/O (`O_DIRECT`): the
 //! device reads the records from the writer's own buffer, so no page-cache page is filled,
 //! dirtied, written back and freed for them. Direct writes start and end at the file system's
-//! block boundaries, so each write starts again at the block the file ends in, with that
-//! block's bytes in front of the new ones, and the file is cut back to its true length after a
-//! write that had to be padded to a whole block.
+//! block boundaries, so the bytes after the last whole block are held back and each write
+//! starts again at the block the file ends in, with those bytes in front of the new ones; bytes
+//! held back when no write follows are written through the page cache ([`DirectFile`]).
 //!
 //! Elsewhere (a file system without direct I/O, such as tmpfs, or a system other than Linux)
 //! the file is written through the page cache, and its pages are handed to writeback and let
