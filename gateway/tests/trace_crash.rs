@@ -157,6 +157,16 @@ fn request(addr: &str, path: &str, ip: &str, body: &str) -> Option<(u16, String)
 }
 
 /// Every decision id in the trace files under `dir`.
+/// An EU customer's record sent to `/customers`: stored in eu-central.
+fn store_eu_customer(addr: &str) -> Option<(u16, String)> {
+    request(
+        addr,
+        "/customers",
+        "192.0.2.10",
+        r#"{"email":"jane@example.com"}"#,
+    )
+}
+
 fn recorded_ids(dir: &Path) -> HashSet<String> {
     let mut ids = HashSet::new();
     for region in std::fs::read_dir(dir).unwrap().flatten() {
@@ -297,13 +307,7 @@ fn kill_9_under_load_and_restart(
     assert!(answered.len() >= target, "too little load in round {round}");
     // Restart: the writer repairs a torn tail and continues the chains.
     let (child, addr) = serve(config, None);
-    let (status, id) = request(
-        &addr,
-        "/customers",
-        "192.0.2.10",
-        r#"{"email":"jane@example.com"}"#,
-    )
-    .unwrap();
+    let (status, id) = store_eu_customer(&addr).unwrap();
     assert_eq!(status, 200);
     answered.push(id);
     // Long enough for `none` to write the record out too, after the torn one it cut.
@@ -325,13 +329,7 @@ fn a_trace_directory_that_cannot_grow_fails_closed_and_forwards_nothing() {
     let mut ok = 0;
     let mut failed = Vec::new();
     for _ in 0..40 {
-        let (status, id) = request(
-            &addr,
-            "/customers",
-            "192.0.2.10",
-            r#"{"email":"jane@example.com"}"#,
-        )
-        .unwrap();
+        let (status, id) = store_eu_customer(&addr).unwrap();
         match status {
             200 if failed.is_empty() => ok += 1,
             503 => failed.push(id),
