@@ -136,6 +136,9 @@ impl Appended {
 pub(super) struct DirectFile {
     path: PathBuf,
     file: File,
+    /// The same file opened without direct I/O: the held bytes are read and settled through
+    /// it, opened once rather than at each settle.
+    plain: File,
     /// Direct writes start and end at multiples of this many bytes.
     block: u64,
     /// The address a direct write's buffer starts at is a multiple of this.
@@ -182,17 +185,19 @@ impl DirectFile {
             return Ok(None);
         }
         let file = File::from(fd);
+        let plain = OpenOptions::new().read(true).write(true).open(path)?;
         let len = file.metadata()?.len();
         let block = u64::from(st.stx_dio_offset_align);
         let in_block = len % block;
         let mut tail = vec![0; in_block as usize];
         if in_block > 0 {
             use std::os::unix::fs::FileExt;
-            File::open(path)?.read_exact_at(&mut tail, len - in_block)?;
+            plain.read_exact_at(&mut tail, len - in_block)?;
         }
         Ok(Some(DirectFile {
             path: path.to_path_buf(),
             file,
+            plain,
             block,
             mem_align: st.stx_dio_mem_align as usize,
             len,
@@ -282,11 +287,7 @@ impl DirectFile {
         }
         self.check_unchanged()?;
         let at = self.len - self.tail.len() as u64;
-        let written = OpenOptions::new()
-            .write(true)
-            .open(&self.path)
-            .and_then(|f| f.write_all_at(&self.tail, at));
-        if let Err(e) = written {
+        if let Err(e) = self.plain.write_all_at(&self.tail, at) {
             let _ = self.file.set_len(self.disk);
             return Err(e);
         }

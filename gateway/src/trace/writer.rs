@@ -1207,16 +1207,14 @@ mod tests {
 
     #[tokio::test]
     async fn records_written_out_over_several_mebibytes_all_reach_the_file_chained() {
+        use crate::trace::append::{RELEASE_AFTER, WRITEBACK_SPAN};
         // More than RELEASE_AFTER + 1 writeback spans, through the flusher: pages handed to
         // writeback and let go, or direct writes starting again at the block the file ends
         // in, while records keep coming. None may be lost or torn.
         let dir = tempfile::tempdir().unwrap();
         let w = TraceWriter::start(dir.path().to_path_buf(), Durability::None).unwrap();
         let pad = "x".repeat(1500);
-        let n = (super::super::append::WRITEBACK_SPAN as usize
-            * (super::super::append::RELEASE_AFTER + 2))
-            / 1500
-            + 1;
+        let n = (WRITEBACK_SPAN as usize * (RELEASE_AFTER + 2)) / 1500 + 1;
         for i in 0..n {
             let body = format!("{{\"n\":{i},\"pad\":\"{pad}\"}}").into_bytes();
             w.append_now(&Arc::from("eu"), &body).unwrap().unwrap();
@@ -1228,11 +1226,7 @@ mod tests {
         let path = dir.path().join("eu").join(FILE_NAME);
         assert_eq!(verify_file(&path).unwrap(), n);
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(
-            text.len() as u64
-                > super::super::append::WRITEBACK_SPAN
-                    * (super::super::append::RELEASE_AFTER as u64 + 2)
-        );
+        assert!(text.len() as u64 > WRITEBACK_SPAN * (RELEASE_AFTER as u64 + 2));
         let last = text.lines().last().unwrap();
         assert!(
             last.starts_with(&format!("{{\"n\":{},", n - 1)),
