@@ -209,8 +209,8 @@ where
 /// as it was, for the general path.
 fn take(buf: &mut BytesMut, info: &Arc<ConnInfo>, max_head: usize) -> Option<Taken> {
     // Where each name and value lies in the head, kept while the parser borrows `buf`.
-    let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
-    let (len, method, path, count) = {
+    let mut spans = crate::lean::Spans::new();
+    let (len, method, path) = {
         let mut headers = [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS];
         let mut req = httparse::Request::new(&mut []);
         let parsed = httparse::ParserConfig::default().parse_request_with_uninit_headers(
@@ -228,17 +228,17 @@ fn take(buf: &mut BytesMut, info: &Arc<ConnInfo>, max_head: usize) -> Option<Tak
         if method == "CONNECT" || !path.starts_with('/') {
             return None;
         }
-        let count = crate::lean::header_spans(buf, req.headers, &mut spans);
+        crate::lean::header_spans(buf, req.headers, &mut spans);
         let base = buf.as_ptr() as usize;
         let m = method.as_ptr() as usize - base;
         let p = path.as_ptr() as usize - base;
-        (len, (m, m + method.len()), (p, p + path.len()), count)
+        (len, (m, m + method.len()), (p, p + path.len()))
     };
     let head_bytes = &buf[..len];
     let mut length: Option<usize> = None;
     let mut close = false;
     let mut trailers = false;
-    for &(n0, n1, v0, v1) in &spans[..count] {
+    for &(n0, n1, v0, v1) in &spans {
         let name = &head_bytes[n0 as usize..n1 as usize];
         let value = &head_bytes[v0 as usize..v1 as usize];
         match name.len() {
@@ -271,8 +271,8 @@ fn take(buf: &mut BytesMut, info: &Arc<ConnInfo>, max_head: usize) -> Option<Tak
         let method = Method::from_bytes(&head[method.0..method.1]).ok()?;
         let uri = Uri::from_maybe_shared(head.slice(path.0..path.1)).ok()?;
         // Room for the headers the gateway adds upstream, so the map does not grow.
-        let mut headers = HeaderMap::with_capacity(count + 6);
-        for &(n0, n1, v0, v1) in &spans[..count] {
+        let mut headers = HeaderMap::with_capacity(spans.len() + 6);
+        for &(n0, n1, v0, v1) in &spans {
             let name = crate::headers::name_from_bytes(&head[n0 as usize..n1 as usize]).ok()?;
             let value =
                 HeaderValue::from_maybe_shared(head.slice(v0 as usize..v1 as usize)).ok()?;

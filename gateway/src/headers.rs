@@ -29,6 +29,9 @@ const COMMON_CUSTOM: [HeaderName; 5] = [
 /// A header name read off the wire: `HeaderName::from_bytes`, except that the common
 /// non-standard names (in any letter case) are the shared constants rather than new copies.
 pub fn name_from_bytes(raw: &[u8]) -> Result<HeaderName, http::header::InvalidHeaderName> {
+    if let Some(n) = as_usually_written(raw) {
+        return Ok(n);
+    }
     if raw.len() >= 11 && raw.len() <= 17 {
         for n in &COMMON_CUSTOM {
             if n.as_str().len() == raw.len() && n.as_str().as_bytes().eq_ignore_ascii_case(raw) {
@@ -37,6 +40,26 @@ pub fn name_from_bytes(raw: &[u8]) -> Result<HeaderName, http::header::InvalidHe
         }
     }
     HeaderName::from_bytes(raw)
+}
+
+/// The names nearly every request and response carries, spelt as clients and servers write
+/// them (capitalised, or all lower case): matched byte for byte, without the case folding
+/// and table search of `HeaderName::from_bytes`. Any other spelling goes that way.
+fn as_usually_written(raw: &[u8]) -> Option<HeaderName> {
+    use http::header as h;
+    let name = match raw {
+        b"Host" | b"host" => h::HOST,
+        b"Date" | b"date" => h::DATE,
+        b"Server" | b"server" => h::SERVER,
+        b"Accept" | b"accept" => h::ACCEPT,
+        b"User-Agent" | b"user-agent" => h::USER_AGENT,
+        b"Connection" | b"connection" => h::CONNECTION,
+        b"Content-Type" | b"content-type" => h::CONTENT_TYPE,
+        b"Content-Length" | b"content-length" => h::CONTENT_LENGTH,
+        b"Cache-Control" | b"cache-control" => h::CACHE_CONTROL,
+        _ => return None,
+    };
+    Some(name)
 }
 
 /// A chunk's size in hexadecimal digits, as chunked framing writes it (no allocation).
@@ -420,6 +443,15 @@ mod tests {
             "TraceParent",
             "X-Custom-Thing",
             "Host",
+            "host",
+            "HOST",
+            "Content-Length",
+            "content-length",
+            "CONTENT-length",
+            "Cache-Control",
+            "User-Agent",
+            "server",
+            "Date",
         ] {
             let n = name_from_bytes(raw.as_bytes()).unwrap();
             assert_eq!(n.as_str(), raw.to_ascii_lowercase());

@@ -767,8 +767,8 @@ fn parse_head(
 ) -> Result<Option<(Response<()>, Framing, bool)>, LeanError> {
     loop {
         // Where each name and value lies in the head, kept while the parser borrows `buf`.
-        let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
-        let (len, code, version, count) = {
+        let mut spans = Spans::new();
+        let (len, code, version) = {
             let mut headers = [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS];
             let mut res = httparse::Response::new(&mut []);
             let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
@@ -784,8 +784,8 @@ fn parse_head(
                 }
                 Err(_) => return Err(LeanError::Malformed("response head")),
             };
-            let count = header_spans(buf, res.headers, &mut spans);
-            (len, res.code.unwrap_or(0), res.version.unwrap_or(1), count)
+            header_spans(buf, res.headers, &mut spans);
+            (len, res.code.unwrap_or(0), res.version.unwrap_or(1))
         };
         if (100..200).contains(&code) {
             if code == 101 {
@@ -799,7 +799,7 @@ fn parse_head(
         }
         let head = buf.split_to(len).freeze();
         // Room for the headers the gateway adds to the response, so the map does not grow.
-        let mut headers = HeaderMap::with_capacity(count + 4);
+        let mut headers = HeaderMap::with_capacity(spans.len() + 4);
         // A `Connection` line of nothing but `keep-alive` or `close` is read here and not
         // kept: it is hop-by-hop, names no other header to drop, and all it says is whether
         // the connection is reused.
@@ -807,7 +807,7 @@ fn parse_head(
         // Which of the headers framing and reuse depend on are there, so that the map is not
         // searched for those that are not.
         let (mut has_te, mut has_cl, mut has_connection) = (false, false, false);
-        for &(n0, n1, v0, v1) in &spans[..count] {
+        for &(n0, n1, v0, v1) in &spans {
             let raw = &head[n0 as usize..n1 as usize];
             if raw.eq_ignore_ascii_case(b"connection")
                 && let Some(closes) = connection_options(&head[v0 as usize..v1 as usize])
@@ -849,28 +849,25 @@ fn parse_head(
     }
 }
 
-/// Where each parsed header's name and value lie in `buf` (start and end offsets), so that the
-/// parser's borrow of `buf` can end before the head is split off it; returns how many.
-pub(crate) fn header_spans(
-    buf: &[u8],
-    headers: &[httparse::Header<'_>],
-    spans: &mut [(u32, u32, u32, u32)],
-) -> usize {
+/// Adds to `spans` where each parsed header's name and value lie in `buf` (start and end
+/// offsets), so that the parser's borrow of `buf` can end before the head is split off it.
+pub(crate) fn header_spans(buf: &[u8], headers: &[httparse::Header<'_>], spans: &mut Spans) {
     let base = buf.as_ptr() as usize;
-    let mut count = 0;
-    for (span, h) in spans.iter_mut().zip(headers) {
+    for h in headers {
         let n = h.name.as_ptr() as usize - base;
         let v = h.value.as_ptr() as usize - base;
-        *span = (
+        spans.push((
             n as u32,
             (n + h.name.len()) as u32,
             v as u32,
             (v + h.value.len()) as u32,
-        );
-        count += 1;
+        ));
     }
-    count
 }
+
+/// Where each header's name and value lie in a head: start and end offsets of each. Held
+/// in place for as many lines as the parser takes, and not filled in beforehand.
+pub(crate) type Spans = smallvec::SmallVec<[(u32, u32, u32, u32); MAX_HEADERS]>;
 
 /// The body's framing from its headers (RFC 9112 section 6.3); `has_te` says whether they
 /// include a `Transfer-Encoding`.
