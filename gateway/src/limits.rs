@@ -239,3 +239,31 @@ fn check(
     headers::strip_own(req.headers_mut());
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_decision_id_is_milliseconds_instance_and_sequence_in_fixed_width_hex() {
+        // 2026-12-01T01:14:16.797Z, in microseconds.
+        let micros = 1_796_087_656_797_158;
+        let a = new_decision_id(0x1234_5678, micros);
+        let b = new_decision_id(0x1234_5678, micros);
+        assert_eq!(a.len(), 26);
+        assert!(
+            a.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')),
+            "{a}"
+        );
+        // The milliseconds and the instance's low 24 bits, each zero-padded.
+        assert_eq!(&a[..12], format!("{:012x}", micros / 1000));
+        assert_eq!(&a[12..18], "345678");
+        // The sequence: eight digits, one more for each id (other tests may take ids too).
+        let (sa, sb) = (
+            u32::from_str_radix(&a[18..], 16).unwrap(),
+            u32::from_str_radix(&b[18..], 16).unwrap(),
+        );
+        assert!(sb > sa, "{a} then {b}");
+        assert_eq!(&a[..18], &b[..18]);
+    }
+}
