@@ -450,7 +450,7 @@ async fn forward(
         // The lean client's future is small: awaited in place, with no allocation. It keeps
         // the response timeout itself, from the end of the request's body rather than its
         // start, so that a long upload is not counted against the backend.
-        Ok((pool, mut prepared)) => match pool.send_lean(&mut prepared).await {
+        Ok((pool, mut prepared)) => match pool.send_lean(&mut prepared, sent).await {
             Err(e) if e.is_timeout() => Err(()),
             res => Ok(res),
         },

@@ -303,11 +303,13 @@ pub async fn exchange(
     p: &mut Prepared,
     idle: &Arc<Kept<Conn>>,
     wait: std::time::Duration,
+    started: std::time::Instant,
 ) -> Result<Response<LeanBody>, LeanError> {
     let mut sent = Ok(());
     // The answer is due within `wait` of the request's end: a streamed body, which takes as
-    // long as the client takes to send it, is not counted against the backend.
-    let mut due = tokio::time::Instant::now() + wait;
+    // long as the client takes to send it, is not counted against the backend. A request
+    // without one ends as it starts (`started`, when the caller began sending it).
+    let mut due = tokio::time::Instant::from_std(started) + wait;
     // A buffered body too large to go with its head is written as a streamed one is, the
     // connection watched for an answer meanwhile: a backend that refuses it (413) and then
     // neither reads it nor closes is heard, not waited on until the timeout.

@@ -107,9 +107,14 @@ impl<T> Kept<T> {
 
     /// The newest kept connection `fit` takes. Expired ones and those `fit` drops are dropped
     /// on the way; those it keeps stay for later.
-    pub fn checkout(&self, mut fit: impl FnMut(&mut T) -> Fit) -> Option<T> {
+    pub fn checkout(&self, fit: impl FnMut(&mut T) -> Fit) -> Option<T> {
+        self.checkout_at(Instant::now(), fit)
+    }
+
+    /// [`Kept::checkout`] with the clock already read: `now` is when the caller started
+    /// the request the connection is for.
+    pub fn checkout_at(&self, now: Instant, mut fit: impl FnMut(&mut T) -> Fit) -> Option<T> {
         let mut list = self.list.lock().ok()?;
-        let now = Instant::now();
         let mut k = list.len();
         while k > 0 {
             k -= 1;
@@ -258,13 +263,19 @@ impl H1Pool {
     /// connection goes back to the pool, to be reused once its response has been read.
     pub async fn send(&self, req: Request<Body>) -> Result<Response<Upstream>, SendError> {
         match lean::prepare(req, &lean::Extra::NONE) {
-            Ok(mut p) => self.send_lean(&mut p).await,
+            Ok(mut p) => self.send_lean(&mut p, Instant::now()).await,
             Err(req) => Ok(self.send_hyper(req).await?.map(Upstream::Left)),
         }
     }
 
-    /// Sends a request prepared for the lean client ([`lean::prepare`]).
-    pub async fn send_lean(&self, p: &mut lean::Prepared) -> Result<Response<Upstream>, SendError> {
+    /// Sends a request prepared for the lean client ([`lean::prepare`]). `sent` is when the
+    /// caller began sending it: the kept connections' ages and the answer's deadline are
+    /// counted from it, without reading the clock again.
+    pub async fn send_lean(
+        &self,
+        p: &mut lean::Prepared,
+        sent: Instant,
+    ) -> Result<Response<Upstream>, SendError> {
         // Upstream writes are coalesced per scheduler round: the requests of the other
         // connections that are ready now get their turn first, so the backend is woken once
         // for the lot rather than once per request. Where the backend shares the gateway's
@@ -272,16 +283,16 @@ impl H1Pool {
         // per request (0.78 to 0.40 in the benchmark) for one extra poll of the task.
         tokio::task::yield_now().await;
         let quiet = |c: &mut lean::Conn| if c.is_quiet() { Fit::Take } else { Fit::Drop };
-        let (conn, reused) = match self.lean_idle.checkout(quiet) {
+        let (conn, reused) = match self.lean_idle.checkout_at(sent, quiet) {
             Some(c) => (c, true),
             None => (lean::Conn::new(self.connect_stream().await?), false),
         };
         let wait = self.response_timeout;
-        let res = match lean::exchange(conn, p, &self.lean_idle, wait).await {
+        let res = match lean::exchange(conn, p, &self.lean_idle, wait, sent).await {
             // The kept connection had closed: once more, on a new one, when that is safe.
             Err(e) if reused && p.retryable(&e) => {
                 let conn = lean::Conn::new(self.connect_stream().await?);
-                lean::exchange(conn, p, &self.lean_idle, wait).await
+                lean::exchange(conn, p, &self.lean_idle, wait, Instant::now()).await
             }
             res => res,
         };
@@ -350,6 +361,25 @@ mod tests {
         kept.checkin("d");
         assert_eq!(kept.checkout(|_| Fit::Take), Some("d"));
         assert_eq!(kept.checkout(|_| Fit::Take), None);
+    }
+
+    #[test]
+    fn a_checkout_counts_a_kept_connections_age_to_the_time_it_is_given() {
+        let kept: Kept<&str> = Kept::new(4, Duration::from_secs(60));
+        kept.checkin("a");
+        let now = Instant::now();
+        // At a time within the timeout it is taken; given a time past it, it is dropped, not
+        // taken, though no clock has moved that far.
+        assert_eq!(kept.checkout_at(now, |_| Fit::Take), Some("a"));
+        kept.checkin("a");
+        let later = now + Duration::from_secs(61);
+        assert_eq!(kept.checkout_at(later, |_| Fit::Take), None);
+        assert_eq!(kept.list.lock().unwrap().len(), 0);
+        // A connection put back after the time given (a request that read the clock before
+        // another finished) is not older than nothing.
+        kept.checkin("b");
+        let earlier = now - Duration::from_millis(1);
+        assert_eq!(kept.checkout_at(earlier, |_| Fit::Take), Some("b"));
     }
 
     /// A raw backend: answers every request head with `ok`; after `per_conn` answers on a
