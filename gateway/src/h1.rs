@@ -83,6 +83,7 @@ where
     let max_head = settings.limits.max_header_bytes;
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut out: Vec<u8> = Vec::with_capacity(1024);
+    let mut spare = http::Extensions::new();
     if *shutdown.borrow() {
         return Ended::Closed;
     }
@@ -128,7 +129,7 @@ where
                 }
             }
         }
-        let Some(taken) = take(&mut buf, &info, max_head) else {
+        let Some(taken) = take(&mut buf, &info, max_head, std::mem::take(&mut spare)) else {
             return Ended::HandOff(stream, buf);
         };
         let Taken {
@@ -181,7 +182,7 @@ where
             }
         };
         let keep = !(close || stalled || *flag.borrow());
-        let (parts, body) = res.into_parts();
+        let (mut parts, body) = res.into_parts();
         let Some(enc) = encode_head(&parts, &body, head_request, keep, trailers, &mut out) else {
             // A response hyper would also refuse to write (contradictory lengths).
             tracing::warn!("a response with contradictory framing was not sent");
@@ -194,6 +195,10 @@ where
         {
             return Ended::Closed;
         }
+        // The response's extensions, emptied, hold the next request's: the map's allocation
+        // is made once per connection, not once per request.
+        spare = std::mem::take(&mut parts.extensions);
+        spare.clear();
         if !keep {
             let _ = stream.shutdown().await;
             return Ended::Closed;
@@ -207,7 +212,13 @@ where
 
 /// Takes the request at the start of `buf` if the lean path serves it; `None` leaves `buf`
 /// as it was, for the general path.
-fn take(buf: &mut BytesMut, info: &Arc<ConnInfo>, max_head: usize) -> Option<Taken> {
+/// The request gets `extensions` (an emptied map, whose allocation it reuses).
+fn take(
+    buf: &mut BytesMut,
+    info: &Arc<ConnInfo>,
+    max_head: usize,
+    extensions: http::Extensions,
+) -> Option<Taken> {
     // Where each name and value lies in the head, kept while the parser borrows `buf`.
     let mut spans = crate::lean::Spans::new();
     let (len, method, path) = {
@@ -300,6 +311,7 @@ fn take(buf: &mut BytesMut, info: &Arc<ConnInfo>, max_head: usize) -> Option<Tak
     *req.uri_mut() = uri;
     *req.version_mut() = Version::HTTP_11;
     *req.headers_mut() = headers;
+    *req.extensions_mut() = extensions;
     req.extensions_mut().insert(info.clone());
     info.framing.push(FramingFacts {
         length_and_chunked: false,
