@@ -130,6 +130,9 @@ pub struct RequestContext {
     pub action: Option<Action>,
     /// False in dry-run mode: the verdict was recorded but not applied.
     pub enforced: bool,
+    /// The answer is written by the lean HTTP/1.1 server, which writes a backend's header
+    /// lines kept as they came ([`crate::lean::RawFields`]).
+    pub lean_server: bool,
     /// The lawful destination has no live backend and no lawful failover exists.
     pub unavailable: bool,
     /// This request's share of the inspection buffer budget.

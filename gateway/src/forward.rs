@@ -59,6 +59,8 @@ impl Service<Request<Body>> for Forward {
             } else {
                 http::Extensions::new()
             };
+            // The backend's header lines, when they are passed on as they came.
+            let mut raw = None;
             let summary = Summary {
                 route: ctx
                     .route
@@ -78,7 +80,7 @@ impl Service<Request<Body>> for Forward {
                 Some(Action::Respond(p)) => p.into_response(),
                 Some(Action::Forward { region }) => {
                     let mut upstream = None;
-                    let res = forward(req, &ctx, &region, &mut upstream).await;
+                    let res = forward(req, &ctx, &region, &mut upstream, &mut raw).await;
                     if let Some(w) = &outcomes {
                         // A request never sent (no backend up, shed) is answered now.
                         let (sent, latency) =
@@ -93,6 +95,10 @@ impl Service<Request<Body>> for Forward {
             // The answer to a request that carried personal data may carry it too: no shared
             // cache in front of the gateway may serve it to another client.
             if ctx.inspection.personal() {
+                // (Its lines are not kept as they came; were they, they join the map first.)
+                if let Some(raw) = raw.take() {
+                    raw.into_map(h);
+                }
                 headers::keep_private(h);
             }
             h.insert(headers::DECISION, ctx.decision_header.clone());
@@ -116,6 +122,9 @@ impl Service<Request<Body>> for Forward {
             let ext = res.extensions_mut();
             ext.extend(spare);
             ext.insert(summary);
+            if let Some(raw) = raw {
+                ext.insert(raw);
+            }
             Ok(res)
         })
     }
@@ -306,12 +315,13 @@ impl Added {
         }
     }
 
-    /// The fields for the lean client's head.
-    fn extra(&self) -> crate::lean::Extra<'_> {
+    /// The fields for the lean client's head; `raw_response` as in [`crate::lean::Extra`].
+    fn extra(&self, raw_response: bool) -> crate::lean::Extra<'_> {
         crate::lean::Extra {
             host: self.host.as_ref(),
             lines: &self.lines,
             replaces: &ADDED,
+            raw_response,
         }
     }
 
@@ -336,6 +346,7 @@ async fn forward(
     ctx: &RequestContext,
     region: &Arc<str>,
     upstream: &mut Option<(Instant, std::time::Duration)>,
+    raw: &mut Option<crate::lean::RawFields>,
 ) -> Response<Body> {
     let problem = |status, code: &str, detail: &str| {
         Problem::new(status, code, detail)
@@ -446,14 +457,21 @@ async fn forward(
     let sent = Instant::now();
     let wait = backend.response_timeout;
     // `Err(())`: no answer in time.
-    let result = match backend.prepare_lean(req, &added.extra()) {
+    // The lean server writes the backend's lines as they came when the answer is passed on
+    // unchanged; one to a request with personal data gets `Cache-Control` rewritten.
+    let raw_response = ctx.lean_server && !ctx.inspection.personal();
+    let result = match backend.prepare_lean(req, &added.extra(raw_response)) {
         // The lean client's future is small: awaited in place, with no allocation. It keeps
         // the response timeout itself, from the end of the request's body rather than its
         // start, so that a long upload is not counted against the backend.
-        Ok((pool, mut prepared)) => match pool.send_lean(&mut prepared, sent).await {
-            Err(e) if e.is_timeout() => Err(()),
-            res => Ok(res),
-        },
+        Ok((pool, mut prepared)) => {
+            let res = pool.send_lean(&mut prepared, sent).await;
+            *raw = prepared.take_raw();
+            match res {
+                Err(e) if e.is_timeout() => Err(()),
+                res => Ok(res),
+            }
+        }
         Err(mut req) => {
             let h = req.headers_mut();
             added.into_map(h);

@@ -317,6 +317,7 @@ fn take(
         length_and_chunked: false,
         bare_lf,
         fragment,
+        lean: true,
     });
     Some(Taken {
         req,
@@ -374,6 +375,11 @@ fn encode_head(
         out.extend_from_slice(status.canonical_reason().unwrap_or("<none>").as_bytes());
         out.extend_from_slice(b"\r\n");
     }
+    // A backend's lines passed on as they came go first, where the header map's would.
+    let raw = parts.extensions.get::<crate::lean::RawFields>();
+    if let Some(raw) = raw {
+        raw.write(out);
+    }
     // A `close` in the response's own `Connection` ends the connection too.
     let connection = parts.headers.get_all(header::CONNECTION);
     let says_close = connection
@@ -382,6 +388,12 @@ fn encode_head(
     keep &= !says_close;
     let mut framing = None;
     let mut wrote_date = false;
+    if let Some(raw) = raw {
+        // Its `Content-Length` line is among them, and is the body's (the lean client reads
+        // the body by it).
+        wrote_date = raw.has_date();
+        framing = Some(Framing::Length(raw.length()));
+    }
     let mut wrote_connection = false;
     let mut trailer_names: Option<Vec<HeaderName>> = None;
     // Names whose values go on one line, joined with commas, as hyper writes them.

@@ -254,6 +254,20 @@ const HOP_BY_HOP: [HeaderName; 7] = [
     HeaderName::from_static("http2-settings"),
 ];
 
+/// Whether a backend's answer field named `raw` (as it came, any case) is one the gateway
+/// removes or reads before passing the answer on: a hop-by-hop field ([`HOP_BY_HOP`],
+/// `proxy-*`), or one [`strip_own`] removes (`domicile-*`, a name with `_`). Such an answer
+/// goes through the header map, whose strips handle it.
+pub fn needs_attention_in_answer(raw: &[u8]) -> bool {
+    let starts = |p: &[u8]| raw.len() >= p.len() && raw[..p.len()].eq_ignore_ascii_case(p);
+    starts(b"domicile-")
+        || starts(b"proxy-")
+        || raw.contains(&b'_')
+        || HOP_BY_HOP.iter().any(|h| {
+            h.as_str().len() == raw.len() && h.as_str().as_bytes().eq_ignore_ascii_case(raw)
+        })
+}
+
 /// Where `Trailer` is in [`HOP_BY_HOP`].
 const TRAILER_AT: usize = 3;
 

@@ -130,6 +130,10 @@ pub struct Prepared {
     streamed: bool,
     head_request: bool,
     idempotent: bool,
+    /// See [`Extra::raw_response`].
+    raw_response: bool,
+    /// The answer's header lines, when they were kept as they came.
+    raw: Option<RawFields>,
 }
 
 /// Encodes a request for the lean exchange, or gives it back when it needs hyper's client:
@@ -218,6 +222,8 @@ pub fn prepare(req: Request<Body>, extra: &Extra<'_>) -> Result<Prepared, Reques
         length,
         streamed,
         head_request: parts.method == Method::HEAD,
+        raw_response: extra.raw_response,
+        raw: None,
         // RFC 9110 section 9.2.2.
         idempotent: matches!(
             parts.method,
@@ -241,6 +247,9 @@ pub struct Extra<'a> {
     pub lines: &'a [u8],
     /// The names `lines` holds: the request's own fields of these names are left out.
     pub replaces: &'a [HeaderName],
+    /// The answer may keep its header lines as they came ([`RawFields`]) when nothing in
+    /// them needs the gateway's attention: for a caller that writes them out itself.
+    pub raw_response: bool,
 }
 
 impl Extra<'_> {
@@ -249,6 +258,7 @@ impl Extra<'_> {
         host: None,
         lines: b"",
         replaces: &[],
+        raw_response: false,
     };
 }
 
@@ -266,6 +276,12 @@ fn push_fields<'h>(
 }
 
 impl Prepared {
+    /// The answer's header lines, when the exchange kept them as they came (asked for with
+    /// [`Extra::raw_response`]): the answer's header map then holds none of them.
+    pub fn take_raw(&mut self) -> Option<RawFields> {
+        self.raw.take()
+    }
+
     /// Whether a failure of a kept connection may be retried on a new one: the request cannot
     /// have been acted on (not all of it was written), or doing it twice is harmless.
     pub fn retryable(&self, e: &LeanError) -> bool {
@@ -294,7 +310,9 @@ enum Chunk {
 
 /// A response head: the response without its body, how its body is framed, and whether the
 /// connection may be kept after it.
-type Head = (Response<()>, Framing, bool);
+/// A response head: the response (with the lines kept as they came, when they were), how
+/// its body is framed, and whether the connection may be used again after it.
+type Head = (Response<Option<RawFields>>, Framing, bool);
 
 /// Writes the request and reads the response head. The body stays on the connection, which
 /// the returned response's body owns.
@@ -366,11 +384,16 @@ pub async fn exchange(
             other => return Err(other),
         },
     };
-    let (res, framing, keep) =
-        tokio::time::timeout_at(due, answer_head(&mut conn, p.head_request, cut_short))
-            .await
-            .map_err(|_| LeanError::TimedOut)??;
+    let (res, framing, keep) = tokio::time::timeout_at(
+        due,
+        answer_head(&mut conn, p.head_request, p.raw_response, cut_short),
+    )
+    .await
+    .map_err(|_| LeanError::TimedOut)??;
+    let (parts, raw) = res.into_parts();
+    p.raw = raw;
     // Not all of the request was written: the connection is not used again.
+    let res = Response::from_parts(parts, None);
     Ok(answered(conn, res, framing, keep && !cut_short, None, idle))
 }
 
@@ -379,13 +402,14 @@ pub async fn exchange(
 async fn answer_head(
     conn: &mut Conn,
     head_request: bool,
+    raw: bool,
     cut_short: bool,
 ) -> Result<Head, LeanError> {
     let mut received = false;
     loop {
         if !conn.buf.is_empty() {
             received = true;
-            if let Some(head) = parse_head(&mut conn.buf, head_request)? {
+            if let Some(head) = parse_head(&mut conn.buf, head_request, raw)? {
                 return Ok(head);
             }
             if conn.buf.len() >= MAX_HEAD {
@@ -424,7 +448,7 @@ fn closed(e: std::io::Error, written: bool) -> LeanError {
 /// streamed request body to write as it is read, when the backend answered early).
 fn answered(
     conn: Conn,
-    res: Response<()>,
+    res: Response<Option<RawFields>>,
     framing: Framing,
     keep: bool,
     upload: Option<Box<Upload>>,
@@ -440,7 +464,7 @@ fn answered(
     if framing == Framing::Length(0) {
         body.finish();
     }
-    res.map(|()| body)
+    res.map(|_| body)
 }
 
 /// How writing a streamed body failed.
@@ -752,7 +776,7 @@ fn hear(conn: &mut Conn, head_request: bool) -> Result<Option<Head>, Streaming> 
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(None),
         Err(e) => return Err(Streaming::Write(e)),
     }
-    let head = parse_head(&mut conn.buf, head_request).map_err(Streaming::Failed)?;
+    let head = parse_head(&mut conn.buf, head_request, false).map_err(Streaming::Failed)?;
     if head.is_none() && conn.buf.len() >= MAX_HEAD {
         return Err(Streaming::Failed(LeanError::Malformed(
             "response head too large",
@@ -763,10 +787,13 @@ fn hear(conn: &mut Conn, head_request: bool) -> Result<Option<Head>, Streaming> 
 
 /// Parses a response head at the start of `buf` (skipping interim 1xx responses), removing
 /// it from `buf`. `None` when more bytes are needed.
+/// With `raw`, the header lines are kept as they came ([`RawFields`]) when none of them needs
+/// the gateway's attention (see [`RawFields::take`]).
 fn parse_head(
     buf: &mut BytesMut,
     head_request: bool,
-) -> Result<Option<(Response<()>, Framing, bool)>, LeanError> {
+    raw: bool,
+) -> Result<Option<Head>, LeanError> {
     loop {
         // Where each name and value lies in the head, kept while the parser borrows `buf`.
         let mut spans = Spans::new();
@@ -800,6 +827,18 @@ fn parse_head(
             continue;
         }
         let head = buf.split_to(len).freeze();
+        if raw
+            && !head_request
+            && version == 1
+            && !matches!(code, 204 | 304)
+            && let Some(taken) = RawFields::take(&head, &spans)
+        {
+            let status = StatusCode::from_u16(code).map_err(|_| LeanError::Malformed("status"))?;
+            let framing = Framing::Length(taken.fields.length);
+            let mut res = Response::new(Some(taken.fields));
+            *res.status_mut() = status;
+            return Ok(Some((res, framing, !taken.close)));
+        }
         // Room for the headers the gateway adds to the response, so the map does not grow.
         let mut headers = HeaderMap::with_capacity(spans.len() + 4);
         // A `Connection` line of nothing but `keep-alive` or `close` is read here and not
@@ -843,11 +882,129 @@ fn parse_head(
             && framing != Framing::Close
             && !close
             && !(has_connection && has_token(&headers, header::CONNECTION, "close"));
-        let mut res = Response::new(());
+        let mut res = Response::new(None);
         *res.status_mut() = status;
         *res.version_mut() = version;
         *res.headers_mut() = headers;
         return Ok(Some((res, framing, keep)));
+    }
+}
+
+/// A backend's response header lines passed on as they came: the names and values the parser
+/// checked, written out again with the names in lower case and in the order a header map
+/// gives them (all lines of a name where its first one was), without a header map built for
+/// them and encoded again. Taken only where no line needs the gateway's attention; the
+/// response's own header map then holds what the gateway adds.
+#[derive(Debug, Clone)]
+pub struct RawFields {
+    head: Bytes,
+    /// Where each line's name and value lie in `head`, in the order they are written.
+    lines: smallvec::SmallVec<[Line; 10]>,
+    /// The body's length, which one of the lines states (`Content-Length`).
+    length: u64,
+    /// One of the lines is `Date`.
+    has_date: bool,
+}
+
+/// Where a kept line's name and value lie in its head (start and end of each): a head kept
+/// this way is at most 64 KiB.
+type Line = (u16, u16, u16, u16);
+
+/// What [`RawFields::take`] found.
+struct Taken {
+    fields: RawFields,
+    /// `Connection: close` was among the lines (which is read, not kept).
+    close: bool,
+}
+
+impl RawFields {
+    /// The lines of `head` at `spans`, if none of them needs the gateway's attention and one
+    /// `Content-Length` states a length above zero: a hop-by-hop field other than a
+    /// `Connection` of only `close` or `keep-alive` (which is read and left out), a field the
+    /// gateway strips from answers (`domicile-*`, a name with `_`), `Transfer-Encoding`, or a
+    /// length stated twice, as a list or as zero, leave the head to the header map, which
+    /// handles them.
+    fn take(head: &Bytes, spans: &Spans) -> Option<Taken> {
+        if head.len() > usize::from(u16::MAX) {
+            return None;
+        }
+        let mut lines: smallvec::SmallVec<[Line; 10]> = smallvec::SmallVec::new();
+        let mut length = None;
+        let (mut close, mut has_date) = (false, false);
+        let name_of = |&(n0, n1, _, _): &Line| &head[usize::from(n0)..usize::from(n1)];
+        for &(n0, n1, v0, v1) in spans {
+            // Within the head's 64 KiB: none is cut.
+            let span = (n0 as u16, n1 as u16, v0 as u16, v1 as u16);
+            let name = name_of(&span);
+            let value = &head[usize::from(span.2)..usize::from(span.3)];
+            if name.eq_ignore_ascii_case(b"connection") {
+                close |= connection_options(value)?;
+                continue;
+            }
+            if name.eq_ignore_ascii_case(b"content-length") {
+                if length.is_some() {
+                    return None;
+                }
+                length = Some(crate::headers::length_digits(value.trim_ascii())?);
+            } else if crate::headers::needs_attention_in_answer(name) {
+                return None;
+            }
+            has_date |= name.eq_ignore_ascii_case(b"date");
+            // After the first line of its name, if there is one: a header map keeps a name's
+            // values together, where its first one came.
+            let at = lines
+                .iter()
+                .rposition(|l| name_of(l).eq_ignore_ascii_case(name))
+                .map_or(lines.len(), |i| i + 1);
+            lines.insert(at, span);
+        }
+        let length = length.filter(|&n| n > 0)?;
+        Some(Taken {
+            fields: RawFields {
+                head: head.clone(),
+                lines,
+                length,
+                has_date,
+            },
+            close,
+        })
+    }
+
+    /// The body's length, as the lines state it.
+    pub fn length(&self) -> u64 {
+        self.length
+    }
+
+    /// Whether one of the lines is `Date`.
+    pub fn has_date(&self) -> bool {
+        self.has_date
+    }
+
+    /// Writes the lines as `name: value\r\n`, each name in lower case.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        for &(n0, n1, v0, v1) in &self.lines {
+            let at = out.len();
+            out.extend_from_slice(&self.head[usize::from(n0)..usize::from(n1)]);
+            out[at..].make_ascii_lowercase();
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(&self.head[usize::from(v0)..usize::from(v1)]);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+
+    /// Appends the lines to `h` as header values, for a writer that takes only a header map
+    /// (and before the gateway changes any of them).
+    pub fn into_map(self, h: &mut HeaderMap) {
+        for &(n0, n1, v0, v1) in &self.lines {
+            // The parser checked both as a header map checks them: neither fails.
+            let name =
+                crate::headers::name_from_bytes(&self.head[usize::from(n0)..usize::from(n1)]);
+            let value =
+                HeaderValue::from_maybe_shared(self.head.slice(usize::from(v0)..usize::from(v1)));
+            if let (Ok(name), Ok(value)) = (name, value) {
+                h.append(name, value);
+            }
+        }
     }
 }
 
@@ -1281,6 +1438,7 @@ mod tests {
             host: Some(&host),
             lines: b"x-forwarded-for: 203.0.113.9, 10.0.0.1, 127.0.0.1\r\n",
             replaces: &replaces,
+            raw_response: false,
         };
         let p = prepare(req, &extra).unwrap();
         assert_eq!(
@@ -1494,11 +1652,125 @@ mod tests {
     }
 
     #[test]
+    fn an_answer_whose_lines_need_nothing_keeps_them_as_they_came() {
+        let mut buf = BytesMut::from(
+            &b"HTTP/1.1 201 Created\r\nServer: edge\r\nVary: Accept\r\nDate: x\r\n\
+               Content-Length: 2\r\nVARY: Origin\r\nConnection: Keep-Alive\r\n\r\nok"[..],
+        );
+        let (res, framing, keep) = parse_head(&mut buf, false, true).unwrap().unwrap();
+        assert_eq!(&buf[..], b"ok");
+        assert_eq!(
+            (res.status(), framing, keep),
+            (StatusCode::CREATED, Framing::Length(2), true)
+        );
+        // Nothing in the map: the gateway's own fields go there.
+        assert!(res.headers().is_empty());
+        let raw = res.into_body().expect("kept as they came");
+        assert!(raw.has_date());
+        assert_eq!(raw.length(), 2);
+        let mut out = Vec::new();
+        raw.write(&mut out);
+        // Lower case; a name's lines together where its first came; `Connection` read and
+        // left out.
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "server: edge\r\nvary: Accept\r\nvary: Origin\r\ndate: x\r\ncontent-length: 2\r\n"
+        );
+        // As header values, the same fields in the same order.
+        let mut h = HeaderMap::new();
+        raw.into_map(&mut h);
+        let fields: Vec<(&str, &str)> = h
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.to_str().unwrap()))
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                ("server", "edge"),
+                ("vary", "Accept"),
+                ("vary", "Origin"),
+                ("date", "x"),
+                ("content-length", "2")
+            ]
+        );
+        // `close` is heard.
+        let mut buf = BytesMut::from(
+            &b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\nconnection: close\r\n\r\n"[..],
+        );
+        let (res, _, keep) = parse_head(&mut buf, false, true).unwrap().unwrap();
+        assert!(res.body().is_some() && !keep);
+    }
+
+    #[test]
+    fn an_answer_with_a_line_that_needs_the_gateway_goes_through_the_map() {
+        let cases: [(&str, &str); 13] = [
+            ("no length", "HTTP/1.1 200 OK\r\nserver: a\r\n\r\n"),
+            (
+                "a zero length",
+                "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n",
+            ),
+            (
+                "a length twice",
+                "HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 1\r\n\r\n",
+            ),
+            (
+                "a length list",
+                "HTTP/1.1 200 OK\r\ncontent-length: 1, 1\r\n\r\n",
+            ),
+            (
+                "chunked",
+                "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n",
+            ),
+            (
+                "a hop-by-hop field",
+                "HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5\r\ncontent-length: 1\r\n\r\n",
+            ),
+            (
+                "a trailer",
+                "HTTP/1.1 200 OK\r\ntrailer: x\r\ncontent-length: 1\r\n\r\n",
+            ),
+            (
+                "a proxy field",
+                "HTTP/1.1 200 OK\r\nProxy-Authenticate: x\r\ncontent-length: 1\r\n\r\n",
+            ),
+            (
+                "the gateway's own",
+                "HTTP/1.1 200 OK\r\nDomicile-Region: x\r\ncontent-length: 1\r\n\r\n",
+            ),
+            (
+                "a name with _",
+                "HTTP/1.1 200 OK\r\nx_real_ip: x\r\ncontent-length: 1\r\n\r\n",
+            ),
+            (
+                "a named field",
+                "HTTP/1.1 200 OK\r\nconnection: x-a\r\ncontent-length: 1\r\n\r\n",
+            ),
+            ("HTTP/1.0", "HTTP/1.0 200 OK\r\ncontent-length: 1\r\n\r\n"),
+            (
+                "no content",
+                "HTTP/1.1 204 No Content\r\ncontent-length: 1\r\n\r\n",
+            ),
+        ];
+        for (why, head) in cases {
+            let mut buf = BytesMut::from(head.as_bytes());
+            let (res, _, _) = parse_head(&mut buf, false, true).unwrap().unwrap();
+            assert!(res.body().is_none(), "{why}");
+        }
+        // An answer to HEAD, and a caller that did not ask.
+        for (head_request, raw) in [(true, true), (false, false)] {
+            let mut buf = BytesMut::from(&b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\n"[..]);
+            let (res, _, _) = parse_head(&mut buf, head_request, raw).unwrap().unwrap();
+            assert!(res.body().is_none());
+            assert_eq!(res.headers()[header::CONTENT_LENGTH], "1");
+        }
+    }
+
+    #[test]
     fn connection_options_are_read_and_other_tokens_left_to_the_map() {
         let head = |conn: &str| {
             let raw = format!("HTTP/1.1 200 OK\r\nconnection: {conn}\r\ncontent-length: 0\r\n\r\n");
             let mut buf = BytesMut::from(raw.as_bytes());
-            let (res, _, keep) = parse_head(&mut buf, false).unwrap().unwrap();
+            let (res, _, keep) = parse_head(&mut buf, false, false).unwrap().unwrap();
             (
                 res.headers().get_all(header::CONNECTION).iter().count(),
                 keep,

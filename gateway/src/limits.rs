@@ -102,14 +102,15 @@ where
                 res: Some(crate::context::missing()),
             };
         };
-        if let Err(res) = check(
+        let lean_server = match check(
             &mut req,
             &conn,
             &snapshot.config.server.limits,
             &decision_id,
         ) {
-            return PhaseFuture::Answered { res: Some(res) };
-        }
+            Ok(lean) => lean,
+            Err(res) => return PhaseFuture::Answered { res: Some(res) },
+        };
         let Ok(permit) = self.concurrency.clone().try_acquire_owned() else {
             let res = Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -144,6 +145,7 @@ where
                 destination: None,
                 action: None,
                 enforced: true,
+                lean_server,
                 // Released when the context is dropped, at the end of the request's effect.
                 permit: Some(Arc::new(permit)),
                 buffer_permit: None,
@@ -164,6 +166,8 @@ fn plain_method(m: &str) -> bool {
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'-' || c == b'_')
 }
 
+/// Checks the request's framing, method and header size; `Ok` says whether the lean HTTP/1.1
+/// server read it.
 // The error is the answer itself, produced at most once per request.
 #[allow(clippy::result_large_err)]
 fn check(
@@ -171,9 +175,12 @@ fn check(
     conn: &ConnInfo,
     limits: &crate::config::Limits,
     decision_id: &str,
-) -> Result<(), Response<Body>> {
+) -> Result<bool, Response<Body>> {
+    let mut lean = false;
     if req.version() <= Version::HTTP_11 {
-        let why = match conn.framing.next() {
+        let facts = conn.framing.next();
+        lean = facts.is_some_and(|f| f.lean);
+        let why = match facts {
             Some(f) if f.length_and_chunked => {
                 Some("the request carries both Content-Length and Transfer-Encoding")
             }
@@ -237,7 +244,7 @@ fn check(
         ));
     }
     headers::strip_own(req.headers_mut());
-    Ok(())
+    Ok(lean)
 }
 
 #[cfg(test)]

@@ -266,7 +266,14 @@ async fn serve_conn<IO, S>(
                 }
                 InPlace::Busy => Ok(crate::context::missing()),
             };
-            res.map(|r| r.map(|b| tracker.track(b)))
+            res.map(|mut r| {
+                // A backend's lines kept as they came are for the lean server, which writes
+                // them itself; were any to come this way, hyper gets them as header values.
+                if let Some(raw) = r.extensions_mut().remove::<crate::lean::RawFields>() {
+                    raw.into_map(r.headers_mut());
+                }
+                r.map(|b| tracker.track(b))
+            })
         }
     });
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), hyper_svc);

@@ -250,6 +250,20 @@ async fn backend_answers_of_every_shape_reach_the_client_alike_on_both_paths() {
             "/catalog/many" => b"HTTP/1.1 200 OK\r\nset-cookie: a=1\r\nvary: accept\r\n\
                                  set-cookie: b=2\r\nvary: origin\r\ncontent-length: 2\r\n\r\nok"
                 .to_vec(),
+            // Names as servers write them, its own date, a connection kept open.
+            "/catalog/cased" => b"HTTP/1.1 200 OK\r\nServer: edge/1\r\nDate: Mon, 30 Nov 2026 \
+                                  23:00:00 GMT\r\nVary: Accept\r\nContent-Type: text/plain\r\n\
+                                  VARY: Origin\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok"
+                .to_vec(),
+            // Fields the gateway removes from answers: its own, a proxy's, one spelled with
+            // `_` for `-`, and one the answer's `Connection` names.
+            "/catalog/odd" => b"HTTP/1.1 200 OK\r\nDomicile-Decision: forged\r\nProxy-Thing: x\r\n\
+                                domicile_region: forged\r\nx-kept: 2\r\nKeep-Alive: timeout=5\r\n\
+                                content-length: 2\r\n\r\nok"
+                .to_vec(),
+            "/catalog/named" => b"HTTP/1.1 200 OK\r\nx-hop: 1\r\nConnection: x-hop\r\n\
+                                  x-kept: 2\r\ncontent-length: 2\r\n\r\nok"
+                .to_vec(),
             "/catalog/big" => {
                 let mut a = b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n".to_vec();
                 a.extend((0..100_000).map(|i| b'a' + (i % 26) as u8));
@@ -268,11 +282,14 @@ async fn backend_answers_of_every_shape_reach_the_client_alike_on_both_paths() {
     }
     let url = answering(answer).await;
     let gw = Gateway::with_urls(&url, &url, "").await;
-    let asks: [(&str, &str); 7] = [
+    let asks: [(&str, &str); 10] = [
         ("GET", "/catalog/empty"),
         ("GET", "/catalog/same"),
         ("GET", "/catalog/many"),
         ("HEAD", "/catalog/many"),
+        ("GET", "/catalog/cased"),
+        ("GET", "/catalog/odd"),
+        ("GET", "/catalog/named"),
         ("GET", "/catalog/big"),
         ("GET", "/catalog/chunks"),
         ("GET", "/catalog/close"),
@@ -290,6 +307,12 @@ async fn backend_answers_of_every_shape_reach_the_client_alike_on_both_paths() {
     let (lean, lean_closed) = raw(gw.running.addr, all.as_bytes()).await;
     let (moved, moved_closed) = raw(gw.running.addr, format!("{TO_GENERAL}{all}").as_bytes()).await;
     assert!(lean_closed && moved_closed);
+    // On the wire the names are in lower case, as hyper writes them.
+    assert!(lean.contains("\r\nserver: edge/1\r\n"), "{lean}");
+    assert!(
+        !lean.contains("Server:") && !lean.contains("VARY"),
+        "{lean}"
+    );
     let lean = responses(lean.as_bytes(), &heads);
     let moved = responses(moved.as_bytes(), &[&[false][..], &heads].concat());
     for ((l, g), (method, path)) in lean.iter().zip(&moved[1..]).zip(asks) {
@@ -308,6 +331,9 @@ async fn backend_answers_of_every_shape_reach_the_client_alike_on_both_paths() {
             "HTTP/1.1 200 OK",
             "HTTP/1.1 200 OK",
             "HTTP/1.1 200 OK",
+            "HTTP/1.1 200 OK",
+            "HTTP/1.1 200 OK",
+            "HTTP/1.1 200 OK",
         ]
     );
     // Repeated fields go on as separate lines, in order; the body is whole.
@@ -318,9 +344,49 @@ async fn backend_answers_of_every_shape_reach_the_client_alike_on_both_paths() {
         .map(|(_, v)| v.as_str())
         .collect();
     assert_eq!(cookies, ["a=1", "b=2"]);
-    assert_eq!(lean[4].body.len(), 100_000);
-    assert_eq!(lean[5].body.len(), 30_000);
+    assert_eq!(lean[7].body.len(), 100_000);
+    assert_eq!(lean[8].body.len(), 30_000);
     assert!(lean[0].header("content-length").is_none());
+    // The backend's own date stands, once; the names go on in lower case; a name's lines
+    // go together where its first came, as on the general path.
+    let names: Vec<&str> = lean[4].headers.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "server",
+            "date",
+            "vary",
+            "vary",
+            "content-type",
+            "content-length",
+            "domicile-decision",
+            "domicile-region"
+        ]
+    );
+    assert_eq!(
+        lean[4].header("date"),
+        Some("Mon, 30 Nov 2026 23:00:00 GMT")
+    );
+    assert_eq!(lean[4].body, b"ok");
+    for odd in &lean[5..7] {
+        let mut fields: Vec<(&str, &str)> = odd
+            .headers
+            .iter()
+            .filter(|(n, _)| n != "date")
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        fields.sort_unstable();
+        assert_eq!(fields.len(), 4, "{fields:?}");
+        assert_eq!(
+            fields[..2],
+            [("content-length", "2"), ("domicile-decision", fields[1].1)]
+        );
+        assert_ne!(fields[1].1, "forged");
+        assert_eq!(
+            fields[2..],
+            [("domicile-region", "us-east"), ("x-kept", "2")]
+        );
+    }
     gw.running.shutdown().await;
 }
 
