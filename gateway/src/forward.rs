@@ -95,7 +95,8 @@ impl Service<Request<Body>> for Forward {
             // The answer to a request that carried personal data may carry it too: no shared
             // cache in front of the gateway may serve it to another client.
             if ctx.inspection.personal() {
-                // (Its lines are not kept as they came; were they, they join the map first.)
+                // Its lines are not asked to be kept as they came (`raw_response` below);
+                // were any, they would join the map first.
                 if let Some(raw) = raw.take() {
                     raw.into_map(h);
                 }

@@ -212,6 +212,7 @@ where
 
 /// Takes the request at the start of `buf` if the lean path serves it; `None` leaves `buf`
 /// as it was, for the general path.
+///
 /// The request gets `extensions` (an emptied map, whose allocation it reuses).
 fn take(
     buf: &mut BytesMut,

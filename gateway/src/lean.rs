@@ -308,8 +308,6 @@ enum Chunk {
     Trailers,
 }
 
-/// A response head: the response without its body, how its body is framed, and whether the
-/// connection may be kept after it.
 /// A response head: the response (with the lines kept as they came, when they were), how
 /// its body is framed, and whether the connection may be used again after it.
 type Head = (Response<Option<RawFields>>, Framing, bool);
@@ -787,6 +785,7 @@ fn hear(conn: &mut Conn, head_request: bool) -> Result<Option<Head>, Streaming> 
 
 /// Parses a response head at the start of `buf` (skipping interim 1xx responses), removing
 /// it from `buf`. `None` when more bytes are needed.
+///
 /// With `raw`, the header lines are kept as they came ([`RawFields`]) when none of them needs
 /// the gateway's attention (see [`RawFields::take`]).
 fn parse_head(
