@@ -102,22 +102,30 @@ impl Service<Request<Body>> for Forward {
                 }
                 headers::keep_private(h);
             }
-            h.insert(headers::DECISION, ctx.decision_header.clone());
+            // The gateway's fields: written after the backend's lines when those are kept as
+            // they came (the header map then stays empty), else into the map.
+            let mut put = |name: HeaderName, value: &HeaderValue| match raw.as_mut() {
+                Some(r) => r.add(&name, value),
+                None => {
+                    h.insert(name, value.clone());
+                }
+            };
+            put(headers::DECISION, &ctx.decision_header);
             if let Some(v) = ctx
                 .destination
                 .as_ref()
                 .and_then(|r| ctx.snapshot.pools.get(r))
-                .and_then(|p| p.header.clone())
+                .and_then(|p| p.header.as_ref())
             {
-                h.insert(headers::REGION, v);
+                put(headers::REGION, v);
             }
             if !ctx.enforced
                 && let Some(d) = &ctx.decision
             {
                 // Dry run: say what enforcement would have done.
-                h.insert(
+                put(
                     headers::VERDICT,
-                    HeaderValue::from_static(d.verdict.as_str()),
+                    &HeaderValue::from_static(d.verdict.as_str()),
                 );
             }
             let ext = res.extensions_mut();

@@ -893,7 +893,8 @@ fn parse_head(
 /// checked, written out again with the names in lower case and in the order a header map
 /// gives them (all lines of a name where its first one was), without a header map built for
 /// them and encoded again. Taken only where no line needs the gateway's attention; the
-/// response's own header map then holds what the gateway adds.
+/// gateway's own fields go after them ([`RawFields::add`]), and the response's header map
+/// stays empty.
 #[derive(Debug, Clone)]
 pub struct RawFields {
     head: Bytes,
@@ -903,6 +904,8 @@ pub struct RawFields {
     length: u64,
     /// One of the lines is `Date`.
     has_date: bool,
+    /// The gateway's own fields ([`RawFields::add`]), as `name: value\r\n` lines.
+    own: smallvec::SmallVec<[u8; 128]>,
 }
 
 /// Where a kept line's name and value lie in its head (start and end of each): a head kept
@@ -964,9 +967,19 @@ impl RawFields {
                 lines,
                 length,
                 has_date,
+                own: smallvec::SmallVec::new(),
             },
             close,
         })
+    }
+
+    /// Adds a field of the gateway's own (`domicile-*`, which the kept lines never hold),
+    /// written after the backend's.
+    pub fn add(&mut self, name: &HeaderName, value: &HeaderValue) {
+        self.own.extend_from_slice(name.as_str().as_bytes());
+        self.own.extend_from_slice(b": ");
+        self.own.extend_from_slice(value.as_bytes());
+        self.own.extend_from_slice(b"\r\n");
     }
 
     /// The body's length, as the lines state it.
@@ -989,6 +1002,7 @@ impl RawFields {
             out.extend_from_slice(&self.head[usize::from(v0)..usize::from(v1)]);
             out.extend_from_slice(b"\r\n");
         }
+        out.extend_from_slice(&self.own);
     }
 
     /// Appends the lines to `h` as header values, for a writer that takes only a header map
@@ -1000,6 +1014,18 @@ impl RawFields {
                 crate::headers::name_from_bytes(&self.head[usize::from(n0)..usize::from(n1)]);
             let value =
                 HeaderValue::from_maybe_shared(self.head.slice(usize::from(v0)..usize::from(v1)));
+            if let (Ok(name), Ok(value)) = (name, value) {
+                h.append(name, value);
+            }
+        }
+        // The gateway's own, written by `add` from a name and a value: each splits back.
+        for line in self.own.split(|&b| b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let Some(at) = line.windows(2).position(|w| w == b": ") else {
+                continue;
+            };
+            let name = HeaderName::from_bytes(&line[..at]);
+            let value = HeaderValue::from_bytes(&line[at + 2..]);
             if let (Ok(name), Ok(value)) = (name, value) {
                 h.append(name, value);
             }
@@ -1675,6 +1701,19 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "server: edge\r\nvary: Accept\r\nvary: Origin\r\ndate: x\r\ncontent-length: 2\r\n"
         );
+        // The gateway's own go after them, and into a map with them.
+        let mut raw = raw;
+        raw.add(
+            &HeaderName::from_static("domicile-region"),
+            &HeaderValue::from_static("eu-central"),
+        );
+        let mut out = Vec::new();
+        raw.write(&mut out);
+        assert!(
+            out.ends_with(b"content-length: 2\r\ndomicile-region: eu-central\r\n"),
+            "{}",
+            String::from_utf8_lossy(&out)
+        );
         // As header values, the same fields in the same order.
         let mut h = HeaderMap::new();
         raw.into_map(&mut h);
@@ -1689,7 +1728,8 @@ mod tests {
                 ("vary", "Accept"),
                 ("vary", "Origin"),
                 ("date", "x"),
-                ("content-length", "2")
+                ("content-length", "2"),
+                ("domicile-region", "eu-central")
             ]
         );
         // `close` is heard.

@@ -445,3 +445,47 @@ async fn a_client_that_leaves_with_its_request_in_flight_ends_it() {
     assert!(gw.outcomes().is_empty(), "{:?}", gw.outcomes());
     gw.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_gateways_own_fields_follow_an_answer_passed_on_as_it_came() {
+    // An answer with nothing for the gateway to strip or read, on a dry-run route: its lines
+    // go on as they came, and the decision, the region and the dry run's verdict after them.
+    let url =
+        answering(|_| b"HTTP/1.1 200 OK\r\nServer: edge/1\r\nContent-Length: 2\r\n\r\nok".to_vec())
+            .await;
+    let extra = r#"
+[[routes]]
+id = "trial"
+path = "/trial"
+purpose = "processing"
+placement = "fixed"
+region = "us-east"
+mode = "dry_run"
+"#;
+    let gw = Gateway::with_urls(&url, &url, extra).await;
+    let req = "GET /trial/1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let (lean, _) = raw(gw.running.addr, req.as_bytes()).await;
+    let (moved, _) = raw(gw.running.addr, format!("{TO_GENERAL}{req}").as_bytes()).await;
+    let lean = responses(lean.as_bytes(), &[false]);
+    let moved = responses(moved.as_bytes(), &[false, false]);
+    let (l, g) = (&lean[0], &moved[1]);
+    assert_eq!(l.stable_head(), g.stable_head());
+    let names: Vec<&str> = l.headers.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "server",
+            "content-length",
+            "domicile-decision",
+            "domicile-region",
+            "domicile-verdict",
+            "connection",
+            "date"
+        ]
+    );
+    assert_eq!(l.header("domicile-region"), Some("us-east"));
+    assert_eq!(l.header("domicile-verdict"), g.header("domicile-verdict"));
+    assert!(l.header("domicile-verdict").is_some());
+    assert_eq!(l.body, b"ok");
+    gw.running.shutdown().await;
+}
