@@ -287,6 +287,18 @@ pub fn geoip_file(dir: &Path) -> PathBuf {
     p
 }
 
+/// A dry-run route (`/trial`, processing, fixed in `us-east`), for tests that append it to a
+/// config.
+pub const DRY_RUN_ROUTE: &str = r#"
+[[routes]]
+id = "trial"
+path = "/trial"
+purpose = "processing"
+placement = "fixed"
+region = "us-east"
+mode = "dry_run"
+"#;
+
 /// The standard two-region config: eu-central (DE, acme-eu) and us-east (US, acme-us without
 /// DPF), routes /customers (home), /analytics (fixed us-east), /catalog (any, us-east).
 /// `extra` is appended (more routes, options).

@@ -27,14 +27,6 @@ purpose = "processing"
 placement = "fixed"
 region = "us-east"
 on_uninspectable = "local"
-
-[[routes]]
-id = "trial"
-path = "/trial"
-purpose = "processing"
-placement = "fixed"
-region = "us-east"
-mode = "dry_run"
 "#;
 
 /// One way a body cannot be inspected.
@@ -114,7 +106,13 @@ async fn every_uninspectable_body_is_rejected_kept_home_or_blocked_and_recorded(
     let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("traces");
-    let text = domicile_tests::two_regions(&eu.url(), &us.url(), &trace, ROUTES).replace(
+    let text = domicile_tests::two_regions(
+        &eu.url(),
+        &us.url(),
+        &trace,
+        &format!("{ROUTES}{}", domicile_tests::DRY_RUN_ROUTE),
+    )
+    .replace(
         "[server.timeouts]",
         "[server.limits]\nmax_body_bytes = 2048\n\n[server.timeouts]",
     );
@@ -190,7 +188,10 @@ async fn every_uninspectable_body_is_rejected_kept_home_or_blocked_and_recorded(
 #[tokio::test]
 async fn a_body_that_asks_for_more_detector_work_than_its_size_allows_is_unknown_data() {
     let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
-    let extra = format!("{ROUTES}\n[inspect]\nwork_per_byte = 16\n");
+    let extra = format!(
+        "{ROUTES}{}\n[inspect]\nwork_per_byte = 16\n",
+        domicile_tests::DRY_RUN_ROUTE
+    );
     let gw = Gateway::two_regions(&eu, &us, &extra).await;
     // Single digits each followed by a space: every window of them may be an identifier,
     // about a hundred bytes of detector work per byte of body.

@@ -525,17 +525,11 @@ async fn a_trace_that_cannot_be_written_fails_closed() {
 #[tokio::test]
 async fn dry_run_relaxes_policy_but_not_fail_closed_rules() {
     let (eu, us) = (Backend::start("eu").await, Backend::start("us").await);
-    let extra = r#"
-[[routes]]
-id = "trial"
-path = "/trial"
-purpose = "processing"
-placement = "fixed"
-region = "us-east"
-mode = "dry_run"
-on_uninspectable = "local"
-"#;
-    let gw = Gateway::two_regions(&eu, &us, extra).await;
+    let extra = format!(
+        "{}on_uninspectable = \"local\"\n",
+        domicile_tests::DRY_RUN_ROUTE
+    );
+    let gw = Gateway::two_regions(&eu, &us, &extra).await;
     // A policy block on known facts is only reported in a dry run.
     let r = post_json(&gw.url("/trial"), EU_IP, r#"{"email":"jane@example.com"}"#).await;
     assert_eq!(r.status, 200, "{}", r.text());

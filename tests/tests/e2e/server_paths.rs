@@ -453,16 +453,7 @@ async fn the_gateways_own_fields_follow_an_answer_passed_on_as_it_came() {
     let url =
         answering(|_| b"HTTP/1.1 200 OK\r\nServer: edge/1\r\nContent-Length: 2\r\n\r\nok".to_vec())
             .await;
-    let extra = r#"
-[[routes]]
-id = "trial"
-path = "/trial"
-purpose = "processing"
-placement = "fixed"
-region = "us-east"
-mode = "dry_run"
-"#;
-    let gw = Gateway::with_urls(&url, &url, extra).await;
+    let gw = Gateway::with_urls(&url, &url, domicile_tests::DRY_RUN_ROUTE).await;
     let req = "GET /trial/1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
     let (lean, _) = raw(gw.running.addr, req.as_bytes()).await;
     let (moved, _) = raw(gw.running.addr, format!("{TO_GENERAL}{req}").as_bytes()).await;
