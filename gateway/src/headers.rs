@@ -476,6 +476,51 @@ mod tests {
     }
 
     #[test]
+    fn every_field_the_strips_take_from_an_answer_needs_attention_in_any_case() {
+        // An answer whose lines are passed on as they came skips the strips: every name they
+        // would remove must keep such an answer in the header map.
+        let mut names: Vec<String> = HOP_BY_HOP.iter().map(|n| n.as_str().to_owned()).collect();
+        names.extend(OWN.iter().map(|n| n.as_str().to_owned()));
+        names.extend(OWN.iter().map(|n| n.as_str().replace('-', "_")));
+        names.extend(
+            [
+                "proxy-authenticate",
+                "proxy-x",
+                "x_forwarded_for",
+                "x_real_ip",
+            ]
+            .map(String::from),
+        );
+        names.extend(["server", "x-kept", "content-type", "vary"].map(String::from));
+        for name in &names {
+            let mut h = HeaderMap::new();
+            h.insert(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                http::HeaderValue::from_static("v"),
+            );
+            strip_hop_by_hop(&mut h);
+            strip_own(&mut h);
+            let stripped = h.is_empty();
+            for spelt in [name.clone(), name.to_ascii_uppercase()] {
+                if stripped {
+                    assert!(needs_attention_in_answer(spelt.as_bytes()), "{spelt}");
+                }
+            }
+        }
+        // And the fields an answer ordinarily carries need none.
+        for plain in [
+            "Server",
+            "Date",
+            "Content-Type",
+            "Content-Length",
+            "Vary",
+            "ETag",
+        ] {
+            assert!(!needs_attention_in_answer(plain.as_bytes()), "{plain}");
+        }
+    }
+
+    #[test]
     fn chunk_sizes_are_lower_case_hex_without_leading_zeros() {
         for n in [0usize, 1, 9, 10, 15, 16, 255, 7_777, 1 << 20, usize::MAX] {
             assert_eq!(chunk_size(n, &mut [0u8; 16]), format!("{n:x}").as_bytes());

@@ -388,10 +388,8 @@ pub async fn exchange(
     )
     .await
     .map_err(|_| LeanError::TimedOut)??;
-    let (parts, raw) = res.into_parts();
-    p.raw = raw;
+    let res = res.map(|raw| p.raw = raw);
     // Not all of the request was written: the connection is not used again.
-    let res = Response::from_parts(parts, None);
     Ok(answered(conn, res, framing, keep && !cut_short, None, idle))
 }
 
@@ -444,9 +442,9 @@ fn closed(e: std::io::Error, written: bool) -> LeanError {
 
 /// The response whose head was read, its body left on the connection (with the rest of a
 /// streamed request body to write as it is read, when the backend answered early).
-fn answered(
+fn answered<T>(
     conn: Conn,
-    res: Response<Option<RawFields>>,
+    res: Response<T>,
     framing: Framing,
     keep: bool,
     upload: Option<Box<Upload>>,
