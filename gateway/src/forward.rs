@@ -26,12 +26,14 @@ use crate::trace::record::{OUTCOME_SCHEMA, OutcomeLine};
 /// and latency) is appended to the trace after its decision record.
 #[derive(Debug, Clone, Default)]
 pub struct Forward {
-    outcomes: Option<TraceWriter>,
+    outcomes: Option<Arc<TraceWriter>>,
 }
 
 impl Forward {
     pub fn new(outcomes: Option<TraceWriter>) -> Forward {
-        Forward { outcomes }
+        Forward {
+            outcomes: outcomes.map(Arc::new),
+        }
     }
 }
 
@@ -71,21 +73,52 @@ impl Service<Request<Body>> for Forward {
                 subject: ctx.resolution.as_ref().and_then(|r| r.primary()),
                 region: ctx.destination.clone(),
             };
-            let mut res = match ctx.action.clone() {
+            let mut res = match &ctx.action {
                 // A body not read (a streamed route blocked on its head) may hold what would
                 // read as a next request: the connection closes rather than read on.
                 Some(Action::Respond(p)) if req.body().unread_from_client() => {
-                    crate::problem::close_connection(p.into_response())
+                    crate::problem::close_connection(p.clone().into_response())
                 }
-                Some(Action::Respond(p)) => p.into_response(),
+                Some(Action::Respond(p)) => p.clone().into_response(),
                 Some(Action::Forward { region }) => {
-                    let mut upstream = None;
-                    let res = forward(req, &ctx, &region, &mut upstream, &mut raw).await;
+                    // Planned in place and borrowed while it is sent: the future holds the
+                    // prepared request once, and nothing larger is moved into it.
+                    let mut planned = plan(req, &ctx, region);
+                    let (res, upstream) = match planned {
+                        Err(ref mut res) => (std::mem::take(res), None),
+                        Ok(ref mut p) => {
+                            // `Err(())`: no answer in time.
+                            let result = match &mut p.how {
+                                // The lean client keeps the response timeout itself, from the
+                                // end of the request's body rather than its start, so that a
+                                // long upload is not counted against the backend.
+                                How::Lean { pool, prepared } => {
+                                    let res = pool.send_lean(prepared, p.sent).await;
+                                    raw = prepared.take_raw();
+                                    match res {
+                                        Err(e) if e.is_timeout() => Err(()),
+                                        res => Ok(res),
+                                    }
+                                }
+                                How::General(fut) => fut.as_mut().await.map_err(|_| ()),
+                            };
+                            // The upstream histogram and the outcome line share this one
+                            // reading of the clock.
+                            let sent = p.sent;
+                            let elapsed = sent.elapsed();
+                            m::observe_upstream(region, elapsed.as_secs_f64());
+                            let res = match planned {
+                                Ok(p) => finish(p, result, &ctx, region),
+                                Err(res) => res,
+                            };
+                            (res, Some((sent, elapsed)))
+                        }
+                    };
                     if let Some(w) = &outcomes {
                         // A request never sent (no backend up, shed) is answered now.
                         let (sent, latency) =
                             upstream.unwrap_or_else(|| (Instant::now(), std::time::Duration::ZERO));
-                        record_outcome(w, &ctx, &region, &res, sent, latency);
+                        record_outcome(w, &ctx, region, &res, sent, latency);
                     }
                     res
                 }
@@ -347,16 +380,53 @@ impl Added {
     }
 }
 
-/// Sends the request to a backend of `region`. When it was sent, `upstream` gets the instant
-/// and the time from then to the backend's response head (the upstream histogram and the
-/// outcome line share that one reading of the clock).
-async fn forward(
+/// How a request goes to its backend, settled before anything is sent.
+// The large variant is the common one, held in place; the other is a box already.
+#[allow(clippy::large_enum_variant)]
+enum How<'a> {
+    /// Through the lean HTTP/1.1 pool.
+    Lean {
+        pool: &'a crate::pool::H1Pool,
+        prepared: crate::lean::Prepared,
+    },
+    /// Through the general client: its future is large, so it is boxed, and made only here.
+    General(GeneralSend<'a>),
+}
+
+type GeneralSend<'a> = Pin<
+    Box<
+        dyn Future<
+                Output = Result<
+                    Result<Response<crate::body::Upstream>, crate::pool::SendError>,
+                    tokio::time::error::Elapsed,
+                >,
+            > + Send
+            + 'a,
+    >,
+>;
+
+/// A request ready to go to a backend of its region.
+struct Planned<'a> {
+    how: How<'a>,
+    backend: &'a crate::upstream::Backend,
+    /// The request's place under the backend's concurrency limit, held until the response
+    /// body has been passed on.
+    slot: crate::upstream::InFlight,
+    /// The client's side of an allowed protocol upgrade.
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    /// When the request began to be sent.
+    sent: Instant,
+}
+
+/// Picks the backend of `region`, builds its target and header fields and prepares the
+/// request for the client that will send it; `Err` is the answer when it cannot go.
+// The error is the answer itself, produced at most once per request.
+#[allow(clippy::result_large_err)]
+fn plan<'a>(
     mut req: Request<Body>,
-    ctx: &RequestContext,
+    ctx: &'a RequestContext,
     region: &Arc<str>,
-    upstream: &mut Option<(Instant, std::time::Duration)>,
-    raw: &mut Option<crate::lean::RawFields>,
-) -> Response<Body> {
+) -> Result<Planned<'a>, Response<Body>> {
     let problem = |status, code: &str, detail: &str| {
         Problem::new(status, code, detail)
             .with_decision(&ctx.decision_id)
@@ -367,7 +437,6 @@ async fn forward(
         .pools
         .get(region)
         .map_or(crate::upstream::Pick::Down, |p| p.pick_slot());
-    // Held until the backend's response body has been passed on.
     let (backend, slot) = match pick {
         crate::upstream::Pick::Backend(b, slot) => (b, slot),
         crate::upstream::Pick::Saturated => {
@@ -383,14 +452,14 @@ async fn forward(
             p.retry_after = Some(1);
             let mut r = p.into_response();
             r.extensions_mut().insert(UpstreamError("upstream_shed"));
-            return r;
+            return Err(r);
         }
         crate::upstream::Pick::Down => {
-            return problem(
+            return Err(problem(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "region_unavailable",
                 "the region has no backend available; nothing was forwarded",
-            );
+            ));
         }
     };
     let route = ctx.route.and_then(|n| ctx.snapshot.route(n));
@@ -415,11 +484,11 @@ async fn forward(
         }
     });
     let Ok(uri) = uri else {
-        return problem(
+        return Err(problem(
             StatusCode::BAD_GATEWAY,
             "bad_upstream_uri",
             "the upstream address could not be built",
-        );
+        ));
     };
     let original_host = req.headers().get(header::HOST).cloned().or_else(|| {
         req.uri()
@@ -430,11 +499,11 @@ async fn forward(
     let upgrade_value = crate::route::upgrade_protocols(&req);
     let upgrade = upgrade_value.is_some();
     if upgrade && is_h2_backend {
-        return problem(
+        return Err(problem(
             StatusCode::BAD_GATEWAY,
             "upgrade_unsupported",
             "protocol upgrades cannot be forwarded to an HTTP/2 backend",
-        );
+        ));
     }
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     *req.uri_mut() = uri;
@@ -464,23 +533,11 @@ async fn forward(
     };
     let added = Added::new(h, ctx, peer_trusted, original_host.as_ref(), host);
     let sent = Instant::now();
-    let wait = backend.response_timeout;
-    // `Err(())`: no answer in time.
     // The lean server writes the backend's lines as they came when the answer is passed on
     // unchanged; one to a request with personal data gets `Cache-Control` rewritten.
     let raw_response = ctx.lean_server && !ctx.inspection.personal();
-    let result = match backend.prepare_lean(req, &added.extra(raw_response)) {
-        // The lean client's future is small: awaited in place, with no allocation. It keeps
-        // the response timeout itself, from the end of the request's body rather than its
-        // start, so that a long upload is not counted against the backend.
-        Ok((pool, mut prepared)) => {
-            let res = pool.send_lean(&mut prepared, sent).await;
-            *raw = prepared.take_raw();
-            match res {
-                Err(e) if e.is_timeout() => Err(()),
-                res => Ok(res),
-            }
-        }
+    let how = match backend.prepare_lean(req, &added.extra(raw_response)) {
+        Ok((pool, prepared)) => How::Lean { pool, prepared },
         Err(mut req) => {
             let h = req.headers_mut();
             added.into_map(h);
@@ -488,20 +545,40 @@ async fn forward(
                 // HTTP/2 carries the authority in :authority; a Host header is not sent.
                 h.remove(header::HOST);
             }
-            // Boxed: the general client's future is large, and every future around this
-            // one is moved.
-            tokio::time::timeout(wait, Box::pin(backend.send(req)))
-                .await
-                .map_err(|_| ())
+            How::General(Box::pin(tokio::time::timeout(
+                backend.response_timeout,
+                backend.send(req),
+            )))
         }
     };
-    let elapsed = sent.elapsed();
-    *upstream = Some((sent, elapsed));
-    m::observe_upstream(region, elapsed.as_secs_f64());
+    Ok(Planned {
+        how,
+        backend,
+        slot,
+        client_upgrade,
+        sent,
+    })
+}
+
+/// The response to a sent request: the backend's, passed on, or the problem that stands for
+/// it.
+fn finish(
+    p: Planned<'_>,
+    result: Result<Result<Response<crate::body::Upstream>, crate::pool::SendError>, ()>,
+    ctx: &RequestContext,
+    region: &str,
+) -> Response<Body> {
+    let problem = |status, code: &str, detail: &str, error: &'static str| {
+        let mut r = Problem::new(status, code, detail)
+            .with_decision(&ctx.decision_id)
+            .into_response();
+        r.extensions_mut().insert(UpstreamError(error));
+        r
+    };
     match result {
         Ok(Ok(mut res)) => {
             let switching = res.status() == StatusCode::SWITCHING_PROTOCOLS;
-            if let (true, Some(client_upgrade)) = (switching, client_upgrade) {
+            if let (true, Some(client_upgrade)) = (switching, p.client_upgrade) {
                 let upstream_upgrade = hyper::upgrade::on(&mut res);
                 let decision_id = ctx.decision_id.clone();
                 let idle = ctx.snapshot.config.server.timeouts.idle;
@@ -522,43 +599,37 @@ async fn forward(
                     .headers
                     .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
             }
-            Response::from_parts(parts, Body::held(body, slot, wait))
+            Response::from_parts(parts, Body::held(body, p.slot, p.backend.response_timeout))
         }
         Ok(Err(e)) if e.is_request_body() => {
             // The client's body failed on its way: the backend is not at fault, and what it
             // received of the request is incomplete.
-            tracing::info!(decision_id = %ctx.decision_id, region = &**region, error = %e, "request body failed while forwarded");
-            let mut r = problem(
+            tracing::info!(decision_id = %ctx.decision_id, region, error = %e, "request body failed while forwarded");
+            problem(
                 StatusCode::BAD_REQUEST,
                 "request_body_failed",
                 "the request body could not be read to its end; the backend got an incomplete request and its answer is not passed on",
-            );
-            r.extensions_mut()
-                .insert(UpstreamError("request_body_failed"));
-            r
+                "request_body_failed",
+            )
         }
         Ok(Err(e)) => {
             if e.is_connect() {
                 // Passive health: skip this backend for a while.
-                backend.mark_failed();
+                p.backend.mark_failed();
             }
-            tracing::warn!(decision_id = %ctx.decision_id, region = &**region, error = %e, "upstream request failed");
-            let mut r = problem(
+            tracing::warn!(decision_id = %ctx.decision_id, region, error = %e, "upstream request failed");
+            problem(
                 StatusCode::BAD_GATEWAY,
                 "upstream_failed",
                 "the backend could not be reached or answered badly",
-            );
-            r.extensions_mut().insert(UpstreamError("upstream_failed"));
-            r
+                "upstream_failed",
+            )
         }
-        Err(()) => {
-            let mut r = problem(
-                StatusCode::GATEWAY_TIMEOUT,
-                "upstream_timeout",
-                "the backend did not answer in time",
-            );
-            r.extensions_mut().insert(UpstreamError("upstream_timeout"));
-            r
-        }
+        Err(()) => problem(
+            StatusCode::GATEWAY_TIMEOUT,
+            "upstream_timeout",
+            "the backend did not answer in time",
+            "upstream_timeout",
+        ),
     }
 }
