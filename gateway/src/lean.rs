@@ -75,6 +75,9 @@ impl std::error::Error for LeanError {}
 pub struct Conn {
     stream: TcpStream,
     buf: BytesMut,
+    /// The connection's timer for answers (see [`until`]), made when an answer is first
+    /// waited for.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Conn {
@@ -82,6 +85,7 @@ impl Conn {
         Conn {
             stream,
             buf: BytesMut::with_capacity(READ_CHUNK),
+            timer: None,
         }
     }
 
@@ -368,9 +372,11 @@ pub async fn exchange(
             Err(Streaming::Failed(e)) => return Err(e),
         }
     } else {
-        sent = tokio::time::timeout_at(due, conn.stream.write_all(&p.wire))
+        let mut timer = conn.timer.take();
+        sent = until(&mut timer, due, conn.stream.write_all(&p.wire))
             .await
-            .map_err(|_| LeanError::TimedOut)?;
+            .ok_or(LeanError::TimedOut)?;
+        conn.timer = timer;
     }
     // A backend may answer before it has taken the whole request (413 for a body over its
     // limit) and close. Its answer is read before the failed write counts: the connection
@@ -382,15 +388,48 @@ pub async fn exchange(
             other => return Err(other),
         },
     };
-    let (res, framing, keep) = tokio::time::timeout_at(
+    let mut timer = conn.timer.take();
+    let (res, framing, keep) = until(
+        &mut timer,
         due,
         answer_head(&mut conn, p.head_request, p.raw_response, cut_short),
     )
     .await
-    .map_err(|_| LeanError::TimedOut)??;
+    .ok_or(LeanError::TimedOut)??;
+    conn.timer = timer;
     let res = res.map(|raw| p.raw = raw);
     // Not all of the request was written: the connection is not used again.
     Ok(answered(conn, res, framing, keep && !cut_short, None, idle))
+}
+
+/// `fut`'s output, or `None` when `due` came first. The wait is kept on `timer`, one per
+/// connection: registered with the runtime once and moved only when it fires before the
+/// answer it waits for is due (each answer is due no sooner than the one before it), rather
+/// than made, registered and dropped for every request. A future ready at once never
+/// touches it.
+async fn until<F: Future>(
+    timer: &mut Option<Pin<Box<tokio::time::Sleep>>>,
+    due: tokio::time::Instant,
+    fut: F,
+) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(v) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        let t = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+        if t.deadline() > due {
+            t.as_mut().reset(due);
+        }
+        loop {
+            ready!(t.as_mut().poll(cx));
+            if t.deadline() >= due {
+                return Poll::Ready(None);
+            }
+            t.as_mut().reset(due);
+        }
+    })
+    .await
 }
 
 /// Reads the response head off the connection (what the backend said before a failed write
@@ -2111,6 +2150,62 @@ mod tests {
         let got = send_big(&p, 10).await;
         assert_eq!(got.unwrap_err(), "the backend did not answer in time");
         assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn a_kept_connections_timer_serves_each_answer_to_its_own_due_time() {
+        // One connection, three requests: answered at once, after 150 ms, after 900 ms, with
+        // a response timeout of 300 ms. The connection's timer, set for the first answer,
+        // fires while it is idle; the second answer, due 300 ms after its own request, is
+        // still waited for, and the third times out 300 ms after its request, not sooner.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let conns = Arc::new(AtomicUsize::new(0));
+        let conns2 = conns.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = listener.accept().await.unwrap();
+                conns2.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    for delay in [0, 150, 900] {
+                        let mut buf = Vec::new();
+                        if read_head(&mut s, &mut buf).await.is_none() {
+                            return;
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        if s.write_all(answer).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        let wait = std::time::Duration::from_millis(300);
+        let one_s = std::time::Duration::from_secs(1);
+        let p = H1Pool::new(&addr.ip().to_string(), addr.port(), one_s, wait, one_s, 8);
+        let get = || async {
+            let req = Request::get("/")
+                .header("host", "b")
+                .body(Body::Empty)
+                .unwrap();
+            let started = std::time::Instant::now();
+            let got = match p.send(req).await {
+                Ok(res) => Ok(res.into_body().collect().await.unwrap().to_bytes()),
+                Err(e) => Err(e.to_string()),
+            };
+            (got, started.elapsed())
+        };
+        let (first, _) = get().await;
+        assert_eq!(first.unwrap(), "ok");
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        let (second, _) = get().await;
+        assert_eq!(second.unwrap(), "ok");
+        let (third, took) = get().await;
+        assert_eq!(third.unwrap_err(), "the backend did not answer in time");
+        assert!(took >= std::time::Duration::from_millis(290), "{took:?}");
+        assert!(took < std::time::Duration::from_millis(850), "{took:?}");
+        assert_eq!(conns.load(Ordering::SeqCst), 1);
     }
 
     /// What a backend that has answered does next.
