@@ -138,7 +138,7 @@ pub struct RequestContext {
     /// This request's share of the inspection buffer budget.
     pub buffer_permit: Option<Arc<tokio::sync::OwnedSemaphorePermit>>,
     /// This request's place under the concurrency limit.
-    pub permit: Option<Arc<tokio::sync::OwnedSemaphorePermit>>,
+    pub permit: Option<crate::limits::Place>,
 }
 
 /// A subject's first write, stored in the directory only after the decision record that says

@@ -4,12 +4,11 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use http::{Method, Request, Response, StatusCode, Version};
-use tokio::sync::Semaphore;
 use tower::{Layer, Service};
 
 use crate::body::Body;
@@ -23,15 +22,56 @@ use crate::step::PhaseFuture;
 #[derive(Debug, Clone)]
 pub struct LimitsLayer {
     shared: Arc<Shared>,
-    concurrency: Arc<Semaphore>,
+    concurrency: Arc<Concurrency>,
 }
 
 impl LimitsLayer {
     pub fn new(shared: Arc<Shared>, max_concurrent: usize) -> LimitsLayer {
         LimitsLayer {
             shared,
-            concurrency: Arc::new(Semaphore::new(max_concurrent)),
+            concurrency: Arc::new(Concurrency {
+                in_flight: AtomicUsize::new(0),
+                max: max_concurrent,
+            }),
         }
+    }
+}
+
+/// The requests in flight, at most `max`. Nothing waits for a place: a request that finds
+/// none is answered 503 at once, so a count is all it takes.
+#[derive(Debug)]
+pub struct Concurrency {
+    in_flight: AtomicUsize,
+    max: usize,
+}
+
+impl Concurrency {
+    /// A place for one request, if one is free.
+    fn try_take(self: &Arc<Self>) -> Option<Place> {
+        if self.in_flight.fetch_add(1, Ordering::AcqRel) >= self.max {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Place(self.clone()))
+    }
+}
+
+/// A request's place under the concurrency limit, given back when it is dropped (with the
+/// request's context, at the end of its effect).
+#[derive(Debug)]
+pub struct Place(Arc<Concurrency>);
+
+impl Clone for Place {
+    /// A copy holds a place of its own, so that the count stays whole.
+    fn clone(&self) -> Place {
+        self.0.in_flight.fetch_add(1, Ordering::AcqRel);
+        Place(self.0.clone())
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -50,7 +90,7 @@ impl<S> Layer<S> for LimitsLayer {
 #[derive(Debug, Clone)]
 pub struct Limits<S> {
     shared: Arc<Shared>,
-    concurrency: Arc<Semaphore>,
+    concurrency: Arc<Concurrency>,
     inner: S,
 }
 
@@ -111,7 +151,7 @@ where
             Ok(lean) => lean,
             Err(res) => return PhaseFuture::Answered { res: Some(res) },
         };
-        let Ok(permit) = self.concurrency.clone().try_acquire_owned() else {
+        let Some(place) = self.concurrency.try_take() else {
             let res = Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "overloaded",
@@ -147,7 +187,7 @@ where
                 enforced: true,
                 lean_server,
                 // Released when the context is dropped, at the end of the request's effect.
-                permit: Some(Arc::new(permit)),
+                permit: Some(place),
                 buffer_permit: None,
                 unavailable: false,
             },
@@ -250,6 +290,28 @@ fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_place_is_taken_up_to_the_limit_and_given_back_when_dropped() {
+        let c = Arc::new(Concurrency {
+            in_flight: AtomicUsize::new(0),
+            max: 2,
+        });
+        let a = c.try_take().unwrap();
+        let b = c.try_take().unwrap();
+        // Full: refused, and the refusal takes nothing.
+        assert!(c.try_take().is_none());
+        assert!(c.try_take().is_none());
+        assert_eq!(c.in_flight.load(Ordering::SeqCst), 2);
+        drop(a);
+        let a = c.try_take().unwrap();
+        // A copy (of a context) holds a place of its own; each gives its own back.
+        let copy = b.clone();
+        assert_eq!(c.in_flight.load(Ordering::SeqCst), 3);
+        assert!(c.try_take().is_none());
+        drop((a, b, copy));
+        assert_eq!(c.in_flight.load(Ordering::SeqCst), 0);
+    }
 
     #[test]
     fn a_decision_id_is_milliseconds_instance_and_sequence_in_fixed_width_hex() {

@@ -110,6 +110,10 @@ async fn requests_over_the_concurrency_limit_get_503() {
     assert_eq!(second.json()["type"], "urn:domicile:problem:overloaded");
     assert_eq!(first.await.unwrap().status, 200);
     assert_eq!(eu.count(), 1);
+    // The answered request gave its place back, and the refused one took none.
+    let third = client::post_json(&gw.url("/customers"), "192.0.2.1", "{}").await;
+    assert_eq!(third.status, 200);
+    assert_eq!(eu.count(), 2);
     gw.running.shutdown().await;
 }
 
