@@ -14,6 +14,29 @@ use crate::inspect::Inspection;
 use crate::problem::Problem;
 use crate::state::Snapshot;
 
+/// The connection a request came on and when the server took its head, put on the request
+/// by the server: the clocks are read once for every phase that needs them.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub conn: Arc<ConnInfo>,
+    /// The wall clock, in microseconds since the Unix epoch.
+    pub micros: i64,
+    /// The monotonic clock, read with `micros`: later times of the request are `micros` plus
+    /// the monotonic time since `started`.
+    pub started: Instant,
+}
+
+impl Received {
+    /// `conn`'s request, received now.
+    pub fn now(conn: Arc<ConnInfo>) -> Received {
+        Received {
+            conn,
+            micros: crate::clock::now_micros(),
+            started: Instant::now(),
+        }
+    }
+}
+
 /// What the server knows about the connection a request came on.
 #[derive(Debug)]
 pub struct ConnInfo {

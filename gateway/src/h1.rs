@@ -35,7 +35,7 @@ use tokio::time::Instant;
 use tower::Service;
 
 use crate::body::Body;
-use crate::context::ConnInfo;
+use crate::context::{ConnInfo, Received};
 use crate::framing::FramingFacts;
 use crate::server::ConnSettings;
 
@@ -66,6 +66,8 @@ struct Taken {
     close: bool,
     /// The client accepts trailers (`TE: trailers`).
     trailers: bool,
+    /// When the request was taken (the pipeline reads the same instant).
+    started: Instant,
 }
 
 /// Serves `stream` on the lean path until it closes or is handed off.
@@ -137,6 +139,7 @@ where
             head_request,
             close,
             trailers,
+            started,
         } = taken;
 
         // The call, while watching the client: a client that closes its side ends the request.
@@ -145,7 +148,7 @@ where
         }
         let fut = svc.call(req);
         tokio::pin!(fut);
-        deadline = Instant::now() + timeouts.idle;
+        deadline = started + timeouts.idle;
         if deadline < timer.deadline() {
             timer.as_mut().reset(deadline);
         }
@@ -313,7 +316,9 @@ fn take(
     *req.version_mut() = Version::HTTP_11;
     *req.headers_mut() = headers;
     *req.extensions_mut() = extensions;
-    req.extensions_mut().insert(info.clone());
+    let received = Received::now(info.clone());
+    let started = Instant::from_std(received.started);
+    req.extensions_mut().insert(received);
     info.framing.push(FramingFacts {
         length_and_chunked: false,
         bare_lf,
@@ -325,6 +330,7 @@ fn take(
         head_request,
         close,
         trailers,
+        started,
     })
 }
 

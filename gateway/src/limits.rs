@@ -6,13 +6,12 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use http::{Method, Request, Response, StatusCode, Version};
 use tower::{Layer, Service};
 
 use crate::body::Body;
-use crate::context::{ConnInfo, RequestContext};
+use crate::context::{ConnInfo, Received, RequestContext};
 use crate::gateway::Shared;
 use crate::headers;
 use crate::problem::{Problem, close_connection};
@@ -131,17 +130,21 @@ where
     }
 
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
-        // The wall clock and the monotonic clock read together: later times of this request
-        // (its outcome line's) are `micros` plus the monotonic time since `started`.
-        let micros = crate::clock::now_micros();
-        let started = Instant::now();
-        let decision_id = new_decision_id(self.shared.instance_tag, micros);
-        let snapshot = self.shared.snapshot.load_full();
-        let Some(conn) = req.extensions_mut().remove::<Arc<ConnInfo>>() else {
+        // The wall clock and the monotonic clock, read together when the server took the
+        // request: later times of this request (its outcome line's) are `micros` plus the
+        // monotonic time since `started`.
+        let Some(Received {
+            conn,
+            micros,
+            started,
+        }) = req.extensions_mut().remove::<Received>()
+        else {
             return PhaseFuture::Answered {
                 res: Some(crate::context::missing()),
             };
         };
+        let decision_id = new_decision_id(self.shared.instance_tag, micros);
+        let snapshot = self.shared.snapshot.load_full();
         let lean_server = match check(
             &mut req,
             &conn,

@@ -243,7 +243,8 @@ async fn serve_conn<IO, S>(
     let tracker = taking.clone();
     let hyper_svc = hyper::service::service_fn(move |req: Request<Incoming>| {
         let mut req = req.map(Body::incoming);
-        req.extensions_mut().insert(info.clone());
+        req.extensions_mut()
+            .insert(crate::context::Received::now(info.clone()));
         // HTTP/1 requests of a connection come one after another: calling the pipeline in
         // place saves a copy of it per request. HTTP/2 streams of one connection are handled
         // in parallel, each in its own task, so each takes its own copy and does its work

@@ -17,7 +17,7 @@ use tower::{Layer, Service};
 use super::UNRESOLVED_REGION;
 use super::json::Obj;
 use crate::body::Body;
-use crate::context::{ConnInfo, Summary};
+use crate::context::{ConnInfo, Received, Summary};
 use crate::gateway::Shared;
 use crate::problem::Answered;
 use crate::step::BoxFuture;
@@ -98,11 +98,12 @@ where
             req.extensions_mut().insert(span.clone());
             span
         });
+        let received = req.extensions().get::<Received>();
         let arrival = Arrival {
             shared: self.shared.clone(),
-            micros: crate::clock::now_micros(),
+            micros: received.map_or_else(crate::clock::now_micros, |r| r.micros),
             method: req.method().clone(),
-            conn: req.extensions().get::<Arc<ConnInfo>>().cloned(),
+            conn: received.map(|r| r.conn.clone()),
             span,
         };
         RefusalFuture::Inner {
