@@ -168,16 +168,28 @@ pub fn prepare(req: Request<Body>, extra: &Extra<'_>) -> Result<Prepared, Reques
         };
         (data, None, None)
     };
+    let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    // Room for the whole head at once (the request's fields at most, the added lines, the
+    // framing) and a body small enough to go with it: the head is written without growing.
+    let fields: usize = parts
+        .headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum();
     let mut wire = Vec::with_capacity(
-        256 + if body.len() <= INLINE_BODY {
-            body.len()
-        } else {
-            0
-        },
+        96 + parts.method.as_str().len()
+            + target.len()
+            + extra.host.map_or(0, |h| h.len() + 8)
+            + fields
+            + extra.lines.len()
+            + if body.len() <= INLINE_BODY {
+                body.len()
+            } else {
+                0
+            },
     );
     wire.extend_from_slice(parts.method.as_str().as_bytes());
     wire.push(b' ');
-    let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     wire.extend_from_slice(target.as_bytes());
     wire.extend_from_slice(b" HTTP/1.1\r\n");
     if let Some(host) = extra.host {
