@@ -51,7 +51,7 @@ impl Service<Request<Body>> for Forward {
     fn call(&mut self, mut req: Request<Body>) -> BoxFuture {
         let outcomes = self.outcomes.clone();
         Box::pin(async move {
-            let Some(ctx) = crate::context::take(&mut req) else {
+            let Some(mut ctx) = crate::context::take(&mut req) else {
                 return Ok(crate::context::missing());
             };
             // Nothing else rides on the request now (an upgrade's handle would): its emptied
@@ -63,16 +63,6 @@ impl Service<Request<Body>> for Forward {
             };
             // The backend's header lines, when they are passed on as they came.
             let mut raw = None;
-            let summary = Summary {
-                route: ctx
-                    .route
-                    .and_then(|n| ctx.snapshot.route(n))
-                    .map(|r| r.id.clone()),
-                verdict: ctx.decision.as_ref().map_or("none", |d| d.verdict.as_str()),
-                decision_id: ctx.decision_header.clone(),
-                subject: ctx.resolution.as_ref().and_then(|r| r.primary()),
-                region: ctx.destination.clone(),
-            };
             let mut res = match &ctx.action {
                 // A body not read (a streamed route blocked on its head) may hold what would
                 // read as a next request: the connection closes rather than read on.
@@ -161,6 +151,20 @@ impl Service<Request<Body>> for Forward {
                     &HeaderValue::from_static(d.verdict.as_str()),
                 );
             }
+            // The context's last use: the summary takes what it needs of it rather than copies.
+            let summary = Summary {
+                route: ctx
+                    .route
+                    .and_then(|n| ctx.snapshot.route(n))
+                    .map(|r| r.id.clone()),
+                verdict: ctx.decision.as_ref().map_or("none", |d| d.verdict.as_str()),
+                decision_id: std::mem::replace(
+                    &mut ctx.decision_header,
+                    HeaderValue::from_static(""),
+                ),
+                subject: ctx.resolution.as_ref().and_then(|r| r.primary()),
+                region: ctx.destination.take(),
+            };
             let ext = res.extensions_mut();
             ext.extend(spare);
             ext.insert(summary);
