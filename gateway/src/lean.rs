@@ -324,9 +324,9 @@ enum Chunk {
     Trailers,
 }
 
-/// A response head: the response (with the lines kept as they came, when they were), how
-/// its body is framed, and whether the connection may be used again after it.
-type Head = (Response<Option<RawFields>>, Framing, bool);
+/// A response head: the response, how its body is framed, and whether the connection may be
+/// used again after it.
+type Head = (Response<()>, Framing, bool);
 
 /// Writes the request and reads the response head. The body stays on the connection, which
 /// the returned response's body owns.
@@ -401,15 +401,15 @@ pub async fn exchange(
         },
     };
     let mut timer = conn.timer.take();
+    let raw = p.raw_response.then_some(&mut p.raw);
     let (res, framing, keep) = until(
         &mut timer,
         due,
-        answer_head(&mut conn, p.head_request, p.raw_response, cut_short),
+        answer_head(&mut conn, p.head_request, raw, cut_short),
     )
     .await
     .ok_or(LeanError::TimedOut)??;
     conn.timer = timer;
-    let res = res.map(|raw| p.raw = raw);
     // Not all of the request was written: the connection is not used again.
     Ok(answered(conn, res, framing, keep && !cut_short, None, idle))
 }
@@ -449,14 +449,14 @@ async fn until<F: Future>(
 async fn answer_head(
     conn: &mut Conn,
     head_request: bool,
-    raw: bool,
+    mut raw: Option<&mut Option<RawFields>>,
     cut_short: bool,
 ) -> Result<Head, LeanError> {
     let mut received = false;
     loop {
         if !conn.buf.is_empty() {
             received = true;
-            if let Some(head) = parse_head(&mut conn.buf, head_request, raw)? {
+            if let Some(head) = parse_head(&mut conn.buf, head_request, raw.as_deref_mut())? {
                 return Ok(head);
             }
             if conn.buf.len() >= MAX_HEAD {
@@ -823,7 +823,7 @@ fn hear(conn: &mut Conn, head_request: bool) -> Result<Option<Head>, Streaming> 
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(None),
         Err(e) => return Err(Streaming::Write(e)),
     }
-    let head = parse_head(&mut conn.buf, head_request, false).map_err(Streaming::Failed)?;
+    let head = parse_head(&mut conn.buf, head_request, None).map_err(Streaming::Failed)?;
     if head.is_none() && conn.buf.len() >= MAX_HEAD {
         return Err(Streaming::Failed(LeanError::Malformed(
             "response head too large",
@@ -835,12 +835,13 @@ fn hear(conn: &mut Conn, head_request: bool) -> Result<Option<Head>, Streaming> 
 /// Parses a response head at the start of `buf` (skipping interim 1xx responses), removing
 /// it from `buf`. `None` when more bytes are needed.
 ///
-/// With `raw`, the header lines are kept as they came ([`RawFields`]) when none of them needs
-/// the gateway's attention (see [`RawFields::take`]).
+/// With `raw`, the header lines are kept as they came ([`RawFields`]), put there rather than
+/// in the response's map, when none of them needs the gateway's attention (see
+/// [`RawFields::take`]). They are not moved with the response.
 fn parse_head(
     buf: &mut BytesMut,
     head_request: bool,
-    raw: bool,
+    raw: Option<&mut Option<RawFields>>,
 ) -> Result<Option<Head>, LeanError> {
     loop {
         // Where each name and value lies in the head, kept while the parser borrows `buf`.
@@ -875,7 +876,7 @@ fn parse_head(
             continue;
         }
         let head = buf.split_to(len).freeze();
-        if raw
+        if let Some(slot) = raw
             && !head_request
             && version == 1
             && !matches!(code, 204 | 304)
@@ -883,7 +884,8 @@ fn parse_head(
         {
             let status = StatusCode::from_u16(code).map_err(|_| LeanError::Malformed("status"))?;
             let framing = Framing::Length(taken.fields.length);
-            let mut res = Response::new(Some(taken.fields));
+            *slot = Some(taken.fields);
+            let mut res = Response::new(());
             *res.status_mut() = status;
             return Ok(Some((res, framing, !taken.close)));
         }
@@ -930,7 +932,7 @@ fn parse_head(
             && framing != Framing::Close
             && !close
             && !(has_connection && has_token(&headers, header::CONNECTION, "close"));
-        let mut res = Response::new(None);
+        let mut res = Response::new(());
         *res.status_mut() = status;
         *res.version_mut() = version;
         *res.headers_mut() = headers;
@@ -1725,13 +1727,26 @@ mod tests {
         assert_eq!(conns.load(Ordering::SeqCst), 2);
     }
 
+    /// [`parse_head`] of a whole head, the kept lines (asked for with `raw`) as its body.
+    fn parsed(
+        buf: &mut BytesMut,
+        head_request: bool,
+        raw: bool,
+    ) -> (Response<Option<RawFields>>, Framing, bool) {
+        let mut kept = None;
+        let (res, framing, keep) = parse_head(buf, head_request, raw.then_some(&mut kept))
+            .unwrap()
+            .unwrap();
+        (res.map(|()| kept), framing, keep)
+    }
+
     #[test]
     fn an_answer_whose_lines_need_nothing_keeps_them_as_they_came() {
         let mut buf = BytesMut::from(
             &b"HTTP/1.1 201 Created\r\nServer: edge\r\nVary: Accept\r\nDate: x\r\n\
                Content-Length: 2\r\nVARY: Origin\r\nConnection: Keep-Alive\r\n\r\nok"[..],
         );
-        let (res, framing, keep) = parse_head(&mut buf, false, true).unwrap().unwrap();
+        let (res, framing, keep) = parsed(&mut buf, false, true);
         assert_eq!(&buf[..], b"ok");
         assert_eq!(
             (res.status(), framing, keep),
@@ -1785,7 +1800,7 @@ mod tests {
         let mut buf = BytesMut::from(
             &b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\nconnection: close\r\n\r\n"[..],
         );
-        let (res, _, keep) = parse_head(&mut buf, false, true).unwrap().unwrap();
+        let (res, _, keep) = parsed(&mut buf, false, true);
         assert!(res.body().is_some() && !keep);
     }
 
@@ -1841,13 +1856,13 @@ mod tests {
         ];
         for (why, head) in cases {
             let mut buf = BytesMut::from(head.as_bytes());
-            let (res, _, _) = parse_head(&mut buf, false, true).unwrap().unwrap();
+            let (res, _, _) = parsed(&mut buf, false, true);
             assert!(res.body().is_none(), "{why}");
         }
         // An answer to HEAD, and a caller that did not ask.
         for (head_request, raw) in [(true, true), (false, false)] {
             let mut buf = BytesMut::from(&b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\n"[..]);
-            let (res, _, _) = parse_head(&mut buf, head_request, raw).unwrap().unwrap();
+            let (res, _, _) = parsed(&mut buf, head_request, raw);
             assert!(res.body().is_none());
             assert_eq!(res.headers()[header::CONTENT_LENGTH], "1");
         }
@@ -1858,7 +1873,7 @@ mod tests {
         let head = |conn: &str| {
             let raw = format!("HTTP/1.1 200 OK\r\nconnection: {conn}\r\ncontent-length: 0\r\n\r\n");
             let mut buf = BytesMut::from(raw.as_bytes());
-            let (res, _, keep) = parse_head(&mut buf, false, false).unwrap().unwrap();
+            let (res, _, keep) = parsed(&mut buf, false, false);
             (
                 res.headers().get_all(header::CONNECTION).iter().count(),
                 keep,
