@@ -316,15 +316,15 @@ fn take(
     *req.version_mut() = Version::HTTP_11;
     *req.headers_mut() = headers;
     *req.extensions_mut() = extensions;
-    let received = Received::now(info.clone());
-    let started = Instant::from_std(received.started);
-    req.extensions_mut().insert(received);
-    info.framing.push(FramingFacts {
+    let mut received = Received::now(info.clone());
+    received.framing = Some(FramingFacts {
         length_and_chunked: false,
         bare_lf,
         fragment,
         lean: true,
     });
+    let started = Instant::from_std(received.started);
+    req.extensions_mut().insert(received);
     Some(Taken {
         req,
         head_request,

@@ -137,6 +137,7 @@ where
             conn,
             micros,
             started,
+            framing,
         }) = req.extensions_mut().remove::<Received>()
         else {
             return PhaseFuture::Answered {
@@ -147,6 +148,7 @@ where
         let snapshot = self.shared.snapshot.load_full();
         let lean_server = match check(
             &mut req,
+            framing,
             &conn,
             &snapshot.config.server.limits,
             &decision_id,
@@ -209,19 +211,21 @@ fn plain_method(m: &str) -> bool {
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'-' || c == b'_')
 }
 
-/// Checks the request's framing, method and header size; `Ok` says whether the lean HTTP/1.1
-/// server read it.
+/// Checks the request's framing (the facts the server gave with the request, else the next in
+/// the connection's log), method and header size; `Ok` says whether the lean HTTP/1.1 server
+/// read it.
 // The error is the answer itself, produced at most once per request.
 #[allow(clippy::result_large_err)]
 fn check(
     req: &mut Request<Body>,
+    framing: Option<crate::framing::FramingFacts>,
     conn: &ConnInfo,
     limits: &crate::config::Limits,
     decision_id: &str,
 ) -> Result<bool, Response<Body>> {
     let mut lean = false;
     if req.version() <= Version::HTTP_11 {
-        let facts = conn.framing.next();
+        let facts = framing.or_else(|| conn.framing.next());
         lean = facts.is_some_and(|f| f.lean);
         let why = match facts {
             Some(f) if f.length_and_chunked => {
