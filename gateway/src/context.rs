@@ -215,6 +215,10 @@ pub struct Summary {
     pub decision_id: HeaderValue,
     pub subject: Option<domicile_policy::Country>,
     pub region: Option<Arc<str>>,
+    /// A backend's header lines passed on as they came ([`crate::lean::RawFields`]), for the
+    /// lean server to write: carried here, in the one extension the answer has, rather than in
+    /// one of their own.
+    pub raw: Option<crate::lean::RawFields>,
 }
 
 /// The request's context. It travels boxed in the request's extensions, so what moves between

@@ -164,13 +164,11 @@ impl Service<Request<Body>> for Forward {
                 ),
                 subject: ctx.resolution.as_ref().and_then(|r| r.primary()),
                 region: ctx.destination.take(),
+                raw,
             };
             let ext = res.extensions_mut();
             ext.extend(spare);
             ext.insert(summary);
-            if let Some(raw) = raw {
-                ext.insert(raw);
-            }
             Ok(res)
         })
     }

@@ -383,7 +383,10 @@ fn encode_head(
         out.extend_from_slice(b"\r\n");
     }
     // A backend's lines passed on as they came go first, where the header map's would.
-    let raw = parts.extensions.get::<crate::lean::RawFields>();
+    let raw = parts
+        .extensions
+        .get::<crate::context::Summary>()
+        .and_then(|s| s.raw.as_ref());
     if let Some(raw) = raw {
         raw.write(out);
     }

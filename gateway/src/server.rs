@@ -270,7 +270,11 @@ async fn serve_conn<IO, S>(
             res.map(|mut r| {
                 // A backend's lines kept as they came are for the lean server, which writes
                 // them itself; were any to come this way, hyper gets them as header values.
-                if let Some(raw) = r.extensions_mut().remove::<crate::lean::RawFields>() {
+                if let Some(raw) = r
+                    .extensions_mut()
+                    .get_mut::<crate::context::Summary>()
+                    .and_then(|s| s.raw.take())
+                {
                     raw.into_map(r.headers_mut());
                 }
                 r.map(|b| tracker.track(b))
