@@ -178,31 +178,50 @@ pub fn valid_host(h: &str) -> bool {
 /// with `;` parameters), encoded dots, slashes or backslashes, backslashes, empty segments,
 /// encoded NUL. `None` when it is unambiguous.
 pub fn ambiguous_path(path: &str) -> Option<&'static str> {
-    // One pass over the bytes, without a lower-cased copy: `%2e`, `%2f`, `%5c`, `%00`, `%25`
-    // in either case.
+    // One pass over the bytes, without a lower-cased copy or a split: `%2e`, `%2f`, `%5c`,
+    // `%00`, `%25` in either case; each segment's name (what precedes its first `;`) is
+    // looked at as its `/` is reached. The reasons are given in the order checked.
     let b = path.as_bytes();
-    let encoded = b.iter().enumerate().any(|(i, &c)| {
-        c == b'%'
-            && matches!(
-                b.get(i + 1..i + 3),
-                Some([b'2', b'e' | b'E' | b'f' | b'F' | b'5'] | [b'5', b'c' | b'C'] | [b'0', b'0'])
-            )
-    });
+    let (mut encoded, mut backslash, mut empty, mut dot) = (false, false, false, false);
+    let dots = |name: &[u8]| name == b"." || name == b"..";
+    // Where the current segment starts, and where its name ends when a `;` came.
+    let mut segment = 0;
+    let mut name_end = None;
+    for (i, &c) in b.iter().enumerate() {
+        match c {
+            b'%' => {
+                encoded |= matches!(
+                    b.get(i + 1..i + 3),
+                    Some(
+                        [b'2', b'e' | b'E' | b'f' | b'F' | b'5']
+                            | [b'5', b'c' | b'C']
+                            | [b'0', b'0']
+                    )
+                );
+            }
+            b'\\' => backslash = true,
+            b'/' => {
+                empty |= i > 0 && b[i - 1] == b'/';
+                dot |= dots(&b[segment..name_end.unwrap_or(i)]);
+                segment = i + 1;
+                name_end = None;
+            }
+            b';' if name_end.is_none() => name_end = Some(i),
+            _ => {}
+        }
+    }
+    dot |= dots(&b[segment..name_end.unwrap_or(b.len())]);
     if encoded {
-        return Some("the path contains an encoded dot, slash, backslash, percent or NUL");
+        Some("the path contains an encoded dot, slash, backslash, percent or NUL")
+    } else if backslash {
+        Some("the path contains a backslash")
+    } else if empty {
+        Some("the path contains an empty segment")
+    } else if dot {
+        Some("the path contains a dot segment")
+    } else {
+        None
     }
-    if b.contains(&b'\\') {
-        return Some("the path contains a backslash");
-    }
-    if path.contains("//") {
-        return Some("the path contains an empty segment");
-    }
-    // A segment's name is what precedes its first `;`.
-    let dot_segment = b.split(|&c| c == b'/').any(|seg| {
-        let name = seg.split(|&c| c == b';').next().unwrap_or(&[]);
-        name == b"." || name == b".."
-    });
-    dot_segment.then_some("the path contains a dot segment")
 }
 
 /// Why a path's non-ASCII, percent-encoded or not, could hide a dot, slash or backslash from the
