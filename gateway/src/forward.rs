@@ -251,6 +251,21 @@ fn header_list(ctx: &RequestContext, out: &mut Vec<u8>) {
     }
 }
 
+/// Appends `s` as a quoted-string (RFC 9110 section 5.6.4): `\\` and `"` escaped. A host
+/// never holds either, so the bytes are usually copied in one run.
+fn push_quoted(out: &mut Vec<u8>, s: &[u8]) {
+    out.push(b'"');
+    let mut rest = s;
+    while let Some(at) = memchr::memchr2(b'\\', b'"', rest) {
+        out.extend_from_slice(&rest[..at]);
+        out.push(b'\\');
+        out.push(rest[at]);
+        rest = &rest[at + 1..];
+    }
+    out.extend_from_slice(rest);
+    out.push(b'"');
+}
+
 /// How many fields [`ADDED`] holds.
 const FIELDS: usize = 6;
 /// The fields the gateway writes on a forwarded request in place of any of the same names
@@ -324,14 +339,8 @@ impl Added {
             }
             l.extend_from_slice(b";proto=");
             l.extend_from_slice(proto.as_bytes());
-            l.extend_from_slice(b";host=\"");
-            for &c in host_str.as_bytes() {
-                if matches!(c, b'\\' | b'"') {
-                    l.push(b'\\');
-                }
-                l.push(c);
-            }
-            l.push(b'"');
+            l.extend_from_slice(b";host=");
+            push_quoted(l, host_str.as_bytes());
         });
         field(&mut lines, 2, &mut |l| {
             l.extend_from_slice(proto.as_bytes())
@@ -633,5 +642,23 @@ fn finish(
             "the backend did not answer in time",
             "upstream_timeout",
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_quoted_string_escapes_backslashes_and_quotes_only() {
+        let quoted = |s: &str| {
+            let mut out = Vec::new();
+            push_quoted(&mut out, s.as_bytes());
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(quoted("api.example:8443"), r#""api.example:8443""#);
+        assert_eq!(quoted(""), r#""""#);
+        assert_eq!(quoted(r#"a"b\c""#), r#""a\"b\\c\"""#);
+        assert_eq!(quoted(r#"\"#), r#""\\""#);
     }
 }
