@@ -1406,7 +1406,7 @@ fn trailers(buf: &[u8]) -> Result<Option<(usize, HeaderMap)>, LeanError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::pool::{H1Pool, SendError};
     use http_body_util::BodyExt;
@@ -1432,55 +1432,70 @@ mod tests {
         }
     }
 
+    /// A backend on a port of its own that serves each connection with `serve`, in a task of
+    /// its own; counts the connections.
+    pub(crate) async fn each_connection<F, Fut>(serve: F) -> (SocketAddr, Arc<AtomicUsize>)
+    where
+        F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let conns = Arc::new(AtomicUsize::new(0));
+        let counted = conns.clone();
+        tokio::spawn(async move {
+            loop {
+                let (s, _) = listener.accept().await.unwrap();
+                counted.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(serve(s));
+            }
+        });
+        (addr, conns)
+    }
+
     /// A backend that answers each request (head plus `content-length` body) with the next
     /// scripted response, closing the connection after those marked so. Records every request
     /// as received and counts connections.
     async fn scripted(script: Vec<(&'static [u8], bool)>) -> (SocketAddr, Seen, Arc<AtomicUsize>) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let seen: Seen = Arc::default();
-        let conns = Arc::new(AtomicUsize::new(0));
         let script = Arc::new(Mutex::new(script.into_iter()));
-        let (seen2, conns2) = (seen.clone(), conns.clone());
-        tokio::spawn(async move {
-            loop {
-                let (mut s, _) = listener.accept().await.unwrap();
-                conns2.fetch_add(1, Ordering::SeqCst);
-                let (script, seen) = (script.clone(), seen2.clone());
-                tokio::spawn(async move {
-                    let mut buf = Vec::new();
-                    let mut chunk = [0u8; 4096];
-                    loop {
-                        let Some(head_end) = read_head(&mut s, &mut buf).await else {
-                            return;
-                        };
-                        let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
-                        let len: usize = head
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length: "))
-                            .map_or(0, |v| v.trim().parse().unwrap());
-                        while buf.len() < head_end + len {
-                            match s.read(&mut chunk).await {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                            }
-                        }
-                        seen.lock()
-                            .unwrap()
-                            .push(buf.drain(..head_end + len).collect());
-                        let next = script.lock().unwrap().next();
-                        let Some((answer, close)) = next else { return };
-                        // A client that left stops the answer.
-                        if s.write_all(answer).await.is_err() {
-                            return;
-                        }
-                        if close {
-                            return;
+        let seen2 = seen.clone();
+        let (addr, conns) = each_connection(move |mut s| {
+            let (script, seen) = (script.clone(), seen2.clone());
+            async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Some(head_end) = read_head(&mut s, &mut buf).await else {
+                        return;
+                    };
+                    let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length: "))
+                        .map_or(0, |v| v.trim().parse().unwrap());
+                    while buf.len() < head_end + len {
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
                         }
                     }
-                });
+                    seen.lock()
+                        .unwrap()
+                        .push(buf.drain(..head_end + len).collect());
+                    let next = script.lock().unwrap().next();
+                    let Some((answer, close)) = next else { return };
+                    // A client that left stops the answer.
+                    if s.write_all(answer).await.is_err() {
+                        return;
+                    }
+                    if close {
+                        return;
+                    }
+                }
             }
-        });
+        })
+        .await;
         (addr, seen, conns)
     }
 
@@ -2185,29 +2200,20 @@ mod tests {
         // a response timeout of 300 ms. The connection's timer, set for the first answer,
         // fires while it is idle; the second answer, due 300 ms after its own request, is
         // still waited for, and the third times out 300 ms after its request, not sooner.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let conns = Arc::new(AtomicUsize::new(0));
-        let conns2 = conns.clone();
-        tokio::spawn(async move {
-            loop {
-                let (mut s, _) = listener.accept().await.unwrap();
-                conns2.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    for delay in [0, 150, 900] {
-                        let mut buf = Vec::new();
-                        if read_head(&mut s, &mut buf).await.is_none() {
-                            return;
-                        }
-                        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
-                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-                        if s.write_all(answer).await.is_err() {
-                            return;
-                        }
-                    }
-                });
+        let (addr, conns) = each_connection(|mut s| async move {
+            for delay in [0, 150, 900] {
+                let mut buf = Vec::new();
+                if read_head(&mut s, &mut buf).await.is_none() {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+                let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                if s.write_all(answer).await.is_err() {
+                    return;
+                }
             }
-        });
+        })
+        .await;
         let wait = std::time::Duration::from_millis(300);
         let one_s = std::time::Duration::from_secs(1);
         let p = H1Pool::new(&addr.ip().to_string(), addr.port(), one_s, wait, one_s, 8);

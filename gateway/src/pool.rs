@@ -385,38 +385,28 @@ mod tests {
     /// A raw backend: answers every request head with `ok`; after `per_conn` answers on a
     /// connection it closes that connection (without saying so in the response).
     async fn backend(per_conn: usize) -> (SocketAddr, Arc<AtomicUsize>) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let conns = Arc::new(AtomicUsize::new(0));
-        let counted = conns.clone();
-        tokio::spawn(async move {
-            loop {
-                let (mut s, _) = listener.accept().await.unwrap();
-                counted.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    let mut buf = Vec::new();
-                    let mut answered = 0;
-                    let mut chunk = [0u8; 1024];
-                    while answered < per_conn {
-                        let Ok(n) = s.read(&mut chunk).await else {
-                            return;
-                        };
-                        if n == 0 {
-                            return;
-                        }
-                        buf.extend_from_slice(&chunk[..n]);
-                        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                            buf.drain(..end + 4);
-                            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                                .await
-                                .unwrap();
-                            answered += 1;
-                        }
-                    }
-                });
+        crate::lean::tests::each_connection(move |mut s| async move {
+            let mut buf = Vec::new();
+            let mut answered = 0;
+            let mut chunk = [0u8; 1024];
+            while answered < per_conn {
+                let Ok(n) = s.read(&mut chunk).await else {
+                    return;
+                };
+                if n == 0 {
+                    return;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    buf.drain(..end + 4);
+                    s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                        .await
+                        .unwrap();
+                    answered += 1;
+                }
             }
-        });
-        (addr, conns)
+        })
+        .await
     }
 
     async fn get(p: &H1Pool) -> Result<String, SendError> {
