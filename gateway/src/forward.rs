@@ -97,6 +97,8 @@ impl Service<Request<Body>> for Forward {
                             let sent = p.sent;
                             let elapsed = sent.elapsed();
                             m::observe_upstream(region, elapsed.as_secs_f64());
+                            // The plan is taken now that the send no longer borrows it
+                            // (it is the `Ok` matched above).
                             let res = match planned {
                                 Ok(p) => finish(p, result, &ctx, region),
                                 Err(res) => res,
