@@ -272,7 +272,36 @@ struct Buffered {
     wake: Condvar,
     /// Set when a write failed: the chain in memory is ahead of the file, so every later
     /// request fails closed until restart (which resumes from what the file holds).
-    failed: Mutex<Option<String>>,
+    failed: Failed,
+}
+
+/// Why the writer stopped, once a write failed. Read on every append: until then a flag says
+/// so without taking the lock.
+#[derive(Debug, Default)]
+struct Failed {
+    set: std::sync::atomic::AtomicBool,
+    why: Mutex<Option<String>>,
+}
+
+impl Failed {
+    /// Why a write failed, if one did.
+    fn why(&self) -> Option<String> {
+        if !self.set.load(std::sync::atomic::Ordering::Acquire) {
+            return None;
+        }
+        self.why.lock().map_or_else(
+            |_| Some("the writer's state is unreadable".to_owned()),
+            |w| w.clone(),
+        )
+    }
+
+    /// Records the first failure; later ones keep it.
+    fn set(&self, why: impl FnOnce() -> String) {
+        if let Ok(mut w) = self.why.lock() {
+            w.get_or_insert_with(why);
+        }
+        self.set.store(true, std::sync::atomic::Ordering::Release);
+    }
 }
 
 impl Buffered {
@@ -303,9 +332,7 @@ impl Buffered {
     }
 
     fn append(&self, region: Arc<str>, body: &[u8]) -> Result<(), TraceError> {
-        if let Ok(failed) = self.failed.lock()
-            && let Some(why) = failed.as_ref()
-        {
+        if let Some(why) = self.failed.why() {
             return Err(TraceError::Io {
                 path: self.dir.display().to_string(),
                 message: format!("an earlier write failed ({why}); refusing until restart"),
@@ -458,17 +485,15 @@ fn write_pending(
     files: &mut HashMap<PathBuf, Appended>,
     pending: &[Pending],
     settle: Settle,
-    failed: &Mutex<Option<String>>,
+    failed: &Failed,
 ) {
-    if failed.lock().map_or(true, |f| f.is_some()) {
+    if failed.why().is_some() {
         return;
     }
     let fail = |path: &Path, e: std::io::Error| {
         metrics::counter!(crate::metrics::TRACE_WRITE_FAILURES).increment(1);
         tracing::error!(path = %path.display(), error = %e, "decision records could not be written; failing closed");
-        if let Ok(mut f) = failed.lock() {
-            f.get_or_insert_with(|| format!("{}: {e}", path.display()));
-        }
+        failed.set(|| format!("{}: {e}", path.display()));
     };
     let mut written = Vec::with_capacity(pending.len());
     for p in pending {
@@ -568,7 +593,7 @@ impl TraceWriter {
                 regions: Mutex::new(HashMap::default()),
                 io: Mutex::new(HashMap::default()),
                 wake: Condvar::new(),
-                failed: Mutex::new(None),
+                failed: Failed::default(),
             });
             for region in existing_regions(&dir) {
                 if let Err(e) = b.open(region) {
@@ -1183,7 +1208,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(FILE_NAME);
         std::fs::write(&path, b"good\n").unwrap();
-        let failed = Mutex::new(None);
+        let failed = Failed::default();
         let batch = |data: &[u8]| {
             vec![Pending {
                 region: Arc::from("eu"),
@@ -1197,7 +1222,7 @@ mod tests {
         let mut files = HashMap::default();
         files.insert(path.clone(), Appended::cached(File::open(&path).unwrap()));
         write_pending(&mut files, &batch(b"lost\n"), Settle::All, &failed);
-        assert!(failed.lock().unwrap().is_some());
+        assert!(failed.why().is_some());
         // What was buffered meanwhile chains onto the lost record: it is not written either,
         // even though the file could take it now.
         files.clear();
