@@ -1204,6 +1204,15 @@ mod tests {
     }
 
     #[test]
+    fn a_failure_is_seen_from_then_on_with_its_first_reason() {
+        let failed = Failed::default();
+        assert_eq!(failed.why(), None);
+        failed.set(|| "first".to_owned());
+        failed.set(|| "second".to_owned());
+        assert_eq!(failed.why().as_deref(), Some("first"));
+    }
+
+    #[test]
     fn after_a_failed_write_nothing_more_is_written() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(FILE_NAME);
