@@ -24,9 +24,10 @@ pub struct Received {
     /// The monotonic clock, read with `micros`: later times of the request are `micros` plus
     /// the monotonic time since `started`.
     pub started: Instant,
-    /// The head's framing facts, from a server that read the head itself (the lean HTTP/1.1
-    /// server). Otherwise they are the next in the connection's log
-    /// ([`crate::framing::FramingLog`]), which the sniffer under hyper fills.
+    /// The head's framing facts, given only by the lean HTTP/1.1 server, which read the head
+    /// itself (so their presence says that server will write the answer). Otherwise they are
+    /// the next in the connection's log ([`crate::framing::FramingLog`]), which the sniffer
+    /// under hyper fills.
     pub framing: Option<crate::framing::FramingFacts>,
 }
 

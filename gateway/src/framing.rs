@@ -66,9 +66,6 @@ pub struct FramingFacts {
     /// The request-target holds a `#`: a fragment is never sent (RFC 9112 section 3.2), and
     /// what follows it is dropped by one reader and kept by another.
     pub fragment: bool,
-    /// The request was read by the lean HTTP/1.1 server ([`crate::h1`]), which also writes
-    /// its answer.
-    pub lean: bool,
 }
 
 /// The facts for each request head of one connection, oldest first, and whether a head is
@@ -296,7 +293,6 @@ impl<IO> Sniff<IO> {
                 length_and_chunked: false,
                 bare_lf,
                 fragment: target.contains(&b'#'),
-                lean: false,
             });
             return State::Head;
         }
@@ -327,7 +323,6 @@ impl<IO> Sniff<IO> {
             length_and_chunked: length.is_some() && chunked,
             bare_lf,
             fragment: req.path.is_some_and(|p| p.contains('#')),
-            lean: false,
         });
         if upgrade || (length.is_some() && chunked) {
             // hyper closes after an ambiguous request and leaves HTTP/1 after an upgrade.

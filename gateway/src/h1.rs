@@ -321,7 +321,6 @@ fn take(
         length_and_chunked: false,
         bare_lf,
         fragment,
-        lean: true,
     });
     let started = Instant::from_std(received.started);
     req.extensions_mut().insert(received);

@@ -223,10 +223,10 @@ fn check(
     limits: &crate::config::Limits,
     decision_id: &str,
 ) -> Result<bool, Response<Body>> {
-    let mut lean = false;
+    // Only the lean server gives the facts with the request; hyper's heads are in the log.
+    let lean = framing.is_some();
     if req.version() <= Version::HTTP_11 {
         let facts = framing.or_else(|| conn.framing.next());
-        lean = facts.is_some_and(|f| f.lean);
         let why = match facts {
             Some(f) if f.length_and_chunked => {
                 Some("the request carries both Content-Length and Transfer-Encoding")
