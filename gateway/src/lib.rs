@@ -54,6 +54,7 @@ pub mod inspect;
 pub mod jsonstr;
 pub mod lean;
 pub mod limits;
+pub mod lowhex;
 pub mod metrics;
 pub mod pool;
 pub mod problem;

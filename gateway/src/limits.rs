@@ -99,18 +99,14 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// sequence.
 pub fn new_decision_id(instance_tag: u32, micros: i64) -> String {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut id = String::with_capacity(26);
-    push_hex(&mut id, (micros / 1000) as u64 & 0xffff_ffff_ffff, 12);
-    push_hex(&mut id, u64::from(instance_tag & 0xff_ffff), 6);
-    push_hex(&mut id, u64::from(n as u32), 8);
-    id
-}
-
-fn push_hex(out: &mut String, v: u64, digits: u32) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for shift in (0..digits).rev() {
-        out.push(HEX[((v >> (shift * 4)) & 0xf) as usize] as char);
-    }
+    let millis = (micros / 1000) as u64 & 0xffff_ffff_ffff;
+    let mut id = [0u8; 26];
+    id[..4].copy_from_slice(&crate::lowhex::digits8((millis >> 32) as u32)[4..]);
+    id[4..12].copy_from_slice(&crate::lowhex::digits8(millis as u32));
+    id[12..18].copy_from_slice(&crate::lowhex::digits8(instance_tag)[2..]);
+    id[18..].copy_from_slice(&crate::lowhex::digits8(n as u32));
+    // Hex digits are ASCII.
+    std::str::from_utf8(&id).unwrap_or_default().to_owned()
 }
 
 impl<S> Service<Request<Body>> for Limits<S>

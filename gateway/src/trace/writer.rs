@@ -957,18 +957,14 @@ fn chain_tail(out: &mut Vec<u8>, start: usize, head: &mut String) {
     out.extend_from_slice(b",\"prev_hash\":\"");
     out.extend_from_slice(head.as_bytes());
     out.extend_from_slice(b"\"}");
-    let mut buf = [0u8; 64];
-    // A 32-byte digest always fills 64 hex digits, and hex digits are ASCII.
-    let hex = match hex::encode_to_slice(Sha256::digest(&out[start..]), &mut buf) {
-        Ok(()) => std::str::from_utf8(&buf).unwrap_or(""),
-        Err(_) => "",
-    };
+    let buf = crate::lowhex::digest(&Sha256::digest(&out[start..]).into());
     out.truncate(out.len() - 1);
     out.extend_from_slice(HASH_FIELD);
-    out.extend_from_slice(hex.as_bytes());
+    out.extend_from_slice(&buf);
     out.extend_from_slice(b"\"}\n");
     head.clear();
-    head.push_str(hex);
+    // Hex digits are ASCII.
+    head.push_str(std::str::from_utf8(&buf).unwrap_or(""));
 }
 
 /// The regions that already have a directory: opened at start, so a torn tail left by a crash
