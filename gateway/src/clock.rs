@@ -74,8 +74,30 @@ impl PartialEq<&str> for Timestamp {
 
 /// The RFC 3339 UTC timestamp, with microseconds, of a time in microseconds since the epoch.
 pub fn rfc3339_micros(micros: i64) -> Timestamp {
+    // The date and time of day change once a second, and a thread writes many records a
+    // second: those 20 bytes are kept per thread with the second they are for.
+    thread_local! {
+        static SECOND: std::cell::Cell<(i64, [u8; 20])> =
+            const { std::cell::Cell::new((i64::MIN, [0; 20])) };
+    }
     let secs = micros.div_euclid(1_000_000);
     let frac = micros.rem_euclid(1_000_000);
+    let (at, prefix) = SECOND.get();
+    if at == secs {
+        let mut t = *b"0000-00-00T00:00:00.000000Z";
+        t[..20].copy_from_slice(&prefix);
+        put_digits(&mut t[20..26], frac);
+        return Timestamp(t);
+    }
+    let t = format_rfc3339(secs, frac);
+    let mut prefix = [0u8; 20];
+    prefix.copy_from_slice(&t.0[..20]);
+    SECOND.set((secs, prefix));
+    t
+}
+
+/// [`rfc3339_micros`] worked out from the seconds and the microseconds within them.
+fn format_rfc3339(secs: i64, frac: i64) -> Timestamp {
     let date = Date::from_unix_seconds(secs);
     let tod = secs.rem_euclid(86_400);
     let mut t = *b"0000-00-00T00:00:00.000000Z";
@@ -287,5 +309,26 @@ mod tests {
             "2020-07-16T00:00:00.000001Z"
         );
         assert_eq!(rfc3339_micros(0), "1970-01-01T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn a_kept_second_serves_only_its_own_times() {
+        // Within one second, across its edges (a day's and a year's), and back again.
+        let last = 1_798_761_599_000_000; // 2026-12-31T23:59:59Z
+        for (m, text) in [
+            (last, "2026-12-31T23:59:59.000000Z"),
+            (last + 999_999, "2026-12-31T23:59:59.999999Z"),
+            (last + 1_000_000, "2027-01-01T00:00:00.000000Z"),
+            (last + 1_000_001, "2027-01-01T00:00:00.000001Z"),
+            (last + 5, "2026-12-31T23:59:59.000005Z"),
+            (-1, "1969-12-31T23:59:59.999999Z"),
+            (0, "1970-01-01T00:00:00.000000Z"),
+        ] {
+            assert_eq!(rfc3339_micros(m), text);
+            assert_eq!(
+                rfc3339_micros(m),
+                format_rfc3339(m.div_euclid(1_000_000), m.rem_euclid(1_000_000))
+            );
+        }
     }
 }
