@@ -54,7 +54,7 @@ pub struct ConnInfo {
     /// Text forms made once per connection, not per request.
     pub peer_ip: String,
     pub local_text: String,
-    pub peer_truncated: String,
+    pub peer_truncated: domicile_regions::client_addr::Truncated,
     /// Framing facts hyper does not expose, recorded per HTTP/1 request head in order.
     pub framing: Arc<FramingLog>,
     /// The client's verified certificate (mTLS), when it presented one.

@@ -237,31 +237,105 @@ pub fn geo_address(ip: IpAddr) -> Option<IpAddr> {
     }
 }
 
+/// An address truncated for records (`192.0.2.0/24`, `2001:db8:1::/48`), held inline: a
+/// decision record takes one per request.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Truncated {
+    len: u8,
+    // The longest is `ffff:ffff:ffff::/48`, 19 bytes.
+    text: [u8; 24],
+}
+
+impl Truncated {
+    pub fn as_str(&self) -> &str {
+        // Digits, hex letters, `.`, `:` and `/` only.
+        std::str::from_utf8(&self.text[..usize::from(self.len)]).unwrap_or("")
+    }
+
+    fn push(&mut self, b: u8) {
+        if let Some(c) = self.text.get_mut(usize::from(self.len)) {
+            *c = b;
+            self.len += 1;
+        }
+    }
+
+    fn push_all(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.push(b);
+        }
+    }
+}
+
+impl std::ops::Deref for Truncated {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Display for Truncated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for Truncated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl serde::Serialize for Truncated {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for Truncated {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// The address truncated for records: /24 for IPv4, /48 for IPv6.
-pub fn truncate(ip: IpAddr) -> String {
+pub fn truncate(ip: IpAddr) -> Truncated {
+    let mut t = Truncated {
+        len: 0,
+        text: [0; 24],
+    };
     match canonical(ip) {
         IpAddr::V4(v4) => {
-            // Built by hand: this runs for every decision record.
-            let mut s = String::with_capacity(18);
             for o in &v4.octets()[..3] {
                 let o = *o;
                 if o >= 100 {
-                    s.push(char::from(b'0' + o / 100));
+                    t.push(b'0' + o / 100);
                 }
                 if o >= 10 {
-                    s.push(char::from(b'0' + o / 10 % 10));
+                    t.push(b'0' + o / 10 % 10);
                 }
-                s.push(char::from(b'0' + o % 10));
-                s.push('.');
+                t.push(b'0' + o % 10);
+                t.push(b'.');
             }
-            s.push_str("0/24");
-            s
+            t.push_all(b"0/24");
         }
         IpAddr::V6(v6) => {
-            let s = v6.segments();
-            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            for seg in &v6.segments()[..3] {
+                // Without leading zeros, as `{:x}` writes it.
+                let mut started = false;
+                for shift in [12u16, 8, 4, 0] {
+                    let d = (seg >> shift) & 0xf;
+                    if d != 0 || started || shift == 0 {
+                        t.push(HEX[usize::from(d)]);
+                        started = true;
+                    }
+                }
+                t.push(b':');
+            }
+            t.push_all(b":/48");
         }
     }
+    t
 }
 
 #[cfg(test)]
@@ -381,9 +455,24 @@ mod tests {
         for o in 0..=255u8 {
             let a = std::net::Ipv4Addr::new(o, 255 - o, o / 3, o);
             assert_eq!(
-                truncate(IpAddr::V4(a)),
+                truncate(IpAddr::V4(a)).as_str(),
                 format!("{}.{}.{}.0/24", o, 255 - o, o / 3)
             );
         }
+    }
+
+    #[test]
+    fn every_ipv6_segment_is_written_like_display() {
+        for seg in [
+            0u16, 1, 0xf, 0x10, 0xab, 0x100, 0xfff, 0x1000, 0xabcd, 0xffff, 0x0f0f, 0xf00,
+        ] {
+            let a = std::net::Ipv6Addr::new(seg, 0xffff - seg, seg / 3, 1, 2, 3, 4, 5);
+            let s = a.segments();
+            assert_eq!(
+                truncate(IpAddr::V6(a)).as_str(),
+                format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+            );
+        }
+        assert_eq!(truncate(ip("ffff:ffff:ffff::1")), "ffff:ffff:ffff::/48");
     }
 }

@@ -130,7 +130,7 @@ pub fn record_of<'a>(
             conflict: ctx.resolution.as_ref().is_some_and(|r| r.conflict),
             evidence: ctx.resolution.as_ref().map_or(empty_e, |r| &r.evidence),
             client_address: match ctx.client.as_ref() {
-                Some(c) if c.source == AddrSource::Peer => Some(ctx.conn.peer_truncated.clone()),
+                Some(c) if c.source == AddrSource::Peer => Some(ctx.conn.peer_truncated),
                 Some(c) => c.ip.map(truncate),
                 None => None,
             },

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use domicile_policy::{Country, Date, Reason};
+use domicile_regions::client_addr::Truncated;
 use domicile_regions::{Evidence, Plausible, Rejected};
 use serde::Serialize;
 
@@ -27,14 +28,14 @@ pub struct SubjectRecord<'a> {
     pub conflict: bool,
     pub evidence: &'a [Evidence],
     /// The client address truncated to /24 or /48.
-    pub client_address: Option<String>,
+    pub client_address: Option<Truncated>,
     pub client_address_source: &'static str,
     /// An `X-Forwarded-For` from an untrusted peer was ignored.
     pub forwarded_for_ignored: bool,
     /// What the ignored chain claimed the client was, truncated as `client_address` is; only
     /// when one was ignored and its first entry is an address.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub forwarded_for_claimed: Option<String>,
+    pub forwarded_for_claimed: Option<Truncated>,
     pub geoip_build_epoch: Option<u64>,
     pub home_region: Option<&'a str>,
     /// The plausible jurisdictions with their confidence.
@@ -177,11 +178,15 @@ impl DecisionRecord<'_> {
                     }
                     eo.end()
                 })
-                .opt_str("client_address", s.client_address.as_deref())
+                .with("client_address", |o| match &s.client_address {
+                    // Digits, hex letters and `.:/`: nothing to escape.
+                    Some(t) => json::safe_ascii(o, t.as_bytes()),
+                    None => o.extend_from_slice(b"null"),
+                })
                 .safe("client_address_source", s.client_address_source)
                 .bool("forwarded_for_ignored", s.forwarded_for_ignored);
                 if let Some(c) = &s.forwarded_for_claimed {
-                    so.str("forwarded_for_claimed", c);
+                    so.ascii("forwarded_for_claimed", c.as_bytes());
                 }
                 so.opt_num("geoip_build_epoch", s.geoip_build_epoch)
                     .opt_str("home_region", s.home_region)
@@ -295,6 +300,7 @@ mod tests {
     use super::*;
     use domicile_policy::{Category, Country};
     use domicile_regions::EvidenceSource;
+    use domicile_regions::client_addr::truncate;
 
     #[test]
     fn the_fast_writer_matches_serde_json() {
@@ -390,10 +396,12 @@ mod tests {
                     regimes: &regimes,
                     conflict: true,
                     evidence: &evidence,
-                    client_address: Some("198.51.100.0/24".into()),
+                    client_address: Some(truncate("198.51.100.9".parse().unwrap())),
                     client_address_source: "x_forwarded_for",
                     forwarded_for_ignored: region.is_none(),
-                    forwarded_for_claimed: region.is_none().then(|| "203.0.113.0/24".into()),
+                    forwarded_for_claimed: region
+                        .is_none()
+                        .then(|| truncate("203.0.113.7".parse().unwrap())),
                     geoip_build_epoch: epoch,
                     home_region: region,
                     plausible: &plausible,
