@@ -252,6 +252,11 @@ impl Truncated {
         std::str::from_utf8(&self.text[..usize::from(self.len)]).unwrap_or("")
     }
 
+    /// The same text as bytes, without a UTF-8 check.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.text[..usize::from(self.len)]
+    }
+
     fn push(&mut self, b: u8) {
         if let Some(c) = self.text.get_mut(usize::from(self.len)) {
             *c = b;
