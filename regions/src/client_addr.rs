@@ -197,8 +197,51 @@ fn parse_forwarded_element(element: &[u8]) -> Option<IpAddr> {
 /// Strict parse of one `X-Forwarded-For` entry: a bare IPv4 or IPv6 address, optional spaces
 /// around it. Ports, brackets, `unknown` and obfuscated forms are rejected.
 fn parse_entry(entry: &[u8]) -> Option<IpAddr> {
-    let s = std::str::from_utf8(entry).ok()?.trim_matches([' ', '\t']);
+    let mut b = entry;
+    while let [b' ' | b'\t', rest @ ..] = b {
+        b = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = b {
+        b = rest;
+    }
+    if let Some(v4) = dotted_quad(b) {
+        return Some(IpAddr::V4(v4));
+    }
+    let s = std::str::from_utf8(b).ok()?;
     s.parse::<IpAddr>().ok().map(canonical)
+}
+
+/// An IPv4 address in the form the standard parser takes (four decimal octets of one to three
+/// digits, no leading zero, each at most 255), read from bytes without a UTF-8 check: most
+/// entries are one. `None` for anything else, which then goes to the standard parser.
+fn dotted_quad(b: &[u8]) -> Option<std::net::Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let (mut k, mut n, mut digits) = (0, 0u16, 0);
+    for &c in b {
+        match c {
+            b'0'..=b'9' => {
+                // A digit after a leading zero, or an octet past 255.
+                if digits > 0 && n == 0 {
+                    return None;
+                }
+                n = n * 10 + u16::from(c - b'0');
+                digits += 1;
+                if n > 255 {
+                    return None;
+                }
+            }
+            b'.' if digits > 0 && k < 3 => {
+                octets[k] = n as u8;
+                (k, n, digits) = (k + 1, 0, 0);
+            }
+            _ => return None,
+        }
+    }
+    if digits == 0 || k != 3 {
+        return None;
+    }
+    octets[3] = n as u8;
+    Some(std::net::Ipv4Addr::from(octets))
 }
 
 /// IPv4-mapped IPv6 addresses are looked up as the IPv4 address they carry.
@@ -453,6 +496,76 @@ mod tests {
         assert_eq!(canonical(ip("::ffff:192.0.2.9")), ip("192.0.2.9"));
         assert_eq!(truncate(ip("192.0.2.9")), "192.0.2.0/24");
         assert_eq!(truncate(ip("2001:db8:1:2::5")), "2001:db8:1::/48");
+    }
+
+    #[test]
+    fn entries_parse_as_the_standard_parser_reads_them() {
+        let std_read = |e: &[u8]| {
+            std::str::from_utf8(e)
+                .ok()
+                .map(|s| s.trim_matches([' ', '\t']))
+                .and_then(|s| s.parse::<IpAddr>().ok())
+                .map(canonical)
+        };
+        let mut cases: Vec<Vec<u8>> = [
+            "192.0.2.10",
+            " 192.0.2.10",
+            "192.0.2.10\t ",
+            "0.0.0.0",
+            "255.255.255.255",
+            "256.0.0.1",
+            "1.2.3",
+            "1.2.3.4.5",
+            "01.2.3.4",
+            "1.2.3.04",
+            "1.2.3.0",
+            "1..2.3",
+            ".1.2.3",
+            "1.2.3.",
+            "1.2.3.4 ",
+            "1.2.3.-4",
+            "+1.2.3.4",
+            "1.2.3.4:80",
+            "1.2.3.1000",
+            "::ffff:192.0.2.9",
+            "2001:db8::1",
+            "[2001:db8::1]",
+            "unknown",
+            "",
+            " ",
+            "1.2.3.a",
+            "१.2.3.4",
+            "1.2.3.4\n",
+            "999.1.1.1",
+            "00.1.1.1",
+            "0.1.1.1",
+        ]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .collect();
+        // Every byte in every place of a short address.
+        for at in 0..7 {
+            for c in 0..=255u8 {
+                let mut e = b"1.2.3.4".to_vec();
+                e[at] = c;
+                cases.push(e);
+            }
+        }
+        // Every octet value with and without leading zeros, in the first and the last place.
+        for n in 0..1000 {
+            for octet in [format!("{n}"), format!("0{n}"), format!("00{n}")] {
+                cases.push(format!("{octet}.9.9.9").into_bytes());
+                cases.push(format!("9.9.9.{octet}").into_bytes());
+            }
+        }
+        for e in cases {
+            assert_eq!(
+                parse_entry(&e),
+                std_read(&e),
+                "{:?}",
+                String::from_utf8_lossy(&e)
+            );
+        }
     }
 
     #[test]
