@@ -44,7 +44,7 @@ impl Step for DecideStep {
 /// other value, or no header, means no preference.
 pub fn global_privacy_control(headers: &http::HeaderMap) -> bool {
     headers
-        .get_all("sec-gpc")
+        .get_all(crate::headers::SEC_GPC)
         .iter()
         .any(|v| v.as_bytes().trim_ascii() == b"1")
 }

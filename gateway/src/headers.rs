@@ -13,6 +13,8 @@ pub const VERDICT: HeaderName = HeaderName::from_static("domicile-verdict");
 pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+/// Global Privacy Control (`Sec-GPC: 1`).
+pub const SEC_GPC: HeaderName = HeaderName::from_static("sec-gpc");
 
 const OWN: [HeaderName; 4] = [DECISION, SUBJECT_JURISDICTION, REGION, VERDICT];
 
