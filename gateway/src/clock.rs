@@ -48,29 +48,7 @@ impl Timestamp {
     }
 }
 
-impl std::fmt::Display for Timestamp {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::fmt::Debug for Timestamp {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Debug::fmt(self.as_str(), f)
-    }
-}
-
-impl serde::Serialize for Timestamp {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-impl PartialEq<&str> for Timestamp {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
+domicile_regions::text_traits!(Timestamp);
 
 /// The RFC 3339 UTC timestamp, with microseconds, of a time in microseconds since the epoch.
 pub fn rfc3339_micros(micros: i64) -> Timestamp {
