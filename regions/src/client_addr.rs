@@ -314,13 +314,6 @@ impl Truncated {
     }
 }
 
-impl std::ops::Deref for Truncated {
-    type Target = str;
-    fn deref(&self) -> &str {
-        self.as_str()
-    }
-}
-
 crate::text_traits!(Truncated);
 
 /// The address truncated for records: /24 for IPv4, /48 for IPv6.
