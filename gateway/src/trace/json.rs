@@ -152,6 +152,16 @@ impl<'a> Obj<'a> {
         self
     }
 
+    /// [`Obj::opt_str`] for a value that needs no escaping (see [`safe_string`]).
+    #[inline(always)]
+    pub fn opt_safe(&mut self, k: &'static str, v: Option<&str>) -> &mut Self {
+        match v {
+            Some(s) => safe_string(self.key(k), s),
+            None => self.key(k).extend_from_slice(b"null"),
+        }
+        self
+    }
+
     #[inline(always)]
     pub fn opt_str(&mut self, k: &'static str, v: Option<&str>) -> &mut Self {
         opt_string(self.key(k), v);

@@ -149,7 +149,8 @@ impl DecisionRecord<'_> {
                 Obj::new(o)
                     .str("instance", self.gateway.instance)
                     .opt_str("region", self.gateway.region)
-                    .str("listen", self.gateway.listen)
+                    // A socket address as the gateway wrote it.
+                    .safe("listen", self.gateway.listen)
                     .end()
             })
             .safe("policy_revision", self.policy_revision)
@@ -207,9 +208,10 @@ impl DecisionRecord<'_> {
                             .safe("reason", r.reason)
                             .end()
                     })
-                    .opt_str("geoip_build_date", s.geoip_build_date)
-                    .opt_str("home_region_source", s.home_region_source)
-                    .opt_str("directory", s.directory);
+                    // A date the gateway formatted, and names fixed in the code.
+                    .opt_safe("geoip_build_date", s.geoip_build_date)
+                    .opt_safe("home_region_source", s.home_region_source)
+                    .opt_safe("directory", s.directory);
                 if let Some(p) = &s.pseudonym {
                     so.str("pseudonym", p);
                 }
