@@ -152,11 +152,11 @@ impl<'a> Obj<'a> {
         self
     }
 
-    /// [`Obj::opt_str`] for a value that needs no escaping (see [`safe_string`]).
+    /// `null`, or printable ASCII bytes that need no escaping (see [`safe_ascii`]).
     #[inline(always)]
-    pub fn opt_safe(&mut self, k: &'static str, v: Option<&str>) -> &mut Self {
+    pub fn opt_ascii(&mut self, k: &'static str, v: Option<&[u8]>) -> &mut Self {
         match v {
-            Some(s) => safe_string(self.key(k), s),
+            Some(b) => safe_ascii(self.key(k), b),
             None => self.key(k).extend_from_slice(b"null"),
         }
         self

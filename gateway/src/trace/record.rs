@@ -179,11 +179,11 @@ impl DecisionRecord<'_> {
                     }
                     eo.end()
                 })
-                .with("client_address", |o| match &s.client_address {
-                    // Digits, hex letters and `.:/`: nothing to escape.
-                    Some(t) => json::safe_ascii(o, t.as_bytes()),
-                    None => o.extend_from_slice(b"null"),
-                })
+                // Digits, hex letters and `.:/`: nothing to escape.
+                .opt_ascii(
+                    "client_address",
+                    s.client_address.as_ref().map(Truncated::as_bytes),
+                )
                 .safe("client_address_source", s.client_address_source)
                 .bool("forwarded_for_ignored", s.forwarded_for_ignored);
                 if let Some(c) = &s.forwarded_for_claimed {
@@ -209,9 +209,12 @@ impl DecisionRecord<'_> {
                             .end()
                     })
                     // A date the gateway formatted, and names fixed in the code.
-                    .opt_safe("geoip_build_date", s.geoip_build_date)
-                    .opt_safe("home_region_source", s.home_region_source)
-                    .opt_safe("directory", s.directory);
+                    .opt_ascii("geoip_build_date", s.geoip_build_date.map(str::as_bytes))
+                    .opt_ascii(
+                        "home_region_source",
+                        s.home_region_source.map(str::as_bytes),
+                    )
+                    .opt_ascii("directory", s.directory.map(str::as_bytes));
                 if let Some(p) = &s.pseudonym {
                     so.str("pseudonym", p);
                 }
