@@ -19,6 +19,7 @@ pub mod record;
 pub mod refusal;
 pub mod replay;
 pub mod review;
+mod shared_prefix;
 pub mod verify;
 pub mod writer;
 

@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::append::{Appended, advise_dontneed, page_size, whole_pages_end};
 use super::json::Obj;
+use super::shared_prefix::PrefixHasher;
 pub use super::verify::{ChainBreak, verify_file};
 use crate::config::Durability;
 use crate::config::trace::{Rotation, SigningKey};
@@ -121,6 +122,8 @@ struct Segment {
     records: u64,
     opened: SystemTime,
     sequence: u64,
+    /// Hashes the lines chained here, reusing work over the blocks alike records share.
+    hasher: PrefixHasher,
 }
 
 impl Segment {
@@ -142,7 +145,7 @@ impl Segment {
     fn chain(&mut self, out: &mut Vec<u8>, body: &[u8]) {
         let before = out.len();
         out.extend_from_slice(body);
-        chain_tail(out, before, &mut self.head);
+        chain_tail(out, before, &mut self.head, |line| self.hasher.digest(line));
         self.len += (out.len() - before) as u64;
         self.records += 1;
     }
@@ -892,6 +895,7 @@ fn open_segment(dir: &Path, region: &str) -> Result<(Segment, File), TraceError>
             records,
             opened,
             sequence,
+            hasher: PrefixHasher::default(),
         },
         file,
     ))
@@ -943,21 +947,27 @@ pub fn chain_into(out: &mut Vec<u8>, body: &[u8], prev: &str) -> String {
     let start = out.len();
     out.extend_from_slice(body);
     let mut head = prev.to_owned();
-    chain_tail(out, start, &mut head);
+    chain_tail(out, start, &mut head, |line| Sha256::digest(line).into());
     head
 }
 
 /// Chains the JSON object just written at `out[start..]` to `head` in place: its closing
-/// brace becomes `"prev_hash":head}`, that object's SHA-256 is appended as `hash` with the
-/// newline, and `head` becomes the new hash (its buffer reused, nothing allocated).
-fn chain_tail(out: &mut Vec<u8>, start: usize, head: &mut String) {
+/// brace becomes `"prev_hash":head}`, that object's SHA-256 (by `sha256`) is appended as
+/// `hash` with the newline, and `head` becomes the new hash (its buffer reused, nothing
+/// allocated).
+fn chain_tail(
+    out: &mut Vec<u8>,
+    start: usize,
+    head: &mut String,
+    sha256: impl FnOnce(&[u8]) -> [u8; 32],
+) {
     if out.len() > start {
         out.pop();
     }
     out.extend_from_slice(b",\"prev_hash\":\"");
     out.extend_from_slice(head.as_bytes());
     out.extend_from_slice(b"\"}");
-    let buf = crate::lowhex::digest(&Sha256::digest(&out[start..]).into());
+    let buf = crate::lowhex::digest(&sha256(&out[start..]));
     out.truncate(out.len() - 1);
     out.extend_from_slice(HASH_FIELD);
     out.extend_from_slice(&buf);
