@@ -27,17 +27,6 @@ pub struct SubjectRecord<'a> {
     pub regimes: &'a [Arc<str>],
     pub conflict: bool,
     pub evidence: &'a [Evidence],
-    /// The client address truncated to /24 or /48.
-    pub client_address: Option<Truncated>,
-    pub client_address_source: &'static str,
-    /// An `X-Forwarded-For` from an untrusted peer was ignored.
-    pub forwarded_for_ignored: bool,
-    /// What the ignored chain claimed the client was, truncated as `client_address` is; only
-    /// when one was ignored and its first entry is an address.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub forwarded_for_claimed: Option<Truncated>,
-    pub geoip_build_epoch: Option<u64>,
-    pub home_region: Option<&'a str>,
     /// The plausible jurisdictions with their confidence.
     pub plausible: &'a [Plausible],
     /// How conflicting evidence was resolved: `strictest` or `precedence`.
@@ -47,13 +36,24 @@ pub struct SubjectRecord<'a> {
     /// Evidence offered and not accepted (tokens that did not verify, spoofed subject headers,
     /// anonymiser addresses).
     pub rejected_evidence: &'a [Rejected],
-    /// The GeoIP database's build date (UTC).
-    pub geoip_build_date: Option<&'a str>,
+    pub home_region: Option<&'a str>,
     /// Where the home region came from: `directory`, `token`, `header` or `jurisdiction`.
     pub home_region_source: Option<&'static str>,
     /// What the subject directory did: `absent`, `found`, `stored` or `failed`; absent when
     /// there is no directory or no subject id.
     pub directory: Option<&'static str>,
+    pub geoip_build_epoch: Option<u64>,
+    /// The GeoIP database's build date (UTC).
+    pub geoip_build_date: Option<&'a str>,
+    pub client_address_source: &'static str,
+    /// An `X-Forwarded-For` from an untrusted peer was ignored.
+    pub forwarded_for_ignored: bool,
+    /// The client address truncated to /24 or /48.
+    pub client_address: Option<Truncated>,
+    /// What the ignored chain claimed the client was, truncated as `client_address` is; only
+    /// when one was ignored and its first entry is an address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forwarded_for_claimed: Option<Truncated>,
     /// The keyed pseudonym of the subject identifier (see [`crate::config::trace::Pseudonyms`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pseudonym: Option<String>,
@@ -110,20 +110,18 @@ fn none(v: &&[String]) -> bool {
     v.is_empty()
 }
 
-/// One decision.
+/// One decision. The fields are in the order they are written: what tends to be the same
+/// from one request to the next first (route, destination, verdict, reasons), what changes
+/// with every request last (the subject's address, the id and the time), so alike records
+/// begin with the same bytes (see [`super::shared_prefix`]).
 #[derive(Debug, Serialize)]
 pub struct DecisionRecord<'a> {
     pub schema: &'static str,
-    pub decision_id: &'a str,
-    pub time: crate::clock::Timestamp,
     pub gateway: GatewayInfo<'a>,
     pub policy_revision: &'a str,
     pub route: &'a str,
     pub method: &'a str,
     pub purpose: &'a str,
-    pub subject: SubjectRecord<'a>,
-    pub inspection: InspectionRecord<'a>,
-    pub findings: &'a [Finding],
     pub destination: Option<DestinationRecord<'a>>,
     pub verdict: &'static str,
     pub reason_code: &'static str,
@@ -133,6 +131,11 @@ pub struct DecisionRecord<'a> {
     pub reasons: &'a [Reason],
     pub enforced: bool,
     pub outcome: OutcomeRecord,
+    pub inspection: InspectionRecord<'a>,
+    pub findings: &'a [Finding],
+    pub subject: SubjectRecord<'a>,
+    pub decision_id: &'a str,
+    pub time: crate::clock::Timestamp,
 }
 
 use super::json::{self, Obj};
@@ -143,8 +146,6 @@ impl DecisionRecord<'_> {
         let s = &self.subject;
         Obj::new(out)
             .safe("schema", self.schema)
-            .safe("decision_id", self.decision_id)
-            .ascii("time", self.time.as_bytes())
             .with("gateway", |o| {
                 Obj::new(o)
                     .str("instance", self.gateway.instance)
@@ -157,98 +158,6 @@ impl DecisionRecord<'_> {
             .str("route", self.route)
             .safe("method", self.method)
             .str("purpose", self.purpose)
-            .with("subject", |o| {
-                let mut so = Obj::new(o);
-                so.array("jurisdictions", s.jurisdictions, |o, c| {
-                    json::safe_ascii(o, c.as_bytes())
-                })
-                .array("regimes", s.regimes, |o, r| json::string(o, r))
-                .bool("conflict", s.conflict)
-                .array("evidence", s.evidence, |o, e| {
-                    let mut eo = Obj::new(o);
-                    eo.safe("source", e.source.as_str())
-                        .safe("kind", e.kind.as_str())
-                        .ascii("country", e.country.as_bytes())
-                        .num("weight", u64::from(e.weight))
-                        .str("location", &e.location);
-                    if let Some(c) = e.category {
-                        eo.str("category", c);
-                    }
-                    if let Some(d) = e.detector {
-                        eo.str("detector", d);
-                    }
-                    eo.end()
-                })
-                // Digits, hex letters and `.:/`: nothing to escape.
-                .opt_ascii(
-                    "client_address",
-                    s.client_address.as_ref().map(Truncated::as_bytes),
-                )
-                .safe("client_address_source", s.client_address_source)
-                .bool("forwarded_for_ignored", s.forwarded_for_ignored);
-                if let Some(c) = &s.forwarded_for_claimed {
-                    so.ascii("forwarded_for_claimed", c.as_bytes());
-                }
-                so.opt_num("geoip_build_epoch", s.geoip_build_epoch)
-                    .opt_str("home_region", s.home_region)
-                    .array("plausible", s.plausible, |o, p| {
-                        Obj::new(o)
-                            .ascii("country", p.country.as_bytes())
-                            .num("confidence", u64::from(p.confidence))
-                            .end()
-                    })
-                    .safe("rule", s.rule)
-                    .array("citizenship", s.citizenship, |o, c| {
-                        json::safe_ascii(o, c.as_bytes())
-                    })
-                    .array("rejected_evidence", s.rejected_evidence, |o, r| {
-                        Obj::new(o)
-                            .safe("source", r.source.as_str())
-                            .str("location", &r.location)
-                            .safe("reason", r.reason)
-                            .end()
-                    })
-                    // A date the gateway formatted, and names fixed in the code.
-                    .opt_ascii("geoip_build_date", s.geoip_build_date.map(str::as_bytes))
-                    .opt_ascii(
-                        "home_region_source",
-                        s.home_region_source.map(str::as_bytes),
-                    )
-                    .opt_ascii("directory", s.directory.map(str::as_bytes));
-                if let Some(p) = &s.pseudonym {
-                    so.str("pseudonym", p);
-                }
-                so.end()
-            })
-            .with("inspection", |o| {
-                let mut i = Obj::new(o);
-                match self.inspection.status {
-                    InspectStatus::Skipped => i.safe("status", "skipped"),
-                    InspectStatus::Complete => i.safe("status", "complete"),
-                    InspectStatus::Uninspectable(why) => i
-                        .safe("status", "uninspectable")
-                        .str("reason", why.as_str()),
-                };
-                for (k, list) in [
-                    ("not_inspected", self.inspection.not_inspected),
-                    ("unmapped_fields", self.inspection.unmapped_fields),
-                ] {
-                    if !list.is_empty() {
-                        i.array(k, list, |o, s| json::string(o, s));
-                    }
-                }
-                i.end()
-            })
-            .array("findings", self.findings, |o, f| {
-                let mut fo = Obj::new(o);
-                fo.safe("category", f.category.as_str())
-                    .str("location", &f.location)
-                    .safe("detector", f.detector);
-                if let Some(c) = f.country {
-                    fo.ascii("country", c.as_bytes());
-                }
-                fo.end()
-            })
             .with("destination", |o| match &self.destination {
                 Some(d) => Obj::new(o)
                     .str("region", d.region)
@@ -281,6 +190,100 @@ impl DecisionRecord<'_> {
                 }
                 oo.end()
             })
+            .with("inspection", |o| {
+                let mut i = Obj::new(o);
+                match self.inspection.status {
+                    InspectStatus::Skipped => i.safe("status", "skipped"),
+                    InspectStatus::Complete => i.safe("status", "complete"),
+                    InspectStatus::Uninspectable(why) => i
+                        .safe("status", "uninspectable")
+                        .str("reason", why.as_str()),
+                };
+                for (k, list) in [
+                    ("not_inspected", self.inspection.not_inspected),
+                    ("unmapped_fields", self.inspection.unmapped_fields),
+                ] {
+                    if !list.is_empty() {
+                        i.array(k, list, |o, s| json::string(o, s));
+                    }
+                }
+                i.end()
+            })
+            .array("findings", self.findings, |o, f| {
+                let mut fo = Obj::new(o);
+                fo.safe("category", f.category.as_str())
+                    .str("location", &f.location)
+                    .safe("detector", f.detector);
+                if let Some(c) = f.country {
+                    fo.ascii("country", c.as_bytes());
+                }
+                fo.end()
+            })
+            .with("subject", |o| {
+                let mut so = Obj::new(o);
+                so.array("jurisdictions", s.jurisdictions, |o, c| {
+                    json::safe_ascii(o, c.as_bytes())
+                })
+                .array("regimes", s.regimes, |o, r| json::string(o, r))
+                .bool("conflict", s.conflict)
+                .array("evidence", s.evidence, |o, e| {
+                    let mut eo = Obj::new(o);
+                    eo.safe("source", e.source.as_str())
+                        .safe("kind", e.kind.as_str())
+                        .ascii("country", e.country.as_bytes())
+                        .num("weight", u64::from(e.weight))
+                        .str("location", &e.location);
+                    if let Some(c) = e.category {
+                        eo.str("category", c);
+                    }
+                    if let Some(d) = e.detector {
+                        eo.str("detector", d);
+                    }
+                    eo.end()
+                })
+                .array("plausible", s.plausible, |o, p| {
+                    Obj::new(o)
+                        .ascii("country", p.country.as_bytes())
+                        .num("confidence", u64::from(p.confidence))
+                        .end()
+                })
+                .safe("rule", s.rule)
+                .array("citizenship", s.citizenship, |o, c| {
+                    json::safe_ascii(o, c.as_bytes())
+                })
+                .array("rejected_evidence", s.rejected_evidence, |o, r| {
+                    Obj::new(o)
+                        .safe("source", r.source.as_str())
+                        .str("location", &r.location)
+                        .safe("reason", r.reason)
+                        .end()
+                })
+                .opt_str("home_region", s.home_region)
+                // Names fixed in the code, and a date the gateway formatted.
+                .opt_ascii(
+                    "home_region_source",
+                    s.home_region_source.map(str::as_bytes),
+                )
+                .opt_ascii("directory", s.directory.map(str::as_bytes))
+                .opt_num("geoip_build_epoch", s.geoip_build_epoch)
+                .opt_ascii("geoip_build_date", s.geoip_build_date.map(str::as_bytes))
+                .safe("client_address_source", s.client_address_source)
+                .bool("forwarded_for_ignored", s.forwarded_for_ignored)
+                // Digits, hex letters and `.:/`: nothing to escape.
+                .opt_ascii(
+                    "client_address",
+                    s.client_address.as_ref().map(Truncated::as_bytes),
+                );
+                if let Some(c) = &s.forwarded_for_claimed {
+                    so.ascii("forwarded_for_claimed", c.as_bytes());
+                }
+                if let Some(p) = &s.pseudonym {
+                    so.str("pseudonym", p);
+                }
+                so.end()
+            })
+            .safe("decision_id", self.decision_id)
+            .ascii("time", self.time.as_bytes())
             .end();
     }
 }
@@ -443,9 +446,20 @@ mod tests {
             };
             let mut fast = Vec::new();
             record.write_json(&mut fast);
-            assert_eq!(
-                String::from_utf8(fast).unwrap(),
-                serde_json::to_string(&record).unwrap()
+            let text = String::from_utf8(fast).unwrap();
+            assert_eq!(text, serde_json::to_string(&record).unwrap());
+            // What changes from request to request comes last, so that alike records begin
+            // with the same bytes: the subject (its client address last), the id, the time.
+            let at = |key: &str| text.find(&format!("\"{key}\":")).unwrap();
+            assert!(text.starts_with("{\"schema\":\"domicile.decision/1\",\"gateway\":"));
+            assert!(at("route") < at("destination") && at("destination") < at("reasons"));
+            assert!(at("reasons") < at("outcome") && at("outcome") < at("findings"));
+            assert!(at("findings") < at("subject") && at("subject") < at("decision_id"));
+            assert!(at("jurisdictions") < at("evidence") && at("evidence") < at("client_address"));
+            assert!(at("client_address") < at("decision_id") && at("decision_id") < at("time"));
+            assert!(
+                !text[at("time")..].contains(",\""),
+                "time is the last field: {text}"
             );
         }
         for (status, error) in [(Some(200), None), (None, Some("upstream_timeout"))] {
