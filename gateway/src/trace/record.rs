@@ -449,7 +449,7 @@ mod tests {
             let text = String::from_utf8(fast).unwrap();
             assert_eq!(text, serde_json::to_string(&record).unwrap());
             // What changes from request to request comes last, so that alike records begin
-            // with the same bytes: the subject (its client address last), the id, the time.
+            // with the same bytes: the subject (its addresses and pseudonym last), the id, the time.
             let at = |key: &str| text.find(&format!("\"{key}\":")).unwrap();
             assert!(text.starts_with("{\"schema\":\"domicile.decision/1\",\"gateway\":"));
             assert!(at("route") < at("destination") && at("destination") < at("reasons"));

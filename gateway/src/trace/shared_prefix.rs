@@ -51,26 +51,28 @@ impl PrefixHasher {
         }
         self.tick = self.tick.wrapping_add(1);
         let tick = self.tick;
-        // The slot sharing the most bytes with `line`, and how many.
-        let mut best: Option<(usize, usize)> = None;
-        for (i, slot) in self.slots.iter_mut().enumerate() {
-            let covers = slot.covers;
-            if covers > 0 && line.len() >= covers && line[..covers] == slot.line[..covers] {
-                slot.used = tick;
-                let mut h = slot.state.clone();
-                h.update(&line[covers..]);
-                return h.finalize().into();
-            }
-            let shared = common_prefix(line, &slot.line);
-            if best.is_none_or(|(_, most)| shared > most) {
-                best = Some((i, shared));
-            }
+        // A kept state over bytes the line begins with.
+        if let Some(slot) = self.slots.iter_mut().find(|s| {
+            s.covers > 0 && line.len() >= s.covers && line[..s.covers] == s.line[..s.covers]
+        }) {
+            slot.used = tick;
+            let mut h = slot.state.clone();
+            h.update(&line[slot.covers..]);
+            return h.finalize().into();
         }
-        let covers = best.map_or(0, |(_, shared)| shared / BLOCK * BLOCK);
+        // None: the waiting line (one without a state) sharing the most with this one. A
+        // slot with a state is not narrowed to a line that shares less of it: lines of
+        // another kind get their own slot.
+        let best = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.covers == 0)
+            .map(|(i, s)| (i, common_prefix(line, &s.line) / BLOCK * BLOCK))
+            .max_by_key(|&(i, covers)| (covers, std::cmp::Reverse(i)));
         match best {
-            // The line shares enough with one that has no state yet: keep the state over
-            // what they share.
-            Some((i, _)) if covers >= MIN_SHARED && self.slots[i].covers == 0 => {
+            // Enough in common: keep the state over it.
+            Some((i, covers)) if covers >= MIN_SHARED => {
                 let slot = &mut self.slots[i];
                 let mut h = Sha256::new();
                 h.update(&line[..covers]);
@@ -82,9 +84,7 @@ impl PrefixHasher {
                 h.update(&line[covers..]);
                 h.finalize().into()
             }
-            // Otherwise the line waits in the least recently used slot for one like it. A
-            // slot with a state is not narrowed to a line that shares less of it: lines of
-            // another kind get their own slot.
+            // Otherwise the line waits in the least recently used slot for one like it.
             _ => {
                 if let Some(slot) = self.slots.iter_mut().min_by_key(|s| s.used) {
                     slot.line.clear();
@@ -205,6 +205,15 @@ mod tests {
         let mut covers: Vec<usize> = h.slots.iter().map(|s| s.covers).collect();
         covers.sort_unstable();
         assert_eq!(covers, [0, 0, 896, 1280]);
+        // The states were taken from the second line of each kind and served the later ones
+        // (the last line of each kind used them) without being taken again.
+        for (kind, common, covers) in [(0, 1300, 1280), (1, 900, 896)] {
+            let Some(slot) = h.slots.iter().find(|s| s.covers == covers) else {
+                panic!("no state over {covers} bytes");
+            };
+            assert_eq!(slot.line, line(kind, common, 1));
+            assert_eq!(slot.used, h.tick - 1 + u64::from(kind));
+        }
         // A line sharing only part of the first kind's state leaves that state as it was.
         let mut c = line(0, 1300, 9);
         c[700] = b'!';
