@@ -43,9 +43,7 @@ impl Step for DecideStep {
 /// `Sec-GPC: 1` is a Global Privacy Control opt-out of sale and sharing (11 CCR §7025); any
 /// other value, or no header, means no preference.
 pub fn global_privacy_control(headers: &http::HeaderMap) -> bool {
-    headers
-        .get_all(crate::headers::SEC_GPC)
-        .iter()
+    crate::headers::all(headers, &crate::headers::SEC_GPC)
         .any(|v| v.as_bytes().trim_ascii() == b"1")
 }
 

@@ -314,7 +314,7 @@ impl Added {
         // else's is replaced by the peer.
         field(&mut lines, 0, &mut |l| {
             if peer_trusted {
-                for v in h.get_all(headers::X_FORWARDED_FOR) {
+                for v in headers::all(h, &headers::X_FORWARDED_FOR) {
                     l.extend_from_slice(v.as_bytes());
                     l.extend_from_slice(b", ");
                 }
@@ -326,7 +326,7 @@ impl Added {
         field(&mut lines, 1, &mut |l| {
             if peer_trusted {
                 // Every line of the chain, in order, as the resolve step read it.
-                for prev in h.get_all(header::FORWARDED) {
+                for prev in headers::all(h, &header::FORWARDED) {
                     l.extend_from_slice(prev.as_bytes());
                     l.extend_from_slice(b", ");
                 }
@@ -503,11 +503,13 @@ fn plan<'a>(
             "the upstream address could not be built",
         ));
     };
-    let original_host = req.headers().get(header::HOST).cloned().or_else(|| {
-        req.uri()
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    });
+    let original_host = headers::first(req.headers(), &header::HOST)
+        .cloned()
+        .or_else(|| {
+            req.uri()
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        });
     let is_h2_backend = backend.protocol == Protocol::Http2;
     let upgrade_value = crate::route::upgrade_protocols(&req);
     let upgrade = upgrade_value.is_some();

@@ -193,6 +193,43 @@ pub fn strip_spoofable(h: &mut HeaderMap) {
     strip_where(h, proxy_claim);
 }
 
+/// Up to this many distinct names, a lookup compares names in order instead of hashing the
+/// one asked for: a request usually carries a handful, and most names looked up on the
+/// request path (`Upgrade`, `Forwarded`, `Sec-GPC`, ...) are absent.
+const SCAN_MAX: usize = 8;
+
+/// Every value of `name` in `h`, in order: what `h.get_all(name)` gives.
+pub fn all<'a, 'n>(h: &'a HeaderMap, name: &'n HeaderName) -> Values<'a, 'n> {
+    if h.keys_len() <= SCAN_MAX {
+        Values::Scan(h.iter(), name)
+    } else {
+        Values::Map(h.get_all(name).iter())
+    }
+}
+
+/// The first value of `name` in `h`: what `h.get(name)` gives.
+pub fn first<'a>(h: &'a HeaderMap, name: &HeaderName) -> Option<&'a http::HeaderValue> {
+    all(h, name).next()
+}
+
+/// The values [`all`] finds.
+#[derive(Debug)]
+pub enum Values<'a, 'n> {
+    Scan(http::header::Iter<'a, http::HeaderValue>, &'n HeaderName),
+    Map(http::header::ValueIter<'a, http::HeaderValue>),
+}
+
+impl<'a> Iterator for Values<'a, '_> {
+    type Item = &'a http::HeaderValue;
+
+    fn next(&mut self) -> Option<&'a http::HeaderValue> {
+        match self {
+            Values::Scan(fields, name) => fields.find_map(|(n, v)| (n == *name).then_some(v)),
+            Values::Map(values) => values.next(),
+        }
+    }
+}
+
 /// Removes every header whose name matches: one scan over the names present, rather than a
 /// hashed lookup per name that might be there.
 fn strip_where(h: &mut HeaderMap, matches: impl Fn(&str) -> bool) {
@@ -450,6 +487,48 @@ pub fn keep_private(h: &mut HeaderMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lookups_by_scan_give_what_the_map_gives() {
+        // Maps of 1 to 12 distinct names (either side of the scan's limit), each name with one
+        // to three values, the repeated ones added out of order.
+        let names: Vec<HeaderName> = [
+            "host",
+            "x-forwarded-for",
+            "forwarded",
+            "upgrade",
+            "sec-gpc",
+            "accept",
+            "x-a",
+            "x-b",
+            "x-c",
+            "x-d",
+            "cookie",
+            "x-forwarded-proto",
+        ]
+        .iter()
+        .map(|n| HeaderName::from_static(n))
+        .collect();
+        let absent = [header::CONNECTION, HeaderName::from_static("x-absent")];
+        for size in 1..=names.len() {
+            let mut h = HeaderMap::new();
+            for round in 0..3 {
+                for (i, n) in names[..size].iter().enumerate() {
+                    if round == 0 || (i + round) % 2 == 0 {
+                        let v = format!("{n}-{round}");
+                        h.append(n.clone(), http::HeaderValue::from_str(&v).unwrap());
+                    }
+                }
+            }
+            assert_eq!(h.keys_len(), size);
+            for n in names.iter().chain(&absent) {
+                let scanned: Vec<_> = all(&h, n).collect();
+                let mapped: Vec<_> = h.get_all(n).iter().collect();
+                assert_eq!(scanned, mapped, "{n} in a map of {size} names");
+                assert_eq!(first(&h, n), h.get(n), "{n} in a map of {size} names");
+            }
+        }
+    }
 
     #[test]
     fn names_read_off_the_wire_are_lower_case_whether_shared_or_parsed() {

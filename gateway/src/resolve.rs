@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use domicile_regions::token::{TokenError, bearer, cookie, looks_like_jwt};
 use domicile_regions::{Evidence, EvidenceKind, EvidenceSource, Rejected, Resolution};
-use http::{HeaderMap, Request, Response, header};
+use http::{HeaderMap, HeaderName, Request, Response, header};
 
 use crate::body::Body;
 use crate::config::signals::{
@@ -160,21 +160,22 @@ fn collect(
 ) -> Found {
     let cfg = &snap.config.resolve;
     let p = &cfg.precedence;
+    // The chain's lines, read from the right: gathered first (on the stack, for up to four
+    // lines), as the names are found by a scan in a small map.
+    fn lines<'h>(headers: &'h HeaderMap, name: &HeaderName) -> smallvec::SmallVec<[&'h [u8]; 4]> {
+        crate::headers::all(headers, name)
+            .map(|v| v.as_bytes())
+            .collect()
+    }
     let client = match cfg.client_header {
-        ClientHeader::XForwardedFor => snap.trusted.resolve(
-            peer,
-            headers
-                .get_all(crate::headers::X_FORWARDED_FOR)
-                .iter()
-                .map(|v| v.as_bytes()),
-        ),
-        ClientHeader::Forwarded => snap.trusted.resolve_forwarded(
-            peer,
-            headers
-                .get_all(header::FORWARDED)
-                .iter()
-                .map(|v| v.as_bytes()),
-        ),
+        ClientHeader::XForwardedFor => {
+            let chain = lines(headers, &crate::headers::X_FORWARDED_FOR);
+            snap.trusted.resolve(peer, chain.iter().copied())
+        }
+        ClientHeader::Forwarded => {
+            let chain = lines(headers, &header::FORWARDED);
+            snap.trusted.resolve_forwarded(peer, chain.iter().copied())
+        }
     };
     if client.ignored_forwarded_for {
         metrics::counter!(crate::metrics::FORWARDED_FOR_IGNORED).increment(1);

@@ -41,7 +41,7 @@ impl Step for RouteStep {
     fn run(&self, req: &mut Request<Body>) -> Result<(), Response<Body>> {
         // Held apart from the request (a reference count, not a copy), so the canonical host
         // can borrow them while the request's target is rewritten.
-        let host_value = req.headers().get(header::HOST).cloned();
+        let host_value = crate::headers::first(req.headers(), &header::HOST).cloned();
         let authority = req.uri().authority().cloned();
         let host_header = match host_value.as_ref().map(|v| v.to_str()) {
             Some(Err(_)) => return Err(bad(req, "the Host header is not valid text")),
@@ -63,7 +63,10 @@ impl Step for RouteStep {
             (Some(h), _) | (None, Some(h)) => Some(h),
             (None, None) => None,
         };
-        if req.headers().get_all(header::HOST).iter().count() > 1 {
+        if crate::headers::all(req.headers(), &header::HOST)
+            .nth(1)
+            .is_some()
+        {
             return Err(bad(req, "the request carries more than one Host header"));
         }
         if let Some(h) = &host
@@ -344,9 +347,7 @@ fn unreserved_decoded(uri: &http::Uri) -> Option<http::Uri> {
 
 /// An HTTP/1.1 `Upgrade` request (e.g. WebSocket).
 pub fn is_upgrade<B>(req: &Request<B>) -> bool {
-    req.headers()
-        .get_all(header::UPGRADE)
-        .iter()
+    crate::headers::all(req.headers(), &header::UPGRADE)
         .any(|v| crate::headers::upgrade_beyond_h2c(v.as_bytes()))
 }
 
