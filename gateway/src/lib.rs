@@ -58,6 +58,7 @@ pub mod lowhex;
 pub mod metrics;
 pub mod pool;
 pub mod problem;
+pub mod recycle;
 pub mod reload;
 pub mod resolve;
 pub mod route;
