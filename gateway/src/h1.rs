@@ -286,7 +286,7 @@ fn take(
         let method = Method::from_bytes(&head[method.0..method.1]).ok()?;
         let uri = Uri::from_maybe_shared(head.slice(path.0..path.1)).ok()?;
         // Room for the headers the gateway adds upstream, so the map does not grow.
-        let mut headers = crate::recycle::header_map(spans.len() + 6);
+        let mut headers = HeaderMap::with_capacity(spans.len() + 6);
         for &(n0, n1, v0, v1) in &spans {
             let name = crate::headers::name_from_bytes(&head[n0 as usize..n1 as usize]).ok()?;
             let value =

@@ -145,9 +145,7 @@ pub struct Prepared {
 #[allow(clippy::result_large_err)]
 pub fn prepare(req: Request<Body>, extra: &Extra<'_>) -> Result<Prepared, Request<Body>> {
     use http_body::Body as _;
-    if crate::headers::first(req.headers(), &header::UPGRADE).is_some()
-        || req.method() == Method::CONNECT
-    {
+    if req.headers().contains_key(header::UPGRADE) || req.method() == Method::CONNECT {
         return Err(req);
     }
     let streamed = match req.body() {
@@ -178,7 +176,7 @@ pub fn prepare(req: Request<Body>, extra: &Extra<'_>) -> Result<Prepared, Reques
         .iter()
         .map(|(n, v)| n.as_str().len() + v.len() + 4)
         .sum();
-    let mut wire = crate::recycle::bytes(
+    let mut wire = Vec::with_capacity(
         96 + parts.method.as_str().len()
             + target.len()
             + extra.host.map_or(0, |h| h.len() + 8)
@@ -209,8 +207,6 @@ pub fn prepare(req: Request<Body>, extra: &Extra<'_>) -> Result<Prepared, Reques
         }),
     );
     wire.extend_from_slice(extra.lines);
-    // The request's fields are written: the map goes back for the next request's head.
-    crate::recycle::give_header_map(parts.headers);
     match (&stream, length) {
         (Some(_), None) => wire.extend_from_slice(b"transfer-encoding: chunked\r\n"),
         (Some(_), Some(n)) => {
@@ -292,12 +288,6 @@ fn push_fields<'h>(
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
-    }
-}
-
-impl Drop for Prepared {
-    fn drop(&mut self) {
-        crate::recycle::give_bytes(std::mem::take(&mut self.wire));
     }
 }
 

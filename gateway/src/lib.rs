@@ -58,7 +58,6 @@ pub mod lowhex;
 pub mod metrics;
 pub mod pool;
 pub mod problem;
-pub mod recycle;
 pub mod reload;
 pub mod resolve;
 pub mod route;
