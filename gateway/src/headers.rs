@@ -522,6 +522,12 @@ mod tests {
             }
             assert_eq!(h.keys_len(), size);
             for n in names.iter().chain(&absent) {
+                // The comparison is with the scan wherever the map is small enough for it.
+                assert_eq!(
+                    matches!(all(&h, n), Values::Scan(..)),
+                    size <= SCAN_MAX,
+                    "{n} in a map of {size} names"
+                );
                 let scanned: Vec<_> = all(&h, n).collect();
                 let mapped: Vec<_> = h.get_all(n).iter().collect();
                 assert_eq!(scanned, mapped, "{n} in a map of {size} names");

@@ -41,7 +41,10 @@ impl Step for RouteStep {
     fn run(&self, req: &mut Request<Body>) -> Result<(), Response<Body>> {
         // Held apart from the request (a reference count, not a copy), so the canonical host
         // can borrow them while the request's target is rewritten.
-        let host_value = crate::headers::first(req.headers(), &header::HOST).cloned();
+        // One pass finds the first `Host` and whether another follows.
+        let mut hosts = crate::headers::all(req.headers(), &header::HOST);
+        let host_value = hosts.next().cloned();
+        let more_hosts = hosts.next().is_some();
         let authority = req.uri().authority().cloned();
         let host_header = match host_value.as_ref().map(|v| v.to_str()) {
             Some(Err(_)) => return Err(bad(req, "the Host header is not valid text")),
@@ -63,10 +66,7 @@ impl Step for RouteStep {
             (Some(h), _) | (None, Some(h)) => Some(h),
             (None, None) => None,
         };
-        if crate::headers::all(req.headers(), &header::HOST)
-            .nth(1)
-            .is_some()
-        {
+        if more_hosts {
             return Err(bad(req, "the request carries more than one Host header"));
         }
         if let Some(h) = &host

@@ -78,6 +78,26 @@ async fn conflicting_authority_and_host_are_refused() {
 }
 
 #[tokio::test]
+async fn a_second_host_header_is_refused_whether_or_not_it_agrees() {
+    let (eu, us, gw) = setup().await;
+    for req in [
+        "GET /catalog HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
+        "GET /catalog HTTP/1.1\r\nHost: x\r\nAccept: */*\r\nHost: x\r\n\r\n",
+    ] {
+        let (resp, closed) = raw(gw.running.addr, req.as_bytes()).await;
+        assert!(resp.starts_with("HTTP/1.1 400"), "{req:?}: {resp}");
+        assert!(resp.contains("bad_authority"), "{req:?}: {resp}");
+        assert!(
+            resp.contains("the request carries more than one Host header"),
+            "{req:?}: {resp}"
+        );
+        assert!(closed, "{req:?}");
+    }
+    assert_eq!(eu.count() + us.count(), 0);
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
 async fn an_http2_authority_that_differs_from_its_host_header_is_refused() {
     use http_body_util::BodyExt;
     let (eu, us, gw) = setup().await;
